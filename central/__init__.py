@@ -1,0 +1,1 @@
+"""Site side: roster publishing, event collector, reports and alerts."""

@@ -1,0 +1,57 @@
+"""What every driver shares: a health state a UI or telemetry can watch, and listener plumbing."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger("careterm.drivers")
+
+
+class DeviceState(enum.StrEnum):
+    OK = "ok"
+    ABSENT = "absent"      # unplugged or not found; the driver keeps looking
+    ERROR = "error"        # present but failing (paper out, bad frames, ...)
+    UNKNOWN = "unknown"    # the transport cannot tell (write-only printer)
+    DISABLED = "disabled"  # driver = "none"
+
+
+StateListener = Callable[[DeviceState, str], None]
+
+
+class Watchable:
+    """A device whose state changes are reported once per change, with a reason."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._state = DeviceState.UNKNOWN
+        self._detail = ""
+        self._listeners: list[StateListener] = []
+        self._state_lock = threading.Lock()
+
+    @property
+    def state(self) -> DeviceState:
+        return self._state
+
+    @property
+    def detail(self) -> str:
+        return self._detail
+
+    def on_state(self, listener: StateListener) -> None:
+        self._listeners.append(listener)
+
+    def _set_state(self, state: DeviceState, detail: str = "") -> None:
+        with self._state_lock:
+            if state == self._state and detail == self._detail:
+                return
+            changed = state != self._state
+            self._state, self._detail = state, detail
+        if changed:
+            log.info("%s: %s%s", self.name, state.value, f" ({detail})" if detail else "")
+            for fn in list(self._listeners):
+                try:
+                    fn(state, detail)
+                except Exception:
+                    log.exception("%s: state listener failed", self.name)

@@ -1,0 +1,1 @@
+"""Rating keypads: serial (one byte per key), evdev (HID keypads), touch and simulated keys."""

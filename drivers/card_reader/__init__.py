@@ -1,0 +1,1 @@
+"""Card and code readers: second-generation ID cards (SAM), serial and HID line readers, simulated."""

@@ -1,0 +1,1 @@
+"""The lobby kiosk: check-in, tickets, hospital guide, feedback and survey."""

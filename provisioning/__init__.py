@@ -1,0 +1,1 @@
+"""Technician provisioning: site CA, device bundles, broker configuration, install."""

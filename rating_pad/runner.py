@@ -1,0 +1,97 @@
+"""Assembles a pad: uplink, keypad, staff-card reader, core service, and the screen or none."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from drivers.buttons.factory import open_keypad
+from rating_pad.service import PadService
+from terminal.config import DeviceConfig
+from terminal.lifecycle import Lifecycle
+from terminal.uplink import Uplink
+
+log = logging.getLogger("careterm.pad")
+
+
+class Pad:
+    """A whole pad, started and stopped as one (used by `careterm pad` and `careterm demo`)."""
+
+    def __init__(self, cfg: DeviceConfig, config_file: str = "device.toml") -> None:
+        self.cfg = cfg
+        self.keypad = open_keypad(cfg, config_file)
+        self.card_reader: Any = None
+        staff_topic = f"{cfg.mqtt.topic_root}/{cfg.device.site}/staff"
+        self._service: PadService | None = None
+        self.uplink = Uplink(
+            cfg,
+            subscriptions={staff_topic: lambda t, p: self.service.on_staff_directory(t, p)},
+            on_command=lambda n, b, r: self.service.on_command(n, b, r),
+            telemetry=self._telemetry,
+        )
+        self.service = PadService(cfg, self.uplink)
+
+    def _telemetry(self) -> dict[str, Any]:
+        return {
+            "buttons": self.keypad.state.value if self.keypad else "touch",
+            "card_reader": self.card_reader.state.value if self.card_reader else None,
+            "pad_state": self.service.machine.state.value,
+        }
+
+    def healthy(self) -> bool:
+        return self.service.is_alive() and self.uplink.link.is_alive()
+
+    def start(self) -> None:
+        self.uplink.start()
+        self.service.start()
+        if self.keypad is not None:
+            self.keypad.start(lambda press: self.service.press(press.key, press.t))
+        self._start_card_reader()
+
+    def _start_card_reader(self) -> None:
+        if self.cfg.card_reader.driver == "none":
+            return
+        try:
+            from drivers.card_reader.factory import open_card_reader
+        except ModuleNotFoundError:
+            log.warning("card reader drivers are not installed; staff cards are off")
+            return
+        self.card_reader = open_card_reader(self.cfg)
+        if self.card_reader is None:
+            return
+
+        def on_read(read: Any) -> None:
+            if getattr(read, "kind", "") == "staff_card" and read.token:
+                self.service.staff_card(read.token)
+
+        self.card_reader.start(on_read)
+
+    def stop(self) -> None:
+        if self.keypad is not None:
+            self.keypad.stop()
+        if self.card_reader is not None:
+            self.card_reader.stop()
+        self.service.stop()
+        self.uplink.stop()
+
+
+def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
+    pad = Pad(cfg, config_file)
+    life = Lifecycle(healthy=pad.healthy)
+    life.install_signal_handlers()
+    pad.start()
+    log.info("pad %s at window %s started (%s mode, %s)", cfg.device.id, cfg.window.id,
+             cfg.rating.mode, "headless" if headless else "screen")
+    try:
+        if headless:
+            life.ready("rating pad running (headless)")
+            life.wait()
+        else:
+            from rating_pad.ui.app import run_ui
+
+            life.ready("rating pad running")
+            run_ui(pad, life)
+    finally:
+        life.stopping()
+        pad.stop()
+    return 0

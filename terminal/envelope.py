@@ -1,0 +1,72 @@
+"""The event envelope of SPEC 4.1 and UUIDv7 ids."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+from terminal.clock import clock_synced, now_iso
+
+ENVELOPE_VERSION = 1
+EVENT_TYPES = ("rating", "staff", "checkin", "feedback", "survey", "alert")
+ALERT_KINDS = (
+    "dissatisfied",
+    "printer",
+    "card_reader",
+    "buttons",
+    "storage",
+    "outbox_backlog",
+    "clock",
+)
+SEVERITIES = ("info", "warning", "critical")
+
+
+def uuid7(ms: int | None = None) -> str:
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit Unix milliseconds, then 74 random bits."""
+    ms = int(time.time() * 1000) if ms is None else ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))
+
+
+def event_topic(topic_root: str, site: str, device: str, etype: str, alert_kind: str = "") -> str:
+    if etype == "alert":
+        return f"{topic_root}/{site}/{device}/alerts/{alert_kind}"
+    return f"{topic_root}/{site}/{device}/events/{etype}"
+
+
+def build_envelope(
+    *, event_id: str, seq: int | None, device: str, site: str, etype: str, data: dict[str, Any],
+    ts: float | None = None,
+) -> dict[str, Any]:
+    return {
+        "v": ENVELOPE_VERSION,
+        "id": event_id,
+        "seq": seq,
+        "device": device,
+        "site": site,
+        "type": etype,
+        "ts": now_iso(ts),
+        "clock_synced": clock_synced(),
+        "data": data,
+    }
+
+
+def alert_data(kind: str, severity: str, message: str, **details: Any) -> dict[str, Any]:
+    if kind not in ALERT_KINDS:
+        raise ValueError(f"unknown alert kind {kind!r}")
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r}")
+    return {"kind": kind, "severity": severity, "message": message, **details}
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON, Chinese kept as characters."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

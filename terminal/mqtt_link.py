@@ -1,0 +1,578 @@
+"""The MQTT link: one thread owns the paho client and moves the outbox to the broker in `seq` order.
+
+paho-mqtt is used as a transport only. Its in-memory queue and `MQTTMessageInfo` are not a
+delivery record: a fresh paho client is made for every connection, events are published
+from the outbox with our own in-flight window, PUBACKs are mapped back to `seq` by `mid`,
+and whatever was in flight when a link drops is published again from the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from terminal import __version__
+from terminal.clock import clock_synced, now_iso
+from terminal.config import DeviceConfig
+from terminal.envelope import dumps
+from terminal.outbox import Outbox, StorageError
+
+log = logging.getLogger("careterm.link")
+
+SESSION_EXPIRY_S = 86400
+DEFAULT_WINDOW = 20
+BACKLOG_ALERT_S = 600
+
+ReplyFn = Callable[[bool, dict[str, Any] | None, str | None], None]
+CommandHandler = Callable[[str, dict[str, Any], ReplyFn], None]
+"""Called on the link thread; must not block: hand the work to another thread and reply later."""
+MessageHandler = Callable[[str, bytes], None]
+"""A retained topic's payload (roster, staff, ...); called on the link thread; must not block."""
+
+
+@dataclass
+class LinkOptions:
+    backoff_min_s: float = 1.0
+    backoff_max_s: float = 30.0
+    telemetry_interval_s: float = 60.0
+    window: int = DEFAULT_WINDOW
+    connect_timeout_s: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> LinkOptions:
+        """Tuning knobs for tests and benchmarks (`CARETERM_BACKOFF_MAX_S`, ...)."""
+        o = cls()
+        env = os.environ
+        if "CARETERM_BACKOFF_MAX_S" in env:
+            o.backoff_max_s = float(env["CARETERM_BACKOFF_MAX_S"])
+            o.backoff_min_s = min(o.backoff_min_s, o.backoff_max_s)
+        if "CARETERM_TELEMETRY_S" in env:
+            o.telemetry_interval_s = float(env["CARETERM_TELEMETRY_S"])
+        if "CARETERM_WINDOW" in env:
+            o.window = max(1, int(env["CARETERM_WINDOW"]))
+        return o
+
+
+@dataclass
+class _Outgoing:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+@dataclass
+class LinkState:
+    connected: bool = False
+    connects: int = 0
+    last_error: str = ""
+    published: int = 0
+    acked: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class MqttLink:
+    """Owns one MQTT connection at a time; every public method is safe from any thread."""
+
+    def __init__(
+        self,
+        cfg: DeviceConfig,
+        outbox: Outbox,
+        *,
+        subscriptions: dict[str, MessageHandler] | None = None,
+        on_command: CommandHandler | None = None,
+        telemetry: Callable[[], dict[str, Any]] | None = None,
+        options: LinkOptions | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.outbox = outbox
+        self.opts = options or LinkOptions.from_env()
+        dev = cfg.device
+        self.base = f"{cfg.mqtt.topic_root}/{dev.site}/{dev.id}"
+        self.site_base = f"{cfg.mqtt.topic_root}/{dev.site}"
+        self._subs = dict(subscriptions or {})
+        self._on_command = on_command
+        self._telemetry = telemetry
+        self.state = LinkState()
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._outgoing: queue.Queue[_Outgoing] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        # Connection-scoped state, touched only by the link thread.
+        self._client: mqtt.Client | None = None
+        self._inflight: dict[int, int] = {}
+        self._queued_upto = 0
+        self._window = self.opts.window
+        self._sent: list[int] = []
+        self._resend_from: int | None = None
+        self._session = 0
+        self._attempt_sent_connect = True
+        self._backlog_alerted = False
+        self._shutdown_mid: int | None = None
+        self._shutdown_acked = threading.Event()
+
+    # -- public ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """New events are in the outbox."""
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish something that is not an outbox event (replies, ephemeral alerts)."""
+        self._outgoing.put(_Outgoing(topic, payload, qos, retain))
+        self.notify()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Clean stop: `offline`/`shutdown` (retained) goes out before the disconnect."""
+        self._stop.set()
+        self.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        failures = 0
+        next_housekeeping = 0.0
+        next_telemetry = time.monotonic() + min(5.0, self.opts.telemetry_interval_s)
+        while not self._stop.is_set():
+            if self._client is None:
+                if self._connect():
+                    failures = 0
+                else:
+                    failures += 1
+                    self._backoff(failures)
+                    continue
+            client = self._client
+            assert client is not None
+            try:
+                self._pump(client)
+            except Exception:  # a bug here must not kill the link thread
+                log.exception("link: unexpected error; reconnecting")
+                self._drop_connection("internal error")
+                continue
+            now = time.monotonic()
+            if now >= next_housekeeping:
+                next_housekeeping = now + 3600
+                try:
+                    dropped = self.outbox.expire(self.cfg.device.retain_days)
+                    if dropped:
+                        log.warning("outbox: forgot %d sent events older than %d days that the "
+                                    "site never acked", dropped, self.cfg.device.retain_days)
+                except Exception as e:
+                    log.error("outbox: expiry failed: %s", e)
+            if now >= next_telemetry:
+                next_telemetry = now + self.opts.telemetry_interval_s
+                if self.state.connected:
+                    self._publish_telemetry(client)
+        self._shutdown()
+
+    def _backoff(self, failures: int) -> None:
+        cap = min(self.opts.backoff_max_s, self.opts.backoff_min_s * 2 ** min(failures - 1, 16))
+        delay = cap * random.uniform(0.5, 1.0)
+        self._wait(delay)
+
+    def _wait(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            select.select([self._wake_r], [], [], left)
+            self._drain_wake()
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _status(self, state: str, reason: str | None) -> bytes:
+        return dumps({
+            "v": 1, "state": state, "reason": reason, "role": self.cfg.device.role,
+            "version": __version__, "session": self._session, "ts": now_iso(),
+        })
+
+    def _connect(self) -> bool:
+        m = self.cfg.mqtt
+        if self._attempt_sent_connect or self._session == 0:
+            self._session = self.outbox.next_session()
+        self._attempt_sent_connect = False
+        client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.cfg.device.id,
+            protocol=mqtt.MQTTv5,
+        )
+        client.connect_timeout = self.opts.connect_timeout_s
+        client.max_inflight_messages_set(max(self.opts.window, 20))
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        client.will_set(f"{self.base}/status", self._status("offline", "lost"), qos=1, retain=True)
+        if m.username:
+            password = None
+            if m.password_file:
+                try:
+                    with open(m.password_file, encoding="utf-8") as f:
+                        password = f.read().strip()
+                except OSError as e:
+                    self.state.last_error = f"{m.password_file}: {e.strerror}"
+                    log.error("mqtt.password_file %s", self.state.last_error)
+                    return False
+            client.username_pw_set(m.username, password)
+        if m.tls:
+            try:
+                client.tls_set(
+                    ca_certs=m.ca_file or None,
+                    certfile=m.cert_file or None,
+                    keyfile=m.key_file or None,
+                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                )
+            except (OSError, ssl.SSLError, ValueError) as e:
+                self.state.last_error = f"TLS setup: {e}"
+                log.error("mqtt: %s (check mqtt.ca_file, cert_file, key_file)", self.state.last_error)
+                return False
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        try:
+            client.connect(m.host, m.port, m.keepalive_s, clean_start=False, properties=props)
+        except (OSError, ssl.SSLError, ValueError) as e:
+            if self.state.last_error != str(e):
+                log.warning("mqtt: cannot reach %s:%d: %s", m.host, m.port, e)
+            self.state.last_error = str(e)
+            return False
+        self._attempt_sent_connect = True
+        self._client = client
+        self._inflight.clear()
+        self._queued_upto = 0
+        self._window = self.opts.window
+        return True
+
+    def _drop_connection(self, why: str) -> None:
+        client = self._client
+        self._client = None
+        self._inflight.clear()
+        self._queued_upto = 0
+        if self.state.connected:
+            log.warning("mqtt: link lost (%s); events wait in the outbox", why)
+        self.state.connected = False
+        self.connected.clear()
+        if client is not None:
+            try:
+                sock = client.socket()
+                if sock is not None:
+                    sock.close()
+            except OSError:
+                pass
+
+    def _pump(self, client: mqtt.Client) -> None:
+        """One turn: send what waits, then wait for the socket, the wake pipe or a timer."""
+        self._flush_sent()
+        if self.state.connected:
+            self._fill_window(client)
+            self._send_outgoing(client)
+        sock = client.socket()
+        if sock is None:
+            self._drop_connection("socket closed")
+            return
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            readable = [sock]
+            writable: list[Any] = []
+        else:
+            want_write = client.want_write()
+            try:
+                readable, writable, _ = select.select(
+                    [sock, self._wake_r], [sock] if want_write else [], [], 1.0
+                )
+            except (OSError, ValueError):
+                self._drop_connection("socket error")
+                return
+        if self._wake_r in readable:
+            self._drain_wake()
+        if sock in readable and client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+            self._drop_connection("read failed")
+            return
+        if sock in writable and client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
+            self._drop_connection("write failed")
+            return
+        if client.loop_misc() != mqtt.MQTT_ERR_SUCCESS:
+            self._drop_connection("keepalive timed out")
+            return
+        if self._client is None:
+            return
+        self._flush_sent()
+
+    def _fill_window(self, client: mqtt.Client) -> None:
+        if self._resend_from is not None:
+            self._queued_upto = min(self._queued_upto, self._resend_from - 1)
+            self._resend_from = None
+        room = self._window - len(self._inflight)
+        while room > 0:
+            events = self.outbox.waiting(after_seq=self._queued_upto, limit=room)
+            if not events:
+                return
+            for ev in events:
+                info = client.publish(ev.topic, ev.payload, qos=1)
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_QUEUE_SIZE):
+                    return  # the link is going down; the outbox still has it
+                self._inflight[info.mid] = ev.seq
+                self._queued_upto = ev.seq
+                self.state.published += 1
+            room = self._window - len(self._inflight)
+
+    def _send_outgoing(self, client: mqtt.Client) -> None:
+        while True:
+            try:
+                item = self._outgoing.get_nowait()
+            except queue.Empty:
+                return
+            client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+
+    def _flush_sent(self) -> None:
+        if not self._sent:
+            return
+        seqs, self._sent = self._sent, []
+        try:
+            self.outbox.mark_sent(seqs)
+        except Exception as e:  # the mark is an optimisation: without it we resend
+            log.error("outbox: cannot record PUBACKs (%s); those events will be sent again", e)
+
+    # -- paho callbacks (run on this thread, inside loop_read/loop_write) ------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if reason_code.is_failure:
+            self.state.last_error = f"broker refused the connection: {reason_code}"
+            log.error("mqtt: %s (check the device certificate or username)", self.state.last_error)
+            self._drop_connection(str(reason_code))
+            return
+        recv_max = getattr(properties, "ReceiveMaximum", None)
+        if recv_max:
+            self._window = max(1, min(self.opts.window, int(recv_max)))
+        self.state.connected = True
+        self.state.connects += 1
+        self.state.last_error = ""
+        log.info("mqtt: connected to %s (session %d, broker kept session: %s)",
+                 self.cfg.mqtt.url, self._session, flags.session_present)
+        topics = [(f"{self.base}/cmd/+", 1), (f"{self.base}/ack", 1)]
+        topics += [(t, 1) for t in self._subs]
+        client.subscribe(topics)
+        client.publish(f"{self.base}/status", self._status("online", None), qos=1, retain=True)
+        self.connected.set()
+        self._check_backlog()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if self._client is client:
+            self._drop_connection(f"disconnected: {reason_code}")
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+        if mid == self._shutdown_mid:
+            self._shutdown_acked.set()
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return
+        if reason_code is not None and getattr(reason_code, "is_failure", False):
+            log.error("mqtt: broker refused event seq %d: %s (check the broker's ACL); it stays "
+                      "stored for `resend`", seq, reason_code)
+        self.state.acked += 1
+        self._sent.append(seq)
+
+    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+        topic: str = msg.topic
+        try:
+            if topic == f"{self.base}/ack":
+                self._handle_ack(msg.payload)
+            elif topic.startswith(f"{self.base}/cmd/"):
+                self._handle_command(topic.rsplit("/", 1)[1], msg.payload)
+            elif topic in self._subs:
+                self._subs[topic](topic, msg.payload)
+        except Exception:
+            log.exception("mqtt: handling a message on %s failed", topic)
+
+    # -- incoming -------------------------------------------------------------------------
+
+    def _handle_ack(self, payload: bytes) -> None:
+        try:
+            upto = json.loads(payload)["seq"]
+            if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            if payload:
+                log.warning("mqtt: ignored a malformed ack: %r", payload[:80])
+            return
+        dropped = self.outbox.site_ack(upto)
+        log.debug("site acked up to seq %d (%d events forgotten)", upto, dropped)
+
+    def reply(self, cid: Any, ok: bool, result: dict[str, Any] | None = None,
+              error: str | None = None) -> None:
+        body: dict[str, Any] = {"cid": cid, "ok": ok}
+        if ok:
+            body["result"] = result or {}
+        else:
+            body["error"] = error or "failed"
+        self.publish(f"{self.base}/reply", dumps(body), qos=1)
+
+    def _handle_command(self, name: str, payload: bytes) -> None:
+        try:
+            body = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            self.reply(None, False, error="payload is not JSON")
+            return
+        if not isinstance(body, dict):
+            self.reply(None, False, error="payload must be a JSON object")
+            return
+        cid = body.get("cid")
+        if not isinstance(cid, str) or not cid:
+            self.reply(cid, False, error="missing cid (a non-empty string)")
+            return
+
+        def reply(ok: bool, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+            self.reply(cid, ok, result, error)
+
+        if name == "ping":
+            st = self.outbox.stats()
+            reply(True, {"pong": True, "ts": now_iso(), "version": __version__,
+                         "session": self._session, "last_seq": st.last_seq,
+                         "outbox_depth": st.waiting, "clock_synced": clock_synced()})
+        elif name == "resend":
+            self._command_resend(body, reply)
+        elif self._on_command is not None:
+            self._on_command(name, body, reply)
+        else:
+            reply(False, error=f"unknown command {name!r}")
+
+    def _command_resend(self, body: dict[str, Any], reply: ReplyFn) -> None:
+        first, last = body.get("from"), body.get("to")
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (first, last)):
+            reply(False, None, "resend needs integers from >= 1 and to >= from")
+            return
+        assert isinstance(first, int) and isinstance(last, int)
+        if last < first:
+            reply(False, None, "resend needs to >= from")
+            return
+        if last - first > 1_000_000:
+            reply(False, None, "resend range too large (at most 1,000,000 events)")
+            return
+        found = self.outbox.mark_waiting(first, last)
+        self._resend_from = first if self._resend_from is None else min(self._resend_from, first)
+        missing = _missing_ranges(first, last, found)
+        log.info("resend %d..%d: %d stored, %d ranges no longer stored", first, last,
+                 len(found), len(missing))
+        reply(True, {"from": first, "to": last, "count": len(found), "missing": missing}, None)
+
+    # -- telemetry, alerts, shutdown --------------------------------------------------------
+
+    def telemetry_payload(self) -> dict[str, Any]:
+        st = self.outbox.stats()
+        body: dict[str, Any] = {
+            "v": 1, "ts": now_iso(), "uptime_s": round(time.monotonic() - self._started, 1),
+            "outbox_depth": st.waiting,
+            "oldest_pending_s": st.oldest_waiting_s,
+            "printer": None, "card_reader": None, "buttons": None,
+            "clock_synced": clock_synced(),
+        }
+        if self._telemetry is not None:
+            try:
+                body.update(self._telemetry())
+            except Exception:
+                log.exception("telemetry: the app's status callback failed")
+        return body
+
+    def _publish_telemetry(self, client: mqtt.Client) -> None:
+        try:
+            client.publish(f"{self.base}/telemetry", dumps(self.telemetry_payload()), qos=0)
+        except Exception as e:
+            log.warning("telemetry not sent: %s", e)
+
+    def _check_backlog(self) -> None:
+        try:
+            st = self.outbox.stats()
+        except Exception:
+            return
+        if st.waiting == 0:
+            self._backlog_alerted = False
+            return
+        age = st.oldest_waiting_s or 0.0
+        if age > BACKLOG_ALERT_S and not self._backlog_alerted:
+            self._backlog_alerted = True
+            try:
+                self.outbox.store("alert", {
+                    "kind": "outbox_backlog", "severity": "warning",
+                    "message": f"{st.waiting} events waited up to {int(age)} s for the broker",
+                    "waiting": st.waiting, "oldest_s": int(age),
+                }, alert_kind="outbox_backlog")
+            except StorageError as e:
+                log.error("outbox_backlog alert not stored: %s", e)
+
+    def _shutdown(self) -> None:
+        client = self._client
+        if client is None or not self.state.connected:
+            self._drop_connection("stopping")
+            return
+        try:
+            self._send_outgoing(client)
+            info = client.publish(f"{self.base}/status", self._status("offline", "shutdown"),
+                                  qos=1, retain=True)
+            self._shutdown_mid = info.mid
+            deadline = time.monotonic() + 3.0
+            while not self._shutdown_acked.is_set() and time.monotonic() < deadline:
+                sock = client.socket()
+                if sock is None:
+                    break
+                r, w, _ = select.select([sock], [sock] if client.want_write() else [], [], 0.2)
+                if w:
+                    client.loop_write()
+                if r:
+                    client.loop_read()
+            self._flush_sent()
+            client.disconnect()
+            client.loop_write()
+        except Exception as e:
+            log.warning("mqtt: unclean shutdown: %s", e)
+        finally:
+            self.state.connected = False
+            self.connected.clear()
+            self._client = None
+
+
+def _missing_ranges(first: int, last: int, found: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    expect = first
+    for s in found:
+        if s > expect:
+            out.append([expect, s - 1])
+        expect = s + 1
+    if expect <= last:
+        out.append([expect, last])
+    return out

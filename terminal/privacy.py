@@ -1,0 +1,47 @@
+"""Card tokens and masked forms (SPEC 6.4): the only shapes a card number may leave a driver in."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+TOKEN_HEX_CHARS = 32
+
+
+class SaltError(Exception):
+    pass
+
+
+def load_salt(path: str | Path) -> bytes:
+    """The site secret: the file's content with surrounding white space removed."""
+    p = Path(path)
+    try:
+        salt = p.read_bytes().strip()
+    except FileNotFoundError:
+        raise SaltError(f"{p}: salt file not found ([privacy].salt_file)") from None
+    except OSError as e:
+        raise SaltError(f"{p}: cannot read salt file: {e.strerror}") from None
+    if not salt:
+        raise SaltError(f"{p}: salt file is empty ([privacy].salt_file)")
+    return salt
+
+
+def card_token(salt: bytes, kind: str, number: str) -> str:
+    """First 32 lower-case hex chars of HMAC-SHA256(salt, f"{kind}:{NUMBER}")."""
+    msg = f"{kind}:{number.upper()}".encode()
+    return hmac.new(salt, msg, hashlib.sha256).hexdigest()[:TOKEN_HEX_CHARS]
+
+
+def mask_number(number: str) -> str:
+    """Keep the first 4 and last 4 characters, `*` for each one between."""
+    if len(number) <= 8:
+        return number[:2] + "*" * max(0, len(number) - 2)
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+
+
+def mask_name(name: str) -> str | None:
+    name = name.strip()
+    if not name:
+        return None
+    return name[0] + "*" * (len(name) - 1)
