@@ -128,6 +128,23 @@ class RatingSection(_Section):
     """Seconds the thank-you screen stays (careterm extension)."""
     voice_dir: StrictStr = ""
     """Optional folder of WAV prompts (prompt.wav, thanks.wav, reason.wav); careterm extension."""
+    language: Literal["zh", "en"] = "zh"
+    """Screen language a pad starts in and returns to; the patient can switch (careterm extension)."""
+    labels_en: list[StrictStr] = Field(default_factory=list)
+    """English labels, same order as `labels`; empty: built-in ones (careterm extension)."""
+    reasons_en: list[StrictStr] = Field(default_factory=list)
+    """English reasons, same order as `reasons`; empty: built-in ones (careterm extension)."""
+    staff_required: StrictBool = True
+    """No clerk signed in: the pad is closed; false keeps it open (careterm extension)."""
+
+    @model_validator(mode="after")
+    def _english(self) -> RatingSection:
+        for key, en, zh in (("labels_en", self.labels_en, self.labels),
+                            ("reasons_en", self.reasons_en, self.reasons)):
+            if en and len(en) != len(zh):
+                raise _KeyedError(f"rating.{key}", f"has {len(en)} entries; "
+                                  f"rating.{key[:-3]} has {len(zh)} (same order, same count)")
+        return self
 
     @property
     def scale(self) -> int:
