@@ -7,6 +7,7 @@ from typing import Any
 
 from drivers.buttons.factory import open_keypad
 from rating_pad.service import PadService
+from rating_pad.voice import Voice
 from terminal.config import DeviceConfig
 from terminal.lifecycle import Lifecycle
 from terminal.uplink import Uplink
@@ -30,6 +31,10 @@ class Pad:
             telemetry=self._telemetry,
         )
         self.service = PadService(cfg, self.uplink)
+        self.voice: Voice | None = None
+        if cfg.rating.voice_dir:
+            self.voice = Voice(cfg.rating.voice_dir)
+            self.service.on_view(self.voice.on_view)
 
     def _telemetry(self) -> dict[str, Any]:
         return {
@@ -60,11 +65,16 @@ class Pad:
         if self.card_reader is None:
             return
 
-        def on_read(read: Any) -> None:
-            if getattr(read, "kind", "") == "staff_card" and read.token:
-                self.service.staff_card(read.token)
+        self.card_reader.start(self.on_card_read)
 
-        self.card_reader.start(on_read)
+    def on_card_read(self, read: Any) -> None:
+        """Reader thread: only a valid staff card means something on a pad."""
+        if getattr(read, "kind", "") == "staff_card" and getattr(read, "valid", False) \
+                and getattr(read, "token", None):
+            self.service.staff_card(read.token)
+        else:
+            log.info("pad: a %s read ignored (only staff cards sign in or out)",
+                     getattr(read, "kind", "unknown"))
 
     def stop(self) -> None:
         if self.keypad is not None:
@@ -72,11 +82,16 @@ class Pad:
         if self.card_reader is not None:
             self.card_reader.stop()
         self.service.stop()
+        if self.voice is not None:
+            self.voice.close()
         self.uplink.stop()
 
 
 def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
     pad = Pad(cfg, config_file)
+    if headless and pad.keypad is None:
+        log.warning("pad: --headless with [buttons] driver = \"touch\": no key can rate; "
+                    "only commands and staff cards work")
     life = Lifecycle(healthy=pad.healthy)
     life.install_signal_handlers()
     pad.start()

@@ -83,6 +83,8 @@ class PadService:
         self._saved: Any = None
         self.heartbeat = time.monotonic()
         self.last_view: PadView | None = None
+        self.handled = 0
+        """Inputs taken off the queue so far (tests wait on it; a stalled core shows here)."""
 
     @property
     def storage_ok(self) -> bool:
@@ -252,6 +254,8 @@ class PadService:
                 self._apply(self.machine.tick(self.clock()))
             except Exception:
                 log.exception("pad: an input could not be handled")
+            if job is not None:
+                self.handled += 1
 
     def _apply(self, records: list[Record]) -> bool:
         """Store `records` in order; False when they (or older ones) wait for the disk."""
