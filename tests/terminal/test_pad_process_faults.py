@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Broker, careterm_cmd, careterm_env, run_careterm, wait_for
+from ..conftest import Broker, careterm_cmd, run_careterm, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -34,10 +34,13 @@ baudrate = 9600
 """)
 
 
-def start_pad(cfg: Path, **env: str) -> subprocess.Popen[bytes]:
-    log = open(cfg.with_suffix(".log"), "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(careterm_cmd("pad", "--config", str(cfg), "--headless"),
-                            env=careterm_env(**env), stdout=subprocess.DEVNULL, stderr=log)
+@pytest.fixture
+def start_pad(processes):
+    def start(cfg: Path, **env: str) -> subprocess.Popen[bytes]:
+        return processes.start(careterm_cmd("pad", "--config", str(cfg), "--headless"),
+                               log=cfg.with_suffix(".log"), **env)
+
+    return start
 
 
 def outbox_stats(cfg: Path) -> dict:
@@ -53,7 +56,7 @@ def press(pty, n: int, gap: float = 0.03) -> None:
 
 
 def test_presses_become_rating_events_with_misuse_flagged(config_writer, broker, pty,
-                                                          subscriber_factory):
+                                                          subscriber_factory, start_pad):
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     cfg = pad_config(config_writer, broker, pty.path)
     proc = start_pad(cfg)
@@ -85,7 +88,7 @@ def test_presses_become_rating_events_with_misuse_flagged(config_writer, broker,
 
 
 def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
-        config_writer, broker_factory, pty, subscriber_factory):
+        config_writer, broker_factory, pty, subscriber_factory, start_pad):
     broker = broker_factory()  # not started: the network is down
     cfg = pad_config(config_writer, broker, pty.path)
     proc = start_pad(cfg)
@@ -116,7 +119,7 @@ def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
 
 
 def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(config_writer, broker, pty,
-                                                             subscriber_factory):
+                                                             subscriber_factory, start_pad):
     sub = subscriber_factory(broker.port, [f"{BASE}/events/#", f"{BASE}/alerts/#"])
     cfg = pad_config(config_writer, broker, pty.path)
     total = 0
@@ -148,7 +151,7 @@ def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(config_writer, brok
     assert dupes >= 0  # at-least-once: repeats are allowed, consumers drop them by id
 
 
-def test_sd_notify_ready_and_watchdog(config_writer, broker, pty, tmp_path):
+def test_sd_notify_ready_and_watchdog(config_writer, broker, pty, tmp_path, start_pad):
     sock_path = str(tmp_path / "notify.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     srv.bind(sock_path)
