@@ -17,12 +17,15 @@ from terminal.envelope import alert_data, uuid7
 
 log = logging.getLogger("careterm.pad")
 
-REPEAT_S = 0.3
-"""The same key again within this long of its last press is key repeat or a stuck key, not a
-new press. The window restarts at every press seen, so a held key counts once until released."""
+REPEAT_S = 0.1
+"""The same key again within this long of its last press is auto-repeat (10 Hz or faster) of
+a held or stuck key, not a new press. The window restarts at every press seen, so a held key
+counts once until released. The keypad driver's `debounce_ms` filter does the same for bounce."""
+TOUCH_REPEAT_S = 0.3
+"""The same rating button touched again this soon is a double tap."""
 REASON_GRACE_S = 0.6
-"""Keys and touches are ignored this long after the reason screen opens, so the press (or a
-double tap) that gave the low score cannot also pick a reason."""
+"""Just after the reason screen opens, a touch, or the same key as the low score, is a double
+press, not a choice: ignored this long. Another key picks its reason at once."""
 
 DEFAULT_LABELS_EN = {
     "不满意": "Dissatisfied", "基本满意": "Acceptable", "满意": "Satisfied",
@@ -143,8 +146,8 @@ class PadMachine:
             log.debug("pad: key %r is not mapped", name)
             return self.tick(t)
         if self._is_repeat(f"key:{name}", t):
-            log.info("pad: key %r again within %.1f s: repeat or stuck key, ignored", name,
-                     REPEAT_S)
+            log.info("pad: key %r again within %.2f s: auto-repeat or a stuck key, ignored",
+                     name, REPEAT_S)
             return self.tick(t)
         if isinstance(what, int):
             return self.score(what, t)
@@ -152,14 +155,14 @@ class PadMachine:
 
     def touch(self, score: int, t: float) -> list[Record]:
         """A rating button on the touchscreen; on the reason screen use `choose_reason`."""
-        if self._is_repeat(f"touch:{score}", t):
+        if self._is_repeat(f"touch:{score}", t, TOUCH_REPEAT_S):
             return self.tick(t)
         return self.score(score, t)
 
-    def _is_repeat(self, source: str, t: float) -> bool:
+    def _is_repeat(self, source: str, t: float, window: float = REPEAT_S) -> bool:
         last = self._key_seen.get(source)
         self._key_seen[source] = t
-        return last is not None and 0 <= t - last < REPEAT_S
+        return last is not None and 0 <= t - last < window
 
     def score(self, score: int, t: float) -> list[Record]:
         """A score pressed (key or touch). On the reason screen, score N picks reason N."""
@@ -167,7 +170,11 @@ class PadMachine:
         if not 1 <= score <= self.scale:
             return out
         if self.state == PadState.REASON:
-            return out + self.choose_reason(score - 1, t)
+            if (self._pending is not None and score == self._pending.score
+                    and t - self._entered_at < REASON_GRACE_S):
+                log.info("pad: the low-score key again at once: a double press, ignored")
+                return out
+            return out + self._pick_reason(score - 1, t)
         if self.state in (PadState.PAUSED, PadState.CLOSED):
             log.info("pad: press ignored while %s", self.state.value)
             return out
@@ -192,16 +199,19 @@ class PadMachine:
         return out + self._rating(score, None, prompt, misuse, response_ms)
 
     def choose_reason(self, index: int, t: float) -> list[Record]:
-        """The patient picked reason `index` (0-based) on the reason screen."""
+        """The patient touched reason `index` (0-based) on the reason screen."""
         out = self.tick(t)
+        if self.state == PadState.REASON and t - self._entered_at < REASON_GRACE_S:
+            log.info("pad: reason touched too soon after the score (a double tap), ignored")
+            return out
+        return out + self._pick_reason(index, t)
+
+    def _pick_reason(self, index: int, t: float) -> list[Record]:
         if self.state != PadState.REASON or self._pending is None:
-            return out
-        if t - self._entered_at < REASON_GRACE_S:
-            log.info("pad: reason input too soon after the score, ignored")
-            return out
+            return []
         if not 0 <= index < len(self.reasons):
-            return out
-        return out + self._finish_reason(self.reasons[index], t)
+            return []
+        return self._finish_reason(self.reasons[index], t)
 
     def action(self, what: str, t: float) -> list[Record]:
         """A keypad action key: "prompt", "pause" (toggles), "resume" or "sign_out"."""
@@ -290,8 +300,7 @@ class PadMachine:
         self._cancel_prompts()
         rec = self._staff_event("sign_out")
         self.staff = None
-        self._enter(PadState.CLOSED if self.cfg.rating.staff_required else PadState.IDLE,
-                    t, None)
+        self._enter(PadState.CLOSED, t, None)  # the clerk left: the window is closed
         return out + [rec]
 
     def staff_card(self, token: str, t: float) -> list[Record]:
@@ -340,7 +349,8 @@ class PadMachine:
     def snapshot(self) -> dict[str, Any]:
         """Who is on duty and whether the window is paused: kept across restarts."""
         return {"staff": self.staff.public() if self.staff else None,
-                "paused": self.state == PadState.PAUSED}
+                "paused": self.state == PadState.PAUSED,
+                "closed": self.state == PadState.CLOSED}
 
     def restore(self, snap: dict[str, Any], t: float) -> None:
         who = snap.get("staff")
@@ -348,7 +358,9 @@ class PadMachine:
             self.staff = self.directory.get(who["staff"]) or Staff(
                 staff=who["staff"], name=str(who.get("name") or ""),
                 title=str(who.get("title") or ""))
-        if self.staff is not None or not self.cfg.rating.staff_required:
+        if self.staff is None and snap.get("closed"):
+            self._enter(PadState.CLOSED, t, None)
+        elif self.staff is not None or not self.cfg.rating.staff_required:
             self._enter(PadState.PAUSED if snap.get("paused") else PadState.IDLE, t, None)
 
     # -- view -----------------------------------------------------------------------------

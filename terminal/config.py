@@ -134,8 +134,9 @@ class RatingSection(_Section):
     """English labels, same order as `labels`; empty: built-in ones (careterm extension)."""
     reasons_en: list[StrictStr] = Field(default_factory=list)
     """English reasons, same order as `reasons`; empty: built-in ones (careterm extension)."""
-    staff_required: StrictBool = True
-    """No clerk signed in: the pad is closed; false keeps it open (careterm extension)."""
+    staff_required: StrictBool = False
+    """true: closed until a clerk signs in; false: open, ratings carry `staff: null` until a
+    clerk signs in. A sign-out always closes the window (careterm extension)."""
 
     @model_validator(mode="after")
     def _english(self) -> RatingSection:

@@ -93,7 +93,7 @@ def pad_rig(broker: Broker, pty: Pty, config_writer: Callable[..., Path],
     def make(rating: str = "", extra: str = "", staff: list[dict[str, Any]] | None = None,
              sign_in: str | None = "E1024") -> PadRig:
         toml = (f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n'
-                f"[rating]\ndebounce_ms = 80\n{rating}\n{extra}")
+                f"[rating]\n{rating}\n{extra}")
         path = config_writer(broker_url=broker.url, extra=toml)
         sub = subscriber_factory(broker.port, [f"{BASE}/#"])
         sub.publish("careterm/main/staff", STAFF if staff is None else staff, retain=True)

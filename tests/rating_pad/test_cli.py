@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
 
-from tests.conftest import careterm_cmd, careterm_env, run_careterm, wait_for
+from tests.conftest import careterm_cmd, run_careterm, wait_for
 from tests.rating_pad.conftest import BASE, STAFF, send_command, wait_subscribed
 
 
@@ -27,19 +26,20 @@ def test_pad_bad_rating_key_names_the_key(config_writer) -> None:
 
 @pytest.mark.broker
 @pytest.mark.slow
-def test_headless_pad_end_to_end(broker, pty, config_writer, subscriber_factory) -> None:
+def test_headless_pad_end_to_end(broker, pty, config_writer, subscriber_factory,
+                                 processes) -> None:
     path = config_writer(broker_url=broker.url, extra=f"""
 [buttons]
 driver = "serial"
 device = "{pty.path}"
 [rating]
 reason_timeout_s = 2
+staff_required = true
 """)
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     sub.publish("careterm/main/staff", STAFF, retain=True)
-    proc = subprocess.Popen(careterm_cmd("pad", "--headless", "--config", str(path)),
-                            env=careterm_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    log = path.with_suffix(".log")
+    proc = processes.start(careterm_cmd("pad", "--headless", "--config", str(path)), log=log)
     try:
         wait_subscribed(sub)
         r = send_command(sub, "prompt", {})
@@ -63,7 +63,8 @@ reason_timeout_s = 2
         assert send_command(sub, "pause", {})["result"]["state"] == "paused"
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=15)
+        proc.wait(15)
+    err = log.read_text()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     statuses = sub.payloads("/status")

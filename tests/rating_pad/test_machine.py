@@ -31,18 +31,22 @@ def ratings(recs: list[Record]) -> list[dict[str, Any]]:
     return [r.data for r in recs if r.etype == "rating"]
 
 
-def test_starts_closed_and_ignores_presses_until_a_clerk_signs_in() -> None:
-    m = machine(mode="free")
+def test_staff_required_starts_closed_and_ignores_presses_until_a_clerk_signs_in() -> None:
+    m = machine(mode="free", staff_required=True)
     assert m.state == PadState.CLOSED
     assert m.key("4", 1.0) == []
     assert m.prompt(2.0) == [] and m.state == PadState.CLOSED
 
 
-def test_staff_required_false_keeps_an_anonymous_window_open() -> None:
-    m = machine(mode="free", staff_required=False)
+def test_by_default_a_window_without_clerk_is_open_until_a_sign_out() -> None:
+    m = machine(mode="free")
     assert m.state == PadState.IDLE
     (r,) = ratings(m.key("3", 1.0))
     assert r["staff"] is None and r["score"] == 3
+    assert m.sign_out(2.0) == [] and m.state == PadState.THANKS  # nobody to sign out
+    m.sign_in(CLERK, 3.0)
+    assert [r.data["action"] for r in m.sign_out(4.0)] == ["sign_out"]
+    assert m.state == PadState.CLOSED and m.key("4", 10.0) == []
 
 
 def test_prompted_press_without_prompt_is_ignored() -> None:
@@ -93,9 +97,9 @@ def test_key_repeat_and_stuck_key_give_one_rating() -> None:
     m = on_duty(mode="free", cooldown_s=0)
     out = []
     t = 50.0
-    for _ in range(40):  # a key held down, auto-repeating every 100 ms for 4 s
+    for _ in range(40):  # a key held down, auto-repeating every 90 ms for 3.6 s
         out += m.key("4", t)
-        t += 0.1
+        t += 0.09
     assert len(ratings(out)) == 1
     assert len(ratings(m.key("4", t + 0.5))) == 1  # released, pressed again: counts
 
@@ -114,6 +118,14 @@ def test_low_score_asks_a_reason_and_key_n_picks_reason_n() -> None:
     assert {k: alert.data[k] for k in ("window", "staff", "score", "reason")} == {
         "window": "W03", "staff": "E1024", "score": 1, "reason": "服务态度差"}
     assert m.state == PadState.THANKS
+
+
+def test_same_key_at_once_on_the_reason_screen_is_a_double_press() -> None:
+    m = on_duty()
+    m.prompt(0.0)
+    m.key("1", 1.0)
+    assert m.key("1", 1.3) == [] and m.state == PadState.REASON
+    assert ratings(m.key("2", 1.35))[0]["reason"] == "服务态度差"  # another key: at once
 
 
 def test_reason_by_touch_and_grace_after_the_score() -> None:
@@ -186,7 +198,7 @@ def test_pause_during_reason_sends_the_rating_first() -> None:
 
 
 def test_staff_card_signs_in_switches_and_signs_out() -> None:
-    m = machine()
+    m = machine(staff_required=True)
     assert [r.data for r in m.staff_card("tok-e1024", 1.0)] == [
         {"window": "W03", "action": "sign_in", "staff": "E1024"}]
     out = m.staff_card("tok-e2000", 2.0)
@@ -209,7 +221,7 @@ def test_snapshot_restores_clerk_and_pause() -> None:
     m.pause(1.0)
     snap = m.snapshot()
     assert snap == {"staff": {"staff": "E1024", "name": "王芳", "title": "收费员"},
-                    "paused": True}
+                    "paused": True, "closed": False}
     m2 = machine()
     m2.restore(snap, 5.0)
     assert m2.state == PadState.PAUSED and m2.staff is not None and m2.staff.staff == "E1024"
@@ -233,3 +245,14 @@ def test_view_uses_english_builtins() -> None:
     v = on_duty().view(0.0)
     assert v.labels_en == ["Dissatisfied", "Acceptable", "Satisfied", "Very satisfied"]
     assert v.reasons_en[0] == "Long wait" and v.language == "zh"
+
+
+def test_a_closed_window_stays_closed_after_a_restart() -> None:
+    m = on_duty()
+    m.sign_out(1.0)
+    m2 = machine()
+    m2.restore(m.snapshot(), 2.0)
+    assert m2.state == PadState.CLOSED
+    m3 = machine()
+    m3.restore({}, 2.0)
+    assert m3.state == PadState.IDLE

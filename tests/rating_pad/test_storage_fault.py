@@ -22,7 +22,7 @@ def test_storage_error_shows_fault_not_thanks_and_retries(broker, config_writer,
 
     monkeypatch.setattr(service_mod, "RETRY_S", 0.3)
     path: Path = config_writer(broker_url=broker.url, extra='[rating]\nmode = "free"\n'
-                               'cooldown_s = 0\nstaff_required = false\n')
+                               'cooldown_s = 0\n')
     cfg = load_config(path)
     uplink = Uplink(cfg, max_pages=12)
     sub = subscriber_factory(broker.port, ["careterm/main/pad-w03/#"])
