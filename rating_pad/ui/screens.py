@@ -70,6 +70,13 @@ def label(txt: str, size: float, *, bold: bool = False, color: tuple[float, ...]
     return lb
 
 
+def fit(txt: str, size: float, width: float) -> float:
+    """`size`, shrunk so that one line of `txt` fits `width` (CJK glyphs are about one em wide,
+    Latin about half): titles stay on one line instead of spilling into the next widget."""
+    ems = sum(1.0 if ord(c) >= 0x2E80 else 0.56 for c in txt) or 1.0
+    return min(size, width / ems)
+
+
 class Face(Widget):
     """A line-drawn face: mood -1 (frown) .. 1 (smile)."""
 
@@ -264,7 +271,7 @@ class PadRoot(BoxLayout):
             body = self._thanks(v)
         elif v.buttons:
             self.screen = "prompt" if v.state == PadState.PROMPTED else (
-                "thanks" if v.state == PadState.THANKS else "idle")
+                "thanks" if v.state == PadState.THANKS else "idle-free")
             body = self._prompt(v)
         else:
             self.screen = "idle"
@@ -331,7 +338,7 @@ class PadRoot(BoxLayout):
         ask = "ask" if v.state == PadState.PROMPTED else "ask_free"
         if v.state == PadState.THANKS:
             ask = "thanks"
-        body.add_widget(label(text(self.lang, ask), 44 * f, bold=True, size_hint=(1, 0.18)))
+        body.add_widget(self._title(text(self.lang, ask), 44 * f, 0.18))
         row = BoxLayout(spacing=14 * u, size_hint=(1, 0.54))
         labels = v.labels if self.lang == "zh" else v.labels_en
         scale = len(labels)
@@ -351,7 +358,7 @@ class PadRoot(BoxLayout):
         if v.score is not None:
             body.add_widget(Face(-1 + 2 * (v.score - 1) / (len(v.labels) - 1),
                                  size_hint=(1, 0.34)))
-        body.add_widget(label(text(self.lang, "thanks"), 60 * f, bold=True, size_hint=(1, 0.3)))
+        body.add_widget(self._title(text(self.lang, "thanks"), 60 * f, 0.3))
         if v.score is not None:
             labels = v.labels if self.lang == "zh" else v.labels_en
             body.add_widget(label(labels[v.score - 1], 36 * f, color=ACCENT,
@@ -363,7 +370,7 @@ class PadRoot(BoxLayout):
     def _reasons(self, v: PadView) -> BoxLayout:
         u, f = self.u, self.f
         body = BoxLayout(orientation="vertical", padding=(20 * u, 10 * u), spacing=10 * u)
-        body.add_widget(label(text(self.lang, "reason"), 44 * f, bold=True, size_hint=(1, 0.17)))
+        body.add_widget(self._title(text(self.lang, "reason"), 44 * f, 0.17))
         reasons = v.reasons if self.lang == "zh" else v.reasons_en
         n = len(reasons)
         cols = 1 if n <= 2 else 2 if n <= 6 else 3
@@ -391,12 +398,16 @@ class PadRoot(BoxLayout):
         u, f = self.u, self.f
         body = BoxLayout(orientation="vertical", padding=36 * u, spacing=12 * u)
         _paint(body, color)
-        body.add_widget(label(title, 80 * f, bold=True, size_hint=(1, 0.45)))
+        body.add_widget(self._title(title, 80 * f, 0.45))
         body.add_widget(label(sub, 34 * f, color=MUTED, size_hint=(1, 0.3)))
         if staff is not None:
             body.add_widget(label(f"{staff.name}  {text(self.lang, 'staff_no')} {staff.staff}",
                                   28 * f, color=MUTED, size_hint=(1, 0.25)))
         return body
+
+    def _title(self, txt: str, size: float, share: float) -> Label:
+        """A one-line heading taking `share` of the body's height."""
+        return label(txt, fit(txt, size, self.width * 0.88), bold=True, size_hint=(1, share))
 
     def _seconds(self, v: PadView) -> str:
         if v.seconds_left is None or v.state not in (PadState.PROMPTED, PadState.REASON):

@@ -33,7 +33,8 @@ def demo_photo() -> str:
 def views(keypad: bool = True) -> Iterator[tuple[str, PadView]]:
     """(screen name, view) for every screen, driven through the machine with a fake clock."""
     cfg = parse_config({"device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
-                        "window": {"id": "W03", "name": "收费处 3号窗口"}})
+                        "window": {"id": "W03", "name": "收费处 3号窗口"},
+                        "rating": {"staff_required": True}})
     m = PadMachine(cfg)
     clerk = Staff(staff="E1024", name="王芳", title="收费员", photo=demo_photo(), token="t")
     m.set_directory([clerk])
@@ -56,6 +57,10 @@ def views(keypad: bool = True) -> Iterator[tuple[str, PadView]]:
     v = m.view(t + 42)
     v.fault = "storage"
     yield "fault", v
+    free = PadMachine(cfg.model_copy(update={"rating": cfg.rating.model_copy(
+        update={"mode": "free"})}))
+    free.sign_in(clerk, t)
+    yield "idle-free", free.view(t)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,33 @@
+"""Every pad screen renders at 1024x600, 800x480 and 480x320 (one Kivy window per process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from tests.conftest import careterm_env
+
+pytestmark = [pytest.mark.display, pytest.mark.slow]
+
+SCREENS = ["closed", "idle", "prompt", "thanks", "reason", "paused", "fault", "idle-free"]
+
+
+@pytest.mark.parametrize("size", ["1024x600", "800x480", "480x320"])
+def test_every_screen_renders_at_size(size: str, tmp_path) -> None:
+    r = subprocess.run([sys.executable, "-m", "rating_pad.ui.shots", "--size", size,
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=90,
+                       env=careterm_env(KIVY_NO_ARGS="1"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    shots = json.loads(r.stdout.strip().splitlines()[-1])
+    assert [s["screen"] for s in shots] == SCREENS
+    assert all(s["shown"] == s["screen"] for s in shots), shots
+    w, h = (int(x) for x in size.split("x"))
+    for s in shots:
+        img = Image.open(s["file"]).convert("RGB")
+        assert img.size == (w, h)
+        # text and faces drawn: many distinct colours, and the header is not the body colour
+        assert len(img.getcolors(maxcolors=100_000) or []) > 50, s["file"]
