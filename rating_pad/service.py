@@ -168,7 +168,7 @@ class PadService:
                 return
             raw = body.get("staff")
             staff_no = _staff_number(raw)
-            if raw is not None and staff_no is None or action == "sign_in" and staff_no is None:
+            if staff_no is None and (raw is not None or action == "sign_in"):
                 reply(False, None, f"staff must be a staff number (1..{MAX_STAFF_NO} printable "
                                    "characters), e.g. \"E1024\"")
                 return

@@ -63,7 +63,7 @@ class Voice:
 
     def play(self, name: str) -> bool:
         path = self.dir / name
-        if self.player is None or not path.is_file():
+        if not self.player or not path.is_file():
             return False
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()  # the new screen's prompt wins

@@ -136,3 +136,31 @@ def test_touch_outside_a_prompt_does_nothing_and_pause_shows(ui_pad) -> None:
     pump(lambda: root.screen == "closed", what="closed screen")
     time.sleep(0.2)
     assert sub.events("rating") == []
+
+
+@pytest.mark.slow
+def test_careterm_pad_with_screen_runs_and_stops_on_sigterm(broker, pty, config_writer,
+                                                             subscriber_factory,
+                                                             processes) -> None:
+    import signal
+
+    from tests.conftest import careterm_cmd
+
+    path = config_writer(broker_url=broker.url,
+                         extra=f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n')
+    sub = subscriber_factory(broker.port, [f"{BASE}/#"])
+    log = path.with_suffix(".log")
+    proc = processes.start(careterm_cmd("pad", "--config", str(path)), log=log,
+                           CARETERM_PAD_WINDOW="800x480", KIVY_NO_ARGS="1")
+    wait_subscribed(sub)
+    time.sleep(1.0)  # the keypad port opens
+    r = send_command(sub, "prompt", {})
+    assert r["ok"], r
+    pty.write(b"3")
+    rating = wait_for(lambda: sub.events("rating"), 10, what="rating from the keypad")[0]
+    assert rating["data"]["score"] == 3 and rating["data"]["prompt"] == r["result"]["prompt"]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(20)
+    err = log.read_text()
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
