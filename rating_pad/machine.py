@@ -21,6 +21,8 @@ REPEAT_S = 0.1
 """The same key again within this long of its last press is auto-repeat (10 Hz or faster) of
 a held or stuck key, not a new press. The window restarts at every press seen, so a held key
 counts once until released. The keypad driver's `debounce_ms` filter does the same for bounce."""
+NOTICE_S = 4.0
+"""How long a notice (an unregistered staff card) stays on screen."""
 TOUCH_REPEAT_S = 0.3
 """The same rating button touched again this soon is a double tap."""
 REASON_GRACE_S = 0.6
@@ -96,6 +98,8 @@ class PadView:
     seconds_left: float | None = None
     prompt: str | None = None
     fault: str | None = None
+    notice: str | None = None
+    """A short message over the screen: "unknown_staff_card"."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -136,6 +140,7 @@ class PadMachine:
         self._pending: _Pending | None = None
         self._last_score: int | None = None
         self._key_seen: dict[str, float] = {}
+        self._notice: tuple[str, float] | None = None
 
     # -- keys and touches -----------------------------------------------------------------
 
@@ -308,6 +313,7 @@ class PadMachine:
         found = self.find_token(token)
         if found is None:
             log.warning("pad: a staff card not in the staff directory was read")
+            self._notice = ("unknown_staff_card", t + NOTICE_S)
             return self.tick(t)
         if self.staff is not None and self.staff.staff == found.staff:
             return self.sign_out(t)
@@ -374,6 +380,7 @@ class PadMachine:
             language=self.cfg.rating.language,
             score=self._last_score if self.state in (PadState.THANKS, PadState.REASON) else None,
             seconds_left=left, prompt=self.prompt_id,
+            notice=self._notice[0] if self._notice and t < self._notice[1] else None,
         )
 
     # -- internals ------------------------------------------------------------------------

@@ -50,6 +50,8 @@ class Pad:
         self.uplink.start()
         self.service.start()
         if self.keypad is not None:
+            self.keypad.on_state(
+                lambda st, detail: self.service.device_state("buttons", st.value, detail))
             self.keypad.start(lambda press: self.service.press(press.key, press.t))
         self._start_card_reader()
 
@@ -65,6 +67,8 @@ class Pad:
         if self.card_reader is None:
             return
 
+        self.card_reader.on_state(
+            lambda st, detail: self.service.device_state("card_reader", st.value, detail))
         self.card_reader.start(self.on_card_read)
 
     def on_card_read(self, read: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from rating_pad.machine import PadMachine, PadState, PadView, Record, Staff
 from terminal.config import DeviceConfig
+from terminal.envelope import alert_data
 from terminal.outbox import StorageError
 from terminal.uplink import Uplink
 
@@ -84,6 +85,7 @@ class PadService:
         self.heartbeat = time.monotonic()
         self.last_view: PadView | None = None
         self.handled = 0
+        self._devices_down: set[str] = set()
         """Inputs taken off the queue so far (tests wait on it; a stalled core shows here)."""
 
     @property
@@ -136,6 +138,24 @@ class PadService:
 
     def staff_card(self, token: str) -> None:
         self.submit(lambda m, t: m.staff_card(token, t))
+
+    def device_state(self, kind: str, state: str, detail: str) -> None:
+        """The keypad ("buttons") or card reader ("card_reader") changed state (driver thread).
+        One alert when it fails (unplugged, erroring), one when it works again."""
+        self.submit(lambda m, t: self._device_alert(kind, state, detail))
+
+    def _device_alert(self, kind: str, state: str, detail: str) -> list[Record]:
+        what = "keypad" if kind == "buttons" else "staff card reader"
+        if state in ("absent", "error") and kind not in self._devices_down:
+            self._devices_down.add(kind)
+            return [Record("alert", alert_data(
+                kind, "warning", f"{what} {state}: {detail} (check the cable; it is picked "
+                "up again when it comes back)", state=state, detail=detail), kind)]
+        if state == "ok" and kind in self._devices_down:
+            self._devices_down.discard(kind)
+            return [Record("alert", alert_data(kind, "info", f"{what} works again: {detail}",
+                                               state=state, detail=detail), kind)]
+        return []
 
     def on_staff_directory(self, topic: str, payload: bytes) -> None:
         """Retained `R/S/staff` (link thread): parsed here, applied on the core thread."""
@@ -285,7 +305,7 @@ class PadService:
         if self._unstored:
             view.fault = "storage"
         staff = view.staff
-        key = (view.state, view.prompt, view.score, view.fault,
+        key = (view.state, view.prompt, view.score, view.fault, view.notice,
                (staff.staff, staff.name, staff.title, len(staff.photo or "")) if staff else None,
                None if view.seconds_left is None else int(view.seconds_left + 0.999))
         if key == self._last_view_key and not force:

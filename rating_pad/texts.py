@@ -21,6 +21,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "fault_sub": "请告知工作人员。您的评价未能保存。",
         "no_clerk": "",
         "lang": "English",
+        "unknown_staff_card": "工作人员卡未登记,请联系管理员",
     },
     "en": {
         "welcome": "Welcome",
@@ -40,6 +41,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "fault_sub": "Please tell the staff. Your rating could not be saved.",
         "no_clerk": "",
         "lang": "中文",
+        "unknown_staff_card": "Staff card not registered: ask the administrator",
     },
 }
 

@@ -235,7 +235,7 @@ class PadRoot(BoxLayout):
         if v is None:
             return
         st = v.staff
-        key = (v.state, v.fault, v.score, v.buttons, self.lang, tuple(self.size),
+        key = (v.state, v.fault, v.score, v.buttons, v.notice, self.lang, tuple(self.size),
                (st.staff, st.name, st.title, len(st.photo or "")) if st else None)
         if key != self._key:
             self._key = key
@@ -277,6 +277,11 @@ class PadRoot(BoxLayout):
             self.screen = "idle"
             body = self._idle(v)
         self.add_widget(body)
+        if v.notice:
+            bar = label(text(self.lang, v.notice), 28 * self.f, bold=True,
+                        size_hint=(1, None), height=max(34, 60 * self.u))
+            _paint(bar, (0.75, 0.45, 0.0, 1))
+            self.add_widget(bar)
 
     def _header(self, v: PadView) -> BoxLayout:
         u, f = self.u, self.f

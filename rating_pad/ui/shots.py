@@ -61,6 +61,8 @@ def views(keypad: bool = True) -> Iterator[tuple[str, PadView]]:
         update={"mode": "free"})}))
     free.sign_in(clerk, t)
     yield "idle-free", free.view(t)
+    free.staff_card("a card nobody registered", t + 1)
+    yield "notice", free.view(t + 1)
 
 
 def main(argv: list[str] | None = None) -> int:

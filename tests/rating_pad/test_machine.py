@@ -256,3 +256,11 @@ def test_a_closed_window_stays_closed_after_a_restart() -> None:
     m3 = machine()
     m3.restore({}, 2.0)
     assert m3.state == PadState.IDLE
+
+
+def test_unknown_staff_card_shows_a_notice_for_a_while() -> None:
+    m = on_duty()
+    assert m.staff_card("not-a-clerk", 10.0) == []
+    assert m.view(11.0).notice == "unknown_staff_card"
+    assert m.view(14.5).notice is None
+    assert m.staff is not None and m.staff.staff == "E1024"

@@ -188,3 +188,17 @@ def test_clerk_and_pause_survive_a_restart(pad_rig) -> None:
     rig2 = pad_rig(sign_in=None)
     assert rig2.state() == "paused" and rig2.service.machine.staff.staff == "E1024"
     assert rig2.service.machine.staff.name == "王芳"
+
+
+def test_keypad_unplugged_raises_one_buttons_alert(pad_rig) -> None:
+    rig = pad_rig()
+    rig.pty.close()                      # the USB-serial keypad is pulled out
+    alert = rig.wait_events("alert", 1)[0]
+    assert alert["data"]["kind"] == "buttons" and alert["data"]["severity"] == "warning"
+    assert alert["data"]["state"] == "absent"
+    time.sleep(2.5)                      # the driver keeps trying to reopen it: no more alerts
+    # (the freed /dev/pts number may be reused by another pty meanwhile: the pad then sees a
+    # keypad "back", an info alert; it never repeats the warning)
+    assert [a["data"]["severity"] for a in rig.events("alert")][:2] in (
+        ["warning"], ["warning", "info"])
+    assert rig.service.is_alive()
