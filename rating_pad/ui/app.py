@@ -59,7 +59,27 @@ def make_root(pad: Any) -> Any:
                    keypad=pad.keypad is not None, default_language=pad.cfg.rating.language)
     service.on_view(lambda view: Clock.schedule_once(lambda _dt: root.show(view)))
     service.refresh()
+    if pad.cfg.buttons.driver == "keyboard":
+        bind_keyboard(service, set(pad.cfg.buttons.keys))
     return root
+
+
+def bind_keyboard(service: Any, names: set[str]) -> None:
+    """`driver = "keyboard"` (demo, bench): a typed character that names a key in
+    `[buttons].keys` is that key, so "1".."4", "P" and "S" work on a desktop keyboard."""
+    from kivy.core.window import Window
+
+    def on_key_down(_win: Any, _key: int, _scancode: int, codepoint: str | None,
+                    _modifiers: list[str]) -> bool:
+        if not codepoint:
+            return False
+        for name in (codepoint, codepoint.upper()):
+            if name in names:
+                service.press(name)
+                return True
+        return False
+
+    Window.bind(on_key_down=on_key_down)
 
 
 def run_ui(pad: Any, life: Any) -> None:

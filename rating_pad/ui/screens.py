@@ -8,7 +8,6 @@ so the same layout serves 1024x600, 800x480 and a 480x320 panel.
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import logging
 from collections.abc import Callable
@@ -142,7 +141,7 @@ def photo_texture(staff: Staff, cache: dict[Any, Any]) -> Any:
         try:
             raw = base64.b64decode(staff.photo, validate=False)
             cache[key] = CoreImage(io.BytesIO(raw), ext="jpg").texture
-        except (binascii.Error, ValueError, Exception) as e:  # a bad photo: show initials
+        except Exception as e:  # binascii.Error, or any image error: show the initial
             log.warning("pad ui: photo of %s cannot be shown: %s", staff.staff, e)
             cache[key] = None
     return cache[key]
