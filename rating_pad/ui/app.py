@@ -60,11 +60,13 @@ def make_root(pad: Any) -> Any:
     service.on_view(lambda view: Clock.schedule_once(lambda _dt: root.show(view)))
     service.refresh()
     if pad.cfg.buttons.driver == "keyboard":
-        bind_keyboard(service, set(pad.cfg.buttons.keys))
+        # through the simulated keypad when there is one, so typing is debounced like keys
+        press = getattr(pad.keypad, "press", None) or service.press
+        bind_keyboard(press, set(pad.cfg.buttons.keys))
     return root
 
 
-def bind_keyboard(service: Any, names: set[str]) -> None:
+def bind_keyboard(press: Any, names: set[str]) -> None:
     """`driver = "keyboard"` (demo, bench): a typed character that names a key in
     `[buttons].keys` is that key, so "1".."4", "P" and "S" work on a desktop keyboard."""
     from kivy.core.window import Window
@@ -75,7 +77,7 @@ def bind_keyboard(service: Any, names: set[str]) -> None:
             return False
         for name in (codepoint, codepoint.upper()):
             if name in names:
-                service.press(name)
+                press(name)
                 return True
         return False
 

@@ -164,3 +164,26 @@ def test_careterm_pad_with_screen_runs_and_stops_on_sigterm(broker, pty, config_
     err = log.read_text()
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err
+
+
+def test_keyboard_driver_types_keys(window, broker, config_writer, subscriber_factory) -> None:
+    from rating_pad.ui.app import make_root
+
+    path = config_writer(broker_url=broker.url,
+                         extra='[buttons]\ndriver = "keyboard"\n[rating]\nmode = "free"\n')
+    sub = subscriber_factory(broker.port, [f"{BASE}/#"])
+    pad = Pad(load_config(path), str(path))
+    pad.start()
+    root = make_root(pad)
+    window.add_widget(root)
+    try:
+        pump(lambda: root.screen == "idle-free", what="free idle screen")
+        window.dispatch("on_key_down", ord("3"), 0, "3", [])
+        window.dispatch("on_key_down", ord("x"), 0, "x", [])   # not a key: ignored
+        rating = wait_for(lambda: sub.events("rating"), 10, what="typed rating")[0]
+        assert rating["data"]["score"] == 3
+        window.dispatch("on_key_down", ord("s"), 0, "s", [])   # "S" pauses
+        pump(lambda: root.screen == "paused", what="paused by typing S")
+    finally:
+        window.remove_widget(root)
+        pad.stop()
