@@ -202,3 +202,40 @@ def test_keypad_unplugged_raises_one_buttons_alert(pad_rig) -> None:
     assert [a["data"]["severity"] for a in rig.events("alert")][:2] in (
         ["warning"], ["warning", "info"])
     assert rig.service.is_alive()
+
+
+def test_staff_card_on_a_serial_reader_signs_in_and_out(pad_rig, tmp_path) -> None:
+    from drivers.base import DeviceState
+    from terminal.privacy import card_token
+    from tests.conftest import Pty
+
+    salt_file = tmp_path / "site.salt"
+    salt_file.write_text("test-salt\n")
+    reader = Pty()
+    try:
+        staff = [{"staff": "E1024", "name": "王芳", "title": "收费员", "photo": None,
+                  "token": card_token(b"test-salt", "staff_card", "1024")}]
+        rig = pad_rig(staff=staff, sign_in=None, extra=f"""
+[privacy]
+salt_file = "{salt_file}"
+[card_reader]
+driver = "serial"
+device = "{reader.path}"
+""")
+        wait_for(lambda: rig.pad.card_reader.state == DeviceState.OK, 5, what="reader open")
+        reader.write(b"S1024\r\n")                   # the clerk's card
+        ev = rig.wait_events("staff", 1)[0]
+        assert ev["data"] == {"window": "W03", "action": "sign_in", "staff": "E1024"}
+        reader.write(b"110101199003074258\r\n")      # a patient's ID card: ignored
+        reader.write(b"S9999\r\n")                   # a staff card nobody registered
+        wait_for(lambda: rig.service.last_view.notice == "unknown_staff_card", 5,
+                 what="notice on screen")
+        time.sleep(1.1)                               # the reader drops a repeat within 1 s
+        reader.write(b"S1024\r\n")
+        evs = rig.wait_events("staff", 2)
+        assert [e["data"]["action"] for e in evs] == ["sign_in", "sign_out"]
+        assert rig.state() == "closed"
+        sent = b"".join(m.payload for m in rig.sub.messages)  # everything the pad published
+        assert staff[0]["token"].encode() not in sent and b"S1024" not in sent
+    finally:
+        reader.close()
