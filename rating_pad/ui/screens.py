@@ -316,8 +316,12 @@ class PadRoot(BoxLayout):
         body = BoxLayout(orientation="vertical", padding=24 * u, spacing=12 * u)
         card = BoxLayout(spacing=28 * u, padding=20 * u, size_hint=(1, 0.78))
         _paint(card, CARD_BG, 20 * u)
-        card.add_widget(Avatar(v.staff, self._photos, u * 1.6, size_hint=(0.4, 1)))
-        card.add_widget(self._clerk_lines(v.staff, 40 * f, "left"))
+        if v.staff is None:  # an open window nobody signed in to: its name, large
+            name = v.window_name or v.window_id
+            card.add_widget(label(name, fit(name, 72 * f, self.width * 0.8), bold=True))
+        else:
+            card.add_widget(Avatar(v.staff, self._photos, u * 1.6, size_hint=(0.4, 1)))
+            card.add_widget(self._clerk_lines(v.staff, 40 * f, "left"))
         body.add_widget(card)
         body.add_widget(label(text(self.lang, "welcome"), 34 * f, color=MUTED,
                               size_hint=(1, 0.22)))
@@ -327,8 +331,9 @@ class PadRoot(BoxLayout):
         """The clerk, small, above the rating keys."""
         u, f = self.u, self.f
         strip = BoxLayout(size_hint=(1, 0.2), spacing=14 * u, padding=(10 * u, 4 * u))
-        strip.add_widget(Avatar(v.staff, self._photos, u * 0.6, size_hint=(0.14, 1)))
         st = v.staff
+        if st is not None:
+            strip.add_widget(Avatar(st, self._photos, u * 0.6, size_hint=(0.14, 1)))
         line = (f"{st.name or ''}  {text(self.lang, 'staff_no')} {st.staff}  {st.title}".strip()
                 if st else text(self.lang, "welcome"))
         strip.add_widget(label(line, 26 * f, color=MUTED, halign="left", shorten=True,

@@ -40,6 +40,9 @@ def views(keypad: bool = True) -> Iterator[tuple[str, PadView]]:
     m.set_directory([clerk])
     t = 1000.0
     yield "closed", m.view(t)
+    open_cfg = cfg.model_copy(update={"rating": cfg.rating.model_copy(
+        update={"staff_required": False})})
+    yield "idle-open", PadMachine(open_cfg).view(t)
     m.sign_in(clerk, t)
     yield "idle", m.view(t)
     m.prompt(t)

@@ -13,9 +13,9 @@ from tests.conftest import careterm_env
 
 pytestmark = [pytest.mark.display, pytest.mark.slow]
 
-SCREENS = ["closed", "idle", "prompt", "thanks", "reason", "paused", "fault", "idle-free",
+SCREENS = ["closed", "idle-open", "idle", "prompt", "thanks", "reason", "paused", "fault", "idle-free",
            "notice"]
-SHOWN = {"notice": "idle-free"}  # a notice is a banner over the screen below it
+SHOWN = {"notice": "idle-free", "idle-open": "idle"}  # a notice is a banner over the screen below it
 
 
 @pytest.mark.parametrize("size", ["1024x600", "800x480", "480x320"])
