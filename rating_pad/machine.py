@@ -350,6 +350,10 @@ class PadMachine:
                 self._enter(PadState.IDLE, t, None)
         return []
 
+    def flush(self, t: float) -> list[Record]:
+        """Stopping: a rating still waiting for its reason is recorded now (`reason: null`)."""
+        return self._flush_pending(t)
+
     # -- restart --------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:

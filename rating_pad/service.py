@@ -105,8 +105,15 @@ class PadService:
         self._inbox.put(lambda: self._render(force=True))
 
     def stop(self) -> None:
-        self._stop.set()
-        self._inbox.put(lambda: None)
+        """Record what is pending (a rating waiting for its reason), then stop the core."""
+        def last_job() -> None:
+            self._apply(self.machine.flush(self.clock()))
+            self._stop.set()
+
+        if self.is_alive():
+            self._inbox.put(last_job)
+        else:
+            self._stop.set()
         if self._thread is not None:
             self._thread.join(3.0)
 

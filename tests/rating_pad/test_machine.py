@@ -264,3 +264,12 @@ def test_unknown_staff_card_shows_a_notice_for_a_while() -> None:
     assert m.view(11.0).notice == "unknown_staff_card"
     assert m.view(14.5).notice is None
     assert m.staff is not None and m.staff.staff == "E1024"
+
+
+def test_flush_records_a_rating_waiting_for_its_reason() -> None:
+    m = on_duty()
+    m.prompt(0.0)
+    m.key("1", 1.0)
+    out = m.flush(2.0)
+    assert [r.etype for r in out] == ["rating", "alert"] and out[0].data["reason"] is None
+    assert m.flush(3.0) == []

@@ -239,3 +239,21 @@ device = "{reader.path}"
         assert staff[0]["token"].encode() not in sent and b"S1024" not in sent
     finally:
         reader.close()
+
+
+def test_stopping_during_the_reason_screen_keeps_the_rating(pad_rig) -> None:
+    from terminal.outbox import Outbox, outbox_path
+
+    rig = pad_rig()
+    rig.cmd("prompt")
+    rig.keys(b"1", handled=1)
+    assert rig.state() == "reason"
+    rig.pad.stop()                       # e.g. systemd restarts the pad
+    cfg = rig.pad.cfg
+    ob = Outbox(outbox_path(cfg.data_dir), device=cfg.device.id, site=cfg.device.site)
+    try:
+        stored = [json.loads(e.payload) for e in ob.iter_all("all")]
+    finally:
+        ob.close()
+    assert [(e["type"], e["data"].get("reason")) for e in stored[-2:]] == [
+        ("rating", None), ("alert", None)]
