@@ -18,9 +18,10 @@ from terminal.envelope import alert_data, uuid7
 log = logging.getLogger("careterm.pad")
 
 REPEAT_S = 0.1
-"""The same key again within this long of its last press is auto-repeat (10 Hz or faster) of
-a held or stuck key, not a new press. The window restarts at every press seen, so a held key
-counts once until released. The keypad driver's `debounce_ms` filter does the same for bounce."""
+"""The same key again, with no other key between, within this long of its last press is
+auto-repeat (10 Hz or faster) of a held or stuck key, not a new press. The window restarts at
+every press seen, so a held key counts once until released. The keypad driver's `debounce_ms`
+filter does the same for bounce."""
 NOTICE_S = 4.0
 """How long a notice (an unregistered staff card) stays on screen."""
 TOUCH_REPEAT_S = 0.3
@@ -139,7 +140,7 @@ class PadMachine:
         self._last_counted: float | None = None
         self._pending: _Pending | None = None
         self._last_score: int | None = None
-        self._key_seen: dict[str, float] = {}
+        self._last_input: tuple[str, float] = ("", 0.0)
         self._notice: tuple[str, float] | None = None
 
     # -- keys and touches -----------------------------------------------------------------
@@ -165,9 +166,11 @@ class PadMachine:
         return self.score(score, t)
 
     def _is_repeat(self, source: str, t: float, window: float = REPEAT_S) -> bool:
-        last = self._key_seen.get(source)
-        self._key_seen[source] = t
-        return last is not None and 0 <= t - last < window
+        """Auto-repeat is the same key again and again with nothing between: a press of the
+        key that was also the previous input, within `window` of it."""
+        last_source, last_t = self._last_input
+        self._last_input = (source, t)
+        return source == last_source and 0 <= t - last_t < window
 
     def score(self, score: int, t: float) -> list[Record]:
         """A score pressed (key or touch). On the reason screen, score N picks reason N."""

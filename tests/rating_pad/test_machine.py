@@ -273,3 +273,11 @@ def test_flush_records_a_rating_waiting_for_its_reason() -> None:
     out = m.flush(2.0)
     assert [r.etype for r in out] == ["rating", "alert"] and out[0].data["reason"] is None
     assert m.flush(3.0) == []
+
+
+def test_fast_presses_of_different_keys_are_not_repeats() -> None:
+    m = on_duty(mode="free", cooldown_s=0, alert_at_or_below=0)
+    out = []
+    for i in range(12):  # 1,2,3,4,1,2,... every 30 ms: each key again after 120 ms
+        out += m.key("1234"[i % 4], 10.0 + 0.03 * i)
+    assert len(ratings(out)) == 12
