@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +143,8 @@ class PadMachine:
         self._last_score: int | None = None
         self._last_input: tuple[str, float] = ("", 0.0)
         self._notice: tuple[str, float] | None = None
+        self._recent: deque[bool] = deque(maxlen=max(1, r.trend_window))
+        self._trend_alerted = False
 
     # -- keys and touches -----------------------------------------------------------------
 
@@ -297,6 +300,8 @@ class PadMachine:
         if self.staff is not None:
             out.append(self._staff_event("sign_out"))
         self.staff = staff
+        self._recent.clear()  # a new clerk does not inherit the last one's trend
+        self._trend_alerted = False
         self._enter(PadState.IDLE, t, None)
         return out + [self._staff_event("sign_in")]
 
@@ -421,15 +426,46 @@ class PadMachine:
             "score": score, "scale": self.scale, "label": self.labels[score - 1],
             "reason": reason, "prompt": prompt, "misuse": misuse, "response_ms": response_ms,
         }
-        rec = Record("rating", data)
-        if score <= self.cfg.rating.alert_at_or_below and not misuse:
+        out = [Record("rating", data)]
+        low = score <= self.cfg.rating.alert_at_or_below
+        if low and not misuse:
             where = self.cfg.window.name or self.cfg.window.id
             text = f"{where}: {self.labels[score - 1]}" + (f" ({reason})" if reason else "")
             alert = alert_data("dissatisfied", "warning", text, window=self.cfg.window.id,
                                staff=data["staff"], score=score, scale=self.scale,
                                label=data["label"], reason=reason, prompt=prompt)
-            return [rec, Record("alert", alert, "dissatisfied")]
-        return [rec]
+            out.append(Record("alert", alert, "dissatisfied"))
+        if not misuse:
+            out += self._trend(low)
+        return out
+
+    def _trend(self, low: bool) -> list[Record]:
+        """HappyOrNot's lesson: one angry patient is an alert, a rising share of them is a
+        bigger one. Fires once when the share of low scores in the last `trend_window`
+        ratings reaches `trend_share`, and again only after it has fallen below."""
+        r = self.cfg.rating
+        if r.trend_window <= 0:
+            return []
+        self._recent.append(low)
+        if len(self._recent) < r.trend_window:
+            return []
+        lows = sum(self._recent)
+        share = lows / len(self._recent)
+        if share < r.trend_share:
+            self._trend_alerted = False
+            return []
+        if self._trend_alerted:
+            return []
+        self._trend_alerted = True
+        worst = self.labels[r.alert_at_or_below - 1] if r.alert_at_or_below else ""
+        where = self.cfg.window.name or self.cfg.window.id
+        alert = alert_data(
+            "dissatisfied", "critical",
+            f"{where}: {lows} of the last {len(self._recent)} ratings were {worst} or worse",
+            window=self.cfg.window.id, staff=self.staff.staff if self.staff else None,
+            score=None, reason=None,
+            trend={"window": len(self._recent), "low": lows, "share": round(share, 3)})
+        return [Record("alert", alert, "dissatisfied")]
 
     def _staff_event(self, action: str) -> Record:
         return Record("staff", {

@@ -134,6 +134,10 @@ class RatingSection(_Section):
     """English labels, same order as `labels`; empty: built-in ones (careterm extension)."""
     reasons_en: list[StrictStr] = Field(default_factory=list)
     """English reasons, same order as `reasons`; empty: built-in ones (careterm extension)."""
+    trend_window: Annotated[StrictInt, Field(ge=0, le=500)] = 0
+    """Last N ratings watched for a rising share of low scores; 0: off (careterm extension)."""
+    trend_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Share of low scores among the last `trend_window` that raises a critical alert."""
     staff_required: StrictBool = False
     """true: closed until a clerk signs in; false: open, ratings carry `staff: null` until a
     clerk signs in. A sign-out always closes the window (careterm extension)."""

@@ -281,3 +281,47 @@ def test_fast_presses_of_different_keys_are_not_repeats() -> None:
     for i in range(12):  # 1,2,3,4,1,2,... every 30 ms: each key again after 120 ms
         out += m.key("1234"[i % 4], 10.0 + 0.03 * i)
     assert len(ratings(out)) == 12
+
+
+def test_rising_share_of_low_scores_raises_one_critical_alert() -> None:
+    m = on_duty(mode="free", cooldown_s=0, trend_window=4, trend_share=0.5, reason_timeout_s=1)
+    t = 10.0
+    kinds: list[tuple[str, str]] = []
+
+    def rate(key: str) -> None:
+        nonlocal t
+        t += 5
+        recs = m.key(key, t) + m.tick(t + 2)  # low scores: the reason times out
+        kinds.extend((r.etype, r.data.get("severity", "")) for r in recs if r.etype == "alert")
+
+    for k in "441":
+        rate(k)
+    assert kinds == [("alert", "warning")]               # 1 of 3: not yet a trend
+    rate("1")                                            # 2 of the last 4
+    assert kinds[-1] == ("alert", "critical")
+    crit = [k for k in kinds if k[1] == "critical"]
+    rate("1")                                            # still high: no second critical
+    assert [k for k in kinds if k[1] == "critical"] == crit
+    for k in "4444":
+        rate(k)                                          # share falls: re-armed
+    rate("1")
+    rate("1")
+    assert len([k for k in kinds if k[1] == "critical"]) == 2
+
+
+def test_trend_alert_details_and_off_by_default() -> None:
+    m = on_duty(mode="free", cooldown_s=0, trend_window=2, trend_share=1.0, reason_timeout_s=1)
+    m.key("1", 10.0)
+    m.tick(12.0)
+    m.key("1", 20.0)
+    out = m.tick(22.0)
+    crit = [r.data for r in out if r.etype == "alert" and r.data["severity"] == "critical"]
+    assert crit == [{"kind": "dissatisfied", "severity": "critical",
+                     "message": "收费处 3号窗口: 2 of the last 2 ratings were 不满意 or worse",
+                     "window": "W03", "staff": "E1024", "score": None, "reason": None,
+                     "trend": {"window": 2, "low": 2, "share": 1.0}}]
+    plain = on_duty(mode="free", cooldown_s=0, reason_timeout_s=1)
+    for i in range(20):
+        plain.key("1" if i % 2 else "2", 10.0 + 5 * i)
+        assert all(r.data.get("severity") != "critical"
+                   for r in plain.tick(12.0 + 5 * i) if r.etype == "alert")
