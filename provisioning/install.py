@@ -12,6 +12,7 @@ import grp
 import json
 import os
 import pwd
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -230,7 +231,7 @@ def apply(plan: Plan, root: Path, say=print) -> None:  # type: ignore[no-untyped
             _run(argv, say)
     else:
         for argv in commands:
-            say(f"would run: {' '.join(argv)}")
+            say(f"would run: {shlex.join(argv)}")
         record = {
             "root": str(root),
             "commands": commands,
@@ -245,7 +246,7 @@ def apply(plan: Plan, root: Path, say=print) -> None:  # type: ignore[no-untyped
 
 
 def _run(argv: list[str], say) -> None:  # type: ignore[no-untyped-def]
-    say(f"run   {' '.join(argv)}")
+    say(f"run   {shlex.join(argv)}")
     try:
         res = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
