@@ -1,0 +1,241 @@
+"""`careterm doctor` against the real site broker: a healthy device, and devices broken in turn."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provisioning.certs import SiteCA
+from tests.conftest import Pty, run_careterm
+from tests.provisioning.conftest import SITE
+
+pytestmark = pytest.mark.broker
+
+IDCARD_FIND = bytes.fromhex("aa aa aa 96 69 00 03 20 01 22")
+IDCARD_NO_CARD = bytes.fromhex("aa aa aa 96 69 00 04 00 00 80 84")
+
+
+def write_config(path: Path, *, device_id: str, role: str, port: int, ident: Path,
+                 data_dir: Path, host: str = "localhost", extra: str = "",
+                 cert: Path | None = None, key: Path | None = None, ca: Path | None = None,
+                 salt: Path | None = None) -> Path:
+    window = '[window]\nid = "W03"\n' if role == "rating_pad" else ""
+    path.write_text(f"""
+[device]
+id = "{device_id}"
+role = "{role}"
+site = "{SITE}"
+data_dir = "{data_dir}"
+
+[mqtt]
+url = "mqtts://{host}:{port}"
+ca_file = "{ca or ident / 'ca.crt'}"
+cert_file = "{cert or ident / 'device.crt'}"
+key_file = "{key or ident / 'device.key'}"
+
+[privacy]
+salt_file = "{salt or ident / 'site.salt'}"
+
+{window}
+{extra}
+""", encoding="utf-8")
+    return path
+
+
+def doctor(config: Path, synced: str = "1"):
+    res = run_careterm("doctor", "--config", str(config), CARETERM_CLOCK_SYNCED=synced)
+    lines = res.stdout.strip().splitlines()
+    by_name = {ln.split()[1]: ln for ln in lines}
+    return res, by_name
+
+
+def assert_line(by_name: dict[str, str], name: str, status: str, *words: str) -> None:
+    line = by_name[name]
+    assert line.split()[0] == status, line
+    for w in words:
+        assert w in line, f"{w!r} not in: {line}"
+    if status in ("FAIL", "WARN"):
+        assert "-> fix:" in line, line
+
+
+@pytest.fixture
+def keypad() -> Iterator[Pty]:
+    p = Pty()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def idcard_reader() -> Iterator[Pty]:
+    """A SAM reader on a pty that answers find-card with `no card` (a valid answer)."""
+    p = Pty()
+    stop = threading.Event()
+
+    def answer() -> None:
+        buf = b""
+        while not stop.is_set():
+            try:
+                buf += p.read(64, timeout=0.1)
+            except OSError:
+                return
+            if IDCARD_FIND in buf:
+                buf = b""
+                p.write(IDCARD_NO_CARD)
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    yield p
+    stop.set()
+    t.join(2)
+    p.close()
+
+
+@pytest.fixture
+def network_printer() -> Iterator[str]:
+    """A TCP printer on localhost that answers DLE EOT 1 with `online`."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    if conn.recv(3) == b"\x10\x04\x01":
+                        conn.sendall(b"\x12")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield f"127.0.0.1:{srv.getsockname()[1]}"
+    stop.set()
+    t.join(2)
+    srv.close()
+
+
+def test_a_healthy_pad_passes_every_check(site, site_broker, tmp_path, keypad):
+    cfg = write_config(tmp_path / "pad.toml", device_id="pad-w03", role="rating_pad",
+                       port=site.port, ident=site.identity("pad-w03"), data_dir=tmp_path / "data",
+                       extra=f'[buttons]\ndriver = "serial"\ndevice = "{keypad.path}"\n')
+    res, by = doctor(cfg)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in ("config", "data_dir", "salt", "clock", "certificate", "broker", "tls", "mqtt",
+                 "buttons"):
+        assert_line(by, name, "ok")
+    assert_line(by, "mqtt", "ok", "as pad-w03")
+    assert_line(by, "certificate", "ok", "pad-w03", "more days")
+
+
+def test_a_healthy_kiosk_gets_answers_from_its_reader_and_printer(
+        site, site_broker, tmp_path, idcard_reader, network_printer):
+    cfg = write_config(
+        tmp_path / "kiosk.toml", device_id="kiosk-01", role="kiosk", port=site.port,
+        ident=site.identity("kiosk-01"), data_dir=tmp_path / "data",
+        extra=f'[card_reader]\ndriver = "idcard"\ndevice = "{idcard_reader.path}"\n'
+              f'[printer]\ndriver = "network"\ndevice = "{network_printer}"\n')
+    res, by = doctor(cfg)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert_line(by, "card_reader", "ok", "ID card reader answers")
+    assert_line(by, "printer", "ok", "printer answers status")
+
+
+def test_an_invalid_config_fails_naming_the_key(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[device]\nid = "pad-w03"\nrole = "rating_pad"\nsite = "main"\n'
+                   '[mqtt]\nkeepalive = 30\n')
+    res, by = doctor(cfg)
+    assert res.returncode == 1
+    assert_line(by, "config", "FAIL", "mqtt.keepalive", "unknown key")
+    assert_line(by, "clock", "ok")
+    assert "Traceback" not in res.stderr
+
+
+def test_a_broken_device_gets_one_failing_line_with_a_fix_per_problem(site, site_broker,
+                                                                       tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    cfg = write_config(
+        tmp_path / "pad.toml", device_id="pad-w03", role="rating_pad", port=site.port,
+        ident=site.identity("pad-w03"), data_dir=blocker / "data",
+        cert=site.identity("kiosk-01") / "device.crt", key=site.identity("kiosk-01") / "device.key",
+        salt=tmp_path / "no.salt",
+        extra='[buttons]\ndriver = "serial"\ndevice = "/dev/serial/by-id/usb-no-such-keypad"\n'
+              '[card_reader]\ndriver = "evdev"\ndevice = "/dev/input/by-id/no-such-reader"\n')
+    res, by = doctor(cfg, synced="0")
+    assert res.returncode == 1
+    assert_line(by, "data_dir", "FAIL", str(blocker / "data"))
+    assert_line(by, "salt", "FAIL", "no.salt")
+    assert_line(by, "clock", "FAIL", "timedatectl")
+    assert_line(by, "certificate", "FAIL", "kiosk-01", "pad-w03")
+    assert_line(by, "buttons", "FAIL", "usb-no-such-keypad", "[buttons].device")
+    assert_line(by, "card_reader", "FAIL", "no-such-reader")
+    assert len(res.stdout.strip().splitlines()) == len(by)  # one line per check
+
+
+def test_an_unreachable_broker_fails_and_skips_the_tls_checks(site, tmp_path):
+    from tests.conftest import free_port
+
+    cfg = write_config(tmp_path / "pad.toml", device_id="pad-w03", role="rating_pad",
+                       port=free_port(), ident=site.identity("pad-w03"), data_dir=tmp_path / "d",
+                       extra='[buttons]\ndriver = "keyboard"\n')
+    res, by = doctor(cfg)
+    assert res.returncode == 1
+    assert_line(by, "broker", "FAIL", "cannot reach", "firewall")
+    assert by["tls"].startswith("skip") and by["mqtt"].startswith("skip")
+
+
+def test_tls_failures_say_whose_certificate_is_wrong(site, site_broker, tmp_path):
+    other = SiteCA.init(tmp_path / "other-ca")
+    (tmp_path / "other-ca.crt").write_bytes(other.cert_pem)
+    wrong_ca = write_config(tmp_path / "a.toml", device_id="pad-w03", role="rating_pad",
+                            port=site.port, ident=site.identity("pad-w03"),
+                            data_dir=tmp_path / "d", ca=tmp_path / "other-ca.crt",
+                            extra='[buttons]\ndriver = "keyboard"\n')
+    res, by = doctor(wrong_ca)
+    assert res.returncode == 1
+    assert_line(by, "tls", "FAIL", "broker certificate rejected", "provision broker")
+
+    wrong_name = write_config(tmp_path / "b.toml", device_id="pad-w03", role="rating_pad",
+                              port=site.port, ident=site.identity("pad-w03"),
+                              data_dir=tmp_path / "d", host="127.0.0.2",
+                              extra='[buttons]\ndriver = "keyboard"\n')
+    res, by = doctor(wrong_name)
+    assert res.returncode == 1
+    assert_line(by, "tls", "FAIL", "--host 127.0.0.2")
+
+    forged = other.issue_device("pad-w03", SITE)
+    (tmp_path / "f.crt").write_bytes(forged.cert)
+    (tmp_path / "f.key").write_bytes(forged.key)
+    os.chmod(tmp_path / "f.key", 0o600)
+    stranger = write_config(tmp_path / "c.toml", device_id="pad-w03", role="rating_pad",
+                            port=site.port, ident=site.identity("pad-w03"),
+                            data_dir=tmp_path / "d", cert=tmp_path / "f.crt",
+                            key=tmp_path / "f.key", extra='[buttons]\ndriver = "keyboard"\n')
+    res, by = doctor(stranger)
+    assert res.returncode == 1
+    assert_line(by, "certificate", "FAIL", "not issued by")
+    assert_line(by, "mqtt", "FAIL", "refused")
+
+
+def test_a_certificate_close_to_expiry_warns_without_failing(site, site_broker, tmp_path):
+    soon = SiteCA(site.ca).issue_device("pad-w03", SITE, days=12)
+    (tmp_path / "soon.crt").write_bytes(soon.cert)
+    (tmp_path / "soon.key").write_bytes(soon.key)
+    cfg = write_config(tmp_path / "pad.toml", device_id="pad-w03", role="rating_pad",
+                       port=site.port, ident=site.identity("pad-w03"), data_dir=tmp_path / "d",
+                       cert=tmp_path / "soon.crt", key=tmp_path / "soon.key",
+                       extra='[buttons]\ndriver = "keyboard"\n')
+    res, by = doctor(cfg)
+    assert res.returncode == 0, res.stdout
+    assert_line(by, "certificate", "WARN", "expires in 11 days", "provision device")
