@@ -175,7 +175,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     print(f"installed {cfg.device.id} ({cfg.device.role}, site {cfg.device.site})"
           + ("" if root == Path("/") else f" below {root} (nothing run; see the plan file)"))
     if root == Path("/"):
-        print("check it: careterm doctor")
+        print(f"check it: careterm doctor; then delete {args.bundle} (it holds the device key)")
     return 0
 
 

@@ -57,8 +57,14 @@ def run_checks(config_file: str, *, sysfs: Path = Path("/sys")) -> Iterator[Chec
     try:
         cfg = load_config(config_file)
     except ConfigError as e:
-        yield fail("config", str(e), f"correct {e.key or 'the file'} (see SPEC section 3), "
-                   f"then `careterm config check {e.path}`")
+        if "Permission denied" in e.problem:
+            fix = "run it as root (sudo careterm doctor): the configuration holds secrets"
+        elif "not found" in e.problem:
+            fix = "install the device bundle (careterm provision install) or pass --config"
+        else:
+            fix = (f"correct {e.key or 'the file'} (see SPEC section 3), then "
+                   f"`careterm config check {e.path}`")
+        yield fail("config", str(e), fix)
         yield check_clock()
         return
     yield ok("config", f"{config_file}: {cfg.device.id} ({cfg.device.role}) at site "
@@ -267,7 +273,7 @@ def check_mqtt(cfg: DeviceConfig) -> Check:
         while "rc" not in result and time.monotonic() < end:
             rc = client.loop(timeout=0.2)
             if rc != mqtt.MQTT_ERR_SUCCESS:
-                why = mqtt.error_string(rc)
+                why = f"connection closed by the broker: {mqtt.error_string(rc)}"
                 break
     except (OSError, ssl.SSLError) as e:
         why = str(e)
@@ -286,8 +292,15 @@ def check_mqtt(cfg: DeviceConfig) -> Check:
     if getattr(rc, "is_failure", False):
         return fail("mqtt", f"broker refused the connection: {rc}",
                     cert_fix if m.tls else "check mqtt.username and password_file")
-    who = f"as {cfg.device.id}" if m.tls else ""
-    return ok("mqtt", f"CONNECT accepted by {m.host}:{m.port} {who}".rstrip())
+    who = ""
+    if m.tls and m.cert_file:
+        from provisioning.certs import common_name, load_cert
+
+        try:
+            who = f" as {common_name(load_cert(m.cert_file))}"  # the name the ACL sees (%u)
+        except (OSError, ValueError):
+            pass
+    return ok("mqtt", f"CONNECT accepted by {m.host}:{m.port}{who}")
 
 
 # -- hardware -----------------------------------------------------------------------------------

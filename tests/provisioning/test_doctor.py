@@ -180,6 +180,7 @@ def test_a_broken_device_gets_one_failing_line_with_a_fix_per_problem(site, site
     assert_line(by, "certificate", "FAIL", "kiosk-01", "pad-w03")
     assert_line(by, "buttons", "FAIL", "usb-no-such-keypad", "[buttons].device")
     assert_line(by, "card_reader", "FAIL", "no-such-reader")
+    assert_line(by, "mqtt", "ok", "as kiosk-01")  # the broker knows it by its certificate
     assert len(res.stdout.strip().splitlines()) == len(by)  # one line per check
 
 
@@ -225,7 +226,7 @@ def test_tls_failures_say_whose_certificate_is_wrong(site, site_broker, tmp_path
     res, by = doctor(stranger)
     assert res.returncode == 1
     assert_line(by, "certificate", "FAIL", "not issued by")
-    assert_line(by, "mqtt", "FAIL", "refused")
+    assert_line(by, "mqtt", "FAIL", "closed by the broker", "refused this device's certificate")
 
 
 def test_a_certificate_close_to_expiry_warns_without_failing(site, site_broker, tmp_path):
