@@ -6,7 +6,7 @@ import os
 import pwd
 from pathlib import Path
 
-from provisioning.certs import SiteCA, service_identity, write_public, write_secret
+from provisioning.certs import CRL, SiteCA, service_identity, write_public, write_secret
 
 RETAINED_SITE_TOPICS = ("roster", "directory", "survey", "staff")
 DEVICE_WRITES = ("status", "events/#", "alerts/#", "telemetry", "reply")
@@ -41,8 +41,8 @@ def render_acl(root: str, site: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_conf(out: Path, *, port: int, site: str, run_as: str = "") -> str:
-    d = out.resolve()
+def render_conf(dest: Path, *, port: int, site: str, run_as: str = "", crl: bool = False) -> str:
+    d = dest
     lines = [
         f"# careterm site broker for site {site!r}, written by `careterm provision broker`.",
         f"# Run it as is: mosquitto -c {d}/mosquitto.conf",
@@ -56,6 +56,7 @@ def render_conf(out: Path, *, port: int, site: str, run_as: str = "") -> str:
         f"cafile {d}/ca.crt",
         f"certfile {d}/server.crt",
         f"keyfile {d}/server.key",
+        *([f"crlfile {d}/{CRL}"] if crl else []),
         "tls_version tlsv1.2",
         "require_certificate true",
         "use_identity_as_username true",
@@ -80,8 +81,13 @@ def render_conf(out: Path, *, port: int, site: str, run_as: str = "") -> str:
 
 
 def write_broker_dir(ca: SiteCA, out: Path, *, site: str, hosts: list[str], port: int = 8883,
-                     topic_root: str = "careterm", run_as: str = "") -> list[Path]:
-    """Write DIR/{mosquitto.conf, acl, ca.crt, server.crt, server.key, site-service.crt/.key}."""
+                     topic_root: str = "careterm", run_as: str = "",
+                     dest: Path | None = None) -> list[Path]:
+    """Write DIR/{mosquitto.conf, acl, ca.crt, server.crt, server.key, site-service.crt/.key}.
+
+    The configuration names its files by absolute path: `dest` when the folder will be
+    copied to that place on the broker host, else where it is written.
+    """
     out.mkdir(parents=True, exist_ok=True)
     server = ca.issue_server(hosts, site)
     service = ca.issue_service(site)
@@ -98,7 +104,12 @@ def write_broker_dir(ca: SiteCA, out: Path, *, site: str, hosts: list[str], port
     put("site-service.crt", service.cert)
     put("site-service.key", service.key, secret=True)
     put("acl", render_acl(topic_root, site).encode())
-    put("mosquitto.conf", render_conf(out, port=port, site=site, run_as=run_as).encode())
+    crl = ca.dir / CRL
+    if crl.exists():
+        put(CRL, crl.read_bytes())
+    conf = render_conf(dest or out.resolve(), port=port, site=site, run_as=run_as,
+                       crl=crl.exists())
+    put("mosquitto.conf", conf.encode())
     data = out / "data"
     data.mkdir(exist_ok=True)
     _give_to_broker_user(data, out / "server.key")
@@ -118,3 +129,22 @@ def _give_to_broker_user(data_dir: Path, server_key: Path) -> None:
     os.chmod(data_dir, 0o700)
     os.chown(server_key, 0, pw.pw_gid)
     os.chmod(server_key, 0o640)
+
+
+def install_crl(ca: SiteCA, broker_dir: Path) -> Path:
+    """Copy the CA's current CRL into a broker folder and make its mosquitto.conf use it."""
+    conf_path = broker_dir / "mosquitto.conf"
+    try:
+        conf = conf_path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise OSError(f"{conf_path}: {e.strerror} (is this a `provision broker` folder?)") from None
+    write_public(broker_dir / CRL, (ca.dir / CRL).read_bytes())
+    lines = conf.splitlines()
+    if not any(ln.startswith("crlfile ") for ln in lines):
+        at = next((i for i, ln in enumerate(lines) if ln.startswith("keyfile ")), None)
+        if at is None:
+            raise OSError(f"{conf_path}: no `keyfile` line: not a `provision broker` configuration")
+        folder = lines[at].split(None, 1)[1].rsplit("/", 1)[0]
+        lines.insert(at + 1, f"crlfile {folder}/{CRL}")
+        conf_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return broker_dir / CRL

@@ -18,6 +18,8 @@ CA_KEY = "ca.key"
 CA_CERT = "ca.crt"
 SALT = "site.salt"
 ISSUED = "issued"
+CRL = "crl.pem"
+REVOKED = "revoked.txt"
 
 CA_DAYS = 3650
 LEAF_DAYS = 730
@@ -224,6 +226,58 @@ class SiteCA:
         if not hosts:
             raise CAError("the broker certificate needs at least one --host name or address")
         return self._issue(hosts[0], client=False, server=True, hosts=hosts, site=site, days=days)
+
+
+    # -- revoking ------------------------------------------------------------------------
+
+    def revoked_serials(self) -> set[int]:
+        path = self.dir / REVOKED
+        if not path.exists():
+            return set()
+        return {int(line.split()[0], 16) for line in path.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+
+    def revoke(self, name: str) -> list[int]:
+        """Revoke every certificate issued so far to `name`; rewrite crl.pem. Returns the
+        serials newly revoked. A bundle made afterwards for the same name is valid."""
+        ca_key, ca_cert = self._load()
+        serials = []
+        for record in sorted((self.dir / ISSUED).glob(f"{name}-*.crt")):
+            cert = load_cert(record)
+            if common_name(cert) == name:
+                serials.append(cert.serial_number)
+        if not serials:
+            raise CAError(f"{self.dir}: no certificate was issued to {name!r} by this CA")
+        already = self.revoked_serials()
+        new = [s for s in serials if s not in already]
+        if new:
+            with open(self.dir / REVOKED, "a", encoding="utf-8") as f:
+                for serial in new:
+                    f.write(f"{serial:x} {name} {_now().isoformat(timespec='seconds')}\n")
+        self.write_crl(ca_key, ca_cert)
+        return new
+
+    def write_crl(self, ca_key: ec.EllipticCurvePrivateKey | None = None,
+                  ca_cert: x509.Certificate | None = None) -> Path:
+        if ca_key is None or ca_cert is None:
+            ca_key, ca_cert = self._load()
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now - BACKDATE)
+            # An expired CRL makes the broker refuse every client: let it live as long as the CA.
+            .next_update(ca_cert.not_valid_after_utc)
+        )
+        for serial in sorted(self.revoked_serials()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial)
+                .revocation_date(now - BACKDATE).build()
+            )
+        crl = builder.sign(ca_key, hashes.SHA256())
+        path = self.dir / CRL
+        write_public(path, crl.public_bytes(serialization.Encoding.PEM))
+        return path
 
 
 def _san(host: str) -> x509.GeneralName:

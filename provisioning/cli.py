@@ -47,7 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="broker DNS name or IP address devices use (repeat for each)")
     brk.add_argument("--port", type=int, default=8883)
     brk.add_argument("--topic-root", metavar="R", default="careterm")
+    brk.add_argument("--dest", metavar="DIR", default="",
+                     help="absolute folder the files will be copied to on the broker host "
+                          "(default: --out)")
     brk.set_defaults(func=cmd_broker)
+
+    rev = psub.add_parser("revoke", help="revoke every certificate of a device (lost, stolen)")
+    rev.add_argument("--ca", required=True, metavar="D")
+    rev.add_argument("--id", required=True, metavar="ID",
+                     help="device id (or site-service.<site> for the site tools)")
+    rev.add_argument("--broker-dir", metavar="DIR", default="",
+                     help="a `provision broker` folder to update with the new crl.pem")
+    rev.set_defaults(func=cmd_revoke)
 
     ins = psub.add_parser("install", help="install a bundle on this device (as root)")
     ins.add_argument("--bundle", required=True, metavar="BUNDLE.tar.gz")
@@ -143,14 +154,41 @@ def cmd_broker(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise _usage(f"--port {args.port}: not a TCP port")
     out = Path(args.out)
+    if args.dest and not Path(args.dest).is_absolute():
+        raise _usage(f"--dest {args.dest!r}: give an absolute folder, e.g. /etc/mosquitto/careterm")
+    dest = Path(args.dest) if args.dest else out.resolve()
     try:
         write_broker_dir(SiteCA(args.ca), out, site=site, hosts=args.host, port=args.port,
-                         topic_root=args.topic_root)
+                         topic_root=args.topic_root, dest=dest)
     except CAError as e:
         raise _usage(str(e)) from None
-    print(f"{out.resolve()}/mosquitto.conf: TLS on port {args.port} for {', '.join(args.host)}; "
+    print(f"{out}/mosquitto.conf: TLS on port {args.port} for {', '.join(args.host)}; "
           f"site service identity {service_identity(site)!r} in site-service.crt/.key")
-    print(f"run: mosquitto -c {out.resolve()}/mosquitto.conf")
+    where = "" if dest == out.resolve() else f"copy {out} to {dest} on the broker host, then "
+    print(f"{where}run: mosquitto -c {dest}/mosquitto.conf")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from provisioning.broker import install_crl
+    from provisioning.certs import CRL, CAError, SiteCA
+
+    ca = SiteCA(args.ca)
+    try:
+        new = ca.revoke(args.id)
+    except CAError as e:
+        raise _usage(str(e)) from None
+    done = ", ".join(f"{s:x}" for s in new) or "none new (already revoked)"
+    print(f"{args.id}: revoked serials {done}; {ca.dir / CRL} updated")
+    if args.broker_dir:
+        try:
+            path = install_crl(ca, Path(args.broker_dir))
+        except OSError as e:
+            raise _usage(str(e)) from None
+        print(f"{path} written; restart mosquitto for it to take effect")
+    else:
+        print(f"copy {ca.dir / CRL} next to the broker's server.crt (or rerun with "
+              "--broker-dir) and restart mosquitto")
     return 0
 
 
