@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -197,6 +198,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     from provisioning.install import InstallError, apply, make_plan
 
     root = Path(args.root).resolve()
+    if root == Path("/") and os.geteuid() != 0:
+        raise _usage("provision install changes users, /etc and services: run it as root "
+                     "(sudo careterm provision install --bundle ...)")
     try:
         bundle = read_bundle(args.bundle)
     except BundleError as e:
