@@ -116,3 +116,29 @@ def test_a_broken_bundle_is_refused_before_anything_is_written(tmp_path):
     assert res.returncode == 2
     assert "b.tar.gz" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "root").exists()
+
+
+def test_on_the_real_root_only_missing_accounts_and_existing_groups_are_planned(bundles):
+    """The plan for `/` (not applied here): no useradd for an existing user, no group the
+    system lacks."""
+    import grp
+    import pwd
+
+    from provisioning.bundle import read_bundle
+    from provisioning.install import ROLE_GROUPS, make_plan
+
+    plan = make_plan(read_bundle(bundles["kiosk"]), Path("/"))
+    cmds = [c[0] for c in plan.commands]
+    try:
+        pwd.getpwnam("careterm")
+        assert "useradd" not in cmds
+    except KeyError:
+        assert "useradd" in cmds
+    existing = {g.gr_name for g in grp.getgrall()}
+    usermod = next((c for c in plan.commands if c[0] == "usermod"), None)
+    granted = set(usermod[-2].split(",")) if usermod else set()
+    assert granted == set(ROLE_GROUPS["kiosk"]) & existing
+    for missing in set(ROLE_GROUPS["kiosk"]) - existing:
+        assert any(repr(missing) in n for n in plan.notes)
+    assert not plan.symlinks or plan.commands[-2] == ["systemctl", "enable",
+                                                      "careterm-kiosk.service"]
