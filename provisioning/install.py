@@ -125,6 +125,10 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
 
     # State: the outbox lives here.
     plan.dir(STATE_DIR, 0o750, f"{USER}:{GROUP}")
+    data_dir = str(bundle.config.data_dir)
+    extra_rw = data_dir != STATE_DIR and not data_dir.startswith(STATE_DIR + "/")
+    if extra_rw:
+        plan.dir(data_dir, 0o750, f"{USER}:{GROUP}")
 
     # Hardware access.
     plan.file(UDEV_RULES, render_udev(bundle), 0o644)
@@ -143,6 +147,13 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
 
     # The service.
     plan.file(f"{UNIT_DIR}/{unit}", render_unit(role, exe or careterm_executable()), 0o644)
+    dropin = f"{UNIT_DIR}/{unit}.d/data-dir.conf"
+    if extra_rw:
+        # The unit may write only below /var/lib/careterm: open the configured data_dir too.
+        plan.file(dropin, f"# device.data_dir from device.toml\n[Service]\n"
+                          f"ReadWritePaths={data_dir}\n".encode(), 0o644)
+    elif (root / dropin.lstrip("/")).exists():
+        plan.file(dropin, b"# device.data_dir is below /var/lib/careterm\n", 0o644)
     for u in other:
         if (root / UNIT_DIR.lstrip("/") / u).exists():
             plan.run("systemctl", "disable", "--now", u)

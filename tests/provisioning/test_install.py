@@ -140,5 +140,18 @@ def test_on_the_real_root_only_missing_accounts_and_existing_groups_are_planned(
     assert granted == set(ROLE_GROUPS["kiosk"]) & existing
     for missing in set(ROLE_GROUPS["kiosk"]) - existing:
         assert any(repr(missing) in n for n in plan.notes)
-    assert not plan.symlinks or plan.commands[-2] == ["systemctl", "enable",
-                                                      "careterm-kiosk.service"]
+
+
+def test_a_data_dir_outside_var_lib_is_created_and_opened_to_the_service(tmp_path):
+    ca = tmp_path / "ca"
+    assert run_careterm("provision", "ca", "init", "--dir", str(ca)).returncode == 0
+    res = run_careterm("provision", "device", "--ca", str(ca), "--id", "pad-w09",
+                       "--role", "rating_pad", "--site", "main", "--broker", "mqtts://b:8883",
+                       "--window", "W09", "--set", "device.data_dir=/srv/careterm",
+                       "--out", str(tmp_path / "p.tar.gz"))
+    assert res.returncode == 0, res.stderr
+    root = tmp_path / "root"
+    _, plan = install(tmp_path / "p.tar.gz", root)
+    assert plan["owners"]["/srv/careterm"] == "careterm:careterm"
+    dropin = root / "etc/systemd/system/careterm-pad.service.d/data-dir.conf"
+    assert "ReadWritePaths=/srv/careterm" in dropin.read_text().splitlines()
