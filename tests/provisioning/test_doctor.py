@@ -240,3 +240,14 @@ def test_a_certificate_close_to_expiry_warns_without_failing(site, site_broker, 
     res, by = doctor(cfg)
     assert res.returncode == 0, res.stdout
     assert_line(by, "certificate", "WARN", "expires in 11 days", "provision device")
+
+
+def test_a_plain_mqtt_device_is_checked_without_tls(broker, config_writer, tmp_path):
+    salt = tmp_path / "site.salt"
+    salt.write_text("ab" * 32)
+    cfg = config_writer(broker_url=broker.url,
+                        extra=f'[privacy]\nsalt_file = "{salt}"\n[buttons]\ndriver = "keyboard"\n')
+    res, by = doctor(cfg)
+    assert res.returncode == 0, res.stdout
+    assert by["certificate"].startswith("skip") and "tls" not in by
+    assert_line(by, "mqtt", "ok", f"CONNECT accepted by 127.0.0.1:{broker.port}")
