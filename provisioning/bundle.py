@@ -119,7 +119,7 @@ def render_toml(data: dict[str, Any], header: str = "") -> str:
         if lines:
             lines.append("")
         lines.append(f"[{_toml_key(section)}]")
-        if section in HINTS:
+        if section in HINTS and values.get("driver") not in (None, "none"):
             lines.append(HINTS[section])
         for key, value in values.items():
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
