@@ -47,6 +47,23 @@ def test_unit_passes_systemd_analyze_verify(role, tmp_path):
 
 
 @pytest.mark.parametrize("role", sorted(UNITS))
+def test_units_exposure_as_systemd_rates_it_stays_low(role, tmp_path):
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze not installed")
+    unit = tmp_path / UNITS[role]
+    unit.write_bytes(render_unit(role, str(Path(sys.executable).with_name("careterm"))))
+    res = subprocess.run([exe, "security", "--offline=true", str(unit)], capture_output=True,
+                         text=True, timeout=60)
+    if "--offline" in res.stderr:
+        pytest.skip("this systemd-analyze cannot rate a unit file offline")
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", res.stdout)
+    assert m, res.stdout + res.stderr
+    # 0 is a fully sandboxed service, 10 an unprotected one; a kiosk needs real hardware
+    assert float(m.group(1)) <= 3.0, res.stdout
+
+
+@pytest.mark.parametrize("role", sorted(UNITS))
 def test_unit_keys(role):
     unit = parse_unit((SYSTEMD / UNITS[role]).read_text())
     svc = unit["Service"]
@@ -68,6 +85,7 @@ def test_unit_keys(role):
         assert one(key) == want, key
     # ProtectClock would forbid adjtimex(2), which clock_synced() needs to read NTP state
     assert "ProtectClock" not in svc
+    assert "@clock" not in one("SystemCallFilter")
     allowed = {v.split()[0] for v in svc["DeviceAllow"]}
     assert {"char-ttyUSB", "char-ttyACM", "char-input", "char-drm"} <= allowed
     assert ("char-usb_device" in allowed) == (role == "kiosk")  # only the kiosk has a printer
