@@ -68,6 +68,22 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     data.setdefault(section, {})[key] = value
 
 
+FIXED_KEYS = {
+    ("device", "id"): "--id", ("device", "role"): "--role", ("device", "site"): "--site",
+    ("mqtt", "url"): "--broker", ("mqtt", "topic_root"): "--topic-root",
+    ("mqtt", "ca_file"): "", ("mqtt", "cert_file"): "", ("mqtt", "key_file"): "",
+    ("privacy", "salt_file"): "", ("window", "id"): "--window",
+}
+
+
+def check_fixed(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """--set may not change what the certificate, the broker ACL or install depend on."""
+    for (section, key), option in FIXED_KEYS.items():
+        if before.get(section, {}).get(key) != after.get(section, {}).get(key):
+            how = f"use {option}" if option else "install puts it in /etc/careterm"
+            raise BundleError(f"--set {section}.{key}: not settable here ({how})")
+
+
 def validate(data: dict[str, Any]) -> DeviceConfig:
     """The same check the device makes at start (raises ConfigError naming the key)."""
     return parse_config(data, "device.toml")

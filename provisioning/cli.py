@@ -111,8 +111,12 @@ def cmd_device(args: argparse.Namespace) -> int:
                              window=args.window, window_name=args.window_name,
                              topic_root=args.topic_root)
     try:
+        import copy
+
+        before = copy.deepcopy(data)
         for assignment in args.set:
             b.apply_override(data, assignment)
+        b.check_fixed(before, data)
         cfg = b.validate(data)
     except b.BundleError as e:
         raise _usage(str(e)) from None

@@ -15,6 +15,7 @@ import pwd
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,8 @@ class Plan:
     files: list[tuple[str, bytes, int, str]] = field(default_factory=list)
     commands: list[list[str]] = field(default_factory=list)
     symlinks: list[tuple[str, str]] = field(default_factory=list)
+    moves: list[tuple[str, str]] = field(default_factory=list)
+    stop_first: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def dir(self, path: str, mode: int, owner: str) -> None:
@@ -123,7 +126,8 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
         plan.file(ENV_FILE, b"# Extra environment for the careterm service, e.g.\n"
                             b"# CARETERM_PAD_ARGS=--headless\n", 0o640, f"root:{GROUP}")
 
-    # State: the outbox lives here.
+    # State: the outbox lives here. Another device's outbox must not be sent under this id.
+    _set_aside_other_device_state(plan, bundle, root)
     plan.dir(STATE_DIR, 0o750, f"{USER}:{GROUP}")
     data_dir = str(bundle.config.data_dir)
     extra_rw = data_dir != STATE_DIR and not data_dir.startswith(STATE_DIR + "/")
@@ -162,6 +166,28 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
     plan.symlinks.append((f"{UNIT_DIR}/multi-user.target.wants/{unit}", f"{UNIT_DIR}/{unit}"))
     plan.run("systemctl", "restart", unit)
     return plan
+
+
+def _set_aside_other_device_state(plan: Plan, bundle: Bundle, root: Path) -> None:
+    from terminal.config import ConfigError, load_config
+    from terminal.outbox import outbox_path
+
+    try:
+        old = load_config(root / ETC.lstrip("/") / "device.toml")
+    except ConfigError:
+        return
+    new = bundle.config.device
+    if (old.device.id, old.device.site) == (new.id, new.site):
+        return
+    old_dir = str(old.data_dir)
+    if not (root / outbox_path(old_dir).as_posix().lstrip("/")).exists():
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = f"{old_dir.rstrip('/')}.{old.device.id}-{stamp}"
+    plan.stop_first += [u for u in UNITS.values() if (root / UNIT_DIR.lstrip("/") / u).exists()]
+    plan.moves.append((old_dir, aside))
+    plan.notes.append(f"{old_dir} held the outbox of {old.device.id} (site {old.device.site}); "
+                      f"moved to {aside}: send or delete what it holds")
 
 
 def _user_exists(name: str) -> bool:
@@ -214,6 +240,12 @@ def apply(plan: Plan, root: Path, say=print) -> None:  # type: ignore[no-untyped
     account_cmds = [c for c in commands if c[0] in ("groupadd", "useradd", "usermod")]
     later_cmds = [c for c in commands if c not in account_cmds]
     if real:
+        for unit in plan.stop_first:
+            _run(["systemctl", "stop", unit], say)
+    for src, dst in plan.moves:
+        at(src).rename(at(dst))
+        say(f"move  {src} -> {dst}")
+    if real:
         for argv in account_cmds:
             _run(argv, say)
     for path, mode, owner in plan.dirs:
@@ -245,7 +277,8 @@ def apply(plan: Plan, root: Path, say=print) -> None:  # type: ignore[no-untyped
             say(f"would run: {shlex.join(argv)}")
         record = {
             "root": str(root),
-            "commands": commands,
+            "commands": [["systemctl", "stop", u] for u in plan.stop_first] + commands,
+            "moves": plan.moves,
             "owners": {p: o for p, _, o in plan.dirs} | {p: o for p, _, _, o in plan.files},
             "modes": {p: f"{m:04o}" for p, m, _ in plan.dirs}
             | {p: f"{m:04o}" for p, _, m, _ in plan.files},

@@ -85,6 +85,9 @@ def test_set_overrides_any_key_and_is_validated(ca, tmp_path):
     assert bad.returncode == 2
     assert "buttons.baudrate" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "q.tar.gz").exists()
+    for key in ("device.id=kiosk-09", "mqtt.cert_file=/tmp/x.crt", "device.role=kiosk"):
+        res = provision(ca, tmp_path / "r.tar.gz", "--window", "W07", "--set", key)
+        assert res.returncode == 2 and key.split("=")[0] in res.stderr, res.stderr
 
 
 @pytest.mark.parametrize("args, says", [

@@ -109,6 +109,24 @@ def test_reinstall_with_another_role_disables_the_old_unit(bundles, tmp_path):
     assert load_config(root / "etc/careterm/device.toml").device.id == "kiosk-01"
 
 
+def test_reenrolling_as_another_device_sets_the_old_outbox_aside(bundles, tmp_path):
+    root = tmp_path / "root"
+    install(bundles["rating_pad"], root)
+    (root / "var/lib/careterm/outbox.sqlite").write_bytes(b"pad-w03's unsent events")
+    _, plan = install(bundles["kiosk"], root)
+    assert plan["commands"][0] == ["systemctl", "stop", "careterm-pad.service"]
+    [(src, dst)] = plan["moves"]
+    assert src == "/var/lib/careterm" and dst.startswith("/var/lib/careterm.pad-w03-")
+    assert (root / dst.lstrip("/") / "outbox.sqlite").read_bytes() == b"pad-w03's unsent events"
+    assert not (root / "var/lib/careterm/outbox.sqlite").exists()
+    assert any("pad-w03" in n for n in plan["notes"])
+    # the same device installed again keeps its outbox
+    (root / "var/lib/careterm/outbox.sqlite").write_bytes(b"kiosk-01's events")
+    _, plan = install(bundles["kiosk"], root)
+    assert plan["moves"] == []
+    assert (root / "var/lib/careterm/outbox.sqlite").read_bytes() == b"kiosk-01's events"
+
+
 def test_a_broken_bundle_is_refused_before_anything_is_written(tmp_path):
     (tmp_path / "b.tar.gz").write_bytes(b"not a tarball")
     res = run_careterm("provision", "install", "--bundle", str(tmp_path / "b.tar.gz"),
