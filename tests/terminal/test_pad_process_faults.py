@@ -43,6 +43,12 @@ def start_pad(processes):
     return start
 
 
+def keypad_open(cfg: Path, starts: int = 1) -> bool:
+    """The pad logs `buttons: ok` once its port is open (pyserial flushes input on open)."""
+    log = cfg.with_suffix(".log")
+    return log.exists() and log.read_text().count("buttons: ok") >= starts
+
+
 def outbox_stats(cfg: Path) -> dict:
     r = run_careterm("outbox", "stats", "--config", str(cfg))
     assert r.returncode == 0, r.stderr
@@ -62,6 +68,7 @@ def test_presses_become_rating_events_with_misuse_flagged(config_writer, broker,
     proc = start_pad(cfg)
     try:
         wait_for(lambda: sub.payloads("/status"), what="pad online")
+        wait_for(lambda: keypad_open(cfg), what="keypad open")
         pty.write(b"4")
         wait_for(lambda: len(sub.events("rating")) == 1, what="first rating")
         time.sleep(0.2)
@@ -92,7 +99,7 @@ def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
     broker = broker_factory()  # not started: the network is down
     cfg = pad_config(config_writer, broker, pty.path)
     proc = start_pad(cfg)
-    time.sleep(1.0)
+    wait_for(lambda: keypad_open(cfg), what="keypad open")
     press(pty, 40)
     wait_for(lambda: outbox_stats(cfg)["last_seq"] == 40, timeout=15, what="40 stored")
     proc.send_signal(signal.SIGKILL)
@@ -104,6 +111,7 @@ def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
     proc = start_pad(cfg)
     try:
         wait_for(lambda: len(sub.events()) >= 40, timeout=20, what="backlog delivered")
+        wait_for(lambda: keypad_open(cfg, 2), what="keypad open again")
         press(pty, 10)
         wait_for(lambda: len({e["id"] for e in sub.events()}) >= 50, timeout=15,
                  what="new presses")
@@ -128,7 +136,7 @@ def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(config_writer, brok
         proc = start_pad(cfg)
         wait_for(lambda want=want: (cfg.parent / "data" / "outbox.sqlite").exists()
                  and outbox_stats(cfg)["session"] >= want, what="pad connected")
-        time.sleep(0.3)
+        wait_for(lambda want=want: keypad_open(cfg, want), what="keypad open")
         press(pty, 30, gap=0.02)
         total += 30
         proc.send_signal(signal.SIGKILL)  # mid-stream: some events not yet PUBACKed
