@@ -16,8 +16,6 @@ from terminal.config import ConfigError, DeviceConfig, load_config
 EXPIRY_WARN_DAYS = 30
 NET_TIMEOUT_S = 4.0
 MIN_FREE_BYTES = 50 * 1024 * 1024
-IDCARD_FIND = bytes.fromhex("aa aa aa 96 69 00 03 20 01 22")
-IDCARD_PREAMBLE = bytes.fromhex("aa aa aa 96 69")
 DLE_EOT_PRINTER = b"\x10\x04\x01"
 
 
@@ -316,7 +314,9 @@ def check_devices(cfg: DeviceConfig, sysfs: Path) -> Iterator[Check]:
             yield ok("buttons", f"driver {b.driver!r}: no device to check")
     r = cfg.card_reader
     if r.driver in ("serial", "idcard"):
-        probe = IDCARD_FIND if r.driver == "idcard" else None
+        from drivers.card_reader.sam_protocol import find_request
+
+        probe = find_request() if r.driver == "idcard" else None
         yield check_serial("card_reader", r.device, r.baudrate, "[card_reader].device", probe)
     elif r.driver == "evdev":
         yield check_input("card_reader", r.device, "[card_reader].device")
@@ -357,10 +357,12 @@ def check_serial(name: str, path: str, baudrate: int, key: str,
         try:
             port.reset_input_buffer()
             port.write(probe)
-            reply = port.read(len(IDCARD_PREAMBLE) + 16)
+            reply = port.read(32)
         except (serial.SerialException, OSError) as e:
             return fail(name, f"{path}: write/read failed ({e})", _hw_fix(key))
-    if reply.startswith(IDCARD_PREAMBLE):
+    from drivers.card_reader.sam_protocol import PREAMBLE
+
+    if reply.startswith(PREAMBLE):
         return ok(name, f"{path}: ID card reader answers at {baudrate} baud")
     return fail(name, f"{path}: opens, but no ID card reader answer at {baudrate} baud",
                 f"check the cable and {key.replace('device', 'baudrate')} "
@@ -386,20 +388,29 @@ def check_input(name: str, path: str, key: str) -> Check:
 
 
 def check_printer(cfg: DeviceConfig, sysfs: Path) -> Check:
+    """Present first (USB ids in sysfs, the port, the address), then asked for its status."""
     p = cfg.printer
     if p.driver in ("none", "sim"):
         return ok("printer", f"driver {p.driver!r}: no printer to check")
-    if p.driver == "serial":
-        return check_serial("printer", p.device, p.baudrate, "[printer].device")
     if p.driver == "file":
         parent = Path(p.device).parent if p.device else None
         if parent is None or not os.access(parent, os.W_OK):
             return fail("printer", f"{p.device or '(empty)'}: cannot write there",
                         "set [printer].device to a writable file path")
         return ok("printer", f"{p.device}: writable")
-    if p.driver == "network":
-        return check_network_printer(p.device)
-    want = (f"{p.usb_vendor:04x}", f"{p.usb_product:04x}")
+    if p.driver == "serial":
+        present = check_serial("printer", p.device, p.baudrate, "[printer].device")
+    elif p.driver == "network":
+        present = check_network_printer(p.device)
+    else:
+        present = check_usb_printer(p.usb_vendor, p.usb_product, sysfs)
+    if present.status != "ok" or "in use" in present.detail:
+        return present
+    return ask_printer_status(cfg, present)
+
+
+def check_usb_printer(vendor: int, product: int, sysfs: Path) -> Check:
+    want = (f"{vendor:04x}", f"{product:04x}")
     for dev in sorted((sysfs / "bus/usb/devices").glob("*")):
         try:
             found = ((dev / "idVendor").read_text().strip(),
@@ -419,19 +430,60 @@ def check_network_printer(device: str) -> Check:
         return fail("printer", f"[printer].device {device!r} is not host:port",
                     "set [printer].device to e.g. 10.0.0.50:9100")
     try:
-        with socket.create_connection((host, int(port_s)), timeout=NET_TIMEOUT_S) as s:
-            s.settimeout(1.0)
-            s.sendall(DLE_EOT_PRINTER)
-            try:
-                answered = bool(s.recv(1))
-            except OSError:
-                answered = False
+        with socket.create_connection((host.strip("[]"), int(port_s)), timeout=NET_TIMEOUT_S):
+            pass
     except OSError as e:
         return fail("printer", f"cannot reach {device}: {e.strerror or e}",
                     "check the printer is on and its address ([printer].device)")
-    if answered:
-        return ok("printer", f"{device}: connected, printer answers status")
-    return ok("printer", f"{device}: connected (no status reply; some printers do not answer)")
+    return ok("printer", f"{device}: reachable")
+
+
+def ask_printer_status(cfg: DeviceConfig, present: Check) -> Check:
+    """DLE EOT 1, 2 and 4 (online, cover, paper), decoded by the printer driver's parser."""
+    from drivers.printer import dle_eot
+
+    p = cfg.printer
+    answers: list[int | None] = []
+    try:
+        if p.driver == "network":
+            host, _, port = p.device.rpartition(":")
+            with socket.create_connection((host.strip("[]"), int(port)),
+                                          timeout=NET_TIMEOUT_S) as s:
+                s.settimeout(1.0)
+                for n in (dle_eot.PRINTER, dle_eot.OFFLINE_CAUSE, dle_eot.PAPER):
+                    s.sendall(dle_eot.request(n))
+                    try:
+                        got = s.recv(1)
+                    except TimeoutError:
+                        got = b""
+                    answers.append(got[0] if got else None)
+        elif p.driver == "serial":
+            import serial
+
+            with serial.Serial(p.device, baudrate=p.baudrate, timeout=1.0,
+                               write_timeout=1.0) as port:
+                port.reset_input_buffer()
+                for n in (dle_eot.PRINTER, dle_eot.OFFLINE_CAUSE, dle_eot.PAPER):
+                    port.write(dle_eot.request(n))
+                    got = port.read(1)
+                    answers.append(got[0] if got else None)
+        else:
+            return ok("printer", f"{present.detail} (doctor reads no status over USB: "
+                      "`careterm hw test printer` does)")
+    except (OSError, ValueError) as e:
+        return fail("printer", f"{present.detail}, but asking its status failed ({e})",
+                    "check the printer is on and its cable")
+    status = dle_eot.parse(*answers)
+    why = dle_eot.problem(status)
+    if why:
+        return fail("printer", f"{present.detail}; printer reports {why}",
+                    "load paper, close the cover, or switch the printer online")
+    if status.online is None:
+        return ok("printer", f"{present.detail}; no status answer (some printers do not answer)")
+    if status.paper_near_end:
+        return warn("printer", f"{present.detail}; online, paper near end",
+                    "load a new paper roll soon")
+    return ok("printer", f"{present.detail}; online, paper ok")
 
 
 def main_lines(config_file: str, sysfs: Path = Path("/sys")) -> tuple[list[str], bool]:

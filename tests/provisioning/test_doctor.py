@@ -16,7 +16,7 @@ from tests.provisioning.conftest import SITE
 
 pytestmark = pytest.mark.broker
 
-IDCARD_FIND = bytes.fromhex("aa aa aa 96 69 00 03 20 01 22")
+IDCARD_FIND = bytes.fromhex("aa aa aa 96 69 00 03 20 01 22")  # SPEC 6.3, byte for byte
 IDCARD_NO_CARD = bytes.fromhex("aa aa aa 96 69 00 04 00 00 80 84")
 
 
@@ -95,33 +95,50 @@ def idcard_reader() -> Iterator[Pty]:
     p.close()
 
 
-@pytest.fixture
-def network_printer() -> Iterator[str]:
-    """A TCP printer on localhost that answers DLE EOT 1 with `online`."""
-    srv = socket.create_server(("127.0.0.1", 0))
-    srv.settimeout(0.2)
-    stop = threading.Event()
+class NetworkPrinter:
+    """A TCP printer on localhost answering DLE EOT n with the bytes of `answers`."""
 
-    def serve() -> None:
-        while not stop.is_set():
+    def __init__(self) -> None:
+        self.answers = {1: 0x12, 2: 0x12, 4: 0x12}  # online, cover closed, paper present
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.srv.settimeout(0.2)
+        self.device = f"127.0.0.1:{self.srv.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
             try:
-                conn, _ = srv.accept()
+                conn, _ = self.srv.accept()
             except OSError:
                 continue
             with conn:
-                conn.settimeout(1)
-                try:
-                    if conn.recv(3) == b"\x10\x04\x01":
-                        conn.sendall(b"\x12")
-                except OSError:
-                    pass
+                conn.settimeout(0.5)
+                buf = b""
+                while not self.stop.is_set():
+                    try:
+                        data = conn.recv(64)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    buf += data
+                    while len(buf) >= 3 and buf[:2] == b"\x10\x04":
+                        conn.sendall(bytes([self.answers.get(buf[2], 0x12)]))
+                        buf = buf[3:]
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield f"127.0.0.1:{srv.getsockname()[1]}"
-    stop.set()
-    t.join(2)
-    srv.close()
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.srv.close()
+
+
+@pytest.fixture
+def network_printer() -> Iterator[NetworkPrinter]:
+    p = NetworkPrinter()
+    yield p
+    p.close()
 
 
 def test_a_healthy_pad_passes_every_check(site, site_broker, tmp_path, keypad):
@@ -143,11 +160,16 @@ def test_a_healthy_kiosk_gets_answers_from_its_reader_and_printer(
         tmp_path / "kiosk.toml", device_id="kiosk-01", role="kiosk", port=site.port,
         ident=site.identity("kiosk-01"), data_dir=tmp_path / "data",
         extra=f'[card_reader]\ndriver = "idcard"\ndevice = "{idcard_reader.path}"\n'
-              f'[printer]\ndriver = "network"\ndevice = "{network_printer}"\n')
+              f'[printer]\ndriver = "network"\ndevice = "{network_printer.device}"\n')
     res, by = doctor(cfg)
     assert res.returncode == 0, res.stdout + res.stderr
     assert_line(by, "card_reader", "ok", "ID card reader answers")
-    assert_line(by, "printer", "ok", "printer answers status")
+    assert_line(by, "printer", "ok", "reachable", "online, paper ok")
+
+    network_printer.answers = {1: 0x12, 2: 0x32, 4: 0x72}  # paper out
+    res, by = doctor(cfg)
+    assert res.returncode == 1
+    assert_line(by, "printer", "FAIL", "paper out", "load paper")
 
 
 def test_an_invalid_config_fails_naming_the_key(tmp_path):
