@@ -86,6 +86,7 @@ def run_checks(config_file: str, *, sysfs: Path = Path("/sys")) -> Iterator[Chec
         else:
             yield check_mqtt(cfg)
     yield from check_devices(cfg, sysfs)
+    yield check_service(cfg)
 
 
 # -- local state ------------------------------------------------------------------------------
@@ -484,6 +485,30 @@ def ask_printer_status(cfg: DeviceConfig, present: Check) -> Check:
         return warn("printer", f"{present.detail}; online, paper near end",
                     "load a new paper roll soon")
     return ok("printer", f"{present.detail}; online, paper ok")
+
+
+def check_service(cfg: DeviceConfig, unit_dir: Path = Path("/etc/systemd/system")) -> Check:
+    from provisioning.install import UNITS
+
+    unit = UNITS[cfg.device.role]
+    if not (unit_dir / unit).exists():
+        return skip("service", f"{unit} not installed (careterm provision install sets it up)")
+    import shutil
+    import subprocess
+
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        return skip("service", "no systemctl here")
+    try:
+        res = subprocess.run([systemctl, "is-active", unit], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return skip("service", f"cannot ask systemd ({e})")
+    state = res.stdout.strip() or "unknown"
+    if state == "active":
+        return ok("service", f"{unit} active")
+    return fail("service", f"{unit} is {state}",
+                f"see why: journalctl -u {unit} -n 50; then sudo systemctl restart {unit}")
 
 
 def main_lines(config_file: str, sysfs: Path = Path("/sys")) -> tuple[list[str], bool]:

@@ -273,3 +273,27 @@ def test_a_plain_mqtt_device_is_checked_without_tls(broker, config_writer, tmp_p
     assert res.returncode == 0, res.stdout
     assert by["certificate"].startswith("skip") and "tls" not in by
     assert_line(by, "mqtt", "ok", f"CONNECT accepted by 127.0.0.1:{broker.port}")
+
+
+@pytest.mark.parametrize("state, status", [("active", "ok"), ("failed", "fail")])
+def test_the_service_state_comes_from_systemd(tmp_path, monkeypatch, state, status):
+    """A stand-in `systemctl` on PATH: doctor never needs the real one to be tested."""
+    from provisioning.doctor import check_service
+    from terminal.config import parse_config
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(f"#!/bin/sh\n[ \"$1 $2\" = \"is-active careterm-pad.service\" ] || exit 9\n"
+                    f"echo {state}\n[ {state} = active ]\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    cfg = parse_config({"device": {"id": "pad-w03", "role": "rating_pad", "site": "main"}})
+    units = tmp_path / "units"
+    units.mkdir()
+    assert check_service(cfg, units).status == "skip"
+    (units / "careterm-pad.service").write_text("[Service]\n")
+    check = check_service(cfg, units)
+    assert check.status == status and state in check.detail
+    if status == "fail":
+        assert "journalctl -u careterm-pad.service" in check.fix
