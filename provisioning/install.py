@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -51,7 +52,9 @@ def systemd_dir() -> Path:
 @dataclass
 class Plan:
     dirs: list[tuple[str, int, str]] = field(default_factory=list)
-    files: list[tuple[str, bytes, int, str]] = field(default_factory=list)
+    files: list[tuple[str, bytes, int | None, str | None]] = field(default_factory=list)
+    """(path, content, mode, owner); mode and owner None: edit in place, keep what is there
+    (the Pi's /boot/firmware is FAT, where chmod and chown fail)."""
     commands: list[list[str]] = field(default_factory=list)
     symlinks: list[tuple[str, str]] = field(default_factory=list)
     moves: list[tuple[str, str]] = field(default_factory=list)
@@ -61,7 +64,8 @@ class Plan:
     def dir(self, path: str, mode: int, owner: str) -> None:
         self.dirs.append((path, mode, owner))
 
-    def file(self, path: str, data: bytes, mode: int, owner: str = "root:root") -> None:
+    def file(self, path: str, data: bytes, mode: int | None,
+             owner: str | None = "root:root") -> None:
         self.files.append((path, data, mode, owner))
 
     def run(self, *argv: str) -> None:
@@ -70,8 +74,17 @@ class Plan:
 
 def careterm_executable() -> str:
     """The `careterm` of the environment running this install (the unit's ExecStart)."""
-    here = Path(sys.executable).with_name("careterm")
-    return str(here) if here.exists() else DEFAULT_EXEC
+    candidates = []
+    if Path(sys.argv[0]).name == "careterm":
+        candidates.append(Path(sys.argv[0]).absolute())
+    candidates.append(Path(sys.executable).with_name("careterm"))
+    found = shutil.which("careterm")
+    if found:
+        candidates.append(Path(found).absolute())
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return str(c)
+    return DEFAULT_EXEC
 
 
 def render_unit(role: str, exe: str) -> bytes:
@@ -145,12 +158,16 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
         if path.exists():
             text = path.read_text(encoding="utf-8").strip()
             if "consoleblank=" not in text:
-                plan.file(cmdline, (text + " consoleblank=0\n").encode(), 0o755)
+                plan.file(cmdline, (text + " consoleblank=0\n").encode(), None, None)
                 plan.notes.append(f"{cmdline}: added consoleblank=0 (takes effect at next boot)")
             break
 
     # The service.
-    plan.file(f"{UNIT_DIR}/{unit}", render_unit(role, exe or careterm_executable()), 0o644)
+    exe = exe or careterm_executable()
+    if exe.startswith(("/home/", "/root/")):
+        plan.notes.append(f"ExecStart {exe} is in a home directory, which the service cannot "
+                          "see (ProtectHome=yes): install careterm in /opt/careterm instead")
+    plan.file(f"{UNIT_DIR}/{unit}", render_unit(role, exe), 0o644)
     dropin = f"{UNIT_DIR}/{unit}.d/data-dir.conf"
     if extra_rw:
         # The unit may write only below /var/lib/careterm: open the configured data_dir too.
@@ -220,6 +237,14 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
+def _edit_in_place(path: Path, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _chown(path: Path, owner: str) -> None:
     user, _, group = owner.partition(":")
     os.chown(path, pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid)
@@ -257,8 +282,12 @@ def apply(plan: Plan, root: Path, say=print) -> None:  # type: ignore[no-untyped
         say(f"dir   {path} {mode:04o} {owner}")
     for path, data, mode, owner in plan.files:
         f = at(path)
+        if mode is None:
+            _edit_in_place(f, data)
+            say(f"edit  {path}")
+            continue
         _write(f, data, mode)
-        if real:
+        if real and owner:
             _chown(f, owner)
         say(f"file  {path} {mode:04o} {owner}")
     for link, target in plan.symlinks:
@@ -279,9 +308,11 @@ def apply(plan: Plan, root: Path, say=print) -> None:  # type: ignore[no-untyped
             "root": str(root),
             "commands": [["systemctl", "stop", u] for u in plan.stop_first] + commands,
             "moves": plan.moves,
-            "owners": {p: o for p, _, o in plan.dirs} | {p: o for p, _, _, o in plan.files},
+            "owners": {p: o for p, _, o in plan.dirs}
+            | {p: o for p, _, _, o in plan.files if o},
             "modes": {p: f"{m:04o}" for p, m, _ in plan.dirs}
-            | {p: f"{m:04o}" for p, _, m, _ in plan.files},
+            | {p: f"{m:04o}" for p, _, m, _ in plan.files if m is not None},
+            "edited": [p for p, _, m, _ in plan.files if m is None],
             "notes": plan.notes,
         }
         (root / PLAN_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -93,9 +93,11 @@ def test_kiosk_install_grants_the_printer_and_names_its_usb_ids(bundles, tmp_pat
     assert "lp" in groups
     rules = (root / "etc/udev/rules.d/99-careterm.rules").read_text()
     assert 'ATTR{idVendor}=="0fe6", ATTR{idProduct}=="811e", GROUP="lp"' in rules
-    # no console blanking behind the kiosk after the next boot
+    # no console blanking behind the kiosk after the next boot; edited in place (FAT: no chmod)
     assert (boot / "cmdline.txt").read_text() == (
         "console=serial0,115200 root=PARTUUID=1234 rootwait consoleblank=0\n")
+    assert plan["edited"] == ["/boot/firmware/cmdline.txt"]
+    assert "/boot/firmware/cmdline.txt" not in plan["modes"]
 
 
 def test_reinstall_with_another_role_disables_the_old_unit(bundles, tmp_path):
