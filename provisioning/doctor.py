@@ -16,7 +16,6 @@ from terminal.config import ConfigError, DeviceConfig, load_config
 EXPIRY_WARN_DAYS = 30
 NET_TIMEOUT_S = 4.0
 MIN_FREE_BYTES = 50 * 1024 * 1024
-DLE_EOT_PRINTER = b"\x10\x04\x01"
 
 
 @dataclass(frozen=True)
@@ -91,12 +90,20 @@ def run_checks(config_file: str, *, sysfs: Path = Path("/sys")) -> Iterator[Chec
 
 # -- local state ------------------------------------------------------------------------------
 
-def check_data_dir(cfg: DeviceConfig) -> Check:
+def check_data_dir(cfg: DeviceConfig, service_user: str = "careterm") -> Check:
     d = cfg.data_dir
-    fix = f"create {d} writable by the service user (sudo install -d -o careterm -g careterm " \
-          f"-m 0750 {d}) or set [device].data_dir"
+    fix = (f"create it for the service user: sudo install -d -o {service_user} -g "
+           f"{service_user} -m 0750 {d} (or set [device].data_dir)")
+    if not d.exists():
+        parent = next((p for p in d.parents if p.exists()), Path("/"))
+        if not parent.is_dir():
+            return fail("data_dir", f"{d}: cannot be created, {parent} is a file", fix)
+        if os.access(parent, os.W_OK):
+            return ok("data_dir", f"{d}: not there yet; the service creates it at start")
+        return fail("data_dir", f"{d}: missing, and {parent} is not writable", fix)
+    if not d.is_dir():
+        return fail("data_dir", f"{d}: not a folder", fix)
     try:
-        d.mkdir(parents=True, exist_ok=True)
         probe = d / f".doctor-{os.getpid()}"
         with open(probe, "wb") as f:
             f.write(b"careterm doctor\n")
@@ -105,12 +112,43 @@ def check_data_dir(cfg: DeviceConfig) -> Check:
         probe.unlink()
     except OSError as e:
         return fail("data_dir", f"{d}: not writable ({e.strerror})", fix)
+    owner = _service_can_write(d, service_user)
+    if owner:
+        return fail("data_dir", f"{d}: {owner}; the service user {service_user} cannot write "
+                    "there", f"sudo chown -R {service_user}:{service_user} {d}")
     st = os.statvfs(d)
     free = st.f_bavail * st.f_frsize
     if free < MIN_FREE_BYTES:
         return warn("data_dir", f"{d}: only {free // (1024 * 1024)} MB free",
                     "free disk space: the outbox grows while the broker is away")
     return ok("data_dir", f"{d}: writable, {free // (1024 * 1024)} MB free")
+
+
+def _service_can_write(d: Path, user: str) -> str:
+    """As root every folder looks writable: ask for the service user instead ("" = fine)."""
+    if os.geteuid() != 0:
+        return ""
+    import grp
+    import pwd
+    import stat
+
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return ""  # not installed as a service here
+    st = d.stat()
+    groups = {g.gr_gid for g in grp.getgrall() if user in g.gr_mem} | {pw.pw_gid}
+    if st.st_uid == pw.pw_uid and st.st_mode & stat.S_IWUSR:
+        return ""
+    if st.st_gid in groups and st.st_mode & stat.S_IWGRP:
+        return ""
+    if st.st_mode & stat.S_IWOTH:
+        return ""
+    try:
+        who = f"owned by {pwd.getpwuid(st.st_uid).pw_name}"
+    except KeyError:
+        who = f"owned by uid {st.st_uid}"
+    return f"{who}, mode {stat.S_IMODE(st.st_mode):04o}"
 
 
 def check_salt(cfg: DeviceConfig) -> Check:
@@ -509,11 +547,3 @@ def check_service(cfg: DeviceConfig, unit_dir: Path = Path("/etc/systemd/system"
         return ok("service", f"{unit} active")
     return fail("service", f"{unit} is {state}",
                 f"see why: journalctl -u {unit} -n 50; then sudo systemctl restart {unit}")
-
-
-def main_lines(config_file: str, sysfs: Path = Path("/sys")) -> tuple[list[str], bool]:
-    lines, failed = [], False
-    for c in run_checks(config_file, sysfs=sysfs):
-        lines.append(c.line())
-        failed = failed or c.status == "fail"
-    return lines, failed

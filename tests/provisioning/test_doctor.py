@@ -196,7 +196,7 @@ def test_a_broken_device_gets_one_failing_line_with_a_fix_per_problem(site, site
               '[card_reader]\ndriver = "evdev"\ndevice = "/dev/input/by-id/no-such-reader"\n')
     res, by = doctor(cfg, synced="0")
     assert res.returncode == 1
-    assert_line(by, "data_dir", "FAIL", str(blocker / "data"))
+    assert_line(by, "data_dir", "FAIL", str(blocker))
     assert_line(by, "salt", "FAIL", "no.salt")
     assert_line(by, "clock", "FAIL", "timedatectl")
     assert_line(by, "certificate", "FAIL", "kiosk-01", "pad-w03")
@@ -297,3 +297,30 @@ def test_the_service_state_comes_from_systemd(tmp_path, monkeypatch, state, stat
     assert check.status == status and state in check.detail
     if status == "fail":
         assert "journalctl -u careterm-pad.service" in check.fix
+
+
+def test_as_root_the_data_dir_is_judged_for_the_service_user(tmp_path):
+    """Root can write anywhere; what matters is whether the service's user can."""
+    import pwd
+
+    from provisioning.doctor import check_data_dir
+    from terminal.config import parse_config
+
+    if os.geteuid() != 0:
+        pytest.skip("only meaningful as root")
+    try:
+        user = pwd.getpwnam("mosquitto")  # any unprivileged system user stands in for careterm
+    except KeyError:
+        pytest.skip("no unprivileged system user to stand in")
+    d = tmp_path / "state"
+    d.mkdir(mode=0o750)
+    cfg = parse_config({"device": {"id": "pad-w03", "role": "rating_pad", "site": "main",
+                                   "data_dir": str(d)}})
+    check = check_data_dir(cfg, service_user="mosquitto")
+    assert check.status == "fail" and "owned by root" in check.detail
+    assert check.fix == f"sudo chown -R mosquitto:mosquitto {d}"
+    os.chown(d, user.pw_uid, user.pw_gid)
+    assert check_data_dir(cfg, service_user="mosquitto").status == "ok"
+    assert check_data_dir(parse_config({"device": {
+        "id": "pad-w03", "role": "rating_pad", "site": "main",
+        "data_dir": str(tmp_path / "new" / "state")}})).status == "ok"  # created at start
