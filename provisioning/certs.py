@@ -228,6 +228,22 @@ class SiteCA:
         return self._issue(hosts[0], client=False, server=True, hosts=hosts, site=site, days=days)
 
 
+    def server_names(self) -> set[str]:
+        """Every DNS name and address in a broker certificate this CA has issued."""
+        names: set[str] = set()
+        for record in (self.dir / ISSUED).glob("*.crt"):
+            try:
+                cert = load_cert(record)
+                eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+                if ExtendedKeyUsageOID.SERVER_AUTH not in eku:
+                    continue
+                san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            except (OSError, ValueError, x509.ExtensionNotFound):
+                continue
+            names.update(san.get_values_for_type(x509.DNSName))
+            names.update(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+        return names
+
     # -- revoking ------------------------------------------------------------------------
 
     def revoked_serials(self) -> set[int]:

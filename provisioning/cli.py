@@ -141,6 +141,15 @@ def cmd_device(args: argparse.Namespace) -> int:
         "ca.crt": ca.cert_pem,
         "site.salt": salt,
     }
+    known = ca.server_names()
+    if known and cfg.mqtt.host not in known:
+        print(f"careterm: warning: no broker certificate from this CA names {cfg.mqtt.host!r} "
+              f"(they name {', '.join(sorted(known))}): the device will refuse the broker; "
+              "use one of those in --broker, or add it with `provision broker --host`",
+              file=sys.stderr)
+    if args.role == "kiosk" and args.window:
+        print("careterm: warning: --window is for rating pads; a kiosk ignores it",
+              file=sys.stderr)
     out = Path(args.out)
     b.write_bundle(out, files)
     print(f"{out}: bundle for {device_id} ({args.role}, site {site}); it holds the device's "

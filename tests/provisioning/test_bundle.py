@@ -132,3 +132,20 @@ def test_read_bundle_rejects_tampering(ca, tmp_path):
     (tmp_path / "evil.tar.gz").write_bytes(buf.getvalue())
     with pytest.raises(BundleError, match="unexpected member"):
         read_bundle(tmp_path / "evil.tar.gz")
+
+
+def test_a_broker_name_no_broker_certificate_carries_is_flagged(ca, tmp_path):
+    res = run_careterm("provision", "broker", "--ca", str(ca), "--site", "main",
+                       "--out", str(tmp_path / "broker"), "--host", "mqtt.hospital.local",
+                       "--host", "10.0.0.5")
+    assert res.returncode == 0, res.stderr
+    good = run_careterm("provision", "device", "--ca", str(ca), "--id", "kiosk-01",
+                        "--role", "kiosk", "--site", "main", "--broker", "mqtts://10.0.0.5:8883",
+                        "--out", str(tmp_path / "a.tar.gz"))
+    assert good.returncode == 0 and "warning" not in good.stderr
+    typo = run_careterm("provision", "device", "--ca", str(ca), "--id", "kiosk-02",
+                        "--role", "kiosk", "--site", "main",
+                        "--broker", "mqtts://mqtt.hospital.lcoal:8883",
+                        "--out", str(tmp_path / "b.tar.gz"))
+    assert typo.returncode == 0  # a name the broker may get later: warn, do not refuse
+    assert "mqtt.hospital.lcoal" in typo.stderr and "10.0.0.5, mqtt.hospital.local" in typo.stderr
