@@ -152,10 +152,19 @@ class Peer:
             if not msg.retain:  # sent while we were subscribed, not stored from earlier tests
                 self.live.append(msg.topic)
 
-    def connect(self, timeout: float = 5.0) -> bool:
+    def connect(self, timeout: float = 5.0, clean_start: bool = True,
+                session_expiry: int = 0) -> bool:
         """True once the broker accepted; False when it refused or dropped the connection."""
+        props = None
+        if session_expiry:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = session_expiry
         try:
-            self.client.connect("localhost", self.port, keepalive=10, clean_start=True)
+            self.client.connect("localhost", self.port, keepalive=10, clean_start=clean_start,
+                                properties=props)
         except (OSError, ssl.SSLError):
             return False
         self.client.loop_start()
