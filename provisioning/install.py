@@ -106,6 +106,10 @@ def render_udev(bundle: Bundle) -> bytes:
 
 
 def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
+    if not (systemd_dir() / UNITS[bundle.role]).is_file():
+        raise InstallError(f"{systemd_dir()}: the systemd units are not next to this careterm; "
+                           "install careterm from its source tree (/opt/careterm, "
+                           "scripts/bootstrap) as the technician's guide says")
     role = bundle.role
     unit = UNITS[role]
     other = [u for r, u in UNITS.items() if r != role]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import signal
@@ -50,21 +52,31 @@ class Site:
         return self.base / "unpacked" / device_id
 
 
+def careterm_inproc(*args: str) -> None:
+    """The same command-line code as `careterm ...`, without a new interpreter per call
+    (fixtures run it a dozen times; tests of the command itself use `run_careterm`)."""
+    from terminal.cli import build_parser
+
+    parsed = build_parser().parse_args(list(args))
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert parsed.func(parsed) == 0, args
+
+
 def make_site(base: Path, port: int) -> Site:
     site = Site(base=base, ca=base / "ca", broker_dir=base / "broker", port=port)
-    careterm_ok("provision", "ca", "init", "--dir", str(site.ca))
+    careterm_inproc("provision", "ca", "init", "--dir", str(site.ca))
     for device_id, role in DEVICES.items():
         extra = ["--window", "W03"] if role == "rating_pad" else []
-        careterm_ok("provision", "device", "--ca", str(site.ca), "--id", device_id, "--role", role,
+        careterm_inproc("provision", "device", "--ca", str(site.ca), "--id", device_id, "--role", role,
                     "--site", SITE, "--broker", f"mqtts://localhost:{port}", *extra,
                     "--out", str(site.bundle(device_id)))
         dest = site.identity(device_id)
         dest.mkdir(parents=True)
         with tarfile.open(site.bundle(device_id)) as tar:
             tar.extractall(dest, filter="data")
-    careterm_ok("provision", "broker", "--ca", str(site.ca), "--site", SITE,
-                "--out", str(site.broker_dir), "--host", "localhost", "--host", "127.0.0.1",
-                "--port", str(port))
+    careterm_inproc("provision", "broker", "--ca", str(site.ca), "--site", SITE,
+                    "--out", str(site.broker_dir), "--host", "localhost", "--host", "127.0.0.1",
+                    "--port", str(port))
     return site
 
 
