@@ -6,14 +6,13 @@ Use `/dev/serial/by-id/...` paths: a USB adapter keeps that name when it re-enum
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 
 import serial
 
-from drivers.base import DeviceState, Watchable
+from drivers.base import DeviceState, Watchable, resolve_device
 
 log = logging.getLogger("careterm.drivers.serial")
 
@@ -62,7 +61,7 @@ class SerialPort(Watchable):
 
     def _open(self) -> serial.Serial | None:
         # A by-id symlink is resolved at every (re)open: after a replug it may point elsewhere.
-        real = os.path.realpath(self.path)
+        real = resolve_device(self.path)
         try:
             port = serial.Serial(real, self.baudrate, timeout=self._read_timeout)
         except (serial.SerialException, OSError, ValueError) as e:

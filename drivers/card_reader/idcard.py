@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 
 import serial
 
-from drivers.base import DeviceState
+from drivers.base import DeviceState, resolve_device
 from drivers.card_reader import sam_protocol as sam
 from drivers.card_reader.base import CardRead, CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
@@ -111,7 +110,7 @@ class IdCardReader(CardReader):
         self._close()
 
     def _open(self) -> bool:
-        real = os.path.realpath(self.path)
+        real = resolve_device(self.path)
         try:
             self._port = serial.Serial(real, self.baudrate, timeout=0.05, write_timeout=1.0)
         except (serial.SerialException, OSError, ValueError) as e:

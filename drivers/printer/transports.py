@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from drivers.base import resolve_device
+
 SYSFS_USBMISC = Path("/sys/class/usbmisc")
 
 
@@ -70,7 +72,7 @@ class DeviceTransport(Transport):
         self._fd: int | None = None
 
     def _resolve(self) -> str:
-        p = self._path() if callable(self._path) else os.path.realpath(self._path)
+        p = self._path() if callable(self._path) else resolve_device(self._path)
         if not p:
             raise TransportError(errno.ENODEV, f"{self.name}: not connected")
         return p
@@ -135,7 +137,7 @@ class SerialTransport(Transport):
             return
         import serial
 
-        real = os.path.realpath(self.path)
+        real = resolve_device(self.path)
         try:
             self._port = serial.Serial(real, self.baudrate, timeout=0.2, write_timeout=2.0)
         except (serial.SerialException, OSError, ValueError) as e:
