@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -164,8 +165,9 @@ class IdCardReader(CardReader):
                                     f"{self.path}: no answer from the ID card module "
                                     f"(power, cable, baudrate {self.baudrate}?)")
                 read = None
-            except (serial.SerialException, OSError, TypeError) as e:
-                # TypeError: pyserial on a vanished pty can fail inside select().
+            except (serial.SerialException, OSError, TypeError, termios.error) as e:
+                # TypeError: pyserial on a vanished pty can fail inside select();
+                # termios.error: tcflush on a port whose device is gone.
                 log.warning("idcard: %s went away (%s); waiting for it to come back", self.path, e)
                 self._set_state(DeviceState.ABSENT, f"{self.path}: unplugged")
                 self._close()
