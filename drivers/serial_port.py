@@ -6,6 +6,7 @@ Use `/dev/serial/by-id/...` paths: a USB adapter keeps that name when it re-enum
 from __future__ import annotations
 
 import logging
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -55,7 +56,7 @@ class SerialPort(Watchable):
                 port.write(data)
                 port.flush()
                 return True
-            except (serial.SerialException, OSError) as e:
+            except (serial.SerialException, OSError, termios.error) as e:
                 log.warning("%s: write failed on %s: %s", self.name, self.path, e)
                 return False
 
@@ -87,7 +88,7 @@ class SerialPort(Watchable):
                     continue
             try:
                 data = self._port.read(max(1, self._port.in_waiting or 1))
-            except (serial.SerialException, OSError, TypeError) as e:
+            except (serial.SerialException, OSError, TypeError, termios.error) as e:
                 # TypeError: pyserial on a vanished pty can fail inside select().
                 log.warning("%s: %s went away (%s); waiting for it to come back",
                             self.name, self.path, e)

@@ -16,6 +16,7 @@ import errno
 import os
 import select
 import socket
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,7 +52,10 @@ def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC) -> str | 
     if not sysfs.is_dir():
         return None
     for node in sorted(sysfs.glob("lp*")):
-        dev = node / "device"
+        try:
+            dev = (node / "device").resolve()
+        except OSError:
+            continue
         for up in (dev, dev.parent):    # the interface, then the device holding idVendor
             try:
                 v = int((up / "idVendor").read_text().strip(), 16)
@@ -148,11 +152,11 @@ class SerialTransport(Transport):
 
         self.open()
         assert self._port is not None
-        self._port.write_timeout = max(0.05, deadline - time.monotonic())
+        # no flush(): tcdrain can wait forever on a printer holding flow control
         try:
+            self._port.write_timeout = max(0.05, deadline - time.monotonic())
             self._port.write(data)
-            self._port.flush()
-        except (serial.SerialException, OSError) as e:
+        except (serial.SerialException, OSError, termios.error) as e:
             self.close()
             raise TransportError(errno.EIO, f"{self.path}: {e}") from None
 
@@ -161,10 +165,10 @@ class SerialTransport(Transport):
 
         self.open()
         assert self._port is not None
-        self._port.timeout = timeout
         try:
+            self._port.timeout = timeout   # reconfigures the port: fails once it is gone
             return bytes(self._port.read(n))
-        except (serial.SerialException, OSError, TypeError) as e:
+        except (serial.SerialException, OSError, TypeError, termios.error) as e:
             self.close()
             raise TransportError(errno.EIO, f"{self.path}: {e}") from None
 
@@ -216,7 +220,7 @@ class NetworkTransport(Transport):
         try:
             self._sock.settimeout(timeout)
             data = self._sock.recv(n)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             return b""
         except OSError as e:
             self.close()

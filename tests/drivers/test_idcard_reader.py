@@ -116,13 +116,14 @@ def test_silent_module_is_an_error_and_recovers(pty, classifier, sam_server) -> 
 def test_unplug_and_replug(plugged_pty, classifier, sam_server) -> None:
     port = plugged_pty("usb-1a86_USB2.0-Ser_-if00-port0")
     module = SamModule()
-    sam_server(port.pty.master, module)
+    first = sam_server(port.pty.master, module)
     reads = []
     r = fast_reader(port.path, classifier)
     r.start(reads.append)
     try:
         module.present(SimCard(number=GOOD))
         wait_for(lambda: reads, 5)
+        first.stop()   # before the fd closes: a replugged pty may reuse its number
         port.unplug()
         wait_for(lambda: r.state == DeviceState.ABSENT, 5, what="unplug noticed")
         port.plug()
