@@ -113,17 +113,20 @@ class WedgeDecoder:
         if ev.type != EV_KEY:
             return None
         name = ev.key
-        if name in SHIFTS:
-            if ev.value == RELEASE:
-                self._shift.discard(name)
-            else:
-                self._shift.add(name)
+        if name in SHIFTS and ev.value == RELEASE:
+            self._shift.discard(name)
             return None
         if ev.value != PRESS:
             return None
         if self._last_press is not None and ev.t - self._last_press > self.gap_s:
+            # a new scan: what came before, and any modifier left "held" by noise, is stale
             self._chars, self._bad = [], False
+            self._shift.clear()
+            self._caps = False
         self._last_press = ev.t
+        if name in SHIFTS:
+            self._shift.add(name)
+            return None
         if name == "KEY_CAPSLOCK":
             self._caps = not self._caps
             return None

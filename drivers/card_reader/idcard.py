@@ -113,7 +113,8 @@ class IdCardReader(CardReader):
     def _open(self) -> bool:
         real = resolve_device(self.path)
         try:
-            self._port = serial.Serial(real, self.baudrate, timeout=0.05, write_timeout=1.0)
+            self._port = serial.Serial(real, self.baudrate, timeout=min(0.05, self.reply_timeout),
+                                       write_timeout=1.0)
         except (serial.SerialException, OSError, ValueError) as e:
             self._set_state(DeviceState.ABSENT, f"{self.path}: {e}")
             return False
