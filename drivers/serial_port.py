@@ -24,8 +24,9 @@ class SerialPort(Watchable):
     """Delivers received bytes to `on_bytes`; survives unplug, replug and garbage."""
 
     def __init__(self, name: str, path: str, baudrate: int, on_bytes: Callable[[bytes], None],
-                 *, read_timeout: float = 0.1, reopen_every: float = REOPEN_EVERY_S) -> None:
-        super().__init__(name)
+                 *, read_timeout: float = 0.1, reopen_every: float = REOPEN_EVERY_S,
+                 quiet: bool = False) -> None:
+        super().__init__(name, quiet=quiet)
         self.path = path
         self.baudrate = baudrate
         self._on_bytes = on_bytes
