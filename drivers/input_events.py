@@ -74,7 +74,7 @@ class EventStream:
 
 
 # US layout, which barcode and card readers use in HID keyboard mode: name -> (plain, shifted)
-_CHARS: dict[str, tuple[str, str]] = {
+KEY_CHARS: dict[str, tuple[str, str]] = {
     **{f"KEY_{c}": (c.lower(), c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
     **{f"KEY_{d}": (d, s) for d, s in zip("1234567890", "!@#$%^&*()", strict=True)},
     **{f"KEY_KP{d}": (d, d) for d in "0123456789"},
@@ -137,7 +137,7 @@ class WedgeDecoder:
                 self.rejected += 1
                 return None
             return "".join(chars) or None
-        pair = _CHARS.get(name)
+        pair = KEY_CHARS.get(name)
         if pair is None:
             self._bad = True
             return None
@@ -152,7 +152,7 @@ class WedgeDecoder:
 def text_to_key_events(text: str, t0: float, step: float = 0.01) -> bytes:
     """The bytes a US-layout wedge sends to type `text` and Enter (for tests and the demo)."""
     reverse: dict[str, tuple[str, bool]] = {}
-    for name, (plain, shifted) in _CHARS.items():
+    for name, (plain, shifted) in KEY_CHARS.items():
         if name.startswith("KEY_KP"):
             continue
         reverse.setdefault(plain, (name, False))

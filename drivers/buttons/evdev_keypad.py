@@ -14,7 +14,7 @@ import time
 from drivers.base import DeviceState
 from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
 from drivers.evdev_device import EvdevDevice
-from drivers.input_events import _CHARS, EV_KEY, PRESS, RELEASE, InputEvent
+from drivers.input_events import KEY_CHARS, EV_KEY, PRESS, RELEASE, InputEvent
 
 log = logging.getLogger("careterm.drivers.keypad.evdev")
 
@@ -24,7 +24,7 @@ STUCK_S = 10.0
 def configured_name(key: str, names: set[str]) -> str | None:
     if key in names:
         return key
-    pair = _CHARS.get(key)
+    pair = KEY_CHARS.get(key)
     if pair is not None and pair[0].upper() in names:
         return pair[0].upper()
     return None

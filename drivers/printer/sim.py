@@ -38,10 +38,11 @@ class SimulatedPrinter(TicketPrinter):
         self.faults: set[str] = set()
         self.tickets: list[Path] = []
         self._lock = threading.Lock()
-        self._status_listeners: list = []
+        self._status_listeners: list[Callable[[PrinterStatus], None]] = []
         self._set_state(DeviceState.OK, f"simulated, tickets in {self.out_dir}")
 
-    def on_status(self, listener) -> None:  # noqa: ANN001
+    def on_status(self, listener: Callable[[PrinterStatus], None]) -> None:
+        """Hears every change of the simulated status (as `EscposPrinter.on_status`)."""
         self._status_listeners.append(listener)
 
     def inject(self, fault: str) -> None:
