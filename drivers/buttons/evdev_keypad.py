@@ -14,7 +14,7 @@ import time
 from drivers.base import DeviceState
 from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
 from drivers.evdev_device import EvdevDevice
-from drivers.input_events import KEY_CHARS, EV_KEY, PRESS, RELEASE, InputEvent
+from drivers.input_events import EV_KEY, KEY_CHARS, PRESS, RELEASE, InputEvent
 
 log = logging.getLogger("careterm.drivers.keypad.evdev")
 
