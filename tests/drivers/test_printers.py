@@ -294,6 +294,10 @@ def test_factory_builds_each_printer(make_cfg, tmp_path: Path) -> None:
     assert open_printer(make_cfg(printer={"driver": "none"})) is None
     sim = open_printer(make_cfg(printer={"driver": "sim", "columns": 32}), out_dir=tmp_path / "t")
     assert isinstance(sim, SimulatedPrinter) and sim.out_dir == tmp_path / "t"
+    sim2 = open_printer(make_cfg(printer={"driver": "sim", "device": str(tmp_path / "d")}))
+    assert sim2.out_dir == tmp_path / "d"
+    sim3 = open_printer(make_cfg(printer={"driver": "sim"}))
+    assert sim3.out_dir == tmp_path / "data" / "tickets"
     f = open_printer(make_cfg(printer={"driver": "file", "device": str(tmp_path / "p.bin")}))
     assert isinstance(f, EscposPrinter) and isinstance(f.transport, FileTransport)
     assert f.print_document(DOC).ok
