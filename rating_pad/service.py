@@ -107,8 +107,13 @@ class PadService:
     def stop(self) -> None:
         """Record what is pending (a rating waiting for its reason), then stop the core."""
         def last_job() -> None:
-            self._apply(self.machine.flush(self.clock()))
-            self._stop.set()
+            try:
+                self._apply(self.machine.flush(self.clock()))
+                if self._unstored:
+                    log.error("pad: stopping with %d events the disk refused; they are lost",
+                              len(self._unstored))
+            finally:
+                self._stop.set()
 
         if self.is_alive():
             self._inbox.put(last_job)
