@@ -8,7 +8,7 @@ from typing import Any
 from drivers.buttons.factory import open_keypad
 from rating_pad.service import PadService
 from rating_pad.voice import Voice
-from terminal.config import DeviceConfig
+from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
 from terminal.uplink import Uplink
 
@@ -20,7 +20,12 @@ class Pad:
 
     def __init__(self, cfg: DeviceConfig, config_file: str = "device.toml") -> None:
         self.cfg = cfg
-        self.keypad = open_keypad(cfg, config_file)
+        try:
+            self.keypad = open_keypad(cfg, config_file)
+        except ModuleNotFoundError as e:  # a driver this build does not carry
+            raise ConfigError(config_file, "buttons.driver",
+                              f"{cfg.buttons.driver!r} is not available in this build "
+                              f"({e.name}); use \"serial\" or \"touch\"") from None
         self.card_reader: Any = None
         staff_topic = f"{cfg.mqtt.topic_root}/{cfg.device.site}/staff"
         self._service: PadService | None = None
