@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kivy.core.image import Image as CoreImage
+from kivy.core.text import Label as CoreLabel
 from kivy.graphics import Color, Ellipse, Line, RoundedRectangle
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
@@ -70,10 +71,12 @@ def label(txt: str, size: float, *, bold: bool = False, color: tuple[float, ...]
 
 
 def fit(txt: str, size: float, width: float) -> float:
-    """`size`, shrunk so that one line of `txt` fits `width` (CJK glyphs are about one em wide,
-    Latin about half): titles stay on one line instead of spilling into the next widget."""
-    ems = sum(1.0 if ord(c) >= 0x2E80 else 0.56 for c in txt) or 1.0
-    return min(size, width / ems)
+    """`size`, shrunk so that one line of `txt` fits `width` (measured in the CJK font):
+    headings stay on one line and no word is broken instead of spilling into the next widget."""
+    if not txt or width <= 0:
+        return size
+    measured, _h = CoreLabel(font_name=FONT, font_size=size, bold=True).get_extents(txt)
+    return size if measured <= width else max(8.0, size * width / measured)
 
 
 class Face(Widget):
@@ -111,8 +114,9 @@ class Face(Widget):
 class RateButton(ButtonBehavior, BoxLayout):
     """One big rating key: a face over its label, in the score's colour."""
 
-    def __init__(self, score: int, scale: int, caption: str, u: float, **kw: Any) -> None:
-        super().__init__(orientation="vertical", padding=10 * u, spacing=4 * u, **kw)
+    def __init__(self, score: int, scale: int, caption: str, u: float, font: float,
+                 **kw: Any) -> None:
+        super().__init__(orientation="vertical", padding=6 * u, spacing=4 * u, **kw)
         self.score = score
         color = PALETTES[scale][score - 1]
         with self.canvas.before:
@@ -122,7 +126,7 @@ class RateButton(ButtonBehavior, BoxLayout):
         self.bind(pos=self._follow, size=self._follow, state=self._pressed)
         mood = -1 + 2 * (score - 1) / (scale - 1)
         self.add_widget(Face(mood, size_hint=(1, 0.62)))
-        self.add_widget(label(caption, 30 * max(u, FONT_FLOOR), bold=True, size_hint=(1, 0.38)))
+        self.add_widget(label(caption, font, bold=True, size_hint=(1, 0.38)))
 
     def _follow(self, *_: Any) -> None:
         self._bg.pos, self._bg.size = self.pos, self.size
@@ -351,8 +355,13 @@ class PadRoot(BoxLayout):
         row = BoxLayout(spacing=14 * u, size_hint=(1, 0.54))
         labels = v.labels if self.lang == "zh" else v.labels_en
         scale = len(labels)
+        inner = (self.width - 36 * u - (scale - 1) * 14 * u) / scale - 12 * u
+        font = 30 * f
+        for cap in labels:  # one size for all keys: no word broken, at most two lines
+            font = min([font, fit(cap, font, inner * 1.9)]
+                       + [fit(word, font, inner * 0.95) for word in cap.split()])
         for i in reversed(range(scale)):  # best first, from the left, as on the keypads
-            b = RateButton(i + 1, scale, labels[i], u)
+            b = RateButton(i + 1, scale, labels[i], u, font)
             b.bind(on_press=lambda w: self.on_score(w.score))
             self.rate_buttons.append(b)
             row.add_widget(b)
