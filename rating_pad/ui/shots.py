@@ -30,11 +30,21 @@ def demo_photo() -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def views(keypad: bool = True) -> Iterator[tuple[str, PadView]]:
-    """(screen name, view) for every screen, driven through the machine with a fake clock."""
-    cfg = parse_config({"device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
-                        "window": {"id": "W03", "name": "收费处 3号窗口"},
-                        "rating": {"staff_required": True}})
+FIVE = {"labels": ["很不满意", "不满意", "一般", "满意", "非常满意"], "alert_at_or_below": 2,
+        "reasons": ["等候时间长", "服务态度差", "业务不熟练", "收费有误", "环境嘈杂", "指引不清",
+                    "其他"]}
+
+
+def views(five: bool = False) -> Iterator[tuple[str, PadView]]:
+    """(screen name, view) for every screen, driven through the machine with a fake clock;
+    `five`: a five-key scale with seven reasons (the most crowded screens)."""
+    rating: dict[str, object] = {"staff_required": True}
+    raw: dict[str, object] = {"device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
+                              "window": {"id": "W03", "name": "收费处 3号窗口"}, "rating": rating}
+    if five:
+        rating.update(FIVE)
+        raw["buttons"] = {"keys": {str(i): i for i in range(1, 6)}}
+    cfg = parse_config(raw)
     m = PadMachine(cfg)
     clerk = Staff(staff="E1024", name="王芳", title="收费员", photo=demo_photo(), token="t")
     m.set_directory([clerk])
@@ -68,12 +78,33 @@ def views(keypad: bool = True) -> Iterator[tuple[str, PadView]]:
     yield "notice", free.view(t + 1)
 
 
+def overflows(root: object) -> list[str]:
+    """Labels whose text does not fit: wrapped text taller than the label (cut off or over a
+    neighbour), or a Latin word wider than the label (broken in the middle)."""
+    from kivy.core.text import Label as CoreLabel
+    from kivy.uix.label import Label
+
+    bad = []
+    for w in root.walk():  # type: ignore[attr-defined]
+        if not isinstance(w, Label) or not w.text or w.shorten:
+            continue
+        need_h = w._label._internal_size[1] if w._label is not None else 0
+        if need_h > w.height + 2:
+            bad.append(f"{w.text!r} needs {need_h:.0f} px height, has {w.height:.0f}")
+        measure = CoreLabel(font_name=w.font_name, font_size=w.font_size, bold=w.bold)
+        for word in w.text.split():
+            if word.isascii() and measure.get_extents(word)[0] > w.width + 2:
+                bad.append(f"{word!r} is wider than its label ({w.width:.0f} px)")
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size", default="1024x600")
     ap.add_argument("--out", required=True)
     ap.add_argument("--lang", default="zh", choices=("zh", "en"))
     ap.add_argument("--only", default="", help="comma-separated screen names")
+    ap.add_argument("--five", action="store_true", help="five keys and seven reasons")
     args = ap.parse_args(argv)
     w, h = (int(x) for x in args.size.lower().split("x"))
     out = Path(args.out)
@@ -100,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     Window.add_widget(root)
     written = []
     only = set(filter(None, args.only.split(",")))
-    for name, view in views():
+    for name, view in views(args.five):
         if only and name not in only:
             continue
         root.show(view)
@@ -108,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         root._refresh()
         for _ in range(4):
             EventLoop.idle()
-        suffix = "" if args.lang == "zh" else "-en"
+        suffix = ("" if args.lang == "zh" else "-en") + ("-five" if args.five else "")
         path = out / f"pad-{name}{suffix}-{w}x{h}.png"
         root.export_to_png(str(path))
-        written.append({"screen": name, "shown": root.screen, "file": str(path)})
+        written.append({"screen": name, "shown": root.screen, "file": str(path),
+                        "overflows": overflows(root)})
     print(json.dumps(written, ensure_ascii=False))
     return 0
 
