@@ -151,9 +151,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _gaps(args: argparse.Namespace) -> int:
-    from central.report import gap_rows
-    from central.db import open_db
     import json
+
+    from central.db import open_db
+    from central.report import gap_rows
 
     for row in gap_rows(open_db(args.db), args.state):
         print(json.dumps(row, ensure_ascii=False))

@@ -85,10 +85,9 @@ def default_client_id(tool: str, group: str = "") -> str:
 def publish_retained(opts: BrokerOptions, topic: str, payload: bytes, timeout: float = 10.0) -> None:
     """Publish one retained QoS 1 message and wait for the broker's PUBACK."""
     import os
+    import threading
 
     import paho.mqtt.client as mqtt
-
-    import threading
 
     client = new_client(opts, f"careterm-publish-{os.getpid()}")
     up = threading.Event()

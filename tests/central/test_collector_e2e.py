@@ -62,3 +62,187 @@ def test_events_stored_once_and_outbox_emptied_by_the_site_ack(
     dev = db_rows(db, devices)[0]
     assert (dev.first_seq, dev.acked_seq, dev.state) == (1, 20, "online")
     assert db_rows(db, gaps) == []
+
+
+FAST = ("--gap-timeout", "1", "--ping-interval", "1")
+
+
+def test_collector_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
+        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
+    up = device_factory("pad-w03", broker.url)
+    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    import threading
+
+    def produce() -> None:
+        for i in range(300):
+            up.record("rating", rating(i))
+            time.sleep(0.005)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    wait_for(lambda: db_count(db) >= 60, 20, what="first events stored")
+    col.kill()
+    time.sleep(0.5)
+    col.start()
+    t.join(30)
+    wait_for(lambda: db_count(db) == 300, 40, what="all 300 events stored")
+    wait_for(lambda: outbox_empty(up), 20, what="outbox emptied")
+    seqs = sorted(json.loads(r.payload)["seq"] for r in db_rows(db, events))
+    assert seqs == list(range(1, 301))
+    assert db_rows(db, devices)[0].acked_seq == 300
+
+
+def _stop_collect_lose_in_broker(broker, up, col, db: str, n_before: int, n_lost: int) -> None:
+    """Events 1..n_before reach the database; n_lost more are PUBACKed, then the broker dies."""
+    for i in range(n_before):
+        up.record("rating", rating(i))
+    wait_for(lambda: db_count(db) == n_before, 15, what="first events stored")
+    wait_for(lambda: up.outbox.stats().site_acked_seq == n_before, 10, what="first ack")
+    assert col.stop() == 0
+    for i in range(n_lost):
+        up.record("rating", rating(n_before + i))
+    # PUBACKed by the broker (kept in memory for the collector's session), not yet acked by the site
+    wait_for(lambda: up.outbox.stats().waiting == 0, 10, what="broker PUBACKed the events")
+    assert up.outbox.stats().sent_unacked == n_lost
+    broker.restart()  # no persistence: the queued events are gone
+    wait_for(lambda: up.link.state.connected and up.link.state.connects >= 2, 15,
+             what="device reconnected")
+
+
+def test_events_lost_by_a_restarted_broker_come_back_through_resend(
+        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a", "--gap-timeout", "1",
+                            "--ping-interval", "3600").start()
+    up = device_factory("pad-w03", broker.url)
+    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
+    col.start()
+    wait_for(lambda: col.output().count("connected to") >= 2, 15, what="collector back")
+    up.record("rating", rating(8))  # seq 9 reveals the gap 4..8
+    wait_for(lambda: db_count(db) == 9, 30, what="gap filled by resend")
+    g = db_rows(db, gaps)
+    assert [(x.first_seq, x.last_seq, x.state, x.resends >= 1) for x in g] == [(4, 8, "filled", True)]
+    wait_for(lambda: outbox_empty(up), 15, what="outbox emptied")
+    assert "resend asked" in col.output()
+
+
+def test_a_lost_tail_is_found_by_ping_and_resent(
+        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
+    up = device_factory("pad-w03", broker.url)
+    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    _stop_collect_lose_in_broker(broker, up, col, db, 2, 4)
+    col.start()  # no new event: only the device's answer to ping shows seq 3..6 exist
+    wait_for(lambda: db_count(db) == 6, 30, what="tail recovered")
+    wait_for(lambda: outbox_empty(up), 15, what="outbox emptied")
+    assert [(x.first_seq, x.last_seq, x.state) for x in db_rows(db, gaps)] == [(3, 6, "filled")]
+
+
+def test_an_unfillable_gap_is_recorded_as_lost_and_reported(
+        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    from tests.conftest import run_careterm
+
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a", "--gap-timeout", "1",
+                            "--ping-interval", "3600").start()
+    up = device_factory("pad-w03", broker.url)
+    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
+    up.outbox.site_ack(6)  # a wrong ack (or expiry) made the device forget seq 4..6
+    col.start()
+    wait_for(lambda: col.output().count("connected to") >= 2, 15, what="collector back")
+    up.record("rating", rating(8))  # seq 9
+    wait_for(lambda: db_rows(db, gaps) and db_rows(db, gaps)[0].state == "lost", 30,
+             what="gap closed as lost")
+    g = db_rows(db, gaps)[0]
+    assert (g.first_seq, g.last_seq, g.lost) == (4, 8, [[4, 6]])
+    assert sorted(json.loads(r.payload)["seq"] for r in db_rows(db, events)) == [1, 2, 3, 7, 8, 9]
+    wait_for(lambda: outbox_empty(up), 15, what="ack moved past the lost events")
+    r = run_careterm("site", "gaps", "--db", db)
+    assert r.returncode == 0, r.stderr
+    line = json.loads(r.stdout.splitlines()[0])
+    assert (line["device"], line["state"], line["lost"], line["lost_events"]) == (
+        "pad-w03", "lost", [[4, 6]], 3)
+
+
+def test_a_device_that_ran_before_the_site_saw_it_is_collected_from_its_oldest_event(
+        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    up = device_factory("kiosk-01", broker.url)
+    wait_for(lambda: up.link.state.connected, 10, what="device connected")
+    for i in range(5):  # nobody subscribed yet: the broker drops them after its PUBACK
+        up.record("checkin", {"appointment": f"A-{i}", "department_id": "cardio",
+                              "queue_no": f"B{i:03d}", "card_kind": "id_card", "token": "t",
+                              "timing": "on_time", "ticket": "printed", "repeat": False})
+    wait_for(lambda: up.outbox.stats().waiting == 0, 10, what="PUBACKs")
+    col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
+    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    up.record("checkin", {"appointment": "A-5"})
+    wait_for(lambda: db_count(db) == 6, 20, what="older events collected")
+    wait_for(lambda: outbox_empty(up), 15, what="outbox emptied")
+    assert db_rows(db, devices)[0].acked_seq == 6
+
+
+def test_duplicates_malformed_payloads_and_null_seq_alerts(
+        broker, subscriber_factory, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
+    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    pub = subscriber_factory(broker.port, ["careterm/main/pad-x/ack"])
+    base = "careterm/main/pad-x"
+    env = {"v": 1, "id": "0193a1b2-0000-7000-8000-000000000001", "seq": 1, "device": "pad-x",
+           "site": "main", "type": "rating", "ts": "2026-11-23T09:41:12.345+08:00",
+           "clock_synced": True, "data": rating(3)}
+    pub.publish(f"{base}/events/rating", env)
+    pub.publish(f"{base}/events/rating", env)  # a DUP after a reconnect
+    pub.publish(f"{base}/events/rating", b"\xff not json")
+    pub.publish(f"{base}/events/rating", {"id": "x2", "seq": "seven", "type": "rating", "data": {}})
+    pub.publish(f"{base}/events/rating", [1, 2, 3])
+    storage = {**env, "id": "0193a1b2-0000-7000-8000-000000000002", "seq": None, "type": "alert",
+               "data": {"kind": "storage", "severity": "critical", "message": "disk",
+                        "durable": False}}
+    pub.publish(f"{base}/alerts/storage", storage)
+    env2 = {**env, "id": "0193a1b2-0000-7000-8000-000000000003", "seq": 2}
+    pub.publish(f"{base}/events/rating", env2)
+    wait_for(lambda: db_count(db) == 3, 15, what="three distinct events")
+    wait_for(lambda: pub.payloads("/ack") and pub.payloads("/ack")[-1] == {"seq": 2}, 10,
+             what="ack seq 2")
+    assert col.proc is not None and col.proc.poll() is None
+    assert len(db_rows(db, ratings)) == 2
+    alert = db_rows(db, events, events.c.seq.is_(None))[0]
+    assert (alert.kind, alert.type) == ("storage", "alert")
+    assert db_rows(db, gaps) == []
+    assert col.output().count("ignored a message") == 3
+
+
+def test_a_late_will_from_an_older_session_does_not_override_online(
+        broker, subscriber_factory, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
+    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    pub = subscriber_factory(broker.port, ["careterm/main/pad-y/cmd/#"])
+    topic = "careterm/main/pad-y/status"
+
+    def st(state: str, reason, session: int) -> dict:
+        return {"v": 1, "state": state, "reason": reason, "role": "rating_pad", "version": "0.1.0",
+                "session": session, "ts": "2026-11-23T09:00:00+08:00"}
+
+    def dev():
+        rows = db_rows(db, devices, devices.c.device == "pad-y")
+        return rows[0] if rows else None
+
+    pub.publish(topic, st("online", None, 5), retain=True)
+    wait_for(lambda: dev() and dev().state == "online", 10, what="online")
+    pub.publish(topic, st("offline", "lost", 4), retain=True)  # the Will of session 4, late
+    time.sleep(1.0)
+    assert (dev().state, dev().session) == ("online", 5)
+    pub.publish(topic, st("offline", "shutdown", 5), retain=True)
+    wait_for(lambda: dev().state == "offline", 10, what="offline")
+    assert dev().reason == "shutdown"
+    s = {r.session: r for r in db_rows(db, sessions, sessions.c.device == "pad-y")}
+    assert s[4].offline_reason == "lost" and s[5].offline_reason == "shutdown"
+    assert s[5].online_ts is not None
