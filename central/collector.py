@@ -421,12 +421,13 @@ class Collector:
                     "detected_at": now, "resends": 0, "state": "open", "lost": []})
                 log.info("collect: %s: seq %d-%d missing; waiting %g s before asking for a resend",
                          dev, a, b, self.opts.gap_timeout_s)
-        if row.probe == "done" and acked > 0 and self._acked_here.get(dev) != acked:
-            if self._publish(self._device_topic(row.site, dev, "ack"), {"seq": acked}, retain=True):
-                self._acked_here[dev] = acked
-                if acked > row.ack_published:
-                    conn.execute(update(devices).where(devices.c.device == dev)
-                                 .values(ack_published=acked))
+        if (row.probe == "done" and acked > 0 and self._acked_here.get(dev) != acked
+                and self._publish(self._device_topic(row.site, dev, "ack"), {"seq": acked},
+                                  retain=True)):
+            self._acked_here[dev] = acked
+            if acked > row.ack_published:
+                conn.execute(update(devices).where(devices.c.device == dev)
+                             .values(ack_published=acked))
 
     def _tick(self) -> None:
         """Timers: resend requests, baseline probes that got no answer, tail pings, acks."""
