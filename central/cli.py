@@ -83,6 +83,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="durable queue file (default careterm-alerts.sqlite)")
     a.add_argument("--group", default="careterm-alerts", metavar="NAME")
     a.add_argument("--client-id", default="", metavar="ID")
+    a.add_argument("--retry-min", type=float, default=1.0, metavar="S",
+                   help="first wait before retrying a failed webhook call (default 1)")
     a.add_argument("--retry-max", type=float, default=300.0, metavar="S",
                    help="longest wait between webhook retries (default 300)")
     a.set_defaults(func=_alerts)
@@ -167,5 +169,6 @@ def _alerts(args: argparse.Namespace) -> int:
 
     opts = AlertOptions(topic_root=args.topic_root, site=args.site, group=args.group,
                         client_id=args.client_id or default_client_id("alerts", args.group),
-                        webhook=args.webhook, queue=args.queue, retry_max_s=args.retry_max)
+                        webhook=args.webhook, queue=args.queue,
+                        retry_min_s=args.retry_min, retry_max_s=args.retry_max)
     return run_alerts(broker_options(args), opts)
