@@ -29,9 +29,9 @@ def _label(by: str, g: Group, names: dict[str, str]) -> str:
 def _bars_satisfaction(by: str, groups: list[Group], names: dict[str, str]) -> str:
     """Horizontal bars: satisfied share per group, colour by level, count on the right."""
     gs = [g for g in groups if g.rated]
-    row_h, left, width = 30, 170, 560
+    row_h, left, width = 30, 120, 320
     h = 30 + row_h * max(1, len(gs))
-    out = [f'<svg viewBox="0 0 {left + width + 90} {h}" width="100%" role="img" '
+    out = [f'<svg viewBox="0 0 {left + width + 75} {h}" width="100%" role="img" '
            f'aria-label="satisfaction by {by}">']
     for x in (0, 25, 50, 75, 100):
         px = left + width * x / 100
@@ -46,7 +46,7 @@ def _bars_satisfaction(by: str, groups: list[Group], names: dict[str, str]) -> s
                    f'fill="{_pct_colour(g.satisfied_pct)}"/>'
                    f'<text x="{left + width * p / 100 + 6:.1f}" y="{y + 15}" font-size="13" '
                    f'font-weight="bold">{p:.1f}%</text>'
-                   f'<text x="{left + width + 85}" y="{y + 15}" font-size="12" text-anchor="end" '
+                   f'<text x="{left + width + 72}" y="{y + 15}" font-size="12" text-anchor="end" '
                    f'fill="#666">n={g.rated}</text>')
     out.append("</svg>")
     return "".join(out)
@@ -55,7 +55,7 @@ def _bars_satisfaction(by: str, groups: list[Group], names: dict[str, str]) -> s
 def _bars_scores(by: str, groups: list[Group], names: dict[str, str], scale: int) -> str:
     """100 % stacked bars: how each group's ratings split over the scores, worst on the left."""
     gs = [g for g in groups if g.rated]
-    row_h, left, width = 30, 170, 600
+    row_h, left, width = 30, 120, 390
     h = 50 + row_h * max(1, len(gs))
     out = [f'<svg viewBox="0 0 {left + width + 20} {h}" width="100%" role="img" '
            f'aria-label="score distribution by {by}">']
@@ -77,7 +77,7 @@ def _bars_scores(by: str, groups: list[Group], names: dict[str, str], scale: int
             x += w
     y = 16 + len(gs) * row_h
     for j, s in enumerate(range(1, scale + 1)):
-        lx = left + j * 110
+        lx = left + j * 90
         out.append(f'<rect x="{lx}" y="{y}" width="14" height="14" fill="{SCORE_COLOURS[s]}"/>'
                    f'<text x="{lx + 20}" y="{y + 12}" font-size="12">score {s}</text>')
     out.append("</svg>")
@@ -93,7 +93,7 @@ def _columns_by_hour(by_hour: list[Group]) -> str:
     span = list(range(lo, hi + 1))
     counts = {g.key: g for g in hours}
     top = max(g.count for g in hours)
-    left, width, height = 40, 760, 200
+    left, width, height = 10, 500, 200
     col = width / len(span)
     out = [f'<svg viewBox="0 0 {left + width + 10} {height + 60}" width="100%" role="img" '
            'aria-label="ratings per hour">']
@@ -109,9 +109,9 @@ def _columns_by_hour(by_hour: list[Group]) -> str:
                        f'<text x="{x + col * 0.35:.1f}" y="{height + 14 - bh:.1f}" font-size="11" '
                        f'text-anchor="middle">{g.count}</text>')
             if g.satisfied_pct is not None:
-                out.append(f'<text x="{x + col * 0.35:.1f}" y="{height + 52}" font-size="11" '
-                           f'text-anchor="middle" fill="{_pct_colour(g.satisfied_pct)}">'
-                           f'{g.satisfied_pct:.0f}%</text>')
+                out.append(f'<text x="{x + col * 0.35:.1f}" y="{height + 52}" font-size="12" '
+                           f'text-anchor="middle" font-weight="bold" '
+                           f'fill="{_pct_colour(g.satisfied_pct)}">{g.satisfied_pct:.0f}%</text>')
         out.append(f'<text x="{x + col * 0.35:.1f}" y="{height + 36}" font-size="12" '
                    f'text-anchor="middle">{hr:02d}</text>')
     out.append("</svg>")
@@ -123,7 +123,7 @@ def _bars_reasons(total: Group) -> str:
     if not items:
         return "<p>No reasons given.</p>"
     top = items[0][1]
-    left, width, row_h = 150, 420, 28
+    left, width, row_h = 120, 330, 28
     out = [f'<svg viewBox="0 0 {left + width + 60} {10 + row_h * len(items)}" width="100%" '
            'role="img" aria-label="reasons">']
     for i, (r, n) in enumerate(items):
@@ -192,7 +192,7 @@ def render_html(*, title: str, by: str, groups: list[Group], total: Group, by_ho
         _tile("ratings 评价数", f"{total.count}", f"{total.rated} counted"),
         _tile("satisfied 满意率", "-" if pct is None else f"{pct:.1f}%",
               f"two best scores of {scale}", _pct_colour(pct)),
-        _tile("lowest score 不满意", f"{total.low}", "alerts sent to supervisors", "#d64545"),
+        _tile("lowest score 不满意", f"{total.low}", f"worst score of the scale ({total.scores[2]} at score 2)", "#d64545"),
         _tile("misuse 误按", "-" if total.misuse_pct is None else f"{total.misuse_pct:.1f}%",
               f"{total.misuse} presses not counted"),
         _tile("median response 响应", "-" if med is None else f"{med / 1000:.1f} s",
@@ -205,6 +205,7 @@ def render_html(*, title: str, by: str, groups: list[Group], total: Group, by_ho
 <html lang="zh"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>
 body{{font-family:{FONT};margin:28px 40px;color:#222;background:#fafafa}}
+h2 small{{font-size:13px;color:#777;font-weight:normal}}
 h1{{font-size:28px;margin:0 0 4px}} h2{{font-size:19px;margin:28px 0 10px;border-bottom:2px solid #4a7fc1;padding-bottom:4px}}
 .sub{{color:#666;margin-bottom:18px}}
 .tiles{{display:flex;gap:14px;flex-wrap:wrap}}
@@ -213,7 +214,7 @@ h1{{font-size:28px;margin:0 0 4px}} h2{{font-size:19px;margin:28px 0 10px;border
 .grid{{display:grid;grid-template-columns:1fr 1fr;gap:24px}}
 .card{{background:#fff;border:1px solid #ddd;border-radius:8px;padding:8px 16px 14px}}
 table{{border-collapse:collapse;width:100%;background:#fff;font-size:14px}}
-th,td{{border:1px solid #ddd;padding:5px 8px;text-align:right}} th:first-child,td:first-child,td:last-child{{text-align:left}}
+th,td{{border:1px solid #ddd;padding:5px 8px;text-align:right}} th:first-child,td:first-child,th:last-child,td:last-child{{text-align:left}}
 th{{background:#eef3fa}} tr.total td{{font-weight:bold;background:#f3f3f3}}
 .ok{{color:#2e8b57}} .warn{{color:#d64545;font-weight:bold}} .callout{{font-size:15px}}
 </style></head><body>
@@ -222,9 +223,9 @@ th{{background:#eef3fa}} tr.total td{{font-weight:bold;background:#f3f3f3}}
 <div class="tiles">{tiles}</div>
 {note}
 <div class="grid">
-<div class="card"><h2>Satisfied share by {escape(by)}</h2>{_bars_satisfaction(by, groups, names)}</div>
+<div class="card"><h2>Satisfied share by {escape(by)} <small>green ≥ 90 %, amber ≥ 80 %</small></h2>{_bars_satisfaction(by, groups, names)}</div>
 <div class="card"><h2>Scores by {escape(by)}</h2>{_bars_scores(by, groups, names, scale)}</div>
-<div class="card"><h2>Ratings per hour of day</h2>{_columns_by_hour(by_hour)}</div>
+<div class="card"><h2>Ratings per hour of day <small>(satisfied share below)</small></h2>{_columns_by_hour(by_hour)}</div>
 <div class="card"><h2>Reasons given for low scores</h2>{_bars_reasons(total)}</div>
 </div>
 <h2>Figures by {escape(by)}</h2>
