@@ -259,6 +259,7 @@ class AlertForwarder:
         client = new_client(self.broker, self.opts.client_id, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.opts.session_expiry_s
         try:
@@ -278,6 +279,12 @@ class AlertForwarder:
         client.subscribe([(topic, 1)])
         log.info("alerts: connected to %s, forwarding to %s", self.broker.url,
                  self.opts.webhook or "stdout")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("alerts: the broker refused the subscription: %s", reason_codes)
+        else:
+            log.info("alerts: subscribed")
 
     def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
         try:

@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from central import ledger
@@ -154,6 +154,7 @@ class Collector:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.opts.session_expiry_s
         try:
@@ -183,6 +184,15 @@ class Collector:
         log.info("collect: connected to %s as %s (session kept: %s)", self.broker.url,
                  self.opts.client_id, flags.session_present)
         client.subscribe(self.subscriptions())
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+        bad = [str(rc) for rc in reason_codes if rc.is_failure]
+        if bad:
+            log.error("collect: the broker refused subscriptions: %s (check the ACL of the "
+                      "site-service identity and that the broker supports MQTT 5 shared "
+                      "subscriptions)", ", ".join(bad))
+        else:
+            log.info("collect: subscribed (%d topics)", len(reason_codes))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         self._connected = False
@@ -236,6 +246,7 @@ class Collector:
         ins_rt = insert_ignore(self.engine, ratings)
         seqs: dict[str, list[int]] = {}
         sites: dict[str, str] = {}
+        fresh: dict[str, list[int]] = {}
         for ev in batch.events:
             res = conn.execute(ins_ev, {
                 "id": ev.id, "device": ev.device, "site": ev.site, "seq": ev.seq, "type": ev.type,
@@ -247,6 +258,8 @@ class Collector:
                 self.duplicates += 1
                 continue
             self.stored += 1
+            if ev.seq is not None:
+                fresh.setdefault(ev.device, []).append(ev.seq)
             if ev.type == "rating":
                 r = parse_rating(ev.data)
                 if r is None:
@@ -272,6 +285,14 @@ class Collector:
             touched.add(dev)
             row = conn.execute(select(devices).where(devices.c.device == dev)).one()
             values: dict[str, Any] = {"max_seq": max(row.max_seq, max(got))}
+            reused = self._reused_seqs(conn, dev, batch, fresh.get(dev, []))
+            if reused:
+                # A new event id under a seq already accounted for: the device's outbox was
+                # wiped or replaced. Its acks would now be wrong; a person must sort it out.
+                log.error("collect: %s sent new events with seq %s, already used by other "
+                          "events here: was its data directory wiped? Give it a new device id, "
+                          "or delete its rows and its retained ack (docs/site.md)", dev,
+                          ", ".join(map(str, sorted(reused)[:5])))
             if row.first_seq is None:
                 first = min(got)
                 values.update(first_seq=first, acked_seq=first - 1)
@@ -290,6 +311,15 @@ class Collector:
             if self._apply_reply(conn, rp, now):
                 touched.add(rp.device)
         return touched
+
+    def _reused_seqs(self, conn: Connection, dev: str, batch: _Batch, seqs: list[int]) -> list[int]:
+        """Seqs of new events that another stored event of this device already has."""
+        if not seqs:
+            return []
+        ids = [e.id for e in batch.events if e.device == dev]
+        q = select(events.c.seq).where(and_(events.c.device == dev, events.c.seq.in_(seqs),
+                                            events.c.id.not_in(ids)))
+        return sorted({r[0] for r in conn.execute(q)})
 
     def _apply_status(self, conn: Connection, st: Status, now: float) -> None:
         conn.execute(insert_ignore(self.engine, devices), {
@@ -406,10 +436,16 @@ class Collector:
         for g in dev_gaps:
             if not ledger.intersect((g.first_seq, g.last_seq), missing):
                 state = "lost" if g.lost else "filled"
+                if state == "filled" and not g.resends:
+                    # Filled by itself (out-of-order arrival, another collector's batch):
+                    # not worth a row.
+                    conn.execute(delete(gaps).where(gaps.c.id == g.id))
+                    continue
                 conn.execute(update(gaps).where(gaps.c.id == g.id)
                              .values(state=state, closed_at=now))
                 if state == "filled":
-                    log.info("collect: %s: gap %d-%d filled", dev, g.first_seq, g.last_seq)
+                    log.info("collect: %s: gap %d-%d filled after %d resend request(s)", dev,
+                             g.first_seq, g.last_seq, g.resends)
                 else:
                     log.warning("collect: %s: gap %d-%d closed, %d events lost", dev, g.first_seq,
                                 g.last_seq, sum(b - a + 1 for a, b in g.lost))
@@ -419,7 +455,7 @@ class Collector:
                 conn.execute(insert_ignore(self.engine, gaps), {
                     "device": dev, "site": row.site, "first_seq": a, "last_seq": b,
                     "detected_at": now, "resends": 0, "state": "open", "lost": []})
-                log.info("collect: %s: seq %d-%d missing; waiting %g s before asking for a resend",
+                log.debug("collect: %s: seq %d-%d missing; waiting %g s before asking for a resend",
                          dev, a, b, self.opts.gap_timeout_s)
         if (row.probe == "done" and acked > 0 and self._acked_here.get(dev) != acked
                 and self._publish(self._device_topic(row.site, dev, "ack"), {"seq": acked},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +22,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from terminal.cli import UsageError
 
@@ -117,9 +119,9 @@ gaps = Table(
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=10000")  # first: the WAL switch may wait for another process
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 
@@ -135,8 +137,23 @@ def open_db(url: str, create: bool = True) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if create:
-        metadata.create_all(engine)
+        create_schema(engine)
     return engine
+
+
+def create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create missing tables; collectors starting together may race, so try again."""
+    for i in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except OperationalError as e:
+            if i == attempts - 1:
+                raise UsageError(f"--db {engine.url.render_as_string(hide_password=True)}: "
+                                 f"{str(e).splitlines()[0]}") from None
+            time.sleep(0.2 * (i + 1))
+        except (ProgrammingError, IntegrityError):
+            time.sleep(0.2)  # another process created it between the check and the CREATE
 
 
 def insert_ignore(engine: Engine, table: Table):  # noqa: ANN201

@@ -277,9 +277,9 @@ def render_report(args: argparse.Namespace) -> str:
     windows = load_windows(args.windows)
     names = load_staff_names(args.staff)
     engine = open_db(args.db, create=False)
-    from central.db import metadata
+    from central.db import create_schema
 
-    metadata.create_all(engine)  # an empty report rather than an error on a new database
+    create_schema(engine)  # an empty report rather than an error on a new database
     rows = load_ratings(engine, day_from, day_to)
     groups, total = aggregate(rows, key_fn(args.by, windows))
     if args.format == "csv":

@@ -77,8 +77,7 @@ class AlertsProc:
                              str(tmp_path / "alerts.sqlite"), "--client-id", "alerts-a",
                              "--retry-min", "0.2", "--retry-max", "1", *extra),
                 stdout=o, stderr=e, env=careterm_env())
-        wait_for(lambda: "alerts: connected" in self.err.read_text(), 15, what="forwarder up")
-        time.sleep(0.3)  # the SUBACK follows the CONNACK
+        wait_for(lambda: "alerts: subscribed" in self.err.read_text(), 15, what="forwarder up")
 
 
 def start_alerts(broker, tmp_path: Path, *extra: str) -> AlertsProc:

@@ -51,7 +51,7 @@ def test_events_stored_once_and_outbox_emptied_by_the_site_ack(
     col = collector_factory(broker.url, db, "--client-id", "col-a").start()
     up = device_factory("pad-w03", broker.url)
     wait_for(lambda: up.link.state.connected, 10, what="device connected")
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     for i in range(20):
         up.record("rating", rating(i))
     wait_for(lambda: db_count(db) == 20, 20, what="20 events in the database")
@@ -72,7 +72,7 @@ def test_collector_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     import threading
 
     def produce() -> None:
@@ -117,12 +117,13 @@ def test_events_lost_by_a_restarted_broker_come_back_through_resend(
     col = collector_factory(broker.url, db, "--client-id", "col-a", "--gap-timeout", "1",
                             "--ping-interval", "3600").start()
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
     col.start()
-    wait_for(lambda: col.output().count("connected to") >= 2, 15, what="collector back")
+    wait_for(lambda: col.output().count("subscribed") >= 2, 15, what="collector back")
     up.record("rating", rating(8))  # seq 9 reveals the gap 4..8
     wait_for(lambda: db_count(db) == 9, 30, what="gap filled by resend")
+    wait_for(lambda: db_rows(db, gaps)[0].state == "filled", 10, what="gap closed")
     g = db_rows(db, gaps)
     assert [(x.first_seq, x.last_seq, x.state, x.resends >= 1) for x in g] == [(4, 8, "filled", True)]
     wait_for(lambda: outbox_empty(up), 15, what="outbox emptied")
@@ -134,11 +135,12 @@ def test_a_lost_tail_is_found_by_ping_and_resent(
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, db, 2, 4)
     col.start()  # no new event: only the device's answer to ping shows seq 3..6 exist
     wait_for(lambda: db_count(db) == 6, 30, what="tail recovered")
     wait_for(lambda: outbox_empty(up), 15, what="outbox emptied")
+    wait_for(lambda: db_rows(db, gaps)[0].state == "filled", 10, what="gap closed")
     assert [(x.first_seq, x.last_seq, x.state) for x in db_rows(db, gaps)] == [(3, 6, "filled")]
 
 
@@ -150,11 +152,11 @@ def test_an_unfillable_gap_is_recorded_as_lost_and_reported(
     col = collector_factory(broker.url, db, "--client-id", "col-a", "--gap-timeout", "1",
                             "--ping-interval", "3600").start()
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
     up.outbox.site_ack(6)  # a wrong ack (or expiry) made the device forget seq 4..6
     col.start()
-    wait_for(lambda: col.output().count("connected to") >= 2, 15, what="collector back")
+    wait_for(lambda: col.output().count("subscribed") >= 2, 15, what="collector back")
     up.record("rating", rating(8))  # seq 9
     wait_for(lambda: db_rows(db, gaps) and db_rows(db, gaps)[0].state == "lost", 30,
              what="gap closed as lost")
@@ -180,7 +182,7 @@ def test_a_device_that_ran_before_the_site_saw_it_is_collected_from_its_oldest_e
                               "timing": "on_time", "ticket": "printed", "repeat": False})
     wait_for(lambda: up.outbox.stats().waiting == 0, 10, what="PUBACKs")
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     up.record("checkin", {"appointment": "A-5"})
     wait_for(lambda: db_count(db) == 6, 20, what="older events collected")
     wait_for(lambda: outbox_empty(up), 15, what="outbox emptied")
@@ -191,7 +193,7 @@ def test_duplicates_malformed_payloads_and_null_seq_alerts(
         broker, subscriber_factory, collector_factory, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     pub = subscriber_factory(broker.port, ["careterm/main/pad-x/ack"])
     base = "careterm/main/pad-x"
     env = {"v": 1, "id": "0193a1b2-0000-7000-8000-000000000001", "seq": 1, "device": "pad-x",
@@ -223,7 +225,7 @@ def test_a_late_will_from_an_older_session_does_not_override_online(
         broker, subscriber_factory, collector_factory, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     pub = subscriber_factory(broker.port, ["careterm/main/pad-y/cmd/#"])
     topic = "careterm/main/pad-y/status"
 
@@ -246,3 +248,28 @@ def test_a_late_will_from_an_older_session_does_not_override_online(
     s = {r.session: r for r in db_rows(db, sessions, sessions.c.device == "pad-y")}
     assert s[4].offline_reason == "lost" and s[5].offline_reason == "shutdown"
     assert s[5].online_ts is not None
+
+
+def test_two_collectors_in_one_group_share_the_load_and_store_each_event_once(
+        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    cols = [collector_factory(broker.url, db, "--client-id", f"col-{n}", *FAST).start()
+            for n in "ab"]
+    for c in cols:
+        wait_for(lambda c=c: "subscribed" in c.output(), 15, what="collector connected")
+    ups = [device_factory(f"pad-w0{i}", broker.url) for i in range(1, 4)]
+    for i in range(60):
+        for up in ups:
+            up.record("rating", rating(i))
+    wait_for(lambda: db_count(db) == 180, 30, what="180 events stored")
+    for up in ups:
+        wait_for(lambda up=up: outbox_empty(up), 20, what="outbox emptied")
+    stored = []
+    for c in cols:
+        assert c.stop() == 0
+        line = next(x for x in c.output().splitlines() if "stopped;" in x)
+        stored.append(int(line.split("stopped; ")[1].split()[0]))
+        assert "ERROR" not in c.output()
+    assert sum(stored) == 180 and min(stored) > 0  # both did part of the work, none twice
+    assert sorted(d.acked_seq for d in db_rows(db, devices)) == [60, 60, 60]
+    assert db_rows(db, gaps) == []  # out-of-order arrivals over two collectors are not gaps

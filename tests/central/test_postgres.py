@@ -31,14 +31,16 @@ def test_collector_on_postgresql_stores_once_acks_and_fills_a_gap(
     col = collector_factory(broker.url, pg_url, "--client-id", "col-pg", "--gap-timeout", "1",
                             "--ping-interval", "3600").start()
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: "connected to" in col.output(), 15, what="collector connected")
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, pg_url, 3, 4)
     col.start()
-    wait_for(lambda: col.output().count("connected to") >= 2, 15, what="collector back")
+    wait_for(lambda: col.output().count("subscribed") >= 2, 15, what="collector back")
     up.record("rating", rating("W03", "E1024", 4))
     wait_for(lambda: pg_count(pg_url) == 8, 30, what="gap filled on PostgreSQL")
     wait_for(lambda: outbox_empty(up), 15, what="outbox emptied")
     eng = create_engine(pg_url)
+    with eng.connect() as c:
+        wait_for(lambda: c.execute(select(gaps.c.state)).scalar() == "filled", 10, what="closed")
     with eng.connect() as c:
         g = c.execute(select(gaps)).all()
         seqs = sorted(json.loads(r.payload)["seq"] for r in c.execute(select(events)))
