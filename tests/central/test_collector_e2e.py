@@ -84,6 +84,7 @@ def test_collector_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     t.start()
     wait_for(lambda: db_count(db) >= 60, 20, what="first events stored")
     col.kill()
+    assert db_count(db) < 300  # killed mid-stream
     time.sleep(0.5)
     col.start()
     t.join(30)
