@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import Broker, careterm_cmd, careterm_env, run_careterm, wait_for
+from ..conftest import Broker, careterm_cmd, run_careterm, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -34,10 +34,19 @@ baudrate = 9600
 """)
 
 
-def start_pad(cfg: Path, **env: str) -> subprocess.Popen[bytes]:
-    log = open(cfg.with_suffix(".log"), "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(careterm_cmd("pad", "--config", str(cfg), "--headless"),
-                            env=careterm_env(**env), stdout=subprocess.DEVNULL, stderr=log)
+@pytest.fixture
+def start_pad(processes):
+    def start(cfg: Path, **env: str) -> subprocess.Popen[bytes]:
+        return processes.start(careterm_cmd("pad", "--config", str(cfg), "--headless"),
+                               log=cfg.with_suffix(".log"), **env)
+
+    return start
+
+
+def keypad_open(cfg: Path, starts: int = 1) -> bool:
+    """The pad logs `buttons: ok` once its port is open (pyserial flushes input on open)."""
+    log = cfg.with_suffix(".log")
+    return log.exists() and log.read_text().count("buttons: ok") >= starts
 
 
 def outbox_stats(cfg: Path) -> dict:
@@ -53,12 +62,13 @@ def press(pty, n: int, gap: float = 0.03) -> None:
 
 
 def test_presses_become_rating_events_with_misuse_flagged(config_writer, broker, pty,
-                                                          subscriber_factory):
+                                                          subscriber_factory, start_pad):
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     cfg = pad_config(config_writer, broker, pty.path)
     proc = start_pad(cfg)
     try:
         wait_for(lambda: sub.payloads("/status"), what="pad online")
+        wait_for(lambda: keypad_open(cfg), what="keypad open")
         pty.write(b"4")
         wait_for(lambda: len(sub.events("rating")) == 1, what="first rating")
         time.sleep(0.2)
@@ -85,11 +95,11 @@ def test_presses_become_rating_events_with_misuse_flagged(config_writer, broker,
 
 
 def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
-        config_writer, broker_factory, pty, subscriber_factory):
+        config_writer, broker_factory, pty, subscriber_factory, start_pad):
     broker = broker_factory()  # not started: the network is down
     cfg = pad_config(config_writer, broker, pty.path)
     proc = start_pad(cfg)
-    time.sleep(1.0)
+    wait_for(lambda: keypad_open(cfg), what="keypad open")
     press(pty, 40)
     wait_for(lambda: outbox_stats(cfg)["last_seq"] == 40, timeout=15, what="40 stored")
     proc.send_signal(signal.SIGKILL)
@@ -101,6 +111,7 @@ def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
     proc = start_pad(cfg)
     try:
         wait_for(lambda: len(sub.events()) >= 40, timeout=20, what="backlog delivered")
+        wait_for(lambda: keypad_open(cfg, 2), what="keypad open again")
         press(pty, 10)
         wait_for(lambda: len({e["id"] for e in sub.events()}) >= 50, timeout=15,
                  what="new presses")
@@ -116,7 +127,7 @@ def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
 
 
 def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(config_writer, broker, pty,
-                                                             subscriber_factory):
+                                                             subscriber_factory, start_pad):
     sub = subscriber_factory(broker.port, [f"{BASE}/events/#", f"{BASE}/alerts/#"])
     cfg = pad_config(config_writer, broker, pty.path)
     total = 0
@@ -125,7 +136,7 @@ def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(config_writer, brok
         proc = start_pad(cfg)
         wait_for(lambda want=want: (cfg.parent / "data" / "outbox.sqlite").exists()
                  and outbox_stats(cfg)["session"] >= want, what="pad connected")
-        time.sleep(0.3)
+        wait_for(lambda want=want: keypad_open(cfg, want), what="keypad open")
         press(pty, 30, gap=0.02)
         total += 30
         proc.send_signal(signal.SIGKILL)  # mid-stream: some events not yet PUBACKed
@@ -148,7 +159,7 @@ def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(config_writer, brok
     assert dupes >= 0  # at-least-once: repeats are allowed, consumers drop them by id
 
 
-def test_sd_notify_ready_and_watchdog(config_writer, broker, pty, tmp_path):
+def test_sd_notify_ready_and_watchdog(config_writer, broker, pty, tmp_path, start_pad):
     sock_path = str(tmp_path / "notify.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     srv.bind(sock_path)
