@@ -46,6 +46,7 @@ log = logging.getLogger("careterm.collect")
 
 BATCH_MAX = 500
 RESEND_BACKOFF_MAX_S = 600.0
+MAX_RESEND_SPAN = 1_000_000  # devices refuse larger `resend` ranges
 CID_RESEND, CID_PROBE, CID_PING = "site-resend-", "site-probe-", "site-ping-"
 
 
@@ -301,7 +302,8 @@ class Collector:
                     # its first seq, so the first ack cannot drop events never stored here.
                     cid = CID_PROBE + uuid.uuid4().hex[:12]
                     values.update(probe="asking", probe_cid=cid, probe_at=now)
-                    self._command(sites[dev], dev, "resend", {"cid": cid, "from": 1, "to": first - 1})
+                    self._command(sites[dev], dev, "resend", {
+                        "cid": cid, "from": max(1, first - MAX_RESEND_SPAN), "to": first - 1})
                     log.info("collect: new device %s starts at seq %d; asking what it still "
                              "holds below that", dev, first)
             conn.execute(update(devices).where(devices.c.device == dev).values(**values))
@@ -481,8 +483,9 @@ class Collector:
                     if g.resend_at is not None and now - g.resend_at < wait:
                         continue
                     cid = CID_RESEND + uuid.uuid4().hex[:12]
-                    self._command(g.site, g.device, "resend",
-                                  {"cid": cid, "from": g.first_seq, "to": g.last_seq})
+                    self._command(g.site, g.device, "resend", {
+                        "cid": cid, "from": g.first_seq,
+                        "to": min(g.last_seq, g.first_seq + MAX_RESEND_SPAN - 1)})
                     conn.execute(update(gaps).where(gaps.c.id == g.id).values(
                         resends=g.resends + 1, resend_at=now, cid=cid))
                     log.warning("collect: %s: seq %d-%d still missing after %d s: resend asked "
