@@ -9,7 +9,6 @@ several collectors in one shared-subscription group see the same state.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import signal
@@ -25,6 +24,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from central import ledger
 from central.db import devices, events, gaps, insert_ignore, ratings, sessions
@@ -33,6 +33,7 @@ from central.messages import (
     Event,
     Reply,
     Status,
+    envelope_text,
     parse_event,
     parse_rating,
     parse_reply,
@@ -223,14 +224,25 @@ class Collector:
         try:
             with self.engine.begin() as conn:
                 touched = self._store(conn, batch)
-        except Exception as e:
+        except OperationalError as e:  # the database is unreachable or busy: keep everything
             self._db_failures += 1
             log.error("collect: database write failed (%s); %d messages will be retried",
-                      e.__class__.__name__ + ": " + str(e).splitlines()[0], len(batch) - batch.rejected)
+                      str(e).splitlines()[0], len(batch) - batch.rejected)
             batch.rejected = 0
             self._batch = _merge(batch, self._batch)
             self.stop_event.wait(min(10.0, 0.5 * 2 ** min(self._db_failures, 5)))
             return
+        except Exception as e:  # something in the batch the database refuses: find it
+            log.error("collect: the database refused a batch (%s); storing its messages one "
+                      "by one", str(e).splitlines()[0])
+            try:
+                touched = self._store_one_by_one(batch)
+            except OperationalError:
+                self._db_failures += 1
+                batch.rejected = 0
+                self._batch = _merge(batch, self._batch)
+                self.stop_event.wait(min(10.0, 0.5 * 2 ** min(self._db_failures, 5)))
+                return
         self._db_failures = 0
         client = self._client
         if client is not None and self._connected:
@@ -239,6 +251,24 @@ class Collector:
         self._touched |= touched
         self._settle(self._touched)
         self._touched.clear()
+
+    def _store_one_by_one(self, batch: _Batch) -> set[str]:
+        touched: set[str] = set()
+        singles = ([_Batch(events=[e]) for e in batch.events]
+                   + [_Batch(statuses=[s]) for s in batch.statuses]
+                   + [_Batch(replies=[r]) for r in batch.replies])
+        for one in singles:
+            try:
+                with self.engine.begin() as conn:
+                    touched |= self._store(conn, one)
+            except OperationalError:
+                raise
+            except Exception as e:
+                self.rejected += 1
+                what = one.events[0].id if one.events else "a status or reply"
+                log.error("collect: dropped %s: the database refuses it (%s)", what,
+                          str(e).splitlines()[0])
+        return touched
 
     def _store(self, conn: Connection, batch: _Batch) -> set[str]:
         now = time.time()
@@ -253,7 +283,7 @@ class Collector:
                 "id": ev.id, "device": ev.device, "site": ev.site, "seq": ev.seq, "type": ev.type,
                 "kind": ev.kind, "ts": ev.ts, "day": ev.day, "hour": ev.hour,
                 "clock_synced": ev.clock_synced, "received_at": now, "topic": ev.topic[:255],
-                "payload": json.dumps(ev.envelope, ensure_ascii=False),
+                "payload": envelope_text(ev.envelope),
             })
             if res.rowcount == 0:
                 self.duplicates += 1

@@ -49,6 +49,20 @@ class Event:
     topic: str
 
 
+def clean(s: str) -> str:
+    """Text any database takes: no NUL, no lone surrogates (both arrive via JSON escapes)."""
+    return s.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def envelope_text(env: dict[str, Any]) -> str:
+    text = json.dumps(env, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(env)  # escapes keep a lone surrogate as valid JSON text
+    return text.replace("\x00", "")
+
+
 def _json_object(payload: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(payload)
@@ -76,7 +90,7 @@ def parse_event(topic: str, payload: bytes) -> Event:
         raise BadMessage(f"{topic}: not an event topic")
     env = _json_object(payload)
     eid = env.get("id")
-    if not isinstance(eid, str) or not eid or len(eid) > MAX_ID_LEN:
+    if not isinstance(eid, str) or not eid or len(eid) > MAX_ID_LEN or clean(eid) != eid:
         raise BadMessage("envelope without a usable `id`")
     seq = env.get("seq")
     if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
@@ -85,13 +99,13 @@ def parse_event(topic: str, payload: bytes) -> Event:
     if not isinstance(data, dict):
         raise BadMessage(f"envelope {eid}: `data` is not an object")
     etype = env.get("type")
-    if not isinstance(etype, str) or not etype or len(etype) > 16:
+    if not isinstance(etype, str) or not etype or len(etype) > 16 or clean(etype) != etype:
         raise BadMessage(f"envelope {eid}: missing `type`")
     kind = None
     if t.kind == "alerts":
         kind = data.get("kind") if isinstance(data.get("kind"), str) else t.leaf
-        kind = kind[:32]
-    ts = env.get("ts") if isinstance(env.get("ts"), str) else None
+        kind = clean(kind[:32])
+    ts = clean(env["ts"][:40]) if isinstance(env.get("ts"), str) else None
     day, hour = local_day_hour(ts)
     synced = env.get("clock_synced")
     return Event(eid, t.device, t.site, seq, etype, kind, ts[:40] if ts else None, day, hour,
@@ -111,7 +125,7 @@ class Rating:
 
 
 def _opt_str(v: Any, n: int) -> str | None:
-    return v[:n] if isinstance(v, str) and v else None
+    return clean(v[:n]) or None if isinstance(v, str) and v else None
 
 
 def _int(v: Any) -> int | None:
