@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--group", default="careterm-collect", metavar="NAME",
                    help="shared-subscription group: collectors in one group share the load")
     c.add_argument("--client-id", default="", metavar="ID",
-                   help="MQTT client id (default careterm-collect-<group>-<host>); unique per collector")
+                   help="MQTT client id (default <group>-<host>); unique per collector, stable across restarts")
     c.add_argument("--gap-timeout", type=float, default=60.0, metavar="S",
                    help="ask for a resend of a gap that has not filled after S seconds (default 60)")
     c.add_argument("--ping-interval", type=float, default=300.0, metavar="S",
@@ -139,7 +139,7 @@ def _collect(args: argparse.Namespace) -> int:
     broker = broker_options(args)
     engine = open_db(args.db)
     opts = CollectOptions(topic_root=args.topic_root, site=args.site, group=args.group,
-                          client_id=args.client_id or default_client_id("collect", args.group),
+                          client_id=args.client_id or default_client_id(args.group),
                           gap_timeout_s=args.gap_timeout, ping_interval_s=args.ping_interval,
                           tick_s=min(1.0, args.gap_timeout / 4))
     return run_collector(engine, broker, opts)
@@ -167,8 +167,12 @@ def _alerts(args: argparse.Namespace) -> int:
     from central.alerts import AlertOptions, run_alerts
     from central.mqtt import broker_options, default_client_id
 
+    if args.webhook and not args.webhook.startswith(("http://", "https://")):
+        raise UsageError(f"--webhook {args.webhook!r}: use an http:// or https:// URL")
+    if not 0 < args.retry_min <= args.retry_max:
+        raise UsageError("--retry-min and --retry-max must be positive, min <= max (seconds)")
     opts = AlertOptions(topic_root=args.topic_root, site=args.site, group=args.group,
-                        client_id=args.client_id or default_client_id("alerts", args.group),
+                        client_id=args.client_id or default_client_id(args.group),
                         webhook=args.webhook, queue=args.queue,
                         retry_min_s=args.retry_min, retry_max_s=args.retry_max)
     return run_alerts(broker_options(args), opts)

@@ -76,10 +76,10 @@ def new_client(opts: BrokerOptions, client_id: str, *, manual_ack: bool = False)
     return client
 
 
-def default_client_id(tool: str, group: str = "") -> str:
+def default_client_id(group: str) -> str:
+    """`<group>-<host>`: stable across restarts, so the broker session is picked up again."""
     host = socket.gethostname().split(".")[0].lower() or "site"
-    parts = ["careterm", tool] + ([group] if group else []) + [host]
-    return "-".join(parts)[:64]
+    return f"{group}-{host}"[:64]
 
 
 def publish_retained(opts: BrokerOptions, topic: str, payload: bytes, timeout: float = 10.0) -> None:
