@@ -9,6 +9,7 @@ import sys
 from terminal.cli import UsageError
 
 PUBLISH_KINDS = ("roster", "directory", "staff", "survey")
+DEFAULT_SITE = "main"  # the site of SPEC 3's example configuration
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_site(p: argparse.ArgumentParser) -> None:
     p.add_argument("--site", default=os.environ.get("CARETERM_SITE", ""), metavar="S",
-                   help="site segment of the topic (default $CARETERM_SITE); required")
+                   help="site segment of the topic (default $CARETERM_SITE, else 'main')")
 
 
 def _write(text: str, out: str) -> None:
@@ -121,7 +122,9 @@ def _publish(args: argparse.Namespace) -> int:
     from central.publish import load_publishable, site_topic
 
     if not args.site:
-        raise UsageError("--site is required (the S in R/S/roster), or set $CARETERM_SITE")
+        args.site = DEFAULT_SITE
+        print(f"careterm: no --site given: publishing to site {DEFAULT_SITE!r} (the devices' "
+              "[device].site)", file=sys.stderr)
     payload, summary = load_publishable(args.kind, args.file)
     topic = site_topic(args.topic_root, args.site, args.kind)
     publish_retained(broker_options(args), topic, payload)

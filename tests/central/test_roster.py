@@ -125,9 +125,9 @@ def test_roster_and_documents_are_published_retained(
     r = run_careterm("site", "roster", "build", "--csv", str(his_csv(tmp_path, GOOD)),
                      "--salt-file", str(salt), "--date", "2026-11-23", "--out", str(roster))
     assert r.returncode == 0, r.stderr
-    r = run_careterm("site", "roster", "publish", "--broker", broker.url, str(roster),
-                     "--site", "main")
+    r = run_careterm("site", "roster", "publish", "--broker", broker.url, str(roster))
     assert r.returncode == 0, r.stderr
+    assert "no --site given: publishing to site 'main'" in r.stderr
     staff = tmp_path / "staff.json"
     staff.write_text(json.dumps([{"staff": "E1024", "name": "王芳", "title": "收费员",
                                   "token": "0" * 32, "photo": None}], ensure_ascii=False))
@@ -166,5 +166,8 @@ def test_bad_documents_are_refused_before_publishing(tmp_path: Path) -> None:
     r = run_careterm("site", "publish", "staff", str(staff), "--broker", "mqtt://127.0.0.1:1",
                      "--site", "main")
     assert r.returncode == 2 and "line 1, column" in r.stderr and "not valid JSON" in r.stderr
-    r = run_careterm("site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1")
-    assert r.returncode == 2 and "--site is required" in r.stderr
+    survey.write_text(json.dumps({"v": 1, "id": "s", "questions": [
+        {"id": "q1", "text": "x", "scale": 5}]}))
+    r = run_careterm("site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1",
+                     "--site", "Main Site")
+    assert r.returncode == 2 and "--site 'Main Site': a site is lower-case" in r.stderr
