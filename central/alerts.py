@@ -27,7 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from central.messages import BadMessage, Event, parse_event
-from central.mqtt import BrokerOptions, new_client
+from central.mqtt import DEFAULT_SESSION_EXPIRY_S, BrokerOptions, new_client
 from terminal import __version__
 
 log = logging.getLogger("careterm.alerts")
@@ -60,7 +60,7 @@ class AlertOptions:
     queue: str = "careterm-alerts.sqlite"
     retry_min_s: float = 1.0
     retry_max_s: float = 300.0
-    session_expiry_s: int = 86400
+    session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
 
 
 class AlertQueue:

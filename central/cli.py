@@ -55,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ask for a resend of a gap that has not filled after S seconds (default 60)")
     c.add_argument("--ping-interval", type=float, default=300.0, metavar="S",
                    help="ask online devices for their last seq every S seconds (default 300)")
+    _add_session_expiry(c)
     c.set_defaults(func=_collect)
 
     r = ssub.add_parser("report", help="satisfaction report: table, CSV or HTML")
@@ -88,7 +89,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="first wait before retrying a failed webhook call (default 1)")
     a.add_argument("--retry-max", type=float, default=300.0, metavar="S",
                    help="longest wait between webhook retries (default 300)")
+    _add_session_expiry(a)
     a.set_defaults(func=_alerts)
+
+
+def _add_session_expiry(p: argparse.ArgumentParser) -> None:
+    from central.mqtt import DEFAULT_SESSION_EXPIRY_S
+
+    p.add_argument("--session-expiry", type=int, default=DEFAULT_SESSION_EXPIRY_S, metavar="S",
+                   help="how long the broker keeps this tool's session while it is stopped "
+                        f"(default {DEFAULT_SESSION_EXPIRY_S}; see docs/site.md, Scaling)")
 
 
 def _add_site(p: argparse.ArgumentParser) -> None:
@@ -144,6 +154,7 @@ def _collect(args: argparse.Namespace) -> int:
     opts = CollectOptions(topic_root=args.topic_root, site=args.site, group=args.group,
                           client_id=args.client_id or default_client_id(args.group),
                           gap_timeout_s=args.gap_timeout, ping_interval_s=args.ping_interval,
+                          session_expiry_s=max(0, args.session_expiry),
                           tick_s=min(1.0, args.gap_timeout / 4))
     return run_collector(engine, broker, opts)
 
@@ -177,5 +188,6 @@ def _alerts(args: argparse.Namespace) -> int:
     opts = AlertOptions(topic_root=args.topic_root, site=args.site, group=args.group,
                         client_id=args.client_id or default_client_id(args.group),
                         webhook=args.webhook, queue=args.queue,
-                        retry_min_s=args.retry_min, retry_max_s=args.retry_max)
+                        retry_min_s=args.retry_min, retry_max_s=args.retry_max,
+                        session_expiry_s=max(0, args.session_expiry))
     return run_alerts(broker_options(args), opts)

@@ -40,7 +40,7 @@ from central.messages import (
     parse_status,
     parse_topic,
 )
-from central.mqtt import BrokerOptions, new_client
+from central.mqtt import DEFAULT_SESSION_EXPIRY_S, BrokerOptions, new_client
 from terminal.envelope import dumps
 
 log = logging.getLogger("careterm.collect")
@@ -59,7 +59,7 @@ class CollectOptions:
     client_id: str = "careterm-collect"
     gap_timeout_s: float = 60.0
     ping_interval_s: float = 300.0
-    session_expiry_s: int = 86400
+    session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     tick_s: float = 1.0
 
 

@@ -11,6 +11,10 @@ from urllib.parse import urlparse
 from terminal.cli import UsageError
 
 DEFAULT_TOPIC_ROOT = "careterm"
+# How long the broker keeps a stopped site tool's session. Long enough for a restart; short
+# because Mosquitto keeps sending a shared-subscription share to an offline member's
+# session until it expires (what it queued there comes back through `resend` anyway).
+DEFAULT_SESSION_EXPIRY_S = 120
 
 
 @dataclass(frozen=True)

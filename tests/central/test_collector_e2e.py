@@ -274,3 +274,22 @@ def test_two_collectors_in_one_group_share_the_load_and_store_each_event_once(
     assert sum(stored) == 180 and min(stored) > 0  # both did part of the work, none twice
     assert sorted(d.acked_seq for d in db_rows(db, devices)) == [60, 60, 60]
     assert db_rows(db, gaps) == []  # out-of-order arrivals over two collectors are not gaps
+
+
+def test_a_collector_of_the_group_that_dies_for_good_costs_no_event(
+        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    a, b = (collector_factory(broker.url, db, "--client-id", f"col-{n}", "--session-expiry", "2",
+                              *FAST).start() for n in "ab")
+    for c in (a, b):
+        wait_for(lambda c=c: "subscribed" in c.output(), 15, what="collector subscribed")
+    up = device_factory("pad-w03", broker.url)
+    for i in range(10):
+        up.record("rating", rating(i))
+    wait_for(lambda: db_count(db) == 10, 15, what="first events")
+    b.kill()  # its session lives on for 2 s and takes a share of the events meanwhile
+    for i in range(10, 40):
+        up.record("rating", rating(i))
+    wait_for(lambda: db_count(db) == 40, 40, what="every event, through resend")
+    wait_for(lambda: outbox_empty(up), 20, what="outbox emptied")
+    assert "resend asked" in a.output()
