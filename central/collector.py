@@ -90,6 +90,8 @@ class Collector:
         self._touched: set[str] = set()
         self._acked_here: dict[str, int] = {}  # acks this connection has published
         self._db_failures = 0
+        self._drops = 0
+        self._connected_at = 0.0
 
     # -- topics ---------------------------------------------------------------------------
 
@@ -166,6 +168,7 @@ class Collector:
             log.warning("collect: cannot reach %s: %s", self.broker.url, e)
             return False
         self._client = client
+        self._connected_at = time.monotonic()
         self._batch.mids.clear()
         self._acked_here.clear()
         return True
@@ -176,6 +179,11 @@ class Collector:
         self._connected = False
         self._client = None
         self._batch.mids.clear()  # those PUBACKs belong to a dead connection: the broker resends
+        # Links that drop right away (refused, or a second collector with the same client id
+        # taking the session over) must not turn into a reconnect storm.
+        self._drops = 0 if time.monotonic() - self._connected_at > 30 else self._drops + 1
+        if self._drops:
+            self.stop_event.wait(min(30.0, 0.5 * 2 ** min(self._drops, 6)))
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
         if reason_code.is_failure:
@@ -197,6 +205,9 @@ class Collector:
             log.info("collect: subscribed (%d topics)", len(reason_codes))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+        if getattr(reason_code, "value", None) == 142:  # MQTT 5 "Session taken over"
+            log.error("collect: another client connected with the client id %s: give every "
+                      "collector its own --client-id", self.opts.client_id)
         self._connected = False
 
     def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001

@@ -293,3 +293,16 @@ def test_a_collector_of_the_group_that_dies_for_good_costs_no_event(
     wait_for(lambda: db_count(db) == 40, 40, what="every event, through resend")
     wait_for(lambda: outbox_empty(up), 20, what="outbox emptied")
     assert "resend asked" in a.output()
+
+
+def test_two_collectors_with_one_client_id_are_told_apart_in_the_log(
+        broker, collector_factory, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    a = collector_factory(broker.url, db, "--client-id", "same").start()
+    wait_for(lambda: "subscribed" in a.output(), 15, what="first collector subscribed")
+    b = collector_factory(broker.url, db, "--client-id", "same").start()
+    wait_for(lambda: "give every collector its own --client-id" in a.output() + b.output(), 15,
+             what="session takeover explained")
+    time.sleep(1.0)
+    # both back off instead of kicking each other out many times a second
+    assert (a.output() + b.output()).count("connected to") < 8
