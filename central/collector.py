@@ -92,6 +92,7 @@ class Collector:
         self._db_failures = 0
         self._drops = 0
         self._connected_at = 0.0
+        self._subscribed = False
 
     # -- topics ---------------------------------------------------------------------------
 
@@ -174,14 +175,20 @@ class Collector:
         return True
 
     def _lost(self, why: str) -> None:
-        if self._connected:
+        was_up = self._connected or self._subscribed
+        if was_up:
             log.warning("collect: broker link lost (%s); reconnecting", why)
-        self._connected = False
+        self._connected = self._subscribed = False
         self._client = None
         self._batch.mids.clear()  # those PUBACKs belong to a dead connection: the broker resends
         # Links that drop right away (refused, or a second collector with the same client id
         # taking the session over) must not turn into a reconnect storm.
         self._drops = 0 if time.monotonic() - self._connected_at > 30 else self._drops + 1
+        if was_up and self._drops == 3:
+            # Mosquitto just closes the socket of a client whose id is taken over.
+            log.error("collect: the broker keeps dropping the link right after it is set up: "
+                      "is another collector using the client id %s? Give every collector its "
+                      "own --client-id", self.opts.client_id)
         if self._drops:
             self.stop_event.wait(min(30.0, 0.5 * 2 ** min(self._drops, 6)))
 
@@ -202,12 +209,10 @@ class Collector:
                       "site-service identity and that the broker supports MQTT 5 shared "
                       "subscriptions)", ", ".join(bad))
         else:
+            self._subscribed = True
             log.info("collect: subscribed (%d topics)", len(reason_codes))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
-        if getattr(reason_code, "value", None) == 142:  # MQTT 5 "Session taken over"
-            log.error("collect: another client connected with the client id %s: give every "
-                      "collector its own --client-id", self.opts.client_id)
         self._connected = False
 
     def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
