@@ -243,6 +243,7 @@ class AlertForwarder:
                     log.warning("alerts: broker link lost (%s); reconnecting", mqtt.error_string(rc))
                     client, self._connected = None, False
                     self._pending.clear()  # unacknowledged: the broker delivers them again
+                    self.stop_event.wait(1.0)  # no reconnect storm (e.g. a client-id clash)
         finally:
             if client is not None:
                 try:
