@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ class AlertOptions:
     retry_min_s: float = 1.0
     retry_max_s: float = 300.0
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
+    staff_names: dict[str, str] = field(default_factory=dict)  # staff number -> name
 
 
 class AlertQueue:
@@ -120,7 +121,7 @@ class AlertQueue:
         self.db.close()
 
 
-def alert_body(ev: Event) -> dict[str, Any]:
+def alert_body(ev: Event, staff_names: dict[str, str] | None = None) -> dict[str, Any]:
     """What the webhook gets: the fields a supervisor needs, a ready-made text, and the event."""
     d = ev.data
     kind = ev.kind or str(d.get("kind") or "")
@@ -131,9 +132,11 @@ def alert_body(ev: Event) -> dict[str, Any]:
     if kind == "dissatisfied":
         for k in ("window", "staff", "score", "reason"):
             body[k] = d.get(k)
+        name = (staff_names or {}).get(str(d.get("staff")))
+        body["staff_name"] = name
         parts = [f"【不满意评价】窗口 {d.get('window') or '?'}"]
         if d.get("staff"):
-            parts.append(f"工号 {d['staff']}")
+            parts.append(f"工号 {d['staff']}" + (f" {name}" if name else ""))
         parts.append(f"评分 {d.get('score', '?')}")
         parts.append(f"原因: {d.get('reason') or '未选择'}")
         text = " ".join(parts)
@@ -290,7 +293,7 @@ class AlertForwarder:
     def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
         try:
             ev = parse_event(msg.topic, msg.payload)
-            item = (ev.id, alert_body(ev))
+            item = (ev.id, alert_body(ev, self.opts.staff_names))
         except BadMessage as e:
             log.warning("alerts: ignored a message on %s: %s", msg.topic, e)
             item = None

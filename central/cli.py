@@ -85,6 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="durable queue file (default careterm-alerts.sqlite)")
     a.add_argument("--group", default="careterm-alerts", metavar="NAME")
     a.add_argument("--client-id", default="", metavar="ID")
+    a.add_argument("--staff", default="", metavar="staff.json",
+                   help="staff directory (as published) to put clerks' names into the alerts")
     a.add_argument("--retry-min", type=float, default=1.0, metavar="S",
                    help="first wait before retrying a failed webhook call (default 1)")
     a.add_argument("--retry-max", type=float, default=300.0, metavar="S",
@@ -185,7 +187,10 @@ def _alerts(args: argparse.Namespace) -> int:
         raise UsageError(f"--webhook {args.webhook!r}: use an http:// or https:// URL")
     if not 0 < args.retry_min <= args.retry_max:
         raise UsageError("--retry-min and --retry-max must be positive, min <= max (seconds)")
+    from central.report import load_staff_names
+
     opts = AlertOptions(topic_root=args.topic_root, site=args.site, group=args.group,
+                        staff_names=load_staff_names(args.staff),
                         client_id=args.client_id or default_client_id(args.group),
                         webhook=args.webhook, queue=args.queue,
                         retry_min_s=args.retry_min, retry_max_s=args.retry_max,

@@ -95,7 +95,9 @@ def stop(p: AlertsProc) -> tuple[str, str]:
 def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
         broker, device_factory, webhook_factory, tmp_path: Path) -> None:
     hook = webhook_factory(fail=2)
-    p = start_alerts(broker, tmp_path, "--webhook", hook.url)
+    staff = tmp_path / "staff.json"
+    staff.write_text(json.dumps([{"staff": "E1024", "name": "王芳"}], ensure_ascii=False))
+    p = start_alerts(broker, tmp_path, "--webhook", hook.url, "--staff", str(staff))
     try:
         up = device_factory("pad-w03", broker.url)
         wait_for(lambda: up.link.state.connected, 10, what="device connected")
@@ -111,7 +113,8 @@ def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
     assert first["kind"] == "dissatisfied"
     assert (first["window"], first["staff"], first["score"], first["reason"]) == (
         "W03", "E1024", 1, "等候时间长")
-    assert "窗口 W03" in first["text"] and "等候时间长" in first["text"]
+    assert first["staff_name"] == "王芳"
+    assert first["text"].startswith("【不满意评价】窗口 W03 工号 E1024 王芳 评分 1 原因: 等候时间长 ")
     assert first["event"]["seq"] == ev.seq
     assert {c[2]["Idempotency-Key"] for c in hook.calls if c[0] == 200} == {
         b["id"] for b in hook.delivered()}
