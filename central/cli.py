@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="offset for times without one (default +08:00)")
     b.add_argument("--encoding", default="", help="CSV encoding (default: UTF-8, else GB18030)")
     b.add_argument("--out", default="", metavar="F", help="write here instead of stdout")
+    b.add_argument("--allow-empty", action="store_true",
+                   help="write a roster even when no appointment is on --date")
     b.set_defaults(func=_roster_build)
     p = rsub.add_parser("publish", help="publish a roster JSON (retained, QoS 1)")
     add_broker_args(p)
@@ -120,7 +122,8 @@ def _roster_build(args: argparse.Namespace) -> int:
     from central.roster import build_roster_file
 
     roster, notes = build_roster_file(args.csv, args.salt_file, args.date,
-                                      utc_offset=args.utc_offset, encoding=args.encoding)
+                                      utc_offset=args.utc_offset, encoding=args.encoding,
+                                      allow_empty=args.allow_empty)
     import json
 
     for n in notes:

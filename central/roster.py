@@ -94,7 +94,8 @@ class _Appointment:
 
 
 def build_roster(text: str, path: str, salt: bytes, day: date, tz: timezone,
-                 now: datetime | None = None) -> tuple[dict[str, Any], list[str]]:
+                 now: datetime | None = None, allow_empty: bool = False,
+                 ) -> tuple[dict[str, Any], list[str]]:
     """The roster and notes for the operator (skipped rows). Raises RosterInputError."""
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
@@ -180,6 +181,10 @@ def build_roster(text: str, path: str, salt: bytes, day: date, tz: timezone,
         raise RosterInputError(path, problems)
     if skipped:
         notes.append(f"{path}: {skipped} row(s) are not on {day.isoformat()} and were left out")
+    if not appts and not allow_empty:
+        # An empty roster published by mistake would stop every kiosk's check-in for the day.
+        raise UsageError(f"{path}: no appointments on {day.isoformat()} ({skipped} rows on other "
+                         "days): check --date, or pass --allow-empty for a day without any")
     out = []
     for a in sorted(appts.values(), key=lambda a: (a.fields["slot_start"], a.fields["appointment_id"])):
         f = a.fields
@@ -196,7 +201,8 @@ def build_roster(text: str, path: str, salt: bytes, day: date, tz: timezone,
 
 
 def build_roster_file(csv_path: str, salt_file: str, day: str, *, utc_offset: str = "+08:00",
-                      encoding: str = "") -> tuple[dict[str, Any], list[str]]:
+                      encoding: str = "", allow_empty: bool = False,
+                      ) -> tuple[dict[str, Any], list[str]]:
     try:
         d = date.fromisoformat(day)
     except ValueError:
@@ -206,4 +212,5 @@ def build_roster_file(csv_path: str, salt_file: str, day: str, *, utc_offset: st
         salt = load_salt(salt_file)
     except SaltError as e:
         raise UsageError(str(e).replace("[privacy].salt_file", "--salt-file")) from None
-    return build_roster(read_csv_text(csv_path, encoding), csv_path, salt, d, tz)
+    return build_roster(read_csv_text(csv_path, encoding), csv_path, salt, d, tz,
+                        allow_empty=allow_empty)

@@ -111,6 +111,16 @@ def test_missing_columns_and_salt_are_named(tmp_path: Path, salt: Path) -> None:
     assert r.returncode == 2 and "nope.salt: salt file not found (--salt-file)" in r.stderr
 
 
+def test_a_roster_with_nothing_on_the_day_is_refused_unless_asked_for(
+        tmp_path: Path, salt: Path) -> None:
+    args = ("site", "roster", "build", "--csv", str(his_csv(tmp_path, GOOD)), "--salt-file",
+            str(salt), "--date", "2026-11-25")
+    r = run_careterm(*args)
+    assert r.returncode == 2 and "no appointments on 2026-11-25 (3 rows on other days)" in r.stderr
+    r = run_careterm(*args, "--allow-empty")
+    assert r.returncode == 0 and json.loads(r.stdout)["appointments"] == []
+
+
 def test_name_mask_and_id_checksum() -> None:
     assert [mask_roster_name(n) for n in ("张三", "张三丰", "欧阳锋华", "买买提·艾力")] == [
         "张*", "张*丰", "欧**华", "买****力"]
