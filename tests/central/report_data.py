@@ -8,9 +8,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from central.collector import CollectOptions, Collector, _Batch
+from central.accounting import Accounting, Batch
 from central.messages import parse_event
-from central.mqtt import BrokerOptions
 
 _counter = [0]
 
@@ -24,13 +23,12 @@ def envelope(device: str, seq: int, ts: str, data: dict[str, Any], etype: str = 
 
 
 def store(engine: Engine, envelopes: list[dict[str, Any]]) -> None:
-    c = Collector(engine, BrokerOptions("mqtt://x", "x", 1883, False), CollectOptions())
-    batch = _Batch()
+    books = Accounting(engine, lambda topic, body, retain: False)
+    batch = Batch()
     for env in envelopes:
         topic = f"careterm/{env['site']}/{env['device']}/events/{env['type']}"
         batch.events.append(parse_event(topic, json.dumps(env, ensure_ascii=False).encode()))
-    with engine.begin() as conn:
-        c._store(conn, batch)
+    books.store_batch(batch)
 
 
 def rating(window: str, staff: str | None, score: int, scale: int = 4, reason: str | None = None,
