@@ -305,3 +305,15 @@ def test_two_collectors_with_one_client_id_are_told_apart_in_the_log(
              what="session takeover explained")
     # both back off instead of kicking each other out many times a second
     assert (a.output() + b.output()).count("connected to") < 8
+
+
+def test_collect_names_a_database_it_cannot_use() -> None:
+    from tests.conftest import run_careterm
+
+    r = run_careterm("site", "collect", "--broker", "mqtt://127.0.0.1:1", "--db",
+                     "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", timeout=60)
+    assert r.returncode == 2
+    assert "--db postgresql+psycopg://postgres@127.0.0.1:1/nowhere" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_careterm("site", "collect", "--broker", "mqtt://127.0.0.1:1", "--db", "oracle://x/y")
+    assert r.returncode == 2 and "use sqlite:///path.db or postgresql+psycopg://" in r.stderr
