@@ -7,6 +7,7 @@ from typing import Any
 LANGS = ("zh", "en")
 
 TEXTS: dict[str, tuple[str, str]] = {
+    "app_title": ("门诊自助服务", "Outpatient self-service"),
     # home
     "home_prompt": ("请刷身份证/就诊卡或扫描预约二维码", "Tap your ID or hospital card, or scan your appointment QR code"),
     "home_hint": ("刷卡后即可签到取号", "Then check in and get your queue ticket"),
