@@ -54,6 +54,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     # done
     "done_title": ("签到成功", "You are checked in"),
     "done_reprint_title": ("凭条已补打", "Ticket reprinted"),
+    "done_already_title": ("您已签到", "You are already checked in"),
     "done_queue": ("您的排队号", "Your queue number"),
     "done_go": ("请前往 {where} 候诊", "Please go to {where} and wait to be called"),
     "done_take": ("请取走凭条", "Please take your ticket"),

@@ -63,7 +63,7 @@ class KioskRoot(FloatLayout):
         self.rendered: list[Callable[[View], None]] = []
         """Called after a view is on screen (tests and the benchmark)."""
         self._taps: list[float] = []
-        self._overlay: Panel | None = None
+        self._overlay: FloatLayout | None = None
         self.frame = BoxLayout(orientation="vertical")
         self.add_widget(self.frame)
         self._layout_chrome()
@@ -162,13 +162,17 @@ class KioskRoot(FloatLayout):
             text = (f"[size={self.sizes.title}][b]{tr('idle_title', view.lang)}[/b][/size]\n\n"
                     + tr("idle_text", view.lang, n=view.countdown))
             if self._overlay is None:
-                self._overlay = Panel(text, tint=(1, 1, 1, 0.97), markup=True, halign="center",
-                                      font_size=self.sizes.body, color=INK,
-                                      size_hint=(0.8, None), pos_hint={"center_x": 0.5,
-                                                                       "center_y": 0.5})
+                # A dimmed full-screen layer: the first touch anywhere only wakes the kiosk.
+                self._overlay = FloatLayout()
+                paint_background(self._overlay, (0, 0, 0, 0.6))
+                self._overlay_text = Panel(text, tint=WHITE, markup=True, halign="center",
+                                           font_size=self.sizes.body, color=INK,
+                                           size_hint=(0.85, None),
+                                           pos_hint={"center_x": 0.5, "center_y": 0.5})
+                self._overlay.add_widget(self._overlay_text)
                 self.add_widget(self._overlay)
             else:
-                self._overlay.text = text
+                self._overlay_text.text = text
         elif self._overlay is not None:
             self.remove_widget(self._overlay)
             self._overlay = None

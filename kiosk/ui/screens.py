@@ -135,7 +135,8 @@ class Screens:
         s, L = self.s, v.lang
         col = self.column(spacing=s.gap * 2)
         col.add_widget(Widget(size_hint_y=0.15))
-        col.add_widget(WrapLabel(tr("home_prompt", L), font_size=round(s.title * 1.15), bold=True,
+        prompt = round(s.u * 5.0) if s.portrait else round(s.title * 1.15)
+        col.add_widget(WrapLabel(tr("home_prompt", L), font_size=prompt, bold=True,
                                  color=PRIMARY, halign="center"))
         col.add_widget(self.text(tr("home_hint", L), color=MUTED, halign="center"))
         col.add_widget(Widget(size_hint_y=0.1))
@@ -261,7 +262,9 @@ class Screens:
         s, L, d = self.s, v.lang, v.data
         failed = d.get("ticket") == "failed"
         col = self.column()
-        title = tr("done_reprint_title" if d.get("repeat") else "done_title", L)
+        title = tr("done_title", L)
+        if d.get("repeat"):
+            title = tr("done_already_title" if failed else "done_reprint_title", L)
         col.add_widget(self.title(title, color=GOOD))
         body = BoxLayout(orientation="horizontal" if not s.portrait else "vertical",
                          spacing=s.gap * 2)
@@ -530,14 +533,18 @@ class Screens:
                                  halign="center"))
         col.add_widget(Widget(size_hint_y=0.2))
         scale = int(d["scale"])
-        row = GridLayout(cols=scale, spacing=s.gap, size_hint_y=None, height=s.u * 18)
+        # Portrait: one full-width row per score, so the end labels never wrap mid-word.
+        cols = 1 if s.portrait else scale
+        row = GridLayout(cols=cols, spacing=s.gap, size_hint_y=None)
+        row.height = (s.u * 18) if cols > 1 else scale * (s.button + s.gap)
         buttons = []
         for n in range(1, scale + 1):
             label = str(n)
+            sep = "  " if s.portrait else "\n"
             if n == 1:
-                label += f"\n[size={s.small}]{tr('sv_scale_low', L)}[/size]"
+                label += f"{sep}[size={s.small}]{tr('sv_scale_low', L)}[/size]"
             elif n == scale:
-                label += f"\n[size={s.small}]{tr('sv_scale_high', L)}[/size]"
+                label += f"{sep}[size={s.small}]{tr('sv_scale_high', L)}[/size]"
             chosen = d.get("answer") == n
             b = FocusButton(label, (lambda n=n: self.svc.survey_answer(n)), markup=True,
                             font_size=s.title, color_bg=PRIMARY if chosen else SECONDARY,
