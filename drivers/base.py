@@ -24,8 +24,9 @@ StateListener = Callable[[DeviceState, str], None]
 class Watchable:
     """A device whose state changes are reported once per change, with a reason."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, quiet: bool = False) -> None:
         self.name = name
+        self._quiet = quiet  # an inner transport whose owner logs the change itself
         self._state = DeviceState.UNKNOWN
         self._detail = ""
         self._listeners: list[StateListener] = []
@@ -49,7 +50,8 @@ class Watchable:
             changed = state != self._state
             self._state, self._detail = state, detail
         if changed:
-            log.info("%s: %s%s", self.name, state.value, f" ({detail})" if detail else "")
+            if not self._quiet:
+                log.info("%s: %s%s", self.name, state.value, f" ({detail})" if detail else "")
             for fn in list(self._listeners):
                 try:
                     fn(state, detail)

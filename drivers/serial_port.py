@@ -6,6 +6,7 @@ Use `/dev/serial/by-id/...` paths: a USB adapter keeps that name when it re-enum
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,12 +24,14 @@ class SerialPort(Watchable):
     """Delivers received bytes to `on_bytes`; survives unplug, replug and garbage."""
 
     def __init__(self, name: str, path: str, baudrate: int, on_bytes: Callable[[bytes], None],
-                 *, read_timeout: float = 0.1) -> None:
-        super().__init__(name)
+                 *, read_timeout: float = 0.1, reopen_every: float = REOPEN_EVERY_S,
+                 quiet: bool = False) -> None:
+        super().__init__(name, quiet=quiet)
         self.path = path
         self.baudrate = baudrate
         self._on_bytes = on_bytes
         self._read_timeout = read_timeout
+        self.reopen_every = reopen_every
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._port: serial.Serial | None = None
@@ -59,12 +62,14 @@ class SerialPort(Watchable):
                 return False
 
     def _open(self) -> serial.Serial | None:
+        # A by-id symlink is resolved at every (re)open: after a replug it may point elsewhere.
+        real = os.path.realpath(self.path)
         try:
-            port = serial.Serial(self.path, self.baudrate, timeout=self._read_timeout)
+            port = serial.Serial(real, self.baudrate, timeout=self._read_timeout)
         except (serial.SerialException, OSError, ValueError) as e:
             self._set_state(DeviceState.ABSENT, f"{self.path}: {e}")
             return None
-        self._set_state(DeviceState.OK, self.path)
+        self._set_state(DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}")
         return port
 
     def _close(self) -> None:
@@ -80,7 +85,7 @@ class SerialPort(Watchable):
             if self._port is None:
                 self._port = self._open()
                 if self._port is None:
-                    self._stop.wait(REOPEN_EVERY_S)
+                    self._stop.wait(self.reopen_every)
                     continue
             try:
                 data = self._port.read(max(1, self._port.in_waiting or 1))
@@ -90,7 +95,7 @@ class SerialPort(Watchable):
                             self.name, self.path, e)
                 self._set_state(DeviceState.ABSENT, f"{self.path}: unplugged")
                 self._close()
-                self._stop.wait(REOPEN_EVERY_S)
+                self._stop.wait(self.reopen_every)
                 continue
             if data:
                 try:

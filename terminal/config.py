@@ -188,6 +188,9 @@ class PrinterSection(_Section):
     encoding: StrictStr = "gb18030"
     columns: Annotated[StrictInt, Field(ge=16, le=96)] = 48
     cut: StrictBool = True
+    profile: StrictStr = ""
+    """python-escpos printer profile (e.g. "ZJ-5870"); one without native QR gets a raster QR.
+    Empty: native `GS ( k` QR (careterm extension)."""
 
     @field_validator("encoding")
     @classmethod

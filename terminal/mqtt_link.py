@@ -285,7 +285,7 @@ class MqttLink:
         self._client = None
         self._inflight.clear()
         self._queued_upto = 0
-        if self.state.connected:
+        if self.state.connected and not self._stop.is_set():
             log.warning("mqtt: link lost (%s); events wait in the outbox", why)
         self.state.connected = False
         self.connected.clear()

@@ -261,6 +261,36 @@ def config_writer(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+class Processes:
+    """Child processes a test starts; all are killed at teardown, even when the test fails.
+
+    A leftover device process would keep reopening its pty path, and a later test that gets
+    the same /dev/pts number would lose bytes to it.
+    """
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, cmd: list[str], log: Path | None = None, **env: str) -> subprocess.Popen[bytes]:
+        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        p = subprocess.Popen(cmd, env=careterm_env(**env), stdout=subprocess.DEVNULL, stderr=out)
+        self.procs.append(p)
+        return p
+
+    def kill_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    ps = Processes()
+    yield ps
+    ps.kill_all()
+
+
 def careterm_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "terminal", *args]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
 from drivers.serial_port import SerialPort
@@ -26,7 +27,7 @@ class SerialKeypad(KeySource):
         self.keys = set(keys)
         self._debouncer = Debouncer(debounce_ms)
         self._listener: KeyListener | None = None
-        self._port = SerialPort("buttons", path, baudrate, self._on_bytes)
+        self._port = SerialPort("buttons port", path, baudrate, self._on_bytes, quiet=True)
         self._port.on_state(lambda st, detail: self._set_state(st, detail))
 
     def start(self, on_key: KeyListener) -> None:
@@ -37,8 +38,6 @@ class SerialKeypad(KeySource):
         self._port.stop()
 
     def _on_bytes(self, data: bytes) -> None:
-        import time
-
         now = time.monotonic()
         names = decode_key_bytes(data, self.keys)
         ignored = len(data) - len(names)

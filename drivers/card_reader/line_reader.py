@@ -1,0 +1,125 @@
+"""Serial line readers (QR/barcode scanners, magstripe or IC readers in serial mode), SPEC 6.2.
+
+`LineAssembler` is pure: bytes in, accepted lines out. Lines end at CR, LF or CR LF; a line
+over 512 characters, with control characters, or not UTF-8 is rejected whole. A partial line
+left standing longer than `stale_s` is dropped, so line noise cannot glue itself to the
+front of the next real scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from drivers.card_reader.base import CardReader, ReadListener
+from drivers.card_reader.classify import Classifier
+from drivers.serial_port import SerialPort
+
+log = logging.getLogger("careterm.drivers.lines")
+
+MAX_CHARS = 512
+MAX_BYTES = MAX_CHARS * 4   # UTF-8 worst case
+STALE_S = 0.5
+REPEAT_S = 1.0              # scanners often send one code twice in a burst
+
+
+def check_line(line: str) -> str | None:
+    """Why a decoded line is rejected, or None when it is acceptable."""
+    if len(line) > MAX_CHARS:
+        return f"over {MAX_CHARS} characters"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in line):
+        return "control characters"
+    return None
+
+
+class LineAssembler:
+    def __init__(self, stale_s: float = STALE_S) -> None:
+        self.stale_s = stale_s
+        self._buf = bytearray()
+        self._overflow = False
+        self._last = 0.0
+        self.rejected = 0
+
+    def feed(self, data: bytes, now: float | None = None) -> list[str]:
+        now = time.monotonic() if now is None else now
+        if self._buf and now - self._last > self.stale_s:
+            self._buf.clear()
+            self._overflow = False
+        self._last = now
+        out: list[str] = []
+        for b in data:
+            if b in (0x0D, 0x0A):
+                line = self._finish()
+                if line is not None:
+                    out.append(line)
+                continue
+            if self._overflow:
+                continue
+            self._buf.append(b)
+            if len(self._buf) > MAX_BYTES:
+                self._overflow = True
+                self._buf.clear()
+        return out
+
+    def _finish(self) -> str | None:
+        raw, overflow = bytes(self._buf), self._overflow
+        self._buf.clear()
+        self._overflow = False
+        if not raw and not overflow:
+            return None   # the LF of CR LF, or an empty line
+        if overflow:
+            return self._reject(f"over {MAX_CHARS} characters")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._reject("not UTF-8")
+        why = check_line(line)
+        if why:
+            return self._reject(why)
+        return line
+
+    def _reject(self, why: str) -> None:
+        self.rejected += 1
+        log.info("card reader: line rejected (%s)", why)
+        return None
+
+
+class Repeats:
+    """Drops the same read seen again within `repeat_s` (a scanner's double send)."""
+
+    def __init__(self, repeat_s: float = REPEAT_S) -> None:
+        self.repeat_s = repeat_s
+        self._last: tuple[object, float] | None = None
+
+    def fresh(self, key: object, now: float) -> bool:
+        last = self._last
+        self._last = (key, now)
+        return last is None or last[0] != key or now - last[1] >= self.repeat_s
+
+
+class SerialLineReader(CardReader):
+    def __init__(self, path: str, baudrate: int, classifier: Classifier) -> None:
+        super().__init__("card_reader")
+        self.path = path
+        self._classifier = classifier
+        self._lines = LineAssembler()
+        self._repeats = Repeats()
+        self._listener: ReadListener | None = None
+        self._port = SerialPort("card_reader", path, baudrate, self._on_bytes)
+        self._port.on_state(lambda st, detail: self._set_state(st, detail))
+
+    def start(self, on_read: ReadListener) -> None:
+        self._listener = on_read
+        self._port.start()
+
+    def stop(self) -> None:
+        self._port.stop()
+
+    def _on_bytes(self, data: bytes) -> None:
+        now = time.monotonic()
+        for line in self._lines.feed(data, now):
+            read = self._classifier.classify(line)
+            if read is None or not self._repeats.fresh(read, now):
+                continue
+            if self._listener is not None:
+                self._listener(read)

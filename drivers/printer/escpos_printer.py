@@ -1,0 +1,139 @@
+"""An ESC/POS ticket printer over one transport: prints within a deadline, watches DLE EOT status.
+
+A printer that vanishes makes `print_document` return a failed `PrintResult` within its
+timeout; the watcher thread notices it coming back. Status listeners (`on_status`) hear
+every change of `PrinterStatus`; the `Watchable` state follows it (paper out, cover open,
+offline: ERROR; unreachable: ABSENT; write-only or silent: UNKNOWN).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from drivers.base import DeviceState
+from drivers.printer import dle_eot
+from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
+from drivers.printer.document import Document
+from drivers.printer.escpos_build import TicketStyle, build
+from drivers.printer.transports import Transport, TransportError
+
+log = logging.getLogger("careterm.drivers.printer")
+
+STATUS_TIMEOUT_S = 0.3
+POLL_EVERY_S = 5.0
+
+StatusListener = Callable[[PrinterStatus], None]
+
+
+class EscposPrinter(TicketPrinter):
+    def __init__(self, transport: Transport, style: TicketStyle, *,
+                 poll_every: float | None = POLL_EVERY_S) -> None:
+        super().__init__("printer")
+        self.transport = transport
+        self.style = style
+        self._io = threading.Lock()
+        self._last_status: PrinterStatus | None = None
+        self._status_listeners: list[StatusListener] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.printed = 0
+        if poll_every:
+            self._thread = threading.Thread(target=self._watch, args=(poll_every,),
+                                            name="printer-status", daemon=True)
+            self._thread.start()
+
+    def on_status(self, listener: StatusListener) -> None:
+        self._status_listeners.append(listener)
+
+    def render(self, doc: Document) -> bytes:
+        return build(doc, self.style)
+
+    def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
+        deadline = time.monotonic() + timeout
+        data = self.render(doc)
+        if not self._io.acquire(timeout=max(0.0, timeout)):
+            return PrintResult(False, f"{self.transport.name}: busy (a previous job is stuck)")
+        try:
+            if self.transport.can_read:
+                status = self._query_locked(min(STATUS_TIMEOUT_S, max(0.05, deadline - time.monotonic())))
+                self._publish(status)
+                why = dle_eot.problem(status)
+                if why:
+                    return PrintResult(False, f"{self.transport.name}: {why}")
+            self.transport.write(data, deadline)
+        except TransportError as e:
+            self.transport.close()
+            self._set_state(DeviceState.ABSENT, str(e))
+            log.warning("printer: ticket %r not printed: %s", doc.title, e)
+            return PrintResult(False, str(e))
+        finally:
+            self._io.release()
+        self.printed += 1
+        if not self.transport.can_read and self.state == DeviceState.ABSENT:
+            self._set_state(DeviceState.UNKNOWN, self.transport.name)
+        return PrintResult(True)
+
+    def status(self) -> PrinterStatus:
+        if not self._io.acquire(timeout=3.0):
+            return PrinterStatus()
+        try:
+            status = self._query_locked(STATUS_TIMEOUT_S)
+        except TransportError as e:
+            self.transport.close()
+            self._set_state(DeviceState.ABSENT, str(e))
+            status = PrinterStatus(online=False)
+        finally:
+            self._io.release()
+        self._publish(status)
+        return status
+
+    def _query_locked(self, timeout: float) -> PrinterStatus:
+        if not self.transport.can_read:
+            self.transport.open()
+            return PrinterStatus()
+        answers: list[int | None] = []
+        for n in (dle_eot.PRINTER, dle_eot.OFFLINE_CAUSE, dle_eot.PAPER):
+            self._drain()
+            self.transport.write(dle_eot.request(n), time.monotonic() + timeout)
+            got = self.transport.read(1, timeout)
+            answers.append(got[-1] if got else None)
+        return dle_eot.parse(*answers)
+
+    def _drain(self) -> None:
+        while self.transport.read(64, 0):
+            pass
+
+    def _publish(self, status: PrinterStatus) -> None:
+        why = dle_eot.problem(status)
+        if why:
+            self._set_state(DeviceState.ERROR, why)
+        elif status.online is None:
+            self._set_state(DeviceState.UNKNOWN, f"{self.transport.name}: status not readable")
+        else:
+            self._set_state(DeviceState.OK, "paper near end" if status.paper_near_end else "")
+        if status != self._last_status:
+            self._last_status = status
+            for fn in list(self._status_listeners):
+                try:
+                    fn(status)
+                except Exception:
+                    log.exception("printer: status listener failed")
+
+    def _watch(self, every: float) -> None:
+        while True:
+            try:
+                self.status()
+            except Exception:
+                log.exception("printer: status check failed")
+            if self._stop.wait(every):
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(3.0)
+        with self._io:
+            self.transport.close()

@@ -1,0 +1,96 @@
+"""The simulated ticket printer: each ticket saved as `.bin` ESC/POS bytes and a `.png` preview.
+
+Faults stay until cleared (`inject("paper_out" | "offline" | "cover_open" | "near_end")`,
+`clear()`), like a real printer that stays out of paper until someone reloads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+
+from drivers.base import DeviceState
+from drivers.printer import dle_eot
+from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
+from drivers.printer.document import Document
+from drivers.printer.escpos_build import TicketStyle, build
+
+log = logging.getLogger("careterm.drivers.printer.sim")
+
+FAULTS = ("paper_out", "offline", "cover_open", "near_end")
+
+
+def _slug(title: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_-]+", "-", title).strip("-")
+    return s[:40] or "ticket"
+
+
+class SimulatedPrinter(TicketPrinter):
+    def __init__(self, out_dir: str | Path, style: TicketStyle | None = None,
+                 preview: bool = True) -> None:
+        super().__init__("printer")
+        self.out_dir = Path(out_dir)
+        self.style = style or TicketStyle()
+        self.preview = preview
+        self.faults: set[str] = set()
+        self.tickets: list[Path] = []
+        self._lock = threading.Lock()
+        self._status_listeners: list = []
+        self._set_state(DeviceState.OK, f"simulated, tickets in {self.out_dir}")
+
+    def on_status(self, listener) -> None:  # noqa: ANN001
+        self._status_listeners.append(listener)
+
+    def inject(self, fault: str) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        self.faults.add(fault)
+        self._changed()
+
+    def clear(self, fault: str | None = None) -> None:
+        if fault is None:
+            self.faults.clear()
+        else:
+            self.faults.discard(fault)
+        self._changed()
+
+    def status(self) -> PrinterStatus:
+        return PrinterStatus(online="offline" not in self.faults,
+                             cover_open="cover_open" in self.faults,
+                             paper_near_end="near_end" in self.faults,
+                             paper_out="paper_out" in self.faults)
+
+    def _changed(self) -> None:
+        st = self.status()
+        why = dle_eot.problem(st)
+        if why:
+            self._set_state(DeviceState.ERROR, why)
+        else:
+            self._set_state(DeviceState.OK, "paper near end" if st.paper_near_end else "")
+        for fn in list(self._status_listeners):
+            try:
+                fn(st)
+            except Exception:
+                log.exception("printer sim: status listener failed")
+
+    def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
+        why = dle_eot.problem(self.status())
+        if why:
+            return PrintResult(False, f"simulated printer: {why}")
+        data = build(doc, self.style)
+        with self._lock:
+            n = len(self.tickets) + 1
+            stem = self.out_dir / f"{n:04d}-{_slug(doc.title)}"
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                stem.with_suffix(".bin").write_bytes(data)
+                if self.preview:
+                    from drivers.printer.preview import render
+
+                    render(doc, self.style).save(stem.with_suffix(".png"))
+            except OSError as e:
+                return PrintResult(False, f"{self.out_dir}: {e.strerror}")
+            self.tickets.append(stem.with_suffix(".bin"))
+        return PrintResult(True)

@@ -1,0 +1,119 @@
+"""Device configuration: valid files load; every mistake exits 2 with one line naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from terminal.config import ConfigError, load_config, parse_config
+
+from ..conftest import run_careterm
+
+GOOD = """
+[device]
+id = "pad-w03"
+role = "rating_pad"
+site = "main"
+data_dir = "/tmp/x"
+
+[rating]
+labels = ["不满意", "满意", "非常满意"]
+mode = "free"
+
+[buttons]
+driver = "serial"
+device = "/dev/serial/by-id/usb-keypad"
+keys = { "1" = 1, "2" = 2, "3" = 3, "P" = "prompt" }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "device.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_a_full_spec_example_loads_with_its_values(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.device.id == "pad-w03"
+    assert cfg.rating.scale == 3
+    assert cfg.buttons.keys["P"] == "prompt"
+    assert cfg.mqtt.port == 1883 and not cfg.mqtt.tls
+    assert cfg.device.retain_days == 7
+    assert [r.kind for r in cfg.card_reader.classify][0] == "appointment_qr"
+
+
+@pytest.mark.parametrize(
+    ("patch", "key", "words"),
+    [
+        ('[device]\nid = "Pad_W03"\nrole = "rating_pad"\nsite = "main"\n', "device.id", "pattern"),
+        ('[device]\nid = "p"\nrole = "printer"\nsite = "main"\n', "device.role", "rating_pad"),
+        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\ncolour = 3\n', "device.colour",
+         "unknown key"),
+        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[mqtt]\nkeepalive_s = "30"\n',
+         "mqtt.keepalive_s", "integer"),
+        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[mqtt]\nurl = "http://x"\n',
+         "mqtt.url", "mqtt://"),
+        ('[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[rating]\nlabels = ["a","b"]\n',
+         "rating.labels", "at least 3"),
+        ('[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"9" = 9}\n',
+         "buttons.keys", "outside 1..5"),
+        ('[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"5" = 5}\n',
+         "buttons.keys.5", "above the scale"),
+        ('[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"X" = "dance"}\n',
+         "buttons.keys", "neither a score"),
+        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[card_reader]\nclassify = '
+         '[{kind = "id_card", pattern = "^[0-9]+$"}]\n', "card_reader.classify.0.pattern", "number"),
+        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[printer]\nencoding = "klingon"\n',
+         "printer.encoding", "klingon"),
+        ('[device]\nrole = "kiosk"\nsite = "main"\n', "device.id", "required"),
+    ],
+)
+def test_a_bad_value_is_reported_by_its_key(tmp_path: Path, patch: str, key: str,
+                                            words: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, patch))
+    assert e.value.key == key
+    assert words in e.value.problem
+    assert str(tmp_path / "device.toml") in str(e.value)
+
+
+def test_toml_syntax_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "[device\nid = 1"))
+    assert "not valid TOML" in str(e.value)
+
+
+def test_parse_config_accepts_a_dict() -> None:
+    cfg = parse_config({"device": {"id": "kiosk-01", "role": "kiosk", "site": "main"}})
+    assert cfg.kiosk.idle_timeout_s == 60 and cfg.printer.encoding == "gb18030"
+
+
+def test_config_check_exits_0_for_a_good_file(tmp_path: Path) -> None:
+    r = run_careterm("config", "check", str(write(tmp_path, GOOD)))
+    assert r.returncode == 0, r.stderr
+    assert "ok" in r.stdout
+
+
+def test_config_check_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    p = write(tmp_path, GOOD.replace('mode = "free"', 'mode = "free"\nmood = "happy"'))
+    r = run_careterm("config", "check", str(p))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert str(p) in lines[0] and "rating.mood" in lines[0] and "unknown key" in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+    r = run_careterm("outbox", "stats", "--config", str(tmp_path / "nope.toml"))
+    assert r.returncode == 2
+    assert "file not found" in r.stderr
+
+
+def test_pad_refuses_a_kiosk_config(tmp_path: Path) -> None:
+    p = write(tmp_path, '[device]\nid = "k"\nrole = "kiosk"\nsite = "main"\n')
+    r = run_careterm("pad", "--config", str(p), "--headless")
+    assert r.returncode == 2
+    assert "device.role" in r.stderr
