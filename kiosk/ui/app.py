@@ -50,8 +50,11 @@ HIDDEN_WINDOW_S = 3.0
 class KioskRoot(FloatLayout):
     """Top bar (title, clock, language), status line, the screen, and the idle overlay."""
 
-    def __init__(self, service: KioskService, **kw: Any) -> None:
+    def __init__(self, service: KioskService, demo_cards: list[tuple[str, str, str, str]] | None = None,
+                 present: Callable[[str, str, str | None], None] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
+        self.demo_cards = demo_cards or []
+        self._present = present
         register_cjk_font()
         paint_background(self, BG)
         self.service = service
@@ -95,8 +98,24 @@ class KioskRoot(FloatLayout):
         self.frame.add_widget(self.status)
         self.content = BoxLayout()
         self.frame.add_widget(self.content)
+        if self.demo_cards and self._present is not None:
+            self.frame.add_widget(self._demo_strip())
         Clock.schedule_interval(self._clock, 1.0)
         self._clock(0)
+
+    def _demo_strip(self) -> BoxLayout:
+        """`careterm demo` only (simulated reader): tap a demo card instead of presenting one."""
+        s = self.sizes
+        strip = BoxLayout(size_hint_y=None, height=round(s.u * 8), padding=(s.pad, s.gap // 2),
+                          spacing=s.gap)
+        paint_background(strip, (0.2, 0.2, 0.2, 1))
+        strip.add_widget(Label(text="演示卡 Demo cards", font_size=s.small * 0.8, color=WHITE,
+                               size_hint_x=None, width=s.u * 20))
+        for kind, number, name, label in self.demo_cards:
+            b = FocusButton(label, (lambda k=kind, n=number, m=name: self._present(k, n, m)),
+                            color_bg=(0.35, 0.35, 0.35, 1), font_size=s.small * 0.8)
+            strip.add_widget(b)
+        return strip
 
     def _clock(self, dt: float) -> None:
         self.clock_label.text = time.strftime("%H:%M")
@@ -267,7 +286,8 @@ class KioskApp(App):
 
     def build(self) -> KioskRoot:
         Window.bind(on_request_close=self._request_close)
-        return KioskRoot(self.kiosk.service)
+        cards, present = demo_cards(self.kiosk.card_reader)
+        return KioskRoot(self.kiosk.service, cards, present)
 
     def _request_close(self, *_: Any, **__: Any) -> bool:
         # Patients must not leave the app: only maintenance "exit" or SIGTERM stop it.
@@ -280,6 +300,23 @@ class KioskApp(App):
     def on_stop(self) -> None:
         if self._on_stop is not None:
             self._on_stop()
+
+
+def demo_cards(reader: Any) -> tuple[list[tuple[str, str, str, str]], Any]:
+    """The demo patients and staff card as buttons, when the reader is the simulator."""
+    from drivers.card_reader.sim import SimulatedCardReader
+
+    if not isinstance(reader, SimulatedCardReader):
+        return [], None
+    try:
+        from terminal.demo import DEMO_PATIENTS, STAFF
+    except ImportError:
+        return [], None
+    kinds = {"id_card": "身份证", "medical_card": "就诊卡"}
+    cards = [(kind, number, name, f"{name[0]}* {kinds.get(kind, kind)}")
+             for number, name, kind in DEMO_PATIENTS]
+    cards += [("staff_card", st["card"][1:], st["name"], f"{st['staff']} 工牌") for st in STAFF[:1]]
+    return cards, reader.present
 
 
 def configure_window(fullscreen: bool, size: tuple[int, int] | None = None) -> None:
