@@ -13,6 +13,7 @@ import pytest
 
 from drivers.card_reader.base import CardRead
 from kiosk.demo import demo_directory, demo_survey
+from kiosk.runner import Kiosk
 from kiosk.service import KioskService, View
 from terminal.config import parse_config
 from terminal.uplink import Uplink
@@ -63,19 +64,19 @@ class Harness:
                                        "data_dir": str(self.data)},
                             "mqtt": {"url": broker_url, "keepalive_s": 5}, "kiosk": kiosk})
         self.cfg = cfg
-        self.uplink = Uplink(cfg)
-        self.svc = KioskService(cfg, self.uplink,
-                                self.printer if printer == "memory" else printer)
+        # The runner's own assembly: uplink subscribed to roster/directory/survey, no drivers.
+        self.kiosk = Kiosk(cfg, printer=self.printer if printer == "memory" else printer,
+                           open_drivers=False)
+        self.uplink = self.kiosk.uplink
+        self.svc = self.kiosk.service
         self.svc.on_view(self.views.append)
-        self.svc.start()
+        self.kiosk.start()
         return self.svc
 
     def stop(self) -> None:
         if self.svc is not None:
-            self.svc.stop()
+            self.kiosk.stop()
             self.svc = None
-        if self.uplink is not None:
-            self.uplink.stop()
             self.uplink = None
 
     def wait_view(self, screen: str, timeout: float = 5.0) -> View:
