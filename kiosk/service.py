@@ -445,17 +445,10 @@ class KioskService:
             self._show("notice", {"title": "failed_title", "text": "failed_text"},
                        home_after=DONE_HOME_S)
             return
-        today = self._today()
-        if not d.repeat:
-            try:
-                self.checkins.add(a.id, today, a.queue_no)
-            except OSError as e:
-                log.error("could not remember check-in %s: %s", a.id, e)
         place = self._place(a.department_id)
         ticket = expected
         if expected == "printed":
             doc = checkin_ticket(a, place, self.lang, self.cfg.device.id, self.now(), d.repeat)
-            self._emit(replace(self._make("printing", {}), countdown=None))
             result = self.printer.print_document(doc)
             if not result.ok:
                 ticket = "failed"
@@ -463,6 +456,12 @@ class KioskService:
                 # carries the correction for the site.
                 self._alert("printer", "warning", f"ticket for {a.id} failed to print: "
                             f"{result.error}; shown on screen", appointment=a.id, ticket="failed")
+        if not d.repeat:
+            # After the ticket, to keep Enter -> paper short; the durable record is the event.
+            try:
+                self.checkins.add(a.id, self._today(), a.queue_no)
+            except OSError as e:
+                log.error("could not remember check-in %s: %s", a.id, e)
         dept = self.directory.department(a.department_id)
         where = " ".join(x for x in (place.floor, a.room) if x) or a.department
         self._show("done", {

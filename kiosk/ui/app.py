@@ -14,6 +14,8 @@ from kivy.config import Config
 # Before the window exists: Escape must mean "back", never "quit"; no multitouch emulation dots.
 Config.set("kivy", "exit_on_escape", "0")
 Config.set("input", "mouse", "mouse,multitouch_on_demand")
+# No multisampling: flat UI, and on a Pi's GPU or a software renderer MSAA costs a frame's time.
+Config.set("graphics", "multisamples", "0")
 
 from kivy.app import App  # noqa: E402
 from kivy.clock import Clock  # noqa: E402
@@ -71,6 +73,7 @@ class KioskRoot(FloatLayout):
         self.add_widget(self.frame)
         self._layout_chrome()
         Window.bind(on_key_down=self._on_key, size=self._on_resize)
+        self._warm_fonts()
         service.on_view(lambda v: Clock.schedule_once(lambda dt: self.apply(v), 0))
 
     # chrome -------------------------------------------------------------------------------
@@ -102,6 +105,17 @@ class KioskRoot(FloatLayout):
             self.frame.add_widget(self._demo_strip())
         Clock.schedule_interval(self._clock, 1.0)
         self._clock(0)
+
+    def _warm_fonts(self) -> None:
+        """Open the font at every size the screens use now, not on the first patient's card."""
+        from kivy.core.text import Label as CoreLabel
+
+        s = self.sizes
+        for size in {s.title, s.body, s.small, round(s.u * 13), round(s.u * 16),
+                     round(s.title * 1.15), round(s.u * 5.0)}:
+            for bold in (False, True):
+                CoreLabel(text="预约签到 B023 0123456789 Check-in", font_size=size,
+                          bold=bold).refresh()
 
     def _demo_strip(self) -> BoxLayout:
         """`careterm demo` only (simulated reader): tap a demo card instead of presenting one."""
