@@ -228,12 +228,14 @@ class KioskService:
 
     def _load_state(self) -> None:
         self.rosters.load(self.now().date())
-        raw = read_json(self._dir_path)
-        if raw is not None:
-            self._directory(raw, save=False)
-        raw = read_json(self._survey_path)
-        if raw is not None:
-            self._survey(raw, save=False)
+        # A site without publishing keeps directory.json / survey.json beside its roster_file.
+        beside = Path(self.cfg.kiosk.roster_file).parent if self.cfg.kiosk.roster_file else None
+        for path, load in ((self._dir_path, self._directory), (self._survey_path, self._survey)):
+            raw = read_json(path)
+            if raw is None and beside is not None:
+                raw = read_json(beside / path.name)
+            if raw is not None:
+                load(raw, save=False)
         self._view = self._make("home", {})
 
     def _today(self) -> date:

@@ -185,3 +185,34 @@ def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
         assert ui.screen == "guide"
     finally:
         kiosk.stop()
+
+
+def test_demo_kiosk_checks_in_a_demo_patient_by_tapping_a_demo_card(tmp_path, window_ui):
+    """`careterm demo`'s kiosk config: simulated reader (demo card strip) and printer."""
+    from kiosk.ui.app import KioskRoot, demo_cards
+    from terminal.demo import build_site
+
+    files = build_site(tmp_path / "site", "mqtt://127.0.0.1:1")
+    kiosk = Kiosk(load_config(files["kiosk"]))
+    kiosk.start()
+    try:
+        ui = window_ui(kiosk.service)
+        ui.close()  # re-attach with the demo strip, as KioskApp does
+        cards, present = demo_cards(kiosk.card_reader)
+        assert cards and present is not None
+        root = KioskRoot(kiosk.service, cards, present)
+        ui.window.add_widget(root)
+        ui.root = root
+        ui.pump_until(lambda: root.built is not None)
+        strip = [w for w in root.walk() if getattr(w, "text", "").endswith("身份证")]
+        ui.tap(strip[0])
+        ui.wait_screen("appointments")
+        ui.key("enter")
+        ui.wait_screen("done")
+        if root.view.data["ticket"] == "printed":
+            tickets = kiosk.printer.out_dir
+            assert wait_for(lambda: list(tickets.glob("*.bin")), 5, what="simulated ticket")
+            assert list(tickets.glob("*.png"))  # the preview a newcomer can open
+        ui.shot(str(tmp_path / "demo.png"))
+    finally:
+        kiosk.stop()
