@@ -623,17 +623,17 @@ class KioskService:
         except Exception as e:  # noqa: BLE001 - a broken store is exactly what to show here
             outbox = {"error": str(e)}
         return {"rows": [
-            ("device", f"{self.cfg.device.id} ({self.cfg.device.site})"),
-            ("broker", f"{self.cfg.mqtt.url} "
+            ("mt_device", f"{self.cfg.device.id} ({self.cfg.device.site})"),
+            ("mt_broker", f"{self.cfg.mqtt.url} "
                        f"{'connected' if link is not None and link.connected.is_set() else 'not connected'}"),
-            ("outbox", ", ".join(f"{k} {v}" for k, v in outbox.items())),
-            ("printer", f"{self._printer_state()} {getattr(self.printer, 'detail', '')}".strip()),
-            ("card reader", self.card_reader.state.value if self.card_reader else "disabled"),
-            ("roster", f"{roster.date} {len(roster)} appointments ({roster.source})"
+            ("mt_outbox", ", ".join(f"{k} {v}" for k, v in outbox.items())),
+            ("mt_printer", f"{self._printer_state()} {getattr(self.printer, 'detail', '')}".strip()),
+            ("mt_card_reader", self.card_reader.state.value if self.card_reader else "disabled"),
+            ("mt_roster", f"{roster.date} {len(roster)} appointments ({roster.source})"
              if roster else f"none {self.rosters.problem}".strip()),
-            ("check-ins today", str(self.checkins.count(today))),
-            ("directory", f"{len(self.directory.departments)} departments"),
-            ("survey", self.survey.id if self.survey else "none"),
+            ("mt_checkins", str(self.checkins.count(today))),
+            ("mt_directory", f"{len(self.directory.departments)} departments"),
+            ("mt_survey", self.survey.id if self.survey else "none"),
         ], "message": ""}
 
     def _print_test(self) -> tuple[bool, str | None]:

@@ -94,6 +94,7 @@ class Screens:
     def scroll(self, inner: Widget) -> ScrollView:
         sv = ScrollView(do_scroll_x=False, bar_width=10, scroll_type=["bars", "content"])
         inner.size_hint_y = None
+        inner.padding = [0, 0, 16, 0]  # keep buttons clear of the scroll bar
         inner.bind(minimum_height=inner.setter("height"))
         sv.add_widget(inner)
         return sv
@@ -316,7 +317,7 @@ class Screens:
         col.add_widget(self.text(tr("guide_letter" if L == "zh" else "guide_letter_en", L),
                                  size=s.small, color=MUTED))
         letters = ["", *directory.letters(L)]
-        bar = GridLayout(cols=min(len(letters), 8 if s.portrait else 12), spacing=s.gap,
+        bar = GridLayout(cols=min(len(letters), 6 if s.portrait else 12), spacing=s.gap,
                          size_hint_y=None)
         rows = (len(letters) + bar.cols - 1) // bar.cols
         bar.height = rows * s.button * 0.8 + (rows - 1) * s.gap
@@ -614,7 +615,7 @@ class Screens:
         grid = GridLayout(cols=2, spacing=(s.gap * 2, s.gap // 2), size_hint_y=None)
         grid.bind(minimum_height=grid.setter("height"))
         for k, val in d.get("rows", []):
-            grid.add_widget(WrapLabel(k, font_size=s.small, color=MUTED, size_hint_x=0.3))
+            grid.add_widget(WrapLabel(tr(k, L), font_size=s.small, color=MUTED, size_hint_x=0.3))
             grid.add_widget(WrapLabel(str(val), font_size=s.small, color=INK, size_hint_x=0.7))
         col.add_widget(self.scroll(grid))
         msg = d.get("message") or ""

@@ -19,6 +19,7 @@ from uikit import UI  # noqa: E402
 
 from drivers.base import DeviceState  # noqa: E402
 from drivers.card_reader.base import CardRead  # noqa: E402
+from kiosk.checkin import CheckinLog  # noqa: E402
 from kiosk.demo import demo_directory, demo_survey  # noqa: E402
 from kiosk.feedback import FeedbackForm  # noqa: E402
 from kiosk.service import KioskService  # noqa: E402
@@ -39,7 +40,8 @@ def roster(now: datetime) -> dict:
             "appointments": [
                 row(42, 15, "cardio", "心内科", "李明", "门诊3楼 305诊室", "B023"),
                 row(43, 200, "gastro", "消化内科", "陈芳", "门诊4楼 402诊室", "D007"),
-                row(44, -150, "ortho", "骨科", "刘洋", "门诊2楼 203诊室", "G015")]}
+                row(44, -150, "ortho", "骨科", "刘洋", "门诊2楼 203诊室", "G015"),
+                row(45, 25, "eye", "眼科", "吴敏", "门诊6楼 603诊室", "Y031")]}
 
 
 def main(size: str, out: Path) -> None:
@@ -73,6 +75,9 @@ def main(size: str, out: Path) -> None:
         ui.wait_screen("home")
 
     for lang in ("zh", "en"):
+        # Each language starts with nobody checked in, so "done" is a first check-in.
+        (data / "checkins.json").unlink(missing_ok=True)
+        svc.call(lambda: setattr(svc, "checkins", CheckinLog(data)))
         home()
         shot("home", lang)
         svc.go("checkin")
@@ -81,7 +86,7 @@ def main(size: str, out: Path) -> None:
         svc.card_read(card)
         ui.wait_screen("appointments")
         shot("appointments", lang)
-        ui.key("down")  # to the too-early appointment
+        ui.key("down", 2)  # to the too-early appointment
         ui.key("enter")
         ui.wait_screen("refused")
         shot("refused", lang)
@@ -93,7 +98,7 @@ def main(size: str, out: Path) -> None:
         printer.set(DeviceState.ERROR, "paper out")
         svc.card_read(card)
         ui.wait_screen("appointments")
-        ui.key("enter")  # the reprint, printer out of paper: ticket on screen
+        ui.key("enter")  # the eye clinic now has the focus; out of paper: ticket on screen
         ui.wait_screen("done")
         shot("ticket", lang)
         printer.set(DeviceState.OK)
@@ -116,7 +121,6 @@ def main(size: str, out: Path) -> None:
         ui.pump_until(lambda: ui.root.local.get("step") == "topics")
         ui.tap(ui.buttons()[1])
         shot("feedback-topics", lang)
-        ui.key("enter", codepoint=None) if False else None
         ui.root.local["step"] = "phone"
         ui.root.rebuild()
         for d in "13812345678":
@@ -155,5 +159,11 @@ def main(size: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "1280x800",
-         Path(sys.argv[2]) if len(sys.argv) > 2 else HERE.parent.parent / "docs" / "screenshots")
+    import traceback
+
+    try:
+        main(sys.argv[1] if len(sys.argv) > 1 else "1280x800",
+             Path(sys.argv[2]) if len(sys.argv) > 2 else HERE.parent.parent / "docs" / "screenshots")
+    except BaseException:
+        traceback.print_exc(file=sys.__stderr__)  # Kivy's logger swallows sys.stderr
+        raise

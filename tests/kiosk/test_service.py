@@ -129,7 +129,7 @@ def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness
     svc.enter_pin("1234")
     m = harness.wait_view("maintenance")
     rows = dict(m.data["rows"])
-    assert rows["check-ins today"] == "1" and "waiting" in rows["outbox"]
+    assert rows["mt_checkins"] == "1" and "waiting" in rows["mt_outbox"]
     svc.maintenance("test_printer")
     wait_for(lambda: svc.view.data.get("message", "").startswith("printed"), 3,
              what="printer test result")
