@@ -283,7 +283,7 @@ class KioskService:
                 self._home()
                 return
             back_in = int(left + 0.999)
-        elif v.screen not in ("home", "maintenance"):
+        elif v.screen != "home":  # maintenance too: a technician who walks away is signed out
             countdown = self.session.countdown(now)
             if countdown == 0:
                 log.info("idle for %ss: back home, patient forgotten", self.cfg.kiosk.idle_timeout_s)
