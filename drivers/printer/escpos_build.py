@@ -87,7 +87,7 @@ def encode_text(s: str, encoding: str) -> bytes:
 
 def qr_native(data: str, size: int) -> bytes:
     """GS ( k: model 2, module size, error level M, store, print."""
-    payload = data.encode("utf-8")
+    payload = data.encode("utf-8", errors="replace")   # a lone surrogate must not crash a ticket
     n = len(payload) + 3
     return (
         GS + b"(k\x04\x001A2\x00"
@@ -102,7 +102,7 @@ def qr_matrix(data: str) -> list[list[bool]]:
     import qrcode
 
     q = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
-    q.add_data(data.encode("utf-8"))
+    q.add_data(data.encode("utf-8", errors="replace"))
     q.make(fit=True)
     return [list(row) for row in q.get_matrix()]
 

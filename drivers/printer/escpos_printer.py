@@ -36,6 +36,7 @@ class EscposPrinter(TicketPrinter):
         self.style = style
         self._io = threading.Lock()
         self._last_status: PrinterStatus | None = None
+        self._answers: bool | None = None
         self._status_listeners: list[StatusListener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,7 +58,7 @@ class EscposPrinter(TicketPrinter):
         if not self._io.acquire(timeout=max(0.0, timeout)):
             return PrintResult(False, f"{self.transport.name}: busy (a previous job is stuck)")
         try:
-            if self.transport.can_read:
+            if self.transport.can_read and self._answers is not False:
                 status = self._query_locked(min(STATUS_TIMEOUT_S, max(0.05, deadline - time.monotonic())))
                 self._publish(status)
                 why = dle_eot.problem(status)
@@ -100,6 +101,9 @@ class EscposPrinter(TicketPrinter):
             self.transport.write(dle_eot.request(n), time.monotonic() + timeout)
             got = self.transport.read(1, timeout)
             answers.append(got[-1] if got else None)
+        # a printer that never answers is not asked again before every ticket (0.9 s each);
+        # the watcher keeps asking, and one answer turns the checks back on
+        self._answers = any(a is not None for a in answers)
         return dle_eot.parse(*answers)
 
     def _drain(self) -> None:

@@ -16,9 +16,12 @@ import errno
 import os
 import select
 import socket
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from drivers.base import resolve_device
 
 SYSFS_USBMISC = Path("/sys/class/usbmisc")
 
@@ -49,7 +52,10 @@ def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC) -> str | 
     if not sysfs.is_dir():
         return None
     for node in sorted(sysfs.glob("lp*")):
-        dev = node / "device"
+        try:
+            dev = (node / "device").resolve()
+        except OSError:
+            continue
         for up in (dev, dev.parent):    # the interface, then the device holding idVendor
             try:
                 v = int((up / "idVendor").read_text().strip(), 16)
@@ -70,7 +76,7 @@ class DeviceTransport(Transport):
         self._fd: int | None = None
 
     def _resolve(self) -> str:
-        p = self._path() if callable(self._path) else os.path.realpath(self._path)
+        p = self._path() if callable(self._path) else resolve_device(self._path)
         if not p:
             raise TransportError(errno.ENODEV, f"{self.name}: not connected")
         return p
@@ -135,7 +141,7 @@ class SerialTransport(Transport):
             return
         import serial
 
-        real = os.path.realpath(self.path)
+        real = resolve_device(self.path)
         try:
             self._port = serial.Serial(real, self.baudrate, timeout=0.2, write_timeout=2.0)
         except (serial.SerialException, OSError, ValueError) as e:
@@ -146,11 +152,11 @@ class SerialTransport(Transport):
 
         self.open()
         assert self._port is not None
-        self._port.write_timeout = max(0.05, deadline - time.monotonic())
+        # no flush(): tcdrain can wait forever on a printer holding flow control
         try:
+            self._port.write_timeout = max(0.05, deadline - time.monotonic())
             self._port.write(data)
-            self._port.flush()
-        except (serial.SerialException, OSError) as e:
+        except (serial.SerialException, OSError, termios.error) as e:
             self.close()
             raise TransportError(errno.EIO, f"{self.path}: {e}") from None
 
@@ -159,10 +165,10 @@ class SerialTransport(Transport):
 
         self.open()
         assert self._port is not None
-        self._port.timeout = timeout
         try:
+            self._port.timeout = timeout   # reconfigures the port: fails once it is gone
             return bytes(self._port.read(n))
-        except (serial.SerialException, OSError, TypeError) as e:
+        except (serial.SerialException, OSError, TypeError, termios.error) as e:
             self.close()
             raise TransportError(errno.EIO, f"{self.path}: {e}") from None
 
@@ -214,7 +220,7 @@ class NetworkTransport(Transport):
         try:
             self._sock.settimeout(timeout)
             data = self._sock.recv(n)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             return b""
         except OSError as e:
             self.close()
