@@ -94,6 +94,7 @@ class KioskService:
         self._auto_home_at: float | None = None
         self._pin_fails = 0
         self._pin_locked_until = 0.0
+        self._faulted: set[str] = set()
         self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
         self._listeners: list[ViewListener] = []
         self._stop = threading.Event()
@@ -581,10 +582,13 @@ class KioskService:
 
     def _device_state(self, name: str, state: DeviceState, detail: str) -> None:
         if state in (DeviceState.ERROR, DeviceState.ABSENT):
+            self._faulted.add(name)
             self._alert(name, "critical" if name == "printer" else "warning",
                         f"{name.replace('_', ' ')} {state.value}: {detail or 'no detail'}",
                         state=state.value, detail=detail)
-        elif state == DeviceState.OK:
+        elif state == DeviceState.OK and name in self._faulted:
+            # Only a recovery is news; a device coming up at start-up is not.
+            self._faulted.discard(name)
             self._alert(name, "info", f"{name.replace('_', ' ')} ok again", state="ok")
         self._tick()
 

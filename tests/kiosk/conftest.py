@@ -58,7 +58,7 @@ class Harness:
         (self.data / name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
 
     def start(self, broker_url: str = "mqtt://127.0.0.1:1", printer: Any = "memory",
-              **kiosk: Any) -> KioskService:
+              card_reader: Any = None, **kiosk: Any) -> KioskService:
         kiosk.setdefault("maintenance_pin_sha256", PIN_1234)
         cfg = parse_config({"device": {"id": "kiosk-01", "role": "kiosk", "site": "main",
                                        "data_dir": str(self.data)},
@@ -66,7 +66,7 @@ class Harness:
         self.cfg = cfg
         # The runner's own assembly: uplink subscribed to roster/directory/survey, no drivers.
         self.kiosk = Kiosk(cfg, printer=self.printer if printer == "memory" else printer,
-                           open_drivers=False)
+                           card_reader=card_reader, open_drivers=False)
         self.uplink = self.kiosk.uplink
         self.svc = self.kiosk.service
         self.svc.on_view(self.views.append)

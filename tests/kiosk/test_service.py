@@ -205,3 +205,25 @@ def test_roster_over_mqtt_is_kept_and_bad_input_never_crashes(harness):
     t = time.perf_counter()
     svc.call(lambda: None)
     assert time.perf_counter() - t < 1.0
+
+
+def test_card_reader_faults_raise_alerts_and_show_on_the_status_line(harness):
+    from drivers.card_reader.base import CardReader
+
+    class PluggableReader(CardReader):
+        def start(self, on_read):  # noqa: ANN001
+            self._set_state(DeviceState.OK)
+
+        def stop(self) -> None:
+            pass
+
+    reader = PluggableReader("card_reader")
+    svc = harness.start(card_reader=reader)
+    reader._set_state(DeviceState.ABSENT, "/dev/ttyUSB1 unplugged")
+    wait_for(lambda: "status_reader" in svc.view.status, 3, what="reader status line")
+    reader._set_state(DeviceState.OK)
+    wait_for(lambda: "status_reader" not in svc.view.status, 3, what="status line cleared")
+    alerts = [e["data"] for e in harness.events("alert")]
+    assert [(a["kind"], a["severity"], a["state"]) for a in alerts] == [
+        ("card_reader", "warning", "absent"), ("card_reader", "info", "ok")]
+    assert "unplugged" in alerts[0]["detail"]

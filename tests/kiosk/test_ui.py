@@ -17,7 +17,7 @@ from terminal.config import load_config
 from terminal.privacy import card_token
 
 from ..conftest import wait_for
-from .conftest import patient_roster
+from .conftest import PIN_1234, patient_roster
 
 pytestmark = pytest.mark.display
 
@@ -55,6 +55,7 @@ def kiosk_config(tmp_path: Path, config_writer, broker_url: str, reader: str, pr
     data.mkdir(exist_ok=True)
     (data / "directory.json").write_text(json.dumps(demo_directory(), ensure_ascii=False))
     (data / "survey.json").write_text(json.dumps(demo_survey(), ensure_ascii=False))
+    extra.setdefault("maintenance_pin_sha256", f'"{PIN_1234}"')
     kiosk_extra = "".join(f"{k} = {v}\n" for k, v in extra.items())
     return config_writer("kiosk.toml", device_id="kiosk-01", role="kiosk", broker_url=broker_url,
                          data_dir=data, extra=f"""
@@ -183,6 +184,17 @@ def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
         ui.tap(ui.buttons()[-1])
         ui.pump_until(lambda: ui.root._overlay is None, what="overlay gone")
         assert ui.screen == "guide"
+        # the hidden gesture: five taps on the title bar, then the PIN
+        for _ in range(5):
+            ui.tap(ui.root.title_label)
+        ui.wait_screen("pin")
+        for d in "1234":
+            ui.key(d)
+        ui.tap(ui.button("确定"))
+        ui.wait_screen("maintenance")
+        assert "kiosk-01" in ui.texts()
+        ui.key("esc")
+        ui.wait_screen("home")
     finally:
         kiosk.stop()
 
