@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -250,14 +249,6 @@ class Screens:
         home = self.button(tr("btn_home", L), lambda: self.svc.go("home"))
         col.add_widget(self.bottom_row([home]))
         return Built(col, [home], 0, back=self.svc.back, back_in_label=back_in)
-
-    def screen_printing(self, v: Any) -> Built:
-        col = self.column()
-        col.add_widget(Widget())
-        col.add_widget(WrapLabel(tr("printing", v.lang), font_size=self.s.title, color=PRIMARY,
-                                 halign="center"))
-        col.add_widget(Widget())
-        return Built(col, [], 0)
 
     def screen_done(self, v: Any) -> Built:
         s, L, d = self.s, v.lang, v.data
@@ -637,6 +628,3 @@ class Screens:
             col.add_widget(self.bottom_row([b1, b2, b3, b4]))
         return Built(col, [b1, b2, b3, b4], 0, back=lambda: self.svc.maintenance("close"))
 
-
-def pretty(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
