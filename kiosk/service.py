@@ -174,8 +174,10 @@ class KioskService:
     def submit_feedback(self, form: FeedbackForm) -> None:
         self._put(lambda: self._feedback(form))
 
-    def survey_answer(self, score: int | None) -> None:
-        self._put(lambda: self._survey_answer(score))
+    def survey_answer(self, score: int | None, qid: str | None = None) -> None:
+        """Answer (None: skip) the question `qid` (default: the current one); an answer meant
+        for a question already passed (a double tap) is ignored."""
+        self._put(lambda: self._survey_answer(score, qid))
 
     def enter_pin(self, pin: str) -> None:
         self._put(lambda: self._pin(pin))
@@ -410,6 +412,10 @@ class KioskService:
 
     def _choose(self, appointment_id: str) -> None:
         self.session.touch(time.monotonic())
+        if self._view.screen != "appointments":
+            # A second Enter or tap queued behind a check-in must not check in twice.
+            log.info("choose %s ignored on screen %s", appointment_id, self._view.screen)
+            return
         d = self._decision(appointment_id)
         if d is None:
             log.warning("choose: %s is not among this patient's appointments", appointment_id)
@@ -479,6 +485,8 @@ class KioskService:
 
     def _feedback(self, form: FeedbackForm) -> None:
         self.session.touch(time.monotonic())
+        if self._view.screen != "feedback":
+            return  # a double tap on "submit" sends one feedback
         problem = form.problem()
         if problem:
             log.warning("feedback not sent: %s", problem)
@@ -517,10 +525,12 @@ class KioskService:
                               "n": len(run.survey.questions),
                               "answer": run.answers.get(q.id)})
 
-    def _survey_answer(self, score: int | None) -> None:
+    def _survey_answer(self, score: int | None, qid: str | None = None) -> None:
         self.session.touch(time.monotonic())
         run = self._survey_run
-        if run is None or self._view.screen != "survey":
+        if run is None or self._view.screen != "survey" or run.finished:
+            return
+        if qid is not None and run.question.id != qid:
             return
         try:
             run.answer(score)

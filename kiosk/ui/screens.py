@@ -538,7 +538,7 @@ class Screens:
             elif n == scale:
                 label += f"{sep}[size={s.small}]{tr('sv_scale_high', L)}[/size]"
             chosen = d.get("answer") == n
-            b = FocusButton(label, (lambda n=n: self.svc.survey_answer(n)), markup=True,
+            b = FocusButton(label, (lambda n=n: self.svc.survey_answer(n, d["qid"])), markup=True,
                             font_size=s.title, color_bg=PRIMARY if chosen else SECONDARY,
                             fg=WHITE if chosen else INK)
             b.score = n
@@ -547,13 +547,13 @@ class Screens:
         col.add_widget(row)
         col.add_widget(Widget())
         back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
-        skip = self.button(tr("btn_skip", L), lambda: self.svc.survey_answer(None),
+        skip = self.button(tr("btn_skip", L), lambda: self.svc.survey_answer(None, d["qid"]),
                            color=SECONDARY, fg=INK)
         col.add_widget(self.bottom_row([back, skip]))
 
         def digit(ch: str) -> None:
             if ch.isdigit() and 1 <= int(ch) <= scale:
-                self.svc.survey_answer(int(ch))
+                self.svc.survey_answer(int(ch), d["qid"])
 
         initial = (d["answer"] - 1) if d.get("answer") else scale - 1
         return Built(col, [*buttons, skip, back], initial, back=self.svc.back, digit=digit)

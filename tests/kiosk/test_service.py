@@ -181,8 +181,9 @@ def test_feedback_and_survey_events_with_tracking_number_and_slip(harness):
     svc.back()
     wait_for(lambda: svc.view.data.get("i") == 1 and svc.view.data.get("answer") == 5, 3,
              what="back to question 1 with its answer")
-    svc.survey_answer(4)
-    svc.survey_answer(None)
+    svc.survey_answer(4, "q1")
+    svc.survey_answer(4, "q1")  # a double tap: meant for q1, which is already answered
+    svc.survey_answer(None, "q2")
     svc.survey_answer(2)
     harness.wait_view("notice")
     [sv] = harness.events("survey")
@@ -227,3 +228,23 @@ def test_card_reader_faults_raise_alerts_and_show_on_the_status_line(harness):
     assert [(a["kind"], a["severity"], a["state"]) for a in alerts] == [
         ("card_reader", "warning", "absent"), ("card_reader", "info", "ok")]
     assert "unplugged" in alerts[0]["detail"]
+
+
+def test_a_double_enter_or_double_submit_records_once(harness):
+    svc = harness.start()
+    svc.card_read(card())
+    v = harness.wait_view("appointments")
+    appt = v.data["items"][1]["id"]
+    svc.choose(appt)
+    svc.choose(appt)
+    harness.wait_view("done")
+    svc.call(lambda: None)  # both queued choices have run
+    assert len(harness.events("checkin")) == 1 and len(harness.printer.docs) == 1
+    svc.go("feedback")
+    harness.wait_view("feedback")
+    form = FeedbackForm(category="praise")
+    svc.submit_feedback(form)
+    svc.submit_feedback(form)
+    harness.wait_view("feedback_done")
+    svc.call(lambda: None)
+    assert len(harness.events("feedback")) == 1
