@@ -64,6 +64,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "failed_text": ("本机暂时无法保存记录。\n请到一楼人工窗口办理。", "This kiosk cannot save records right now.\nPlease go to a service window on the ground floor."),
     "unreadable_title": ("无法识别", "Not recognised"),
     "unreadable_text": ("无法识别此卡或二维码。\n请重试或到人工窗口办理。", "This card or QR code could not be read.\nPlease try again or go to a service window."),
+    "busy": ("正在办理, 请稍候 ...", "One moment, please ..."),
     # guide
     "guide_title": ("就医指南", "Hospital guide"),
     "guide_all": ("全部", "All"),

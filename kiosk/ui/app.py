@@ -69,6 +69,7 @@ class KioskRoot(FloatLayout):
         """Called after a view is on screen (tests and the benchmark)."""
         self._taps: list[float] = []
         self._overlay: FloatLayout | None = None
+        self._busy: Panel | None = None
         self.frame = BoxLayout(orientation="vertical")
         self.add_widget(self.frame)
         self._layout_chrome()
@@ -164,6 +165,7 @@ class KioskRoot(FloatLayout):
         if old is None or old.content != view.content:
             if old is None or old.screen != view.screen:
                 self.local.clear()
+            self._hide_busy()
             self.rebuild()
         self._update_live(view)
         for fn in list(self.rendered):
@@ -210,6 +212,23 @@ class KioskRoot(FloatLayout):
             self.remove_widget(self._overlay)
             self._overlay = None
 
+    def show_busy(self) -> None:
+        """"One moment" over the screen until the next screen arrives (taps meanwhile ignored)."""
+        if self._busy is not None or self.view is None:
+            return
+        self._busy = Panel(tr("busy", self.view.lang), tint=WHITE, halign="center",
+                           font_size=self.sizes.title, color=INK, size_hint=(0.7, None),
+                           pos_hint={"center_x": 0.5, "center_y": 0.5})
+        self.add_widget(self._busy)
+        # Never longer than a print can take (5 s) plus margin, whatever the service does.
+        busy = self._busy
+        Clock.schedule_once(lambda dt: self._hide_busy() if self._busy is busy else None, 8.0)
+
+    def _hide_busy(self) -> None:
+        if self._busy is not None:
+            self.remove_widget(self._busy)
+            self._busy = None
+
     # focus and keys -----------------------------------------------------------------------
 
     @property
@@ -249,8 +268,8 @@ class KioskRoot(FloatLayout):
     def _on_key(self, window: Any, key: int, scancode: int, codepoint: str | None,
                 modifiers: list[str]) -> bool:
         self.service.activity()
-        if self._overlay is not None:
-            return True  # the key only wakes the kiosk up
+        if self._overlay is not None or self._busy is not None:
+            return True  # the key only wakes the kiosk up, or a check-in is under way
         b = self.built
         if key in (KEY_UP, KEY_LEFT) or (key == KEY_TAB and "shift" in modifiers):
             self.set_focus(self.focus_index - 1)
@@ -272,7 +291,7 @@ class KioskRoot(FloatLayout):
 
     def on_touch_down(self, touch: Any) -> bool:
         self.service.activity()
-        if self._overlay is not None:
+        if self._overlay is not None or self._busy is not None:
             return True  # a touch dismisses the countdown and does nothing else
         if self.title_label.collide_point(*touch.pos):
             self._hidden_tap()

@@ -195,7 +195,8 @@ class Screens:
                     f"{tr('appt_doctor', L)} {it['doctor']}\n"
                     f"{it['room']}   {tr('appt_time', L)} {it['time']}\n"
                     f"[size={s.small}]{action}[/size]")
-            b = FocusButton(text, (lambda i=it["id"]: self.svc.choose(i)), color_bg=bg, fg=fg,
+            b = FocusButton(text, (lambda i=it["id"], ok=state in ("checkin", "reprint"):
+                                   self._choose(i, ok)), color_bg=bg, fg=fg,
                             markup=True, font_size=s.body, size_hint_y=None,
                             height=s.body * 3 + s.title + s.pad * 2)
             b.halign = "left"
@@ -209,6 +210,11 @@ class Screens:
         focus = d.get("focus")
         return Built(col, [*buttons, back], len(buttons) if focus is None else focus,
                      back=self.svc.back)
+
+    def _choose(self, appointment_id: str, checks_in: bool) -> None:
+        if checks_in:
+            self.root.show_busy()  # the ticket may take a moment on a slow printer
+        self.svc.choose(appointment_id)
 
     def screen_refused(self, v: Any) -> Built:
         L, d = v.lang, v.data
