@@ -73,22 +73,23 @@ class EscposPrinter(TicketPrinter):
         finally:
             self._io.release()
         self.printed += 1
-        if not self.transport.can_read and self.state == DeviceState.ABSENT:
+        if self.state == DeviceState.ABSENT:
+            # it took a ticket, so it is back; the next status poll says more
             self._set_state(DeviceState.UNKNOWN, self.transport.name)
         return PrintResult(True)
 
     def status(self) -> PrinterStatus:
         if not self._io.acquire(timeout=3.0):
             return PrinterStatus()
+        gone: str | None = None
         try:
             status = self._query_locked(STATUS_TIMEOUT_S)
         except TransportError as e:
             self.transport.close()
-            self._set_state(DeviceState.ABSENT, str(e))
-            status = PrinterStatus(online=False)
+            gone, status = str(e), PrinterStatus(online=False)
         finally:
             self._io.release()
-        self._publish(status)
+        self._publish(status, gone)
         return status
 
     def _query_locked(self, timeout: float) -> PrinterStatus:
@@ -110,9 +111,11 @@ class EscposPrinter(TicketPrinter):
         while self.transport.read(64, 0):
             pass
 
-    def _publish(self, status: PrinterStatus) -> None:
+    def _publish(self, status: PrinterStatus, gone: str | None = None) -> None:
         why = dle_eot.problem(status)
-        if why:
+        if gone:
+            self._set_state(DeviceState.ABSENT, gone)
+        elif why:
             self._set_state(DeviceState.ERROR, why)
         elif status.online is None:
             self._set_state(DeviceState.UNKNOWN, f"{self.transport.name}: status not readable")
