@@ -14,7 +14,7 @@ import time
 from drivers.base import DeviceState
 from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
 from drivers.evdev_device import EvdevDevice
-from drivers.input_events import EV_KEY, KEY_CHARS, PRESS, RELEASE, InputEvent
+from drivers.input_events import EV_KEY, EV_SYN, KEY_CHARS, PRESS, RELEASE, SYN_DROPPED, InputEvent
 
 log = logging.getLogger("careterm.drivers.keypad.evdev")
 
@@ -39,6 +39,11 @@ class KeypadDecoder:
 
     def feed(self, ev: InputEvent) -> str | None:
         """The configured name of a newly pressed key, else None."""
+        if ev.type == EV_SYN and ev.code == SYN_DROPPED:
+            # releases may have been lost: forget what was held rather than call it stuck
+            self._held.clear()
+            self.stuck.clear()
+            return None
         if ev.type != EV_KEY:
             return None
         name = configured_name(ev.key, self.names)

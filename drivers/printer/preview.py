@@ -75,7 +75,10 @@ def render(doc: Document, style: TicketStyle) -> Image.Image:
             line, block, y = what  # type: ignore[misc]
             scale = 2 if block.double else 1
             font = _font(22 * scale)
-            w = text_width(line) * CELL_W * scale
+            try:
+                w = int(draw.textlength(line, font=font))   # the font is proportional
+            except (AttributeError, ValueError):
+                w = text_width(line) * CELL_W * scale
             x = MARGIN
             if block.align == "center":
                 x = (width - w) // 2

@@ -130,3 +130,13 @@ def test_factory_builds_each_keypad(make_cfg) -> None:
     assert isinstance(ev, EvdevKeypad) and ev.keys == {"KEY_KP1", "KEY_KP4"}
     assert isinstance(open_keypad(make_cfg("rating_pad", buttons={"driver": "serial"})), SerialKeypad)
     assert open_keypad(make_cfg("rating_pad", buttons={"driver": "touch"})) is None
+
+
+def test_syn_dropped_forgets_held_keys() -> None:
+    from drivers.input_events import EV_SYN, SYN_DROPPED, pack
+
+    d = KeypadDecoder({"KEY_1"}, stuck_s=1.0)
+    presses(d, key_event_bytes(1.0, "KEY_1", PRESS))
+    presses(d, pack(1.5, EV_SYN, SYN_DROPPED, 0))     # the release was lost in the overflow
+    assert d.check_stuck(5.0) == set()
+    assert presses(d, key_event_bytes(6.0, "KEY_1", PRESS)) == ["KEY_1"]
