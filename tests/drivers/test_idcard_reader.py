@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from drivers.base import DeviceState
 from drivers.card_reader.classify import Classifier
 from drivers.card_reader.idcard import IdCardReader
@@ -157,5 +159,7 @@ def test_simulated_reader_uses_the_protocol_and_its_faults(classifier) -> None:
         assert reads[0].name_masked == "张*"
         assert reads[1].token == spec_token("staff_card", "1024")
         assert reads[2].appointment == "A20261123-0042"
+        with pytest.raises(ValueError):
+            r.present("library_card", "123")
     finally:
         r.stop()
