@@ -78,8 +78,8 @@ class EvdevKeypad(KeySource):
         self._debouncer = Debouncer(debounce_ms)
         self._listener: KeyListener | None = None
         # event times are wall clock (kernel timeval); the stuck check compares against it
-        self.device = EvdevDevice("buttons", path, self._on_event, grab=grab,
-                                  reopen_every=reopen_every, on_idle=self._check_stuck)
+        self.device = EvdevDevice("buttons device", path, self._on_event, grab=grab,
+                                  reopen_every=reopen_every, on_idle=self._check_stuck, quiet=True)
         self.device.on_state(self._device_state)
 
     def start(self, on_key: KeyListener) -> None:

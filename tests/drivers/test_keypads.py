@@ -140,3 +140,23 @@ def test_syn_dropped_forgets_held_keys() -> None:
     presses(d, pack(1.5, EV_SYN, SYN_DROPPED, 0))     # the release was lost in the overflow
     assert d.check_stuck(5.0) == set()
     assert presses(d, key_event_bytes(6.0, "KEY_1", PRESS)) == ["KEY_1"]
+
+
+def test_serial_keypad_reports_a_key_that_keeps_repeating(pty) -> None:
+    got = []
+    pad = SerialKeypad(pty.path, 9600, {"1", "4"}, 80, stuck_s=0.5)
+    pad.start(got.append)
+    try:
+        wait_for(lambda: pad.state == DeviceState.OK, 5)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:                 # a jammed key repeating its byte
+            pty.write(b"4")
+            time.sleep(0.1)
+        wait_for(lambda: pad.state == DeviceState.ERROR, 5, what="stuck key noticed")
+        assert "'4' stuck" in pad.detail
+        time.sleep(0.6)
+        pty.write(b"1")
+        wait_for(lambda: pad.state == DeviceState.OK, 5, what="cleared by the next key")
+        assert got[-1].key == "1"
+    finally:
+        pad.stop()
