@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from drivers.base import DeviceState
 from drivers.printer import dle_eot
@@ -25,8 +24,6 @@ log = logging.getLogger("careterm.drivers.printer")
 STATUS_TIMEOUT_S = 0.3
 POLL_EVERY_S = 5.0
 
-StatusListener = Callable[[PrinterStatus], None]
-
 
 class EscposPrinter(TicketPrinter):
     def __init__(self, transport: Transport, style: TicketStyle, *,
@@ -37,7 +34,6 @@ class EscposPrinter(TicketPrinter):
         self._io = threading.Lock()
         self._last_status: PrinterStatus | None = None
         self._answers: bool | None = None
-        self._status_listeners: list[StatusListener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.printed = 0
@@ -45,9 +41,6 @@ class EscposPrinter(TicketPrinter):
             self._thread = threading.Thread(target=self._watch, args=(poll_every,),
                                             name="printer-status", daemon=True)
             self._thread.start()
-
-    def on_status(self, listener: StatusListener) -> None:
-        self._status_listeners.append(listener)
 
     def render(self, doc: Document) -> bytes:
         return build(doc, self.style)
@@ -123,11 +116,7 @@ class EscposPrinter(TicketPrinter):
             self._set_state(DeviceState.OK, "paper near end" if status.paper_near_end else "")
         if status != self._last_status:
             self._last_status = status
-            for fn in list(self._status_listeners):
-                try:
-                    fn(status)
-                except Exception:
-                    log.exception("printer: status listener failed")
+            self._status_changed(status)
 
     def _watch(self, every: float) -> None:
         while True:
