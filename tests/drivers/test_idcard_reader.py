@@ -163,3 +163,28 @@ def test_simulated_reader_uses_the_protocol_and_its_faults(classifier) -> None:
             r.present("library_card", "123")
     finally:
         r.stop()
+
+
+def test_no_number_or_name_in_the_logs(pty, classifier, sam_server, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    module = SamModule()
+    sam_server(pty.master, module)
+    reads = []
+    r = fast_reader(pty.path, classifier)
+    r.start(reads.append)
+    try:
+        module.present(SimCard(number=BAD_CHECK, name="李四光"))
+        wait_for(lambda: module.requests > 6, 5)
+        module.remove()
+        module.inject("pulled")
+        module.present(SimCard(number=GOOD, name="张三丰"))
+        wait_for(lambda: r._session.bad_reads >= 1, 5)
+        module.present(SimCard(number=GOOD, name="张三丰"))
+        wait_for(lambda: reads, 5)
+    finally:
+        r.stop()
+    for secret in (GOOD, BAD_CHECK, "李四光", "张三丰", GOOD[6:14]):
+        assert secret not in caplog.text
+    assert "check digit" in caplog.text

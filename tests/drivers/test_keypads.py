@@ -160,3 +160,10 @@ def test_serial_keypad_reports_a_key_that_keeps_repeating(pty) -> None:
         assert got[-1].key == "1"
     finally:
         pad.stop()
+
+
+def test_serial_key_bytes_byte_for_byte() -> None:
+    from drivers.buttons.serial_keypad import decode_key_bytes
+
+    assert decode_key_bytes(b"4\x00P\xff1z\r\n", {"1", "4", "P"}) == ["4", "P", "1"]
+    assert decode_key_bytes(b"\xe4\xb8\xad", {"中"}) == []      # not ASCII: never a key
