@@ -313,10 +313,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     rc = 1
             time.sleep(0.2)
     finally:
+        # Devices first, so their `offline`/`shutdown` reaches the broker before it stops.
         for _name, p in reversed(children):
             if p.poll() is None:
                 p.terminate()
-        for _name, p in reversed(children):
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:
