@@ -28,8 +28,9 @@ REOPEN_EVERY_S = 1.0
 class EvdevDevice(Watchable):
     def __init__(self, name: str, path: str, on_event: Callable[[InputEvent], None], *,
                  grab: bool = True, reopen_every: float = REOPEN_EVERY_S,
-                 on_idle: Callable[[], None] | None = None, idle_every: float = 0.5) -> None:
-        super().__init__(name)
+                 on_idle: Callable[[], None] | None = None, idle_every: float = 0.5,
+                 quiet: bool = False) -> None:
+        super().__init__(name, quiet=quiet)
         self.path = path
         self.grab = grab
         self.reopen_every = reopen_every

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 EVENT = struct.Struct("@llHHi")
 EV_SYN, EV_KEY, EV_MSC = 0x00, 0x01, 0x04
+SYN_DROPPED = 3   # the kernel's buffer overflowed: events were lost, key state is unknown
 RELEASE, PRESS, REPEAT = 0, 1, 2
 
 
@@ -110,6 +111,12 @@ class WedgeDecoder:
 
     def feed(self, ev: InputEvent) -> str | None:
         """The finished line when this event ends one, else None."""
+        if ev.type == EV_SYN and ev.code == SYN_DROPPED:
+            if self._chars:
+                self.rejected += 1   # keys of this line were lost
+            self._chars, self._bad = [], False
+            self._shift.clear()
+            return None
         if ev.type != EV_KEY:
             return None
         name = ev.key

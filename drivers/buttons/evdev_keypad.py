@@ -14,7 +14,7 @@ import time
 from drivers.base import DeviceState
 from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
 from drivers.evdev_device import EvdevDevice
-from drivers.input_events import EV_KEY, KEY_CHARS, PRESS, RELEASE, InputEvent
+from drivers.input_events import EV_KEY, EV_SYN, KEY_CHARS, PRESS, RELEASE, SYN_DROPPED, InputEvent
 
 log = logging.getLogger("careterm.drivers.keypad.evdev")
 
@@ -39,6 +39,11 @@ class KeypadDecoder:
 
     def feed(self, ev: InputEvent) -> str | None:
         """The configured name of a newly pressed key, else None."""
+        if ev.type == EV_SYN and ev.code == SYN_DROPPED:
+            # releases may have been lost: forget what was held rather than call it stuck
+            self._held.clear()
+            self.stuck.clear()
+            return None
         if ev.type != EV_KEY:
             return None
         name = configured_name(ev.key, self.names)
@@ -73,8 +78,8 @@ class EvdevKeypad(KeySource):
         self._debouncer = Debouncer(debounce_ms)
         self._listener: KeyListener | None = None
         # event times are wall clock (kernel timeval); the stuck check compares against it
-        self.device = EvdevDevice("buttons", path, self._on_event, grab=grab,
-                                  reopen_every=reopen_every, on_idle=self._check_stuck)
+        self.device = EvdevDevice("buttons device", path, self._on_event, grab=grab,
+                                  reopen_every=reopen_every, on_idle=self._check_stuck, quiet=True)
         self.device.on_state(self._device_state)
 
     def start(self, on_key: KeyListener) -> None:

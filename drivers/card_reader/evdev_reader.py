@@ -27,8 +27,8 @@ class EvdevLineReader(CardReader):
         self._decoder = WedgeDecoder()
         self._repeats = Repeats()
         self._listener: ReadListener | None = None
-        self.device = EvdevDevice("card_reader", path, self._on_event, grab=grab,
-                                  reopen_every=reopen_every)
+        self.device = EvdevDevice("card_reader device", path, self._on_event, grab=grab,
+                                  reopen_every=reopen_every, quiet=True)
         self.device.on_state(lambda st, detail: self._set_state(st, detail))
 
     def start(self, on_read: ReadListener) -> None:

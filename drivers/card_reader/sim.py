@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from drivers.base import DeviceState
 from drivers.card_reader import sam_protocol as sam
-from drivers.card_reader.base import CardRead, CardReader, ReadListener
+from drivers.card_reader.base import CARD_KINDS, CardRead, CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
 from drivers.card_reader.idcard import SamSession
 
@@ -169,6 +169,8 @@ class SimulatedCardReader(CardReader):
         self._faults.append(fault)
 
     def present(self, kind: str, number: str, name: str | None = None) -> None:
+        if kind not in CARD_KINDS:
+            raise ValueError(f"unknown card kind {kind!r}; one of {', '.join(CARD_KINDS)}")
         self.presented += 1
         faults, self._faults = self._faults, []   # armed faults belong to this presentation
         self._jobs.put((kind, number, name, faults))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from drivers.base import DeviceState
 from drivers.printer import dle_eot
@@ -25,8 +24,6 @@ log = logging.getLogger("careterm.drivers.printer")
 STATUS_TIMEOUT_S = 0.3
 POLL_EVERY_S = 5.0
 
-StatusListener = Callable[[PrinterStatus], None]
-
 
 class EscposPrinter(TicketPrinter):
     def __init__(self, transport: Transport, style: TicketStyle, *,
@@ -37,7 +34,6 @@ class EscposPrinter(TicketPrinter):
         self._io = threading.Lock()
         self._last_status: PrinterStatus | None = None
         self._answers: bool | None = None
-        self._status_listeners: list[StatusListener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.printed = 0
@@ -45,9 +41,6 @@ class EscposPrinter(TicketPrinter):
             self._thread = threading.Thread(target=self._watch, args=(poll_every,),
                                             name="printer-status", daemon=True)
             self._thread.start()
-
-    def on_status(self, listener: StatusListener) -> None:
-        self._status_listeners.append(listener)
 
     def render(self, doc: Document) -> bytes:
         return build(doc, self.style)
@@ -73,22 +66,23 @@ class EscposPrinter(TicketPrinter):
         finally:
             self._io.release()
         self.printed += 1
-        if not self.transport.can_read and self.state == DeviceState.ABSENT:
+        if self.state == DeviceState.ABSENT:
+            # it took a ticket, so it is back; the next status poll says more
             self._set_state(DeviceState.UNKNOWN, self.transport.name)
         return PrintResult(True)
 
     def status(self) -> PrinterStatus:
         if not self._io.acquire(timeout=3.0):
             return PrinterStatus()
+        gone: str | None = None
         try:
             status = self._query_locked(STATUS_TIMEOUT_S)
         except TransportError as e:
             self.transport.close()
-            self._set_state(DeviceState.ABSENT, str(e))
-            status = PrinterStatus(online=False)
+            gone, status = str(e), PrinterStatus(online=False)
         finally:
             self._io.release()
-        self._publish(status)
+        self._publish(status, gone)
         return status
 
     def _query_locked(self, timeout: float) -> PrinterStatus:
@@ -110,9 +104,11 @@ class EscposPrinter(TicketPrinter):
         while self.transport.read(64, 0):
             pass
 
-    def _publish(self, status: PrinterStatus) -> None:
+    def _publish(self, status: PrinterStatus, gone: str | None = None) -> None:
         why = dle_eot.problem(status)
-        if why:
+        if gone:
+            self._set_state(DeviceState.ABSENT, gone)
+        elif why:
             self._set_state(DeviceState.ERROR, why)
         elif status.online is None:
             self._set_state(DeviceState.UNKNOWN, f"{self.transport.name}: status not readable")
@@ -120,11 +116,7 @@ class EscposPrinter(TicketPrinter):
             self._set_state(DeviceState.OK, "paper near end" if status.paper_near_end else "")
         if status != self._last_status:
             self._last_status = status
-            for fn in list(self._status_listeners):
-                try:
-                    fn(status)
-                except Exception:
-                    log.exception("printer: status listener failed")
+            self._status_changed(status)
 
     def _watch(self, every: float) -> None:
         while True:

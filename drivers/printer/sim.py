@@ -38,12 +38,7 @@ class SimulatedPrinter(TicketPrinter):
         self.faults: set[str] = set()
         self.tickets: list[Path] = []
         self._lock = threading.Lock()
-        self._status_listeners: list[Callable[[PrinterStatus], None]] = []
         self._set_state(DeviceState.OK, f"simulated, tickets in {self.out_dir}")
-
-    def on_status(self, listener: Callable[[PrinterStatus], None]) -> None:
-        """Hears every change of the simulated status (as `EscposPrinter.on_status`)."""
-        self._status_listeners.append(listener)
 
     def inject(self, fault: str) -> None:
         if fault not in FAULTS:
@@ -71,11 +66,7 @@ class SimulatedPrinter(TicketPrinter):
             self._set_state(DeviceState.ERROR, why)
         else:
             self._set_state(DeviceState.OK, "paper near end" if st.paper_near_end else "")
-        for fn in list(self._status_listeners):
-            try:
-                fn(st)
-            except Exception:
-                log.exception("printer sim: status listener failed")
+        self._status_changed(st)
 
     def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
         why = dle_eot.problem(self.status())

@@ -24,6 +24,7 @@ from pathlib import Path
 from drivers.base import resolve_device
 
 SYSFS_USBMISC = Path("/sys/class/usbmisc")
+DEV_USB = "/dev/usb"
 
 
 class TransportError(OSError):
@@ -47,7 +48,8 @@ class Transport:
         pass
 
 
-def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC) -> str | None:
+def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC,
+               dev_dir: str = DEV_USB) -> str | None:
     """The /dev/usb/lpN node of the USB printer vendor:product, from sysfs (re-read each call)."""
     if not sysfs.is_dir():
         return None
@@ -63,7 +65,7 @@ def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC) -> str | 
             except (OSError, ValueError):
                 continue
             if (v, p) == (vendor, product):
-                return f"/dev/usb/{node.name}"
+                return f"{dev_dir}/{node.name}"
     return None
 
 
@@ -300,15 +302,17 @@ class UsbTransport(Transport):
 
     can_read = True
 
-    def __init__(self, vendor: int, product: int, sysfs: Path = SYSFS_USBMISC) -> None:
-        self.vendor, self.product, self.sysfs = vendor, product, sysfs
+    def __init__(self, vendor: int, product: int, sysfs: Path = SYSFS_USBMISC,
+                 dev_dir: str = DEV_USB) -> None:
+        self.vendor, self.product, self.sysfs, self.dev_dir = vendor, product, sysfs, dev_dir
         self.name = f"usb {vendor:04x}:{product:04x}"
         self._inner: Transport | None = None
 
     def open(self) -> None:
         if self._inner is not None:
             return
-        node = find_usblp(self.vendor, self.product, self.sysfs)
+        # looked up at every (re)open: a replugged printer may come back as another lpN
+        node = find_usblp(self.vendor, self.product, self.sysfs, self.dev_dir)
         if node is not None:
             inner: Transport = DeviceTransport(node, f"{self.name} ({node})")
         else:

@@ -56,7 +56,7 @@ def test_rule_fills_the_paper_width() -> None:
     t = decode(build(Document((Rule(),)), STYLE))
     assert t.lines[0].text == "-" * 32
     t = decode(build(Document((Rule("═"),)), STYLE))
-    assert text_width(t.lines[0].text) <= 32
+    assert t.lines[0].text == "═" * 16          # a double-byte character prints two columns wide
 
 
 def test_wrap_counts_wide_characters_as_two_columns() -> None:
@@ -64,6 +64,12 @@ def test_wrap_counts_wide_characters_as_two_columns() -> None:
     assert wrap("ab一二三四", 8) == ["ab一二三", "四"]
     assert wrap("hello world again", 11) == ["hello world", "again"]
     assert all(text_width(x) <= 10 for x in wrap("门诊3楼 305诊室 李明医生 09:00-09:30", 10))
+
+
+def test_ambiguous_width_characters_count_two_columns_on_a_chinese_printer() -> None:
+    assert text_width("科室：心内科·①") == 16
+    assert text_width("科室：心内科·①", "cp437") == 14   # East Asian Width: · and ① narrow
+    assert wrap("诊室：305·李明", 10) == ["诊室：305", "·李明"]
 
 
 def test_characters_outside_the_printer_font_become_question_marks() -> None:

@@ -223,3 +223,39 @@ def test_wedge_reader_through_a_pipe_after_random_events(tmp_path, classifier: C
         r.stop()
         os.close(wfd)
         os.close(rfd)
+
+
+def test_keypads_after_random_input(pty, tmp_path) -> None:
+    from drivers.buttons.evdev_keypad import EvdevKeypad
+    from drivers.buttons.serial_keypad import SerialKeypad
+    from drivers.input_events import PRESS, key_event_bytes
+
+    rng = random.Random(9)
+    got = []
+    serial_pad = SerialKeypad(pty.path, 9600, {"1", "2", "3", "4"}, 0)
+    serial_pad.start(got.append)
+    rfd, wfd = os.pipe()
+    link = tmp_path / "keypad"
+    os.symlink(f"/proc/{os.getpid()}/fd/{rfd}", link)
+    evgot = []
+    ev_pad = EvdevKeypad(str(link), {"KEY_KP1", "KEY_KP4"}, 0, reopen_every=0.05)
+    ev_pad.start(evgot.append)
+    try:
+        wait_for(lambda: serial_pad.state == DeviceState.OK and ev_pad.state == DeviceState.OK, 5)
+        for _ in range(2000):
+            pty.write(bytes(b for b in rng.randbytes(16) if b not in b"1234"))
+        t0 = time.time()
+        for i in range(3000):
+            os.write(wfd, pack(t0 + i * 1e-4, rng.choice((EV_KEY, 0, 3)), rng.randrange(0, 70),
+                               rng.choice((0, 2, 5))))
+        time.sleep(0.2)
+        assert got == [] and evgot == []
+        pty.write(b"3")
+        os.write(wfd, key_event_bytes(time.time(), "KEY_KP4", PRESS))
+        wait_for(lambda: got and evgot, 10, what="valid keys after noise")
+        assert got[0].key == "3" and evgot[0].key == "KEY_KP4"
+    finally:
+        serial_pad.stop()
+        ev_pad.stop()
+        os.close(wfd)
+        os.close(rfd)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from drivers.base import DeviceState
 from drivers.card_reader.classify import Classifier
 from drivers.card_reader.idcard import IdCardReader
@@ -157,5 +159,32 @@ def test_simulated_reader_uses_the_protocol_and_its_faults(classifier) -> None:
         assert reads[0].name_masked == "张*"
         assert reads[1].token == spec_token("staff_card", "1024")
         assert reads[2].appointment == "A20261123-0042"
+        with pytest.raises(ValueError):
+            r.present("library_card", "123")
     finally:
         r.stop()
+
+
+def test_no_number_or_name_in_the_logs(pty, classifier, sam_server, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    module = SamModule()
+    sam_server(pty.master, module)
+    reads = []
+    r = fast_reader(pty.path, classifier)
+    r.start(reads.append)
+    try:
+        module.present(SimCard(number=BAD_CHECK, name="李四光"))
+        wait_for(lambda: module.requests > 6, 5)
+        module.remove()
+        module.inject("pulled")
+        module.present(SimCard(number=GOOD, name="张三丰"))
+        wait_for(lambda: r._session.bad_reads >= 1, 5)
+        module.present(SimCard(number=GOOD, name="张三丰"))
+        wait_for(lambda: reads, 5)
+    finally:
+        r.stop()
+    for secret in (GOOD, BAD_CHECK, "李四光", "张三丰", GOOD[6:14]):
+        assert secret not in caplog.text
+    assert "check digit" in caplog.text

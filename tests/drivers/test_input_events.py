@@ -156,3 +156,20 @@ def test_wedge_reader_survives_unplug_and_replug(pipe_device, classifier, tmp_pa
         wait_for(lambda: reads, 5)
     finally:
         r.stop()
+
+
+def test_syn_dropped_discards_the_damaged_line() -> None:
+    from drivers.input_events import SYN_DROPPED
+
+    half = text_to_key_events("S10", 30.0)
+    half = half[: len(half) - 4 * len(pack(0, 0, 0, 0))]       # without the Enter
+    data = half + pack(30.05, EV_SYN, SYN_DROPPED, 0) + text_to_key_events("S2048", 30.06)
+    assert decode_lines(data) == ["S2048"]
+
+
+def test_eviocgrab_is_iow_E_0x90_int() -> None:
+    from drivers.evdev_device import EVIOCGRAB
+
+    ioc_write, size_shift, type_shift = 1, 16, 8
+    expected = (ioc_write << 30) | (struct.calcsize("i") << size_shift) | (ord("E") << type_shift) | 0x90
+    assert expected == EVIOCGRAB

@@ -130,3 +130,40 @@ def test_factory_builds_each_keypad(make_cfg) -> None:
     assert isinstance(ev, EvdevKeypad) and ev.keys == {"KEY_KP1", "KEY_KP4"}
     assert isinstance(open_keypad(make_cfg("rating_pad", buttons={"driver": "serial"})), SerialKeypad)
     assert open_keypad(make_cfg("rating_pad", buttons={"driver": "touch"})) is None
+
+
+def test_syn_dropped_forgets_held_keys() -> None:
+    from drivers.input_events import EV_SYN, SYN_DROPPED, pack
+
+    d = KeypadDecoder({"KEY_1"}, stuck_s=1.0)
+    presses(d, key_event_bytes(1.0, "KEY_1", PRESS))
+    presses(d, pack(1.5, EV_SYN, SYN_DROPPED, 0))     # the release was lost in the overflow
+    assert d.check_stuck(5.0) == set()
+    assert presses(d, key_event_bytes(6.0, "KEY_1", PRESS)) == ["KEY_1"]
+
+
+def test_serial_keypad_reports_a_key_that_keeps_repeating(pty) -> None:
+    got = []
+    pad = SerialKeypad(pty.path, 9600, {"1", "4"}, 80, stuck_s=0.5)
+    pad.start(got.append)
+    try:
+        wait_for(lambda: pad.state == DeviceState.OK, 5)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:                 # a jammed key repeating its byte
+            pty.write(b"4")
+            time.sleep(0.1)
+        wait_for(lambda: pad.state == DeviceState.ERROR, 5, what="stuck key noticed")
+        assert "'4' stuck" in pad.detail
+        time.sleep(0.6)
+        pty.write(b"1")
+        wait_for(lambda: pad.state == DeviceState.OK, 5, what="cleared by the next key")
+        assert got[-1].key == "1"
+    finally:
+        pad.stop()
+
+
+def test_serial_key_bytes_byte_for_byte() -> None:
+    from drivers.buttons.serial_keypad import decode_key_bytes
+
+    assert decode_key_bytes(b"4\x00P\xff1z\r\n", {"1", "4", "P"}) == ["4", "P", "1"]
+    assert decode_key_bytes(b"\xe4\xb8\xad", {"中"}) == []      # not ASCII: never a key

@@ -308,3 +308,47 @@ def test_factory_builds_each_printer(make_cfg, tmp_path: Path) -> None:
     assert isinstance(usb.transport, UsbTransport) and usb.style.native_qr is False
     for p in (f, net, usb):
         p.close()
+
+
+def test_usb_printer_unplugged_and_back_as_another_lp_node(tmp_path: Path) -> None:
+    """sysfs and /dev/usb are faked; the lp node is a pty the printer side answers on."""
+    from tests.conftest import Pty
+
+    sysroot, devdir = tmp_path / "sys", tmp_path / "dev-usb"
+    devdir.mkdir()
+
+    def plug(lp: str) -> tuple[Pty, Served, PrinterDevice, Path]:
+        misc = fake_usb_tree(sysroot / lp, "0416", "5011", lp)
+        (sysroot / "class").mkdir(exist_ok=True)
+        pty = Pty()
+        os.symlink(pty.path, devdir / lp)
+        device = PrinterDevice()
+        return pty, serve_pty(pty, device), device, misc
+
+    pty, served, device, misc0 = plug("lp0")
+    misc_root = tmp_path / "usbmisc"
+    misc_root.mkdir()
+    os.symlink(misc0 / "lp0", misc_root / "lp0")
+    states: list[DeviceState] = []
+    p = EscposPrinter(UsbTransport(0x0416, 0x5011, misc_root, str(devdir)), STYLE, poll_every=0.1)
+    p.on_state(lambda st, d: states.append(st))
+    try:
+        wait_for(lambda: p.state == DeviceState.OK, 5)
+        assert p.print_document(DOC).ok
+        wait_for(lambda: decode(bytes(device.received)).cut, 5)
+        served.set()                         # unplug: the node and its sysfs entry go away
+        pty.close()
+        (misc_root / "lp0").unlink()
+        (devdir / "lp0").unlink()
+        wait_for(lambda: p.state == DeviceState.ABSENT, 5, what="watcher notices the unplug")
+        wait_for(lambda: "not found" in p.detail, 5, what="the next poll looks for it again")
+        pty, served, device, misc1 = plug("lp1")
+        os.symlink(misc1 / "lp1", misc_root / "lp1")
+        wait_for(lambda: p.state == DeviceState.OK, 5, what="watcher finds lp1")
+        assert p.print_document(DOC).ok
+        wait_for(lambda: decode(bytes(device.received)).cut, 5)
+        assert states.count(DeviceState.ABSENT) == 1
+    finally:
+        p.close()
+        served.set()
+        pty.close()
