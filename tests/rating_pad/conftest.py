@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,7 +39,8 @@ class PadRig:
         self.pty.write(data)
         if handled:
             wait_for(lambda: self.service.handled >= before + handled, 5,
-                     what=f"key handled ({before} {self.service.handled} {self.service.is_alive()} {self.service.heartbeat} {time.monotonic()})")
+                     what=f"{data!r} handled by the pad (core alive: "
+                          f"{self.service.is_alive()}, inputs {self.service.handled})")
 
     def cmd(self, name: str, **body: Any) -> dict[str, Any]:
         return send_command(self.sub, name, body)
@@ -113,7 +112,3 @@ def pad_rig(broker: Broker, pty: Pty, config_writer: Callable[..., Path],
     yield make
     for p in made:
         p.stop()
-
-
-def reply_body(r: dict[str, Any]) -> str:
-    return json.dumps(r, ensure_ascii=False)
