@@ -97,6 +97,13 @@ class Pad:
 
 
 def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
+    if not headless:
+        from rating_pad.ui.app import screen_problem
+        from terminal.cli import UsageError
+
+        problem = screen_problem()
+        if problem:
+            raise UsageError(problem)
     pad = Pad(cfg, config_file)
     if headless and pad.keypad is None:
         log.warning("pad: --headless with [buttons] driver = \"touch\": no key can rate; "

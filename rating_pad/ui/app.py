@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("careterm.pad.ui")
@@ -29,10 +30,26 @@ def window_size() -> tuple[int, int] | None:
     return (w, h) if w >= 200 and h >= 150 else None
 
 
+def screen_problem() -> str | None:
+    """Why no screen can be opened here, or None. Checked before anything starts, because a
+    Kivy window that cannot open ends the process from C, with no clean shutdown."""
+    env = os.environ
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    driver = env.get("SDL_VIDEODRIVER", "")
+    if driver and driver not in ("kmsdrm", "KMSDRM"):
+        return None  # the operator chose a video driver: let SDL try it
+    if any(Path("/dev/dri").glob("card*")):
+        return None  # a Pi (or PC) console: SDL's KMS/DRM driver
+    return ("no screen: no $DISPLAY or $WAYLAND_DISPLAY and no /dev/dri/card* for KMS; "
+            "run `careterm pad --headless` on a pad without a screen")
+
+
 def configure_kivy() -> None:
     """Settings Kivy reads once, before its window exists."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")       # careterm's argv is not Kivy's
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # keep careterm's logging setup
+    os.environ.setdefault("KIVY_WINDOW", "sdl2")      # SDL2 only: X11, Wayland and KMS/DRM
     from kivy.config import Config
 
     size = window_size()

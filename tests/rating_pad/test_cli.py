@@ -69,3 +69,14 @@ staff_required = true
     assert "Traceback" not in err
     statuses = sub.payloads("/status")
     assert statuses[-1]["state"] == "offline" and statuses[-1]["reason"] == "shutdown"
+
+
+@pytest.mark.skipif(any(__import__("pathlib").Path("/dev/dri").glob("card*")),
+                    reason="this machine has a KMS screen")
+def test_pad_without_a_screen_says_use_headless(config_writer) -> None:
+    path = config_writer(extra='[buttons]\ndriver = "touch"\n')
+    r = run_careterm("pad", "--config", str(path), DISPLAY="", WAYLAND_DISPLAY="",
+                     SDL_VIDEODRIVER="")
+    assert r.returncode == 2
+    assert "--headless" in r.stderr and "Traceback" not in r.stderr
+    assert not (path.parent / "data").exists()  # nothing was started
