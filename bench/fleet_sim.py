@@ -51,6 +51,10 @@ PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 # to rate (one rating per 2-4 min, mean 180 s); a lobby kiosk checks a patient in every ~30 s.
 REAL_PAD_PERIOD_S = 180.0
 REAL_KIOSK_PERIOD_S = 30.0
+# The link thread waits with select(), which fails for descriptors >= 1024 (FD_SETSIZE), and
+# each uplink holds about 6 (SQLite file, WAL, shm, wake socketpair, MQTT socket): so at most
+# ~150 uplinks fit in one process. (On a real pad there is one uplink per process.)
+DEVICES_PER_WORKER = 130
 
 
 @dataclass
@@ -61,7 +65,8 @@ class Scenario:
     pad_period_s: float
     kiosk_period_s: float
     duration_s: float
-    workers: int = 6
+    workers: int = 0
+    """0: one worker per DEVICES_PER_WORKER devices."""
     raw: bool = False
     record_threads: int = 8
     drain_timeout_s: float = 90.0
@@ -530,7 +535,8 @@ def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
         children.append(collector)
         collector.read(30)
         devs = device_ids(sc)
-        n = max(1, min(sc.workers, len(devs)))
+        n = sc.workers or -(-len(devs) // DEVICES_PER_WORKER)
+        n = max(1, min(n, len(devs)))
         slices = [devs[i::n] for i in range(n)]
         workers = []
         for w, sl in enumerate(slices):
@@ -662,7 +668,7 @@ def main() -> int:
     ap.add_argument("--pad-period", type=float, default=1.0)
     ap.add_argument("--kiosk-period", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=4.0)
-    ap.add_argument("--workers", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=0, help="worker processes (0: auto)")
     ap.add_argument("--raw", action="store_true", help="bare paho clients (the baseline)")
     ap.add_argument("--profile", help="py-spy raw stacks of worker 0 of the last scenario here")
     ap.add_argument("--json", help="write the results here")
