@@ -70,6 +70,8 @@ class Scenario:
     raw: bool = False
     record_threads: int = 8
     drain_timeout_s: float = 90.0
+    broker_conf: str = ""
+    """Extra mosquitto.conf lines (e.g. `set_tcp_nodelay true`)."""
 
     @property
     def devices(self) -> int:
@@ -331,6 +333,7 @@ def worker_main(spec: dict[str, Any]) -> int:
         heapq.heappush(heap, (due + rnd.expovariate(1 / periods[i]), i))
     pool.shutdown(wait=True)
     gen_end = time.time()
+    gen_span = gen_end - go_at
 
     deadline = time.monotonic() + spec["drain_timeout_s"]
     while time.monotonic() < deadline and any(d.waiting() for d in devices):
@@ -349,6 +352,7 @@ def worker_main(spec: dict[str, Any]) -> int:
         "store_ms": {"p50": pct(store_ms, 50), "p99": pct(store_ms, 99), "max": max(store_ms, default=None)},
         "lag_ms": {"p50": pct(lag_ms, 50), "p99": pct(lag_ms, 99)},
         "waiting_after_drain": waiting, "drain_s": round(drain_s, 2),
+        "gen_span_s": round(gen_span, 2),
         "devices_not_fully_site_acked": unacked_devices,
     }
     print(json.dumps({"result": result}), flush=True)
@@ -527,7 +531,7 @@ def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
     work.mkdir(parents=True)
     res = ScenarioResult(scenario=asdict(sc), offered_target_per_s=round(sc.offered_per_s, 2),
                          loadavg_before=Path("/proc/loadavg").read_text().strip())
-    broker = Broker(work / "broker", extra_conf="max_connections -1\n").start()
+    broker = Broker(work / "broker", extra_conf="max_connections -1\n" + sc.broker_conf).start()
     children: list[Child] = []
     sampler: Sampler | None = None
     try:
@@ -597,7 +601,9 @@ def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
 
     lat = got.pop("latency_ms")
     res.recorded = sum(r["recorded"] for r in results)
-    res.offered_per_s = round(res.recorded / sc.duration_s, 2)
+    # When the stores cannot keep up, the scheduled events queue and recording runs past the
+    # scenario's end: the rate actually offered is over the span the recording really took.
+    res.offered_per_s = round(res.recorded / max(sc.duration_s, max(r["gen_span_s"] for r in results)), 2)
     res.received_unique = got["unique"]
     res.messages = got["messages"]
     res.lost = got["lost"]
@@ -628,6 +634,31 @@ def _r(x: float | None, nd: int = 2) -> float | None:
 def _median(xs: list[float | None]) -> float | None:
     v = sorted(x for x in xs if x is not None)
     return v[len(v) // 2] if v else None
+
+
+def profile_summary(path: Path, top: int = 25) -> dict[str, Any]:
+    """Self and inclusive sample shares per function from py-spy's raw (folded) stacks."""
+    selfc: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        count = int(n)
+        total += count
+        frames = [f for f in stack.split(";") if " (" in f]
+        if not frames:
+            continue
+        selfc[frames[-1]] = selfc.get(frames[-1], 0) + count
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + count
+
+    def rank(d: dict[str, int]) -> list[list[Any]]:
+        return [[f, round(100 * c / max(1, total), 1)]
+                for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+
+    return {"samples": total, "self_pct": rank(selfc), "inclusive_pct": rank(incl)}
 
 
 def suite(quick: bool) -> list[Scenario]:
@@ -670,6 +701,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--workers", type=int, default=0, help="worker processes (0: auto)")
     ap.add_argument("--raw", action="store_true", help="bare paho clients (the baseline)")
+    ap.add_argument("--broker-conf", default="", help="extra mosquitto.conf lines (\\n-separated)")
     ap.add_argument("--profile", help="py-spy raw stacks of worker 0 of the last scenario here")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--samples", help="write the latency samples (ms) per scenario here")
@@ -682,7 +714,8 @@ def main() -> int:
     else:
         scenarios = [Scenario("custom", args.pads, args.kiosks, args.pad_period, args.kiosk_period,
                               args.duration, workers=args.workers, raw=args.raw,
-                              drain_timeout_s=30)]
+                              drain_timeout_s=30,
+                              broker_conf=args.broker_conf.replace("\\n", "\n") + "\n")]
     out: dict[str, Any] = {"cpus": os.cpu_count(), "fd_limit": raise_fd_limit(),
                            "machine": os.uname().machine, "scenarios": []}
     samples: dict[str, list[float]] = {}
@@ -697,6 +730,8 @@ def main() -> int:
             out["scenarios"].append(asdict(r))
             samples[sc.name] = [round(x, 3) for x in lat]
     out["elapsed_s"] = round(time.monotonic() - t0, 1)
+    if args.profile and Path(args.profile).exists():
+        out["profile"] = profile_summary(Path(args.profile))
     by = {s["scenario"]["name"]: s for s in out["scenarios"]}
     ratios = {}
     for base in ("realistic", "10x"):
