@@ -22,7 +22,8 @@ def _plt() -> Any:
 
 def latency_cdf(samples: dict[str, list[float]], out: Path) -> Path | None:
     """Cumulative distribution of end-to-end latency, careterm uplink vs bare paho, log x."""
-    names = [n for n in ("realistic", "realistic-raw-paho", "10x", "10x-raw-paho") if samples.get(n)]
+    names = [n for n in ("realistic", "realistic-raw-paho", "10x", "10x-raw-paho",
+                         "10x-stock-broker") if samples.get(n)]
     if not names:
         return None
     plt = _plt()
@@ -48,7 +49,8 @@ def latency_cdf(samples: dict[str, list[float]], out: Path) -> Path | None:
 
 def scale_curve(fleet: dict[str, Any], out: Path) -> Path | None:
     """Offered event rate vs p50/p99 latency (left) and CPU of each side (right)."""
-    rows = [s for s in fleet["scenarios"] if not s["scenario"]["raw"]]
+    rows = [s for s in fleet["scenarios"] if not s["scenario"]["raw"]
+            and not s["scenario"].get("unsynced_marks") and "stock" not in s["scenario"]["name"]]
     rows.sort(key=lambda s: s["offered_per_s"])
     if len(rows) < 2:
         return None
