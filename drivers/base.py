@@ -57,3 +57,14 @@ class Watchable:
                     fn(state, detail)
                 except Exception:
                     log.exception("%s: state listener failed", self.name)
+
+
+def resolve_device(path: str) -> str:
+    """The device node behind a `/dev/.../by-id/...` symlink, re-read at every (re)open.
+
+    Falls back to the path itself when the link target is not a file name (a /proc fd link).
+    """
+    import os
+
+    real = os.path.realpath(path)
+    return real if os.path.exists(real) else path

@@ -6,14 +6,14 @@ Use `/dev/serial/by-id/...` paths: a USB adapter keeps that name when it re-enum
 from __future__ import annotations
 
 import logging
-import os
+import termios
 import threading
 import time
 from collections.abc import Callable
 
 import serial
 
-from drivers.base import DeviceState, Watchable
+from drivers.base import DeviceState, Watchable, resolve_device
 
 log = logging.getLogger("careterm.drivers.serial")
 
@@ -57,13 +57,13 @@ class SerialPort(Watchable):
                 port.write(data)
                 port.flush()
                 return True
-            except (serial.SerialException, OSError) as e:
+            except (serial.SerialException, OSError, termios.error) as e:
                 log.warning("%s: write failed on %s: %s", self.name, self.path, e)
                 return False
 
     def _open(self) -> serial.Serial | None:
         # A by-id symlink is resolved at every (re)open: after a replug it may point elsewhere.
-        real = os.path.realpath(self.path)
+        real = resolve_device(self.path)
         try:
             port = serial.Serial(real, self.baudrate, timeout=self._read_timeout)
         except (serial.SerialException, OSError, ValueError) as e:
@@ -89,7 +89,7 @@ class SerialPort(Watchable):
                     continue
             try:
                 data = self._port.read(max(1, self._port.in_waiting or 1))
-            except (serial.SerialException, OSError, TypeError) as e:
+            except (serial.SerialException, OSError, TypeError, termios.error) as e:
                 # TypeError: pyserial on a vanished pty can fail inside select().
                 log.warning("%s: %s went away (%s); waiting for it to come back",
                             self.name, self.path, e)

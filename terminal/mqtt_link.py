@@ -502,6 +502,10 @@ class MqttLink:
             "printer": None, "card_reader": None, "buttons": None,
             "clock_synced": clock_synced(),
         }
+        if self.cfg.mqtt.cert_file:
+            from provisioning.certs import cert_days_left
+
+            body["cert_days_left"] = cert_days_left(self.cfg.mqtt.cert_file)
         if self._telemetry is not None:
             try:
                 body.update(self._telemetry())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from drivers.base import DeviceState
 from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
 from drivers.serial_port import SerialPort
 
@@ -21,10 +22,20 @@ def decode_key_bytes(data: bytes, known: set[str]) -> list[str]:
     return out
 
 
+STUCK_S = 10.0
+REPEAT_GAP_S = 0.5   # bytes of one key closer than this are one held (auto-repeating) key
+
+
 class SerialKeypad(KeySource):
-    def __init__(self, path: str, baudrate: int, keys: set[str], debounce_ms: int) -> None:
+    """A held key on these keypads repeats its byte; held past `stuck_s` it is reported stuck
+    (state ERROR naming the key) until a pause in its bytes or another key."""
+
+    def __init__(self, path: str, baudrate: int, keys: set[str], debounce_ms: int,
+                 *, stuck_s: float = STUCK_S) -> None:
         super().__init__("buttons")
         self.keys = set(keys)
+        self.stuck_s = stuck_s
+        self._run: tuple[str, float, float] | None = None   # key, first byte, last byte
         self._debouncer = Debouncer(debounce_ms)
         self._listener: KeyListener | None = None
         self._port = SerialPort("buttons port", path, baudrate, self._on_bytes, quiet=True)
@@ -44,7 +55,19 @@ class SerialKeypad(KeySource):
         if ignored:
             log.debug("buttons: ignored %d bytes not in [buttons].keys", ignored)
         for name in names:
+            self._track_run(name, now)
             if not self._debouncer.accept(name, now):
                 continue
             if self._listener is not None:
                 self._listener(KeyPress(name, now))
+
+    def _track_run(self, name: str, now: float) -> None:
+        run = self._run
+        if run is not None and run[0] == name and now - run[2] < REPEAT_GAP_S:
+            self._run = (name, run[1], now)
+            if now - run[1] > self.stuck_s and self._port.state == DeviceState.OK:
+                self._set_state(DeviceState.ERROR, f"{self._port.path}: key {name!r} stuck")
+            return
+        self._run = (name, now, now)
+        if self.state == DeviceState.ERROR and self._port.state == DeviceState.OK:
+            self._set_state(DeviceState.OK, self._port.path)

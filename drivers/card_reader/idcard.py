@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
+import termios
 import threading
 import time
 from collections.abc import Callable
 
 import serial
 
-from drivers.base import DeviceState
+from drivers.base import DeviceState, resolve_device
 from drivers.card_reader import sam_protocol as sam
 from drivers.card_reader.base import CardRead, CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
@@ -111,9 +111,10 @@ class IdCardReader(CardReader):
         self._close()
 
     def _open(self) -> bool:
-        real = os.path.realpath(self.path)
+        real = resolve_device(self.path)
         try:
-            self._port = serial.Serial(real, self.baudrate, timeout=0.05, write_timeout=1.0)
+            self._port = serial.Serial(real, self.baudrate, timeout=min(0.05, self.reply_timeout),
+                                       write_timeout=1.0)
         except (serial.SerialException, OSError, ValueError) as e:
             self._set_state(DeviceState.ABSENT, f"{self.path}: {e}")
             return False
@@ -165,8 +166,9 @@ class IdCardReader(CardReader):
                                     f"{self.path}: no answer from the ID card module "
                                     f"(power, cable, baudrate {self.baudrate}?)")
                 read = None
-            except (serial.SerialException, OSError, TypeError) as e:
-                # TypeError: pyserial on a vanished pty can fail inside select().
+            except (serial.SerialException, OSError, TypeError, termios.error) as e:
+                # TypeError: pyserial on a vanished pty can fail inside select();
+                # termios.error: tcflush on a port whose device is gone.
                 log.warning("idcard: %s went away (%s); waiting for it to come back", self.path, e)
                 self._set_state(DeviceState.ABSENT, f"{self.path}: unplugged")
                 self._close()

@@ -105,7 +105,7 @@ class SerialLineReader(CardReader):
         self._lines = LineAssembler()
         self._repeats = Repeats()
         self._listener: ReadListener | None = None
-        self._port = SerialPort("card_reader", path, baudrate, self._on_bytes)
+        self._port = SerialPort("card_reader port", path, baudrate, self._on_bytes, quiet=True)
         self._port.on_state(lambda st, detail: self._set_state(st, detail))
 
     def start(self, on_read: ReadListener) -> None:

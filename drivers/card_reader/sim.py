@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from drivers.base import DeviceState
 from drivers.card_reader import sam_protocol as sam
-from drivers.card_reader.base import CardReader, ReadListener
+from drivers.card_reader.base import CARD_KINDS, CardRead, CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
 from drivers.card_reader.idcard import SamSession
 
@@ -145,7 +145,7 @@ class SimulatedCardReader(CardReader):
         self.module = SamModule()
         self._session = SamSession(self._transact, classifier)
         self._parser = sam.FrameParser()
-        self._jobs: queue.Queue[tuple[str, str, str | None] | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[str, str, str | None, list[str]] | None] = queue.Queue()
         self._faults: list[str] = []
         self._listener: ReadListener | None = None
         self._thread: threading.Thread | None = None
@@ -169,16 +169,19 @@ class SimulatedCardReader(CardReader):
         self._faults.append(fault)
 
     def present(self, kind: str, number: str, name: str | None = None) -> None:
+        if kind not in CARD_KINDS:
+            raise ValueError(f"unknown card kind {kind!r}; one of {', '.join(CARD_KINDS)}")
         self.presented += 1
-        self._jobs.put((kind, number, name))
+        faults, self._faults = self._faults, []   # armed faults belong to this presentation
+        self._jobs.put((kind, number, name, faults))
 
     def _transact(self, request: bytes) -> sam.Frame | None:
         self._parser.reset()
         frames = self._parser.feed(self.module.respond(request))
         return frames[0] if frames else None
 
-    def _read_one(self, kind: str, number: str, name: str | None):  # noqa: ANN202
-        faults, self._faults = self._faults, []
+    def _read_one(self, kind: str, number: str, name: str | None,
+                  faults: list[str]) -> CardRead | None:
         if kind == "id_card":
             self.module.present(SimCard(number=number, name=name or "张三"))
             for f in faults:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.base import Watchable
 from drivers.printer.document import Document
+
+log = logging.getLogger("careterm.drivers.printer")
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,26 @@ class PrintResult:
     error: str | None = None
 
 
+StatusListener = Callable[[PrinterStatus], None]
+
+
 class TicketPrinter(Watchable):
+    """State (`Watchable`) says ok/absent/error/unknown; `on_status` hears every status change."""
+
+    def __init__(self, name: str = "printer", *, quiet: bool = False) -> None:
+        super().__init__(name, quiet=quiet)
+        self._status_listeners: list[StatusListener] = []
+
+    def on_status(self, listener: StatusListener) -> None:
+        self._status_listeners.append(listener)
+
+    def _status_changed(self, status: PrinterStatus) -> None:
+        for fn in list(self._status_listeners):
+            try:
+                fn(status)
+            except Exception:
+                log.exception("%s: status listener failed", self.name)
+
     def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
         """Render and send; returns within `timeout` even if the printer vanished."""
         raise NotImplementedError

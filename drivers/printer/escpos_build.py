@@ -36,21 +36,36 @@ def feed(n: int) -> bytes:
     return ESC + b"d" + bytes([max(0, min(255, n))])
 
 
-def char_width(ch: str) -> int:
+def _is_gb(encoding: str) -> bool:
+    return encoding.replace("-", "").replace("_", "").lower() in ("gb18030", "gbk", "gb2312", "cp936")
+
+
+def char_width(ch: str, encoding: str = "gb18030") -> int:
+    """Columns a character takes on paper.
+
+    A Chinese printer prints every double-byte character full width, including the
+    "ambiguous" ones (`：`, `·`, `═`, `①`) a terminal would print narrow: count bytes.
+    """
+    if _is_gb(encoding):
+        try:
+            n = len(ch.encode(encoding))
+        except UnicodeEncodeError:
+            return 1
+        return 2 if n == 2 else 1     # four-byte sequences print as a single `?`
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
-def text_width(s: str) -> int:
-    return sum(char_width(c) for c in s)
+def text_width(s: str, encoding: str = "gb18030") -> int:
+    return sum(char_width(c, encoding) for c in s)
 
 
-def wrap(text: str, columns: int) -> list[str]:
-    """Greedy wrap by display columns; ASCII words break at spaces when they can."""
+def wrap(text: str, columns: int, encoding: str = "gb18030") -> list[str]:
+    """Greedy wrap by printed columns; ASCII words break at spaces when they can."""
     lines: list[str] = []
     for para in text.split("\n"):
         cur, width = "", 0
         for ch in para:
-            w = char_width(ch)
+            w = char_width(ch, encoding)
             if width + w > columns:
                 cut = cur.rfind(" ")
                 if ch != " " and cut > 0 and cur[cut + 1:].isascii():
@@ -59,7 +74,7 @@ def wrap(text: str, columns: int) -> list[str]:
                 else:
                     lines.append(cur.rstrip())
                     cur = ""
-                width = text_width(cur)
+                width = text_width(cur, encoding)
                 if ch == " " and not cur:
                     continue
             cur += ch
@@ -71,7 +86,7 @@ def wrap(text: str, columns: int) -> list[str]:
 def encode_text(s: str, encoding: str) -> bytes:
     """Characters the printer's font cannot hold become `?` (never multi-byte garbage)."""
     out = bytearray()
-    gb = encoding.replace("-", "").lower() in ("gb18030", "gbk", "gb2312")
+    gb = _is_gb(encoding)
     for ch in s:
         try:
             b = ch.encode(encoding)
@@ -87,7 +102,7 @@ def encode_text(s: str, encoding: str) -> bytes:
 
 def qr_native(data: str, size: int) -> bytes:
     """GS ( k: model 2, module size, error level M, store, print."""
-    payload = data.encode("utf-8")
+    payload = data.encode("utf-8", errors="replace")   # a lone surrogate must not crash a ticket
     n = len(payload) + 3
     return (
         GS + b"(k\x04\x001A2\x00"
@@ -102,7 +117,7 @@ def qr_matrix(data: str) -> list[list[bool]]:
     import qrcode
 
     q = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
-    q.add_data(data.encode("utf-8"))
+    q.add_data(data.encode("utf-8", errors="replace"))
     q.make(fit=True)
     return [list(row) for row in q.get_matrix()]
 
@@ -159,7 +174,7 @@ def build(doc: Document, style: TicketStyle) -> bytes:
             out += SIZE_DOUBLE if block.double else SIZE_NORMAL
             if block.bold:
                 out += BOLD_ON
-            for line in wrap(block.text, cols):
+            for line in wrap(block.text, cols, style.encoding):
                 out += encode_text(line, style.encoding) + LF
             if block.bold:
                 out += BOLD_OFF
@@ -167,7 +182,7 @@ def build(doc: Document, style: TicketStyle) -> bytes:
                 out += SIZE_NORMAL
         elif isinstance(block, Rule):
             ch = block.char or "-"
-            count = style.columns // max(1, text_width(ch[0]))
+            count = style.columns // max(1, text_width(ch[0], style.encoding))
             out += ALIGN["left"] + SIZE_NORMAL + encode_text(ch[0] * count, style.encoding) + LF
         elif isinstance(block, QR):
             out += ALIGN["center"]

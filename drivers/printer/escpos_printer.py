@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from drivers.base import DeviceState
 from drivers.printer import dle_eot
@@ -25,8 +24,6 @@ log = logging.getLogger("careterm.drivers.printer")
 STATUS_TIMEOUT_S = 0.3
 POLL_EVERY_S = 5.0
 
-StatusListener = Callable[[PrinterStatus], None]
-
 
 class EscposPrinter(TicketPrinter):
     def __init__(self, transport: Transport, style: TicketStyle, *,
@@ -36,7 +33,7 @@ class EscposPrinter(TicketPrinter):
         self.style = style
         self._io = threading.Lock()
         self._last_status: PrinterStatus | None = None
-        self._status_listeners: list[StatusListener] = []
+        self._answers: bool | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.printed = 0
@@ -44,9 +41,6 @@ class EscposPrinter(TicketPrinter):
             self._thread = threading.Thread(target=self._watch, args=(poll_every,),
                                             name="printer-status", daemon=True)
             self._thread.start()
-
-    def on_status(self, listener: StatusListener) -> None:
-        self._status_listeners.append(listener)
 
     def render(self, doc: Document) -> bytes:
         return build(doc, self.style)
@@ -57,7 +51,7 @@ class EscposPrinter(TicketPrinter):
         if not self._io.acquire(timeout=max(0.0, timeout)):
             return PrintResult(False, f"{self.transport.name}: busy (a previous job is stuck)")
         try:
-            if self.transport.can_read:
+            if self.transport.can_read and self._answers is not False:
                 status = self._query_locked(min(STATUS_TIMEOUT_S, max(0.05, deadline - time.monotonic())))
                 self._publish(status)
                 why = dle_eot.problem(status)
@@ -72,22 +66,23 @@ class EscposPrinter(TicketPrinter):
         finally:
             self._io.release()
         self.printed += 1
-        if not self.transport.can_read and self.state == DeviceState.ABSENT:
+        if self.state == DeviceState.ABSENT:
+            # it took a ticket, so it is back; the next status poll says more
             self._set_state(DeviceState.UNKNOWN, self.transport.name)
         return PrintResult(True)
 
     def status(self) -> PrinterStatus:
         if not self._io.acquire(timeout=3.0):
             return PrinterStatus()
+        gone: str | None = None
         try:
             status = self._query_locked(STATUS_TIMEOUT_S)
         except TransportError as e:
             self.transport.close()
-            self._set_state(DeviceState.ABSENT, str(e))
-            status = PrinterStatus(online=False)
+            gone, status = str(e), PrinterStatus(online=False)
         finally:
             self._io.release()
-        self._publish(status)
+        self._publish(status, gone)
         return status
 
     def _query_locked(self, timeout: float) -> PrinterStatus:
@@ -100,15 +95,20 @@ class EscposPrinter(TicketPrinter):
             self.transport.write(dle_eot.request(n), time.monotonic() + timeout)
             got = self.transport.read(1, timeout)
             answers.append(got[-1] if got else None)
+        # a printer that never answers is not asked again before every ticket (0.9 s each);
+        # the watcher keeps asking, and one answer turns the checks back on
+        self._answers = any(a is not None for a in answers)
         return dle_eot.parse(*answers)
 
     def _drain(self) -> None:
         while self.transport.read(64, 0):
             pass
 
-    def _publish(self, status: PrinterStatus) -> None:
+    def _publish(self, status: PrinterStatus, gone: str | None = None) -> None:
         why = dle_eot.problem(status)
-        if why:
+        if gone:
+            self._set_state(DeviceState.ABSENT, gone)
+        elif why:
             self._set_state(DeviceState.ERROR, why)
         elif status.online is None:
             self._set_state(DeviceState.UNKNOWN, f"{self.transport.name}: status not readable")
@@ -116,11 +116,7 @@ class EscposPrinter(TicketPrinter):
             self._set_state(DeviceState.OK, "paper near end" if status.paper_near_end else "")
         if status != self._last_status:
             self._last_status = status
-            for fn in list(self._status_listeners):
-                try:
-                    fn(status)
-                except Exception:
-                    log.exception("printer: status listener failed")
+            self._status_changed(status)
 
     def _watch(self, every: float) -> None:
         while True:

@@ -34,7 +34,8 @@ def open_printer(cfg: DeviceConfig, out_dir: str | Path | None = None,
                  poll_every: float | None = 5.0) -> TicketPrinter | None:
     """The configured printer, or None for `driver = "none"`.
 
-    `sim` writes tickets (`.bin` + `.png`) to `out_dir`, default `<data_dir>/tickets`;
+    `sim` writes tickets (`.bin` + `.png`) to `out_dir`, else the folder `[printer].device`,
+    else `<data_dir>/tickets`;
     `file` with `out_dir` given and no `device` also writes there.
     """
     p = cfg.printer
@@ -44,7 +45,8 @@ def open_printer(cfg: DeviceConfig, out_dir: str | Path | None = None,
     if p.driver == "sim":
         from drivers.printer.sim import SimulatedPrinter
 
-        return SimulatedPrinter(Path(out_dir) if out_dir else cfg.data_dir / "tickets", style)
+        folder = Path(out_dir) if out_dir else Path(p.device) if p.device else cfg.data_dir / "tickets"
+        return SimulatedPrinter(folder, style)
 
     from drivers.printer import transports as t
     from drivers.printer.escpos_printer import EscposPrinter

@@ -51,7 +51,7 @@ def render(doc: Document, style: TicketStyle) -> Image.Image:
     for block in doc.blocks:
         if isinstance(block, Text):
             cols = style.columns // 2 if block.double else style.columns
-            for line in wrap(block.text, cols):
+            for line in wrap(block.text, cols, style.encoding):
                 # show what the printer's font will print, `?` replacements included
                 line = encode_text(line, style.encoding).decode(style.encoding, errors="replace")
                 h = LINE_H * (2 if block.double else 1)
@@ -75,7 +75,10 @@ def render(doc: Document, style: TicketStyle) -> Image.Image:
             line, block, y = what  # type: ignore[misc]
             scale = 2 if block.double else 1
             font = _font(22 * scale)
-            w = text_width(line) * CELL_W * scale
+            try:
+                w = int(draw.textlength(line, font=font))   # the font is proportional
+            except (AttributeError, ValueError):
+                w = text_width(line, style.encoding) * CELL_W * scale
             x = MARGIN
             if block.align == "center":
                 x = (width - w) // 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from drivers.base import DeviceState
@@ -37,11 +38,7 @@ class SimulatedPrinter(TicketPrinter):
         self.faults: set[str] = set()
         self.tickets: list[Path] = []
         self._lock = threading.Lock()
-        self._status_listeners: list = []
         self._set_state(DeviceState.OK, f"simulated, tickets in {self.out_dir}")
-
-    def on_status(self, listener) -> None:  # noqa: ANN001
-        self._status_listeners.append(listener)
 
     def inject(self, fault: str) -> None:
         if fault not in FAULTS:
@@ -69,11 +66,7 @@ class SimulatedPrinter(TicketPrinter):
             self._set_state(DeviceState.ERROR, why)
         else:
             self._set_state(DeviceState.OK, "paper near end" if st.paper_near_end else "")
-        for fn in list(self._status_listeners):
-            try:
-                fn(st)
-            except Exception:
-                log.exception("printer sim: status listener failed")
+        self._status_changed(st)
 
     def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
         why = dle_eot.problem(self.status())
@@ -94,3 +87,64 @@ class SimulatedPrinter(TicketPrinter):
                 return PrintResult(False, f"{self.out_dir}: {e.strerror}")
             self.tickets.append(stem.with_suffix(".bin"))
         return PrintResult(True)
+
+
+class PrinterDevice:
+    """The printer's side of the wire, for tests and bench setups: keeps what it is sent and
+    answers `DLE EOT n` with its status (as a real printer does, even between ticket bytes).
+
+    Faults as in `SimulatedPrinter`: `faults` holds "paper_out", "offline", "cover_open",
+    "near_end"; `mute = True` makes it answer nothing (a printer that cannot report).
+    """
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.faults: set[str] = set()
+        self.mute = False
+        self.status_requests = 0
+        self._tail = b""
+
+    def status(self) -> PrinterStatus:
+        return PrinterStatus(online="offline" not in self.faults,
+                             cover_open="cover_open" in self.faults,
+                             paper_near_end="near_end" in self.faults,
+                             paper_out="paper_out" in self.faults)
+
+    def feed(self, data: bytes) -> bytes:
+        """Bytes the printer receives; returns its answers."""
+        buf = self._tail + data
+        answers = bytearray()
+        i = 0
+        while True:
+            j = buf.find(b"\x10\x04", i)
+            if j < 0 or j + 2 >= len(buf):
+                break
+            self.received += buf[i:j]
+            n = buf[j + 2]
+            self.status_requests += 1
+            table = dle_eot.answer_bytes(self.status())
+            if not self.mute and n in table:
+                answers.append(table[n])
+            i = j + 3
+        # keep a possible split "10 04" for the next chunk
+        rest = buf[i:]
+        keep = 2 if rest.endswith(b"\x10\x04") else 1 if rest.endswith(b"\x10") else 0
+        self.received += rest[: len(rest) - keep]
+        self._tail = rest[len(rest) - keep:] if keep else b""
+        return bytes(answers)
+
+    def serve(self, read: Callable[[], bytes], write: Callable[[bytes], object],
+              stop: threading.Event) -> None:
+        """Pump: `read()` returns received bytes (b"" when idle), raises OSError when gone."""
+        while not stop.is_set():
+            try:
+                data = read()
+            except OSError:
+                return
+            if data:
+                reply = self.feed(data)
+                if reply:
+                    try:
+                        write(reply)
+                    except OSError:
+                        return

@@ -16,11 +16,15 @@ import errno
 import os
 import select
 import socket
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from drivers.base import resolve_device
+
 SYSFS_USBMISC = Path("/sys/class/usbmisc")
+DEV_USB = "/dev/usb"
 
 
 class TransportError(OSError):
@@ -44,12 +48,16 @@ class Transport:
         pass
 
 
-def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC) -> str | None:
+def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC,
+               dev_dir: str = DEV_USB) -> str | None:
     """The /dev/usb/lpN node of the USB printer vendor:product, from sysfs (re-read each call)."""
     if not sysfs.is_dir():
         return None
     for node in sorted(sysfs.glob("lp*")):
-        dev = node / "device"
+        try:
+            dev = (node / "device").resolve()
+        except OSError:
+            continue
         for up in (dev, dev.parent):    # the interface, then the device holding idVendor
             try:
                 v = int((up / "idVendor").read_text().strip(), 16)
@@ -57,7 +65,7 @@ def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC) -> str | 
             except (OSError, ValueError):
                 continue
             if (v, p) == (vendor, product):
-                return f"/dev/usb/{node.name}"
+                return f"{dev_dir}/{node.name}"
     return None
 
 
@@ -70,7 +78,7 @@ class DeviceTransport(Transport):
         self._fd: int | None = None
 
     def _resolve(self) -> str:
-        p = self._path() if callable(self._path) else os.path.realpath(self._path)
+        p = self._path() if callable(self._path) else resolve_device(self._path)
         if not p:
             raise TransportError(errno.ENODEV, f"{self.name}: not connected")
         return p
@@ -135,7 +143,7 @@ class SerialTransport(Transport):
             return
         import serial
 
-        real = os.path.realpath(self.path)
+        real = resolve_device(self.path)
         try:
             self._port = serial.Serial(real, self.baudrate, timeout=0.2, write_timeout=2.0)
         except (serial.SerialException, OSError, ValueError) as e:
@@ -146,11 +154,11 @@ class SerialTransport(Transport):
 
         self.open()
         assert self._port is not None
-        self._port.write_timeout = max(0.05, deadline - time.monotonic())
+        # no flush(): tcdrain can wait forever on a printer holding flow control
         try:
+            self._port.write_timeout = max(0.05, deadline - time.monotonic())
             self._port.write(data)
-            self._port.flush()
-        except (serial.SerialException, OSError) as e:
+        except (serial.SerialException, OSError, termios.error) as e:
             self.close()
             raise TransportError(errno.EIO, f"{self.path}: {e}") from None
 
@@ -159,10 +167,10 @@ class SerialTransport(Transport):
 
         self.open()
         assert self._port is not None
-        self._port.timeout = timeout
         try:
+            self._port.timeout = timeout   # reconfigures the port: fails once it is gone
             return bytes(self._port.read(n))
-        except (serial.SerialException, OSError, TypeError) as e:
+        except (serial.SerialException, OSError, TypeError, termios.error) as e:
             self.close()
             raise TransportError(errno.EIO, f"{self.path}: {e}") from None
 
@@ -214,7 +222,7 @@ class NetworkTransport(Transport):
         try:
             self._sock.settimeout(timeout)
             data = self._sock.recv(n)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             return b""
         except OSError as e:
             self.close()
@@ -294,15 +302,17 @@ class UsbTransport(Transport):
 
     can_read = True
 
-    def __init__(self, vendor: int, product: int, sysfs: Path = SYSFS_USBMISC) -> None:
-        self.vendor, self.product, self.sysfs = vendor, product, sysfs
+    def __init__(self, vendor: int, product: int, sysfs: Path = SYSFS_USBMISC,
+                 dev_dir: str = DEV_USB) -> None:
+        self.vendor, self.product, self.sysfs, self.dev_dir = vendor, product, sysfs, dev_dir
         self.name = f"usb {vendor:04x}:{product:04x}"
         self._inner: Transport | None = None
 
     def open(self) -> None:
         if self._inner is not None:
             return
-        node = find_usblp(self.vendor, self.product, self.sysfs)
+        # looked up at every (re)open: a replugged printer may come back as another lpN
+        node = find_usblp(self.vendor, self.product, self.sysfs, self.dev_dir)
         if node is not None:
             inner: Transport = DeviceTransport(node, f"{self.name} ({node})")
         else:

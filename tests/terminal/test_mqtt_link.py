@@ -255,3 +255,34 @@ def test_unreachable_broker_keeps_events_waiting_and_drains_when_it_appears(
     wait_for(lambda: up.outbox.stats().waiting == 0, timeout=15, what="drained")
     assert up.outbox.stats().sent_unacked == 50
     up.stop()
+
+
+def test_telemetry_shows_days_left_on_the_device_certificate(tmp_path, broker,
+                                                             subscriber_factory):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pad-w03")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=20, hours=1))
+            .sign(key, hashes.SHA256()))
+    crt = tmp_path / "device.crt"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cfg = parse_config({
+        "device": {"id": "pad-w03", "role": "rating_pad", "site": "main",
+                   "data_dir": str(tmp_path / "data")},
+        "mqtt": {"url": broker.url, "cert_file": str(crt)},
+    })
+    watcher = subscriber_factory(broker.port, [f"{BASE}/telemetry"])
+    up = Uplink(cfg, options=fast())
+    up.start()
+    wait_for(lambda: watcher.payloads("/telemetry"), timeout=10, what="telemetry")
+    assert watcher.payloads("/telemetry")[0]["cert_days_left"] == 20
+    up.stop()

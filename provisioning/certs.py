@@ -1,0 +1,331 @@
+"""The site CA: EC P-256 keys and X.509 certificates for devices, the broker and the site service."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_KEY = "ca.key"
+CA_CERT = "ca.crt"
+SALT = "site.salt"
+ISSUED = "issued"
+CRL = "crl.pem"
+REVOKED = "revoked.txt"
+
+CA_DAYS = 3650
+LEAF_DAYS = 730
+# Clocks on a Pi without an RTC can lag before NTP syncs: backdate so a fresh cert is valid.
+BACKDATE = dt.timedelta(hours=1)
+
+SERVICE_PREFIX = "site-service."
+"""The site service's certificate name: `site-service.<site>`. The dot keeps it out of the
+device-id pattern, so no device certificate can ever carry the service's name."""
+
+
+class CAError(Exception):
+    """A CA directory problem the technician can fix (missing, already there, unreadable)."""
+
+
+def service_identity(site: str) -> str:
+    return f"{SERVICE_PREFIX}{site}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Write a file that only its owner may read (mode 0600 from the first byte on disk)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def write_public(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    os.chmod(path, 0o644)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A freshly issued identity: its certificate and private key, both PEM."""
+
+    name: str
+    cert: bytes
+    key: bytes
+
+
+class SiteCA:
+    """A CA directory: `ca.key` (0600, never leaves the directory), `ca.crt`, `site.salt`, `issued/`."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+
+    @classmethod
+    def init(cls, directory: str | os.PathLike[str], name: str = "careterm site CA") -> SiteCA:
+        ca = cls(directory)
+        if (ca.dir / CA_KEY).exists() or (ca.dir / CA_CERT).exists():
+            raise CAError(
+                f"{ca.dir}: a CA is already there; a new one would orphan every device it signed "
+                "(use another --dir, or move the old CA away on purpose)"
+            )
+        ca.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(ca.dir, 0o700)
+        key = _new_key()
+        subject = x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "careterm"),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
+        ])
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(now + dt.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                    crl_sign=True, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        write_secret(ca.dir / CA_KEY, key_pem(key))
+        write_public(ca.dir / CA_CERT, cert_pem(cert))
+        (ca.dir / ISSUED).mkdir(exist_ok=True)
+        return ca
+
+    # -- loading --------------------------------------------------------------------------
+
+    def _load(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        key_path, cert_path = self.dir / CA_KEY, self.dir / CA_CERT
+        if not key_path.exists() or not cert_path.exists():
+            raise CAError(f"{self.dir}: no CA here (run `careterm provision ca init --dir {self.dir}`)")
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except (OSError, ValueError, TypeError) as e:
+            raise CAError(f"{self.dir}: cannot read the CA key or certificate: {e}") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise CAError(f"{key_path}: not an EC key")
+        return key, cert
+
+    @property
+    def cert_pem(self) -> bytes:
+        return (self.dir / CA_CERT).read_bytes()
+
+    def salt(self) -> bytes:
+        """The site's card-token salt (64 hex characters), created here on first use."""
+        self._load()
+        path = self.dir / SALT
+        if not path.exists():
+            write_secret(path, (secrets.token_hex(32) + "\n").encode())
+        data = path.read_bytes()
+        if not data.strip():
+            raise CAError(f"{path}: empty salt file; restore it from backup (tokens depend on it)")
+        return data
+
+    # -- issuing --------------------------------------------------------------------------
+
+    def _issue(self, cn: str, *, client: bool, server: bool, hosts: list[str] | None = None,
+               site: str = "", days: int = LEAF_DAYS) -> Issued:
+        ca_key, ca_cert = self._load()
+        key = _new_key()
+        attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "careterm")]
+        if site:
+            attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, site))
+        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+        now = _now()
+        usages = []
+        if client:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+        if server:
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name(attrs))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(min(now + dt.timedelta(days=days), ca_cert.not_valid_after_utc))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                    crl_sign=False, encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+        )
+        if hosts:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False
+            )
+        cert = builder.sign(ca_key, hashes.SHA256())
+        issued_dir = self.dir / ISSUED
+        issued_dir.mkdir(exist_ok=True)
+        # A public record of every certificate signed: what a revocation list is built from.
+        write_public(issued_dir / f"{cn}-{cert.serial_number:x}.crt", cert_pem(cert))
+        return Issued(cn, cert_pem(cert), key_pem(key))
+
+    def issue_device(self, device_id: str, site: str, days: int = LEAF_DAYS) -> Issued:
+        return self._issue(device_id, client=True, server=False, site=site, days=days)
+
+    def issue_service(self, site: str, days: int = LEAF_DAYS) -> Issued:
+        return self._issue(service_identity(site), client=True, server=False, site=site, days=days)
+
+    def issue_server(self, hosts: list[str], site: str, days: int = LEAF_DAYS) -> Issued:
+        if not hosts:
+            raise CAError("the broker certificate needs at least one --host name or address")
+        return self._issue(hosts[0], client=False, server=True, hosts=hosts, site=site, days=days)
+
+
+    def server_names(self) -> set[str]:
+        """Every DNS name and address in a broker certificate this CA has issued."""
+        names: set[str] = set()
+        for record in (self.dir / ISSUED).glob("*.crt"):
+            try:
+                cert = load_cert(record)
+                eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+                if ExtendedKeyUsageOID.SERVER_AUTH not in eku:
+                    continue
+                san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            except (OSError, ValueError, x509.ExtensionNotFound):
+                continue
+            names.update(san.get_values_for_type(x509.DNSName))
+            names.update(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+        return names
+
+    # -- revoking ------------------------------------------------------------------------
+
+    def revoked_serials(self) -> set[int]:
+        path = self.dir / REVOKED
+        if not path.exists():
+            return set()
+        return {int(line.split()[0], 16) for line in path.read_text().splitlines()
+                if line.strip() and not line.startswith("#")}
+
+    def revoke(self, name: str) -> list[int]:
+        """Revoke every certificate issued so far to `name`; rewrite crl.pem. Returns the
+        serials newly revoked. A bundle made afterwards for the same name is valid."""
+        ca_key, ca_cert = self._load()
+        serials = []
+        for record in sorted((self.dir / ISSUED).glob(f"{name}-*.crt")):
+            cert = load_cert(record)
+            if common_name(cert) == name:
+                serials.append(cert.serial_number)
+        if not serials:
+            raise CAError(f"{self.dir}: no certificate was issued to {name!r} by this CA")
+        already = self.revoked_serials()
+        new = [s for s in serials if s not in already]
+        if new:
+            with open(self.dir / REVOKED, "a", encoding="utf-8") as f:
+                for serial in new:
+                    f.write(f"{serial:x} {name} {_now().isoformat(timespec='seconds')}\n")
+        self.write_crl(ca_key, ca_cert)
+        return new
+
+    def write_crl(self, ca_key: ec.EllipticCurvePrivateKey | None = None,
+                  ca_cert: x509.Certificate | None = None) -> Path:
+        if ca_key is None or ca_cert is None:
+            ca_key, ca_cert = self._load()
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now - BACKDATE)
+            # An expired CRL makes the broker refuse every client: let it live as long as the CA.
+            .next_update(ca_cert.not_valid_after_utc)
+        )
+        for serial in sorted(self.revoked_serials()):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial)
+                .revocation_date(now - BACKDATE).build()
+            )
+        crl = builder.sign(ca_key, hashes.SHA256())
+        path = self.dir / CRL
+        write_public(path, crl.public_bytes(serialization.Encoding.PEM))
+        return path
+
+
+def _san(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def load_cert(path: str | os.PathLike[str]) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(Path(path).read_bytes())
+
+
+def common_name(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def days_left(cert: x509.Certificate, now: dt.datetime | None = None) -> int:
+    remaining = cert.not_valid_after_utc - (now or _now())
+    return int(remaining.total_seconds() // 86400)
+
+
+def cert_days_left(path: str | os.PathLike[str] | None) -> int | None:
+    """Whole days until the certificate at `path` expires (negative once expired).
+
+    None when there is no certificate to read (empty path, missing or unreadable file), so
+    telemetry can add it unconditionally; it never raises.
+    """
+    if not path:
+        return None
+    try:
+        return days_left(load_cert(path))
+    except (OSError, ValueError):
+        return None

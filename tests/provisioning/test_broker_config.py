@@ -1,0 +1,59 @@
+"""`provision broker` output: the files SPEC 7 lists, absolute paths, one authenticated listener."""
+
+from __future__ import annotations
+
+import grp
+import os
+import stat
+from pathlib import Path
+
+from tests.conftest import run_careterm
+
+
+def conf_lines(path: Path) -> list[tuple[str, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            out.append((key, value))
+    return out
+
+
+def test_broker_folder_is_complete_absolute_and_closed(tmp_path):
+    ca, out = tmp_path / "ca", tmp_path / "broker"
+    assert run_careterm("provision", "ca", "init", "--dir", str(ca)).returncode == 0
+    res = run_careterm("provision", "broker", "--ca", str(ca), "--site", "east",
+                       "--out", str(out), "--host", "mqtt.east.local", "--port", "18883")
+    assert res.returncode == 0, res.stderr
+    for name in ("mosquitto.conf", "acl", "ca.crt", "server.crt", "server.key",
+                 "site-service.crt", "site-service.key"):
+        assert (out / name).is_file(), name
+    assert stat.S_IMODE((out / "site-service.key").stat().st_mode) == 0o600
+    key_mode = stat.S_IMODE((out / "server.key").stat().st_mode)
+    if key_mode == 0o640:  # as root: readable by the user Mosquitto drops to, nobody else
+        assert os.geteuid() == 0
+        assert grp.getgrgid((out / "server.key").stat().st_gid).gr_name == "mosquitto"
+    else:
+        assert key_mode == 0o600
+
+    conf = conf_lines(out / "mosquitto.conf")
+    keys = [k for k, _ in conf]
+    assert keys.count("listener") == 1 and dict(conf)["listener"] == "18883"
+    settings = dict(conf)
+    assert settings["require_certificate"] == "true"
+    assert settings["use_identity_as_username"] == "true"
+    assert settings["allow_anonymous"] == "false"
+    assert settings["persistence"] == "true"
+    for key in ("acl_file", "cafile", "certfile", "keyfile", "persistence_location"):
+        path = Path(settings[key])
+        assert path.is_absolute() and path.exists(), key
+    assert "password_file" not in settings
+
+    acl = (out / "acl").read_text()
+    rules = [ln for ln in acl.splitlines() if ln and not ln.startswith("#")]
+    assert not any("%c" in ln for ln in rules)
+    assert all("careterm/east/" in ln or ln.startswith("user ") or ln.endswith("#")
+               for ln in rules)
+    device_rules = rules[: rules.index("user site-service.east")]
+    assert all(ln.startswith("pattern ") for ln in device_rules)
+    assert {ln.split()[1] for ln in device_rules if "%u" not in ln} == {"read"}
