@@ -55,7 +55,7 @@ def scale_curve(fleet: dict[str, Any], out: Path) -> Path | None:
     if len(rows) < 2:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(8, 5.2))
     x = [s["offered_per_s"] for s in rows]
     ax.plot(x, [s["latency_ms"]["p50"] for s in rows], "o-", color="tab:blue", label="p50 latency")
     ax.plot(x, [s["latency_ms"]["p99"] for s in rows], "s-", color="tab:red", label="p99 latency")
@@ -73,14 +73,15 @@ def scale_curve(fleet: dict[str, Any], out: Path) -> Path | None:
                        ("collector", "tab:orange"), ("machine_busy_pct", "black")):
         scale = 2 if key == "machine_busy_pct" else 1  # machine % is of 2 cores: show as 200 max
         ax2.plot(x, [s["cpu_pct"][key] * scale for s in rows], "^:", color=color,
-                 label=f"CPU {key.replace('_busy_pct', ' (all processes)')}")
+                 label=f"CPU {key.replace('_busy_pct', ' (every process, other jobs too)')}")
     ax2.set_ylabel("CPU % (100 = one core; the machine has 2)")
     ax2.set_ylim(0, 210)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=7)
     ax.set_title("Scale curve: same fleet, every device faster")
     fig.tight_layout()
+    fig.subplots_adjust(bottom=0.27)
+    fig.legend(h1 + h2, l1 + l2, loc="lower center", ncol=3, fontsize=8)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
@@ -90,8 +91,8 @@ def make_all(fleet_json: Path, samples_json: Path, outdir: Path) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     fleet = json.loads(fleet_json.read_text())
     samples = json.loads(samples_json.read_text()) if samples_json.exists() else {}
-    made = [latency_cdf(samples, outdir / "fleet_latency_cdf.png"),
-            scale_curve(fleet, outdir / "fleet_scale.png")]
+    made = [latency_cdf(samples, outdir / "fleet-latency-cdf.png"),
+            scale_curve(fleet, outdir / "fleet-scale.png")]
     return [p for p in made if p is not None]
 
 

@@ -72,7 +72,7 @@ def main() -> int:
     }
     latest["uplink"] = run("uplink", [py, "bench/uplink_bench.py", *quick, "--json",
                                       str(RESULTS / "uplink.json"), "--plot",
-                                      str(PLOTS / "uplink_latency.png")],
+                                      str(PLOTS / "uplink-latency.png")],
                            RESULTS / "uplink.json", 600)
     if (ROOT / "bench" / "kiosk_bench.py").exists():
         latest["kiosk"] = run("kiosk", [py, "bench/kiosk_bench.py", *quick, "--json",
