@@ -757,7 +757,9 @@ def main() -> int:
     ap.add_argument("--unsynced-marks", action="store_true",
                     help="experiment: PUBACK marks and site acks commit without fsync")
     ap.add_argument("--broker-conf", default="", help="extra mosquitto.conf lines (\\n-separated)")
-    ap.add_argument("--profile", help="py-spy raw stacks of worker 0 of the last scenario here")
+    ap.add_argument("--profile", help="py-spy raw stacks of worker 0 of one scenario here")
+    ap.add_argument("--profile-scenario", default="stress-100x",
+                    help="the suite scenario to profile (default: stress-100x, busy but not saturated)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--samples", help="write the latency samples (ms) per scenario here")
     args = ap.parse_args()
@@ -777,8 +779,10 @@ def main() -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fleet-") as d:
         tmp = Path(os.environ.get("BENCH_TMP") or d)
-        for i, sc in enumerate(scenarios):
-            prof = Path(args.profile) if args.profile and i == len(scenarios) - 1 else None
+        for i, sc in enumerate(scenarios):  # noqa: B007
+            last = i == len(scenarios) - 1
+            prof = (Path(args.profile) if args.profile and (sc.name == args.profile_scenario
+                                                            or (last and not args.suite)) else None)
             print(f"[{time.monotonic() - t0:5.0f}s] {sc.name}", flush=True)
             r, lat = run_scenario(sc, tmp, profile=prof)
             print(summary_line(r), flush=True)

@@ -51,23 +51,29 @@ def scale_curve(fleet: dict[str, Any], out: Path) -> Path | None:
     """Offered event rate vs p50/p99 latency (left) and CPU of each side (right)."""
     rows = [s for s in fleet["scenarios"] if not s["scenario"]["raw"]
             and not s["scenario"].get("unsynced_marks") and "stock" not in s["scenario"]["name"]]
-    rows.sort(key=lambda s: s["offered_per_s"])
+    rows.sort(key=lambda s: s["offered_target_per_s"])
     if len(rows) < 2:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 5.2))
-    x = [s["offered_per_s"] for s in rows]
+    # Target rates on x: past the limit the stores fall behind and fewer events are recorded
+    # than scheduled; those points say what was achieved.
+    x = [s["offered_target_per_s"] for s in rows]
     ax.plot(x, [s["latency_ms"]["p50"] for s in rows], "o-", color="tab:blue", label="p50 latency")
     ax.plot(x, [s["latency_ms"]["p99"] for s in rows], "s-", color="tab:red", label="p99 latency")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("events offered per second (1,050 devices; log scale)")
+    ax.set_xlabel("events per second scheduled (1,050 devices; log scale)")
     ax.set_ylabel("end-to-end latency (ms, log scale)")
     ax.grid(True, which="both", lw=0.3)
     for s in rows:
         if s["lost"]:
-            ax.annotate(f"lost {s['lost']}", (s["offered_per_s"], s["latency_ms"]["p99"]),
+            ax.annotate(f"lost {s['lost']}", (s["offered_target_per_s"], s["latency_ms"]["p99"]),
                         color="red", fontsize=8)
+        if s["offered_per_s"] < 0.95 * s["offered_target_per_s"]:
+            ax.annotate(f"achieved\n{s['offered_per_s']:.0f}/s",
+                        (s["offered_target_per_s"], s["latency_ms"]["p50"]),
+                        textcoords="offset points", xytext=(-18, -34), fontsize=8)
     ax2 = ax.twinx()
     for key, color in (("simulator", "tab:green"), ("broker", "tab:purple"),
                        ("collector", "tab:orange"), ("machine_busy_pct", "black")):
