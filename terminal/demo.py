@@ -203,8 +203,31 @@ def _publish_retained(port: int, files: dict[str, Path]) -> None:
             info = c.publish(f"{ROOT_TOPIC}/{SITE}/{name}", files[name].read_bytes(), qos=1,
                              retain=True)
             info.wait_for_publish(5)
-        sign_in = json.dumps({"cid": "demo-sign-in", "action": "sign_in", "staff": "E1024"})
-        c.publish(f"{ROOT_TOPIC}/{SITE}/pad-w03/cmd/staff", sign_in, qos=1).wait_for_publish(5)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def _sign_in_when_online(port: int, timeout: float = 30.0) -> None:
+    """Sign the demo clerk in once the pad is online (a first session has no queue yet)."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    online = threading.Event()
+    c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+                    client_id="careterm-demo-signin", protocol=mqtt.MQTTv5)
+    c.on_message = lambda cl, u, m: b'"online"' in m.payload and online.set()
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(f"{ROOT_TOPIC}/{SITE}/pad-w03/status", 1)
+    try:
+        c.connect("127.0.0.1", port)
+    except OSError:
+        return
+    c.loop_start()
+    try:
+        if online.wait(timeout):
+            body = json.dumps({"cid": "demo-sign-in", "action": "sign_in", "staff": "E1024"})
+            c.publish(f"{ROOT_TOPIC}/{SITE}/pad-w03/cmd/staff", body, qos=1).wait_for_publish(5)
     finally:
         c.loop_stop()
         c.disconnect()
@@ -255,6 +278,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
               + (["--headless"] if args.headless else []))
     if run_kiosk:
         spawn("kiosk", me + ["kiosk", "--config", str(files["kiosk"]), "--windowed"])
+    if mosquitto and args.only != "kiosk":
+        import threading
+
+        threading.Thread(target=_sign_in_when_online, args=(port,), daemon=True).start()
 
     print(f"careterm demo running (Ctrl-C stops it)\n"
           f"  broker:   {url}{'' if mosquitto else ' (not running)'}\n"
@@ -286,10 +313,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     rc = 1
             time.sleep(0.2)
     finally:
+        # Devices first, so their `offline`/`shutdown` reaches the broker before it stops.
         for _name, p in reversed(children):
             if p.poll() is None:
                 p.terminate()
-        for _name, p in reversed(children):
             try:
                 p.wait(10)
             except subprocess.TimeoutExpired:

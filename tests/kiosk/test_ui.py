@@ -1,0 +1,230 @@
+"""The real kiosk window under Xvfb: a pty card reader, a file printer whose ESC/POS the test
+decodes, keys and touches, and the check-in event at a real broker."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from drivers.base import DeviceState
+from drivers.printer.escpos_decode import decode
+from kiosk.demo import demo_directory, demo_survey, id_number
+from kiosk.runner import Kiosk
+from terminal.config import load_config
+from terminal.privacy import card_token
+
+from ..conftest import wait_for
+from .conftest import PIN_1234, patient_roster
+
+pytestmark = pytest.mark.display
+
+NUMBER = id_number("11010119900307777")  # valid ISO 7064 check digit: ...7774
+SALT = b"kiosk-test-salt"
+
+
+@pytest.fixture(scope="module")
+def window_ui():
+    """One window per process: every test attaches its own kiosk to it."""
+    from .uikit import UI
+
+    made: list = []
+
+    def make(service, size=(1280, 800)):
+        ui = UI(service, size)
+        made.append(ui)
+        return ui
+
+    yield make
+    for ui in made:
+        try:
+            ui.close()
+        except Exception:
+            pass
+
+
+def kiosk_config(tmp_path: Path, config_writer, broker_url: str, reader: str, printer: Path,
+                 **extra: str) -> Path:
+    (tmp_path / "site.salt").write_bytes(SALT + b"\n")
+    now = datetime.now().astimezone()
+    roster = patient_roster(now, token=card_token(SALT, "id_card", NUMBER))
+    (tmp_path / "roster.json").write_text(json.dumps(roster, ensure_ascii=False))
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "directory.json").write_text(json.dumps(demo_directory(), ensure_ascii=False))
+    (data / "survey.json").write_text(json.dumps(demo_survey(), ensure_ascii=False))
+    extra.setdefault("maintenance_pin_sha256", f'"{PIN_1234}"')
+    kiosk_extra = "".join(f"{k} = {v}\n" for k, v in extra.items())
+    return config_writer("kiosk.toml", device_id="kiosk-01", role="kiosk", broker_url=broker_url,
+                         data_dir=data, extra=f"""
+[privacy]
+salt_file = "{tmp_path / 'site.salt'}"
+
+[card_reader]
+driver = "serial"
+device = "{reader}"
+
+[printer]
+driver = "file"
+device = "{printer}"
+
+[kiosk]
+roster_file = "{tmp_path / 'roster.json'}"
+{kiosk_extra}""")
+
+
+@pytest.mark.broker
+def test_card_on_pty_reader_then_enter_prints_ticket_and_reaches_the_broker(
+        tmp_path, config_writer, broker, pty, subscriber_factory, window_ui):
+    ticket = tmp_path / "ticket.bin"
+    cfg = load_config(kiosk_config(tmp_path, config_writer, broker.url, pty.path, ticket))
+    sub = subscriber_factory(broker.port, ["careterm/main/kiosk-01/#"])
+    kiosk = Kiosk(cfg)
+    kiosk.start()
+    try:
+        ui = window_ui(kiosk.service)
+        wait_for(lambda: kiosk.card_reader.state == DeviceState.OK, 5, what="reader open")
+        wait_for(lambda: kiosk.uplink.link.connected.is_set(), 10, what="broker connection")
+        pty.write(NUMBER.encode() + b"\r\n")
+        ui.wait_screen("appointments")
+        shown = ui.texts()
+        assert "B023" in shown and "张*三" in shown
+        assert NUMBER not in shown and NUMBER[:10] not in shown  # never the raw ID number
+        focused = ui.root.focused
+        assert focused.appointment_state == "checkin" and "B023" in focused.text
+        assert focused.focused  # the amber focus frame is drawn
+        ui.key("enter")
+        ui.wait_screen("done")
+        assert "B023" in ui.texts() and "门诊楼3层 门诊3楼 305诊室" in ui.texts()
+        t = decode(wait_for(lambda: ticket.exists() and ticket.read_bytes(), 5, what="ticket"))
+        assert t.initialized and t.cut
+        big = [ln for ln in t.lines if ln.double]
+        assert [ln.text.strip() for ln in big] == ["B023"]
+        joined = "\n".join(t.texts)
+        for part in ("心内科", "李明", "门诊3楼 305诊室", "张*三"):
+            assert part in joined
+        assert any(ln.chinese for ln in t.lines if "心内科" in ln.text)  # FS & was on
+        appt = ui.root.view.data["appointment"]
+        assert t.qr == [f"CT1:{appt}"]
+        ev = wait_for(lambda: sub.events("checkin"), 10, what="checkin at the broker")[0]
+        assert ev["data"]["appointment"] == appt and ev["data"]["ticket"] == "printed"
+        assert ev["data"]["token"] == card_token(SALT, "id_card", NUMBER)
+        assert NUMBER not in json.dumps(sub.payloads(), ensure_ascii=False)
+    finally:
+        kiosk.stop()
+
+
+def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
+    cfg = load_config(kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null",
+                                   tmp_path / "t.bin"))
+    kiosk = Kiosk(cfg, open_drivers=False)
+    kiosk.start()
+    try:
+        ui = window_ui(kiosk.service)
+        ui.wait_screen("home")
+        assert "请刷身份证/就诊卡或扫描预约二维码" in ui.texts()
+        assert ui.root.focus_index == 0
+        ui.key("right")
+        assert ui.root.focused.text == "就医指南" and ui.root.focused.focused
+        ui.key("tab")
+        ui.key("tab")
+        ui.key("enter")  # survey
+        ui.wait_screen("survey")
+        ui.key("5")  # digits answer the survey
+        ui.pump_until(lambda: ui.root.view.data.get("i") == 2, what="question 2")
+        ui.key("esc")  # back to question 1
+        ui.pump_until(lambda: ui.root.view.data.get("i") == 1, what="question 1")
+        ui.tap(ui.button("返回"))
+        ui.pump_until(lambda: ui.screen == "home" or ui.root.view.data.get("i") == 1)
+        kiosk.service.go("home")
+        ui.wait_screen("home")
+        ui.tap(ui.root.lang_button)  # language switch by touch
+        ui.pump_until(lambda: "Hospital guide" in ui.texts(), what="English home")
+        ui.tap(ui.button("Hospital guide"))
+        ui.wait_screen("guide")
+        ui.tap(ui.button("X") if "X" in [b.text for b in ui.buttons()] else ui.button("C"))
+        ui.pump_until(lambda: ui.root.local.get("letter") in ("X", "C"), what="letter filter")
+        assert "Cardiology" in ui.texts() and "Paediatrics" not in ui.texts()
+        ui.tap(ui.button("Cardiology"))
+        ui.pump_until(lambda: "Doctors today" in ui.texts(), what="department page")
+        assert "李明" in ui.texts()
+        ui.key("esc")
+        ui.pump_until(lambda: ui.root.local.get("dept") is None, what="department list")
+        ui.key("esc")
+        ui.wait_screen("home")
+        # feedback by keys: complaint, no department, a topic, a phone number on the keypad
+        kiosk.service.go("feedback")
+        ui.wait_screen("feedback")
+        ui.tap(ui.button("投诉"))
+        ui.pump_until(lambda: ui.root.local.get("step") == "department")
+        ui.key("enter")  # "不指定" has the focus
+        ui.pump_until(lambda: ui.root.local.get("step") == "topics")
+        assert ui.root.focused.text == "下一步"  # topics are optional: Enter goes on
+        ui.key("up", 4)
+        ui.key("enter")  # toggles the first topic; the focus stays on it
+        ui.pump_until(lambda: ui.root.focused.text.startswith("✓"), what="topic chosen")
+        ui.tap(ui.button("下一步"))
+        ui.pump_until(lambda: ui.root.local.get("step") == "phone")
+        for d in "13912345678":
+            ui.key(d)
+        ui.key("enter")  # the focus starts on 提交
+        ui.wait_screen("feedback_done")
+        [ev] = [e for e in kiosk.uplink.outbox.iter_all() if e.type == "feedback"]
+        data = json.loads(ev.payload)["data"]
+        assert data["category"] == "complaint" and data["topics"] == ["服务态度"]
+        assert data["callback_phone"] == "13912345678"
+        # the idle countdown overlay: a touch dismisses it and does nothing else
+        kiosk.service.go("guide")
+        ui.wait_screen("guide")
+        kiosk.service.session.idle_timeout_s = 0.2
+        ui.pump_until(lambda: ui.root._overlay is not None, what="idle overlay")
+        kiosk.service.session.idle_timeout_s = 60
+        ui.tap(ui.buttons()[-1])
+        ui.pump_until(lambda: ui.root._overlay is None, what="overlay gone")
+        assert ui.screen == "guide"
+        # the hidden gesture: five taps on the title bar, then the PIN
+        for _ in range(5):
+            ui.tap(ui.root.title_label)
+        ui.wait_screen("pin")
+        for d in "1234":
+            ui.key(d)
+        ui.tap(ui.button("确定"))
+        ui.wait_screen("maintenance")
+        assert "kiosk-01" in ui.texts()
+        ui.key("esc")
+        ui.wait_screen("home")
+    finally:
+        kiosk.stop()
+
+
+def test_demo_kiosk_checks_in_a_demo_patient_by_tapping_a_demo_card(tmp_path, window_ui):
+    """`careterm demo`'s kiosk config: simulated reader (demo card strip) and printer."""
+    from kiosk.ui.app import KioskRoot, demo_cards
+    from terminal.demo import build_site
+
+    files = build_site(tmp_path / "site", "mqtt://127.0.0.1:1")
+    kiosk = Kiosk(load_config(files["kiosk"]))
+    kiosk.start()
+    try:
+        ui = window_ui(kiosk.service)
+        ui.close()  # re-attach with the demo strip, as KioskApp does
+        cards, present = demo_cards(kiosk.card_reader)
+        assert cards and present is not None
+        root = KioskRoot(kiosk.service, cards, present)
+        ui.window.add_widget(root)
+        ui.root = root
+        ui.pump_until(lambda: root.built is not None)
+        strip = [w for w in root.walk() if getattr(w, "text", "").endswith("身份证")]
+        ui.tap(strip[0])
+        ui.wait_screen("appointments")
+        ui.key("enter")
+        ui.wait_screen("done")
+        if root.view.data["ticket"] == "printed":
+            tickets = kiosk.printer.out_dir
+            assert wait_for(lambda: list(tickets.glob("*.bin")), 5, what="simulated ticket")
+            assert list(tickets.glob("*.png"))  # the preview a newcomer can open
+        ui.shot(str(tmp_path / "demo.png"))
+    finally:
+        kiosk.stop()
