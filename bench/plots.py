@@ -93,6 +93,26 @@ def scale_curve(fleet: dict[str, Any], out: Path) -> Path | None:
     return out
 
 
+def markdown_table(fleet: dict[str, Any]) -> str:
+    """The per-scenario table of FLEET.md / BENCHMARKS.md, from fleet.json."""
+    head = ("| scenario | devices | events/s offered (target) | recorded = received | lost | dup "
+            "| latency p50 / p99 ms | store p50 / p99 ms | CPU % broker / sim / collector "
+            "| machine busy % (2 cores) | RSS MB broker / sim / collector |")
+    rows = [head, "|" + "---|" * 11]
+    for s in fleet["scenarios"]:
+        sc, lat, st, c, m = s["scenario"], s["latency_ms"], s["store_ms"], s["cpu_pct"], s["rss_mb"]
+        rec = f"{s['recorded']:,}" if s["recorded"] == s["received_unique"] else \
+            f"{s['recorded']:,} / {s['received_unique']:,}"
+        store = "-" if sc["raw"] else f"{st['p50']} / {st['p99']}"
+        rows.append(
+            f"| {sc['name']} | {sc['pads'] + sc['kiosks']:,} | {s['offered_per_s']:,} "
+            f"({s['offered_target_per_s']:,}) | {rec} | {s['lost']} | {s['duplicated']} "
+            f"| {lat['p50']} / {lat['p99']} | {store} | {c['broker']} / {c['simulator']} / "
+            f"{c['collector']} | {c['machine_busy_pct']} | {m['broker']} / {m['simulator']:.0f} / "
+            f"{m['collector']:.0f} |")
+    return "\n".join(rows)
+
+
 def make_all(fleet_json: Path, samples_json: Path, outdir: Path) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     fleet = json.loads(fleet_json.read_text())
@@ -107,3 +127,4 @@ if __name__ == "__main__":
         raise SystemExit(__doc__)
     for p in make_all(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])):
         print(p)
+    print(markdown_table(json.loads(Path(sys.argv[1]).read_text())))
