@@ -7,7 +7,8 @@ from typing import Any
 
 from drivers.buttons.factory import open_keypad
 from rating_pad.service import PadService
-from terminal.config import DeviceConfig
+from rating_pad.voice import Voice
+from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
 from terminal.uplink import Uplink
 
@@ -19,7 +20,12 @@ class Pad:
 
     def __init__(self, cfg: DeviceConfig, config_file: str = "device.toml") -> None:
         self.cfg = cfg
-        self.keypad = open_keypad(cfg, config_file)
+        try:
+            self.keypad = open_keypad(cfg, config_file)
+        except ModuleNotFoundError as e:  # a driver this build does not carry
+            raise ConfigError(config_file, "buttons.driver",
+                              f"{cfg.buttons.driver!r} is not available in this build "
+                              f"({e.name}); use \"serial\" or \"touch\"") from None
         self.card_reader: Any = None
         staff_topic = f"{cfg.mqtt.topic_root}/{cfg.device.site}/staff"
         self._service: PadService | None = None
@@ -30,6 +36,10 @@ class Pad:
             telemetry=self._telemetry,
         )
         self.service = PadService(cfg, self.uplink)
+        self.voice: Voice | None = None
+        if cfg.rating.voice_dir:
+            self.voice = Voice(cfg.rating.voice_dir)
+            self.service.on_view(self.voice.on_view)
 
     def _telemetry(self) -> dict[str, Any]:
         return {
@@ -45,6 +55,8 @@ class Pad:
         self.uplink.start()
         self.service.start()
         if self.keypad is not None:
+            self.keypad.on_state(
+                lambda st, detail: self.service.device_state("buttons", st.value, detail))
             self.keypad.start(lambda press: self.service.press(press.key, press.t))
         self._start_card_reader()
 
@@ -60,11 +72,18 @@ class Pad:
         if self.card_reader is None:
             return
 
-        def on_read(read: Any) -> None:
-            if getattr(read, "kind", "") == "staff_card" and read.token:
-                self.service.staff_card(read.token)
+        self.card_reader.on_state(
+            lambda st, detail: self.service.device_state("card_reader", st.value, detail))
+        self.card_reader.start(self.on_card_read)
 
-        self.card_reader.start(on_read)
+    def on_card_read(self, read: Any) -> None:
+        """Reader thread: only a valid staff card means something on a pad."""
+        if getattr(read, "kind", "") == "staff_card" and getattr(read, "valid", False) \
+                and getattr(read, "token", None):
+            self.service.staff_card(read.token)
+        else:
+            log.info("pad: a %s read ignored (only staff cards sign in or out)",
+                     getattr(read, "kind", "unknown"))
 
     def stop(self) -> None:
         if self.keypad is not None:
@@ -72,11 +91,23 @@ class Pad:
         if self.card_reader is not None:
             self.card_reader.stop()
         self.service.stop()
+        if self.voice is not None:
+            self.voice.close()
         self.uplink.stop()
 
 
 def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
+    if not headless:
+        from rating_pad.ui.app import screen_problem
+        from terminal.cli import UsageError
+
+        problem = screen_problem()
+        if problem:
+            raise UsageError(problem)
     pad = Pad(cfg, config_file)
+    if headless and pad.keypad is None:
+        log.warning("pad: --headless with [buttons] driver = \"touch\": no key can rate; "
+                    "only commands and staff cards work")
     life = Lifecycle(healthy=pad.healthy)
     life.install_signal_handlers()
     pad.start()

@@ -128,6 +128,28 @@ class RatingSection(_Section):
     """Seconds the thank-you screen stays (careterm extension)."""
     voice_dir: StrictStr = ""
     """Optional folder of WAV prompts (prompt.wav, thanks.wav, reason.wav); careterm extension."""
+    language: Literal["zh", "en"] = "zh"
+    """Screen language a pad starts in and returns to; the patient can switch (careterm extension)."""
+    labels_en: list[StrictStr] = Field(default_factory=list)
+    """English labels, same order as `labels`; empty: built-in ones (careterm extension)."""
+    reasons_en: list[StrictStr] = Field(default_factory=list)
+    """English reasons, same order as `reasons`; empty: built-in ones (careterm extension)."""
+    trend_window: Annotated[StrictInt, Field(ge=0, le=500)] = 0
+    """Last N ratings watched for a rising share of low scores; 0: off (careterm extension)."""
+    trend_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Share of low scores among the last `trend_window` that raises a critical alert."""
+    staff_required: StrictBool = False
+    """true: closed until a clerk signs in; false: open, ratings carry `staff: null` until a
+    clerk signs in. A sign-out always closes the window (careterm extension)."""
+
+    @model_validator(mode="after")
+    def _english(self) -> RatingSection:
+        for key, en, zh in (("labels_en", self.labels_en, self.labels),
+                            ("reasons_en", self.reasons_en, self.reasons)):
+            if en and len(en) != len(zh):
+                raise _KeyedError(f"rating.{key}", f"has {len(en)} entries; "
+                                  f"rating.{key[:-3]} has {len(zh)} (same order, same count)")
+        return self
 
     @property
     def scale(self) -> int:

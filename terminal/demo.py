@@ -243,9 +243,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     url = f"mqtt://127.0.0.1:{port}"
     files = build_site(folder, url)
 
-    def spawn(name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(name: str, cmd: list[str], **env: str) -> subprocess.Popen[bytes]:
         logf = open(folder / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        p = subprocess.Popen(cmd, stdout=logf, stderr=logf)
+        p = subprocess.Popen(cmd, stdout=logf, stderr=logf, env={**os.environ, **env})
         children.append((name, p))
         return p
 
@@ -275,7 +275,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_kiosk = False
     if args.only != "kiosk":
         spawn("pad", me + ["pad", "--config", str(files["pad"])]
-              + (["--headless"] if args.headless else []))
+              + (["--headless"] if args.headless else []),
+              CARETERM_PAD_WINDOW=os.environ.get("CARETERM_PAD_WINDOW", "1024x600"))
     if run_kiosk:
         spawn("kiosk", me + ["kiosk", "--config", str(files["kiosk"]), "--windowed"])
     if mosquitto and args.only != "kiosk":

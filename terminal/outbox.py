@@ -167,12 +167,18 @@ class Outbox:
         with self._lock:
             (last,) = self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
             upto = min(int(upto), last)
-            self._db.execute("BEGIN IMMEDIATE")
-            cur = self._db.execute("DELETE FROM events WHERE seq <= ?", (upto,))
-            self._db.execute(
-                "UPDATE meta SET value=MAX(value, ?) WHERE key='site_acked_seq'", (upto,)
-            )
-            self._db.execute("COMMIT")
+            # Unsynced like the PUBACK marks: if a power cut undoes this delete, the retained
+            # `ack` arrives again on the next connect and it is redone.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cur = self._db.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+                self._db.execute(
+                    "UPDATE meta SET value=MAX(value, ?) WHERE key='site_acked_seq'", (upto,)
+                )
+                self._db.execute("COMMIT")
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
             return cur.rowcount
 
     def expire(self, retain_days: int, now: float | None = None) -> int:

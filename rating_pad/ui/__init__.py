@@ -1,0 +1,1 @@
+"""The pad's Kivy screen. Only modules under this package import Kivy."""

@@ -1,0 +1,124 @@
+"""The pad's Kivy app: renders the service's views and turns touches into pad inputs.
+
+The service calls its view listeners on the core thread; they only schedule a redraw on the
+Kivy thread. Touches only put work on the service's queue, so the screen never waits on a
+disk, a device or the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("careterm.pad.ui")
+
+WINDOW_ENV = "CARETERM_PAD_WINDOW"
+"""`WxH` runs the pad in a window of that size (bench, demo); unset: full screen."""
+
+
+def window_size() -> tuple[int, int] | None:
+    raw = os.environ.get(WINDOW_ENV, "").lower().strip()
+    if not raw:
+        return None
+    try:
+        w, h = (int(x) for x in raw.split("x"))
+    except ValueError:
+        log.warning("%s=%r is not WxH (e.g. 800x480); running full screen", WINDOW_ENV, raw)
+        return None
+    return (w, h) if w >= 200 and h >= 150 else None
+
+
+def screen_problem() -> str | None:
+    """Why no screen can be opened here, or None. Checked before anything starts, because a
+    Kivy window that cannot open ends the process from C, with no clean shutdown."""
+    env = os.environ
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    driver = env.get("SDL_VIDEODRIVER", "")
+    if driver and driver not in ("kmsdrm", "KMSDRM"):
+        return None  # the operator chose a video driver: let SDL try it
+    if any(Path("/dev/dri").glob("card*")):
+        return None  # a Pi (or PC) console: SDL's KMS/DRM driver
+    return ("no screen: no $DISPLAY or $WAYLAND_DISPLAY and no /dev/dri/card* for KMS; "
+            "run `careterm pad --headless` on a pad without a screen")
+
+
+def configure_kivy() -> None:
+    """Settings Kivy reads once, before its window exists."""
+    os.environ.setdefault("KIVY_NO_ARGS", "1")       # careterm's argv is not Kivy's
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # keep careterm's logging setup
+    os.environ.setdefault("KIVY_WINDOW", "sdl2")      # SDL2 only: X11, Wayland and KMS/DRM
+    from kivy.config import Config
+
+    size = window_size()
+    if size is None:
+        Config.set("graphics", "fullscreen", "auto")
+        Config.set("graphics", "show_cursor", "0")
+    else:
+        Config.set("graphics", "fullscreen", "0")
+        Config.set("graphics", "width", str(size[0]))
+        Config.set("graphics", "height", str(size[1]))
+        Config.set("graphics", "resizable", "0")
+    Config.set("kivy", "exit_on_escape", "0")  # a keyboard on the pad must not close it
+    Config.set("input", "mouse", "mouse,disable_multitouch")
+
+
+def make_root(pad: Any) -> Any:
+    """A `PadRoot` wired to `pad.service` (touches in, views out)."""
+    from kivy.clock import Clock
+
+    from rating_pad.ui.screens import PadRoot
+
+    service = pad.service
+    root = PadRoot(on_score=service.touch, on_reason=service.choose_reason,
+                   keypad=pad.keypad is not None, default_language=pad.cfg.rating.language)
+    service.on_view(lambda view: Clock.schedule_once(lambda _dt: root.show(view)))
+    service.refresh()
+    if pad.cfg.buttons.driver == "keyboard":
+        # through the simulated keypad when there is one, so typing is debounced like keys
+        press = getattr(pad.keypad, "press", None) or service.press
+        bind_keyboard(press, set(pad.cfg.buttons.keys))
+    return root
+
+
+def bind_keyboard(press: Any, names: set[str]) -> None:
+    """`driver = "keyboard"` (demo, bench): a typed character that names a key in
+    `[buttons].keys` is that key, so "1".."4", "P" and "S" work on a desktop keyboard."""
+    from kivy.core.window import Window
+
+    def on_key_down(_win: Any, _key: int, _scancode: int, codepoint: str | None,
+                    _modifiers: list[str]) -> bool:
+        if not codepoint:
+            return False
+        for name in (codepoint, codepoint.upper()):
+            if name in names:
+                press(name)
+                return True
+        return False
+
+    Window.bind(on_key_down=on_key_down)
+
+
+def run_ui(pad: Any, life: Any) -> None:
+    """Run the screen until the window closes or `life` says stop (SIGTERM)."""
+    configure_kivy()
+    from kivy.app import App
+    from kivy.clock import Clock
+
+    class PadApp(App):
+        title = f"careterm pad {pad.cfg.device.id}"
+
+        def build(self) -> Any:
+            Clock.schedule_interval(self._check_stop, 0.25)
+            return make_root(pad)
+
+        def _check_stop(self, _dt: float) -> None:
+            if life.stop_event.is_set():
+                self.stop()
+
+        def on_stop(self) -> None:
+            life.stop_event.set()
+
+    PadApp().run()

@@ -1,0 +1,189 @@
+"""The Kivy pad in a real window under Xvfb: touches on the screen reach the broker as events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from rating_pad.runner import Pad
+from terminal.config import load_config
+from tests.conftest import wait_for
+from tests.rating_pad.conftest import BASE, STAFF, send_command, wait_subscribed
+
+pytestmark = [pytest.mark.display, pytest.mark.broker]
+
+
+@pytest.fixture(scope="module")
+def window() -> Any:
+    import os
+
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    from kivy.base import EventLoop
+
+    EventLoop.ensure_window()
+    win = EventLoop.window
+    win.size = (1024, 600)
+    return win
+
+
+def pump(pred: Callable[[], Any], timeout: float = 5.0, what: str = "screen") -> Any:
+    """Run Kivy frames until `pred()` holds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        frames(0.01)
+        v = pred()
+        if v:
+            return v
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def frames(seconds: float) -> None:
+    """Run Kivy frames (clock, scheduled redraws, input) for `seconds`."""
+    from kivy.base import EventLoop
+
+    end = time.monotonic() + seconds
+    while True:
+        EventLoop.idle()
+        if time.monotonic() >= end:
+            return
+        time.sleep(0.01)
+
+
+def tap(widget: Any) -> None:
+    """A finger down and up at the widget's centre, through the window's input dispatch."""
+    from kivy.tests.common import UnitTestTouch
+
+    x, y = widget.to_window(*widget.center)
+    t = UnitTestTouch(x, y)
+    t.touch_down()
+    frames(0.05)
+    t.touch_up()
+    frames(0.05)
+
+
+@pytest.fixture
+def ui_pad(window, broker, config_writer, subscriber_factory) -> Iterator[tuple[Any, Pad, Any]]:
+    from rating_pad.ui.app import make_root
+
+    path = config_writer(broker_url=broker.url,
+                         extra='[buttons]\ndriver = "touch"\n[rating]\nreason_timeout_s = 20\n')
+    sub = subscriber_factory(broker.port, [f"{BASE}/#"])
+    sub.publish("careterm/main/staff", STAFF, retain=True)
+    pad = Pad(load_config(path), str(path))
+    pad.start()
+    wait_subscribed(sub)
+    root = make_root(pad)
+    window.add_widget(root)
+    root.size = window.size
+    try:
+        yield root, pad, sub
+    finally:
+        window.remove_widget(root)
+        pad.stop()
+
+
+def test_touch_rating_reason_and_language(ui_pad) -> None:
+    root, pad, sub = ui_pad
+    pump(lambda: root.screen == "idle", what="idle screen")
+    assert send_command(sub, "staff", {"action": "sign_in", "staff": "E1024"})["ok"]
+    pump(lambda: root.view and root.view.staff and root.view.staff.staff == "E1024",
+         what="clerk shown")
+    r = send_command(sub, "prompt", {})
+    pump(lambda: root.screen == "prompt", what="prompt screen")
+    assert [b.score for b in root.rate_buttons] == [4, 3, 2, 1]
+
+    tap(root.lang_button)
+    pump(lambda: root.lang == "en" and root.rate_buttons, what="English")
+    captions = [b.children[0].text for b in root.rate_buttons]
+    assert captions == ["Very satisfied", "Satisfied", "Acceptable", "Dissatisfied"]
+
+    worst = next(b for b in root.rate_buttons if b.score == 1)
+    tap(worst)
+    pump(lambda: root.screen == "reason", what="reason screen")
+    assert root.lang == "en"  # the same patient keeps their language
+    assert [b.text.split(maxsplit=1)[1] for b in root.reason_buttons][:2] == [
+        "Long wait", "Unfriendly service"]
+    tap(root.reason_buttons[1])       # a double tap right after the score: ignored
+    frames(0.7)
+    assert root.screen == "reason"
+    tap(root.reason_buttons[1])
+    pump(lambda: root.screen == "thanks", what="thank-you screen")
+
+    rating = wait_for(lambda: sub.events("rating"), 10, what="rating")[0]["data"]
+    assert rating["score"] == 1 and rating["reason"] == "服务态度差"  # stored in config language
+    assert rating["staff"] == "E1024" and rating["prompt"] == r["result"]["prompt"]
+    alert = wait_for(lambda: sub.events("alert"), 10, what="alert")[0]["data"]
+    assert alert["kind"] == "dissatisfied" and alert["reason"] == "服务态度差"
+
+    pump(lambda: root.screen == "idle", timeout=6, what="back to idle")
+    assert root.lang == "zh"  # the next patient starts in the default language
+
+
+def test_touch_outside_a_prompt_does_nothing_and_pause_shows(ui_pad) -> None:
+    root, pad, sub = ui_pad
+    pump(lambda: root.screen == "idle", what="idle screen")
+    assert root.rate_buttons == []      # prompted mode: no keys until the queue asks
+    tap(root)
+    assert send_command(sub, "pause", {})["ok"]
+    pump(lambda: root.screen == "paused", what="paused screen")
+    assert send_command(sub, "resume", {})["ok"]
+    pump(lambda: root.screen == "idle", what="idle again")
+    send_command(sub, "staff", {"action": "sign_in", "staff": "E2000"})
+    send_command(sub, "staff", {"action": "sign_out"})
+    pump(lambda: root.screen == "closed", what="closed screen")
+    time.sleep(0.2)
+    assert sub.events("rating") == []
+
+
+@pytest.mark.slow
+def test_careterm_pad_with_screen_runs_and_stops_on_sigterm(broker, pty, config_writer,
+                                                             subscriber_factory,
+                                                             processes) -> None:
+    import signal
+
+    from tests.conftest import careterm_cmd
+
+    path = config_writer(broker_url=broker.url,
+                         extra=f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n')
+    sub = subscriber_factory(broker.port, [f"{BASE}/#"])
+    log = path.with_suffix(".log")
+    proc = processes.start(careterm_cmd("pad", "--config", str(path)), log=log,
+                           CARETERM_PAD_WINDOW="800x480", KIVY_NO_ARGS="1")
+    wait_subscribed(sub)
+    time.sleep(1.0)  # the keypad port opens
+    r = send_command(sub, "prompt", {})
+    assert r["ok"], r
+    pty.write(b"3")
+    rating = wait_for(lambda: sub.events("rating"), 10, what="rating from the keypad")[0]
+    assert rating["data"]["score"] == 3 and rating["data"]["prompt"] == r["result"]["prompt"]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(20)
+    err = log.read_text()
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err
+
+
+def test_keyboard_driver_types_keys(window, broker, config_writer, subscriber_factory) -> None:
+    from rating_pad.ui.app import make_root
+
+    path = config_writer(broker_url=broker.url,
+                         extra='[buttons]\ndriver = "keyboard"\n[rating]\nmode = "free"\n')
+    sub = subscriber_factory(broker.port, [f"{BASE}/#"])
+    pad = Pad(load_config(path), str(path))
+    pad.start()
+    root = make_root(pad)
+    window.add_widget(root)
+    try:
+        pump(lambda: root.screen == "idle-free", what="free idle screen")
+        window.dispatch("on_key_down", ord("3"), 0, "3", [])
+        window.dispatch("on_key_down", ord("x"), 0, "x", [])   # not a key: ignored
+        rating = wait_for(lambda: sub.events("rating"), 10, what="typed rating")[0]
+        assert rating["data"]["score"] == 3
+        window.dispatch("on_key_down", ord("s"), 0, "s", [])   # "S" pauses
+        pump(lambda: root.screen == "paused", what="paused by typing S")
+    finally:
+        window.remove_widget(root)
+        pad.stop()
