@@ -71,8 +71,6 @@ class Scenario:
     record_threads: int = 8
     drain_timeout_s: float = 90.0
     broker_conf: str = ""
-    unsynced_marks: bool = False
-    """Experiment: PUBACK marks and site acks committed without fsync (see patch_unsynced_marks)."""
     """Extra mosquitto.conf lines (e.g. `set_tcp_nodelay true`)."""
 
     @property
@@ -273,53 +271,9 @@ class RawDevice:
         self.c.loop_stop()
 
 
-def patch_unsynced_marks() -> None:
-    """Experiment (proposed for terminal/outbox.py): PUBACK marks and site acks commit unsynced.
-
-    Losing either only causes a resend or keeps an acked event a little longer, never a loss;
-    the next synced `store()` commit makes the whole WAL durable anyway. The PRAGMA is set and
-    reset inside the outbox lock, so a concurrent `store()` always commits with FULL.
-    """
-    from terminal.outbox import Outbox
-
-    def mark_sent(self: Outbox, seqs: list[int], when: float | None = None) -> None:
-        if not seqs:
-            return
-        when = time.time() if when is None else when
-        with self._lock:
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("UPDATE events SET sent_at=? WHERE seq=? AND sent_at IS NULL",
-                                     [(when, s) for s in seqs])
-                self._db.execute("COMMIT")
-            finally:
-                self._db.execute("PRAGMA synchronous=FULL")
-
-    def site_ack(self: Outbox, upto: int) -> int:
-        with self._lock:
-            (last,) = self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
-            upto = min(int(upto), last)
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                cur = self._db.execute("DELETE FROM events WHERE seq <= ?", (upto,))
-                self._db.execute("UPDATE meta SET value=MAX(value, ?) WHERE key='site_acked_seq'",
-                                 (upto,))
-                self._db.execute("COMMIT")
-            finally:
-                self._db.execute("PRAGMA synchronous=FULL")
-            return cur.rowcount
-
-    Outbox.mark_sent = mark_sent  # type: ignore[method-assign]
-    Outbox.site_ack = site_ack  # type: ignore[method-assign]
-
-
 def worker_main(spec: dict[str, Any]) -> int:
     """Run a slice of the fleet; talk to the orchestrator by lines on stdin/stdout."""
     raise_fd_limit()
-    if spec.get("unsynced_marks"):
-        patch_unsynced_marks()
     port, data_dir, raw = spec["port"], Path(spec["data_dir"]), spec["raw"]
     kind = RawDevice if raw else UplinkDevice
     rnd = random.Random(spec["seed"])
@@ -593,7 +547,7 @@ def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
             spec = {"port": broker.port, "data_dir": str(work / "data"), "raw": sc.raw,
                     "seed": w + 1, "devices": sl, "pad_period_s": sc.pad_period_s,
                     "kiosk_period_s": sc.kiosk_period_s, "record_threads": sc.record_threads,
-                    "drain_timeout_s": sc.drain_timeout_s, "unsynced_marks": sc.unsynced_marks}
+                    "drain_timeout_s": sc.drain_timeout_s}
             (work / f"worker{w}.json").write_text(json.dumps(spec))
             workers.append(Child(["_worker", str(work / f"worker{w}.json")], work / f"worker{w}.log"))
         children += workers
@@ -728,9 +682,6 @@ def suite(quick: bool) -> list[Scenario]:
     for mult in (30, 100, 300) if quick else (30, 100, 200, 300):
         out.append(Scenario(f"stress-{mult}x", pads, kiosks, rp / mult, rk / mult, s,
                             broker_conf=nodelay))
-    # The proposed outbox change, measured at the limit in the same run.
-    out.append(Scenario("stress-300x-unsynced-marks", pads, kiosks, rp / 300, rk / 300, s,
-                        broker_conf=nodelay, unsynced_marks=True))
     return out
 
 
@@ -754,8 +705,6 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--workers", type=int, default=0, help="worker processes (0: auto)")
     ap.add_argument("--raw", action="store_true", help="bare paho clients (the baseline)")
-    ap.add_argument("--unsynced-marks", action="store_true",
-                    help="experiment: PUBACK marks and site acks commit without fsync")
     ap.add_argument("--broker-conf", default="", help="extra mosquitto.conf lines (\\n-separated)")
     ap.add_argument("--profile", help="py-spy raw stacks of worker 0 of one scenario here")
     ap.add_argument("--profile-scenario", default="stress-100x",
@@ -771,7 +720,7 @@ def main() -> int:
     else:
         scenarios = [Scenario("custom", args.pads, args.kiosks, args.pad_period, args.kiosk_period,
                               args.duration, workers=args.workers, raw=args.raw,
-                              drain_timeout_s=30, unsynced_marks=args.unsynced_marks,
+                              drain_timeout_s=30,
                               broker_conf=args.broker_conf.replace("\\n", "\n") + "\n")]
     out: dict[str, Any] = {"cpus": os.cpu_count(), "fd_limit": raise_fd_limit(),
                            "machine": os.uname().machine, "scenarios": []}
