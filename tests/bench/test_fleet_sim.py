@@ -37,4 +37,6 @@ def test_small_fleet_delivers_every_event_once(tmp_path: Path) -> None:
     lat = json.loads(samples.read_text())["custom"]
     assert len(lat) == r["recorded"]
     assert 0 < r["latency_ms"]["p50"] < 1000
-    assert r["cpu_pct"]["simulator"] > 0 and r["rss_mb"]["broker"] > 0
+    # /proc sampling found the processes: two Python workers with their uplinks, a broker.
+    assert r["rss_mb"]["simulator"] > 20 and r["rss_mb"]["broker"] > 1
+    assert 0 <= r["cpu_pct"]["machine_busy_pct"] <= 100
