@@ -165,20 +165,19 @@ class MqttLink:
         next_housekeeping = 0.0
         next_telemetry = time.monotonic() + min(5.0, self.opts.telemetry_interval_s)
         while not self._stop.is_set():
-            if self._client is None:
-                if self._connect():
-                    failures = 0
-                else:
-                    failures += 1
-                    self._backoff(failures)
-                    continue
-            client = self._client
-            assert client is not None
             try:
-                self._pump(client)
+                if self._client is None:
+                    if self._connect():
+                        failures = 0
+                    else:
+                        failures += 1
+                        self._backoff(failures)
+                    continue
+                self._pump(self._client)
             except Exception:  # a bug here must not kill the link thread
                 log.exception("link: unexpected error; reconnecting")
                 self._drop_connection("internal error")
+                self._wait(1.0)  # never spin on a repeating fault
                 continue
             now = time.monotonic()
             if now >= next_housekeeping:
@@ -192,8 +191,8 @@ class MqttLink:
                     log.error("outbox: expiry failed: %s", e)
             if now >= next_telemetry:
                 next_telemetry = now + self.opts.telemetry_interval_s
-                if self.state.connected:
-                    self._publish_telemetry(client)
+                if self.state.connected and self._client is not None:
+                    self._publish_telemetry(self._client)
         self._shutdown()
 
     def _backoff(self, failures: int) -> None:
@@ -207,7 +206,7 @@ class MqttLink:
             left = end - time.monotonic()
             if left <= 0:
                 return
-            select.select([self._wake_r], [], [], left)
+            _wait_io([self._wake_r], [], left)
             self._drain_wake()
 
     def _drain_wake(self) -> None:
@@ -313,8 +312,8 @@ class MqttLink:
         else:
             want_write = client.want_write()
             try:
-                readable, writable, _ = select.select(
-                    [sock, self._wake_r], [sock] if want_write else [], [], 1.0
+                readable, writable = _wait_io(
+                    [sock, self._wake_r], [sock] if want_write else [], 1.0
                 )
             except (OSError, ValueError):
                 self._drop_connection("socket error")
@@ -554,7 +553,7 @@ class MqttLink:
                 sock = client.socket()
                 if sock is None:
                     break
-                r, w, _ = select.select([sock], [sock] if client.want_write() else [], [], 0.2)
+                r, w = _wait_io([sock], [sock] if client.want_write() else [], 0.2)
                 if w:
                     client.loop_write()
                 if r:
@@ -568,6 +567,30 @@ class MqttLink:
             self.state.connected = False
             self.connected.clear()
             self._client = None
+
+
+def _wait_io(readers: list[Any], writers: list[Any], timeout: float) -> tuple[list[Any], list[Any]]:
+    """select() without its 1,024-descriptor ceiling: poll(2) on objects with `fileno()`.
+
+    An error or hang-up counts as readable, so paho's `loop_read` sees it and reports it.
+    """
+    masks: dict[int, list[Any]] = {}
+    for o in readers:
+        masks.setdefault(o.fileno(), [o, 0])[1] |= select.POLLIN
+    for o in writers:
+        masks.setdefault(o.fileno(), [o, 0])[1] |= select.POLLOUT
+    poller = select.poll()
+    for fd, (_o, mask) in masks.items():
+        poller.register(fd, mask)
+    readable: list[Any] = []
+    writable: list[Any] = []
+    for fd, ev in poller.poll(max(0.0, timeout) * 1000):
+        o = masks[fd][0]
+        if ev & (select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            readable.append(o)
+        if ev & select.POLLOUT:
+            writable.append(o)
+    return readable, writable
 
 
 def _missing_ranges(first: int, last: int, found: list[int]) -> list[list[int]]:

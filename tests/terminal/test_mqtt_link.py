@@ -286,3 +286,32 @@ def test_telemetry_shows_days_left_on_the_device_certificate(tmp_path, broker,
     wait_for(lambda: watcher.payloads("/telemetry"), timeout=10, what="telemetry")
     assert watcher.payloads("/telemetry")[0]["cert_days_left"] == 20
     up.stop()
+
+
+def test_the_link_works_when_its_descriptors_are_above_1024(tmp_path, broker,
+                                                            subscriber_factory):
+    """select() fails at fd 1024; a process with many open files must still deliver."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1300:
+        pytest.skip("the hard file limit is too low to open 1,100 descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1300), hard))
+    # The test's own subscriber uses paho's loop_start(), which itself needs select(): open
+    # it before the ballast pushes new descriptors past 1,024.
+    sub = subscriber_factory(broker.port, [f"{BASE}/events/#"])
+    ballast = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        up = Uplink(cfg_for(tmp_path, broker), options=fast())
+        up.start()
+        wait_for(up.link.connected.is_set, what="link connected")
+        assert up.link._client.socket().fileno() >= 1024  # noqa: SLF001
+        for _ in range(5):
+            up.record("rating", {"score": 4})
+        wait_for(lambda: len(sub.events()) == 5, what="5 events")
+        up.stop()
+    finally:
+        for fd in ballast:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
