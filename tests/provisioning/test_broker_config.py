@@ -44,6 +44,7 @@ def test_broker_folder_is_complete_absolute_and_closed(tmp_path):
     assert settings["use_identity_as_username"] == "true"
     assert settings["allow_anonymous"] == "false"
     assert settings["persistence"] == "true"
+    assert settings["set_tcp_nodelay"] == "true"  # BENCHMARKS.md: Nagle doubles p99
     for key in ("acl_file", "cafile", "certfile", "keyfile", "persistence_location"):
         path = Path(settings[key])
         assert path.is_absolute() and path.exists(), key
