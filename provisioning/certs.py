@@ -59,8 +59,9 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def write_secret(path: Path, data: bytes) -> None:
-    """Write a file that only its owner may read (mode 0600 from the first byte on disk)."""
+def write_secret(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file atomically, owner-only (0600) from the first byte on disk until it is
+    complete and synced; then give it `mode` and move it into place."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -69,6 +70,8 @@ def write_secret(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    if mode != 0o600:
+        os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 

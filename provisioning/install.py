@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provisioning.bundle import ETC, Bundle
+from provisioning.certs import write_secret
 
 USER = "careterm"
 GROUP = "careterm"
@@ -229,16 +230,7 @@ def _group_exists(name: str) -> bool:
 
 def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".careterm-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    write_secret(path, data, mode)
 
 
 def _edit_in_place(path: Path, data: bytes) -> None:
