@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 log = logging.getLogger("careterm.lifecycle")
@@ -70,7 +69,3 @@ class Lifecycle:
     def wait(self, poll: float = 0.5) -> None:
         while not self.stop_event.wait(poll):
             pass
-
-    @staticmethod
-    def monotonic() -> float:
-        return time.monotonic()

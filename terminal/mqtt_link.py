@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -83,7 +83,6 @@ class LinkState:
     last_error: str = ""
     published: int = 0
     acked: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class MqttLink:
