@@ -112,7 +112,7 @@ def proc_ticks(pid: int) -> int | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15)
 
 
@@ -177,18 +177,31 @@ class Sampler:
 
 def pad_data(rnd: random.Random) -> dict[str, Any]:
     score = rnd.choices([1, 2, 3, 4], weights=[3, 7, 30, 60])[0]
-    return {"window": f"W{rnd.randint(1, 40):02d}", "staff": f"E{rnd.randint(1000, 1999)}",
-            "score": score, "scale": 4,
-            "label": ["不满意", "基本满意", "满意", "非常满意"][score - 1],
-            "reason": "等候时间长" if score == 1 else None, "prompt": None, "misuse": False,
-            "response_ms": rnd.randint(800, 6000)}
+    return {
+        "window": f"W{rnd.randint(1, 40):02d}",
+        "staff": f"E{rnd.randint(1000, 1999)}",
+        "score": score,
+        "scale": 4,
+        "label": ["不满意", "基本满意", "满意", "非常满意"][score - 1],
+        "reason": "等候时间长" if score == 1 else None,
+        "prompt": None,
+        "misuse": False,
+        "response_ms": rnd.randint(800, 6000),
+    }
 
 
 def checkin_data(rnd: random.Random) -> dict[str, Any]:
     n = rnd.randint(1, 999)
-    return {"appointment": f"A20261123-{n:04d}", "department_id": "cardio",
-            "queue_no": f"B{n:03d}", "card_kind": "id_card", "token": f"{rnd.getrandbits(128):032x}",
-            "timing": "on_time", "ticket": "printed", "repeat": False}
+    return {
+        "appointment": f"A20261123-{n:04d}",
+        "department_id": "cardio",
+        "queue_no": f"B{n:03d}",
+        "card_kind": "id_card",
+        "token": f"{rnd.getrandbits(128):032x}",
+        "timing": "on_time",
+        "ticket": "printed",
+        "repeat": False,
+    }
 
 
 class UplinkDevice:
@@ -198,10 +211,12 @@ class UplinkDevice:
         from terminal.config import parse_config
         from terminal.uplink import Uplink
 
-        cfg = parse_config({
-            "device": {"id": dev, "role": role, "site": SITE, "data_dir": str(data_dir / dev)},
-            "mqtt": {"url": f"mqtt://127.0.0.1:{port}", "keepalive_s": 60},
-        })
+        cfg = parse_config(
+            {
+                "device": {"id": dev, "role": role, "site": SITE, "data_dir": str(data_dir / dev)},
+                "mqtt": {"url": f"mqtt://127.0.0.1:{port}", "keepalive_s": 60},
+            }
+        )
         self.id = dev
         self.up = Uplink(cfg)
         self.up.start()
@@ -233,8 +248,11 @@ class RawDevice:
         self.seq = 0
         self.acked = 0
         self.lock = threading.Lock()
-        self.c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=dev, protocol=mqtt.MQTTv5)
+        self.c = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=dev,
+            protocol=mqtt.MQTTv5,
+        )
         self.c.max_inflight_messages_set(20)
         self.c.on_publish = self._acked
         self.c.connect("127.0.0.1", port, 60)
@@ -254,8 +272,9 @@ class RawDevice:
             self.seq += 1
             seq = self.seq
         data["t_sent"] = time.time()
-        env = build_envelope(event_id=uuid7(), seq=seq, device=self.id, site=SITE, etype=etype,
-                             data=data)
+        env = build_envelope(
+            event_id=uuid7(), seq=seq, device=self.id, site=SITE, etype=etype, data=data
+        )
         self.c.publish(event_topic(TOPIC_ROOT, SITE, self.id, etype), dumps(env), qos=1)
         return seq
 
@@ -286,13 +305,16 @@ def worker_main(spec: dict[str, Any]) -> int:
     while time.monotonic() < end and not all(d.ready() for d in devices):
         time.sleep(0.1)
     online = sum(d.ready() for d in devices)
-    print(json.dumps({"ready": online, "startup_s": round(time.monotonic() - t_start, 2)}),
-          flush=True)
+    print(
+        json.dumps({"ready": online, "startup_s": round(time.monotonic() - t_start, 2)}), flush=True
+    )
     line = sys.stdin.readline().split()  # "go <epoch start> <duration>"
     go_at, duration = float(line[1]), float(line[2])
 
-    periods = [spec["pad_period_s"] if role == "rating_pad" else spec["kiosk_period_s"]
-               for _, role in spec["devices"]]
+    periods = [
+        spec["pad_period_s"] if role == "rating_pad" else spec["kiosk_period_s"]
+        for _, role in spec["devices"]
+    ]
     heap = [(go_at + rnd.expovariate(1 / p), i) for i, p in enumerate(periods)]
     heapq.heapify(heap)
     store_ms: list[float] = []
@@ -343,15 +365,25 @@ def worker_main(spec: dict[str, Any]) -> int:
     # The collector acks every second: give it a few seconds so the outboxes end up empty.
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline and any(
-            d.site_acked() < last_seq.get(d.id, 0) for d in devices):
+        d.site_acked() < last_seq.get(d.id, 0) for d in devices
+    ):
         time.sleep(0.2)
     unacked_devices = sum(d.site_acked() < last_seq.get(d.id, 0) for d in devices)
     result = {
-        "devices": len(devices), "online": online, "recorded": len(store_ms),
-        "errors": errors[:20], "error_count": len(errors), "last_seq": last_seq,
-        "store_ms": {"p50": pct(store_ms, 50), "p99": pct(store_ms, 99), "max": max(store_ms, default=None)},
+        "devices": len(devices),
+        "online": online,
+        "recorded": len(store_ms),
+        "errors": errors[:20],
+        "error_count": len(errors),
+        "last_seq": last_seq,
+        "store_ms": {
+            "p50": pct(store_ms, 50),
+            "p99": pct(store_ms, 99),
+            "max": max(store_ms, default=None),
+        },
         "lag_ms": {"p50": pct(lag_ms, 50), "p99": pct(lag_ms, 99)},
-        "waiting_after_drain": waiting, "drain_s": round(drain_s, 2),
+        "waiting_after_drain": waiting,
+        "drain_s": round(drain_s, 2),
         "gen_span_s": round(gen_span, 2),
         "devices_not_fully_site_acked": unacked_devices,
     }
@@ -404,12 +436,16 @@ def collector_main(port: int, ack_every_s: float) -> int:
                     n += 1
                 contiguous[dev] = n
 
-    c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                    client_id=f"fleet-collector-{os.getpid()}", protocol=mqtt.MQTTv5)
+    c = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"fleet-collector-{os.getpid()}",
+        protocol=mqtt.MQTTv5,
+    )
     c.max_inflight_messages_set(1000)
     c.on_message = on_message
     c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(
-        [(f"{TOPIC_ROOT}/{SITE}/+/events/#", 1), (f"{TOPIC_ROOT}/{SITE}/+/alerts/#", 1)])
+        [(f"{TOPIC_ROOT}/{SITE}/+/events/#", 1), (f"{TOPIC_ROOT}/{SITE}/+/alerts/#", 1)]
+    )
     c.on_subscribe = lambda *a: subscribed.set()
     c.connect("127.0.0.1", port, 60)
     c.loop_start()
@@ -426,8 +462,9 @@ def collector_main(port: int, ack_every_s: float) -> int:
                 for d, n in due:
                     acked[d] = n
             for d, n in due:
-                c.publish(f"{TOPIC_ROOT}/{SITE}/{d}/ack", json.dumps({"seq": n}), qos=1,
-                          retain=True)
+                c.publish(
+                    f"{TOPIC_ROOT}/{SITE}/{d}/ack", json.dumps({"seq": n}), qos=1, retain=True
+                )
 
     threading.Thread(target=acker, daemon=True).start()
     line = sys.stdin.readline().split()  # "expect <path to {device: last_seq}> <timeout>"
@@ -436,8 +473,10 @@ def collector_main(port: int, ack_every_s: float) -> int:
 
     def missing() -> int:
         with lock:
-            return sum(sum(1 for s in range(1, n + 1) if s not in seqs.get(d, ()))
-                       for d, n in expected.items())
+            return sum(
+                sum(1 for s in range(1, n + 1) if s not in seqs.get(d, ()))
+                for d, n in expected.items()
+            )
 
     while time.monotonic() < deadline and missing():
         time.sleep(0.2)
@@ -445,9 +484,16 @@ def collector_main(port: int, ack_every_s: float) -> int:
     lost = missing()
     with lock:
         unexpected = sum(1 for d, got in seqs.items() for s in got if s > expected.get(d, 0))
-        out = {"messages": total[0], "duplicates": total[1], "malformed": total[2],
-               "unique": len(ids), "devices_seen": len(seqs), "lost": lost,
-               "beyond_expected": unexpected, "latency_ms": latencies}
+        out = {
+            "messages": total[0],
+            "duplicates": total[1],
+            "malformed": total[2],
+            "unique": len(ids),
+            "devices_seen": len(seqs),
+            "lost": lost,
+            "beyond_expected": unexpected,
+            "latency_ms": latencies,
+        }
     Path(line[3]).write_text(json.dumps(out))
     print(json.dumps({"done": True}), flush=True)
     stop.set()
@@ -464,9 +510,14 @@ class Child:
 
     def __init__(self, args: list[str], log: Path) -> None:
         self.log = log
-        self.p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=open(log, "w"), text=True, bufsize=1)  # noqa: SIM115
+        self.p = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(log, "w"),  # noqa: SIM115 - the child process owns it
+            text=True,
+            bufsize=1,
+        )
 
     @property
     def pid(self) -> int:
@@ -521,16 +572,20 @@ class ScenarioResult:
     loadavg_before: str = ""
 
 
-def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
-                 log: Callable[[str], None] = print) -> tuple[ScenarioResult, list[float]]:
+def run_scenario(
+    sc: Scenario, tmp: Path, *, profile: Path | None = None, log: Callable[[str], None] = print
+) -> tuple[ScenarioResult, list[float]]:
     from tests.conftest import Broker
 
     raise_fd_limit()
     work = tmp / sc.name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    res = ScenarioResult(scenario=asdict(sc), offered_target_per_s=round(sc.offered_per_s, 2),
-                         loadavg_before=Path("/proc/loadavg").read_text().strip())
+    res = ScenarioResult(
+        scenario=asdict(sc),
+        offered_target_per_s=round(sc.offered_per_s, 2),
+        loadavg_before=Path("/proc/loadavg").read_text().strip(),
+    )
     broker = Broker(work / "broker", extra_conf="max_connections -1\n" + sc.broker_conf).start()
     children: list[Child] = []
     sampler: Sampler | None = None
@@ -544,35 +599,65 @@ def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
         slices = [devs[i::n] for i in range(n)]
         workers = []
         for w, sl in enumerate(slices):
-            spec = {"port": broker.port, "data_dir": str(work / "data"), "raw": sc.raw,
-                    "seed": w + 1, "devices": sl, "pad_period_s": sc.pad_period_s,
-                    "kiosk_period_s": sc.kiosk_period_s, "record_threads": sc.record_threads,
-                    "drain_timeout_s": sc.drain_timeout_s}
+            spec = {
+                "port": broker.port,
+                "data_dir": str(work / "data"),
+                "raw": sc.raw,
+                "seed": w + 1,
+                "devices": sl,
+                "pad_period_s": sc.pad_period_s,
+                "kiosk_period_s": sc.kiosk_period_s,
+                "record_threads": sc.record_threads,
+                "drain_timeout_s": sc.drain_timeout_s,
+            }
             (work / f"worker{w}.json").write_text(json.dumps(spec))
-            workers.append(Child(["_worker", str(work / f"worker{w}.json")], work / f"worker{w}.log"))
+            workers.append(
+                Child(["_worker", str(work / f"worker{w}.json")], work / f"worker{w}.log")
+            )
         children += workers
         ready = [w.read(180) for w in workers]
         res.devices_online = sum(r["ready"] for r in ready)
         res.startup_s = max(r["startup_s"] for r in ready)
         assert broker.proc is not None
-        sampler = Sampler({"broker": [broker.proc.pid], "simulator": [w.pid for w in workers],
-                           "collector": [collector.pid]})
+        sampler = Sampler(
+            {
+                "broker": [broker.proc.pid],
+                "simulator": [w.pid for w in workers],
+                "collector": [collector.pid],
+            }
+        )
         sampler.mark("idle0")
         time.sleep(3.0)
         sampler.mark("idle1")
-        log(f"  {sc.name}: {res.devices_online}/{sc.devices} devices online in "
-            f"{res.startup_s:.1f}s; running {sc.duration_s:.0f}s at ~{sc.offered_per_s:.0f} ev/s")
+        log(
+            f"  {sc.name}: {res.devices_online}/{sc.devices} devices online in "
+            f"{res.startup_s:.1f}s; running {sc.duration_s:.0f}s at ~{sc.offered_per_s:.0f} ev/s"
+        )
         go_at = time.time() + 0.5
         for w in workers:
             w.send(f"go {go_at} {sc.duration_s}")
         prof_proc = None
         if profile is not None:
             prof_proc = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(workers[0].pid),
-                 "--duration", str(max(5, int(sc.duration_s) - 5)), "--rate", "200",
-                 "--format", "raw", "--output", str(profile), "--nonblocking",
-                 *os.environ.get("FLEET_PYSPY_ARGS", "").split()],
-                stdout=subprocess.DEVNULL, stderr=open(work / "py-spy.log", "w"))  # noqa: SIM115
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(workers[0].pid),
+                    "--duration",
+                    str(max(5, int(sc.duration_s) - 5)),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(profile),
+                    "--nonblocking",
+                    *os.environ.get("FLEET_PYSPY_ARGS", "").split(),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=open(work / "py-spy.log", "w"),  # noqa: SIM115 - the child process owns it
+            )
         time.sleep(max(0.0, go_at - time.time()))
         sampler.mark("run0")
         time.sleep(sc.duration_s)
@@ -604,7 +689,9 @@ def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
     res.recorded = sum(r["recorded"] for r in results)
     # When the stores cannot keep up, the scheduled events queue and recording runs past the
     # scenario's end: the rate actually offered is over the span the recording really took.
-    res.offered_per_s = round(res.recorded / max(sc.duration_s, max(r["gen_span_s"] for r in results)), 2)
+    res.offered_per_s = round(
+        res.recorded / max(sc.duration_s, max(r["gen_span_s"] for r in results)), 2
+    )
     res.received_unique = got["unique"]
     res.messages = got["messages"]
     res.lost = got["lost"]
@@ -612,8 +699,10 @@ def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
     res.store_errors = sum(r["error_count"] for r in results)
     res.latency_ms = {k: _r(pct(lat, p)) for k, p in (("p50", 50), ("p90", 90), ("p99", 99))}
     res.latency_ms["max"] = _r(max(lat, default=None))
-    res.store_ms = {"p50": _r(_median([r["store_ms"]["p50"] for r in results])),
-                    "p99": _r(max((r["store_ms"]["p99"] or 0) for r in results))}
+    res.store_ms = {
+        "p50": _r(_median([r["store_ms"]["p50"] for r in results])),
+        "p99": _r(max((r["store_ms"]["p99"] or 0) for r in results)),
+    }
     res.schedule_lag_ms = {"p99": _r(max((r["lag_ms"]["p99"] or 0) for r in results))}
     res.drain_s = max(r["drain_s"] for r in results)
     res.waiting_after_drain = sum(r["waiting_after_drain"] for r in results)
@@ -621,7 +710,9 @@ def run_scenario(sc: Scenario, tmp: Path, *, profile: Path | None = None,
     res.cpu_pct = sampler.cpu_between("run0", "run1")
     res.cpu_idle_fleet_pct = sampler.cpu_between("idle0", "idle1")
     res.rss_mb = {g: round(v / 1024, 1) for g, v in sampler.rss_max.items()}
-    res.rss_mb["simulator_per_device_kb"] = round(sampler.rss_max["simulator"] / max(1, sc.devices), 1)
+    res.rss_mb["simulator_per_device_kb"] = round(
+        sampler.rss_max["simulator"] / max(1, sc.devices), 1
+    )
     errs = [e for r in results for e in r["errors"]]
     if errs:
         log(f"  store errors: {errs[:3]}")
@@ -656,8 +747,10 @@ def profile_summary(path: Path, top: int = 25) -> dict[str, Any]:
             incl[f] = incl.get(f, 0) + count
 
     def rank(d: dict[str, int]) -> list[list[Any]]:
-        return [[f, round(100 * c / max(1, total), 1)]
-                for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+        return [
+            [f, round(100 * c / max(1, total), 1)]
+            for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:top]
+        ]
 
     return {"samples": total, "self_pct": rank(selfc), "inclusive_pct": rank(incl)}
 
@@ -680,21 +773,26 @@ def suite(quick: bool) -> list[Scenario]:
     ]
     # Past the limit: same fleet, every device faster, step by step.
     for mult in (30, 100, 300) if quick else (30, 100, 200, 300):
-        out.append(Scenario(f"stress-{mult}x", pads, kiosks, rp / mult, rk / mult, s,
-                            broker_conf=nodelay))
+        out.append(
+            Scenario(f"stress-{mult}x", pads, kiosks, rp / mult, rk / mult, s, broker_conf=nodelay)
+        )
     return out
 
 
 def summary_line(r: ScenarioResult) -> str:
     c = r.cpu_pct
-    return (f"  -> offered {r.offered_per_s}/s (target {r.offered_target_per_s}), recorded "
-            f"{r.recorded}, received {r.received_unique}, lost {r.lost}, dup {r.duplicated}, "
-            f"p50 {r.latency_ms['p50']} ms, p99 {r.latency_ms['p99']} ms; CPU broker {c['broker']}% "
-            f"sim {c['simulator']}% collector {c['collector']}% machine {c['machine_busy_pct']}%")
+    return (
+        f"  -> offered {r.offered_per_s}/s (target {r.offered_target_per_s}), recorded "
+        f"{r.recorded}, received {r.received_unique}, lost {r.lost}, dup {r.duplicated}, "
+        f"p50 {r.latency_ms['p50']} ms, p99 {r.latency_ms['p99']} ms; CPU broker {c['broker']}% "
+        f"sim {c['simulator']}% collector {c['collector']}% machine {c['machine_busy_pct']}%"
+    )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--suite", action="store_true", help="run the standard scenarios")
     ap.add_argument("--quick", action="store_true", help="shorter suite")
     ap.add_argument("--only", help="comma-separated scenario names of the suite to run")
@@ -707,8 +805,11 @@ def main() -> int:
     ap.add_argument("--raw", action="store_true", help="bare paho clients (the baseline)")
     ap.add_argument("--broker-conf", default="", help="extra mosquitto.conf lines (\\n-separated)")
     ap.add_argument("--profile", help="py-spy raw stacks of worker 0 of one scenario here")
-    ap.add_argument("--profile-scenario", default="stress-100x",
-                    help="the suite scenario to profile (default: stress-100x, busy but not saturated)")
+    ap.add_argument(
+        "--profile-scenario",
+        default="stress-100x",
+        help="the suite scenario to profile (default: stress-100x, busy but not saturated)",
+    )
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--samples", help="write the latency samples (ms) per scenario here")
     args = ap.parse_args()
@@ -718,20 +819,37 @@ def main() -> int:
             keep = set(args.only.split(","))
             scenarios = [s for s in scenarios if s.name in keep]
     else:
-        scenarios = [Scenario("custom", args.pads, args.kiosks, args.pad_period, args.kiosk_period,
-                              args.duration, workers=args.workers, raw=args.raw,
-                              drain_timeout_s=30,
-                              broker_conf=args.broker_conf.replace("\\n", "\n") + "\n")]
-    out: dict[str, Any] = {"cpus": os.cpu_count(), "fd_limit": raise_fd_limit(),
-                           "machine": os.uname().machine, "scenarios": []}
+        scenarios = [
+            Scenario(
+                "custom",
+                args.pads,
+                args.kiosks,
+                args.pad_period,
+                args.kiosk_period,
+                args.duration,
+                workers=args.workers,
+                raw=args.raw,
+                drain_timeout_s=30,
+                broker_conf=args.broker_conf.replace("\\n", "\n") + "\n",
+            )
+        ]
+    out: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "fd_limit": raise_fd_limit(),
+        "machine": os.uname().machine,
+        "scenarios": [],
+    }
     samples: dict[str, list[float]] = {}
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fleet-") as d:
         tmp = Path(os.environ.get("BENCH_TMP") or d)
         for i, sc in enumerate(scenarios):
             last = i == len(scenarios) - 1
-            prof = (Path(args.profile) if args.profile and (sc.name == args.profile_scenario
-                                                            or (last and not args.suite)) else None)
+            prof = (
+                Path(args.profile)
+                if args.profile and (sc.name == args.profile_scenario or (last and not args.suite))
+                else None
+            )
             print(f"[{time.monotonic() - t0:5.0f}s] {sc.name}", flush=True)
             r, lat = run_scenario(sc, tmp, profile=prof)
             print(summary_line(r), flush=True)
@@ -750,9 +868,15 @@ def main() -> int:
             ratios[base] = {
                 "p50_latency_ratio": round(a["latency_ms"]["p50"] / b["latency_ms"]["p50"], 2),
                 "p99_latency_ratio": round(a["latency_ms"]["p99"] / b["latency_ms"]["p99"], 2),
-                "simulator_cpu_ratio": round(a["cpu_pct"]["simulator"] / max(0.1, b["cpu_pct"]["simulator"]), 2),
-                "broker_cpu_ratio": round(a["cpu_pct"]["broker"] / max(0.1, b["cpu_pct"]["broker"]), 2),
-                "simulator_rss_ratio": round(a["rss_mb"]["simulator"] / max(0.1, b["rss_mb"]["simulator"]), 2),
+                "simulator_cpu_ratio": round(
+                    a["cpu_pct"]["simulator"] / max(0.1, b["cpu_pct"]["simulator"]), 2
+                ),
+                "broker_cpu_ratio": round(
+                    a["cpu_pct"]["broker"] / max(0.1, b["cpu_pct"]["broker"]), 2
+                ),
+                "simulator_rss_ratio": round(
+                    a["rss_mb"]["simulator"] / max(0.1, b["rss_mb"]["simulator"]), 2
+                ),
             }
     out["vs_raw_paho"] = ratios
     text = json.dumps(out, indent=2, ensure_ascii=False)

@@ -1,6 +1,6 @@
 """PNG plots of the fleet simulator's results: latency distributions and the scale curve.
 
-  python bench/plots.py bench/results/fleet.json bench/results/fleet-samples.json docs/bench
+python bench/plots.py bench/results/fleet.json bench/results/fleet-samples.json docs/bench
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ def _plt() -> Any:
 
 def latency_cdf(samples: dict[str, list[float]], out: Path) -> Path | None:
     """Cumulative distribution of end-to-end latency, careterm uplink vs bare paho, log x."""
-    names = [n for n in ("realistic", "realistic-raw-paho", "10x", "10x-raw-paho",
-                         "10x-stock-broker") if samples.get(n)]
+    names = [
+        n
+        for n in ("realistic", "realistic-raw-paho", "10x", "10x-raw-paho", "10x-stock-broker")
+        if samples.get(n)
+    ]
     if not names:
         return None
     plt = _plt()
@@ -49,9 +52,14 @@ def latency_cdf(samples: dict[str, list[float]], out: Path) -> Path | None:
 
 def scale_curve(fleet: dict[str, Any], out: Path) -> Path | None:
     """Offered event rate vs p50/p99 latency (left) and CPU of each side (right)."""
-    rows = [s for s in fleet["scenarios"] if not s["scenario"]["raw"]
-            # (runs before main bb3e989 also had an unsynced-site-ack experiment: not on the curve)
-            and not s["scenario"].get("unsynced_marks") and "stock" not in s["scenario"]["name"]]
+    rows = [
+        s
+        for s in fleet["scenarios"]
+        if not s["scenario"]["raw"]
+        # (runs before main bb3e989 also had an unsynced-site-ack experiment: not on the curve)
+        and not s["scenario"].get("unsynced_marks")
+        and "stock" not in s["scenario"]["name"]
+    ]
     rows.sort(key=lambda s: s["offered_target_per_s"])
     if len(rows) < 2:
         return None
@@ -69,18 +77,35 @@ def scale_curve(fleet: dict[str, Any], out: Path) -> Path | None:
     ax.grid(True, which="both", lw=0.3)
     for s in rows:
         if s["lost"]:
-            ax.annotate(f"lost {s['lost']}", (s["offered_target_per_s"], s["latency_ms"]["p99"]),
-                        color="red", fontsize=8)
+            ax.annotate(
+                f"lost {s['lost']}",
+                (s["offered_target_per_s"], s["latency_ms"]["p99"]),
+                color="red",
+                fontsize=8,
+            )
         if s["offered_per_s"] < 0.95 * s["offered_target_per_s"]:
-            ax.annotate(f"achieved\n{s['offered_per_s']:.0f}/s",
-                        (s["offered_target_per_s"], s["latency_ms"]["p50"]),
-                        textcoords="offset points", xytext=(-18, -34), fontsize=8)
+            ax.annotate(
+                f"achieved\n{s['offered_per_s']:.0f}/s",
+                (s["offered_target_per_s"], s["latency_ms"]["p50"]),
+                textcoords="offset points",
+                xytext=(-18, -34),
+                fontsize=8,
+            )
     ax2 = ax.twinx()
-    for key, color in (("simulator", "tab:green"), ("broker", "tab:purple"),
-                       ("collector", "tab:orange"), ("machine_busy_pct", "black")):
+    for key, color in (
+        ("simulator", "tab:green"),
+        ("broker", "tab:purple"),
+        ("collector", "tab:orange"),
+        ("machine_busy_pct", "black"),
+    ):
         scale = 2 if key == "machine_busy_pct" else 1  # machine % is of 2 cores: show as 200 max
-        ax2.plot(x, [s["cpu_pct"][key] * scale for s in rows], "^:", color=color,
-                 label=f"CPU {key.replace('_busy_pct', ' (every process, other jobs too)')}")
+        ax2.plot(
+            x,
+            [s["cpu_pct"][key] * scale for s in rows],
+            "^:",
+            color=color,
+            label=f"CPU {key.replace('_busy_pct', ' (every process, other jobs too)')}",
+        )
     ax2.set_ylabel("CPU % (100 = one core; the machine has 2)")
     ax2.set_ylim(0, 210)
     h1, l1 = ax.get_legend_handles_labels()
@@ -96,21 +121,27 @@ def scale_curve(fleet: dict[str, Any], out: Path) -> Path | None:
 
 def markdown_table(fleet: dict[str, Any]) -> str:
     """The per-scenario table of FLEET.md / BENCHMARKS.md, from fleet.json."""
-    head = ("| scenario | devices | events/s offered (target) | recorded = received | lost | dup "
-            "| latency p50 / p99 ms | store p50 / p99 ms | CPU % broker / sim / collector "
-            "| machine busy % (2 cores) | RSS MB broker / sim / collector |")
+    head = (
+        "| scenario | devices | events/s offered (target) | recorded = received | lost | dup "
+        "| latency p50 / p99 ms | store p50 / p99 ms | CPU % broker / sim / collector "
+        "| machine busy % (2 cores) | RSS MB broker / sim / collector |"
+    )
     rows = [head, "|" + "---|" * 11]
     for s in fleet["scenarios"]:
         sc, lat, st, c, m = s["scenario"], s["latency_ms"], s["store_ms"], s["cpu_pct"], s["rss_mb"]
-        rec = f"{s['recorded']:,}" if s["recorded"] == s["received_unique"] else \
-            f"{s['recorded']:,} / {s['received_unique']:,}"
+        rec = (
+            f"{s['recorded']:,}"
+            if s["recorded"] == s["received_unique"]
+            else f"{s['recorded']:,} / {s['received_unique']:,}"
+        )
         store = "-" if sc["raw"] else f"{st['p50']} / {st['p99']}"
         rows.append(
             f"| {sc['name']} | {sc['pads'] + sc['kiosks']:,} | {s['offered_per_s']:,} "
             f"({s['offered_target_per_s']:,}) | {rec} | {s['lost']} | {s['duplicated']} "
             f"| {lat['p50']} / {lat['p99']} | {store} | {c['broker']} / {c['simulator']} / "
             f"{c['collector']} | {c['machine_busy_pct']} | {m['broker']} / {m['simulator']:.0f} / "
-            f"{m['collector']:.0f} |")
+            f"{m['collector']:.0f} |"
+        )
     return "\n".join(rows)
 
 
@@ -118,8 +149,10 @@ def make_all(fleet_json: Path, samples_json: Path, outdir: Path) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     fleet = json.loads(fleet_json.read_text())
     samples = json.loads(samples_json.read_text()) if samples_json.exists() else {}
-    made = [latency_cdf(samples, outdir / "fleet-latency-cdf.png"),
-            scale_curve(fleet, outdir / "fleet-scale.png")]
+    made = [
+        latency_cdf(samples, outdir / "fleet-latency-cdf.png"),
+        scale_curve(fleet, outdir / "fleet-scale.png"),
+    ]
     return [p for p in made if p is not None]
 
 

@@ -23,24 +23,34 @@ RESULTS = ROOT / "bench" / "results"
 PLOTS = ROOT / "docs" / "bench"
 
 
-def run(name: str, cmd: list[str], out: Path, timeout: float,
-        stdout_json: bool = False) -> dict[str, Any]:
+def run(
+    name: str, cmd: list[str], out: Path, timeout: float, stdout_json: bool = False
+) -> dict[str, Any]:
     """Run one benchmark; its result is the JSON file `out` (or, with `stdout_json`, the last
     line of its output that parses as a JSON object, saved to `out`)."""
     print(f"== {name}: {' '.join(cmd)}", flush=True)
     t0 = time.monotonic()
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     try:
-        p = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, timeout=timeout)
+        p = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
         code, text = p.returncode, p.stdout
     except subprocess.TimeoutExpired as e:
         code, text = -1, f"timed out after {timeout:.0f}s\n{e.stdout or ''}"
     elapsed = round(time.monotonic() - t0, 1)
     print(f"   exit {code} in {elapsed}s", flush=True)
     if name == "fleet":
-        print("\n".join(line for line in text.splitlines() if line.startswith(("[", "  "))),
-              flush=True)
+        print(
+            "\n".join(line for line in text.splitlines() if line.startswith(("[", "  "))),
+            flush=True,
+        )
     entry: dict[str, Any] = {"exit": code, "elapsed_s": elapsed}
     if stdout_json and code == 0:
         for line in reversed(text.splitlines()):
@@ -60,41 +70,75 @@ def run(name: str, cmd: list[str], out: Path, timeout: float,
 
 def git_head() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True
+        ).stdout.strip()
     except OSError:
         return ""
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="small counts and short scenarios")
     ap.add_argument("--no-fleet", action="store_true", help="skip the fleet simulator")
-    ap.add_argument("--profile", action="store_true",
-                    help="py-spy the busiest fleet scenario's first worker (needs py-spy)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the busiest fleet scenario's first worker (needs py-spy)",
+    )
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     PLOTS.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     quick = ["--quick"] if args.quick else []
     latest: dict[str, Any] = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": git_head(),
-        "quick": args.quick, "cpus": os.cpu_count(), "machine": os.uname().machine,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": git_head(),
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "machine": os.uname().machine,
         "loadavg_before": Path("/proc/loadavg").read_text().strip(),
     }
-    latest["uplink"] = run("uplink", [py, "bench/uplink_bench.py", *quick, "--json",
-                                      str(RESULTS / "uplink.json"), "--plot",
-                                      str(PLOTS / "uplink-latency.png")],
-                           RESULTS / "uplink.json", 600)
+    latest["uplink"] = run(
+        "uplink",
+        [
+            py,
+            "bench/uplink_bench.py",
+            *quick,
+            "--json",
+            str(RESULTS / "uplink.json"),
+            "--plot",
+            str(PLOTS / "uplink-latency.png"),
+        ],
+        RESULTS / "uplink.json",
+        600,
+    )
     if (ROOT / "bench" / "kiosk_bench.py").exists():
         # It opens the real kiosk window: under Xvfb unless a display is there already.
-        xvfb = [] if os.environ.get("DISPLAY") else ["xvfb-run", "-a", "-s", "-screen 0 1920x1920x24"]
+        xvfb = (
+            [] if os.environ.get("DISPLAY") else ["xvfb-run", "-a", "-s", "-screen 0 1920x1920x24"]
+        )
         runs = ["--runs", "7"] if args.quick else []
-        latest["kiosk"] = run("kiosk", [*xvfb, py, "bench/kiosk_bench.py", *runs],
-                              RESULTS / "kiosk.json", 600, stdout_json=True)
+        latest["kiosk"] = run(
+            "kiosk",
+            [*xvfb, py, "bench/kiosk_bench.py", *runs],
+            RESULTS / "kiosk.json",
+            600,
+            stdout_json=True,
+        )
     if not args.no_fleet:
-        cmd = [py, "bench/fleet_sim.py", "--suite", *quick, "--json", str(RESULTS / "fleet.json"),
-               "--samples", str(RESULTS / "fleet-samples.json")]
+        cmd = [
+            py,
+            "bench/fleet_sim.py",
+            "--suite",
+            *quick,
+            "--json",
+            str(RESULTS / "fleet.json"),
+            "--samples",
+            str(RESULTS / "fleet-samples.json"),
+        ]
         if args.profile:
             cmd += ["--profile", str(RESULTS / "fleet-profile.txt")]
         latest["fleet"] = run("fleet", cmd, RESULTS / "fleet.json", 1200)
@@ -102,8 +146,10 @@ def main() -> int:
             sys.path.insert(0, str(ROOT / "bench"))
             from plots import make_all
 
-            latest["plots"] = [str(p.relative_to(ROOT)) for p in
-                               make_all(RESULTS / "fleet.json", RESULTS / "fleet-samples.json", PLOTS)]
+            latest["plots"] = [
+                str(p.relative_to(ROOT))
+                for p in make_all(RESULTS / "fleet.json", RESULTS / "fleet-samples.json", PLOTS)
+            ]
     latest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {RESULTS / 'latest.json'}")

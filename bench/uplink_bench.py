@@ -48,8 +48,11 @@ class Receiver:
         self.arrivals: dict[str, float] = {}
         self.count = 0
         self.lock = threading.Lock()
-        self.c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=f"bench-rx-{os.getpid()}", protocol=mqtt.MQTTv5)
+        self.c = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"bench-rx-{os.getpid()}",
+            protocol=mqtt.MQTTv5,
+        )
         ready = threading.Event()
         self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.c.on_subscribe = lambda *a: ready.set()
@@ -75,8 +78,9 @@ class Receiver:
 
 
 def raw_client(port: int, cid: str) -> mqtt.Client:
-    c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=cid,
-                    protocol=mqtt.MQTTv5)
+    c = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5
+    )
     c.connect("127.0.0.1", port)
     c.loop_start()
     wait_for(c.is_connected, what="raw client connected")
@@ -85,13 +89,19 @@ def raw_client(port: int, cid: str) -> mqtt.Client:
 
 def bench_latency(tmp: Path, broker: Broker, n: int) -> dict[str, Any]:
     pty = Pty()
-    cfg = write_config(tmp / "lat.toml", data_dir=tmp / "lat-data", broker_url=broker.url,
-                       extra=f'[rating]\nmode = "free"\ncooldown_s = 0\n'
-                             f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n')
+    cfg = write_config(
+        tmp / "lat.toml",
+        data_dir=tmp / "lat-data",
+        broker_url=broker.url,
+        extra=f'[rating]\nmode = "free"\ncooldown_s = 0\n'
+        f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n',
+    )
     rx = Receiver(broker.port, f"{BASE}/events/rating")
-    proc = subprocess.Popen(careterm_cmd("pad", "--config", str(cfg), "--headless"),
-                            env=careterm_env(CARETERM_LOG="INFO"),
-                            stderr=open(tmp / "lat.log", "w"))  # noqa: SIM115
+    proc = subprocess.Popen(
+        careterm_cmd("pad", "--config", str(cfg), "--headless"),
+        env=careterm_env(CARETERM_LOG="INFO"),
+        stderr=open(tmp / "lat.log", "w"),  # noqa: SIM115 - the child process owns it
+    )
     try:
         wait_for(lambda: (tmp / "lat-data" / "outbox.sqlite").exists(), what="pad up")
         time.sleep(1.0)
@@ -99,7 +109,7 @@ def bench_latency(tmp: Path, broker: Broker, n: int) -> dict[str, Any]:
         keys = b"234"
         for i in range(n):
             sent.append(time.perf_counter())
-            pty.write(keys[i % 3: i % 3 + 1])
+            pty.write(keys[i % 3 : i % 3 + 1])
             time.sleep(0.03)
         wait_for(lambda: rx.count >= n, timeout=30, what=f"pad events (got {rx.count})")
         with rx.lock:
@@ -143,14 +153,29 @@ def bench_drain(tmp: Path, broker: Broker, n: int) -> dict[str, Any]:
     from terminal.uplink import Uplink
 
     broker.kill()
-    cfg = parse_config({
-        "device": {"id": "pad-w03", "role": "rating_pad", "site": "main",
-                   "data_dir": str(tmp / "drain-data")},
-        "mqtt": {"url": broker.url},
-    })
+    cfg = parse_config(
+        {
+            "device": {
+                "id": "pad-w03",
+                "role": "rating_pad",
+                "site": "main",
+                "data_dir": str(tmp / "drain-data"),
+            },
+            "mqtt": {"url": broker.url},
+        }
+    )
     up = Uplink(cfg, options=LinkOptions(backoff_min_s=0.05, backoff_max_s=0.05))
-    data = {"window": "W03", "staff": "E1024", "score": 4, "scale": 4, "label": "非常满意",
-            "reason": None, "prompt": None, "misuse": False, "response_ms": None}
+    data = {
+        "window": "W03",
+        "staff": "E1024",
+        "score": 4,
+        "scale": 4,
+        "label": "非常满意",
+        "reason": None,
+        "prompt": None,
+        "misuse": False,
+        "response_ms": None,
+    }
     for _ in range(n):
         up.outbox.store("rating", data)
     up.start()
@@ -181,8 +206,10 @@ def bench_drain(tmp: Path, broker: Broker, n: int) -> dict[str, Any]:
     pub.loop_stop()
     pub.disconnect()
     return {
-        "n": n, "payload_bytes": payload_len,
-        "careterm_per_s": round(n / careterm_s), "raw_paho_per_s": round(n / raw_s),
+        "n": n,
+        "payload_bytes": payload_len,
+        "careterm_per_s": round(n / careterm_s),
+        "raw_paho_per_s": round(n / raw_s),
         "ratio": round((n / careterm_s) / (n / raw_s), 2),
     }
 
@@ -224,10 +251,14 @@ def rss_kb(pid: int) -> int:
 
 def bench_startup_rss(tmp: Path, broker: Broker, events: int) -> dict[str, Any]:
     pty = Pty()
-    cfg = write_config(tmp / "rss.toml", device_id="pad-rss", data_dir=tmp / "rss-data",
-                       broker_url=broker.url,
-                       extra=f'[rating]\nmode = "free"\ncooldown_s = 0\ndebounce_ms = 0\n'
-                             f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n')
+    cfg = write_config(
+        tmp / "rss.toml",
+        device_id="pad-rss",
+        data_dir=tmp / "rss-data",
+        broker_url=broker.url,
+        extra=f'[rating]\nmode = "free"\ncooldown_s = 0\ndebounce_ms = 0\n'
+        f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n',
+    )
     rx = Receiver(broker.port, "careterm/main/pad-rss/#")
     online = threading.Event()
     watch = raw_client(broker.port, "bench-status-watch")
@@ -235,16 +266,18 @@ def bench_startup_rss(tmp: Path, broker: Broker, events: int) -> dict[str, Any]:
     watch.subscribe("careterm/main/pad-rss/status", qos=1)
     time.sleep(0.2)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(careterm_cmd("pad", "--config", str(cfg), "--headless"),
-                            env=careterm_env(CARETERM_LOG="INFO"),
-                            stderr=open(tmp / "rss.log", "w"))  # noqa: SIM115
+    proc = subprocess.Popen(
+        careterm_cmd("pad", "--config", str(cfg), "--headless"),
+        env=careterm_env(CARETERM_LOG="INFO"),
+        stderr=open(tmp / "rss.log", "w"),  # noqa: SIM115 - the child process owns it
+    )
     try:
         online.wait(20)
         online_s = time.perf_counter() - t0
         time.sleep(1.0)  # the keypad opens its port on its own thread; earlier bytes are flushed
         rss_start = rss_kb(proc.pid)
         for i in range(events):
-            pty.write(b"234"[i % 3: i % 3 + 1])
+            pty.write(b"234"[i % 3 : i % 3 + 1])
             time.sleep(0.004)
         wait_for(lambda: rx.count >= events + 1, timeout=60, what=f"events (got {rx.count})")
         time.sleep(0.5)
@@ -256,8 +289,11 @@ def bench_startup_rss(tmp: Path, broker: Broker, events: int) -> dict[str, Any]:
         pty.close()
         watch.loop_stop()
         watch.disconnect()
-    return {"start_to_online_s": round(online_s, 3), "rss_after_start_mb": round(rss_start / 1024, 1),
-            f"rss_after_{events}_events_mb": round(rss_end / 1024, 1)}
+    return {
+        "start_to_online_s": round(online_s, 3),
+        "rss_after_start_mb": round(rss_start / 1024, 1),
+        f"rss_after_{events}_events_mb": round(rss_end / 1024, 1),
+    }
 
 
 def main() -> int:
@@ -267,8 +303,11 @@ def main() -> int:
     ap.add_argument("--plot", help="write a PNG of the latency distributions here")
     args = ap.parse_args()
     n_lat, n_drain, n_store = (60, 500, 300) if args.quick else (400, 5000, 2000)
-    out: dict[str, Any] = {"machine": os.uname().machine, "cpus": os.cpu_count(),
-                           "quick": args.quick}
+    out: dict[str, Any] = {
+        "machine": os.uname().machine,
+        "cpus": os.cpu_count(),
+        "quick": args.quick,
+    }
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(os.environ.get("BENCH_TMP") or d)
         tmp.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,8 @@ class AlertQueue:
             for eid, body in items:
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO alerts(id, body, received, next_try) VALUES (?,?,?,?)",
-                    (eid, json.dumps(body, ensure_ascii=False), now, now))
+                    (eid, json.dumps(body, ensure_ascii=False), now, now),
+                )
                 new += cur.rowcount
             self.db.execute("COMMIT")
         except BaseException:
@@ -95,23 +96,32 @@ class AlertQueue:
     def due(self, now: float, limit: int = 20) -> list[tuple[str, str, int]]:
         return self.db.execute(
             "SELECT id, body, attempts FROM alerts WHERE delivered IS NULL AND next_try <= ? "
-            "ORDER BY n LIMIT ?", (now, limit)).fetchall()
+            "ORDER BY n LIMIT ?",
+            (now, limit),
+        ).fetchall()
 
     def next_due(self) -> float | None:
-        (t,) = self.db.execute("SELECT MIN(next_try) FROM alerts WHERE delivered IS NULL").fetchone()
+        (t,) = self.db.execute(
+            "SELECT MIN(next_try) FROM alerts WHERE delivered IS NULL"
+        ).fetchone()
         return t
 
     def delivered(self, eid: str) -> None:
-        self.db.execute("UPDATE alerts SET delivered=?, last_error=NULL WHERE id=?",
-                        (time.time(), eid))
+        self.db.execute(
+            "UPDATE alerts SET delivered=?, last_error=NULL WHERE id=?", (time.time(), eid)
+        )
 
     def failed(self, eid: str, attempts: int, next_try: float, error: str) -> None:
-        self.db.execute("UPDATE alerts SET attempts=?, next_try=?, last_error=? WHERE id=?",
-                        (attempts, next_try, error[:300], eid))
+        self.db.execute(
+            "UPDATE alerts SET attempts=?, next_try=?, last_error=? WHERE id=?",
+            (attempts, next_try, error[:300], eid),
+        )
 
     def purge(self) -> None:
-        self.db.execute("DELETE FROM alerts WHERE delivered IS NOT NULL AND delivered < ?",
-                        (time.time() - KEEP_DELIVERED_S,))
+        self.db.execute(
+            "DELETE FROM alerts WHERE delivered IS NOT NULL AND delivered < ?",
+            (time.time() - KEEP_DELIVERED_S,),
+        )
 
     def pending(self) -> int:
         (n,) = self.db.execute("SELECT COUNT(*) FROM alerts WHERE delivered IS NULL").fetchone()
@@ -126,8 +136,13 @@ def alert_body(ev: Event, staff_names: dict[str, str] | None = None) -> dict[str
     d = ev.data
     kind = ev.kind or str(d.get("kind") or "")
     body: dict[str, Any] = {
-        "id": ev.id, "site": ev.site, "device": ev.device, "kind": kind,
-        "severity": d.get("severity"), "message": d.get("message"), "ts": ev.ts,
+        "id": ev.id,
+        "site": ev.site,
+        "device": ev.device,
+        "kind": kind,
+        "severity": d.get("severity"),
+        "message": d.get("message"),
+        "ts": ev.ts,
     }
     if kind == "dissatisfied":
         for k in ("window", "staff", "score", "reason"):
@@ -181,8 +196,15 @@ class Sender(threading.Thread):
                     wait = min(self.opts.retry_max_s, self.opts.retry_min_s * 2 ** (attempts - 1))
                     wait *= random.uniform(0.8, 1.0)
                     q.failed(eid, attempts, time.time() + wait, err)
-                    log.warning("alerts: webhook failed for %s (attempt %d): %s; retry in %.1f s, "
-                                "%d alerts waiting", eid, attempts, err, wait, q.pending())
+                    log.warning(
+                        "alerts: webhook failed for %s (attempt %d): %s; retry in %.1f s, "
+                        "%d alerts waiting",
+                        eid,
+                        attempts,
+                        err,
+                        wait,
+                        q.pending(),
+                    )
                     blocked = True  # the webhook is probably down: stop this pass
                     break
                 nxt = q.next_due()
@@ -201,9 +223,15 @@ class Sender(threading.Thread):
             sys.stdout.flush()
             return None
         req = urllib.request.Request(
-            self.opts.webhook, data=body.encode("utf-8"), method="POST",
-            headers={"Content-Type": "application/json; charset=utf-8",
-                     "Idempotency-Key": eid, "User-Agent": f"careterm-alerts/{__version__}"})
+            self.opts.webhook,
+            data=body.encode("utf-8"),
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Idempotency-Key": eid,
+                "User-Agent": f"careterm-alerts/{__version__}",
+            },
+        )
         try:
             with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
                 resp.read(65536)
@@ -243,7 +271,9 @@ class AlertForwarder:
                 if self._pending:
                     self._flush(client)
                 if rc != mqtt.MQTT_ERR_SUCCESS:
-                    log.warning("alerts: broker link lost (%s); reconnecting", mqtt.error_string(rc))
+                    log.warning(
+                        "alerts: broker link lost (%s); reconnecting", mqtt.error_string(rc)
+                    )
                     client, self._connected = None, False
                     self._pending.clear()  # unacknowledged: the broker delivers them again
                     self.stop_event.wait(1.0)  # no reconnect storm (e.g. a client-id clash)
@@ -267,30 +297,38 @@ class AlertForwarder:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.opts.session_expiry_s
         try:
-            client.connect(self.broker.host, self.broker.port, self.broker.keepalive_s,
-                           clean_start=False, properties=props)
+            client.connect(
+                self.broker.host,
+                self.broker.port,
+                self.broker.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
         except OSError as e:
             log.warning("alerts: cannot reach %s: %s", self.broker.url, e)
             return None
         return client
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("alerts: the broker refused the connection: %s", reason_code)
             return
         self._connected = True
         topic = f"$share/{self.opts.group}/{self.opts.topic_root}/{self.opts.site}/+/alerts/#"
         client.subscribe([(topic, 1)])
-        log.info("alerts: connected to %s, forwarding to %s", self.broker.url,
-                 self.opts.webhook or "stdout")
+        log.info(
+            "alerts: connected to %s, forwarding to %s",
+            self.broker.url,
+            self.opts.webhook or "stdout",
+        )
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if any(rc.is_failure for rc in reason_codes):
             log.error("alerts: the broker refused the subscription: %s", reason_codes)
         else:
             log.info("alerts: subscribed")
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         try:
             ev = parse_event(msg.topic, msg.payload)
             item = (ev.id, alert_body(ev, self.opts.staff_names))
@@ -304,8 +342,11 @@ class AlertForwarder:
         try:
             new = self.queue.add(items)
         except sqlite3.Error as e:
-            log.error("alerts: cannot queue alerts in %s: %s (they stay with the broker)",
-                      self.opts.queue, e)
+            log.error(
+                "alerts: cannot queue alerts in %s: %s (they stay with the broker)",
+                self.opts.queue,
+                e,
+            )
             self.stop_event.wait(1.0)
             return
         for mid, qos, _, _ in self._pending:

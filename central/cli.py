@@ -24,12 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--csv", required=True, metavar="HIS.csv")
     b.add_argument("--salt-file", required=True, metavar="F", help="the site salt (site.salt)")
     b.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the roster's day")
-    b.add_argument("--utc-offset", default="+08:00", metavar="+HH:MM",
-                   help="offset for times without one (default +08:00)")
+    b.add_argument(
+        "--utc-offset",
+        default="+08:00",
+        metavar="+HH:MM",
+        help="offset for times without one (default +08:00)",
+    )
     b.add_argument("--encoding", default="", help="CSV encoding (default: UTF-8, else GB18030)")
     b.add_argument("--out", default="", metavar="F", help="write here instead of stdout")
-    b.add_argument("--allow-empty", action="store_true",
-                   help="write a roster even when no appointment is on --date")
+    b.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="write a roster even when no appointment is on --date",
+    )
     b.set_defaults(func=_roster_build)
     p = rsub.add_parser("publish", help="publish a roster JSON (retained, QoS 1)")
     add_broker_args(p)
@@ -46,17 +53,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = ssub.add_parser("collect", help="store every event once, ack devices, chase gaps")
     add_broker_args(c)
-    c.add_argument("--db", default="sqlite:///careterm-site.db", metavar="URL",
-                   help="sqlite:///path.db (default careterm-site.db) or postgresql+psycopg://...")
+    c.add_argument(
+        "--db",
+        default="sqlite:///careterm-site.db",
+        metavar="URL",
+        help="sqlite:///path.db (default careterm-site.db) or postgresql+psycopg://...",
+    )
     c.add_argument("--site", default="+", metavar="S", help="only this site (default: all)")
-    c.add_argument("--group", default="careterm-collect", metavar="NAME",
-                   help="shared-subscription group: collectors in one group share the load")
-    c.add_argument("--client-id", default="", metavar="ID",
-                   help="MQTT client id (default <group>-<host>); unique per collector, stable across restarts")
-    c.add_argument("--gap-timeout", type=float, default=60.0, metavar="S",
-                   help="ask for a resend of a gap that has not filled after S seconds (default 60)")
-    c.add_argument("--ping-interval", type=float, default=300.0, metavar="S",
-                   help="ask online devices for their last seq every S seconds (default 300)")
+    c.add_argument(
+        "--group",
+        default="careterm-collect",
+        metavar="NAME",
+        help="shared-subscription group: collectors in one group share the load",
+    )
+    c.add_argument(
+        "--client-id",
+        default="",
+        metavar="ID",
+        help="MQTT client id (default <group>-<host>); unique per collector, stable across restarts",
+    )
+    c.add_argument(
+        "--gap-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="ask for a resend of a gap that has not filled after S seconds (default 60)",
+    )
+    c.add_argument(
+        "--ping-interval",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="ask online devices for their last seq every S seconds (default 300)",
+    )
     _add_session_expiry(c)
     c.set_defaults(func=_collect)
 
@@ -64,12 +93,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--db", default="sqlite:///careterm-site.db", metavar="URL")
     r.add_argument("--from", dest="date_from", default="", metavar="YYYY-MM-DD")
     r.add_argument("--to", dest="date_to", default="", metavar="YYYY-MM-DD")
-    r.add_argument("--by", default="window", choices=("window", "staff", "department", "hour", "day"))
+    r.add_argument(
+        "--by", default="window", choices=("window", "staff", "department", "hour", "day")
+    )
     r.add_argument("--format", default="table", choices=("table", "csv", "html"))
-    r.add_argument("--windows", default="", metavar="windows.csv",
-                   help="window -> department mapping (columns window,department) for --by department")
-    r.add_argument("--staff", default="", metavar="staff.json",
-                   help="staff directory (as published) to show names next to staff numbers")
+    r.add_argument(
+        "--windows",
+        default="",
+        metavar="windows.csv",
+        help="window -> department mapping (columns window,department) for --by department",
+    )
+    r.add_argument(
+        "--staff",
+        default="",
+        metavar="staff.json",
+        help="staff directory (as published) to show names next to staff numbers",
+    )
     r.add_argument("--title", default="", help="HTML page title")
     r.add_argument("--out", default="", metavar="F", help="write here instead of stdout")
     r.set_defaults(func=_report)
@@ -83,16 +122,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_broker_args(a)
     a.add_argument("--webhook", default="", metavar="URL", help="POST each alert as JSON here")
     a.add_argument("--site", default="+", metavar="S", help="only this site (default: all)")
-    a.add_argument("--queue", default="careterm-alerts.sqlite", metavar="F",
-                   help="durable queue file (default careterm-alerts.sqlite)")
+    a.add_argument(
+        "--queue",
+        default="careterm-alerts.sqlite",
+        metavar="F",
+        help="durable queue file (default careterm-alerts.sqlite)",
+    )
     a.add_argument("--group", default="careterm-alerts", metavar="NAME")
     a.add_argument("--client-id", default="", metavar="ID")
-    a.add_argument("--staff", default="", metavar="staff.json",
-                   help="staff directory (as published) to put clerks' names into the alerts")
-    a.add_argument("--retry-min", type=float, default=1.0, metavar="S",
-                   help="first wait before retrying a failed webhook call (default 1)")
-    a.add_argument("--retry-max", type=float, default=300.0, metavar="S",
-                   help="longest wait between webhook retries (default 300)")
+    a.add_argument(
+        "--staff",
+        default="",
+        metavar="staff.json",
+        help="staff directory (as published) to put clerks' names into the alerts",
+    )
+    a.add_argument(
+        "--retry-min",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="first wait before retrying a failed webhook call (default 1)",
+    )
+    a.add_argument(
+        "--retry-max",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="longest wait between webhook retries (default 300)",
+    )
     _add_session_expiry(a)
     a.set_defaults(func=_alerts)
 
@@ -100,14 +157,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_session_expiry(p: argparse.ArgumentParser) -> None:
     from central.mqtt import DEFAULT_SESSION_EXPIRY_S
 
-    p.add_argument("--session-expiry", type=int, default=DEFAULT_SESSION_EXPIRY_S, metavar="S",
-                   help="how long the broker keeps this tool's session while it is stopped "
-                        f"(default {DEFAULT_SESSION_EXPIRY_S}; see docs/site.md, Scaling)")
+    p.add_argument(
+        "--session-expiry",
+        type=int,
+        default=DEFAULT_SESSION_EXPIRY_S,
+        metavar="S",
+        help="how long the broker keeps this tool's session while it is stopped "
+        f"(default {DEFAULT_SESSION_EXPIRY_S}; see docs/site.md, Scaling)",
+    )
 
 
 def _add_site(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--site", default=os.environ.get("CARETERM_SITE", ""), metavar="S",
-                   help="site segment of the topic (default $CARETERM_SITE, else 'main')")
+    p.add_argument(
+        "--site",
+        default=os.environ.get("CARETERM_SITE", ""),
+        metavar="S",
+        help="site segment of the topic (default $CARETERM_SITE, else 'main')",
+    )
 
 
 def _write(text: str, out: str) -> None:
@@ -121,9 +187,14 @@ def _write(text: str, out: str) -> None:
 def _roster_build(args: argparse.Namespace) -> int:
     from central.roster import build_roster_file
 
-    roster, notes = build_roster_file(args.csv, args.salt_file, args.date,
-                                      utc_offset=args.utc_offset, encoding=args.encoding,
-                                      allow_empty=args.allow_empty)
+    roster, notes = build_roster_file(
+        args.csv,
+        args.salt_file,
+        args.date,
+        utc_offset=args.utc_offset,
+        encoding=args.encoding,
+        allow_empty=args.allow_empty,
+    )
     import json
 
     for n in notes:
@@ -138,8 +209,11 @@ def _publish(args: argparse.Namespace) -> int:
 
     if not args.site:
         args.site = DEFAULT_SITE
-        print(f"careterm: no --site given: publishing to site {DEFAULT_SITE!r} (the devices' "
-              "[device].site)", file=sys.stderr)
+        print(
+            f"careterm: no --site given: publishing to site {DEFAULT_SITE!r} (the devices' "
+            "[device].site)",
+            file=sys.stderr,
+        )
     payload, summary = load_publishable(args.kind, args.file)
     topic = site_topic(args.topic_root, args.site, args.kind)
     publish_retained(broker_options(args), topic, payload)
@@ -156,11 +230,16 @@ def _collect(args: argparse.Namespace) -> int:
         raise UsageError("--gap-timeout and --ping-interval must be positive seconds")
     broker = broker_options(args)
     engine = open_db(args.db)
-    opts = CollectOptions(topic_root=args.topic_root, site=args.site, group=args.group,
-                          client_id=args.client_id or default_client_id(args.group),
-                          gap_timeout_s=args.gap_timeout, ping_interval_s=args.ping_interval,
-                          session_expiry_s=max(0, args.session_expiry),
-                          tick_s=min(1.0, args.gap_timeout / 4))
+    opts = CollectOptions(
+        topic_root=args.topic_root,
+        site=args.site,
+        group=args.group,
+        client_id=args.client_id or default_client_id(args.group),
+        gap_timeout_s=args.gap_timeout,
+        ping_interval_s=args.ping_interval,
+        session_expiry_s=max(0, args.session_expiry),
+        tick_s=min(1.0, args.gap_timeout / 4),
+    )
     return run_collector(engine, broker, opts)
 
 
@@ -192,10 +271,16 @@ def _alerts(args: argparse.Namespace) -> int:
         raise UsageError("--retry-min and --retry-max must be positive, min <= max (seconds)")
     from central.report import load_staff_names
 
-    opts = AlertOptions(topic_root=args.topic_root, site=args.site, group=args.group,
-                        staff_names=load_staff_names(args.staff),
-                        client_id=args.client_id or default_client_id(args.group),
-                        webhook=args.webhook, queue=args.queue,
-                        retry_min_s=args.retry_min, retry_max_s=args.retry_max,
-                        session_expiry_s=max(0, args.session_expiry))
+    opts = AlertOptions(
+        topic_root=args.topic_root,
+        site=args.site,
+        group=args.group,
+        staff_names=load_staff_names(args.staff),
+        client_id=args.client_id or default_client_id(args.group),
+        webhook=args.webhook,
+        queue=args.queue,
+        retry_min_s=args.retry_min,
+        retry_max_s=args.retry_max,
+        session_expiry_s=max(0, args.session_expiry),
+    )
     return run_alerts(broker_options(args), opts)

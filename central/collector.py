@@ -51,9 +51,13 @@ class Collector:
         self.broker = broker
         self.opts = opts
         self.stop_event = threading.Event()
-        self.books = Accounting(engine, self._publish, topic_root=opts.topic_root,
-                                gap_timeout_s=opts.gap_timeout_s,
-                                ping_interval_s=opts.ping_interval_s)
+        self.books = Accounting(
+            engine,
+            self._publish,
+            topic_root=opts.topic_root,
+            gap_timeout_s=opts.gap_timeout_s,
+            ping_interval_s=opts.ping_interval_s,
+        )
         self._client: mqtt.Client | None = None
         self._connected = False
         self._batch = Batch()
@@ -85,7 +89,9 @@ class Collector:
             if self._client is None:
                 if not self._connect():
                     failures += 1
-                    self.stop_event.wait(min(30.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.5, 1))
+                    self.stop_event.wait(
+                        min(30.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.5, 1)
+                    )
                     continue
                 failures = 0
             client = self._client
@@ -129,8 +135,13 @@ class Collector:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.opts.session_expiry_s
         try:
-            client.connect(self.broker.host, self.broker.port, self.broker.keepalive_s,
-                           clean_start=False, properties=props)
+            client.connect(
+                self.broker.host,
+                self.broker.port,
+                self.broker.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
         except OSError as e:
             log.warning("collect: cannot reach %s: %s", self.broker.url, e)
             return False
@@ -152,36 +163,49 @@ class Collector:
         self._drops = 0 if time.monotonic() - self._connected_at > 30 else self._drops + 1
         if was_up and self._drops == 3:
             # Mosquitto just closes the socket of a client whose id is taken over.
-            log.error("collect: the broker keeps dropping the link right after it is set up: "
-                      "is another collector using the client id %s? Give every collector its "
-                      "own --client-id", self.opts.client_id)
+            log.error(
+                "collect: the broker keeps dropping the link right after it is set up: "
+                "is another collector using the client id %s? Give every collector its "
+                "own --client-id",
+                self.opts.client_id,
+            )
         if self._drops:
             self.stop_event.wait(min(30.0, 0.5 * 2 ** min(self._drops, 6)))
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("collect: the broker refused the connection: %s (check the site-service "
-                      "certificate or credentials)", reason_code)
+            log.error(
+                "collect: the broker refused the connection: %s (check the site-service "
+                "certificate or credentials)",
+                reason_code,
+            )
             return
         self._connected = True
-        log.info("collect: connected to %s as %s (session kept: %s)", self.broker.url,
-                 self.opts.client_id, flags.session_present)
+        log.info(
+            "collect: connected to %s as %s (session kept: %s)",
+            self.broker.url,
+            self.opts.client_id,
+            flags.session_present,
+        )
         client.subscribe(self.subscriptions())
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         bad = [str(rc) for rc in reason_codes if rc.is_failure]
         if bad:
-            log.error("collect: the broker refused subscriptions: %s (check the ACL of the "
-                      "site-service identity and that the broker supports MQTT 5 shared "
-                      "subscriptions)", ", ".join(bad))
+            log.error(
+                "collect: the broker refused subscriptions: %s (check the ACL of the "
+                "site-service identity and that the broker supports MQTT 5 shared "
+                "subscriptions)",
+                ", ".join(bad),
+            )
         else:
             self._subscribed = True
             log.info("collect: subscribed (%d topics)", len(reason_codes))
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._connected = False
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         b = self._batch
         if msg.qos > 0:
             b.mids.append((msg.mid, msg.qos))
@@ -207,8 +231,11 @@ class Collector:
             touched = self.books.store_batch(batch)
         except OperationalError as e:  # the database is unreachable or busy: keep everything
             self._db_failures += 1
-            log.error("collect: database write failed (%s); %d messages will be retried",
-                      str(e).splitlines()[0], len(batch) - batch.rejected)
+            log.error(
+                "collect: database write failed (%s); %d messages will be retried",
+                str(e).splitlines()[0],
+                len(batch) - batch.rejected,
+            )
             batch.rejected = 0
             self._batch = batch + self._batch
             self.stop_event.wait(min(10.0, 0.5 * 2 ** min(self._db_failures, 5)))
@@ -236,9 +263,17 @@ def run_collector(engine: Engine, broker: BrokerOptions, opts: CollectOptions) -
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("collect: %s -> %s (group %s)", broker.url, engine.url.render_as_string(hide_password=True),
-             opts.group)
+    log.info(
+        "collect: %s -> %s (group %s)",
+        broker.url,
+        engine.url.render_as_string(hide_password=True),
+        opts.group,
+    )
     c.run()
-    log.info("collect: stopped; %d stored, %d duplicates, %d rejected", c.books.stored,
-             c.books.duplicates, c.books.rejected)
+    log.info(
+        "collect: stopped; %d stored, %d duplicates, %d rejected",
+        c.books.stored,
+        c.books.duplicates,
+        c.books.rejected,
+    )
     return 0

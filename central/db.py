@@ -29,7 +29,8 @@ from terminal.cli import UsageError
 metadata = MetaData()
 
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("id", String(64), primary_key=True),  # the envelope id: each event stored once
     Column("device", String(64), nullable=False),
     Column("site", String(64), nullable=False),
@@ -48,7 +49,8 @@ events = Table(
 )
 
 ratings = Table(
-    "ratings", metadata,
+    "ratings",
+    metadata,
     Column("event_id", String(64), primary_key=True),
     Column("device", String(64), nullable=False),
     Column("site", String(64), nullable=False),
@@ -67,17 +69,22 @@ ratings = Table(
 )
 
 devices = Table(
-    "devices", metadata,
+    "devices",
+    metadata,
     Column("device", String(64), primary_key=True),
     Column("site", String(64), nullable=False),
     Column("role", String(32)),
     Column("version", String(32)),
     Column("first_seq", BigInteger),  # the first seq this site saw (its baseline)
-    Column("acked_seq", BigInteger, nullable=False, default=0),  # every seq <= this is accounted for
+    Column(
+        "acked_seq", BigInteger, nullable=False, default=0
+    ),  # every seq <= this is accounted for
     Column("ack_published", BigInteger, nullable=False, default=0),
     Column("max_seq", BigInteger, nullable=False, default=0),
     Column("reported_seq", BigInteger),  # last_seq from the device's answer to `ping`
-    Column("probe", String(16), nullable=False, default="done"),  # "asking" while the baseline is checked
+    Column(
+        "probe", String(16), nullable=False, default="done"
+    ),  # "asking" while the baseline is checked
     Column("probe_cid", String(64)),
     Column("probe_at", Float),
     Column("ping_at", Float),
@@ -89,7 +96,8 @@ devices = Table(
 )
 
 sessions = Table(
-    "sessions", metadata,
+    "sessions",
+    metadata,
     Column("device", String(64), primary_key=True),
     Column("session", Integer, primary_key=True),
     Column("online_ts", String(40)),
@@ -99,7 +107,8 @@ sessions = Table(
 )
 
 gaps = Table(
-    "gaps", metadata,
+    "gaps",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("device", String(64), nullable=False),
     Column("site", String(64), nullable=False),
@@ -132,8 +141,9 @@ def open_db(url: str, create: bool = True) -> Engine:
     try:
         engine = create_engine(url, future=True, pool_pre_ping=True)
     except Exception as e:  # unknown dialect, missing driver, malformed URL
-        raise UsageError(f"--db {url!r}: {e} (use sqlite:///path.db or "
-                         "postgresql+psycopg://user@host/db)") from None
+        raise UsageError(
+            f"--db {url!r}: {e} (use sqlite:///path.db or postgresql+psycopg://user@host/db)"
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if create:
@@ -149,19 +159,23 @@ def create_schema(engine: Engine, attempts: int = 5) -> None:
             return
         except OperationalError as e:
             if i == attempts - 1:
-                raise UsageError(f"--db {engine.url.render_as_string(hide_password=True)}: "
-                                 f"{str(e).splitlines()[0]}") from None
+                raise UsageError(
+                    f"--db {engine.url.render_as_string(hide_password=True)}: "
+                    f"{str(e).splitlines()[0]}"
+                ) from None
             time.sleep(0.2 * (i + 1))
         except (ProgrammingError, IntegrityError):
             time.sleep(0.2)  # another process created it between the check and the CREATE
 
 
-def insert_ignore(engine: Engine, table: Table):  # noqa: ANN201
+def insert_ignore(engine: Engine, table: Table):
     """INSERT ... ON CONFLICT DO NOTHING for the engine's dialect."""
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
     else:
-        raise UsageError(f"database {engine.dialect.name!r} is not supported: use SQLite or PostgreSQL")
+        raise UsageError(
+            f"database {engine.dialect.name!r} is not supported: use SQLite or PostgreSQL"
+        )
     return insert(table).on_conflict_do_nothing()

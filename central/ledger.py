@@ -33,8 +33,9 @@ def advance(acked: int, stored: Iterable[int], lost: Iterable[Iterable[int]] = (
         n = hit
 
 
-def missing(acked: int, high: int, stored: Iterable[int],
-            lost: Iterable[Iterable[int]] = ()) -> list[Range]:
+def missing(
+    acked: int, high: int, stored: Iterable[int], lost: Iterable[Iterable[int]] = ()
+) -> list[Range]:
     """Ranges of seqs in (acked, high] that are neither stored nor known lost."""
     covered = merge([(s, s) for s in stored if acked < s <= high] + [list(r) for r in lost])
     out: list[Range] = []

@@ -108,8 +108,21 @@ def parse_event(topic: str, payload: bytes) -> Event:
     ts = clean(env["ts"][:40]) if isinstance(env.get("ts"), str) else None
     day, hour = local_day_hour(ts)
     synced = env.get("clock_synced")
-    return Event(eid, t.device, t.site, seq, etype, kind, ts[:40] if ts else None, day, hour,
-                 synced if isinstance(synced, bool) else None, data, env, topic)
+    return Event(
+        eid,
+        t.device,
+        t.site,
+        seq,
+        etype,
+        kind,
+        ts[:40] if ts else None,
+        day,
+        hour,
+        synced if isinstance(synced, bool) else None,
+        data,
+        env,
+        topic,
+    )
 
 
 @dataclass(frozen=True)
@@ -138,9 +151,16 @@ def parse_rating(data: dict[str, Any]) -> Rating | None:
     if score is None or scale is None or not (3 <= scale <= 5) or not (1 <= score <= scale):
         return None
     resp = _int(data.get("response_ms"))
-    return Rating(_opt_str(data.get("window"), 64), _opt_str(data.get("staff"), 64), score, scale,
-                  _opt_str(data.get("label"), 64), _opt_str(data.get("reason"), 200),
-                  data.get("misuse") is True, resp if resp is not None and resp >= 0 else None)
+    return Rating(
+        _opt_str(data.get("window"), 64),
+        _opt_str(data.get("staff"), 64),
+        score,
+        scale,
+        _opt_str(data.get("label"), 64),
+        _opt_str(data.get("reason"), 200),
+        data.get("misuse") is True,
+        resp if resp is not None and resp >= 0 else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -164,9 +184,16 @@ def parse_status(topic: str, payload: bytes) -> Status:
     session = _int(body.get("session"))
     if session is None or session < 0:
         raise BadMessage("status without an integer `session`")
-    return Status(t.device, t.site, state, _opt_str(body.get("reason"), 16), session,
-                  _opt_str(body.get("role"), 32), _opt_str(body.get("version"), 32),
-                  _opt_str(body.get("ts"), 40))
+    return Status(
+        t.device,
+        t.site,
+        state,
+        _opt_str(body.get("reason"), 16),
+        session,
+        _opt_str(body.get("role"), 32),
+        _opt_str(body.get("version"), 32),
+        _opt_str(body.get("ts"), 40),
+    )
 
 
 @dataclass(frozen=True)

@@ -32,15 +32,22 @@ class BrokerOptions:
 
 
 def add_broker_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--broker", required=required, metavar="URL",
-                   help="mqtt://host:1883 or mqtts://host:8883")
+    p.add_argument(
+        "--broker", required=required, metavar="URL", help="mqtt://host:1883 or mqtts://host:8883"
+    )
     p.add_argument("--cafile", default="", metavar="F", help="mqtts: CA that signed the broker")
-    p.add_argument("--cert", default="", metavar="F", help="mqtts: client certificate (site-service.crt)")
+    p.add_argument(
+        "--cert", default="", metavar="F", help="mqtts: client certificate (site-service.crt)"
+    )
     p.add_argument("--key", default="", metavar="F", help="mqtts: client key (site-service.key)")
     p.add_argument("--username", default="", help="broker username, if the broker uses passwords")
     p.add_argument("--password-file", default="", metavar="F", help="file holding the password")
-    p.add_argument("--topic-root", default=DEFAULT_TOPIC_ROOT, metavar="R",
-                   help=f"topic root (default {DEFAULT_TOPIC_ROOT!r}, as [mqtt].topic_root)")
+    p.add_argument(
+        "--topic-root",
+        default=DEFAULT_TOPIC_ROOT,
+        metavar="R",
+        help=f"topic root (default {DEFAULT_TOPIC_ROOT!r}, as [mqtt].topic_root)",
+    )
 
 
 def broker_options(args: argparse.Namespace) -> BrokerOptions:
@@ -59,22 +66,39 @@ def broker_options(args: argparse.Namespace) -> BrokerOptions:
                 password = f.read().strip()
         except OSError as e:
             raise UsageError(f"--password-file {args.password_file}: {e.strerror}") from None
-    return BrokerOptions(args.broker, u.hostname, port, tls, args.cafile, args.cert, args.key,
-                         args.username, password)
+    return BrokerOptions(
+        args.broker,
+        u.hostname,
+        port,
+        tls,
+        args.cafile,
+        args.cert,
+        args.key,
+        args.username,
+        password,
+    )
 
 
-def new_client(opts: BrokerOptions, client_id: str, *, manual_ack: bool = False):  # noqa: ANN201
+def new_client(opts: BrokerOptions, client_id: str, *, manual_ack: bool = False):
     """A paho MQTT 5 client configured from the options (not yet connected)."""
     import paho.mqtt.client as mqtt
 
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
     if opts.username:
         client.username_pw_set(opts.username, opts.password)
     if opts.tls:
         try:
-            client.tls_set(ca_certs=opts.cafile or None, certfile=opts.certfile or None,
-                           keyfile=opts.keyfile or None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            client.tls_set(
+                ca_certs=opts.cafile or None,
+                certfile=opts.certfile or None,
+                keyfile=opts.keyfile or None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
         except (OSError, ssl.SSLError, ValueError) as e:
             raise UsageError(f"TLS setup failed: {e} (check --cafile, --cert, --key)") from None
     return client
@@ -86,7 +110,9 @@ def default_client_id(group: str) -> str:
     return f"{group}-{host}"[:64]
 
 
-def publish_retained(opts: BrokerOptions, topic: str, payload: bytes, timeout: float = 10.0) -> None:
+def publish_retained(
+    opts: BrokerOptions, topic: str, payload: bytes, timeout: float = 10.0
+) -> None:
     """Publish one retained QoS 1 message and wait for the broker's PUBACK."""
     import os
     import threading
@@ -97,7 +123,7 @@ def publish_retained(opts: BrokerOptions, topic: str, payload: bytes, timeout: f
     up = threading.Event()
     refused: list[str] = []
 
-    def on_connect(c, u, flags, rc, props) -> None:  # noqa: ANN001
+    def on_connect(c, u, flags, rc, props) -> None:
         if rc.is_failure:
             refused.append(str(rc))
         up.set()
@@ -116,7 +142,9 @@ def publish_retained(opts: BrokerOptions, topic: str, payload: bytes, timeout: f
         info = client.publish(topic, payload, qos=1, retain=True)
         info.wait_for_publish(timeout)
         if not info.is_published():
-            raise RuntimeError(f"the broker {opts.url} did not acknowledge {topic} within {timeout:g} s")
+            raise RuntimeError(
+                f"the broker {opts.url} did not acknowledge {topic} within {timeout:g} s"
+            )
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise RuntimeError(f"publishing {topic} failed: {mqtt.error_string(info.rc)}")
     finally:

@@ -27,8 +27,9 @@ class _Check:
         self.path = path
         self.problems: list[str] = []
 
-    def need(self, obj: Any, key: str, typ: type | tuple[type, ...], where: str,
-             optional: bool = False) -> Any:
+    def need(
+        self, obj: Any, key: str, typ: type | tuple[type, ...], where: str, optional: bool = False
+    ) -> Any:
         if not isinstance(obj, dict):
             self.problems.append(f"{self.path}: {where}: expected an object")
             return None
@@ -56,13 +57,25 @@ def _roster(c: _Check, doc: Any) -> str:
     items = c.items(doc, "appointments", "roster")
     for i, a in enumerate(items):
         w = f"appointments[{i}]"
-        for k in ("id", "token", "name", "department_id", "department", "doctor", "room",
-                  "slot_start", "slot_end", "queue_no"):
+        for k in (
+            "id",
+            "token",
+            "name",
+            "department_id",
+            "department",
+            "doctor",
+            "room",
+            "slot_start",
+            "slot_end",
+            "queue_no",
+        ):
             c.need(a, k, str, w)
         tok = a.get("token") if isinstance(a, dict) else None
         if isinstance(tok, str) and not TOKEN_RE.fullmatch(tok):
-            c.problems.append(f"{c.path}: {w}.token: not a card token (32 hex characters); "
-                              "build the roster with `careterm site roster build`")
+            c.problems.append(
+                f"{c.path}: {w}.token: not a card token (32 hex characters); "
+                "build the roster with `careterm site roster build`"
+            )
     return f"roster for {doc.get('date') if isinstance(doc, dict) else '?'} ({len(items)} entries)"
 
 
@@ -142,7 +155,9 @@ def load_publishable(kind: str, path: str) -> tuple[bytes, str]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"{path}: line {e.lineno}, column {e.colno}: not valid JSON: {e.msg}") from None
+        raise UsageError(
+            f"{path}: line {e.lineno}, column {e.colno}: not valid JSON: {e.msg}"
+        ) from None
     c = _Check(path)
     summary = CHECKS[kind](c, doc)
     if c.problems:

@@ -95,9 +95,17 @@ def parse_day(v: str, flag: str) -> str:
 
 
 def load_ratings(engine: Engine, day_from: str = "", day_to: str = "") -> list[RatingRow]:
-    q = select(ratings.c.window, ratings.c.staff, ratings.c.score, ratings.c.scale,
-               ratings.c.reason, ratings.c.misuse, ratings.c.response_ms, ratings.c.day,
-               ratings.c.hour)
+    q = select(
+        ratings.c.window,
+        ratings.c.staff,
+        ratings.c.score,
+        ratings.c.scale,
+        ratings.c.reason,
+        ratings.c.misuse,
+        ratings.c.response_ms,
+        ratings.c.day,
+        ratings.c.hour,
+    )
     cond = []
     if day_from:
         cond.append(ratings.c.day >= day_from)
@@ -155,7 +163,9 @@ def key_fn(by: str, windows: dict[str, str]) -> Callable[[RatingRow], Any]:
     raise UsageError(f"--by {by!r}: use window, staff, department, hour or day")
 
 
-def aggregate(rows: Iterable[RatingRow], key: Callable[[RatingRow], Any]) -> tuple[list[Group], Group]:
+def aggregate(
+    rows: Iterable[RatingRow], key: Callable[[RatingRow], Any]
+) -> tuple[list[Group], Group]:
     groups: dict[Any, Group] = {}
     total = Group("total")
     for r in rows:
@@ -169,21 +179,38 @@ def reasons_text(c: Counter[str]) -> str:
     return "; ".join(f"{r}:{n}" for r, n in sorted(c.items(), key=lambda x: (-x[1], x[0])))
 
 
-CSV_COLUMNS = ["count", "score_1", "score_2", "score_3", "score_4", "score_5", "satisfied_pct",
-               "misuse", "misuse_pct", "rated", "median_response_ms", "reasons"]
+CSV_COLUMNS = [
+    "count",
+    "score_1",
+    "score_2",
+    "score_3",
+    "score_4",
+    "score_5",
+    "satisfied_pct",
+    "misuse",
+    "misuse_pct",
+    "rated",
+    "median_response_ms",
+    "reasons",
+]
 
 
 def group_record(by: str, g: Group, names: dict[str, str]) -> dict[str, Any]:
     rec: dict[str, Any] = {by: "" if g.key == -1 else g.key}
     if by == "staff":
         rec["staff_name"] = names.get(str(g.key), "")
-    rec.update({"count": g.count, **{f"score_{i}": g.scores[i] for i in range(1, 6)},
-                "satisfied_pct": "" if g.satisfied_pct is None else f"{g.satisfied_pct:.1f}",
-                "misuse": g.misuse,
-                "misuse_pct": "" if g.misuse_pct is None else f"{g.misuse_pct:.1f}",
-                "rated": g.rated,
-                "median_response_ms": "" if g.median_response_ms is None else g.median_response_ms,
-                "reasons": reasons_text(g.reasons)})
+    rec.update(
+        {
+            "count": g.count,
+            **{f"score_{i}": g.scores[i] for i in range(1, 6)},
+            "satisfied_pct": "" if g.satisfied_pct is None else f"{g.satisfied_pct:.1f}",
+            "misuse": g.misuse,
+            "misuse_pct": "" if g.misuse_pct is None else f"{g.misuse_pct:.1f}",
+            "rated": g.rated,
+            "median_response_ms": "" if g.median_response_ms is None else g.median_response_ms,
+            "reasons": reasons_text(g.reasons),
+        }
+    )
     return rec
 
 
@@ -206,19 +233,34 @@ def _pad(s: str, n: int, right: bool) -> str:
     return fill + s if right else s + fill
 
 
-def to_table(by: str, groups: list[Group], total: Group, names: dict[str, str],
-             gap_list: list[dict[str, Any]]) -> str:
-    head = [by] + (["name"] if by == "staff" else []) + [
-        "count", "1", "2", "3", "4", "5", "satisfied", "misuse", "median_ms", "reasons"]
+def to_table(
+    by: str,
+    groups: list[Group],
+    total: Group,
+    names: dict[str, str],
+    gap_list: list[dict[str, Any]],
+) -> str:
+    head = (
+        [by]
+        + (["name"] if by == "staff" else [])
+        + ["count", "1", "2", "3", "4", "5", "satisfied", "misuse", "median_ms", "reasons"]
+    )
     body = []
     for g in [*groups, total]:
         rec = group_record(by, g, names)
-        label = "TOTAL" if g is total else (f"{g.key:02d}:00" if by == "hour" and g.key != -1
-                                            else str(rec[by]))
+        label = (
+            "TOTAL"
+            if g is total
+            else (f"{g.key:02d}:00" if by == "hour" and g.key != -1 else str(rec[by]))
+        )
         row = [label] + ([rec.get("staff_name", "")] if by == "staff" else [])
         row += [str(rec["count"])] + [str(rec[f"score_{i}"]) for i in range(1, 6)]
-        row += [f"{rec['satisfied_pct']}%" if rec["satisfied_pct"] != "" else "-",
-                str(rec["misuse"]), str(rec["median_response_ms"] or "-"), rec["reasons"][:60]]
+        row += [
+            f"{rec['satisfied_pct']}%" if rec["satisfied_pct"] != "" else "-",
+            str(rec["misuse"]),
+            str(rec["median_response_ms"] or "-"),
+            rec["reasons"][:60],
+        ]
         body.append(row)
     widths = [max(_width(r[i]) for r in [head, *body]) for i in range(len(head))]
     text_cols = {0, 1} if by == "staff" else {0}
@@ -227,23 +269,30 @@ def to_table(by: str, groups: list[Group], total: Group, names: dict[str, str],
     for n, r in enumerate([head, *body]):
         if n == len(body):
             lines.append("-" * (sum(widths) + 2 * (len(widths) - 1)))
-        lines.append("  ".join(_pad(c, widths[i], i not in text_cols) for i, c in enumerate(r))
-                     .rstrip())
+        lines.append(
+            "  ".join(_pad(c, widths[i], i not in text_cols) for i, c in enumerate(r)).rstrip()
+        )
     if not groups:
         lines.append("(no ratings in this period)")
     open_g = [g for g in gap_list if g["state"] == "open"]
     lost = [g for g in gap_list if g["state"] == "lost"]
     lines.append("")
-    lines.append(f"delivery: {len(open_g)} open gaps, {len(lost)} gaps with lost events "
-                 f"({sum(g['lost_events'] for g in lost)} events)")
+    lines.append(
+        f"delivery: {len(open_g)} open gaps, {len(lost)} gaps with lost events "
+        f"({sum(g['lost_events'] for g in lost)} events)"
+    )
     for g in open_g + lost:
-        lines.append(f"  {g['device']}: seq {g['first_seq']}-{g['last_seq']} {g['state']}"
-                     + (f", lost {g['lost']}" if g["lost"] else ""))
+        lines.append(
+            f"  {g['device']}: seq {g['first_seq']}-{g['last_seq']} {g['state']}"
+            + (f", lost {g['lost']}" if g["lost"] else "")
+        )
     return "\n".join(lines) + "\n"
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+    return (
+        None if t is None else datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+    )
 
 
 def gap_rows(engine: Engine, state: str = "") -> list[dict[str, Any]]:
@@ -252,18 +301,39 @@ def gap_rows(engine: Engine, state: str = "") -> list[dict[str, Any]]:
         q = q.where(gaps.c.state == state)
     with engine.connect() as conn:
         rows = conn.execute(q).all()
-    return [{"device": g.device, "site": g.site, "first_seq": g.first_seq, "last_seq": g.last_seq,
-             "state": g.state, "detected": _iso(g.detected_at), "resends": g.resends,
-             "lost": g.lost or [], "lost_events": sum(b - a + 1 for a, b in (g.lost or [])),
-             "closed": _iso(g.closed_at)} for g in rows]
+    return [
+        {
+            "device": g.device,
+            "site": g.site,
+            "first_seq": g.first_seq,
+            "last_seq": g.last_seq,
+            "state": g.state,
+            "detected": _iso(g.detected_at),
+            "resends": g.resends,
+            "lost": g.lost or [],
+            "lost_events": sum(b - a + 1 for a, b in (g.lost or [])),
+            "closed": _iso(g.closed_at),
+        }
+        for g in rows
+    ]
 
 
 def device_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(devices).order_by(devices.c.device)).all()
-    return [{"device": d.device, "site": d.site, "role": d.role, "state": d.state,
-             "session": d.session, "acked_seq": d.acked_seq, "max_seq": d.max_seq,
-             "last_seen": _iso(d.last_seen)} for d in rows]
+    return [
+        {
+            "device": d.device,
+            "site": d.site,
+            "role": d.role,
+            "state": d.state,
+            "session": d.session,
+            "acked_seq": d.acked_seq,
+            "max_seq": d.max_seq,
+            "last_seen": _iso(d.last_seen),
+        }
+        for d in rows
+    ]
 
 
 def render_report(args: argparse.Namespace) -> str:
@@ -272,8 +342,10 @@ def render_report(args: argparse.Namespace) -> str:
     if day_from and day_to and day_from > day_to:
         raise UsageError(f"--from {day_from} is after --to {day_to}")
     if args.by == "department" and not args.windows:
-        raise UsageError("--by department needs --windows windows.csv (columns window,department): "
-                         "ratings carry a window, not a department")
+        raise UsageError(
+            "--by department needs --windows windows.csv (columns window,department): "
+            "ratings carry a window, not a department"
+        )
     windows = load_windows(args.windows)
     names = load_staff_names(args.staff)
     engine = open_db(args.db, create=False)
@@ -290,8 +362,17 @@ def render_report(args: argparse.Namespace) -> str:
     from central.report_html import render_html
 
     by_hour, _ = aggregate(rows, key_fn("hour", windows))
-    return render_html(title=args.title or "窗口服务满意度报告 Service satisfaction",
-                       by=args.by, groups=groups, total=total, by_hour=by_hour, names=names,
-                       period=(day_from or (min((r.day for r in rows if r.day), default="")),
-                               day_to or (max((r.day for r in rows if r.day), default=""))),
-                       gap_list=gap_list, device_list=device_rows(engine))
+    return render_html(
+        title=args.title or "窗口服务满意度报告 Service satisfaction",
+        by=args.by,
+        groups=groups,
+        total=total,
+        by_hour=by_hour,
+        names=names,
+        period=(
+            day_from or (min((r.day for r in rows if r.day), default="")),
+            day_to or (max((r.day for r in rows if r.day), default="")),
+        ),
+        gap_list=gap_list,
+        device_list=device_rows(engine),
+    )

@@ -31,23 +31,29 @@ def _bars_satisfaction(by: str, groups: list[Group], names: dict[str, str]) -> s
     gs = [g for g in groups if g.rated]
     row_h, left, width = 30, 120, 320
     h = 30 + row_h * max(1, len(gs))
-    out = [f'<svg viewBox="0 0 {left + width + 75} {h}" width="100%" role="img" '
-           f'aria-label="satisfaction by {by}">']
+    out = [
+        f'<svg viewBox="0 0 {left + width + 75} {h}" width="100%" role="img" '
+        f'aria-label="satisfaction by {by}">'
+    ]
     for x in (0, 25, 50, 75, 100):
         px = left + width * x / 100
-        out.append(f'<line x1="{px}" y1="18" x2="{px}" y2="{h - 4}" stroke="#e3e3e3"/>'
-                   f'<text x="{px}" y="12" font-size="11" text-anchor="middle" fill="#777">{x}%</text>')
+        out.append(
+            f'<line x1="{px}" y1="18" x2="{px}" y2="{h - 4}" stroke="#e3e3e3"/>'
+            f'<text x="{px}" y="12" font-size="11" text-anchor="middle" fill="#777">{x}%</text>'
+        )
     for i, g in enumerate(gs):
         y = 22 + i * row_h
         p = g.satisfied_pct or 0.0
-        out.append(f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
-                   f'{escape(_label(by, g, names))}</text>'
-                   f'<rect x="{left}" y="{y}" width="{width * p / 100:.1f}" height="20" rx="3" '
-                   f'fill="{_pct_colour(g.satisfied_pct)}"/>'
-                   f'<text x="{left + width * p / 100 + 6:.1f}" y="{y + 15}" font-size="13" '
-                   f'font-weight="bold">{p:.1f}%</text>'
-                   f'<text x="{left + width + 72}" y="{y + 15}" font-size="12" text-anchor="end" '
-                   f'fill="#666">n={g.rated}</text>')
+        out.append(
+            f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
+            f"{escape(_label(by, g, names))}</text>"
+            f'<rect x="{left}" y="{y}" width="{width * p / 100:.1f}" height="20" rx="3" '
+            f'fill="{_pct_colour(g.satisfied_pct)}"/>'
+            f'<text x="{left + width * p / 100 + 6:.1f}" y="{y + 15}" font-size="13" '
+            f'font-weight="bold">{p:.1f}%</text>'
+            f'<text x="{left + width + 72}" y="{y + 15}" font-size="12" text-anchor="end" '
+            f'fill="#666">n={g.rated}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -57,29 +63,39 @@ def _bars_scores(by: str, groups: list[Group], names: dict[str, str], scale: int
     gs = [g for g in groups if g.rated]
     row_h, left, width = 30, 120, 390
     h = 50 + row_h * max(1, len(gs))
-    out = [f'<svg viewBox="0 0 {left + width + 20} {h}" width="100%" role="img" '
-           f'aria-label="score distribution by {by}">']
+    out = [
+        f'<svg viewBox="0 0 {left + width + 20} {h}" width="100%" role="img" '
+        f'aria-label="score distribution by {by}">'
+    ]
     for i, g in enumerate(gs):
         y = 8 + i * row_h
-        out.append(f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
-                   f'{escape(_label(by, g, names))}</text>')
+        out.append(
+            f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
+            f"{escape(_label(by, g, names))}</text>"
+        )
         x = float(left)
         for s in range(1, 6):
             n = g.scores[s]
             if not n:
                 continue
             w = width * n / g.rated
-            out.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="20" '
-                       f'fill="{SCORE_COLOURS[s]}"><title>{s}: {n}</title></rect>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="20" '
+                f'fill="{SCORE_COLOURS[s]}"><title>{s}: {n}</title></rect>'
+            )
             if w > 22:
-                out.append(f'<text x="{x + w / 2:.1f}" y="{y + 15}" font-size="11" '
-                           f'text-anchor="middle" fill="#fff">{n}</text>')
+                out.append(
+                    f'<text x="{x + w / 2:.1f}" y="{y + 15}" font-size="11" '
+                    f'text-anchor="middle" fill="#fff">{n}</text>'
+                )
             x += w
     y = 16 + len(gs) * row_h
     for j, s in enumerate(range(1, scale + 1)):
         lx = left + j * 90
-        out.append(f'<rect x="{lx}" y="{y}" width="14" height="14" fill="{SCORE_COLOURS[s]}"/>'
-                   f'<text x="{lx + 20}" y="{y + 12}" font-size="12">score {s}</text>')
+        out.append(
+            f'<rect x="{lx}" y="{y}" width="14" height="14" fill="{SCORE_COLOURS[s]}"/>'
+            f'<text x="{lx + 20}" y="{y + 12}" font-size="12">score {s}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -95,25 +111,35 @@ def _columns_by_hour(by_hour: list[Group]) -> str:
     top = max(g.count for g in hours)
     left, width, height = 10, 500, 200
     col = width / len(span)
-    out = [f'<svg viewBox="0 0 {left + width + 10} {height + 60}" width="100%" role="img" '
-           'aria-label="ratings per hour">']
-    out.append(f'<line x1="{left}" y1="{height + 20}" x2="{left + width}" y2="{height + 20}" '
-               'stroke="#999"/>')
+    out = [
+        f'<svg viewBox="0 0 {left + width + 10} {height + 60}" width="100%" role="img" '
+        'aria-label="ratings per hour">'
+    ]
+    out.append(
+        f'<line x1="{left}" y1="{height + 20}" x2="{left + width}" y2="{height + 20}" '
+        'stroke="#999"/>'
+    )
     for i, hr in enumerate(span):
         g = counts.get(hr)
         x = left + i * col + col * 0.15
         if g:
             bh = height * g.count / top
-            out.append(f'<rect x="{x:.1f}" y="{height + 20 - bh:.1f}" width="{col * 0.7:.1f}" '
-                       f'height="{bh:.1f}" fill="#4a7fc1"><title>{g.count}</title></rect>'
-                       f'<text x="{x + col * 0.35:.1f}" y="{height + 14 - bh:.1f}" font-size="11" '
-                       f'text-anchor="middle">{g.count}</text>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{height + 20 - bh:.1f}" width="{col * 0.7:.1f}" '
+                f'height="{bh:.1f}" fill="#4a7fc1"><title>{g.count}</title></rect>'
+                f'<text x="{x + col * 0.35:.1f}" y="{height + 14 - bh:.1f}" font-size="11" '
+                f'text-anchor="middle">{g.count}</text>'
+            )
             if g.satisfied_pct is not None:
-                out.append(f'<text x="{x + col * 0.35:.1f}" y="{height + 52}" font-size="12" '
-                           f'text-anchor="middle" font-weight="bold" '
-                           f'fill="{_pct_colour(g.satisfied_pct)}">{g.satisfied_pct:.0f}%</text>')
-        out.append(f'<text x="{x + col * 0.35:.1f}" y="{height + 36}" font-size="12" '
-                   f'text-anchor="middle">{hr:02d}</text>')
+                out.append(
+                    f'<text x="{x + col * 0.35:.1f}" y="{height + 52}" font-size="12" '
+                    f'text-anchor="middle" font-weight="bold" '
+                    f'fill="{_pct_colour(g.satisfied_pct)}">{g.satisfied_pct:.0f}%</text>'
+                )
+        out.append(
+            f'<text x="{x + col * 0.35:.1f}" y="{height + 36}" font-size="12" '
+            f'text-anchor="middle">{hr:02d}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -124,36 +150,52 @@ def _bars_reasons(total: Group) -> str:
         return "<p>No reasons given.</p>"
     top = items[0][1]
     left, width, row_h = 120, 330, 28
-    out = [f'<svg viewBox="0 0 {left + width + 60} {10 + row_h * len(items)}" width="100%" '
-           'role="img" aria-label="reasons">']
+    out = [
+        f'<svg viewBox="0 0 {left + width + 60} {10 + row_h * len(items)}" width="100%" '
+        'role="img" aria-label="reasons">'
+    ]
     for i, (r, n) in enumerate(items):
         y = 4 + i * row_h
         w = width * n / top
-        out.append(f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
-                   f'{escape(r)}</text><rect x="{left}" y="{y}" width="{w:.1f}" height="20" '
-                   f'rx="3" fill="#d64545"/><text x="{left + w + 6:.1f}" y="{y + 15}" '
-                   f'font-size="13">{n}</text>')
+        out.append(
+            f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
+            f'{escape(r)}</text><rect x="{left}" y="{y}" width="{w:.1f}" height="20" '
+            f'rx="3" fill="#d64545"/><text x="{left + w + 6:.1f}" y="{y + 15}" '
+            f'font-size="13">{n}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
 
 def _tile(label: str, value: str, note: str = "", colour: str = "#222") -> str:
-    return (f'<div class="tile"><div class="v" style="color:{colour}">{escape(value)}</div>'
-            f'<div class="l">{escape(label)}</div><div class="n">{escape(note)}</div></div>')
+    return (
+        f'<div class="tile"><div class="v" style="color:{colour}">{escape(value)}</div>'
+        f'<div class="l">{escape(label)}</div><div class="n">{escape(note)}</div></div>'
+    )
 
 
 def _table(by: str, groups: list[Group], total: Group, names: dict[str, str], scale: int) -> str:
-    head = "".join(f"<th>{h}</th>" for h in (
-        [escape(by)] + ["ratings"] + [f"score {s}" for s in range(1, scale + 1)]
-        + ["satisfied", "misuse", "median response", "reasons"]))
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            [escape(by)]
+            + ["ratings"]
+            + [f"score {s}" for s in range(1, scale + 1)]
+            + ["satisfied", "misuse", "median response", "reasons"]
+        )
+    )
     rows = []
     for g in [*groups, total]:
         label = "Total" if g is total else escape(_label(by, g, names))
         pct = "-" if g.satisfied_pct is None else f"{g.satisfied_pct:.1f}%"
         med = "-" if g.median_response_ms is None else f"{g.median_response_ms / 1000:.1f} s"
         cells = [label, str(g.count)] + [str(g.scores[s]) for s in range(1, scale + 1)]
-        cells += [f'<b style="color:{_pct_colour(g.satisfied_pct)}">{pct}</b>', str(g.misuse), med,
-                  escape(reasons_text(g.reasons))]
+        cells += [
+            f'<b style="color:{_pct_colour(g.satisfied_pct)}">{pct}</b>',
+            str(g.misuse),
+            med,
+            escape(reasons_text(g.reasons)),
+        ]
         cls = ' class="total"' if g is total else ""
         rows.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -165,42 +207,81 @@ def _delivery(gap_list: list[dict[str, Any]], device_list: list[dict[str, Any]])
     lost_n = sum(g["lost_events"] for g in lost)
     online = sum(1 for d in device_list if d["state"] == "online")
     ok = not open_g and not lost
-    parts = [f'<p class="{"ok" if ok else "warn"}">{len(device_list)} devices ({online} online). '
-             + ("Every event sent by the devices is in the database."
-                if ok else f"{len(open_g)} gaps still open, {lost_n} events lost for good.")
-             + "</p>"]
+    parts = [
+        f'<p class="{"ok" if ok else "warn"}">{len(device_list)} devices ({online} online). '
+        + (
+            "Every event sent by the devices is in the database."
+            if ok
+            else f"{len(open_g)} gaps still open, {lost_n} events lost for good."
+        )
+        + "</p>"
+    ]
     if open_g or lost:
         rows = "".join(
             f"<tr><td>{escape(g['device'])}</td><td>{g['first_seq']}–{g['last_seq']}</td>"
             f"<td>{escape(g['state'])}</td><td>{g['resends']}</td>"
             f"<td>{escape(str(g['lost'] or ''))}</td><td>{escape(g['detected'] or '')}</td></tr>"
-            for g in open_g + lost)
-        parts.append("<table><thead><tr><th>device</th><th>seq</th><th>state</th><th>resends</th>"
-                     f"<th>lost</th><th>detected</th></tr></thead><tbody>{rows}</tbody></table>")
+            for g in open_g + lost
+        )
+        parts.append(
+            "<table><thead><tr><th>device</th><th>seq</th><th>state</th><th>resends</th>"
+            f"<th>lost</th><th>detected</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     return "".join(parts)
 
 
-def render_html(*, title: str, by: str, groups: list[Group], total: Group, by_hour: list[Group],
-                names: dict[str, str], period: tuple[str, str], gap_list: list[dict[str, Any]],
-                device_list: list[dict[str, Any]]) -> str:
+def render_html(
+    *,
+    title: str,
+    by: str,
+    groups: list[Group],
+    total: Group,
+    by_hour: list[Group],
+    names: dict[str, str],
+    period: tuple[str, str],
+    gap_list: list[dict[str, Any]],
+    device_list: list[dict[str, Any]],
+) -> str:
     scale = max([s for g in groups for s in g.scores] + [4])
     pct = total.satisfied_pct
     med = total.median_response_ms
-    worst = min((g for g in groups if g.rated >= 5), key=lambda g: g.satisfied_pct or 0,
-                default=None)
-    tiles = "".join([
-        _tile("ratings 评价数", f"{total.count}", f"{total.rated} counted"),
-        _tile("satisfied 满意率", "-" if pct is None else f"{pct:.1f}%",
-              f"two best scores of {scale}", _pct_colour(pct)),
-        _tile("lowest score 不满意", f"{total.low}", f"worst score of the scale ({total.scores[2]} at score 2)", "#d64545"),
-        _tile("misuse 误按", "-" if total.misuse_pct is None else f"{total.misuse_pct:.1f}%",
-              f"{total.misuse} presses not counted"),
-        _tile("median response 响应", "-" if med is None else f"{med / 1000:.1f} s",
-              "from prompt to key"),
-    ])
+    worst = min(
+        (g for g in groups if g.rated >= 5), key=lambda g: g.satisfied_pct or 0, default=None
+    )
+    tiles = "".join(
+        [
+            _tile("ratings 评价数", f"{total.count}", f"{total.rated} counted"),
+            _tile(
+                "satisfied 满意率",
+                "-" if pct is None else f"{pct:.1f}%",
+                f"two best scores of {scale}",
+                _pct_colour(pct),
+            ),
+            _tile(
+                "lowest score 不满意",
+                f"{total.low}",
+                f"worst score of the scale ({total.scores[2]} at score 2)",
+                "#d64545",
+            ),
+            _tile(
+                "misuse 误按",
+                "-" if total.misuse_pct is None else f"{total.misuse_pct:.1f}%",
+                f"{total.misuse} presses not counted",
+            ),
+            _tile(
+                "median response 响应",
+                "-" if med is None else f"{med / 1000:.1f} s",
+                "from prompt to key",
+            ),
+        ]
+    )
     span = " – ".join(p for p in period if p) if any(period) else "all dates"
-    note = (f"<p class='callout'>Lowest satisfaction: <b>{escape(_label(by, worst, names))}</b> "
-            f"at {worst.satisfied_pct:.1f}% ({worst.rated} ratings).</p>" if worst else "")
+    note = (
+        f"<p class='callout'>Lowest satisfaction: <b>{escape(_label(by, worst, names))}</b> "
+        f"at {worst.satisfied_pct:.1f}% ({worst.rated} ratings).</p>"
+        if worst
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="zh"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>
@@ -219,7 +300,7 @@ th{{background:#eef3fa}} tr.total td{{font-weight:bold;background:#f3f3f3}}
 .ok{{color:#2e8b57}} .warn{{color:#d64545;font-weight:bold}} .callout{{font-size:15px}}
 </style></head><body>
 <h1>{escape(title)}</h1>
-<div class="sub">Period {escape(span)} · by {escape(by)} · generated {datetime.now().astimezone().strftime('%Y-%m-%d %H:%M')}</div>
+<div class="sub">Period {escape(span)} · by {escape(by)} · generated {datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")}</div>
 <div class="tiles">{tiles}</div>
 {note}
 <div class="grid">

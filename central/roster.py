@@ -13,8 +13,17 @@ from typing import Any
 from terminal.cli import UsageError
 from terminal.privacy import SaltError, card_token, load_salt
 
-REQUIRED = ("appointment_id", "patient_name", "department_id", "department", "doctor", "room",
-            "slot_start", "slot_end", "queue_no")
+REQUIRED = (
+    "appointment_id",
+    "patient_name",
+    "department_id",
+    "department",
+    "doctor",
+    "room",
+    "slot_start",
+    "slot_end",
+    "queue_no",
+)
 OPTIONAL = ("id_number", "card_number", "card_kind")
 CARD_KINDS = ("medical_card", "id_card")
 MAX_ERRORS_SHOWN = 20
@@ -93,9 +102,15 @@ class _Appointment:
     tokens: list[str]
 
 
-def build_roster(text: str, path: str, salt: bytes, day: date, tz: timezone,
-                 now: datetime | None = None, allow_empty: bool = False,
-                 ) -> tuple[dict[str, Any], list[str]]:
+def build_roster(
+    text: str,
+    path: str,
+    salt: bytes,
+    day: date,
+    tz: timezone,
+    now: datetime | None = None,
+    allow_empty: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
     """The roster and notes for the operator (skipped rows). Raises RosterInputError."""
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
@@ -104,8 +119,13 @@ def build_roster(text: str, path: str, salt: bytes, day: date, tz: timezone,
     notes: list[str] = []
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise RosterInputError(path, [f"{path}: row 1: missing column(s) {', '.join(missing)} "
-                                      f"(the header must name {', '.join(REQUIRED)})"])
+        raise RosterInputError(
+            path,
+            [
+                f"{path}: row 1: missing column(s) {', '.join(missing)} "
+                f"(the header must name {', '.join(REQUIRED)})"
+            ],
+        )
     if "id_number" not in header and "card_number" not in header:
         raise RosterInputError(path, [f"{path}: row 1: needs an id_number or a card_number column"])
     appts: dict[str, _Appointment] = {}
@@ -144,7 +164,10 @@ def build_roster(text: str, path: str, salt: bytes, day: date, tz: timezone,
             if not ID_RE.fullmatch(idn):
                 err("id_number", "must be 17 digits and a digit or X (value not shown)")
             elif not id_checksum_ok(idn):
-                err("id_number", "check character is wrong: a typo in the ID number (value not shown)")
+                err(
+                    "id_number",
+                    "check character is wrong: a typo in the ID number (value not shown)",
+                )
             else:
                 tokens.append(card_token(salt, "id_card", idn))
         card, kind = row.get("card_number", "").upper(), row.get("card_kind", "") or "medical_card"
@@ -173,8 +196,10 @@ def build_roster(text: str, path: str, salt: bytes, day: date, tz: timezone,
         # The same appointment on several rows: one row per card the patient may bring.
         differ = [c for c in REQUIRED if prev.fields[c] != row[c]]
         if differ:
-            err(differ[0], f"appointment {aid} is also on row {prev.row} with a different "
-                           f"{differ[0]}")
+            err(
+                differ[0],
+                f"appointment {aid} is also on row {prev.row} with a different {differ[0]}",
+            )
             continue
         prev.tokens += [t for t in tokens if t not in prev.tokens]
     if problems:
@@ -183,26 +208,47 @@ def build_roster(text: str, path: str, salt: bytes, day: date, tz: timezone,
         notes.append(f"{path}: {skipped} row(s) are not on {day.isoformat()} and were left out")
     if not appts and not allow_empty:
         # An empty roster published by mistake would stop every kiosk's check-in for the day.
-        raise UsageError(f"{path}: no appointments on {day.isoformat()} ({skipped} rows on other "
-                         "days): check --date, or pass --allow-empty for a day without any")
+        raise UsageError(
+            f"{path}: no appointments on {day.isoformat()} ({skipped} rows on other "
+            "days): check --date, or pass --allow-empty for a day without any"
+        )
     out = []
-    for a in sorted(appts.values(), key=lambda a: (a.fields["slot_start"], a.fields["appointment_id"])):
+    for a in sorted(
+        appts.values(), key=lambda a: (a.fields["slot_start"], a.fields["appointment_id"])
+    ):
         f = a.fields
         for tok in a.tokens:
-            out.append({"id": f["appointment_id"], "token": tok,
-                        "name": mask_roster_name(f["patient_name"]),
-                        "department_id": f["department_id"], "department": f["department"],
-                        "doctor": f["doctor"], "room": f["room"], "slot_start": f["slot_start"],
-                        "slot_end": f["slot_end"], "queue_no": f["queue_no"]})
+            out.append(
+                {
+                    "id": f["appointment_id"],
+                    "token": tok,
+                    "name": mask_roster_name(f["patient_name"]),
+                    "department_id": f["department_id"],
+                    "department": f["department"],
+                    "doctor": f["doctor"],
+                    "room": f["room"],
+                    "slot_start": f["slot_start"],
+                    "slot_end": f["slot_end"],
+                    "queue_no": f["queue_no"],
+                }
+            )
     generated = (now or datetime.now(tz)).astimezone(tz).isoformat(timespec="seconds")
-    notes.append(f"{path}: {len(appts)} appointments, {len(out)} roster entries "
-                 f"(one per card) for {day.isoformat()}")
+    notes.append(
+        f"{path}: {len(appts)} appointments, {len(out)} roster entries "
+        f"(one per card) for {day.isoformat()}"
+    )
     return {"v": 1, "date": day.isoformat(), "generated": generated, "appointments": out}, notes
 
 
-def build_roster_file(csv_path: str, salt_file: str, day: str, *, utc_offset: str = "+08:00",
-                      encoding: str = "", allow_empty: bool = False,
-                      ) -> tuple[dict[str, Any], list[str]]:
+def build_roster_file(
+    csv_path: str,
+    salt_file: str,
+    day: str,
+    *,
+    utc_offset: str = "+08:00",
+    encoding: str = "",
+    allow_empty: bool = False,
+) -> tuple[dict[str, Any], list[str]]:
     try:
         d = date.fromisoformat(day)
     except ValueError:
@@ -212,5 +258,6 @@ def build_roster_file(csv_path: str, salt_file: str, day: str, *, utc_offset: st
         salt = load_salt(salt_file)
     except SaltError as e:
         raise UsageError(str(e).replace("[privacy].salt_file", "--salt-file")) from None
-    return build_roster(read_csv_text(csv_path, encoding), csv_path, salt, d, tz,
-                        allow_empty=allow_empty)
+    return build_roster(
+        read_csv_text(csv_path, encoding), csv_path, salt, d, tz, allow_empty=allow_empty
+    )

@@ -12,9 +12,9 @@ log = logging.getLogger("careterm.drivers")
 
 class DeviceState(enum.StrEnum):
     OK = "ok"
-    ABSENT = "absent"      # unplugged or not found; the driver keeps looking
-    ERROR = "error"        # present but failing (paper out, bad frames, ...)
-    UNKNOWN = "unknown"    # the transport cannot tell (write-only printer)
+    ABSENT = "absent"  # unplugged or not found; the driver keeps looking
+    ERROR = "error"  # present but failing (paper out, bad frames, ...)
+    UNKNOWN = "unknown"  # the transport cannot tell (write-only printer)
     DISABLED = "disabled"  # driver = "none"
 
 

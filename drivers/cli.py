@@ -26,11 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     test = hsub.add_parser("test", help="exercise one configured device")
     tsub = test.add_subparsers(dest="hw_device", metavar="DEVICE", required=True)
-    for name, fn, what in (("card-reader", cmd_test_card_reader, "read cards: one JSON line per read"),
-                           ("buttons", cmd_test_buttons, "one JSON line per key press")):
+    for name, fn, what in (
+        ("card-reader", cmd_test_card_reader, "read cards: one JSON line per read"),
+        ("buttons", cmd_test_buttons, "one JSON line per key press"),
+    ):
         p = tsub.add_parser(name, help=what)
         add_config_arg(p)
-        p.add_argument("--count", type=int, metavar="N", help="stop after N (exit 1 if fewer by --timeout)")
+        p.add_argument(
+            "--count", type=int, metavar="N", help="stop after N (exit 1 if fewer by --timeout)"
+        )
         p.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
         p.set_defaults(func=fn)
     pr = tsub.add_parser("printer", help="print a test ticket and the printer status as JSON")
@@ -60,8 +64,11 @@ def _print_json(obj: dict[str, Any]) -> None:
 
 def _report_state(device: Any) -> None:
     def show(state: Any, detail: str) -> None:
-        print(f"{device.name}: {state.value}{f' ({detail})' if detail else ''}",
-              file=sys.stderr, flush=True)
+        print(
+            f"{device.name}: {state.value}{f' ({detail})' if detail else ''}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     device.on_state(show)
 
@@ -90,6 +97,7 @@ def _collect(args: argparse.Namespace, events: queue.Queue, emit: Any, what: str
 
 def _stdin_lines(events: queue.Queue, fn: Any) -> None:
     """For the `keyboard` drivers: each line typed (or piped) on stdin is one input."""
+
     def run() -> None:
         for line in sys.stdin:
             fn(line.rstrip("\r\n"))
@@ -113,7 +121,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not rows:
             print("  (none)")
         for f in rows:
-            extra = " ".join(x for x in (f.usb and f"[{f.usb}]", f.description and f"{f.description!r}") if x)
+            extra = " ".join(
+                x for x in (f.usb and f"[{f.usb}]", f.description and f"{f.description!r}") if x
+            )
             print(f"  {f.device}  {extra}".rstrip())
             for link in f.by_id:
                 print(f"      {link}")
@@ -127,7 +137,7 @@ def cmd_test_card_reader(args: argparse.Namespace) -> int:
     _check_limits(args)
     cfg, path = _load(args)
     if cfg.card_reader.driver == "none":
-        raise ConfigError(path, "card_reader.driver", "is \"none\": there is no card reader to test")
+        raise ConfigError(path, "card_reader.driver", 'is "none": there is no card reader to test')
     events: queue.Queue = queue.Queue()
     if cfg.card_reader.driver in ("keyboard", "sim"):
         classifier = make_classifier(cfg, path)
@@ -162,7 +172,9 @@ def cmd_test_buttons(args: argparse.Namespace) -> int:
 
     events: queue.Queue = queue.Queue()
     if cfg.buttons.driver == "touch":
-        raise ConfigError(path, "buttons.driver", "is \"touch\": the screen's buttons have no device to test")
+        raise ConfigError(
+            path, "buttons.driver", 'is "touch": the screen\'s buttons have no device to test'
+        )
     if cfg.buttons.driver in ("keyboard", "sim"):
         _stdin_lines(events, lambda line: [events.put(c) for c in line if c in keys])
         return _collect(args, events, emit, "key presses")
@@ -179,17 +191,20 @@ def cmd_test_buttons(args: argparse.Namespace) -> int:
 def test_ticket(now: str) -> Any:
     from drivers.printer.document import QR, Document, Feed, Rule, Text
 
-    return Document((
-        Text("careterm 打印测试", align="center", bold=True),
-        Text("Printer test", align="center"),
-        Rule(),
-        Text("A001", align="center", double=True),
-        Text("中文: 心内科 门诊3楼 305诊室"),
-        Text(f"时间 {now}"),
-        Rule("="),
-        QR("CT1:TEST-0001", size=6),
-        Feed(1),
-    ), title="printer-test")
+    return Document(
+        (
+            Text("careterm 打印测试", align="center", bold=True),
+            Text("Printer test", align="center"),
+            Rule(),
+            Text("A001", align="center", double=True),
+            Text("中文: 心内科 门诊3楼 305诊室"),
+            Text(f"时间 {now}"),
+            Rule("="),
+            QR("CT1:TEST-0001", size=6),
+            Feed(1),
+        ),
+        title="printer-test",
+    )
 
 
 def cmd_test_printer(args: argparse.Namespace) -> int:
@@ -198,14 +213,20 @@ def cmd_test_printer(args: argparse.Namespace) -> int:
 
     cfg, path = _load(args)
     if cfg.printer.driver == "none":
-        raise ConfigError(path, "printer.driver", "is \"none\": there is no printer to test")
+        raise ConfigError(path, "printer.driver", 'is "none": there is no printer to test')
     printer = open_printer(cfg, config_file=path, poll_every=None)
     assert printer is not None
     try:
-        result = printer.print_document(test_ticket(time.strftime("%Y-%m-%d %H:%M:%S")), timeout=10.0)
+        result = printer.print_document(
+            test_ticket(time.strftime("%Y-%m-%d %H:%M:%S")), timeout=10.0
+        )
         status = printer.status()
-        out: dict[str, Any] = {"printed": result.ok, "error": result.error,
-                               "state": printer.state.value, **status.to_json()}
+        out: dict[str, Any] = {
+            "printed": result.ok,
+            "error": result.error,
+            "state": printer.state.value,
+            **status.to_json(),
+        }
         tickets = getattr(printer, "tickets", None)
         if tickets:
             out["file"] = str(tickets[-1])

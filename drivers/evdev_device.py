@@ -21,15 +21,23 @@ from drivers.input_events import EventStream, InputEvent
 
 log = logging.getLogger("careterm.drivers.evdev")
 
-EVIOCGRAB = 0x40044590   # _IOW('E', 0x90, int)
+EVIOCGRAB = 0x40044590  # _IOW('E', 0x90, int)
 REOPEN_EVERY_S = 1.0
 
 
 class EvdevDevice(Watchable):
-    def __init__(self, name: str, path: str, on_event: Callable[[InputEvent], None], *,
-                 grab: bool = True, reopen_every: float = REOPEN_EVERY_S,
-                 on_idle: Callable[[], None] | None = None, idle_every: float = 0.5,
-                 quiet: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        on_event: Callable[[InputEvent], None],
+        *,
+        grab: bool = True,
+        reopen_every: float = REOPEN_EVERY_S,
+        on_idle: Callable[[], None] | None = None,
+        idle_every: float = 0.5,
+        quiet: bool = False,
+    ) -> None:
         super().__init__(name, quiet=quiet)
         self.path = path
         self.grab = grab
@@ -67,11 +75,17 @@ class EvdevDevice(Watchable):
                 fcntl.ioctl(fd, EVIOCGRAB, 1)
                 self.grabbed = True
             except OSError as e:
-                log.warning("%s: cannot grab %s (%s): keystrokes may also reach the screen",
-                            self.name, real, e.strerror)
+                log.warning(
+                    "%s: cannot grab %s (%s): keystrokes may also reach the screen",
+                    self.name,
+                    real,
+                    e.strerror,
+                )
         self._fd = fd
         self._stream = EventStream()
-        self._set_state(DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}")
+        self._set_state(
+            DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}"
+        )
         return True
 
     def _close(self) -> None:
@@ -99,13 +113,13 @@ class EvdevDevice(Watchable):
                 data = os.read(self._fd, 4096) if r else None  # type: ignore[arg-type]
             except BlockingIOError:
                 continue
-            except OSError as e:   # ENODEV after an unplug
+            except OSError as e:  # ENODEV after an unplug
                 self._gone(e.strerror or str(e))
                 continue
             if data is None:
                 self._idle()
                 continue
-            if not data:           # end of file: a pipe whose writer left
+            if not data:  # end of file: a pipe whose writer left
                 self._gone("end of input")
                 continue
             for ev in self._stream.feed(data):

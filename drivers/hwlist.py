@@ -80,14 +80,15 @@ def serial_ports(dev: Path = Path("/dev"), sys_class: Path = Path("/sys/class/tt
         name = Path(node).name
         sysdev = sys_class / name / "device"
         if name.startswith("ttyS") and not sysdev.exists() and node not in links:
-            continue   # legacy 8250 ports that exist on every PC
+            continue  # legacy 8250 ports that exist on every PC
         usb, desc = _usb_desc(_usb_parent(sysdev) if sysdev.exists() else None)
         out.append(Found("serial", node, links.get(node, []), desc, usb))
     return out
 
 
-def input_devices(dev: Path = Path("/dev"),
-                  proc_devices: Path = Path("/proc/bus/input/devices")) -> list[Found]:
+def input_devices(
+    dev: Path = Path("/dev"), proc_devices: Path = Path("/proc/bus/input/devices")
+) -> list[Found]:
     links = _links(dev / "input" / "by-id")
     names: dict[str, str] = {}
     text = _read(proc_devices)
@@ -104,8 +105,9 @@ def input_devices(dev: Path = Path("/dev"),
     return out
 
 
-def usb_printers(sys_usb: Path = Path("/sys/bus/usb/devices"),
-                 sys_usbmisc: Path = Path("/sys/class/usbmisc")) -> list[Found]:
+def usb_printers(
+    sys_usb: Path = Path("/sys/bus/usb/devices"), sys_usbmisc: Path = Path("/sys/class/usbmisc")
+) -> list[Found]:
     lp_nodes: dict[str, str] = {}
     if sys_usbmisc.is_dir():
         for node in sys_usbmisc.glob("lp*"):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 EVENT = struct.Struct("@llHHi")
 EV_SYN, EV_KEY, EV_MSC = 0x00, 0x01, 0x04
-SYN_DROPPED = 3   # the kernel's buffer overflowed: events were lost, key state is unknown
+SYN_DROPPED = 3  # the kernel's buffer overflowed: events were lost, key state is unknown
 RELEASE, PRESS, REPEAT = 0, 1, 2
 
 
@@ -79,12 +79,23 @@ KEY_CHARS: dict[str, tuple[str, str]] = {
     **{f"KEY_{c}": (c.lower(), c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
     **{f"KEY_{d}": (d, s) for d, s in zip("1234567890", "!@#$%^&*()", strict=True)},
     **{f"KEY_KP{d}": (d, d) for d in "0123456789"},
-    "KEY_MINUS": ("-", "_"), "KEY_EQUAL": ("=", "+"), "KEY_LEFTBRACE": ("[", "{"),
-    "KEY_RIGHTBRACE": ("]", "}"), "KEY_SEMICOLON": (";", ":"), "KEY_APOSTROPHE": ("'", '"'),
-    "KEY_GRAVE": ("`", "~"), "KEY_BACKSLASH": ("\\", "|"), "KEY_COMMA": (",", "<"),
-    "KEY_DOT": (".", ">"), "KEY_SLASH": ("/", "?"), "KEY_SPACE": (" ", " "),
-    "KEY_KPMINUS": ("-", "-"), "KEY_KPPLUS": ("+", "+"), "KEY_KPASTERISK": ("*", "*"),
-    "KEY_KPSLASH": ("/", "/"), "KEY_KPDOT": (".", "."),
+    "KEY_MINUS": ("-", "_"),
+    "KEY_EQUAL": ("=", "+"),
+    "KEY_LEFTBRACE": ("[", "{"),
+    "KEY_RIGHTBRACE": ("]", "}"),
+    "KEY_SEMICOLON": (";", ":"),
+    "KEY_APOSTROPHE": ("'", '"'),
+    "KEY_GRAVE": ("`", "~"),
+    "KEY_BACKSLASH": ("\\", "|"),
+    "KEY_COMMA": (",", "<"),
+    "KEY_DOT": (".", ">"),
+    "KEY_SLASH": ("/", "?"),
+    "KEY_SPACE": (" ", " "),
+    "KEY_KPMINUS": ("-", "-"),
+    "KEY_KPPLUS": ("+", "+"),
+    "KEY_KPASTERISK": ("*", "*"),
+    "KEY_KPSLASH": ("/", "/"),
+    "KEY_KPDOT": (".", "."),
 }
 SHIFTS = ("KEY_LEFTSHIFT", "KEY_RIGHTSHIFT")
 ENTERS = ("KEY_ENTER", "KEY_KPENTER")
@@ -113,7 +124,7 @@ class WedgeDecoder:
         """The finished line when this event ends one, else None."""
         if ev.type == EV_SYN and ev.code == SYN_DROPPED:
             if self._chars:
-                self.rejected += 1   # keys of this line were lost
+                self.rejected += 1  # keys of this line were lost
             self._chars, self._bad = [], False
             self._shift.clear()
             return None
@@ -174,5 +185,7 @@ def text_to_key_events(text: str, t0: float, step: float = 0.01) -> bytes:
         if shift:
             out += key_event_bytes(t + step / 2, "KEY_LEFTSHIFT", RELEASE)
         t += step
-    out += key_event_bytes(t, "KEY_ENTER", PRESS) + key_event_bytes(t + step / 2, "KEY_ENTER", RELEASE)
+    out += key_event_bytes(t, "KEY_ENTER", PRESS) + key_event_bytes(
+        t + step / 2, "KEY_ENTER", RELEASE
+    )
     return bytes(out)

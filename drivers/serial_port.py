@@ -23,9 +23,17 @@ REOPEN_EVERY_S = 1.0
 class SerialPort(Watchable):
     """Delivers received bytes to `on_bytes`; survives unplug, replug and garbage."""
 
-    def __init__(self, name: str, path: str, baudrate: int, on_bytes: Callable[[bytes], None],
-                 *, read_timeout: float = 0.1, reopen_every: float = REOPEN_EVERY_S,
-                 quiet: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        baudrate: int,
+        on_bytes: Callable[[bytes], None],
+        *,
+        read_timeout: float = 0.1,
+        reopen_every: float = REOPEN_EVERY_S,
+        quiet: bool = False,
+    ) -> None:
         super().__init__(name, quiet=quiet)
         self.path = path
         self.baudrate = baudrate
@@ -69,7 +77,9 @@ class SerialPort(Watchable):
         except (serial.SerialException, OSError, ValueError) as e:
             self._set_state(DeviceState.ABSENT, f"{self.path}: {e}")
             return None
-        self._set_state(DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}")
+        self._set_state(
+            DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}"
+        )
         return port
 
     def _close(self) -> None:
@@ -91,8 +101,9 @@ class SerialPort(Watchable):
                 data = self._port.read(max(1, self._port.in_waiting or 1))
             except (serial.SerialException, OSError, TypeError, termios.error) as e:
                 # TypeError: pyserial on a vanished pty can fail inside select().
-                log.warning("%s: %s went away (%s); waiting for it to come back",
-                            self.name, self.path, e)
+                log.warning(
+                    "%s: %s went away (%s); waiting for it to come back", self.name, self.path, e
+                )
                 self._set_state(DeviceState.ABSENT, f"{self.path}: unplugged")
                 self._close()
                 self._stop.wait(self.reopen_every)

@@ -36,8 +36,9 @@ class Decision:
         return self.come_back_at.strftime("%H:%M") if self.come_back_at else ""
 
 
-def decide(appt: Appointment, now: datetime, early_min: int, late_min: int,
-           already: bool = False) -> Decision:
+def decide(
+    appt: Appointment, now: datetime, early_min: int, late_min: int, already: bool = False
+) -> Decision:
     """early: before the slot starts; on_time: within the slot; late: after it ended.
 
     Check-in is open from `early_min` before the slot start to `late_min` after the slot end.
@@ -54,15 +55,17 @@ def decide(appt: Appointment, now: datetime, early_min: int, late_min: int,
     if already:
         return Decision(appt, True, timing, repeat=True)
     if now < opens:
-        return Decision(appt, False, timing, "too_early",
-                        come_back_at=opens.astimezone(appt.slot_start.tzinfo))
+        return Decision(
+            appt, False, timing, "too_early", come_back_at=opens.astimezone(appt.slot_start.tzinfo)
+        )
     if now > closes:
         return Decision(appt, False, timing, "too_late")
     return Decision(appt, True, timing)
 
 
-def decide_all(appts: list[Appointment], now: datetime, early_min: int, late_min: int,
-               done: CheckinLog) -> list[Decision]:
+def decide_all(
+    appts: list[Appointment], now: datetime, early_min: int, late_min: int, done: CheckinLog
+) -> list[Decision]:
     return [decide(a, now, early_min, late_min, done.has(a.id, now.date())) for a in appts]
 
 

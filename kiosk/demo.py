@@ -26,12 +26,18 @@ DEPARTMENTS = [
     ("icu", "重症医学科", "Critical Care", "住院楼2层", "连廊直行", "住院楼2楼 医生办公室", "Z"),
 ]
 DOCTORS = [
-    ("李明", "主任医师", "cardio", ["08:00-12:00"]), ("王静", "副主任医师", "cardio", ["14:00-17:30"]),
-    ("赵磊", "主治医师", "resp", ["08:00-12:00", "14:00-17:30"]), ("陈芳", "主任医师", "gastro", ["08:00-12:00"]),
-    ("刘洋", "副主任医师", "ortho", ["08:00-12:00"]), ("杨帆", "主治医师", "peds", ["08:00-17:30"]),
-    ("黄蕾", "主任医师", "derm", ["14:00-17:30"]), ("周涛", "主治医师", "ent", ["08:00-12:00"]),
-    ("吴敏", "副主任医师", "eye", ["08:00-12:00"]), ("孙丽", "主任医师", "gyn", ["14:00-17:30"]),
-    ("郑强", "主治医师", "cardio", []), ("钱进", "主任医师", "icu", ["08:00-17:30"]),
+    ("李明", "主任医师", "cardio", ["08:00-12:00"]),
+    ("王静", "副主任医师", "cardio", ["14:00-17:30"]),
+    ("赵磊", "主治医师", "resp", ["08:00-12:00", "14:00-17:30"]),
+    ("陈芳", "主任医师", "gastro", ["08:00-12:00"]),
+    ("刘洋", "副主任医师", "ortho", ["08:00-12:00"]),
+    ("杨帆", "主治医师", "peds", ["08:00-17:30"]),
+    ("黄蕾", "主任医师", "derm", ["14:00-17:30"]),
+    ("周涛", "主治医师", "ent", ["08:00-12:00"]),
+    ("吴敏", "副主任医师", "eye", ["08:00-12:00"]),
+    ("孙丽", "主任医师", "gyn", ["14:00-17:30"]),
+    ("郑强", "主治医师", "cardio", []),
+    ("钱进", "主任医师", "icu", ["08:00-17:30"]),
 ]
 SURNAMES = "张王李赵陈刘杨黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
@@ -56,29 +62,60 @@ def id_number(first17: str) -> str:
 
 
 def demo_directory() -> dict[str, Any]:
-    return {"v": 1,
-            "departments": [{"id": d[0], "name": d[1], "name_en": d[2], "floor": d[3],
-                             "location": d[4]} for d in DEPARTMENTS],
-            "doctors": [{"name": n, "title": t, "department_id": dep, "today": today, "bio": ""}
-                        for n, t, dep, today in DOCTORS]}
+    return {
+        "v": 1,
+        "departments": [
+            {"id": d[0], "name": d[1], "name_en": d[2], "floor": d[3], "location": d[4]}
+            for d in DEPARTMENTS
+        ],
+        "doctors": [
+            {"name": n, "title": t, "department_id": dep, "today": today, "bio": ""}
+            for n, t, dep, today in DOCTORS
+        ],
+    }
 
 
 def demo_survey() -> dict[str, Any]:
-    return {"v": 1, "id": "opd-demo", "questions": [
-        {"id": "q1", "text": "您对挂号流程满意吗?", "text_en": "How satisfied are you with registration?", "scale": 5},
-        {"id": "q2", "text": "您对医生的服务满意吗?", "text_en": "How satisfied are you with your doctor?", "scale": 5},
-        {"id": "q3", "text": "您对候诊环境满意吗?", "text_en": "How satisfied are you with the waiting area?", "scale": 5},
-    ]}
+    return {
+        "v": 1,
+        "id": "opd-demo",
+        "questions": [
+            {
+                "id": "q1",
+                "text": "您对挂号流程满意吗?",
+                "text_en": "How satisfied are you with registration?",
+                "scale": 5,
+            },
+            {
+                "id": "q2",
+                "text": "您对医生的服务满意吗?",
+                "text_en": "How satisfied are you with your doctor?",
+                "scale": 5,
+            },
+            {
+                "id": "q3",
+                "text": "您对候诊环境满意吗?",
+                "text_en": "How satisfied are you with the waiting area?",
+                "scale": 5,
+            },
+        ],
+    }
 
 
 def _appointment(i: int, token: str, name: str, dep: int, start: datetime) -> dict[str, Any]:
     d = DEPARTMENTS[dep]
-    return {"id": f"A{start:%Y%m%d}-{i:05d}", "token": token, "name": _roster_name(name),
-            "department_id": d[0], "department": d[1],
-            "doctor": DOCTORS[[x[2] for x in DOCTORS].index(d[0])][0],
-            "room": d[5].format(i % 9 + 1),
-            "slot_start": start.isoformat(), "slot_end": (start + timedelta(minutes=30)).isoformat(),
-            "queue_no": f"{d[6]}{i % 1000:03d}"}
+    return {
+        "id": f"A{start:%Y%m%d}-{i:05d}",
+        "token": token,
+        "name": _roster_name(name),
+        "department_id": d[0],
+        "department": d[1],
+        "doctor": DOCTORS[[x[2] for x in DOCTORS].index(d[0])][0],
+        "room": d[5].format(i % 9 + 1),
+        "slot_start": start.isoformat(),
+        "slot_end": (start + timedelta(minutes=30)).isoformat(),
+        "queue_no": f"{d[6]}{i % 1000:03d}",
+    }
 
 
 def _roster_name(name: str) -> str:
@@ -89,8 +126,15 @@ def _roster_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def demo_roster(salt: bytes, day: date | None = None, *, size: int = 60, now: datetime | None = None,
-                tz: tzinfo | None = None, seed: int = 7) -> dict[str, Any]:
+def demo_roster(
+    salt: bytes,
+    day: date | None = None,
+    *,
+    size: int = 60,
+    now: datetime | None = None,
+    tz: tzinfo | None = None,
+    seed: int = 7,
+) -> dict[str, Any]:
     """A roster for `day` (today): the DEMO_PATIENTS first (slots relative to `now`), then `size`
     random patients with ID cards or medical cards between 08:00 and 17:30."""
     now = now or datetime.now().astimezone()
@@ -101,18 +145,27 @@ def demo_roster(salt: bytes, day: date | None = None, *, size: int = 60, now: da
     for i, (first17, name, dep, minutes) in enumerate(DEMO_PATIENTS, start=1):
         start = (now + timedelta(minutes=minutes)).replace(second=0, microsecond=0)
         start = start.replace(minute=start.minute - start.minute % 5)
-        rows.append(_appointment(i, card_token(salt, "id_card", id_number(first17)), name, dep,
-                                 start.astimezone(tz)))
+        rows.append(
+            _appointment(
+                i, card_token(salt, "id_card", id_number(first17)), name, dep, start.astimezone(tz)
+            )
+        )
     opening = datetime.combine(day, time(8, 0), tz)
     for i in range(len(rows) + 1, len(rows) + 1 + size):
         if rng.random() < 0.7:
-            number = id_number(f"{rng.randint(110000, 659999)}19{rng.randint(40, 99)}"
-                               f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}")
+            number = id_number(
+                f"{rng.randint(110000, 659999)}19{rng.randint(40, 99)}"
+                f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
+            )
             token = card_token(salt, "id_card", number)
         else:
             token = card_token(salt, "medical_card", f"{rng.randint(10**11, 10**12 - 1)}")
         name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.randint(1, 2)))
         start = opening + timedelta(minutes=30 * rng.randint(0, 18))
         rows.append(_appointment(i, token, name, rng.randrange(len(DEPARTMENTS)), start))
-    return {"v": 1, "date": day.isoformat(), "generated": now.isoformat(timespec="seconds"),
-            "appointments": rows}
+    return {
+        "v": 1,
+        "date": day.isoformat(),
+        "generated": now.isoformat(timespec="seconds"),
+        "appointments": rows,
+    }

@@ -71,8 +71,9 @@ class Directory:
         return [d for d in self.departments if not letter or d.letter(lang) == letter]
 
     def doctors_today(self, dept_id: str | None = None) -> list[Doctor]:
-        return [d for d in self.doctors
-                if d.today and (dept_id is None or d.department_id == dept_id)]
+        return [
+            d for d in self.doctors if d.today and (dept_id is None or d.department_id == dept_id)
+        ]
 
     @classmethod
     def parse(cls, payload: bytes | str | dict[str, Any]) -> Directory:
@@ -84,20 +85,30 @@ class Directory:
             if not isinstance(row, dict) or not row.get("id") or not row.get("name"):
                 raise DirectoryError(f"departments[{i}]: needs id and name")
             name = str(row["name"])
-            depts.append(Department(
-                id=str(row["id"]), name=name, name_en=str(row.get("name_en") or ""),
-                floor=str(row.get("floor") or ""), location=str(row.get("location") or ""),
-                initial=pinyin_initial(name)))
+            depts.append(
+                Department(
+                    id=str(row["id"]),
+                    name=name,
+                    name_en=str(row.get("name_en") or ""),
+                    floor=str(row.get("floor") or ""),
+                    location=str(row.get("location") or ""),
+                    initial=pinyin_initial(name),
+                )
+            )
         doctors = []
         for i, row in enumerate(doc.get("doctors") or []):
             if not isinstance(row, dict) or not row.get("name"):
                 raise DirectoryError(f"doctors[{i}]: needs a name")
             today = row.get("today") or []
-            doctors.append(Doctor(
-                name=str(row["name"]), title=str(row.get("title") or ""),
-                department_id=str(row.get("department_id") or ""),
-                today=tuple(str(t) for t in today) if isinstance(today, list) else (),
-                bio=str(row.get("bio") or "")))
+            doctors.append(
+                Doctor(
+                    name=str(row["name"]),
+                    title=str(row.get("title") or ""),
+                    department_id=str(row.get("department_id") or ""),
+                    today=tuple(str(t) for t in today) if isinstance(today, list) else (),
+                    bio=str(row.get("bio") or ""),
+                )
+            )
         return cls(tuple(depts), tuple(doctors))
 
 

@@ -9,7 +9,10 @@ LANGS = ("zh", "en")
 TEXTS: dict[str, tuple[str, str]] = {
     "app_title": ("门诊自助服务", "Outpatient self-service"),
     # home
-    "home_prompt": ("请刷身份证/就诊卡或扫描预约二维码", "Tap your ID or hospital card, or scan your appointment QR code"),
+    "home_prompt": (
+        "请刷身份证/就诊卡或扫描预约二维码",
+        "Tap your ID or hospital card, or scan your appointment QR code",
+    ),
     "home_hint": ("刷卡后即可签到取号", "Then check in and get your queue ticket"),
     "btn_checkin": ("签到取号", "Check in"),
     "btn_guide": ("就医指南", "Hospital guide"),
@@ -24,13 +27,25 @@ TEXTS: dict[str, tuple[str, str]] = {
     "btn_skip": ("跳过", "Skip"),
     "btn_clear": ("清除", "Clear"),
     "btn_delete": ("删除", "Delete"),
-    "status_printer": ("打印机故障: 凭条将显示在屏幕上", "Printer out of order: tickets are shown on screen"),
+    "status_printer": (
+        "打印机故障: 凭条将显示在屏幕上",
+        "Printer out of order: tickets are shown on screen",
+    ),
     "status_network": ("网络中断: 签到照常进行", "Network down: check-in still works"),
-    "status_reader": ("读卡器故障: 请扫描预约二维码或到窗口办理", "Card reader out of order: scan your QR code or go to a window"),
-    "status_roster": ("今日预约名单未到: 请到窗口签到", "Today's appointment list has not arrived: please check in at a window"),
+    "status_reader": (
+        "读卡器故障: 请扫描预约二维码或到窗口办理",
+        "Card reader out of order: scan your QR code or go to a window",
+    ),
+    "status_roster": (
+        "今日预约名单未到: 请到窗口签到",
+        "Today's appointment list has not arrived: please check in at a window",
+    ),
     # check-in prompt (the check-in button without a card)
     "checkin_title": ("签到取号", "Check in"),
-    "checkin_prompt": ("请将身份证或就诊卡放在读卡区\n或将预约二维码对准扫描窗口", "Place your ID or hospital card on the reader\nor hold your appointment QR code to the scanner"),
+    "checkin_prompt": (
+        "请将身份证或就诊卡放在读卡区\n或将预约二维码对准扫描窗口",
+        "Place your ID or hospital card on the reader\nor hold your appointment QR code to the scanner",
+    ),
     # appointment list
     "appts_title": ("您今天的预约", "Your appointments today"),
     "appts_hint": ("请选择要签到的预约", "Choose the appointment to check in"),
@@ -45,12 +60,24 @@ TEXTS: dict[str, tuple[str, str]] = {
     "appt_patient": ("患者", "Patient"),
     # refusal
     "refused_title": ("暂时不能签到", "Cannot check in now"),
-    "refused_early": ("您的就诊时间是 {slot}。\n签到从 {hhmm} 开始, 请于 {hhmm} 后再来签到。", "Your appointment is at {slot}.\nCheck-in opens at {hhmm}: please come back at {hhmm}."),
-    "refused_late": ("您的就诊时间 {slot} 已过, 超过签到时限。\n请到一楼人工窗口办理。", "Your appointment at {slot} has passed the check-in limit.\nPlease go to a service window on the ground floor."),
+    "refused_early": (
+        "您的就诊时间是 {slot}。\n签到从 {hhmm} 开始, 请于 {hhmm} 后再来签到。",
+        "Your appointment is at {slot}.\nCheck-in opens at {hhmm}: please come back at {hhmm}.",
+    ),
+    "refused_late": (
+        "您的就诊时间 {slot} 已过, 超过签到时限。\n请到一楼人工窗口办理。",
+        "Your appointment at {slot} has passed the check-in limit.\nPlease go to a service window on the ground floor.",
+    ),
     # no appointment
     "noappt_title": ("未找到今天的预约", "No appointment today"),
-    "noappt_text": ("没有找到您今天的预约。\n请到一楼挂号窗口或自助挂号机挂号,\n或使用医院公众号预约。", "We found no appointment for you today.\nPlease register at a registration window on the ground floor,\nor book through the hospital's app."),
-    "noroster_text": ("今日预约名单尚未送达本机。\n请到一楼人工窗口签到。", "Today's appointment list has not reached this kiosk.\nPlease check in at a service window on the ground floor."),
+    "noappt_text": (
+        "没有找到您今天的预约。\n请到一楼挂号窗口或自助挂号机挂号,\n或使用医院公众号预约。",
+        "We found no appointment for you today.\nPlease register at a registration window on the ground floor,\nor book through the hospital's app.",
+    ),
+    "noroster_text": (
+        "今日预约名单尚未送达本机。\n请到一楼人工窗口签到。",
+        "Today's appointment list has not reached this kiosk.\nPlease check in at a service window on the ground floor.",
+    ),
     # done
     "done_title": ("签到成功", "You are checked in"),
     "done_reprint_title": ("凭条已补打", "Ticket reprinted"),
@@ -58,12 +85,21 @@ TEXTS: dict[str, tuple[str, str]] = {
     "done_queue": ("您的排队号", "Your queue number"),
     "done_go": ("请前往 {where} 候诊", "Please go to {where} and wait to be called"),
     "done_take": ("请取走凭条", "Please take your ticket"),
-    "done_ticket_failed": ("打印机故障, 请拍照保存此凭条", "The printer failed: please take a photo of this ticket"),
+    "done_ticket_failed": (
+        "打印机故障, 请拍照保存此凭条",
+        "The printer failed: please take a photo of this ticket",
+    ),
     "done_back": ("{n} 秒后返回首页", "Back to the start in {n} s"),
     "failed_title": ("暂时无法办理", "Cannot do this now"),
-    "failed_text": ("本机暂时无法保存记录。\n请到一楼人工窗口办理。", "This kiosk cannot save records right now.\nPlease go to a service window on the ground floor."),
+    "failed_text": (
+        "本机暂时无法保存记录。\n请到一楼人工窗口办理。",
+        "This kiosk cannot save records right now.\nPlease go to a service window on the ground floor.",
+    ),
     "unreadable_title": ("无法识别", "Not recognised"),
-    "unreadable_text": ("无法识别此卡或二维码。\n请重试或到人工窗口办理。", "This card or QR code could not be read.\nPlease try again or go to a service window."),
+    "unreadable_text": (
+        "无法识别此卡或二维码。\n请重试或到人工窗口办理。",
+        "This card or QR code could not be read.\nPlease try again or go to a service window.",
+    ),
     "busy": ("正在办理, 请稍候 ...", "One moment, please ..."),
     # guide
     "guide_title": ("就医指南", "Hospital guide"),
@@ -85,8 +121,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "fb_phone": ("回访电话 (可选)", "Phone for a call back (optional)"),
     "fb_phone_bad": ("请输入11位手机号或留空", "Enter an 11-digit mobile number or leave it empty"),
     "fb_done_title": ("感谢您的反馈", "Thank you for your feedback"),
-    "fb_done_text": ("受理编号 {no}\n我们将登记处理并在3个工作日内反馈。", "Reference {no}\nWe will register it and respond within 3 working days."),
-    "fb_slip_failed": ("打印机故障: 请记下受理编号", "Printer failed: please note the reference number"),
+    "fb_done_text": (
+        "受理编号 {no}\n我们将登记处理并在3个工作日内反馈。",
+        "Reference {no}\nWe will register it and respond within 3 working days.",
+    ),
+    "fb_slip_failed": (
+        "打印机故障: 请记下受理编号",
+        "Printer failed: please note the reference number",
+    ),
     # survey
     "sv_title": ("满意度调查", "Satisfaction survey"),
     "sv_progress": ("第 {i} / {n} 题", "Question {i} of {n}"),
@@ -96,13 +138,19 @@ TEXTS: dict[str, tuple[str, str]] = {
     "sv_scale_high": ("非常满意", "Very satisfied"),
     # idle
     "idle_title": ("还在吗?", "Are you still there?"),
-    "idle_text": ("{n} 秒后返回首页, 您的信息将被清除。\n触摸屏幕继续。", "Returning to the start in {n} s; your details will be cleared.\nTouch the screen to continue."),
+    "idle_text": (
+        "{n} 秒后返回首页, 您的信息将被清除。\n触摸屏幕继续。",
+        "Returning to the start in {n} s; your details will be cleared.\nTouch the screen to continue.",
+    ),
     "idle_continue": ("继续", "Continue"),
     # maintenance
     "pin_title": ("维护登录", "Maintenance sign-in"),
     "pin_text": ("请输入维护密码", "Enter the maintenance PIN"),
     "pin_bad": ("密码错误", "Wrong PIN"),
-    "pin_disabled": ("未设置维护密码 (maintenance_pin_sha256)", "No maintenance PIN is set (maintenance_pin_sha256)"),
+    "pin_disabled": (
+        "未设置维护密码 (maintenance_pin_sha256)",
+        "No maintenance PIN is set (maintenance_pin_sha256)",
+    ),
     "mt_title": ("设备维护", "Maintenance"),
     "mt_test_printer": ("打印测试页", "Print test ticket"),
     "mt_test_reader": ("读卡测试", "Card reader test"),
@@ -128,24 +176,42 @@ TEXTS: dict[str, tuple[str, str]] = {
     "ticket_doctor": ("医生", "Doctor"),
     "ticket_time": ("时间", "Time"),
     "ticket_patient": ("患者", "Patient"),
-    "ticket_footer": ("请留意叫号, 过号请到分诊台", "Listen for your number; if missed, see the triage desk"),
+    "ticket_footer": (
+        "请留意叫号, 过号请到分诊台",
+        "Listen for your number; if missed, see the triage desk",
+    ),
     "slip_title": ("意见反馈回执", "Feedback receipt"),
     "slip_tracking": ("受理编号", "Reference number"),
     "slip_category": ("类型", "Kind"),
     "slip_topics": ("内容", "Topics"),
     "slip_process": ("受理 → 登记 → 反馈", "Received → registered → answered"),
     "slip_callback": ("我们将在3个工作日内电话回访", "We will call you back within 3 working days"),
-    "slip_no_callback": ("可凭受理编号到患者服务中心查询", "Ask at the patient service centre with this number"),
+    "slip_no_callback": (
+        "可凭受理编号到患者服务中心查询",
+        "Ask at the patient service centre with this number",
+    ),
     "test_ticket": ("打印测试", "Printer test"),
 }
 
 FEEDBACK_TOPICS: dict[str, list[tuple[str, str]]] = {
-    "praise": [("服务热情", "Friendly service"), ("医术精湛", "Skilled care"),
-               ("流程便捷", "Smooth process"), ("环境整洁", "Clean environment")],
-    "suggestion": [("候诊时间", "Waiting time"), ("指引标识", "Signs and directions"),
-                   ("自助设备", "Self-service machines"), ("停车与交通", "Parking and transport")],
-    "complaint": [("服务态度", "Staff attitude"), ("等候时间长", "Long wait"),
-                  ("收费问题", "Charges"), ("环境卫生", "Cleanliness")],
+    "praise": [
+        ("服务热情", "Friendly service"),
+        ("医术精湛", "Skilled care"),
+        ("流程便捷", "Smooth process"),
+        ("环境整洁", "Clean environment"),
+    ],
+    "suggestion": [
+        ("候诊时间", "Waiting time"),
+        ("指引标识", "Signs and directions"),
+        ("自助设备", "Self-service machines"),
+        ("停车与交通", "Parking and transport"),
+    ],
+    "complaint": [
+        ("服务态度", "Staff attitude"),
+        ("等候时间长", "Long wait"),
+        ("收费问题", "Charges"),
+        ("环境卫生", "Cleanliness"),
+    ],
 }
 
 

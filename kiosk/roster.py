@@ -60,8 +60,9 @@ def _text(row: dict[str, Any], field: str, idx: int, required: bool = True) -> s
 class Roster:
     """One day's appointments; lookups are dictionary hits (microseconds for 20,000 entries)."""
 
-    def __init__(self, day: date, generated: str, appointments: list[Appointment],
-                 source: str = "") -> None:
+    def __init__(
+        self, day: date, generated: str, appointments: list[Appointment], source: str = ""
+    ) -> None:
         self.date = day
         self.generated = generated
         self.appointments = appointments
@@ -114,16 +115,20 @@ class Roster:
                 raise RosterError(f"appointments[{i}]: not an object")
             start = _when(row.get("slot_start"), "slot_start", i)
             end = _when(row.get("slot_end"), "slot_end", i) if row.get("slot_end") else start
-            appts.append(Appointment(
-                id=_text(row, "id", i), token=_text(row, "token", i, required=False),
-                name=_text(row, "name", i, required=False),
-                department_id=_text(row, "department_id", i),
-                department=_text(row, "department", i, required=False),
-                doctor=_text(row, "doctor", i, required=False),
-                room=_text(row, "room", i, required=False),
-                slot_start=start, slot_end=max(start, end),
-                queue_no=_text(row, "queue_no", i),
-            ))
+            appts.append(
+                Appointment(
+                    id=_text(row, "id", i),
+                    token=_text(row, "token", i, required=False),
+                    name=_text(row, "name", i, required=False),
+                    department_id=_text(row, "department_id", i),
+                    department=_text(row, "department", i, required=False),
+                    doctor=_text(row, "doctor", i, required=False),
+                    room=_text(row, "room", i, required=False),
+                    slot_start=start,
+                    slot_end=max(start, end),
+                    queue_no=_text(row, "queue_no", i),
+                )
+            )
         return cls(day, str(doc.get("generated") or ""), appts, source)
 
 
@@ -155,8 +160,12 @@ class RosterStore:
                 self._file_mtime = _mtime(path)
         self.current = _best(candidates, today)
         if self.current is not None:
-            log.info("roster of %s loaded from %s: %d appointments", self.current.date,
-                     self.current.source, len(self.current))
+            log.info(
+                "roster of %s loaded from %s: %d appointments",
+                self.current.date,
+                self.current.source,
+                len(self.current),
+            )
         return self.current
 
     def received(self, payload: bytes, today: date) -> Roster:
@@ -181,7 +190,9 @@ class RosterStore:
             return
         self._file_mtime = m
         try:
-            r = Roster.parse(self.roster_file.read_bytes(), source=f"roster_file {self.roster_file}")
+            r = Roster.parse(
+                self.roster_file.read_bytes(), source=f"roster_file {self.roster_file}"
+            )
         except (OSError, RosterError) as e:
             self.problem = f"{self.roster_file}: {e}"
             log.error("roster_file %s ignored: %s", self.roster_file, e)

@@ -32,12 +32,21 @@ def _open(kind: str, cfg: DeviceConfig) -> Any:
 class Kiosk:
     """A whole kiosk, started and stopped as one (used by `careterm kiosk` and `careterm demo`)."""
 
-    def __init__(self, cfg: DeviceConfig, *, printer: Any = None, card_reader: Any = None,
-                 open_drivers: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: DeviceConfig,
+        *,
+        printer: Any = None,
+        card_reader: Any = None,
+        open_drivers: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.printer = printer if printer is not None or not open_drivers else _open("printer", cfg)
-        self.card_reader = (card_reader if card_reader is not None or not open_drivers
-                            else _open("card_reader", cfg))
+        self.card_reader = (
+            card_reader
+            if card_reader is not None or not open_drivers
+            else _open("card_reader", cfg)
+        )
         base = f"{cfg.mqtt.topic_root}/{cfg.device.site}"
         self.uplink = Uplink(
             cfg,
@@ -81,8 +90,12 @@ def run_kiosk(cfg: DeviceConfig, config_file: str, *, windowed: bool = False) ->
     life.install_signal_handlers()
     kiosk.start()
     fullscreen = cfg.kiosk.fullscreen and not windowed
-    log.info("kiosk %s started (%s, %s)", cfg.device.id, cfg.kiosk.language,
-             "fullscreen" if fullscreen else "windowed")
+    log.info(
+        "kiosk %s started (%s, %s)",
+        cfg.device.id,
+        cfg.kiosk.language,
+        "fullscreen" if fullscreen else "windowed",
+    )
     try:
         from kiosk.ui.app import run_ui
 

@@ -68,9 +68,16 @@ class View:
 class KioskService:
     """Thread-safe inputs; everything runs on one `kiosk-core` thread in arrival order."""
 
-    def __init__(self, cfg: DeviceConfig, uplink: Any, printer: Any = None,
-                 card_reader: Any = None, *, now: Callable[[], datetime] | None = None,
-                 on_exit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: DeviceConfig,
+        uplink: Any,
+        printer: Any = None,
+        card_reader: Any = None,
+        *,
+        now: Callable[[], datetime] | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.uplink = uplink
         self.printer = printer
@@ -114,10 +121,13 @@ class KioskService:
 
     def start(self) -> None:
         if self.printer is not None:
-            self.printer.on_state(lambda s, d: self._put(lambda: self._device_state("printer", s, d)))
+            self.printer.on_state(
+                lambda s, d: self._put(lambda: self._device_state("printer", s, d))
+            )
         if self.card_reader is not None:
             self.card_reader.on_state(
-                lambda s, d: self._put(lambda: self._device_state("card_reader", s, d)))
+                lambda s, d: self._put(lambda: self._device_state("card_reader", s, d))
+            )
         self._thread = threading.Thread(target=self._run, name="kiosk-core", daemon=True)
         self._thread.start()
 
@@ -199,17 +209,22 @@ class KioskService:
 
     def on_command(self, name: str, body: dict[str, Any], reply: Callable[..., None]) -> None:
         if name == "print_test":
+
             def run() -> None:
                 ok, err = self._print_test()
                 reply(ok, {"printer": self._printer_state()} if ok else None, err)
+
             self._put(run)
         else:
             reply(False, None, f"unknown command {name!r}")
 
     def telemetry(self) -> dict[str, Any]:
-        return {"printer": self._printer_state(),
-                "card_reader": self.card_reader.state.value if self.card_reader else "disabled",
-                "buttons": None, "screen": self._view.screen}
+        return {
+            "printer": self._printer_state(),
+            "card_reader": self.card_reader.state.value if self.card_reader else "disabled",
+            "buttons": None,
+            "screen": self._view.screen,
+        }
 
     # -- the core thread -------------------------------------------------------------------
 
@@ -246,10 +261,15 @@ class KioskService:
 
     def _status(self) -> tuple[str, ...]:
         out = []
-        if self.printer is not None and self.printer.state in (DeviceState.ERROR, DeviceState.ABSENT):
+        if self.printer is not None and self.printer.state in (
+            DeviceState.ERROR,
+            DeviceState.ABSENT,
+        ):
             out.append("status_printer")
-        if self.card_reader is not None and self.card_reader.state in (DeviceState.ERROR,
-                                                                       DeviceState.ABSENT):
+        if self.card_reader is not None and self.card_reader.state in (
+            DeviceState.ERROR,
+            DeviceState.ABSENT,
+        ):
             out.append("status_reader")
         link = getattr(self.uplink, "link", None)
         if link is not None and not link.connected.is_set():
@@ -262,8 +282,9 @@ class KioskService:
         self._content += 1
         return View(screen, self.lang, data, self._status(), None, None, self._content)
 
-    def _show(self, screen: str, data: dict[str, Any] | None = None,
-              home_after: float | None = None) -> None:
+    def _show(
+        self, screen: str, data: dict[str, Any] | None = None, home_after: float | None = None
+    ) -> None:
         self._auto_home_at = time.monotonic() + home_after if home_after else None
         self._emit(self._make(screen, data or {}))
 
@@ -289,7 +310,9 @@ class KioskService:
         elif v.screen != "home":  # maintenance too: a technician who walks away is signed out
             countdown = self.session.countdown(now)
             if countdown == 0:
-                log.info("idle for %ss: back home, patient forgotten", self.cfg.kiosk.idle_timeout_s)
+                log.info(
+                    "idle for %ss: back home, patient forgotten", self.cfg.kiosk.idle_timeout_s
+                )
                 self._home()
                 return
         if (status, countdown, back_in) != (v.status, v.countdown, v.back_in):
@@ -329,7 +352,9 @@ class KioskService:
             self._show("feedback", {"directory": self.directory})
         elif screen == "survey":
             if self.survey is None:
-                self._show("notice", {"title": "sv_title", "text": "sv_none"}, home_after=DONE_HOME_S)
+                self._show(
+                    "notice", {"title": "sv_title", "text": "sv_none"}, home_after=DONE_HOME_S
+                )
             else:
                 self._survey_run = SurveyRun(self.survey)
                 self._show_question()
@@ -353,8 +378,13 @@ class KioskService:
     def _card(self, read: CardRead) -> None:
         now_m = time.monotonic()
         if self._view.screen == "maintenance":
-            self._show("maintenance", {**self._maintenance_data(),
-                                       "message": json.dumps(read.to_json(), ensure_ascii=False)})
+            self._show(
+                "maintenance",
+                {
+                    **self._maintenance_data(),
+                    "message": json.dumps(read.to_json(), ensure_ascii=False),
+                },
+            )
             return
         if read.kind == "staff_card":
             self.session.forget(now_m)
@@ -364,8 +394,11 @@ class KioskService:
         self.session.forget(now_m)
         self._survey_run = None
         if not read.valid:
-            self._show("notice", {"title": "unreadable_title", "text": "unreadable_text"},
-                       home_after=DONE_HOME_S)
+            self._show(
+                "notice",
+                {"title": "unreadable_title", "text": "unreadable_text"},
+                home_after=DONE_HOME_S,
+            )
             return
         today = self._today()
         self.rosters.refresh_file(today)
@@ -384,8 +417,9 @@ class KioskService:
         k = self.cfg.kiosk
         self.session.card_kind = read.kind
         self.session.token = read.token or ""
-        self.session.decisions = decide_all(appts, self.now(), k.checkin_early_min,
-                                            k.checkin_late_min, self.checkins)
+        self.session.decisions = decide_all(
+            appts, self.now(), k.checkin_early_min, k.checkin_late_min, self.checkins
+        )
         self._show_appointments()
 
     def _show_appointments(self) -> None:
@@ -394,15 +428,24 @@ class KioskService:
             a = d.appointment
             dept = self.directory.department(a.department_id)
             state = ("reprint" if d.repeat else "checkin") if d.allowed else (d.refusal or "")
-            items.append({
-                "id": a.id, "queue_no": a.queue_no, "doctor": a.doctor, "room": a.room,
-                "department": a.department,
-                "department_en": dept.name_en if dept else "",
-                "time": slot_text(a), "state": state, "hhmm": d.come_back_hhmm,
-            })
+            items.append(
+                {
+                    "id": a.id,
+                    "queue_no": a.queue_no,
+                    "doctor": a.doctor,
+                    "room": a.room,
+                    "department": a.department,
+                    "department_en": dept.name_en if dept else "",
+                    "time": slot_text(a),
+                    "state": state,
+                    "hhmm": d.come_back_hhmm,
+                }
+            )
         name = self.session.decisions[0].appointment.name if self.session.decisions else ""
-        self._show("appointments", {"patient": name, "items": items,
-                                    "focus": first_allowed(self.session.decisions)})
+        self._show(
+            "appointments",
+            {"patient": name, "items": items, "focus": first_allowed(self.session.decisions)},
+        )
 
     def _decision(self, appointment_id: str) -> Decision | None:
         for d in self.session.decisions:
@@ -421,8 +464,10 @@ class KioskService:
             log.warning("choose: %s is not among this patient's appointments", appointment_id)
             return
         if not d.allowed:
-            self._show("refused", {"reason": d.refusal, "hhmm": d.come_back_hhmm,
-                                   "slot": slot_text(d.appointment)})
+            self._show(
+                "refused",
+                {"reason": d.refusal, "hhmm": d.come_back_hhmm, "slot": slot_text(d.appointment)},
+            )
             return
         self._check_in(d)
 
@@ -443,16 +488,23 @@ class KioskService:
     def _check_in(self, d: Decision) -> None:
         a = d.appointment
         expected = self._printer_usable()
-        data = {"appointment": a.id, "department_id": a.department_id, "queue_no": a.queue_no,
-                "card_kind": self.session.card_kind or "appointment_qr",
-                "token": self.session.token or a.token, "timing": d.timing,
-                "ticket": expected, "repeat": d.repeat}
+        data = {
+            "appointment": a.id,
+            "department_id": a.department_id,
+            "queue_no": a.queue_no,
+            "card_kind": self.session.card_kind or "appointment_qr",
+            "token": self.session.token or a.token,
+            "timing": d.timing,
+            "ticket": expected,
+            "repeat": d.repeat,
+        }
         try:
             # SPEC 4.1: durable before the ticket prints or the patient is told anything.
             self.uplink.record("checkin", data)
         except StorageError:
-            self._show("notice", {"title": "failed_title", "text": "failed_text"},
-                       home_after=DONE_HOME_S)
+            self._show(
+                "notice", {"title": "failed_title", "text": "failed_text"}, home_after=DONE_HOME_S
+            )
             return
         place = self._place(a.department_id)
         ticket = expected
@@ -463,8 +515,13 @@ class KioskService:
                 ticket = "failed"
                 # The event already says "printed" (it had to be durable first): this alert
                 # carries the correction for the site.
-                self._alert("printer", "warning", f"ticket for {a.id} failed to print: "
-                            f"{result.error}; shown on screen", appointment=a.id, ticket="failed")
+                self._alert(
+                    "printer",
+                    "warning",
+                    f"ticket for {a.id} failed to print: {result.error}; shown on screen",
+                    appointment=a.id,
+                    ticket="failed",
+                )
         if not d.repeat:
             # After the ticket, to keep Enter -> paper short; the durable record is the event.
             try:
@@ -473,13 +530,23 @@ class KioskService:
                 log.error("could not remember check-in %s: %s", a.id, e)
         dept = self.directory.department(a.department_id)
         where = " ".join(x for x in (place.floor, a.room) if x) or a.department
-        self._show("done", {
-            "queue_no": a.queue_no, "department": a.department,
-            "department_en": dept.name_en if dept else "", "where": where,
-            "location": place.location, "doctor": a.doctor, "time": slot_text(a),
-            "ticket": ticket, "qr": appointment_qr(a.id), "appointment": a.id,
-            "repeat": d.repeat,
-        }, home_after=TICKET_ON_SCREEN_HOME_S if ticket == "failed" else DONE_HOME_S)
+        self._show(
+            "done",
+            {
+                "queue_no": a.queue_no,
+                "department": a.department,
+                "department_en": dept.name_en if dept else "",
+                "where": where,
+                "location": place.location,
+                "doctor": a.doctor,
+                "time": slot_text(a),
+                "ticket": ticket,
+                "qr": appointment_qr(a.id),
+                "appointment": a.id,
+                "repeat": d.repeat,
+            },
+            home_after=TICKET_ON_SCREEN_HOME_S if ticket == "failed" else DONE_HOME_S,
+        )
 
     # -- feedback and survey -------------------------------------------------------------------
 
@@ -497,20 +564,28 @@ class KioskService:
             self.uplink.record("feedback", form.event_data(tracking))
         except (StorageError, OSError) as e:
             log.error("feedback could not be stored: %s", e)
-            self._show("notice", {"title": "failed_title", "text": "failed_text"},
-                       home_after=DONE_HOME_S)
+            self._show(
+                "notice", {"title": "failed_title", "text": "failed_text"}, home_after=DONE_HOME_S
+            )
             return
         printed = False
         if self._printer_usable() == "printed":
             dept = self.directory.department(form.department_id or "")
             dept_name = dept.display(self.lang) if dept else ""
             topics = form.topics
-            slip = feedback_slip(tracking, form.category, dept_name, topics, bool(form.phone),
-                                 self.lang, self.now())
+            slip = feedback_slip(
+                tracking, form.category, dept_name, topics, bool(form.phone), self.lang, self.now()
+            )
             printed = self.printer.print_document(slip).ok
-        self._show("feedback_done", {"tracking_no": tracking, "printed": printed,
-                                     "phone": mask_phone(form.phone) if form.phone else ""},
-                   home_after=DONE_HOME_S if printed else TICKET_ON_SCREEN_HOME_S)
+        self._show(
+            "feedback_done",
+            {
+                "tracking_no": tracking,
+                "printed": printed,
+                "phone": mask_phone(form.phone) if form.phone else "",
+            },
+            home_after=DONE_HOME_S if printed else TICKET_ON_SCREEN_HOME_S,
+        )
 
     def _show_question(self) -> None:
         run = self._survey_run
@@ -520,10 +595,18 @@ class KioskService:
             self._survey_done()
             return
         q = run.question
-        self._show("survey", {"qid": q.id, "text": q.text, "text_en": q.text_en,
-                              "scale": q.scale, "i": run.index + 1,
-                              "n": len(run.survey.questions),
-                              "answer": run.answers.get(q.id)})
+        self._show(
+            "survey",
+            {
+                "qid": q.id,
+                "text": q.text,
+                "text_en": q.text_en,
+                "scale": q.scale,
+                "i": run.index + 1,
+                "n": len(run.survey.questions),
+                "answer": run.answers.get(q.id),
+            },
+        )
 
     def _survey_answer(self, score: int | None, qid: str | None = None) -> None:
         self.session.touch(time.monotonic())
@@ -593,9 +676,13 @@ class KioskService:
     def _device_state(self, name: str, state: DeviceState, detail: str) -> None:
         if state in (DeviceState.ERROR, DeviceState.ABSENT):
             self._faulted.add(name)
-            self._alert(name, "critical" if name == "printer" else "warning",
-                        f"{name.replace('_', ' ')} {state.value}: {detail or 'no detail'}",
-                        state=state.value, detail=detail)
+            self._alert(
+                name,
+                "critical" if name == "printer" else "warning",
+                f"{name.replace('_', ' ')} {state.value}: {detail or 'no detail'}",
+                state=state.value,
+                detail=detail,
+            )
         elif state == DeviceState.OK and name in self._faulted:
             # Only a recovery is news; a device coming up at start-up is not.
             self._faulted.discard(name)
@@ -632,32 +719,57 @@ class KioskService:
         link = getattr(self.uplink, "link", None)
         try:
             st = self.uplink.outbox.stats()
-            outbox = {"waiting": st.waiting, "sent_unacked": st.sent_unacked,
-                      "last_seq": st.last_seq, "oldest_waiting_s": st.oldest_waiting_s}
-        except Exception as e:  # noqa: BLE001 - a broken store is exactly what to show here
+            outbox = {
+                "waiting": st.waiting,
+                "sent_unacked": st.sent_unacked,
+                "last_seq": st.last_seq,
+                "oldest_waiting_s": st.oldest_waiting_s,
+            }
+        except Exception as e:
             outbox = {"error": str(e)}
-        return {"rows": [
-            ("mt_device", f"{self.cfg.device.id} ({self.cfg.device.site})"),
-            ("mt_broker", f"{self.cfg.mqtt.url} "
-                       f"{'connected' if link is not None and link.connected.is_set() else 'not connected'}"),
-            ("mt_outbox", ", ".join(f"{k} {v}" for k, v in outbox.items())),
-            ("mt_printer", f"{self._printer_state()} {getattr(self.printer, 'detail', '')}".strip()),
-            ("mt_card_reader", self.card_reader.state.value if self.card_reader else "disabled"),
-            ("mt_roster", f"{roster.date} {len(roster)} appointments ({roster.source})"
-             if roster else f"none {self.rosters.problem}".strip()),
-            ("mt_checkins", str(self.checkins.count(today))),
-            ("mt_directory", f"{len(self.directory.departments)} departments"),
-            ("mt_survey", self.survey.id if self.survey else "none"),
-        ], "message": ""}
+        return {
+            "rows": [
+                ("mt_device", f"{self.cfg.device.id} ({self.cfg.device.site})"),
+                (
+                    "mt_broker",
+                    f"{self.cfg.mqtt.url} "
+                    f"{'connected' if link is not None and link.connected.is_set() else 'not connected'}",
+                ),
+                ("mt_outbox", ", ".join(f"{k} {v}" for k, v in outbox.items())),
+                (
+                    "mt_printer",
+                    f"{self._printer_state()} {getattr(self.printer, 'detail', '')}".strip(),
+                ),
+                (
+                    "mt_card_reader",
+                    self.card_reader.state.value if self.card_reader else "disabled",
+                ),
+                (
+                    "mt_roster",
+                    f"{roster.date} {len(roster)} appointments ({roster.source})"
+                    if roster
+                    else f"none {self.rosters.problem}".strip(),
+                ),
+                ("mt_checkins", str(self.checkins.count(today))),
+                ("mt_directory", f"{len(self.directory.departments)} departments"),
+                ("mt_survey", self.survey.id if self.survey else "none"),
+            ],
+            "message": "",
+        }
 
     def _print_test(self) -> tuple[bool, str | None]:
         if self.printer is None:
-            return False, "no printer configured ([printer].driver = \"none\")"
-        doc = Document((
-            Text(tr("test_ticket", self.lang), align="center", bold=True),
-            Rule(), Text("中文 GB18030 测试 ABC 123"),
-            Text(f"{self.cfg.device.id} {self.now():%Y-%m-%d %H:%M:%S}"), Feed(2),
-        ), title="test")
+            return False, 'no printer configured ([printer].driver = "none")'
+        doc = Document(
+            (
+                Text(tr("test_ticket", self.lang), align="center", bold=True),
+                Rule(),
+                Text("中文 GB18030 测试 ABC 123"),
+                Text(f"{self.cfg.device.id} {self.now():%Y-%m-%d %H:%M:%S}"),
+                Feed(2),
+            ),
+            title="test",
+        )
         r = self.printer.print_document(doc)
         return r.ok, r.error
 
@@ -670,7 +782,7 @@ class KioskService:
             try:
                 if self.printer is not None:
                     status = self.printer.status().to_json()
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 status = {"error": str(e)}
             msg = ("printed" if ok else f"failed: {err}") + " " + json.dumps(status)
             self._show("maintenance", {**self._maintenance_data(), "message": msg})

@@ -35,8 +35,14 @@ class Place:
     department_en: str = ""
 
 
-def checkin_ticket(a: Appointment, place: Place, lang: str, device_id: str,
-                   printed_at: datetime, repeat: bool = False) -> Document:
+def checkin_ticket(
+    a: Appointment,
+    place: Place,
+    lang: str,
+    device_id: str,
+    printed_at: datetime,
+    repeat: bool = False,
+) -> Document:
     dept = a.department if lang == "zh" or not place.department_en else place.department_en
     where = " ".join(x for x in (place.floor, a.room) if x)
     blocks: list = [
@@ -69,8 +75,15 @@ def checkin_ticket(a: Appointment, place: Place, lang: str, device_id: str,
     return Document(tuple(blocks), title=f"checkin {a.queue_no}")
 
 
-def feedback_slip(tracking_no: str, category: str, department: str, topics: list[str],
-                  callback: bool, lang: str, printed_at: datetime) -> Document:
+def feedback_slip(
+    tracking_no: str,
+    category: str,
+    department: str,
+    topics: list[str],
+    callback: bool,
+    lang: str,
+    printed_at: datetime,
+) -> Document:
     blocks: list = [
         Text(tr("slip_title", lang), align="center", bold=True),
         Rule(),

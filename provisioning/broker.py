@@ -84,9 +84,17 @@ def render_conf(dest: Path, *, port: int, site: str, run_as: str = "", crl: bool
     return "\n".join(lines) + "\n"
 
 
-def write_broker_dir(ca: SiteCA, out: Path, *, site: str, hosts: list[str], port: int = 8883,
-                     topic_root: str = "careterm", run_as: str = "",
-                     dest: Path | None = None) -> list[Path]:
+def write_broker_dir(
+    ca: SiteCA,
+    out: Path,
+    *,
+    site: str,
+    hosts: list[str],
+    port: int = 8883,
+    topic_root: str = "careterm",
+    run_as: str = "",
+    dest: Path | None = None,
+) -> list[Path]:
     """Write DIR/{mosquitto.conf, acl, ca.crt, server.crt, server.key, site-service.crt/.key}.
 
     The configuration names its files by absolute path: `dest` when the folder will be
@@ -111,8 +119,7 @@ def write_broker_dir(ca: SiteCA, out: Path, *, site: str, hosts: list[str], port
     crl = ca.dir / CRL
     if crl.exists():
         put(CRL, crl.read_bytes())
-    conf = render_conf(dest or out.resolve(), port=port, site=site, run_as=run_as,
-                       crl=crl.exists())
+    conf = render_conf(dest or out.resolve(), port=port, site=site, run_as=run_as, crl=crl.exists())
     put("mosquitto.conf", conf.encode())
     data = out / "data"
     data.mkdir(exist_ok=True)

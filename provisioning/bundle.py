@@ -32,14 +32,33 @@ class BundleError(Exception):
     """A bundle that cannot be made or installed; the message says which part and why."""
 
 
-def device_settings(*, device_id: str, role: str, site: str, broker: str, window: str = "",
-                    window_name: str = "", topic_root: str = "careterm") -> dict[str, Any]:
+def device_settings(
+    *,
+    device_id: str,
+    role: str,
+    site: str,
+    broker: str,
+    window: str = "",
+    window_name: str = "",
+    topic_root: str = "careterm",
+) -> dict[str, Any]:
     """The device.toml of a freshly provisioned device, as a dict (sections for its role only)."""
     data: dict[str, Any] = {
-        "device": {"id": device_id, "role": role, "site": site,
-                   "data_dir": "/var/lib/careterm", "retain_days": 7},
-        "mqtt": {"url": broker, "ca_file": INSTALLED["ca"], "cert_file": INSTALLED["cert"],
-                 "key_file": INSTALLED["key"], "keepalive_s": 30, "topic_root": topic_root},
+        "device": {
+            "id": device_id,
+            "role": role,
+            "site": site,
+            "data_dir": "/var/lib/careterm",
+            "retain_days": 7,
+        },
+        "mqtt": {
+            "url": broker,
+            "ca_file": INSTALLED["ca"],
+            "cert_file": INSTALLED["cert"],
+            "key_file": INSTALLED["key"],
+            "keepalive_s": 30,
+            "topic_root": topic_root,
+        },
         "privacy": {"salt_file": INSTALLED["salt"]},
     }
     if role == "rating_pad":
@@ -48,8 +67,14 @@ def device_settings(*, device_id: str, role: str, site: str, broker: str, window
         data["card_reader"] = {"driver": "none"}
     else:
         data["card_reader"] = {"driver": "idcard", "device": "/dev/ttyUSB0", "baudrate": 115200}
-        data["printer"] = {"driver": "usb", "usb_vendor": 0x0416, "usb_product": 0x5011,
-                           "encoding": "gb18030", "columns": 48, "cut": True}
+        data["printer"] = {
+            "driver": "usb",
+            "usb_vendor": 0x0416,
+            "usb_product": 0x5011,
+            "encoding": "gb18030",
+            "columns": 48,
+            "cut": True,
+        }
         data["kiosk"] = {"idle_timeout_s": 60, "language": "zh", "fullscreen": True}
     return data
 
@@ -59,8 +84,10 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     name, sep, raw = assignment.partition("=")
     section, dot, key = name.strip().partition(".")
     if not sep or not dot or not section or not key or "." in key:
-        raise BundleError(f"--set {assignment!r}: write it as section.key=value, "
-                          "e.g. buttons.device=/dev/serial/by-id/usb-...")
+        raise BundleError(
+            f"--set {assignment!r}: write it as section.key=value, "
+            "e.g. buttons.device=/dev/serial/by-id/usb-..."
+        )
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -69,10 +96,16 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
 
 
 FIXED_KEYS = {
-    ("device", "id"): "--id", ("device", "role"): "--role", ("device", "site"): "--site",
-    ("mqtt", "url"): "--broker", ("mqtt", "topic_root"): "--topic-root",
-    ("mqtt", "ca_file"): "", ("mqtt", "cert_file"): "", ("mqtt", "key_file"): "",
-    ("privacy", "salt_file"): "", ("window", "id"): "--window",
+    ("device", "id"): "--id",
+    ("device", "role"): "--role",
+    ("device", "site"): "--site",
+    ("mqtt", "url"): "--broker",
+    ("mqtt", "topic_root"): "--topic-root",
+    ("mqtt", "ca_file"): "",
+    ("mqtt", "cert_file"): "",
+    ("mqtt", "key_file"): "",
+    ("privacy", "salt_file"): "",
+    ("window", "id"): "--window",
 }
 
 
@@ -90,6 +123,7 @@ def validate(data: dict[str, Any]) -> DeviceConfig:
 
 
 # -- TOML writing (tomllib only reads) ------------------------------------------------------
+
 
 def _toml_str(s: str) -> str:
     out = []
@@ -144,6 +178,7 @@ def render_toml(data: dict[str, Any], header: str = "") -> str:
 
 # -- the bundle -----------------------------------------------------------------------------
 
+
 def write_bundle(out: Path, files: dict[str, bytes]) -> None:
     """A tar.gz of exactly MEMBERS; the file itself is 0600 because it carries a private key."""
     missing = [m for m in MEMBERS if m not in files]
@@ -192,7 +227,9 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
             for info in tar.getmembers():
                 name = info.name.removeprefix("./")
                 if name not in MEMBERS:
-                    raise BundleError(f"{p}: unexpected member {info.name!r} (not a careterm bundle?)")
+                    raise BundleError(
+                        f"{p}: unexpected member {info.name!r} (not a careterm bundle?)"
+                    )
                 if not info.isfile():
                     raise BundleError(f"{p}: {name} is not a regular file")
                 if info.size > MAX_MEMBER_BYTES:
@@ -206,8 +243,10 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{p}: not a readable tar.gz bundle ({e})") from None
     missing = [m for m in MEMBERS if m not in files]
     if missing:
-        raise BundleError(f"{p}: bundle lacks {', '.join(missing)}; make it again with "
-                          "`careterm provision device`")
+        raise BundleError(
+            f"{p}: bundle lacks {', '.join(missing)}; make it again with "
+            "`careterm provision device`"
+        )
     try:
         data = tomllib.loads(files["device.toml"].decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
@@ -232,8 +271,10 @@ def _check_identity(p: Path, files: dict[str, bytes], cfg: DeviceConfig) -> None
     except ValueError as e:
         raise BundleError(f"{p}: unreadable certificate or key ({e})") from None
     if common_name(cert) != cfg.device.id:
-        raise BundleError(f"{p}: device.crt is for {common_name(cert)!r} but device.toml says "
-                          f"device.id = {cfg.device.id!r}")
+        raise BundleError(
+            f"{p}: device.crt is for {common_name(cert)!r} but device.toml says "
+            f"device.id = {cfg.device.id!r}"
+        )
     try:
         cert.verify_directly_issued_by(ca)
     except (ValueError, TypeError, InvalidSignature):
@@ -245,5 +286,12 @@ def _check_identity(p: Path, files: dict[str, bytes], cfg: DeviceConfig) -> None
 
 
 def summary(cfg: DeviceConfig) -> str:
-    return json.dumps({"id": cfg.device.id, "role": cfg.device.role, "site": cfg.device.site,
-                       "broker": cfg.mqtt.url}, ensure_ascii=False)
+    return json.dumps(
+        {
+            "id": cfg.device.id,
+            "role": cfg.device.role,
+            "site": cfg.device.site,
+            "broker": cfg.mqtt.url,
+        },
+        ensure_ascii=False,
+    )

@@ -106,10 +106,12 @@ class SiteCA:
         ca.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(ca.dir, 0o700)
         key = _new_key()
-        subject = x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "careterm"),
-            x509.NameAttribute(NameOID.COMMON_NAME, name),
-        ])
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "careterm"),
+                x509.NameAttribute(NameOID.COMMON_NAME, name),
+            ]
+        )
         now = _now()
         cert = (
             x509.CertificateBuilder()
@@ -122,14 +124,21 @@ class SiteCA:
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=False, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .sign(key, hashes.SHA256())
         )
         write_secret(ca.dir / CA_KEY, key_pem(key))
@@ -142,7 +151,9 @@ class SiteCA:
     def _load(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         key_path, cert_path = self.dir / CA_KEY, self.dir / CA_CERT
         if not key_path.exists() or not cert_path.exists():
-            raise CAError(f"{self.dir}: no CA here (run `careterm provision ca init --dir {self.dir}`)")
+            raise CAError(
+                f"{self.dir}: no CA here (run `careterm provision ca init --dir {self.dir}`)"
+            )
         try:
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
             cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
@@ -169,8 +180,16 @@ class SiteCA:
 
     # -- issuing --------------------------------------------------------------------------
 
-    def _issue(self, cn: str, *, client: bool, server: bool, hosts: list[str] | None = None,
-               site: str = "", days: int = LEAF_DAYS) -> Issued:
+    def _issue(
+        self,
+        cn: str,
+        *,
+        client: bool,
+        server: bool,
+        hosts: list[str] | None = None,
+        site: str = "",
+        days: int = LEAF_DAYS,
+    ) -> Issued:
         ca_key, ca_cert = self._load()
         key = _new_key()
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "careterm")]
@@ -194,15 +213,22 @@ class SiteCA:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                    crl_sign=False, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                 critical=False,
@@ -230,7 +256,6 @@ class SiteCA:
             raise CAError("the broker certificate needs at least one --host name or address")
         return self._issue(hosts[0], client=False, server=True, hosts=hosts, site=site, days=days)
 
-
     def server_names(self) -> set[str]:
         """Every DNS name and address in a broker certificate this CA has issued."""
         names: set[str] = set()
@@ -253,8 +278,11 @@ class SiteCA:
         path = self.dir / REVOKED
         if not path.exists():
             return set()
-        return {int(line.split()[0], 16) for line in path.read_text().splitlines()
-                if line.strip() and not line.startswith("#")}
+        return {
+            int(line.split()[0], 16)
+            for line in path.read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        }
 
     def revoke(self, name: str) -> list[int]:
         """Revoke every certificate issued so far to `name`; rewrite crl.pem. Returns the
@@ -276,8 +304,11 @@ class SiteCA:
         self.write_crl(ca_key, ca_cert)
         return new
 
-    def write_crl(self, ca_key: ec.EllipticCurvePrivateKey | None = None,
-                  ca_cert: x509.Certificate | None = None) -> Path:
+    def write_crl(
+        self,
+        ca_key: ec.EllipticCurvePrivateKey | None = None,
+        ca_cert: x509.Certificate | None = None,
+    ) -> Path:
         if ca_key is None or ca_cert is None:
             ca_key, ca_cert = self._load()
         now = _now()
@@ -290,8 +321,10 @@ class SiteCA:
         )
         for serial in sorted(self.revoked_serials()):
             builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(serial)
-                .revocation_date(now - BACKDATE).build()
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(now - BACKDATE)
+                .build()
             )
         crl = builder.sign(ca_key, hashes.SHA256())
         path = self.dir / CRL

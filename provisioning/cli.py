@@ -30,12 +30,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     dev.add_argument("--role", required=True, choices=("rating_pad", "kiosk"))
     dev.add_argument("--site", required=True, metavar="S")
     dev.add_argument("--broker", required=True, metavar="URL", help="e.g. mqtts://broker:8883")
-    dev.add_argument("--window", metavar="W", default="",
-                     help="window id a rating pad reports (required for rating_pad)")
+    dev.add_argument(
+        "--window",
+        metavar="W",
+        default="",
+        help="window id a rating pad reports (required for rating_pad)",
+    )
     dev.add_argument("--window-name", metavar="NAME", default="", help="window name shown")
     dev.add_argument("--topic-root", metavar="R", default="careterm")
-    dev.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
-                     help="set any device.toml key, e.g. buttons.device=/dev/serial/by-id/...")
+    dev.add_argument(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        action="append",
+        default=[],
+        help="set any device.toml key, e.g. buttons.device=/dev/serial/by-id/...",
+    )
     dev.add_argument("--days", type=int, default=730, help="certificate lifetime (default 730)")
     dev.add_argument("--out", required=True, metavar="BUNDLE.tar.gz")
     dev.set_defaults(func=cmd_device)
@@ -44,27 +53,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     brk.add_argument("--ca", required=True, metavar="D")
     brk.add_argument("--site", required=True, metavar="S")
     brk.add_argument("--out", required=True, metavar="DIR")
-    brk.add_argument("--host", action="append", default=[], metavar="NAME",
-                     help="broker DNS name or IP address devices use (repeat for each)")
+    brk.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="broker DNS name or IP address devices use (repeat for each)",
+    )
     brk.add_argument("--port", type=int, default=8883)
     brk.add_argument("--topic-root", metavar="R", default="careterm")
-    brk.add_argument("--dest", metavar="DIR", default="",
-                     help="absolute folder the files will be copied to on the broker host "
-                          "(default: --out)")
+    brk.add_argument(
+        "--dest",
+        metavar="DIR",
+        default="",
+        help="absolute folder the files will be copied to on the broker host (default: --out)",
+    )
     brk.set_defaults(func=cmd_broker)
 
     rev = psub.add_parser("revoke", help="revoke every certificate of a device (lost, stolen)")
     rev.add_argument("--ca", required=True, metavar="D")
-    rev.add_argument("--id", required=True, metavar="ID",
-                     help="device id (or site-service.<site> for the site tools)")
-    rev.add_argument("--broker-dir", metavar="DIR", default="",
-                     help="a `provision broker` folder to update with the new crl.pem")
+    rev.add_argument(
+        "--id",
+        required=True,
+        metavar="ID",
+        help="device id (or site-service.<site> for the site tools)",
+    )
+    rev.add_argument(
+        "--broker-dir",
+        metavar="DIR",
+        default="",
+        help="a `provision broker` folder to update with the new crl.pem",
+    )
     rev.set_defaults(func=cmd_revoke)
 
     ins = psub.add_parser("install", help="install a bundle on this device (as root)")
     ins.add_argument("--bundle", required=True, metavar="BUNDLE.tar.gz")
-    ins.add_argument("--root", default="/", metavar="DIR",
-                     help="install below DIR instead of / (writes files only; records commands)")
+    ins.add_argument(
+        "--root",
+        default="/",
+        metavar="DIR",
+        help="install below DIR instead of / (writes files only; records commands)",
+    )
     ins.set_defaults(func=cmd_install)
 
 
@@ -80,8 +109,10 @@ def _name(kind: str, value: str) -> str:
     from terminal.config import NAME_PATTERN
 
     if not re.match(NAME_PATTERN, value):
-        raise _usage(f"--{kind} {value!r}: use 1-32 lower-case letters, digits and '-', "
-                     "starting with a letter or digit")
+        raise _usage(
+            f"--{kind} {value!r}: use 1-32 lower-case letters, digits and '-', "
+            "starting with a letter or digit"
+        )
     return value
 
 
@@ -107,9 +138,15 @@ def cmd_device(args: argparse.Namespace) -> int:
         raise _usage("a rating_pad needs --window (the window id it reports, e.g. W03)")
     if not 1 <= args.days <= 3650:
         raise _usage("--days must be between 1 and 3650")
-    data = b.device_settings(device_id=device_id, role=args.role, site=site, broker=args.broker,
-                             window=args.window, window_name=args.window_name,
-                             topic_root=args.topic_root)
+    data = b.device_settings(
+        device_id=device_id,
+        role=args.role,
+        site=site,
+        broker=args.broker,
+        window=args.window,
+        window_name=args.window_name,
+        topic_root=args.topic_root,
+    )
     try:
         import copy
 
@@ -124,16 +161,21 @@ def cmd_device(args: argparse.Namespace) -> int:
         source = "--set" if args.set else "the arguments"
         raise _usage(f"{source} would give an invalid device.toml: {e.key}: {e.problem}") from None
     if not cfg.mqtt.tls:
-        print(f"careterm: warning: {args.broker} is not mqtts://; the site broker made by "
-              "`provision broker` accepts only TLS with certificates", file=sys.stderr)
+        print(
+            f"careterm: warning: {args.broker} is not mqtts://; the site broker made by "
+            "`provision broker` accepts only TLS with certificates",
+            file=sys.stderr,
+        )
     ca = SiteCA(args.ca)
     try:
         salt = ca.salt()
         issued = ca.issue_device(device_id, site, days=args.days)
     except CAError as e:
         raise _usage(str(e)) from None
-    header = (f"careterm device {device_id} ({args.role}) at site {site}.\n"
-              "Written by `careterm provision device`; check it with `careterm config check`.")
+    header = (
+        f"careterm device {device_id} ({args.role}) at site {site}.\n"
+        "Written by `careterm provision device`; check it with `careterm config check`."
+    )
     files = {
         "device.toml": b.render_toml(data, header).encode("utf-8"),
         "device.crt": issued.cert,
@@ -143,17 +185,20 @@ def cmd_device(args: argparse.Namespace) -> int:
     }
     known = ca.server_names()
     if known and cfg.mqtt.host not in known:
-        print(f"careterm: warning: no broker certificate from this CA names {cfg.mqtt.host!r} "
-              f"(they name {', '.join(sorted(known))}): the device will refuse the broker; "
-              "use one of those in --broker, or add it with `provision broker --host`",
-              file=sys.stderr)
+        print(
+            f"careterm: warning: no broker certificate from this CA names {cfg.mqtt.host!r} "
+            f"(they name {', '.join(sorted(known))}): the device will refuse the broker; "
+            "use one of those in --broker, or add it with `provision broker --host`",
+            file=sys.stderr,
+        )
     if args.role == "kiosk" and args.window:
-        print("careterm: warning: --window is for rating pads; a kiosk ignores it",
-              file=sys.stderr)
+        print("careterm: warning: --window is for rating pads; a kiosk ignores it", file=sys.stderr)
     out = Path(args.out)
     b.write_bundle(out, files)
-    print(f"{out}: bundle for {device_id} ({args.role}, site {site}); it holds the device's "
-          "private key: copy it to the device, install it, then delete it")
+    print(
+        f"{out}: bundle for {device_id} ({args.role}, site {site}); it holds the device's "
+        "private key: copy it to the device, install it, then delete it"
+    )
     return 0
 
 
@@ -163,8 +208,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
     site = _name("site", args.site)
     if not args.host:
-        raise _usage("give the broker's name or address devices connect to: --host NAME "
-                     "(repeat for each name and IP)")
+        raise _usage(
+            "give the broker's name or address devices connect to: --host NAME "
+            "(repeat for each name and IP)"
+        )
     if not 1 <= args.port <= 65535:
         raise _usage(f"--port {args.port}: not a TCP port")
     out = Path(args.out)
@@ -172,12 +219,21 @@ def cmd_broker(args: argparse.Namespace) -> int:
         raise _usage(f"--dest {args.dest!r}: give an absolute folder, e.g. /etc/mosquitto/careterm")
     dest = Path(args.dest) if args.dest else out.resolve()
     try:
-        write_broker_dir(SiteCA(args.ca), out, site=site, hosts=args.host, port=args.port,
-                         topic_root=args.topic_root, dest=dest)
+        write_broker_dir(
+            SiteCA(args.ca),
+            out,
+            site=site,
+            hosts=args.host,
+            port=args.port,
+            topic_root=args.topic_root,
+            dest=dest,
+        )
     except CAError as e:
         raise _usage(str(e)) from None
-    print(f"{out}/mosquitto.conf: TLS on port {args.port} for {', '.join(args.host)}; "
-          f"site service identity {service_identity(site)!r} in site-service.crt/.key")
+    print(
+        f"{out}/mosquitto.conf: TLS on port {args.port} for {', '.join(args.host)}; "
+        f"site service identity {service_identity(site)!r} in site-service.crt/.key"
+    )
     where = "" if dest == out.resolve() else f"copy {out} to {dest} on the broker host, then "
     print(f"{where}run: mosquitto -c {dest}/mosquitto.conf")
     return 0
@@ -201,8 +257,10 @@ def cmd_revoke(args: argparse.Namespace) -> int:
             raise _usage(str(e)) from None
         print(f"{path} written; restart mosquitto for it to take effect")
     else:
-        print(f"copy {ca.dir / CRL} next to the broker's server.crt (or rerun with "
-              "--broker-dir) and restart mosquitto")
+        print(
+            f"copy {ca.dir / CRL} next to the broker's server.crt (or rerun with "
+            "--broker-dir) and restart mosquitto"
+        )
     return 0
 
 
@@ -212,8 +270,10 @@ def cmd_install(args: argparse.Namespace) -> int:
 
     root = Path(args.root).resolve()
     if root == Path("/") and os.geteuid() != 0:
-        raise _usage("provision install changes users, /etc and services: run it as root "
-                     "(sudo careterm provision install --bundle ...)")
+        raise _usage(
+            "provision install changes users, /etc and services: run it as root "
+            "(sudo careterm provision install --bundle ...)"
+        )
     try:
         bundle = read_bundle(args.bundle)
     except BundleError as e:
@@ -227,8 +287,10 @@ def cmd_install(args: argparse.Namespace) -> int:
         print(f"careterm: install: {e}", file=sys.stderr)
         return 1
     cfg = bundle.config
-    print(f"installed {cfg.device.id} ({cfg.device.role}, site {cfg.device.site})"
-          + ("" if root == Path("/") else f" below {root} (nothing run; see the plan file)"))
+    print(
+        f"installed {cfg.device.id} ({cfg.device.role}, site {cfg.device.site})"
+        + ("" if root == Path("/") else f" below {root} (nothing run; see the plan file)")
+    )
     if root == Path("/"):
         print(f"check it: careterm doctor; then delete {args.bundle} (it holds the device key)")
     return 0

@@ -59,13 +59,16 @@ def run_checks(config_file: str, *, sysfs: Path = Path("/sys")) -> Iterator[Chec
         elif "not found" in e.problem:
             fix = "install the device bundle (careterm provision install) or pass --config"
         else:
-            fix = (f"correct {e.key or 'the file'} (see SPEC section 3), then "
-                   f"`careterm config check {e.path}`")
+            fix = (
+                f"correct {e.key or 'the file'} (see SPEC section 3), then "
+                f"`careterm config check {e.path}`"
+            )
         yield fail("config", str(e), fix)
         yield check_clock()
         return
-    yield ok("config", f"{config_file}: {cfg.device.id} ({cfg.device.role}) at site "
-             f"{cfg.device.site}")
+    yield ok(
+        "config", f"{config_file}: {cfg.device.id} ({cfg.device.role}) at site {cfg.device.site}"
+    )
     yield check_data_dir(cfg)
     yield check_salt(cfg)
     yield check_clock()
@@ -90,10 +93,13 @@ def run_checks(config_file: str, *, sysfs: Path = Path("/sys")) -> Iterator[Chec
 
 # -- local state ------------------------------------------------------------------------------
 
+
 def check_data_dir(cfg: DeviceConfig, service_user: str = "careterm") -> Check:
     d = cfg.data_dir
-    fix = (f"create it for the service user: sudo install -d -o {service_user} -g "
-           f"{service_user} -m 0750 {d} (or set [device].data_dir)")
+    fix = (
+        f"create it for the service user: sudo install -d -o {service_user} -g "
+        f"{service_user} -m 0750 {d} (or set [device].data_dir)"
+    )
     if not d.exists():
         parent = next((p for p in d.parents if p.exists()), Path("/"))
         if not parent.is_dir():
@@ -114,13 +120,19 @@ def check_data_dir(cfg: DeviceConfig, service_user: str = "careterm") -> Check:
         return fail("data_dir", f"{d}: not writable ({e.strerror})", fix)
     owner = _service_can_write(d, service_user)
     if owner:
-        return fail("data_dir", f"{d}: {owner}; the service user {service_user} cannot write "
-                    "there", f"sudo chown -R {service_user}:{service_user} {d}")
+        return fail(
+            "data_dir",
+            f"{d}: {owner}; the service user {service_user} cannot write there",
+            f"sudo chown -R {service_user}:{service_user} {d}",
+        )
     st = os.statvfs(d)
     free = st.f_bavail * st.f_frsize
     if free < MIN_FREE_BYTES:
-        return warn("data_dir", f"{d}: only {free // (1024 * 1024)} MB free",
-                    "free disk space: the outbox grows while the broker is away")
+        return warn(
+            "data_dir",
+            f"{d}: only {free // (1024 * 1024)} MB free",
+            "free disk space: the outbox grows while the broker is away",
+        )
     return ok("data_dir", f"{d}: writable, {free // (1024 * 1024)} MB free")
 
 
@@ -157,8 +169,12 @@ def check_salt(cfg: DeviceConfig) -> Check:
     try:
         salt = load_salt(cfg.privacy.salt_file)
     except SaltError as e:
-        return fail("salt", str(e), "install the site's site.salt from the device bundle "
-                    "(careterm provision install --bundle ...)")
+        return fail(
+            "salt",
+            str(e),
+            "install the site's site.salt from the device bundle "
+            "(careterm provision install --bundle ...)",
+        )
     return ok("salt", f"{cfg.privacy.salt_file}: {len(salt)} bytes")
 
 
@@ -167,12 +183,16 @@ def check_clock() -> Check:
 
     if clock_synced():
         return ok("clock", "synchronised (NTP)")
-    return fail("clock", "not synchronised: event times may be wrong (a Pi has no real-time clock)",
-                "enable NTP (sudo timedatectl set-ntp true) and let the device reach the "
-                "hospital's NTP server; `timedatectl` shows the state")
+    return fail(
+        "clock",
+        "not synchronised: event times may be wrong (a Pi has no real-time clock)",
+        "enable NTP (sudo timedatectl set-ntp true) and let the device reach the "
+        "hospital's NTP server; `timedatectl` shows the state",
+    )
 
 
 # -- certificate --------------------------------------------------------------------------------
+
 
 def check_certificate(cfg: DeviceConfig) -> Iterator[Check]:
     m = cfg.mqtt
@@ -180,9 +200,11 @@ def check_certificate(cfg: DeviceConfig) -> Iterator[Check]:
         yield skip("certificate", f"{m.url} is not mqtts://")
         return
     if not m.cert_file:
-        yield fail("certificate", "mqtt.cert_file is empty: the site broker admits only clients "
-                   "with a certificate", "provision the device (careterm provision device) and "
-                   "install its bundle")
+        yield fail(
+            "certificate",
+            "mqtt.cert_file is empty: the site broker admits only clients with a certificate",
+            "provision the device (careterm provision device) and install its bundle",
+        )
         return
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
@@ -192,32 +214,44 @@ def check_certificate(cfg: DeviceConfig) -> Iterator[Check]:
     try:
         cert = x509.load_pem_x509_certificate(Path(m.cert_file).read_bytes())
     except OSError as e:
-        yield fail("certificate", f"{m.cert_file}: {e.strerror} (mqtt.cert_file)",
-                   "install the device bundle again (careterm provision install --bundle ...)")
+        yield fail(
+            "certificate",
+            f"{m.cert_file}: {e.strerror} (mqtt.cert_file)",
+            "install the device bundle again (careterm provision install --bundle ...)",
+        )
         return
     except ValueError:
-        yield fail("certificate", f"{m.cert_file}: not a PEM certificate (mqtt.cert_file)",
-                   "install the device bundle again")
+        yield fail(
+            "certificate",
+            f"{m.cert_file}: not a PEM certificate (mqtt.cert_file)",
+            "install the device bundle again",
+        )
         return
     cn = common_name(cert)
     if cn != cfg.device.id:
-        yield fail("certificate", f"{m.cert_file} is for {cn!r}, but device.id is "
-                   f"{cfg.device.id!r}: the broker would refuse every topic",
-                   "make a bundle for this id (careterm provision device --id "
-                   f"{cfg.device.id} ...) and install it")
+        yield fail(
+            "certificate",
+            f"{m.cert_file} is for {cn!r}, but device.id is "
+            f"{cfg.device.id!r}: the broker would refuse every topic",
+            "make a bundle for this id (careterm provision device --id "
+            f"{cfg.device.id} ...) and install it",
+        )
         return
     if m.ca_file:
         try:
             cert.verify_directly_issued_by(
-                x509.load_pem_x509_certificate(Path(m.ca_file).read_bytes()))
+                x509.load_pem_x509_certificate(Path(m.ca_file).read_bytes())
+            )
         except (OSError, ValueError, TypeError, InvalidSignature):
-            yield fail("certificate", f"{m.cert_file} was not issued by mqtt.ca_file {m.ca_file}",
-                       "install the bundle made by this site's CA")
+            yield fail(
+                "certificate",
+                f"{m.cert_file} was not issued by mqtt.ca_file {m.ca_file}",
+                "install the bundle made by this site's CA",
+            )
             return
     days = days_left(cert)
     until = cert.not_valid_after_utc.date().isoformat()
-    renew = (f"make a new bundle (careterm provision device --id {cfg.device.id} ...) and "
-             "install it")
+    renew = f"make a new bundle (careterm provision device --id {cfg.device.id} ...) and install it"
     if days < 0:
         yield fail("certificate", f"{cn}: expired on {until}", renew)
     elif days < EXPIRY_WARN_DAYS:
@@ -228,19 +262,26 @@ def check_certificate(cfg: DeviceConfig) -> Iterator[Check]:
 
 # -- network ------------------------------------------------------------------------------------
 
+
 def check_tcp(cfg: DeviceConfig) -> Check:
     m = cfg.mqtt
     try:
         with socket.create_connection((m.host, m.port), timeout=NET_TIMEOUT_S):
             pass
     except socket.gaierror as e:
-        return fail("broker", f"{m.host}: name not resolved ({e.strerror})",
-                    "check mqtt.url and the device's DNS (or use the broker's address)")
+        return fail(
+            "broker",
+            f"{m.host}: name not resolved ({e.strerror})",
+            "check mqtt.url and the device's DNS (or use the broker's address)",
+        )
     except OSError as e:
         why = e.strerror or str(e) or "timed out"
-        return fail("broker", f"cannot reach {m.host}:{m.port}: {why}",
-                    "check the network cable/Wi-Fi, that the broker runs and that the "
-                    f"firewall lets {m.port}/tcp through (mqtt.url)")
+        return fail(
+            "broker",
+            f"cannot reach {m.host}:{m.port}: {why}",
+            "check the network cable/Wi-Fi, that the broker runs and that the "
+            f"firewall lets {m.port}/tcp through (mqtt.url)",
+        )
     return ok("broker", f"{m.host}:{m.port} reachable")
 
 
@@ -257,23 +298,37 @@ def check_tls(cfg: DeviceConfig) -> Check:
     try:
         ctx = _tls_context(cfg)
     except FileNotFoundError as e:
-        return fail("tls", f"{e.filename}: not found (mqtt.ca_file / cert_file / key_file)",
-                    "install the device bundle again")
+        return fail(
+            "tls",
+            f"{e.filename}: not found (mqtt.ca_file / cert_file / key_file)",
+            "install the device bundle again",
+        )
     except (OSError, ssl.SSLError, ValueError) as e:
-        return fail("tls", f"cannot load the device's CA, certificate or key: {e}",
-                    "check mqtt.ca_file, cert_file and key_file (the key must match the "
-                    "certificate); install the bundle again")
+        return fail(
+            "tls",
+            f"cannot load the device's CA, certificate or key: {e}",
+            "check mqtt.ca_file, cert_file and key_file (the key must match the "
+            "certificate); install the bundle again",
+        )
     try:
-        with (socket.create_connection((m.host, m.port), timeout=NET_TIMEOUT_S) as raw,
-              ctx.wrap_socket(raw, server_hostname=m.host) as tls):
+        with (
+            socket.create_connection((m.host, m.port), timeout=NET_TIMEOUT_S) as raw,
+            ctx.wrap_socket(raw, server_hostname=m.host) as tls,
+        ):
             version = tls.version()
     except ssl.SSLCertVerificationError as e:
-        return fail("tls", f"broker certificate rejected: {e.verify_message}",
-                    f"the broker's certificate must come from this site's CA and name {m.host}: "
-                    f"make it with `careterm provision broker --host {m.host} ...`")
+        return fail(
+            "tls",
+            f"broker certificate rejected: {e.verify_message}",
+            f"the broker's certificate must come from this site's CA and name {m.host}: "
+            f"make it with `careterm provision broker --host {m.host} ...`",
+        )
     except (ssl.SSLError, OSError) as e:
-        return fail("tls", f"TLS handshake with {m.host}:{m.port} failed: {e}",
-                    "is this port the broker's TLS listener? (mqtt.url)")
+        return fail(
+            "tls",
+            f"TLS handshake with {m.host}:{m.port} failed: {e}",
+            "is this port the broker's TLS listener? (mqtt.url)",
+        )
     return ok("tls", f"{version} with {m.host}; broker certificate trusted")
 
 
@@ -283,8 +338,11 @@ def check_mqtt(cfg: DeviceConfig) -> Check:
     import paho.mqtt.client as mqtt
 
     m = cfg.mqtt
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                         client_id=f"{cfg.device.id}-doctor", protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"{cfg.device.id}-doctor",
+        protocol=mqtt.MQTTv5,
+    )
     client.connect_timeout = NET_TIMEOUT_S
     result: dict[str, object] = {}
 
@@ -298,8 +356,11 @@ def check_mqtt(cfg: DeviceConfig) -> Check:
             try:
                 password = Path(m.password_file).read_text(encoding="utf-8").strip()
             except OSError as e:
-                return fail("mqtt", f"{m.password_file}: {e.strerror} (mqtt.password_file)",
-                            "restore the password file or clear mqtt.username")
+                return fail(
+                    "mqtt",
+                    f"{m.password_file}: {e.strerror} (mqtt.password_file)",
+                    "restore the password file or clear mqtt.username",
+                )
         client.username_pw_set(m.username, password)
     if m.tls:
         client.tls_set_context(_tls_context(cfg))
@@ -320,15 +381,22 @@ def check_mqtt(cfg: DeviceConfig) -> Check:
         except Exception:
             pass
     rc = result.get("rc")
-    cert_fix = ("the broker refused this device's certificate: install a bundle from this "
-                "site's CA (careterm provision device / install)")
+    cert_fix = (
+        "the broker refused this device's certificate: install a bundle from this "
+        "site's CA (careterm provision device / install)"
+    )
     if rc is None:
-        return fail("mqtt", f"no CONNACK from {m.host}:{m.port}"
-                    + (f" ({why})" if why else ""), cert_fix if m.tls else
-                    "check mqtt.url points at an MQTT broker")
+        return fail(
+            "mqtt",
+            f"no CONNACK from {m.host}:{m.port}" + (f" ({why})" if why else ""),
+            cert_fix if m.tls else "check mqtt.url points at an MQTT broker",
+        )
     if getattr(rc, "is_failure", False):
-        return fail("mqtt", f"broker refused the connection: {rc}",
-                    cert_fix if m.tls else "check mqtt.username and password_file")
+        return fail(
+            "mqtt",
+            f"broker refused the connection: {rc}",
+            cert_fix if m.tls else "check mqtt.username and password_file",
+        )
     who = ""
     if m.tls and m.cert_file:
         from provisioning.certs import common_name, load_cert
@@ -341,6 +409,7 @@ def check_mqtt(cfg: DeviceConfig) -> Check:
 
 
 # -- hardware -----------------------------------------------------------------------------------
+
 
 def check_devices(cfg: DeviceConfig, sysfs: Path) -> Iterator[Check]:
     if cfg.device.role == "rating_pad":
@@ -366,12 +435,15 @@ def check_devices(cfg: DeviceConfig, sysfs: Path) -> Iterator[Check]:
 
 
 def _hw_fix(key: str) -> str:
-    return (f"plug the device in, or set {key} to the name `careterm hw list` shows "
-            "(prefer /dev/serial/by-id/...)")
+    return (
+        f"plug the device in, or set {key} to the name `careterm hw list` shows "
+        "(prefer /dev/serial/by-id/...)"
+    )
 
 
-def check_serial(name: str, path: str, baudrate: int, key: str,
-                 probe: bytes | None = None) -> Check:
+def check_serial(
+    name: str, path: str, baudrate: int, key: str, probe: bytes | None = None
+) -> Check:
     import serial
 
     if not path:
@@ -379,16 +451,20 @@ def check_serial(name: str, path: str, baudrate: int, key: str,
     if not os.path.exists(path):
         return fail(name, f"{path}: not present", _hw_fix(key))
     try:
-        port = serial.Serial(path, baudrate=baudrate, timeout=0.5, write_timeout=0.5,
-                             exclusive=True)
+        port = serial.Serial(
+            path, baudrate=baudrate, timeout=0.5, write_timeout=0.5, exclusive=True
+        )
     except serial.SerialException as e:
         err = getattr(e, "errno", None)
         if err in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in str(e).lower():
             return ok(name, f"{path}: present, in use (by the running careterm service?)")
         if err == errno.EACCES or "ermission" in str(e):
-            return fail(name, f"{path}: permission denied",
-                        "run doctor as root or as a member of the dialout group; "
-                        "`careterm provision install` sets up the udev rules")
+            return fail(
+                name,
+                f"{path}: permission denied",
+                "run doctor as root or as a member of the dialout group; "
+                "`careterm provision install` sets up the udev rules",
+            )
         return fail(name, f"{path}: cannot open ({e})", _hw_fix(key))
     with port:
         if probe is None:
@@ -403,9 +479,12 @@ def check_serial(name: str, path: str, baudrate: int, key: str,
 
     if reply.startswith(PREAMBLE):
         return ok(name, f"{path}: ID card reader answers at {baudrate} baud")
-    return fail(name, f"{path}: opens, but no ID card reader answer at {baudrate} baud",
-                f"check the cable and {key.replace('device', 'baudrate')} "
-                "(SAM readers use 115200), and that this is the reader's port")
+    return fail(
+        name,
+        f"{path}: opens, but no ID card reader answer at {baudrate} baud",
+        f"check the cable and {key.replace('device', 'baudrate')} "
+        "(SAM readers use 115200), and that this is the reader's port",
+    )
 
 
 def check_input(name: str, path: str, key: str) -> Check:
@@ -414,12 +493,17 @@ def check_input(name: str, path: str, key: str) -> Check:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        return fail(name, f"{path}: not present",
-                    f"plug it in, or set {key} to a /dev/input/by-id/... name "
-                    "(`careterm hw list`)")
+        return fail(
+            name,
+            f"{path}: not present",
+            f"plug it in, or set {key} to a /dev/input/by-id/... name (`careterm hw list`)",
+        )
     except PermissionError:
-        return fail(name, f"{path}: permission denied",
-                    "run doctor as root or as a member of the input group")
+        return fail(
+            name,
+            f"{path}: permission denied",
+            "run doctor as root or as a member of the input group",
+        )
     except OSError as e:
         return fail(name, f"{path}: cannot open ({e.strerror})", _hw_fix(key))
     os.close(fd)
@@ -434,8 +518,11 @@ def check_printer(cfg: DeviceConfig, sysfs: Path) -> Check:
     if p.driver == "file":
         parent = Path(p.device).parent if p.device else None
         if parent is None or not os.access(parent, os.W_OK):
-            return fail("printer", f"{p.device or '(empty)'}: cannot write there",
-                        "set [printer].device to a writable file path")
+            return fail(
+                "printer",
+                f"{p.device or '(empty)'}: cannot write there",
+                "set [printer].device to a writable file path",
+            )
         return ok("printer", f"{p.device}: writable")
     if p.driver == "serial":
         present = check_serial("printer", p.device, p.baudrate, "[printer].device")
@@ -452,28 +539,39 @@ def check_usb_printer(vendor: int, product: int, sysfs: Path) -> Check:
     want = (f"{vendor:04x}", f"{product:04x}")
     for dev in sorted((sysfs / "bus/usb/devices").glob("*")):
         try:
-            found = ((dev / "idVendor").read_text().strip(),
-                     (dev / "idProduct").read_text().strip())
+            found = (
+                (dev / "idVendor").read_text().strip(),
+                (dev / "idProduct").read_text().strip(),
+            )
         except OSError:
             continue
         if found == want:
             return ok("printer", f"USB {want[0]}:{want[1]} present ({dev.name})")
-    return fail("printer", f"USB printer {want[0]}:{want[1]} not found",
-                "plug the printer in and switch it on, or set [printer].usb_vendor / "
-                "usb_product to what `careterm hw list` shows")
+    return fail(
+        "printer",
+        f"USB printer {want[0]}:{want[1]} not found",
+        "plug the printer in and switch it on, or set [printer].usb_vendor / "
+        "usb_product to what `careterm hw list` shows",
+    )
 
 
 def check_network_printer(device: str) -> Check:
     host, _, port_s = device.rpartition(":")
     if not host or not port_s.isdigit():
-        return fail("printer", f"[printer].device {device!r} is not host:port",
-                    "set [printer].device to e.g. 10.0.0.50:9100")
+        return fail(
+            "printer",
+            f"[printer].device {device!r} is not host:port",
+            "set [printer].device to e.g. 10.0.0.50:9100",
+        )
     try:
         with socket.create_connection((host.strip("[]"), int(port_s)), timeout=NET_TIMEOUT_S):
             pass
     except OSError as e:
-        return fail("printer", f"cannot reach {device}: {e.strerror or e}",
-                    "check the printer is on and its address ([printer].device)")
+        return fail(
+            "printer",
+            f"cannot reach {device}: {e.strerror or e}",
+            "check the printer is on and its address ([printer].device)",
+        )
     return ok("printer", f"{device}: reachable")
 
 
@@ -486,8 +584,9 @@ def ask_printer_status(cfg: DeviceConfig, present: Check) -> Check:
     try:
         if p.driver == "network":
             host, _, port = p.device.rpartition(":")
-            with socket.create_connection((host.strip("[]"), int(port)),
-                                          timeout=NET_TIMEOUT_S) as s:
+            with socket.create_connection(
+                (host.strip("[]"), int(port)), timeout=NET_TIMEOUT_S
+            ) as s:
                 s.settimeout(1.0)
                 for n in (dle_eot.PRINTER, dle_eot.OFFLINE_CAUSE, dle_eot.PAPER):
                     s.sendall(dle_eot.request(n))
@@ -499,29 +598,40 @@ def ask_printer_status(cfg: DeviceConfig, present: Check) -> Check:
         elif p.driver == "serial":
             import serial
 
-            with serial.Serial(p.device, baudrate=p.baudrate, timeout=1.0,
-                               write_timeout=1.0) as port:
+            with serial.Serial(
+                p.device, baudrate=p.baudrate, timeout=1.0, write_timeout=1.0
+            ) as port:
                 port.reset_input_buffer()
                 for n in (dle_eot.PRINTER, dle_eot.OFFLINE_CAUSE, dle_eot.PAPER):
                     port.write(dle_eot.request(n))
                     got = port.read(1)
                     answers.append(got[0] if got else None)
         else:
-            return ok("printer", f"{present.detail} (doctor reads no status over USB: "
-                      "`careterm hw test printer` does)")
+            return ok(
+                "printer",
+                f"{present.detail} (doctor reads no status over USB: "
+                "`careterm hw test printer` does)",
+            )
     except (OSError, ValueError) as e:
-        return fail("printer", f"{present.detail}, but asking its status failed ({e})",
-                    "check the printer is on and its cable")
+        return fail(
+            "printer",
+            f"{present.detail}, but asking its status failed ({e})",
+            "check the printer is on and its cable",
+        )
     status = dle_eot.parse(*answers)
     why = dle_eot.problem(status)
     if why:
-        return fail("printer", f"{present.detail}; printer reports {why}",
-                    "load paper, close the cover, or switch the printer online")
+        return fail(
+            "printer",
+            f"{present.detail}; printer reports {why}",
+            "load paper, close the cover, or switch the printer online",
+        )
     if status.online is None:
         return ok("printer", f"{present.detail}; no status answer (some printers do not answer)")
     if status.paper_near_end:
-        return warn("printer", f"{present.detail}; online, paper near end",
-                    "load a new paper roll soon")
+        return warn(
+            "printer", f"{present.detail}; online, paper near end", "load a new paper roll soon"
+        )
     return ok("printer", f"{present.detail}; online, paper ok")
 
 
@@ -538,12 +648,16 @@ def check_service(cfg: DeviceConfig, unit_dir: Path = Path("/etc/systemd/system"
     if systemctl is None:
         return skip("service", "no systemctl here")
     try:
-        res = subprocess.run([systemctl, "is-active", unit], capture_output=True, text=True,
-                             timeout=10)
+        res = subprocess.run(
+            [systemctl, "is-active", unit], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return skip("service", f"cannot ask systemd ({e})")
     state = res.stdout.strip() or "unknown"
     if state == "active":
         return ok("service", f"{unit} active")
-    return fail("service", f"{unit} is {state}",
-                f"see why: journalctl -u {unit} -n 50; then sudo systemctl restart {unit}")
+    return fail(
+        "service",
+        f"{unit} is {state}",
+        f"see why: journalctl -u {unit} -n 50; then sudo systemctl restart {unit}",
+    )

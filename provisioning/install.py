@@ -65,8 +65,9 @@ class Plan:
     def dir(self, path: str, mode: int, owner: str) -> None:
         self.dirs.append((path, mode, owner))
 
-    def file(self, path: str, data: bytes, mode: int | None,
-             owner: str | None = "root:root") -> None:
+    def file(
+        self, path: str, data: bytes, mode: int | None, owner: str | None = "root:root"
+    ) -> None:
         self.files.append((path, data, mode, owner))
 
     def run(self, *argv: str) -> None:
@@ -108,9 +109,11 @@ def render_udev(bundle: Bundle) -> bytes:
 
 def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
     if not (systemd_dir() / UNITS[bundle.role]).is_file():
-        raise InstallError(f"{systemd_dir()}: the systemd units are not next to this careterm; "
-                           "install careterm from its source tree (/opt/careterm, "
-                           "scripts/bootstrap) as the technician's guide says")
+        raise InstallError(
+            f"{systemd_dir()}: the systemd units are not next to this careterm; "
+            "install careterm from its source tree (/opt/careterm, "
+            "scripts/bootstrap) as the technician's guide says"
+        )
     role = bundle.role
     unit = UNITS[role]
     other = [u for r, u in UNITS.items() if r != role]
@@ -122,9 +125,20 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
     if not real or not _group_exists(GROUP):
         plan.run("groupadd", "--system", GROUP)
     if not real or not _user_exists(USER):
-        plan.run("useradd", "--system", "--gid", GROUP, "--home-dir", STATE_DIR,
-                 "--no-create-home", "--shell", "/usr/sbin/nologin",
-                 "--comment", "careterm terminal service", USER)
+        plan.run(
+            "useradd",
+            "--system",
+            "--gid",
+            GROUP,
+            "--home-dir",
+            STATE_DIR,
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--comment",
+            "careterm terminal service",
+            USER,
+        )
     present = [g for g in groups if not real or _group_exists(g)]
     for g in groups:
         if g not in present:
@@ -141,8 +155,12 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
     plan.file(f"{ETC}/device.key", files["device.key"], 0o640, f"root:{GROUP}")
     plan.file(f"{ETC}/site.salt", files["site.salt"], 0o640, f"root:{GROUP}")
     if not (root / ENV_FILE.lstrip("/")).exists():
-        plan.file(ENV_FILE, b"# Extra environment for the careterm service, e.g.\n"
-                            b"# CARETERM_PAD_ARGS=--headless\n", 0o640, f"root:{GROUP}")
+        plan.file(
+            ENV_FILE,
+            b"# Extra environment for the careterm service, e.g.\n# CARETERM_PAD_ARGS=--headless\n",
+            0o640,
+            f"root:{GROUP}",
+        )
 
     # State: the outbox lives here. Another device's outbox must not be sent under this id.
     _set_aside_other_device_state(plan, bundle, root)
@@ -170,14 +188,19 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
     # The service.
     exe = exe or careterm_executable()
     if exe.startswith(("/home/", "/root/")):
-        plan.notes.append(f"ExecStart {exe} is in a home directory, which the service cannot "
-                          "see (ProtectHome=yes): install careterm in /opt/careterm instead")
+        plan.notes.append(
+            f"ExecStart {exe} is in a home directory, which the service cannot "
+            "see (ProtectHome=yes): install careterm in /opt/careterm instead"
+        )
     plan.file(f"{UNIT_DIR}/{unit}", render_unit(role, exe), 0o644)
     dropin = f"{UNIT_DIR}/{unit}.d/data-dir.conf"
     if extra_rw:
         # The unit may write only below /var/lib/careterm: open the configured data_dir too.
-        plan.file(dropin, f"# device.data_dir from device.toml\n[Service]\n"
-                          f"ReadWritePaths={data_dir}\n".encode(), 0o644)
+        plan.file(
+            dropin,
+            f"# device.data_dir from device.toml\n[Service]\nReadWritePaths={data_dir}\n".encode(),
+            0o644,
+        )
     elif (root / dropin.lstrip("/")).exists():
         plan.file(dropin, b"# device.data_dir is below /var/lib/careterm\n", 0o644)
     for u in other:
@@ -208,8 +231,10 @@ def _set_aside_other_device_state(plan: Plan, bundle: Bundle, root: Path) -> Non
     aside = f"{old_dir.rstrip('/')}.{old.device.id}-{stamp}"
     plan.stop_first += [u for u in UNITS.values() if (root / UNIT_DIR.lstrip("/") / u).exists()]
     plan.moves.append((old_dir, aside))
-    plan.notes.append(f"{old_dir} held the outbox of {old.device.id} (site {old.device.site}); "
-                      f"moved to {aside}: send or delete what it holds")
+    plan.notes.append(
+        f"{old_dir} held the outbox of {old.device.id} (site {old.device.site}); "
+        f"moved to {aside}: send or delete what it holds"
+    )
 
 
 def _user_exists(name: str) -> bool:
@@ -250,8 +275,10 @@ def apply(plan: Plan, root: Path, say=print) -> None:  # type: ignore[no-untyped
     """Carry out the plan below `root`; with `/`, also run the commands and set owners."""
     real = root == Path("/")
     if real and os.geteuid() != 0:
-        raise InstallError("provision install changes users, /etc and services: run it as root "
-                           "(sudo careterm provision install --bundle ...)")
+        raise InstallError(
+            "provision install changes users, /etc and services: run it as root "
+            "(sudo careterm provision install --bundle ...)"
+        )
 
     def at(p: str) -> Path:
         return root / p.lstrip("/")
@@ -304,8 +331,7 @@ def apply(plan: Plan, root: Path, say=print) -> None:  # type: ignore[no-untyped
             "root": str(root),
             "commands": [["systemctl", "stop", u] for u in plan.stop_first] + commands,
             "moves": plan.moves,
-            "owners": {p: o for p, _, o in plan.dirs}
-            | {p: o for p, _, _, o in plan.files if o},
+            "owners": {p: o for p, _, o in plan.dirs} | {p: o for p, _, _, o in plan.files if o},
             "modes": {p: f"{m:04o}" for p, m, _ in plan.dirs}
             | {p: f"{m:04o}" for p, _, m, _ in plan.files if m is not None},
             "edited": [p for p, _, m, _ in plan.files if m is None],
@@ -321,11 +347,14 @@ def _run(argv: list[str], say) -> None:  # type: ignore[no-untyped-def]
     try:
         res = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:
-        raise InstallError(f"{argv[0]} not found: is this a systemd-based Raspberry Pi OS / "
-                           "Debian system?") from None
+        raise InstallError(
+            f"{argv[0]} not found: is this a systemd-based Raspberry Pi OS / Debian system?"
+        ) from None
     except subprocess.TimeoutExpired:
         raise InstallError(f"`{' '.join(argv)}` did not finish within 120 s") from None
     if res.returncode != 0:
         detail = (res.stderr or res.stdout).strip().splitlines()
-        raise InstallError(f"`{' '.join(argv)}` failed (exit {res.returncode}): "
-                           f"{detail[-1] if detail else 'no output'}")
+        raise InstallError(
+            f"`{' '.join(argv)}` failed (exit {res.returncode}): "
+            f"{detail[-1] if detail else 'no output'}"
+        )

@@ -24,6 +24,7 @@ def cmd_pad(args: argparse.Namespace) -> int:
     path = config_path(args.config)
     cfg = load_config(path)
     if cfg.device.role != "rating_pad":
-        raise ConfigError(path, "device.role",
-                          f"is {cfg.device.role!r}; `careterm pad` needs \"rating_pad\"")
+        raise ConfigError(
+            path, "device.role", f'is {cfg.device.role!r}; `careterm pad` needs "rating_pad"'
+        )
     return run_pad(cfg, path, headless=args.headless)

@@ -32,22 +32,28 @@ REASON_GRACE_S = 0.6
 press, not a choice: ignored this long. Another key picks its reason at once."""
 
 DEFAULT_LABELS_EN = {
-    "不满意": "Dissatisfied", "基本满意": "Acceptable", "满意": "Satisfied",
-    "非常满意": "Very satisfied", "很不满意": "Very dissatisfied", "一般": "Neutral",
+    "不满意": "Dissatisfied",
+    "基本满意": "Acceptable",
+    "满意": "Satisfied",
+    "非常满意": "Very satisfied",
+    "很不满意": "Very dissatisfied",
+    "一般": "Neutral",
 }
 DEFAULT_REASONS_EN = {
-    "等候时间长": "Long wait", "服务态度差": "Unfriendly service",
-    "业务不熟练": "Lack of skill", "其他": "Other",
+    "等候时间长": "Long wait",
+    "服务态度差": "Unfriendly service",
+    "业务不熟练": "Lack of skill",
+    "其他": "Other",
 }
 
 
 class PadState(enum.StrEnum):
-    CLOSED = "closed"      # no clerk at the window (signed out)
-    IDLE = "idle"          # clerk shown; waiting for a prompt (prompted) or a press (free)
+    CLOSED = "closed"  # no clerk at the window (signed out)
+    IDLE = "idle"  # clerk shown; waiting for a prompt (prompted) or a press (free)
     PROMPTED = "prompted"  # "请您对我的服务做出评价"
-    REASON = "reason"      # a low score: asking why
+    REASON = "reason"  # a low score: asking why
     THANKS = "thanks"
-    PAUSED = "paused"      # "暂停服务"
+    PAUSED = "paused"  # "暂停服务"
 
 
 @dataclass(frozen=True)
@@ -155,8 +161,11 @@ class PadMachine:
             log.debug("pad: key %r is not mapped", name)
             return self.tick(t)
         if self._is_repeat(f"key:{name}", t):
-            log.info("pad: key %r again within %.2f s: auto-repeat or a stuck key, ignored",
-                     name, REPEAT_S)
+            log.info(
+                "pad: key %r again within %.2f s: auto-repeat or a stuck key, ignored",
+                name,
+                REPEAT_S,
+            )
             return self.tick(t)
         if isinstance(what, int):
             return self.score(what, t)
@@ -181,8 +190,11 @@ class PadMachine:
         if not 1 <= score <= self.scale:
             return out
         if self.state == PadState.REASON:
-            if (self._pending is not None and score == self._pending.score
-                    and t - self._entered_at < REASON_GRACE_S):
+            if (
+                self._pending is not None
+                and score == self._pending.score
+                and t - self._entered_at < REASON_GRACE_S
+            ):
                 log.info("pad: the low-score key again at once: a double press, ignored")
                 return out
             return out + self._pick_reason(score - 1, t)
@@ -196,8 +208,10 @@ class PadMachine:
                 return out
             misuse = False
         else:
-            misuse = (self._last_counted is not None
-                      and t - self._last_counted < self.cfg.rating.cooldown_s)
+            misuse = (
+                self._last_counted is not None
+                and t - self._last_counted < self.cfg.rating.cooldown_s
+            )
         response_ms = max(0, int(round((t - self._prompt_at) * 1000))) if prompt else None
         self.prompt_id = None
         self._last_counted = t
@@ -366,16 +380,20 @@ class PadMachine:
 
     def snapshot(self) -> dict[str, Any]:
         """Who is on duty and whether the window is paused: kept across restarts."""
-        return {"staff": self.staff.public() if self.staff else None,
-                "paused": self.state == PadState.PAUSED,
-                "closed": self.state == PadState.CLOSED}
+        return {
+            "staff": self.staff.public() if self.staff else None,
+            "paused": self.state == PadState.PAUSED,
+            "closed": self.state == PadState.CLOSED,
+        }
 
     def restore(self, snap: dict[str, Any], t: float) -> None:
         who = snap.get("staff")
         if isinstance(who, dict) and isinstance(who.get("staff"), str) and who["staff"]:
             self.staff = self.directory.get(who["staff"]) or Staff(
-                staff=who["staff"], name=str(who.get("name") or ""),
-                title=str(who.get("title") or ""))
+                staff=who["staff"],
+                name=str(who.get("name") or ""),
+                title=str(who.get("title") or ""),
+            )
         if self.staff is None and snap.get("closed"):
             self._enter(PadState.CLOSED, t, None)
         elif self.staff is not None or not self.cfg.rating.staff_required:
@@ -386,12 +404,19 @@ class PadMachine:
     def view(self, t: float) -> PadView:
         left = None if self._state_until is None else max(0.0, self._state_until - t)
         return PadView(
-            state=self.state, mode=self.mode, window_id=self.cfg.window.id,
-            window_name=self.cfg.window.name, staff=self.staff, labels=self.labels,
-            labels_en=self.labels_en, reasons=self.reasons, reasons_en=self.reasons_en,
+            state=self.state,
+            mode=self.mode,
+            window_id=self.cfg.window.id,
+            window_name=self.cfg.window.name,
+            staff=self.staff,
+            labels=self.labels,
+            labels_en=self.labels_en,
+            reasons=self.reasons,
+            reasons_en=self.reasons_en,
             language=self.cfg.rating.language,
             score=self._last_score if self.state in (PadState.THANKS, PadState.REASON) else None,
-            seconds_left=left, prompt=self.prompt_id,
+            seconds_left=left,
+            prompt=self.prompt_id,
             notice=self._notice[0] if self._notice and t < self._notice[1] else None,
         )
 
@@ -418,22 +443,42 @@ class PadMachine:
             return self._finish_reason(None, t)
         return []
 
-    def _rating(self, score: int, reason: str | None, prompt: str | None, misuse: bool,
-                response_ms: int | None) -> list[Record]:
+    def _rating(
+        self,
+        score: int,
+        reason: str | None,
+        prompt: str | None,
+        misuse: bool,
+        response_ms: int | None,
+    ) -> list[Record]:
         data = {
             "window": self.cfg.window.id,
             "staff": self.staff.staff if self.staff else None,
-            "score": score, "scale": self.scale, "label": self.labels[score - 1],
-            "reason": reason, "prompt": prompt, "misuse": misuse, "response_ms": response_ms,
+            "score": score,
+            "scale": self.scale,
+            "label": self.labels[score - 1],
+            "reason": reason,
+            "prompt": prompt,
+            "misuse": misuse,
+            "response_ms": response_ms,
         }
         out = [Record("rating", data)]
         low = score <= self.cfg.rating.alert_at_or_below
         if low and not misuse:
             where = self.cfg.window.name or self.cfg.window.id
             text = f"{where}: {self.labels[score - 1]}" + (f" ({reason})" if reason else "")
-            alert = alert_data("dissatisfied", "warning", text, window=self.cfg.window.id,
-                               staff=data["staff"], score=score, scale=self.scale,
-                               label=data["label"], reason=reason, prompt=prompt)
+            alert = alert_data(
+                "dissatisfied",
+                "warning",
+                text,
+                window=self.cfg.window.id,
+                staff=data["staff"],
+                score=score,
+                scale=self.scale,
+                label=data["label"],
+                reason=reason,
+                prompt=prompt,
+            )
             out.append(Record("alert", alert, "dissatisfied"))
         if not misuse:
             out += self._trend(low)
@@ -460,15 +505,23 @@ class PadMachine:
         worst = self.labels[r.alert_at_or_below - 1] if r.alert_at_or_below else ""
         where = self.cfg.window.name or self.cfg.window.id
         alert = alert_data(
-            "dissatisfied", "critical",
+            "dissatisfied",
+            "critical",
             f"{where}: {lows} of the last {len(self._recent)} ratings were {worst} or worse",
-            window=self.cfg.window.id, staff=self.staff.staff if self.staff else None,
-            score=None, reason=None,
-            trend={"window": len(self._recent), "low": lows, "share": round(share, 3)})
+            window=self.cfg.window.id,
+            staff=self.staff.staff if self.staff else None,
+            score=None,
+            reason=None,
+            trend={"window": len(self._recent), "low": lows, "share": round(share, 3)},
+        )
         return [Record("alert", alert, "dissatisfied")]
 
     def _staff_event(self, action: str) -> Record:
-        return Record("staff", {
-            "window": self.cfg.window.id, "action": action,
-            "staff": self.staff.staff if self.staff else None,
-        })
+        return Record(
+            "staff",
+            {
+                "window": self.cfg.window.id,
+                "action": action,
+                "staff": self.staff.staff if self.staff else None,
+            },
+        )

@@ -23,9 +23,12 @@ class Pad:
         try:
             self.keypad = open_keypad(cfg, config_file)
         except ModuleNotFoundError as e:  # a driver this build does not carry
-            raise ConfigError(config_file, "buttons.driver",
-                              f"{cfg.buttons.driver!r} is not available in this build "
-                              f"({e.name}); use \"serial\" or \"touch\"") from None
+            raise ConfigError(
+                config_file,
+                "buttons.driver",
+                f"{cfg.buttons.driver!r} is not available in this build "
+                f'({e.name}); use "serial" or "touch"',
+            ) from None
         self.card_reader: Any = None
         staff_topic = f"{cfg.mqtt.topic_root}/{cfg.device.site}/staff"
         self._service: PadService | None = None
@@ -56,7 +59,8 @@ class Pad:
         self.service.start()
         if self.keypad is not None:
             self.keypad.on_state(
-                lambda st, detail: self.service.device_state("buttons", st.value, detail))
+                lambda st, detail: self.service.device_state("buttons", st.value, detail)
+            )
             self.keypad.start(lambda press: self.service.press(press.key, press.t))
         self._start_card_reader()
 
@@ -73,17 +77,23 @@ class Pad:
             return
 
         self.card_reader.on_state(
-            lambda st, detail: self.service.device_state("card_reader", st.value, detail))
+            lambda st, detail: self.service.device_state("card_reader", st.value, detail)
+        )
         self.card_reader.start(self.on_card_read)
 
     def on_card_read(self, read: Any) -> None:
         """Reader thread: only a valid staff card means something on a pad."""
-        if getattr(read, "kind", "") == "staff_card" and getattr(read, "valid", False) \
-                and getattr(read, "token", None):
+        if (
+            getattr(read, "kind", "") == "staff_card"
+            and getattr(read, "valid", False)
+            and getattr(read, "token", None)
+        ):
             self.service.staff_card(read.token)
         else:
-            log.info("pad: a %s read ignored (only staff cards sign in or out)",
-                     getattr(read, "kind", "unknown"))
+            log.info(
+                "pad: a %s read ignored (only staff cards sign in or out)",
+                getattr(read, "kind", "unknown"),
+            )
 
     def stop(self) -> None:
         if self.keypad is not None:
@@ -106,13 +116,20 @@ def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
             raise UsageError(problem)
     pad = Pad(cfg, config_file)
     if headless and pad.keypad is None:
-        log.warning("pad: --headless with [buttons] driver = \"touch\": no key can rate; "
-                    "only commands and staff cards work")
+        log.warning(
+            'pad: --headless with [buttons] driver = "touch": no key can rate; '
+            "only commands and staff cards work"
+        )
     life = Lifecycle(healthy=pad.healthy)
     life.install_signal_handlers()
     pad.start()
-    log.info("pad %s at window %s started (%s mode, %s)", cfg.device.id, cfg.window.id,
-             cfg.rating.mode, "headless" if headless else "screen")
+    log.info(
+        "pad %s at window %s started (%s mode, %s)",
+        cfg.device.id,
+        cfg.window.id,
+        cfg.rating.mode,
+        "headless" if headless else "screen",
+    )
     try:
         if headless:
             life.ready("rating pad running (headless)")

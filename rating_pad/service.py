@@ -51,24 +51,31 @@ def parse_staff_directory(payload: bytes) -> list[Staff]:
     for i, r in enumerate(rows):
         no = _staff_number(r.get("staff")) if isinstance(r, dict) else None
         if no is None:
-            log.warning("staff directory: row %d has no valid \"staff\" number; skipped", i)
+            log.warning('staff directory: row %d has no valid "staff" number; skipped', i)
             continue
         photo = r.get("photo")
         if photo is not None and not (isinstance(photo, str) and len(photo) <= MAX_PHOTO_CHARS):
             log.warning("staff directory: %s has an unusable photo; shown without", no)
             photo = None
         token = r.get("token")
-        out.append(Staff(staff=no, name=str(r.get("name") or "")[:32],
-                         title=str(r.get("title") or "")[:32], photo=photo,
-                         token=token if isinstance(token, str) else ""))
+        out.append(
+            Staff(
+                staff=no,
+                name=str(r.get("name") or "")[:32],
+                title=str(r.get("title") or "")[:32],
+                photo=photo,
+                token=token if isinstance(token, str) else "",
+            )
+        )
     return out
 
 
 class PadService:
     """Thread-safe inputs (`press`, `touch`, `submit`, ...); the machine runs on one thread."""
 
-    def __init__(self, cfg: DeviceConfig, uplink: Uplink, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, cfg: DeviceConfig, uplink: Uplink, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.cfg = cfg
         self.uplink = uplink
         self.clock = clock
@@ -106,12 +113,15 @@ class PadService:
 
     def stop(self) -> None:
         """Record what is pending (a rating waiting for its reason), then stop the core."""
+
         def last_job() -> None:
             try:
                 self._apply(self.machine.flush(self.clock()))
                 if self._unstored:
-                    log.error("pad: stopping with %d events the disk refused; they are lost",
-                              len(self._unstored))
+                    log.error(
+                        "pad: stopping with %d events the disk refused; they are lost",
+                        len(self._unstored),
+                    )
             finally:
                 self._stop.set()
 
@@ -160,13 +170,31 @@ class PadService:
         what = "keypad" if kind == "buttons" else "staff card reader"
         if state in ("absent", "error") and kind not in self._devices_down:
             self._devices_down.add(kind)
-            return [Record("alert", alert_data(
-                kind, "warning", f"{what} {state}: {detail} (check the cable; it is picked "
-                "up again when it comes back)", state=state, detail=detail), kind)]
+            return [
+                Record(
+                    "alert",
+                    alert_data(
+                        kind,
+                        "warning",
+                        f"{what} {state}: {detail} (check the cable; it is picked "
+                        "up again when it comes back)",
+                        state=state,
+                        detail=detail,
+                    ),
+                    kind,
+                )
+            ]
         if state == "ok" and kind in self._devices_down:
             self._devices_down.discard(kind)
-            return [Record("alert", alert_data(kind, "info", f"{what} works again: {detail}",
-                                               state=state, detail=detail), kind)]
+            return [
+                Record(
+                    "alert",
+                    alert_data(
+                        kind, "info", f"{what} works again: {detail}", state=state, detail=detail
+                    ),
+                    kind,
+                )
+            ]
         return []
 
     def on_staff_directory(self, topic: str, payload: bytes) -> None:
@@ -187,30 +215,41 @@ class PadService:
         run: CommandRun
         if name == "prompt":
             ticket = body.get("ticket")
-            if ticket is not None and not (isinstance(ticket, str | int)
-                                           and not isinstance(ticket, bool)
-                                           and len(str(ticket)) <= 64):
+            if ticket is not None and not (
+                isinstance(ticket, str | int)
+                and not isinstance(ticket, bool)
+                and len(str(ticket)) <= 64
+            ):
                 reply(False, None, "ticket must be a string or number (at most 64 characters)")
                 return
             run = self._cmd_prompt(ticket)
         elif name == "staff":
             action = body.get("action")
             if action not in ("sign_in", "sign_out"):
-                reply(False, None, "action must be \"sign_in\" or \"sign_out\"")
+                reply(False, None, 'action must be "sign_in" or "sign_out"')
                 return
             raw = body.get("staff")
             staff_no = _staff_number(raw)
             if staff_no is None and (raw is not None or action == "sign_in"):
-                reply(False, None, f"staff must be a staff number (1..{MAX_STAFF_NO} printable "
-                                   "characters), e.g. \"E1024\"")
+                reply(
+                    False,
+                    None,
+                    f"staff must be a staff number (1..{MAX_STAFF_NO} printable "
+                    'characters), e.g. "E1024"',
+                )
                 return
-            run = self._cmd_sign_in(staff_no) if action == "sign_in" else self._cmd_sign_out(
-                staff_no)
+            run = (
+                self._cmd_sign_in(staff_no) if action == "sign_in" else self._cmd_sign_out(staff_no)
+            )
         elif name in ("pause", "resume"):
             run = self._cmd_pause(name)
         else:
-            reply(False, None, f"unknown command {name!r} (a pad takes prompt, staff, pause, "
-                               "resume, ping, resend)")
+            reply(
+                False,
+                None,
+                f"unknown command {name!r} (a pad takes prompt, staff, pause, "
+                "resume, ping, resend)",
+            )
             return
         self._inbox.put(lambda: self._command(run, reply))
 
@@ -238,6 +277,7 @@ class PadService:
             if m.deferred_prompt:
                 return out, True, {"prompt": m.deferred_prompt, "deferred": True}
             return out, True, {"prompt": m.prompt_id, "window_s": m.cfg.rating.prompt_window_s}
+
         return run
 
     @staticmethod
@@ -246,10 +286,10 @@ class PadService:
             assert staff_no is not None
             known = staff_no in m.directory
             if not known:
-                log.warning("pad: %s signed in by command is not in the staff directory",
-                            staff_no)
+                log.warning("pad: %s signed in by command is not in the staff directory", staff_no)
             out = m.sign_in(m.directory.get(staff_no) or Staff(staff=staff_no), t)
             return out, True, {"staff": staff_no, "known": known, "changed": bool(out)}
+
         return run
 
     @staticmethod
@@ -260,6 +300,7 @@ class PadService:
                 return [], False, f"{on_duty} is on duty here, not {staff_no}"
             out = m.sign_out(t)
             return out, True, {"staff": None, "changed": bool(out)}
+
         return run
 
     @staticmethod
@@ -269,6 +310,7 @@ class PadService:
                 return [], False, f"cannot {name}: closed, no clerk is signed in"
             out = m.pause(t) if name == "pause" else m.resume(t)
             return out, True, {"changed": bool(out)}
+
         return run
 
     # -- the core thread --------------------------------------------------------------------
@@ -317,9 +359,15 @@ class PadService:
         if self._unstored:
             view.fault = "storage"
         staff = view.staff
-        key = (view.state, view.prompt, view.score, view.fault, view.notice,
-               (staff.staff, staff.name, staff.title, len(staff.photo or "")) if staff else None,
-               None if view.seconds_left is None else int(view.seconds_left + 0.999))
+        key = (
+            view.state,
+            view.prompt,
+            view.score,
+            view.fault,
+            view.notice,
+            (staff.staff, staff.name, staff.title, len(staff.photo or "")) if staff else None,
+            None if view.seconds_left is None else int(view.seconds_left + 0.999),
+        )
         if key == self._last_view_key and not force:
             return
         self._last_view_key = key
@@ -338,8 +386,9 @@ class PadService:
         except FileNotFoundError:
             return
         except (OSError, ValueError) as e:
-            log.warning("pad: %s unreadable (%s); starting with no clerk signed in",
-                        self.state_file, e)
+            log.warning(
+                "pad: %s unreadable (%s); starting with no clerk signed in", self.state_file, e
+            )
             return
         if isinstance(snap, dict):
             self.machine.restore(snap, self.clock())

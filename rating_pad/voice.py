@@ -14,10 +14,10 @@ log = logging.getLogger("careterm.pad")
 
 PLAYERS = ("aplay", "paplay", "pw-play")
 FILES = {
-    PadState.PROMPTED: "prompt.wav",   # 请您对我的服务做出评价
-    PadState.REASON: "reason.wav",     # 请选择不满意的原因
-    PadState.THANKS: "thanks.wav",     # 谢谢您的评价
-    PadState.PAUSED: "paused.wav",     # 暂停服务
+    PadState.PROMPTED: "prompt.wav",  # 请您对我的服务做出评价
+    PadState.REASON: "reason.wav",  # 请选择不满意的原因
+    PadState.THANKS: "thanks.wav",  # 谢谢您的评价
+    PadState.PAUSED: "paused.wav",  # 暂停服务
 }
 FAULT_FILE = "fault.wav"
 
@@ -43,11 +43,13 @@ class Voice:
         self._last: tuple[PadState, str | None] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         if not self.dir.is_dir():
-            log.warning("voice: [rating].voice_dir %s is not a folder; voice prompts are off",
-                        self.dir)
+            log.warning(
+                "voice: [rating].voice_dir %s is not a folder; voice prompts are off", self.dir
+            )
         elif self.player is None:
-            log.warning("voice: no audio player (%s) found; voice prompts are off",
-                        ", ".join(PLAYERS))
+            log.warning(
+                "voice: no audio player (%s) found; voice prompts are off", ", ".join(PLAYERS)
+            )
 
     def on_view(self, view: PadView) -> None:
         now = (view.state, view.fault)
@@ -68,8 +70,12 @@ class Voice:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()  # the new screen's prompt wins
         try:
-            self._proc = subprocess.Popen([*self.player, str(path)], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self._proc = subprocess.Popen(
+                [*self.player, str(path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         except OSError as e:
             log.warning("voice: cannot run %s: %s", self.player[0], e)
             return False

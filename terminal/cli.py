@@ -51,8 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="F",
-                   help="device.toml (default: $CARETERM_CONFIG, else /etc/careterm/device.toml)")
+    p.add_argument(
+        "--config",
+        metavar="F",
+        help="device.toml (default: $CARETERM_CONFIG, else /etc/careterm/device.toml)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

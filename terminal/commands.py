@@ -43,25 +43,32 @@ def _open(args: argparse.Namespace) -> Outbox:
     if not path.exists():
         from terminal.config import ConfigError
 
-        raise ConfigError(config_path(args.config), "device.data_dir",
-                          f"no outbox at {path} (has this device run yet?)")
-    return Outbox(path, device=cfg.device.id, site=cfg.device.site,
-                  topic_root=cfg.mqtt.topic_root)
+        raise ConfigError(
+            config_path(args.config),
+            "device.data_dir",
+            f"no outbox at {path} (has this device run yet?)",
+        )
+    return Outbox(path, device=cfg.device.id, site=cfg.device.site, topic_root=cfg.mqtt.topic_root)
 
 
 def cmd_outbox_stats(args: argparse.Namespace) -> int:
     ob = _open(args)
     st = ob.stats()
-    print(json.dumps({
-        "last_seq": st.last_seq,
-        "waiting_for_broker": st.waiting,
-        "oldest_waiting_s": st.oldest_waiting_s,
-        "sent_waiting_for_site_ack": st.sent_unacked,
-        "oldest_unacked_s": st.oldest_unacked_s,
-        "site_acked_seq": st.site_acked_seq,
-        "session": ob.meta("session"),
-        "size_bytes": st.size_bytes,
-    }, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "last_seq": st.last_seq,
+                "waiting_for_broker": st.waiting,
+                "oldest_waiting_s": st.oldest_waiting_s,
+                "sent_waiting_for_site_ack": st.sent_unacked,
+                "oldest_unacked_s": st.oldest_unacked_s,
+                "site_acked_seq": st.site_acked_seq,
+                "session": ob.meta("session"),
+                "size_bytes": st.size_bytes,
+            },
+            ensure_ascii=False,
+        )
+    )
     return 0
 
 
@@ -69,9 +76,14 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     ob = _open(args)
     now = time.time()
     for ev in ob.iter_all(args.state):
-        row = {"seq": ev.seq, "id": ev.id, "type": ev.type, "topic": ev.topic,
-               "state": "waiting" if ev.sent_at is None else "sent",
-               "age_s": round(now - ev.created, 1)}
+        row = {
+            "seq": ev.seq,
+            "id": ev.id,
+            "type": ev.type,
+            "topic": ev.topic,
+            "state": "waiting" if ev.sent_at is None else "sent",
+            "age_s": round(now - ev.created, 1),
+        }
         if args.payload:
             row["payload"] = json.loads(ev.payload)
         print(json.dumps(row, ensure_ascii=False))

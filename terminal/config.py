@@ -144,11 +144,16 @@ class RatingSection(_Section):
 
     @model_validator(mode="after")
     def _english(self) -> RatingSection:
-        for key, en, zh in (("labels_en", self.labels_en, self.labels),
-                            ("reasons_en", self.reasons_en, self.reasons)):
+        for key, en, zh in (
+            ("labels_en", self.labels_en, self.labels),
+            ("reasons_en", self.reasons_en, self.reasons),
+        ):
             if en and len(en) != len(zh):
-                raise _KeyedError(f"rating.{key}", f"has {len(en)} entries; "
-                                  f"rating.{key[:-3]} has {len(zh)} (same order, same count)")
+                raise _KeyedError(
+                    f"rating.{key}",
+                    f"has {len(en)} entries; "
+                    f"rating.{key[:-3]} has {len(zh)} (same order, same count)",
+                )
         return self
 
     @property

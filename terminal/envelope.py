@@ -43,7 +43,13 @@ def event_topic(topic_root: str, site: str, device: str, etype: str, alert_kind:
 
 
 def build_envelope(
-    *, event_id: str, seq: int | None, device: str, site: str, etype: str, data: dict[str, Any],
+    *,
+    event_id: str,
+    seq: int | None,
+    device: str,
+    site: str,
+    etype: str,
+    data: dict[str, Any],
     ts: float | None = None,
 ) -> dict[str, Any]:
     return {

@@ -8,8 +8,10 @@ import sys
 
 
 def setup_logging(verbose: bool = False) -> None:
-    level = logging.DEBUG if verbose else getattr(
-        logging, os.environ.get("CARETERM_LOG", "INFO").upper(), logging.INFO
+    level = (
+        logging.DEBUG
+        if verbose
+        else getattr(logging, os.environ.get("CARETERM_LOG", "INFO").upper(), logging.INFO)
     )
     fmt = "%(levelname)s %(name)s: %(message)s"
     if not os.environ.get("JOURNAL_STREAM"):

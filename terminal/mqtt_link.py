@@ -184,8 +184,12 @@ class MqttLink:
                 try:
                     dropped = self.outbox.expire(self.cfg.device.retain_days)
                     if dropped:
-                        log.warning("outbox: forgot %d sent events older than %d days that the "
-                                    "site never acked", dropped, self.cfg.device.retain_days)
+                        log.warning(
+                            "outbox: forgot %d sent events older than %d days that the "
+                            "site never acked",
+                            dropped,
+                            self.cfg.device.retain_days,
+                        )
                 except Exception as e:
                     log.error("outbox: expiry failed: %s", e)
             if now >= next_telemetry:
@@ -216,10 +220,17 @@ class MqttLink:
             pass
 
     def _status(self, state: str, reason: str | None) -> bytes:
-        return dumps({
-            "v": 1, "state": state, "reason": reason, "role": self.cfg.device.role,
-            "version": __version__, "session": self._session, "ts": now_iso(),
-        })
+        return dumps(
+            {
+                "v": 1,
+                "state": state,
+                "reason": reason,
+                "role": self.cfg.device.role,
+                "version": __version__,
+                "session": self._session,
+                "ts": now_iso(),
+            }
+        )
 
     def _connect(self) -> bool:
         m = self.cfg.mqtt
@@ -260,7 +271,9 @@ class MqttLink:
                 )
             except (OSError, ssl.SSLError, ValueError) as e:
                 self.state.last_error = f"TLS setup: {e}"
-                log.error("mqtt: %s (check mqtt.ca_file, cert_file, key_file)", self.state.last_error)
+                log.error(
+                    "mqtt: %s (check mqtt.ca_file, cert_file, key_file)", self.state.last_error
+                )
                 return False
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
@@ -369,7 +382,7 @@ class MqttLink:
 
     # -- paho callbacks (run on this thread, inside loop_read/loop_write) ------------------
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self.state.last_error = f"broker refused the connection: {reason_code}"
             log.error("mqtt: %s (check the device certificate or username)", self.state.last_error)
@@ -381,8 +394,12 @@ class MqttLink:
         self.state.connected = True
         self.state.connects += 1
         self.state.last_error = ""
-        log.info("mqtt: connected to %s (session %d, broker kept session: %s)",
-                 self.cfg.mqtt.url, self._session, flags.session_present)
+        log.info(
+            "mqtt: connected to %s (session %d, broker kept session: %s)",
+            self.cfg.mqtt.url,
+            self._session,
+            flags.session_present,
+        )
         topics = [(f"{self.base}/cmd/+", 1), (f"{self.base}/ack", 1)]
         topics += [(t, 1) for t in self._subs]
         client.subscribe(topics)
@@ -390,23 +407,27 @@ class MqttLink:
         self.connected.set()
         self._check_backlog()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._client is client:
             self._drop_connection(f"disconnected: {reason_code}")
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if mid == self._shutdown_mid:
             self._shutdown_acked.set()
         seq = self._inflight.pop(mid, None)
         if seq is None:
             return
         if reason_code is not None and getattr(reason_code, "is_failure", False):
-            log.error("mqtt: broker refused event seq %d: %s (check the broker's ACL); it stays "
-                      "stored for `resend`", seq, reason_code)
+            log.error(
+                "mqtt: broker refused event seq %d: %s (check the broker's ACL); it stays "
+                "stored for `resend`",
+                seq,
+                reason_code,
+            )
         self.state.acked += 1
         self._sent.append(seq)
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         topic: str = msg.topic
         try:
             if topic == f"{self.base}/ack":
@@ -432,8 +453,9 @@ class MqttLink:
         dropped = self.outbox.site_ack(upto)
         log.debug("site acked up to seq %d (%d events forgotten)", upto, dropped)
 
-    def reply(self, cid: Any, ok: bool, result: dict[str, Any] | None = None,
-              error: str | None = None) -> None:
+    def reply(
+        self, cid: Any, ok: bool, result: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
         body: dict[str, Any] = {"cid": cid, "ok": ok}
         if ok:
             body["result"] = result or {}
@@ -460,9 +482,18 @@ class MqttLink:
 
         if name == "ping":
             st = self.outbox.stats()
-            reply(True, {"pong": True, "ts": now_iso(), "version": __version__,
-                         "session": self._session, "last_seq": st.last_seq,
-                         "outbox_depth": st.waiting, "clock_synced": clock_synced()})
+            reply(
+                True,
+                {
+                    "pong": True,
+                    "ts": now_iso(),
+                    "version": __version__,
+                    "session": self._session,
+                    "last_seq": st.last_seq,
+                    "outbox_depth": st.waiting,
+                    "clock_synced": clock_synced(),
+                },
+            )
         elif name == "resend":
             self._command_resend(body, reply)
         elif self._on_command is not None:
@@ -472,7 +503,9 @@ class MqttLink:
 
     def _command_resend(self, body: dict[str, Any], reply: ReplyFn) -> None:
         first, last = body.get("from"), body.get("to")
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (first, last)):
+        if not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (first, last)
+        ):
             reply(False, None, "resend needs integers from >= 1 and to >= from")
             return
         assert isinstance(first, int) and isinstance(last, int)
@@ -485,8 +518,13 @@ class MqttLink:
         found = self.outbox.mark_waiting(first, last)
         self._resend_from = first if self._resend_from is None else min(self._resend_from, first)
         missing = _missing_ranges(first, last, found)
-        log.info("resend %d..%d: %d stored, %d ranges no longer stored", first, last,
-                 len(found), len(missing))
+        log.info(
+            "resend %d..%d: %d stored, %d ranges no longer stored",
+            first,
+            last,
+            len(found),
+            len(missing),
+        )
         reply(True, {"from": first, "to": last, "count": len(found), "missing": missing}, None)
 
     # -- telemetry, alerts, shutdown --------------------------------------------------------
@@ -494,10 +532,14 @@ class MqttLink:
     def telemetry_payload(self) -> dict[str, Any]:
         st = self.outbox.stats()
         body: dict[str, Any] = {
-            "v": 1, "ts": now_iso(), "uptime_s": round(time.monotonic() - self._started, 1),
+            "v": 1,
+            "ts": now_iso(),
+            "uptime_s": round(time.monotonic() - self._started, 1),
             "outbox_depth": st.waiting,
             "oldest_pending_s": st.oldest_waiting_s,
-            "printer": None, "card_reader": None, "buttons": None,
+            "printer": None,
+            "card_reader": None,
+            "buttons": None,
             "clock_synced": clock_synced(),
         }
         if self.cfg.mqtt.cert_file:
@@ -529,11 +571,17 @@ class MqttLink:
         if age > BACKLOG_ALERT_S and not self._backlog_alerted:
             self._backlog_alerted = True
             try:
-                self.outbox.store("alert", {
-                    "kind": "outbox_backlog", "severity": "warning",
-                    "message": f"{st.waiting} events waited up to {int(age)} s for the broker",
-                    "waiting": st.waiting, "oldest_s": int(age),
-                }, alert_kind="outbox_backlog")
+                self.outbox.store(
+                    "alert",
+                    {
+                        "kind": "outbox_backlog",
+                        "severity": "warning",
+                        "message": f"{st.waiting} events waited up to {int(age)} s for the broker",
+                        "waiting": st.waiting,
+                        "oldest_s": int(age),
+                    },
+                    alert_kind="outbox_backlog",
+                )
             except StorageError as e:
                 log.error("outbox_backlog alert not stored: %s", e)
 
@@ -544,8 +592,9 @@ class MqttLink:
             return
         try:
             self._send_outgoing(client)
-            info = client.publish(f"{self.base}/status", self._status("offline", "shutdown"),
-                                  qos=1, retain=True)
+            info = client.publish(
+                f"{self.base}/status", self._status("offline", "shutdown"), qos=1, retain=True
+            )
             self._shutdown_mid = info.mid
             deadline = time.monotonic() + 3.0
             while not self._shutdown_acked.is_set() and time.monotonic() < deadline:

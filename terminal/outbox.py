@@ -114,8 +114,13 @@ class Outbox:
                     ).fetchone()
                     seq = last + 1
                     env = build_envelope(
-                        event_id=event_id, seq=seq, device=self.device, site=self.site,
-                        etype=etype, data=data, ts=created,
+                        event_id=event_id,
+                        seq=seq,
+                        device=self.device,
+                        site=self.site,
+                        etype=etype,
+                        data=data,
+                        ts=created,
                     )
                     payload = dumps(env)
                     self._db.execute(

@@ -34,12 +34,19 @@ class Uplink:
         self.cfg = cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(
-            outbox_path(cfg.data_dir), device=cfg.device.id, site=cfg.device.site,
-            topic_root=cfg.mqtt.topic_root, max_pages=max_pages,
+            outbox_path(cfg.data_dir),
+            device=cfg.device.id,
+            site=cfg.device.site,
+            topic_root=cfg.mqtt.topic_root,
+            max_pages=max_pages,
         )
         self.link = MqttLink(
-            cfg, self.outbox, subscriptions=subscriptions, on_command=on_command,
-            telemetry=telemetry, options=options,
+            cfg,
+            self.outbox,
+            subscriptions=subscriptions,
+            on_command=on_command,
+            telemetry=telemetry,
+            options=options,
         )
         self._storage_lock = threading.Lock()
         self._storage_failed = 0
@@ -70,8 +77,9 @@ class Uplink:
     def alert(self, kind: str, severity: str, message: str, **details: Any) -> StoredEvent:
         return self.record("alert", alert_data(kind, severity, message, **details), alert_kind=kind)
 
-    def reply(self, cid: str, ok: bool, result: dict[str, Any] | None = None,
-              error: str | None = None) -> None:
+    def reply(
+        self, cid: str, ok: bool, result: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
         self.link.reply(cid, ok, result, error)
 
     # -- storage faults ---------------------------------------------------------------------
@@ -87,13 +95,25 @@ class Uplink:
             failed = self._storage_failed
         # The disk refuses writes, so this alert cannot be an outbox event: it is published
         # straight away with `seq: null` (outside the sequence) and `durable: false`.
-        data = alert_data("storage", "critical", "the device cannot store events: "
-                          "check the disk (full, read-only or failing)",
-                          error=why.split(": ", 1)[-1], failed_events=failed, durable=False)
-        env = build_envelope(event_id=uuid7(), seq=None, device=self.cfg.device.id,
-                             site=self.cfg.device.site, etype="alert", data=data)
-        topic = event_topic(self.cfg.mqtt.topic_root, self.cfg.device.site, self.cfg.device.id,
-                            "alert", "storage")
+        data = alert_data(
+            "storage",
+            "critical",
+            "the device cannot store events: check the disk (full, read-only or failing)",
+            error=why.split(": ", 1)[-1],
+            failed_events=failed,
+            durable=False,
+        )
+        env = build_envelope(
+            event_id=uuid7(),
+            seq=None,
+            device=self.cfg.device.id,
+            site=self.cfg.device.site,
+            etype="alert",
+            data=data,
+        )
+        topic = event_topic(
+            self.cfg.mqtt.topic_root, self.cfg.device.site, self.cfg.device.id, "alert", "storage"
+        )
         self.link.publish(topic, dumps(env), qos=1)
 
     def _storage_recovered(self) -> None:
@@ -102,10 +122,16 @@ class Uplink:
             self._storage_alert_at = 0.0
         if failed:
             try:
-                self.outbox.store("alert", alert_data(
-                    "storage", "warning",
-                    f"storage works again; {failed} events could not be stored while it failed",
-                    failed_events=failed), alert_kind="storage")
+                self.outbox.store(
+                    "alert",
+                    alert_data(
+                        "storage",
+                        "warning",
+                        f"storage works again; {failed} events could not be stored while it failed",
+                        failed_events=failed,
+                    ),
+                    alert_kind="storage",
+                )
                 self.link.notify()
             except StorageError:
                 with self._storage_lock:

@@ -28,8 +28,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 10.0, every: float = 0.02,
-             what: str = "condition") -> Any:
+def wait_for(
+    pred: Callable[[], Any], timeout: float = 10.0, every: float = 0.02, what: str = "condition"
+) -> Any:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         v = pred()
@@ -42,8 +43,13 @@ def wait_for(pred: Callable[[], Any], timeout: float = 10.0, every: float = 0.02
 class Broker:
     """A real mosquitto the test owns: it can be killed and restarted on the same port."""
 
-    def __init__(self, workdir: Path, port: int | None = None, persistence: bool = False,
-                 extra_conf: str = "") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        persistence: bool = False,
+        extra_conf: str = "",
+    ) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o777)
@@ -77,14 +83,15 @@ class Broker:
     def start(self) -> Broker:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.write_conf()
-        self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wait_for(self._accepting, 10, what=f"mosquitto on port {self.port}")
         return self
 
     def _accepting(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            log = (self.dir / "mosquitto.log")
+            log = self.dir / "mosquitto.log"
             raise RuntimeError(f"mosquitto exited: {log.read_text() if log.exists() else ''}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -139,9 +146,11 @@ class Subscriber:
     def __init__(self, port: int, topics: list[str], client_id: str = "") -> None:
         self.messages: list[mqtt.MQTTMessage] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"test-sub-{os.getpid()}-{id(self)}",
-                                  protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"test-sub-{os.getpid()}-{id(self)}",
+            protocol=mqtt.MQTTv5,
+        )
         self.subscribed = threading.Event()
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
@@ -230,10 +239,18 @@ def pty() -> Iterator[Pty]:
     p.close()
 
 
-def write_config(path: Path, *, device_id: str = "pad-w03", role: str = "rating_pad",
-                 site: str = "main", data_dir: Path, broker_url: str = "mqtt://127.0.0.1:1",
-                 extra: str = "") -> Path:
-    path.write_text(f"""
+def write_config(
+    path: Path,
+    *,
+    device_id: str = "pad-w03",
+    role: str = "rating_pad",
+    site: str = "main",
+    data_dir: Path,
+    broker_url: str = "mqtt://127.0.0.1:1",
+    extra: str = "",
+) -> Path:
+    path.write_text(
+        f"""
 [device]
 id = "{device_id}"
 role = "{role}"
@@ -248,7 +265,9 @@ keepalive_s = 5
 id = "W03"
 name = "收费处 3号窗口"
 {extra}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -304,5 +323,10 @@ def careterm_env(**extra: str) -> dict[str, str]:
 
 
 def run_careterm(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(careterm_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          env=careterm_env(**env))
+    return subprocess.run(
+        careterm_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=careterm_env(**env),
+    )

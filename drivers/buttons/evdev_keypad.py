@@ -54,7 +54,7 @@ class KeypadDecoder:
             self.stuck.discard(name)
             return None
         if ev.value != PRESS:
-            return None   # auto-repeat of a held key
+            return None  # auto-repeat of a held key
         if name in self.stuck:
             return None
         self._held[name] = ev.t
@@ -69,8 +69,16 @@ class KeypadDecoder:
 
 
 class EvdevKeypad(KeySource):
-    def __init__(self, path: str, keys: set[str], debounce_ms: int, *, grab: bool = True,
-                 reopen_every: float = 1.0, stuck_s: float = STUCK_S) -> None:
+    def __init__(
+        self,
+        path: str,
+        keys: set[str],
+        debounce_ms: int,
+        *,
+        grab: bool = True,
+        reopen_every: float = 1.0,
+        stuck_s: float = STUCK_S,
+    ) -> None:
         super().__init__("buttons")
         self.path = path
         self.keys = set(keys)
@@ -78,8 +86,15 @@ class EvdevKeypad(KeySource):
         self._debouncer = Debouncer(debounce_ms)
         self._listener: KeyListener | None = None
         # event times are wall clock (kernel timeval); the stuck check compares against it
-        self.device = EvdevDevice("buttons device", path, self._on_event, grab=grab,
-                                  reopen_every=reopen_every, on_idle=self._check_stuck, quiet=True)
+        self.device = EvdevDevice(
+            "buttons device",
+            path,
+            self._on_event,
+            grab=grab,
+            reopen_every=reopen_every,
+            on_idle=self._check_stuck,
+            quiet=True,
+        )
         self.device.on_state(self._device_state)
 
     def start(self, on_key: KeyListener) -> None:

@@ -23,19 +23,26 @@ def decode_key_bytes(data: bytes, known: set[str]) -> list[str]:
 
 
 STUCK_S = 10.0
-REPEAT_GAP_S = 0.5   # bytes of one key closer than this are one held (auto-repeating) key
+REPEAT_GAP_S = 0.5  # bytes of one key closer than this are one held (auto-repeating) key
 
 
 class SerialKeypad(KeySource):
     """A held key on these keypads repeats its byte; held past `stuck_s` it is reported stuck
     (state ERROR naming the key) until a pause in its bytes or another key."""
 
-    def __init__(self, path: str, baudrate: int, keys: set[str], debounce_ms: int,
-                 *, stuck_s: float = STUCK_S) -> None:
+    def __init__(
+        self,
+        path: str,
+        baudrate: int,
+        keys: set[str],
+        debounce_ms: int,
+        *,
+        stuck_s: float = STUCK_S,
+    ) -> None:
         super().__init__("buttons")
         self.keys = set(keys)
         self.stuck_s = stuck_s
-        self._run: tuple[str, float, float] | None = None   # key, first byte, last byte
+        self._run: tuple[str, float, float] | None = None  # key, first byte, last byte
         self._debouncer = Debouncer(debounce_ms)
         self._listener: KeyListener | None = None
         self._port = SerialPort("buttons port", path, baudrate, self._on_bytes, quiet=True)

@@ -67,8 +67,9 @@ class Classifier:
         self.salt = salt
         self._today = today
 
-    def read_for(self, kind: str, number: str, name: str | None = None,
-                 valid: bool = True) -> CardRead | None:
+    def read_for(
+        self, kind: str, number: str, name: str | None = None, valid: bool = True
+    ) -> CardRead | None:
         """The SPEC 6.4 read for a number of a known kind (None for a failed ID check digit)."""
         number = number.strip()
         if not number:
@@ -78,10 +79,21 @@ class Classifier:
             return None
         name_masked = mask_name(name) if name else None
         if kind == "appointment_qr":
-            return CardRead(kind=kind, token=None, masked=mask_number(number),
-                            name_masked=name_masked, valid=valid, appointment=number)
-        return CardRead(kind=kind, token=card_token(self.salt, kind, number),
-                        masked=mask_number(number.upper()), name_masked=name_masked, valid=valid)
+            return CardRead(
+                kind=kind,
+                token=None,
+                masked=mask_number(number),
+                name_masked=name_masked,
+                valid=valid,
+                appointment=number,
+            )
+        return CardRead(
+            kind=kind,
+            token=card_token(self.salt, kind, number),
+            masked=mask_number(number.upper()),
+            name_masked=name_masked,
+            valid=valid,
+        )
 
     def classify(self, line: str) -> CardRead | None:
         for text, name in track_candidates(line):

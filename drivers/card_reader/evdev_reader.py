@@ -19,16 +19,23 @@ log = logging.getLogger("careterm.drivers.wedge")
 
 
 class EvdevLineReader(CardReader):
-    def __init__(self, path: str, classifier: Classifier, *, grab: bool = True,
-                 reopen_every: float = 1.0) -> None:
+    def __init__(
+        self, path: str, classifier: Classifier, *, grab: bool = True, reopen_every: float = 1.0
+    ) -> None:
         super().__init__("card_reader")
         self.path = path
         self._classifier = classifier
         self._decoder = WedgeDecoder()
         self._repeats = Repeats()
         self._listener: ReadListener | None = None
-        self.device = EvdevDevice("card_reader device", path, self._on_event, grab=grab,
-                                  reopen_every=reopen_every, quiet=True)
+        self.device = EvdevDevice(
+            "card_reader device",
+            path,
+            self._on_event,
+            grab=grab,
+            reopen_every=reopen_every,
+            quiet=True,
+        )
         self.device.on_state(lambda st, detail: self._set_state(st, detail))
 
     def start(self, on_read: ReadListener) -> None:

@@ -31,9 +31,12 @@ def open_card_reader(cfg: DeviceConfig, config_file: str = "device.toml") -> Car
 
         return SimulatedCardReader(classifier)
     if not c.device:
-        raise ConfigError(config_file, "card_reader.device",
-                          f"driver {c.driver!r} needs a device path (/dev/serial/by-id/... "
-                          "or /dev/input/by-id/...)")
+        raise ConfigError(
+            config_file,
+            "card_reader.device",
+            f"driver {c.driver!r} needs a device path (/dev/serial/by-id/... "
+            "or /dev/input/by-id/...)",
+        )
     if c.driver == "idcard":
         from drivers.card_reader.idcard import IdCardReader
 

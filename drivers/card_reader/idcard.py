@@ -23,7 +23,7 @@ from drivers.card_reader.classify import Classifier
 log = logging.getLogger("careterm.drivers.idcard")
 
 POLL_EVERY_S = 0.25
-REPLY_TIMEOUT_S = 0.6       # the 1295-byte read reply takes ~0.11 s at 115200 baud
+REPLY_TIMEOUT_S = 0.6  # the 1295-byte read reply takes ~0.11 s at 115200 baud
 REOPEN_EVERY_S = 1.0
 SILENT_POLLS_BEFORE_ERROR = 3
 
@@ -40,7 +40,7 @@ class SamSession:
     def __init__(self, transact: Transact, classifier: Classifier) -> None:
         self._transact = transact
         self._classifier = classifier
-        self._current: bytes | None = None   # a hash of the card on the reader, never the number
+        self._current: bytes | None = None  # a hash of the card on the reader, never the number
         self.bad_reads = 0
 
     def _ask(self, request: bytes) -> sam.Frame:
@@ -64,7 +64,9 @@ class SamSession:
         reply = self._transact(sam.read_request())
         if reply is None or reply.status != sam.SW_OK:
             self.bad_reads += 1
-            log.info("idcard: read failed (card pulled away or reply damaged); waiting for it again")
+            log.info(
+                "idcard: read failed (card pulled away or reply damaged); waiting for it again"
+            )
             return None
         try:
             text_raw, _photo = sam.split_read_data(reply.data)
@@ -83,9 +85,16 @@ class SamSession:
 class IdCardReader(CardReader):
     """The SAM module on `path` (a /dev/serial/by-id name is re-resolved at every reopen)."""
 
-    def __init__(self, path: str, baudrate: int, classifier: Classifier, *,
-                 poll_every: float = POLL_EVERY_S, reply_timeout: float = REPLY_TIMEOUT_S,
-                 reopen_every: float = REOPEN_EVERY_S) -> None:
+    def __init__(
+        self,
+        path: str,
+        baudrate: int,
+        classifier: Classifier,
+        *,
+        poll_every: float = POLL_EVERY_S,
+        reply_timeout: float = REPLY_TIMEOUT_S,
+        reopen_every: float = REOPEN_EVERY_S,
+    ) -> None:
         super().__init__("card_reader")
         self.path = path
         self.baudrate = baudrate
@@ -113,14 +122,17 @@ class IdCardReader(CardReader):
     def _open(self) -> bool:
         real = resolve_device(self.path)
         try:
-            self._port = serial.Serial(real, self.baudrate, timeout=min(0.05, self.reply_timeout),
-                                       write_timeout=1.0)
+            self._port = serial.Serial(
+                real, self.baudrate, timeout=min(0.05, self.reply_timeout), write_timeout=1.0
+            )
         except (serial.SerialException, OSError, ValueError) as e:
             self._set_state(DeviceState.ABSENT, f"{self.path}: {e}")
             return False
         self._parser.reset()
         self._session.card_left()
-        self._set_state(DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}")
+        self._set_state(
+            DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}"
+        )
         return True
 
     def _close(self) -> None:
@@ -162,9 +174,11 @@ class IdCardReader(CardReader):
             except NoAnswer:
                 silent += 1
                 if silent >= SILENT_POLLS_BEFORE_ERROR:
-                    self._set_state(DeviceState.ERROR,
-                                    f"{self.path}: no answer from the ID card module "
-                                    f"(power, cable, baudrate {self.baudrate}?)")
+                    self._set_state(
+                        DeviceState.ERROR,
+                        f"{self.path}: no answer from the ID card module "
+                        f"(power, cable, baudrate {self.baudrate}?)",
+                    )
                 read = None
             except (serial.SerialException, OSError, TypeError, termios.error) as e:
                 # TypeError: pyserial on a vanished pty can fail inside select();

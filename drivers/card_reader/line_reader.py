@@ -18,9 +18,9 @@ from drivers.serial_port import SerialPort
 log = logging.getLogger("careterm.drivers.lines")
 
 MAX_CHARS = 512
-MAX_BYTES = MAX_CHARS * 4   # UTF-8 worst case
+MAX_BYTES = MAX_CHARS * 4  # UTF-8 worst case
 STALE_S = 0.5
-REPEAT_S = 1.0              # scanners often send one code twice in a burst
+REPEAT_S = 1.0  # scanners often send one code twice in a burst
 
 
 def check_line(line: str) -> str | None:
@@ -66,7 +66,7 @@ class LineAssembler:
         self._buf.clear()
         self._overflow = False
         if not raw and not overflow:
-            return None   # the LF of CR LF, or an empty line
+            return None  # the LF of CR LF, or an empty line
         if overflow:
             return self._reject(f"over {MAX_CHARS} characters")
         try:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 LEN_BYTES = 2
-MIN_LENGTH = 3          # a request: 2 command bytes + checksum
-MAX_LENGTH = 4096       # the read reply is 1288; anything far larger is garbage, not a frame
+MIN_LENGTH = 3  # a request: 2 command bytes + checksum
+MAX_LENGTH = 4096  # the read reply is 1288; anything far larger is garbage, not a frame
 
 CMD_FIND = b"\x20\x01"
 CMD_SELECT = b"\x20\x02"
@@ -25,15 +25,23 @@ SW_SELECT_FAILED = b"\x00\x00\x81"
 
 TEXT_LEN = 256
 PHOTO_LEN = 1024
-READ_REPLY_LEN = 1295   # the whole frame, preamble to checksum
+READ_REPLY_LEN = 1295  # the whole frame, preamble to checksum
 
 # (field, characters) in card order; 128 UCS-2 characters = 256 bytes.
 TEXT_FIELDS: tuple[tuple[str, int], ...] = (
-    ("name", 15), ("gender", 1), ("nation", 2), ("birth", 8), ("address", 35),
-    ("number", 18), ("issuer", 15), ("valid_from", 8), ("valid_to", 8), ("reserved", 18),
+    ("name", 15),
+    ("gender", 1),
+    ("nation", 2),
+    ("birth", 8),
+    ("address", 35),
+    ("number", 18),
+    ("issuer", 15),
+    ("valid_from", 8),
+    ("valid_to", 8),
+    ("reserved", 18),
 )
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK_CHARS = "10X98765432"   # index = weighted sum mod 11
+ID_CHECK_CHARS = "10X98765432"  # index = weighted sum mod 11
 
 
 class FrameError(ValueError):
@@ -128,7 +136,7 @@ class FrameParser:
             n = int.from_bytes(self._buf[5:7], "big")
             if not MIN_LENGTH <= n <= MAX_LENGTH:
                 self.rejected += 1
-                del self._buf[:1]   # resync on the next preamble
+                del self._buf[:1]  # resync on the next preamble
                 continue
             if len(self._buf) < 7 + n:
                 return out

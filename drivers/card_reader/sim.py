@@ -38,12 +38,19 @@ class SimCard:
     valid_to: str = "20400101"
 
     def text(self) -> bytes:
-        return sam.encode_text({
-            "name": self.name, "gender": self.gender, "nation": self.nation,
-            "birth": self.birth or self.number[6:14], "address": self.address,
-            "number": self.number, "issuer": self.issuer, "valid_from": self.valid_from,
-            "valid_to": self.valid_to,
-        })
+        return sam.encode_text(
+            {
+                "name": self.name,
+                "gender": self.gender,
+                "nation": self.nation,
+                "birth": self.birth or self.number[6:14],
+                "address": self.address,
+                "number": self.number,
+                "issuer": self.issuer,
+                "valid_from": self.valid_from,
+                "valid_to": self.valid_to,
+            }
+        )
 
 
 class SamModule:
@@ -52,7 +59,7 @@ class SamModule:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.card: SimCard | None = None
-        self._read_done = False    # a card already read is not found again until it leaves
+        self._read_done = False  # a card already read is not found again until it leaves
         self._faults: list[str] = []
         self.requests = 0
 
@@ -172,7 +179,7 @@ class SimulatedCardReader(CardReader):
         if kind not in CARD_KINDS:
             raise ValueError(f"unknown card kind {kind!r}; one of {', '.join(CARD_KINDS)}")
         self.presented += 1
-        faults, self._faults = self._faults, []   # armed faults belong to this presentation
+        faults, self._faults = self._faults, []  # armed faults belong to this presentation
         self._jobs.put((kind, number, name, faults))
 
     def _transact(self, request: bytes) -> sam.Frame | None:
@@ -180,8 +187,9 @@ class SimulatedCardReader(CardReader):
         frames = self._parser.feed(self.module.respond(request))
         return frames[0] if frames else None
 
-    def _read_one(self, kind: str, number: str, name: str | None,
-                  faults: list[str]) -> CardRead | None:
+    def _read_one(
+        self, kind: str, number: str, name: str | None, faults: list[str]
+    ) -> CardRead | None:
         if kind == "id_card":
             self.module.present(SimCard(number=number, name=name or "张三"))
             for f in faults:

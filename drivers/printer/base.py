@@ -22,8 +22,12 @@ class PrinterStatus:
     paper_out: bool | None = None
 
     def to_json(self) -> dict[str, bool | None]:
-        return {"online": self.online, "cover_open": self.cover_open,
-                "paper_near_end": self.paper_near_end, "paper_out": self.paper_out}
+        return {
+            "online": self.online,
+            "cover_open": self.cover_open,
+            "paper_near_end": self.paper_near_end,
+            "paper_out": self.paper_out,
+        }
 
 
 @dataclass(frozen=True)

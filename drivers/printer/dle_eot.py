@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from drivers.printer.base import PrinterStatus
 
-PRINTER = 1        # n = 1: printer status
+PRINTER = 1  # n = 1: printer status
 OFFLINE_CAUSE = 2  # n = 2: why it is offline
-PAPER = 4          # n = 4: roll paper sensor
+PAPER = 4  # n = 4: roll paper sensor
 
 FIXED_MASK = 0x93  # bits 0, 1, 4, 7 are fixed in every answer ...
 FIXED_BITS = 0x12  # ... as 0, 1, 1, 0
@@ -22,6 +22,7 @@ def valid_answer(b: int) -> bool:
 
 def parse(printer: int | None, offline_cause: int | None, paper: int | None) -> PrinterStatus:
     """Each argument is the answer byte, or None where the printer did not answer."""
+
     def ok(b: int | None) -> int | None:
         return b if b is not None and valid_answer(b) else None
 
@@ -34,8 +35,9 @@ def parse(printer: int | None, offline_cause: int | None, paper: int | None) -> 
     if o is not None and o & 0x20:
         paper_out = True
     near_end = None if r is None else bool(r & 0x0C)
-    return PrinterStatus(online=online, cover_open=cover, paper_near_end=near_end,
-                         paper_out=paper_out)
+    return PrinterStatus(
+        online=online, cover_open=cover, paper_near_end=near_end, paper_out=paper_out
+    )
 
 
 def answer_bytes(status: PrinterStatus) -> dict[int, int]:

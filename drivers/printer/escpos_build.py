@@ -25,10 +25,10 @@ ALIGN = {"left": ESC + b"a\x00", "center": ESC + b"a\x01", "right": ESC + b"a\x0
 BOLD_ON = ESC + b"E\x01"
 BOLD_OFF = ESC + b"E\x00"
 SIZE_NORMAL = GS + b"!\x00"
-SIZE_DOUBLE = GS + b"!\x11"          # double width and double height
-CUT = GS + b"VA\x03"                 # feed 3 lines, then cut (function B, full cut)
+SIZE_DOUBLE = GS + b"!\x11"  # double width and double height
+CUT = GS + b"VA\x03"  # feed 3 lines, then cut (function B, full cut)
 QR_EC_M = 0x31
-DOTS_PER_COLUMN = 12                 # Font A: 12 dots wide; 48 columns = 576 dots (80 mm)
+DOTS_PER_COLUMN = 12  # Font A: 12 dots wide; 48 columns = 576 dots (80 mm)
 REPLACEMENT = "?"
 
 
@@ -37,7 +37,12 @@ def feed(n: int) -> bytes:
 
 
 def _is_gb(encoding: str) -> bool:
-    return encoding.replace("-", "").replace("_", "").lower() in ("gb18030", "gbk", "gb2312", "cp936")
+    return encoding.replace("-", "").replace("_", "").lower() in (
+        "gb18030",
+        "gbk",
+        "gb2312",
+        "cp936",
+    )
 
 
 def char_width(ch: str, encoding: str = "gb18030") -> int:
@@ -51,7 +56,7 @@ def char_width(ch: str, encoding: str = "gb18030") -> int:
             n = len(ch.encode(encoding))
         except UnicodeEncodeError:
             return 1
-        return 2 if n == 2 else 1     # four-byte sequences print as a single `?`
+        return 2 if n == 2 else 1  # four-byte sequences print as a single `?`
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
@@ -68,9 +73,9 @@ def wrap(text: str, columns: int, encoding: str = "gb18030") -> list[str]:
             w = char_width(ch, encoding)
             if width + w > columns:
                 cut = cur.rfind(" ")
-                if ch != " " and cut > 0 and cur[cut + 1:].isascii():
+                if ch != " " and cut > 0 and cur[cut + 1 :].isascii():
                     lines.append(cur[:cut].rstrip())
-                    cur = cur[cut + 1:]
+                    cur = cur[cut + 1 :]
                 else:
                     lines.append(cur.rstrip())
                     cur = ""
@@ -102,14 +107,24 @@ def encode_text(s: str, encoding: str) -> bytes:
 
 def qr_native(data: str, size: int) -> bytes:
     """GS ( k: model 2, module size, error level M, store, print."""
-    payload = data.encode("utf-8", errors="replace")   # a lone surrogate must not crash a ticket
+    payload = data.encode("utf-8", errors="replace")  # a lone surrogate must not crash a ticket
     n = len(payload) + 3
     return (
-        GS + b"(k\x04\x001A2\x00"
-        + GS + b"(k\x03\x001C" + bytes([max(1, min(16, size))])
-        + GS + b"(k\x03\x001E" + bytes([QR_EC_M])
-        + GS + b"(k" + bytes([n & 0xFF, n >> 8]) + b"1P0" + payload
-        + GS + b"(k\x03\x001Q0"
+        GS
+        + b"(k\x04\x001A2\x00"
+        + GS
+        + b"(k\x03\x001C"
+        + bytes([max(1, min(16, size))])
+        + GS
+        + b"(k\x03\x001E"
+        + bytes([QR_EC_M])
+        + GS
+        + b"(k"
+        + bytes([n & 0xFF, n >> 8])
+        + b"1P0"
+        + payload
+        + GS
+        + b"(k\x03\x001Q0"
     )
 
 
@@ -144,9 +159,11 @@ def qr_image(data: str, size: int, max_dots: int) -> bytes:
     n = len(matrix) + 2 * quiet
     scale = max(1, min(size, max_dots // n))
     rows: list[list[bool]] = []
-    padded = ([[False] * n] * quiet
-              + [[False] * quiet + r + [False] * quiet for r in matrix]
-              + [[False] * n] * quiet)
+    padded = (
+        [[False] * n] * quiet
+        + [[False] * quiet + r + [False] * quiet for r in matrix]
+        + [[False] * n] * quiet
+    )
     for r in padded:
         row = [d for d in r for _ in range(scale)]
         rows.extend([row] * scale)

@@ -67,8 +67,15 @@ def decode(data: bytes, encoding: str = "gb18030") -> Ticket:
         return data[i : i + k]
 
     def flush() -> None:
-        t.lines.append(Line(buf.decode(encoding, errors="replace"), state["double"],
-                            state["bold"], state["align"], state["chinese"]))
+        t.lines.append(
+            Line(
+                buf.decode(encoding, errors="replace"),
+                state["double"],
+                state["bold"],
+                state["align"],
+                state["chinese"],
+            )
+        )
         buf.clear()
 
     while i < n:
@@ -78,42 +85,42 @@ def decode(data: bytes, encoding: str = "gb18030") -> Ticket:
             i += 1
         elif b == 0x1B:
             cmd = need(2)[1]
-            if cmd == 0x40:                         # ESC @
+            if cmd == 0x40:  # ESC @
                 t.initialized = True
                 state.update(double=False, bold=False, align="left", chinese=False)
                 i += 2
-            elif cmd == 0x61:                       # ESC a n
+            elif cmd == 0x61:  # ESC a n
                 state["align"] = ALIGNS.get(need(3)[2], "left")
                 i += 3
-            elif cmd == 0x45:                       # ESC E n
+            elif cmd == 0x45:  # ESC E n
                 state["bold"] = bool(need(3)[2] & 1)
                 i += 3
-            elif cmd == 0x21:                       # ESC ! n
+            elif cmd == 0x21:  # ESC ! n
                 m = need(3)[2]
                 state["double"] = bool(m & 0x30)
                 state["bold"] = bool(m & 0x08)
                 i += 3
-            elif cmd == 0x64:                       # ESC d n
+            elif cmd == 0x64:  # ESC d n
                 t.feeds += need(3)[2]
                 i += 3
             else:
                 raise DecodeError(f"unknown ESC {cmd:#04x} at byte {i}")
         elif b == 0x1C:
             cmd = need(2)[1]
-            if cmd == 0x26:                         # FS &
+            if cmd == 0x26:  # FS &
                 state["chinese"] = True
-            elif cmd == 0x2E:                       # FS .
+            elif cmd == 0x2E:  # FS .
                 state["chinese"] = False
             else:
                 raise DecodeError(f"unknown FS {cmd:#04x} at byte {i}")
             i += 2
         elif b == 0x1D:
             cmd = need(2)[1]
-            if cmd == 0x21:                         # GS ! n
+            if cmd == 0x21:  # GS ! n
                 m = need(3)[2]
                 state["double"] = (m & 0x0F) > 0 and (m & 0xF0) > 0
                 i += 3
-            elif cmd == 0x56:                       # GS V m [n]
+            elif cmd == 0x56:  # GS V m [n]
                 m = need(3)[2]
                 t.cut = True
                 i += 4 if m in (65, 66, 97, 98, 103, 104) else 3
@@ -136,8 +143,10 @@ def decode(data: bytes, encoding: str = "gb18030") -> Ticket:
                 wb = head[4] | head[5] << 8
                 h = head[6] | head[7] << 8
                 raw = need(8 + wb * h)[8:]
-                rows = [[bool(raw[y * wb + (x >> 3)] & (0x80 >> (x & 7))) for x in range(wb * 8)]
-                        for y in range(h)]
+                rows = [
+                    [bool(raw[y * wb + (x >> 3)] & (0x80 >> (x & 7))) for x in range(wb * 8)]
+                    for y in range(h)
+                ]
                 t.images.append(Raster(wb * 8, h, rows))
                 i += 8 + wb * h
             else:
@@ -163,5 +172,10 @@ def raster_modules(img: Raster, modules: int) -> list[list[bool]]:
     scale = img.height // total
     if scale < 1:
         raise DecodeError("image is smaller than the QR it should hold")
-    return [[img.rows[(y + 4) * scale + scale // 2][(x + 4) * scale + scale // 2]
-             for x in range(modules)] for y in range(modules)]
+    return [
+        [
+            img.rows[(y + 4) * scale + scale // 2][(x + 4) * scale + scale // 2]
+            for x in range(modules)
+        ]
+        for y in range(modules)
+    ]

@@ -26,8 +26,9 @@ POLL_EVERY_S = 5.0
 
 
 class EscposPrinter(TicketPrinter):
-    def __init__(self, transport: Transport, style: TicketStyle, *,
-                 poll_every: float | None = POLL_EVERY_S) -> None:
+    def __init__(
+        self, transport: Transport, style: TicketStyle, *, poll_every: float | None = POLL_EVERY_S
+    ) -> None:
         super().__init__("printer")
         self.transport = transport
         self.style = style
@@ -38,8 +39,9 @@ class EscposPrinter(TicketPrinter):
         self._thread: threading.Thread | None = None
         self.printed = 0
         if poll_every:
-            self._thread = threading.Thread(target=self._watch, args=(poll_every,),
-                                            name="printer-status", daemon=True)
+            self._thread = threading.Thread(
+                target=self._watch, args=(poll_every,), name="printer-status", daemon=True
+            )
             self._thread.start()
 
     def render(self, doc: Document) -> bytes:
@@ -52,7 +54,9 @@ class EscposPrinter(TicketPrinter):
             return PrintResult(False, f"{self.transport.name}: busy (a previous job is stuck)")
         try:
             if self.transport.can_read and self._answers is not False:
-                status = self._query_locked(min(STATUS_TIMEOUT_S, max(0.05, deadline - time.monotonic())))
+                status = self._query_locked(
+                    min(STATUS_TIMEOUT_S, max(0.05, deadline - time.monotonic()))
+                )
                 self._publish(status)
                 why = dle_eot.problem(status)
                 if why:

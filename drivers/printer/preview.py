@@ -19,7 +19,7 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
 )
-CELL_W = 12     # dots per column, like Font A
+CELL_W = 12  # dots per column, like Font A
 LINE_H = 30
 MARGIN = 16
 
@@ -39,7 +39,9 @@ def find_cjk_font() -> str | None:
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     path = find_cjk_font()
     if path is None:
-        log.warning("preview: no CJK font found (install fonts-wqy-microhei); Chinese shows as boxes")
+        log.warning(
+            "preview: no CJK font found (install fonts-wqy-microhei); Chinese shows as boxes"
+        )
         return ImageFont.load_default()
     return ImageFont.truetype(path, size)
 
@@ -76,7 +78,7 @@ def render(doc: Document, style: TicketStyle) -> Image.Image:
             scale = 2 if block.double else 1
             font = _font(22 * scale)
             try:
-                w = int(draw.textlength(line, font=font))   # the font is proportional
+                w = int(draw.textlength(line, font=font))  # the font is proportional
             except (AttributeError, ValueError):
                 w = text_width(line, style.encoding) * CELL_W * scale
             x = MARGIN
@@ -84,8 +86,14 @@ def render(doc: Document, style: TicketStyle) -> Image.Image:
                 x = (width - w) // 2
             elif block.align == "right":
                 x = width - MARGIN - w
-            draw.text((x, y + 2), line, fill=0, font=font,
-                      stroke_width=1 if block.bold else 0, stroke_fill=0)
+            draw.text(
+                (x, y + 2),
+                line,
+                fill=0,
+                font=font,
+                stroke_width=1 if block.bold else 0,
+                stroke_fill=0,
+            )
         elif kind == "rule":
             y = what  # type: ignore[assignment]
             draw.line((MARGIN, y + LINE_H // 2, width - MARGIN, y + LINE_H // 2), fill=0, width=2)
@@ -97,6 +105,13 @@ def render(doc: Document, style: TicketStyle) -> Image.Image:
             for r, row in enumerate(matrix):
                 for c, dot in enumerate(row):
                     if dot:
-                        draw.rectangle((x0 + c * scale, y0 + r * scale,
-                                        x0 + (c + 1) * scale - 1, y0 + (r + 1) * scale - 1), fill=0)
+                        draw.rectangle(
+                            (
+                                x0 + c * scale,
+                                y0 + r * scale,
+                                x0 + (c + 1) * scale - 1,
+                                y0 + (r + 1) * scale - 1,
+                            ),
+                            fill=0,
+                        )
     return img

@@ -29,8 +29,9 @@ def _slug(title: str) -> str:
 
 
 class SimulatedPrinter(TicketPrinter):
-    def __init__(self, out_dir: str | Path, style: TicketStyle | None = None,
-                 preview: bool = True) -> None:
+    def __init__(
+        self, out_dir: str | Path, style: TicketStyle | None = None, preview: bool = True
+    ) -> None:
         super().__init__("printer")
         self.out_dir = Path(out_dir)
         self.style = style or TicketStyle()
@@ -54,10 +55,12 @@ class SimulatedPrinter(TicketPrinter):
         self._changed()
 
     def status(self) -> PrinterStatus:
-        return PrinterStatus(online="offline" not in self.faults,
-                             cover_open="cover_open" in self.faults,
-                             paper_near_end="near_end" in self.faults,
-                             paper_out="paper_out" in self.faults)
+        return PrinterStatus(
+            online="offline" not in self.faults,
+            cover_open="cover_open" in self.faults,
+            paper_near_end="near_end" in self.faults,
+            paper_out="paper_out" in self.faults,
+        )
 
     def _changed(self) -> None:
         st = self.status()
@@ -105,10 +108,12 @@ class PrinterDevice:
         self._tail = b""
 
     def status(self) -> PrinterStatus:
-        return PrinterStatus(online="offline" not in self.faults,
-                             cover_open="cover_open" in self.faults,
-                             paper_near_end="near_end" in self.faults,
-                             paper_out="paper_out" in self.faults)
+        return PrinterStatus(
+            online="offline" not in self.faults,
+            cover_open="cover_open" in self.faults,
+            paper_near_end="near_end" in self.faults,
+            paper_out="paper_out" in self.faults,
+        )
 
     def feed(self, data: bytes) -> bytes:
         """Bytes the printer receives; returns its answers."""
@@ -130,11 +135,12 @@ class PrinterDevice:
         rest = buf[i:]
         keep = 2 if rest.endswith(b"\x10\x04") else 1 if rest.endswith(b"\x10") else 0
         self.received += rest[: len(rest) - keep]
-        self._tail = rest[len(rest) - keep:] if keep else b""
+        self._tail = rest[len(rest) - keep :] if keep else b""
         return bytes(answers)
 
-    def serve(self, read: Callable[[], bytes], write: Callable[[bytes], object],
-              stop: threading.Event) -> None:
+    def serve(
+        self, read: Callable[[], bytes], write: Callable[[bytes], object], stop: threading.Event
+    ) -> None:
         """Pump: `read()` returns received bytes (b"" when idle), raises OSError when gone."""
         while not stop.is_set():
             try:

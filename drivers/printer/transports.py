@@ -48,8 +48,9 @@ class Transport:
         pass
 
 
-def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC,
-               dev_dir: str = DEV_USB) -> str | None:
+def find_usblp(
+    vendor: int, product: int, sysfs: Path = SYSFS_USBMISC, dev_dir: str = DEV_USB
+) -> str | None:
     """The /dev/usb/lpN node of the USB printer vendor:product, from sysfs (re-read each call)."""
     if not sysfs.is_dir():
         return None
@@ -58,7 +59,7 @@ def find_usblp(vendor: int, product: int, sysfs: Path = SYSFS_USBMISC,
             dev = (node / "device").resolve()
         except OSError:
             continue
-        for up in (dev, dev.parent):    # the interface, then the device holding idVendor
+        for up in (dev, dev.parent):  # the interface, then the device holding idVendor
             try:
                 v = int((up / "idVendor").read_text().strip(), 16)
                 p = int((up / "idProduct").read_text().strip(), 16)
@@ -90,7 +91,9 @@ class DeviceTransport(Transport):
         try:
             self._fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError as e:
-            raise TransportError(e.errno or errno.EIO, f"{self.name}: {e.strerror} ({path})") from None
+            raise TransportError(
+                e.errno or errno.EIO, f"{self.name}: {e.strerror} ({path})"
+            ) from None
 
     def write(self, data: bytes, deadline: float) -> None:
         self.open()
@@ -168,7 +171,7 @@ class SerialTransport(Transport):
         self.open()
         assert self._port is not None
         try:
-            self._port.timeout = timeout   # reconfigures the port: fails once it is gone
+            self._port.timeout = timeout  # reconfigures the port: fails once it is gone
             return bytes(self._port.read(n))
         except (serial.SerialException, OSError, TypeError, termios.error) as e:
             self.close()
@@ -203,8 +206,9 @@ class NetworkTransport(Transport):
         try:
             self._sock = socket.create_connection((self.host, self.port), self.CONNECT_TIMEOUT_S)
         except OSError as e:
-            raise TransportError(e.errno or errno.EHOSTUNREACH,
-                                 f"{self.name}: cannot connect ({e.strerror or e})") from None
+            raise TransportError(
+                e.errno or errno.EHOSTUNREACH, f"{self.name}: cannot connect ({e.strerror or e})"
+            ) from None
 
     def write(self, data: bytes, deadline: float) -> None:
         self.open()
@@ -250,7 +254,10 @@ class FileTransport(Transport):
     def write(self, data: bytes, deadline: float) -> None:
         try:
             if self.path.is_dir():
-                target = self.path / f"ticket-{time.strftime('%Y%m%d-%H%M%S')}-{len(self.written) + 1:04d}.bin"
+                target = (
+                    self.path
+                    / f"ticket-{time.strftime('%Y%m%d-%H%M%S')}-{len(self.written) + 1:04d}.bin"
+                )
                 target.write_bytes(data)
             else:
                 target = self.path
@@ -302,8 +309,9 @@ class UsbTransport(Transport):
 
     can_read = True
 
-    def __init__(self, vendor: int, product: int, sysfs: Path = SYSFS_USBMISC,
-                 dev_dir: str = DEV_USB) -> None:
+    def __init__(
+        self, vendor: int, product: int, sysfs: Path = SYSFS_USBMISC, dev_dir: str = DEV_USB
+    ) -> None:
         self.vendor, self.product, self.sysfs, self.dev_dir = vendor, product, sysfs, dev_dir
         self.name = f"usb {vendor:04x}:{product:04x}"
         self._inner: Transport | None = None
@@ -319,10 +327,12 @@ class UsbTransport(Transport):
             try:
                 import usb  # noqa: F401
             except ImportError:
-                raise TransportError(errno.ENODEV,
-                                     f"{self.name}: not found (no /dev/usb/lp* with this "
-                                     "vendor:product; check the cable and [printer].usb_vendor/"
-                                     "usb_product, `careterm hw list` shows what is there)") from None
+                raise TransportError(
+                    errno.ENODEV,
+                    f"{self.name}: not found (no /dev/usb/lp* with this "
+                    "vendor:product; check the cable and [printer].usb_vendor/"
+                    "usb_product, `careterm hw list` shows what is there)",
+                ) from None
             inner = PyUsbTransport(self.vendor, self.product)
         inner.open()
         self._inner = inner

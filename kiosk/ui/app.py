@@ -52,8 +52,13 @@ HIDDEN_WINDOW_S = 3.0
 class KioskRoot(FloatLayout):
     """Top bar (title, clock, language), status line, the screen, and the idle overlay."""
 
-    def __init__(self, service: KioskService, demo_cards: list[tuple[str, str, str, str]] | None = None,
-                 present: Callable[[str, str, str | None], None] | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        service: KioskService,
+        demo_cards: list[tuple[str, str, str, str]] | None = None,
+        present: Callable[[str, str, str | None], None] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self.demo_cards = demo_cards or []
         self._present = present
@@ -82,22 +87,32 @@ class KioskRoot(FloatLayout):
     def _layout_chrome(self) -> None:
         s = self.sizes
         self.frame.clear_widgets()
-        bar = BoxLayout(size_hint_y=None, height=round(s.u * 10), padding=(s.pad, s.gap),
-                        spacing=s.gap)
+        bar = BoxLayout(
+            size_hint_y=None, height=round(s.u * 10), padding=(s.pad, s.gap), spacing=s.gap
+        )
         paint_background(bar, PRIMARY_DARK)
-        self.title_label = Label(text="", font_size=s.body, bold=True, color=WHITE,
-                                 halign="left", valign="middle")
+        self.title_label = Label(
+            text="", font_size=s.body, bold=True, color=WHITE, halign="left", valign="middle"
+        )
         self.title_label.bind(size=lambda w, *_: setattr(w, "text_size", w.size))
-        self.clock_label = Label(text="", font_size=s.body, color=WHITE, size_hint_x=None,
-                                 width=s.u * 14)
-        self.lang_button = FocusButton("", self._toggle_lang, color_bg=(1, 1, 1, 0.18),
-                                       font_size=s.small, size_hint_x=None, width=s.u * 22)
+        self.clock_label = Label(
+            text="", font_size=s.body, color=WHITE, size_hint_x=None, width=s.u * 14
+        )
+        self.lang_button = FocusButton(
+            "",
+            self._toggle_lang,
+            color_bg=(1, 1, 1, 0.18),
+            font_size=s.small,
+            size_hint_x=None,
+            width=s.u * 22,
+        )
         bar.add_widget(self.title_label)
         bar.add_widget(self.clock_label)
         bar.add_widget(self.lang_button)
         self.frame.add_widget(bar)
-        self.status = WrapLabel("", font_size=s.small, color=WHITE, halign="center",
-                                padding=(s.pad, s.gap // 2))
+        self.status = WrapLabel(
+            "", font_size=s.small, color=WHITE, halign="center", padding=(s.pad, s.gap // 2)
+        )
         paint_background(self.status, WARN)
         self.frame.add_widget(self.status)
         self.content = BoxLayout()
@@ -112,23 +127,43 @@ class KioskRoot(FloatLayout):
         from kivy.core.text import Label as CoreLabel
 
         s = self.sizes
-        for size in {s.title, s.body, s.small, round(s.u * 13), round(s.u * 16),
-                     round(s.title * 1.15), round(s.u * 5.0)}:
+        for size in {
+            s.title,
+            s.body,
+            s.small,
+            round(s.u * 13),
+            round(s.u * 16),
+            round(s.title * 1.15),
+            round(s.u * 5.0),
+        }:
             for bold in (False, True):
-                CoreLabel(text="预约签到 B023 0123456789 Check-in", font_size=size,
-                          bold=bold).refresh()
+                CoreLabel(
+                    text="预约签到 B023 0123456789 Check-in", font_size=size, bold=bold
+                ).refresh()
 
     def _demo_strip(self) -> BoxLayout:
         """`careterm demo` only (simulated reader): tap a demo card instead of presenting one."""
         s = self.sizes
-        strip = BoxLayout(size_hint_y=None, height=round(s.u * 8), padding=(s.pad, s.gap // 2),
-                          spacing=s.gap)
+        strip = BoxLayout(
+            size_hint_y=None, height=round(s.u * 8), padding=(s.pad, s.gap // 2), spacing=s.gap
+        )
         paint_background(strip, (0.2, 0.2, 0.2, 1))
-        strip.add_widget(Label(text="演示卡 Demo cards", font_size=s.small * 0.8, color=WHITE,
-                               size_hint_x=None, width=s.u * 20))
+        strip.add_widget(
+            Label(
+                text="演示卡 Demo cards",
+                font_size=s.small * 0.8,
+                color=WHITE,
+                size_hint_x=None,
+                width=s.u * 20,
+            )
+        )
         for kind, number, name, label in self.demo_cards:
-            b = FocusButton(label, (lambda k=kind, n=number, m=name: self._present(k, n, m)),
-                            color_bg=(0.35, 0.35, 0.35, 1), font_size=s.small * 0.8)
+            b = FocusButton(
+                label,
+                (lambda k=kind, n=number, m=name: self._present(k, n, m)),
+                color_bg=(0.35, 0.35, 0.35, 1),
+                font_size=s.small * 0.8,
+            )
             strip.add_widget(b)
         return strip
 
@@ -179,8 +214,9 @@ class KioskRoot(FloatLayout):
             built = Screens(self).build(view)
         except Exception:
             log.exception("screen %s could not be built", view.screen)
-            built = Screens(self).build(View("notice", view.lang, {"title": "failed_title",
-                                                                   "text": "failed_text"}))
+            built = Screens(self).build(
+                View("notice", view.lang, {"title": "failed_title", "text": "failed_text"})
+            )
         self.content.clear_widgets()
         self.content.add_widget(built.widget)
         self.built = built
@@ -191,19 +227,27 @@ class KioskRoot(FloatLayout):
         """The parts that tick every second without a rebuild: auto-home seconds, idle overlay."""
         b = self.built
         if b is not None and b.back_in_label is not None:
-            b.back_in_label.text = (tr("done_back", view.lang, n=view.back_in)
-                                    if view.back_in else "")
+            b.back_in_label.text = (
+                tr("done_back", view.lang, n=view.back_in) if view.back_in else ""
+            )
         if view.countdown is not None:
-            text = (f"[size={self.sizes.title}][b]{tr('idle_title', view.lang)}[/b][/size]\n\n"
-                    + tr("idle_text", view.lang, n=view.countdown))
+            text = f"[size={self.sizes.title}][b]{tr('idle_title', view.lang)}[/b][/size]\n\n" + tr(
+                "idle_text", view.lang, n=view.countdown
+            )
             if self._overlay is None:
                 # A dimmed full-screen layer: the first touch anywhere only wakes the kiosk.
                 self._overlay = FloatLayout()
                 paint_background(self._overlay, (0, 0, 0, 0.6))
-                self._overlay_text = Panel(text, tint=WHITE, markup=True, halign="center",
-                                           font_size=self.sizes.body, color=INK,
-                                           size_hint=(0.85, None),
-                                           pos_hint={"center_x": 0.5, "center_y": 0.5})
+                self._overlay_text = Panel(
+                    text,
+                    tint=WHITE,
+                    markup=True,
+                    halign="center",
+                    font_size=self.sizes.body,
+                    color=INK,
+                    size_hint=(0.85, None),
+                    pos_hint={"center_x": 0.5, "center_y": 0.5},
+                )
                 self._overlay.add_widget(self._overlay_text)
                 self.add_widget(self._overlay)
             else:
@@ -213,12 +257,18 @@ class KioskRoot(FloatLayout):
             self._overlay = None
 
     def show_busy(self) -> None:
-        """"One moment" over the screen until the next screen arrives (taps meanwhile ignored)."""
+        """ "One moment" over the screen until the next screen arrives (taps meanwhile ignored)."""
         if self._busy is not None or self.view is None:
             return
-        self._busy = Panel(tr("busy", self.view.lang), tint=WHITE, halign="center",
-                           font_size=self.sizes.title, color=INK, size_hint=(0.7, None),
-                           pos_hint={"center_x": 0.5, "center_y": 0.5})
+        self._busy = Panel(
+            tr("busy", self.view.lang),
+            tint=WHITE,
+            halign="center",
+            font_size=self.sizes.title,
+            color=INK,
+            size_hint=(0.7, None),
+            pos_hint={"center_x": 0.5, "center_y": 0.5},
+        )
         self.add_widget(self._busy)
         # Never longer than a print can take (5 s) plus margin, whatever the service does.
         busy = self._busy
@@ -265,8 +315,9 @@ class KioskRoot(FloatLayout):
         items = self.focusables
         return items[self.focus_index] if items else None
 
-    def _on_key(self, window: Any, key: int, scancode: int, codepoint: str | None,
-                modifiers: list[str]) -> bool:
+    def _on_key(
+        self, window: Any, key: int, scancode: int, codepoint: str | None, modifiers: list[str]
+    ) -> bool:
         self.service.activity()
         if self._overlay is not None or self._busy is not None:
             return True  # the key only wakes the kiosk up, or a check-in is under way
@@ -346,8 +397,10 @@ def demo_cards(reader: Any) -> tuple[list[tuple[str, str, str, str]], Any]:
     except ImportError:
         return [], None
     kinds = {"id_card": "身份证", "medical_card": "就诊卡"}
-    cards = [(kind, number, name, f"{name[0]}* {kinds.get(kind, kind)}")
-             for number, name, kind in DEMO_PATIENTS]
+    cards = [
+        (kind, number, name, f"{name[0]}* {kinds.get(kind, kind)}")
+        for number, name, kind in DEMO_PATIENTS
+    ]
     cards += [("staff_card", st["card"][1:], st["name"], f"{st['staff']} 工牌") for st in STAFF[:1]]
     return cards, reader.present
 

@@ -68,21 +68,38 @@ class Screens:
 
     def column(self, spacing: float | None = None) -> BoxLayout:
         s = self.s
-        return BoxLayout(orientation="vertical", padding=s.pad,
-                         spacing=s.gap if spacing is None else spacing)
+        return BoxLayout(
+            orientation="vertical", padding=s.pad, spacing=s.gap if spacing is None else spacing
+        )
 
     def title(self, text: str, color: tuple = INK) -> WrapLabel:
         return WrapLabel(text, font_size=self.s.title, bold=True, color=color)
 
-    def text(self, text: str, size: float | None = None, color: tuple = INK,
-             halign: str = "left") -> WrapLabel:
+    def text(
+        self, text: str, size: float | None = None, color: tuple = INK, halign: str = "left"
+    ) -> WrapLabel:
         return WrapLabel(text, font_size=size or self.s.body, color=color, halign=halign)
 
-    def button(self, text: str, fn: Callable[[], None], color: tuple = PRIMARY,
-               fg: tuple = WHITE, height: float | None = None, size: float | None = None,
-               **kw: Any) -> FocusButton:
-        return FocusButton(text, fn, color_bg=color, fg=fg, font_size=size or self.s.body,
-                           size_hint_y=None, height=height or self.s.button, **kw)
+    def button(
+        self,
+        text: str,
+        fn: Callable[[], None],
+        color: tuple = PRIMARY,
+        fg: tuple = WHITE,
+        height: float | None = None,
+        size: float | None = None,
+        **kw: Any,
+    ) -> FocusButton:
+        return FocusButton(
+            text,
+            fn,
+            color_bg=color,
+            fg=fg,
+            font_size=size or self.s.body,
+            size_hint_y=None,
+            height=height or self.s.button,
+            **kw,
+        )
 
     def bottom_row(self, buttons: list[FocusButton]) -> BoxLayout:
         row = BoxLayout(size_hint_y=None, height=self.s.button, spacing=self.s.gap)
@@ -98,8 +115,14 @@ class Screens:
         sv.add_widget(inner)
         return sv
 
-    def keypad(self, on_digit: Callable[[str], None], on_delete: Callable[[], None],
-               ok_text: str, on_ok: Callable[[], None], lang: str) -> tuple[GridLayout, list]:
+    def keypad(
+        self,
+        on_digit: Callable[[str], None],
+        on_delete: Callable[[], None],
+        ok_text: str,
+        on_ok: Callable[[], None],
+        lang: str,
+    ) -> tuple[GridLayout, list]:
         s = self.s
         grid = GridLayout(cols=3, spacing=s.gap, size_hint=(None, None))
         key_h = s.button * (0.9 if not s.portrait else 1.0)
@@ -107,12 +130,19 @@ class Screens:
         grid.height = key_h * 4 + 3 * s.gap
         keys = []
         for d in "123456789":
-            keys.append(FocusButton(d, (lambda d=d: on_digit(d)), font_size=s.title,
-                                    color_bg=SECONDARY, fg=INK))
-        keys.append(FocusButton(tr("btn_delete", lang), on_delete, font_size=s.body,
-                                color_bg=SECONDARY, fg=INK))
-        keys.append(FocusButton("0", lambda: on_digit("0"), font_size=s.title,
-                                color_bg=SECONDARY, fg=INK))
+            keys.append(
+                FocusButton(
+                    d, (lambda d=d: on_digit(d)), font_size=s.title, color_bg=SECONDARY, fg=INK
+                )
+            )
+        keys.append(
+            FocusButton(
+                tr("btn_delete", lang), on_delete, font_size=s.body, color_bg=SECONDARY, fg=INK
+            )
+        )
+        keys.append(
+            FocusButton("0", lambda: on_digit("0"), font_size=s.title, color_bg=SECONDARY, fg=INK)
+        )
         keys.append(FocusButton(ok_text, on_ok, font_size=s.body, color_bg=PRIMARY))
         for k in keys:
             grid.add_widget(k)
@@ -136,8 +166,11 @@ class Screens:
         col = self.column(spacing=s.gap * 2)
         col.add_widget(Widget(size_hint_y=0.15))
         prompt = round(s.u * 5.0) if s.portrait else round(s.title * 1.15)
-        col.add_widget(WrapLabel(tr("home_prompt", L), font_size=prompt, bold=True,
-                                 color=PRIMARY, halign="center"))
+        col.add_widget(
+            WrapLabel(
+                tr("home_prompt", L), font_size=prompt, bold=True, color=PRIMARY, halign="center"
+            )
+        )
         col.add_widget(self.text(tr("home_hint", L), color=MUTED, halign="center"))
         col.add_widget(Widget(size_hint_y=0.1))
         grid = GridLayout(cols=2, spacing=s.gap * 2, size_hint_y=None)
@@ -145,14 +178,24 @@ class Screens:
         grid.height = h * 2 + s.gap * 2
         big = round(s.title * 1.05)
         buttons = [
-            FocusButton(tr("btn_checkin", L), lambda: self.svc.go("checkin"), font_size=big,
-                        color_bg=PRIMARY),
-            FocusButton(tr("btn_guide", L), lambda: self.svc.go("guide"), font_size=big,
-                        color_bg=GOOD),
-            FocusButton(tr("btn_feedback", L), lambda: self.svc.go("feedback"), font_size=big,
-                        color_bg=(0.36, 0.30, 0.62, 1)),
-            FocusButton(tr("btn_survey", L), lambda: self.svc.go("survey"), font_size=big,
-                        color_bg=WARN),
+            FocusButton(
+                tr("btn_checkin", L),
+                lambda: self.svc.go("checkin"),
+                font_size=big,
+                color_bg=PRIMARY,
+            ),
+            FocusButton(
+                tr("btn_guide", L), lambda: self.svc.go("guide"), font_size=big, color_bg=GOOD
+            ),
+            FocusButton(
+                tr("btn_feedback", L),
+                lambda: self.svc.go("feedback"),
+                font_size=big,
+                color_bg=(0.36, 0.30, 0.62, 1),
+            ),
+            FocusButton(
+                tr("btn_survey", L), lambda: self.svc.go("survey"), font_size=big, color_bg=WARN
+            ),
         ]
         for b in buttons:
             grid.add_widget(b)
@@ -165,8 +208,11 @@ class Screens:
         col = self.column()
         col.add_widget(self.title(tr("checkin_title", L)))
         col.add_widget(Widget(size_hint_y=0.2))
-        col.add_widget(WrapLabel(tr("checkin_prompt", L), font_size=self.s.title, color=PRIMARY,
-                                 halign="center"))
+        col.add_widget(
+            WrapLabel(
+                tr("checkin_prompt", L), font_size=self.s.title, color=PRIMARY, halign="center"
+            )
+        )
         col.add_widget(Widget(size_hint_y=0.4))
         back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
         col.add_widget(self.bottom_row([back]))
@@ -191,14 +237,22 @@ class Screens:
                 action, bg, fg = tr("appt_too_early", L, hhmm=it["hhmm"]), SECONDARY, INK
             else:
                 action, bg, fg = tr("appt_too_late", L), SECONDARY, INK
-            text = (f"[size={s.title}][b]{it['queue_no']}[/b][/size]   [b]{dept}[/b] · "
-                    f"{tr('appt_doctor', L)} {it['doctor']}\n"
-                    f"{it['room']}   {tr('appt_time', L)} {it['time']}\n"
-                    f"[size={s.small}]{action}[/size]")
-            b = FocusButton(text, (lambda i=it["id"], ok=state in ("checkin", "reprint"):
-                                   self._choose(i, ok)), color_bg=bg, fg=fg,
-                            markup=True, font_size=s.body, size_hint_y=None,
-                            height=s.body * 3 + s.title + s.pad * 2)
+            text = (
+                f"[size={s.title}][b]{it['queue_no']}[/b][/size]   [b]{dept}[/b] · "
+                f"{tr('appt_doctor', L)} {it['doctor']}\n"
+                f"{it['room']}   {tr('appt_time', L)} {it['time']}\n"
+                f"[size={s.small}]{action}[/size]"
+            )
+            b = FocusButton(
+                text,
+                (lambda i=it["id"], ok=state in ("checkin", "reprint"): self._choose(i, ok)),
+                color_bg=bg,
+                fg=fg,
+                markup=True,
+                font_size=s.body,
+                size_hint_y=None,
+                height=s.body * 3 + s.title + s.pad * 2,
+            )
             b.halign = "left"
             b.appointment_id = it["id"]
             b.appointment_state = state
@@ -208,8 +262,9 @@ class Screens:
         back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
         col.add_widget(self.bottom_row([back]))
         focus = d.get("focus")
-        return Built(col, [*buttons, back], len(buttons) if focus is None else focus,
-                     back=self.svc.back)
+        return Built(
+            col, [*buttons, back], len(buttons) if focus is None else focus, back=self.svc.back
+        )
 
     def _choose(self, appointment_id: str, checks_in: bool) -> None:
         if checks_in:
@@ -222,8 +277,11 @@ class Screens:
         col.add_widget(self.title(tr("refused_title", L), color=WARN))
         col.add_widget(Widget(size_hint_y=0.1))
         key = "refused_early" if d.get("reason") == "too_early" else "refused_late"
-        col.add_widget(Panel(tr(key, L, hhmm=d.get("hhmm", ""), slot=d.get("slot", "")),
-                             font_size=self.s.title))
+        col.add_widget(
+            Panel(
+                tr(key, L, hhmm=d.get("hhmm", ""), slot=d.get("slot", "")), font_size=self.s.title
+            )
+        )
         col.add_widget(Widget(size_hint_y=0.5))
         back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
         home = self.button(tr("btn_home", L), lambda: self.svc.go("home"))
@@ -264,12 +322,18 @@ class Screens:
         if d.get("repeat"):
             title = tr("done_already_title" if failed else "done_reprint_title", L)
         col.add_widget(self.title(title, color=GOOD))
-        body = BoxLayout(orientation="horizontal" if not s.portrait else "vertical",
-                         spacing=s.gap * 2)
+        body = BoxLayout(
+            orientation="horizontal" if not s.portrait else "vertical", spacing=s.gap * 2
+        )
         left = BoxLayout(orientation="vertical", spacing=s.gap)
         left.add_widget(self.text(tr("done_queue", L), color=MUTED, halign="center"))
-        q = WrapLabel(d["queue_no"], font_size=round(s.u * (16 if s.portrait else 13)),
-                      bold=True, color=PRIMARY, halign="center")
+        q = WrapLabel(
+            d["queue_no"],
+            font_size=round(s.u * (16 if s.portrait else 13)),
+            bold=True,
+            color=PRIMARY,
+            halign="center",
+        )
         q.queue_label = True
         left.add_widget(q)
         dept = d["department_en"] if L == "en" and d.get("department_en") else d["department"]
@@ -278,8 +342,11 @@ class Screens:
         if d.get("location"):
             where += f" ({d['location']})"
         left.add_widget(Panel(where, font_size=s.body, halign="center"))
-        status = tr("done_ticket_failed", L) if failed else (
-            tr("done_take", L) if d.get("ticket") == "printed" else "")
+        status = (
+            tr("done_ticket_failed", L)
+            if failed
+            else (tr("done_take", L) if d.get("ticket") == "printed" else "")
+        )
         if status:
             left.add_widget(self.text(status, color=BAD if failed else GOOD, halign="center"))
         left.add_widget(Widget())
@@ -287,8 +354,12 @@ class Screens:
         if failed:
             side = s.u * (34 if s.portrait else 30)
             qr = qr_image(d["qr"], side)
-            box = BoxLayout(orientation="vertical", size_hint=(None, None) if not s.portrait
-                            else (1, None), width=side, height=side + s.body * 2)
+            box = BoxLayout(
+                orientation="vertical",
+                size_hint=(None, None) if not s.portrait else (1, None),
+                width=side,
+                height=side + s.body * 2,
+            )
             box.add_widget(self.centered(qr, side))
             box.add_widget(self.text(d["appointment"], size=s.small, halign="center"))
             body.add_widget(box)
@@ -311,18 +382,26 @@ class Screens:
         col = self.column()
         col.add_widget(self.title(tr("guide_title", L)))
         letter = self.local.get("letter", "")
-        col.add_widget(self.text(tr("guide_letter" if L == "zh" else "guide_letter_en", L),
-                                 size=s.small, color=MUTED))
+        col.add_widget(
+            self.text(
+                tr("guide_letter" if L == "zh" else "guide_letter_en", L), size=s.small, color=MUTED
+            )
+        )
         letters = ["", *directory.letters(L)]
-        bar = GridLayout(cols=min(len(letters), 6 if s.portrait else 12), spacing=s.gap,
-                         size_hint_y=None)
+        bar = GridLayout(
+            cols=min(len(letters), 6 if s.portrait else 12), spacing=s.gap, size_hint_y=None
+        )
         rows = (len(letters) + bar.cols - 1) // bar.cols
         bar.height = rows * s.button * 0.8 + (rows - 1) * s.gap
         focus: list[FocusButton] = []
         for x in letters:
-            b = FocusButton(x or tr("guide_all", L), (lambda x=x: self._set_local(letter=x)),
-                            font_size=s.body, color_bg=PRIMARY if x == letter else SECONDARY,
-                            fg=WHITE if x == letter else INK)
+            b = FocusButton(
+                x or tr("guide_all", L),
+                (lambda x=x: self._set_local(letter=x)),
+                font_size=s.body,
+                color_bg=PRIMARY if x == letter else SECONDARY,
+                fg=WHITE if x == letter else INK,
+            )
             bar.add_widget(b)
             focus.append(b)
         col.add_widget(bar)
@@ -338,10 +417,15 @@ class Screens:
             grid = GridLayout(cols=2 if s.portrait else 3, spacing=s.gap, size_hint_y=None)
             grid.bind(minimum_height=grid.setter("height"))
             for d in depts:
-                b = FocusButton(f"{d.display(L)}\n[size={s.small}]{d.location}[/size]",
-                                (lambda i=d.id: self._set_local(dept=i)), markup=True,
-                                font_size=s.body, size_hint_y=None, height=s.button * 1.1,
-                                color_bg=PRIMARY)
+                b = FocusButton(
+                    f"{d.display(L)}\n[size={s.small}]{d.location}[/size]",
+                    (lambda i=d.id: self._set_local(dept=i)),
+                    markup=True,
+                    font_size=s.body,
+                    size_hint_y=None,
+                    height=s.button * 1.1,
+                    color_bg=PRIMARY,
+                )
                 grid.add_widget(b)
                 focus.append(b)
             for _ in range((-len(depts)) % grid.cols):
@@ -367,11 +451,17 @@ class Screens:
         if not docs:
             inner.add_widget(self.text(tr("guide_no_doctors", L), color=MUTED))
         for doc in docs:
-            inner.add_widget(Panel(f"[b]{doc.name}[/b]  {doc.title}\n{'  '.join(doc.today)}",
-                                   markup=True, font_size=s.body))
+            inner.add_widget(
+                Panel(
+                    f"[b]{doc.name}[/b]  {doc.title}\n{'  '.join(doc.today)}",
+                    markup=True,
+                    font_size=s.body,
+                )
+            )
         col.add_widget(self.scroll(inner))
-        back = self.button(tr("btn_back", L), lambda: self._set_local(dept=None), color=SECONDARY,
-                           fg=INK)
+        back = self.button(
+            tr("btn_back", L), lambda: self._set_local(dept=None), color=SECONDARY, fg=INK
+        )
         col.add_widget(self.bottom_row([back]))
         return Built(col, [back], 0, back=lambda: self._set_local(dept=None))
 
@@ -394,8 +484,7 @@ class Screens:
         col = self.column()
         col.add_widget(self.title(tr("fb_title", v.lang)))
         col.add_widget(self.text(heading, color=MUTED))
-        back = self.button(tr("btn_back", v.lang), self._fb_back(back_to), color=SECONDARY,
-                           fg=INK)
+        back = self.button(tr("btn_back", v.lang), self._fb_back(back_to), color=SECONDARY, fg=INK)
         return col, back
 
     def _fb_category(self, v: Any, form: FeedbackForm) -> Built:
@@ -405,10 +494,14 @@ class Screens:
         colors = {"praise": GOOD, "suggestion": PRIMARY, "complaint": WARN}
         buttons = []
         for c in CATEGORIES:
-            b = FocusButton(tr(f"cat_{c}", L), (lambda c=c: self._fb_set(category=c,
-                                                                         step="department")),
-                            font_size=s.title, color_bg=colors[c], size_hint_y=None,
-                            height=s.u * 18)
+            b = FocusButton(
+                tr(f"cat_{c}", L),
+                (lambda c=c: self._fb_set(category=c, step="department")),
+                font_size=s.title,
+                color_bg=colors[c],
+                size_hint_y=None,
+                height=s.u * 18,
+            )
             grid.add_widget(b)
             buttons.append(b)
         grid.height = (len(buttons) if s.portrait else 1) * (s.u * 18 + s.gap * 2)
@@ -430,14 +523,28 @@ class Screens:
         directory: Directory = v.data.get("directory") or Directory()
         col, back = self._fb_frame(v, tr("fb_department", L), "category")
         grid = GridLayout(cols=2 if s.portrait else 4, spacing=s.gap)
-        buttons = [FocusButton(tr("fb_none", L), lambda: self._fb_set(department_id=None,
-                                                                      step="topics"),
-                               font_size=s.body, color_bg=SECONDARY, fg=INK, size_hint_y=None,
-                               height=s.button)]
+        buttons = [
+            FocusButton(
+                tr("fb_none", L),
+                lambda: self._fb_set(department_id=None, step="topics"),
+                font_size=s.body,
+                color_bg=SECONDARY,
+                fg=INK,
+                size_hint_y=None,
+                height=s.button,
+            )
+        ]
         for d in directory.departments:
-            buttons.append(FocusButton(d.display(L), (lambda i=d.id: self._fb_set(
-                department_id=i, step="topics")), font_size=s.body, size_hint_y=None,
-                height=s.button, color_bg=PRIMARY))
+            buttons.append(
+                FocusButton(
+                    d.display(L),
+                    (lambda i=d.id: self._fb_set(department_id=i, step="topics")),
+                    font_size=s.body,
+                    size_hint_y=None,
+                    height=s.button,
+                    color_bg=PRIMARY,
+                )
+            )
         for b in buttons:
             grid.add_widget(b)
         col.add_widget(self.scroll(grid))
@@ -452,10 +559,15 @@ class Screens:
         topics = FEEDBACK_TOPICS.get(form.category, [])
         for zh, en in topics:
             on = zh in form.topics
-            b = FocusButton(("✓ " if on else "") + (en if L == "en" else zh),
-                            (lambda t=zh: self._fb_toggle(t)), font_size=s.body,
-                            color_bg=PRIMARY if on else SECONDARY, fg=WHITE if on else INK,
-                            size_hint_y=None, height=s.button * 1.2)
+            b = FocusButton(
+                ("✓ " if on else "") + (en if L == "en" else zh),
+                (lambda t=zh: self._fb_toggle(t)),
+                font_size=s.body,
+                color_bg=PRIMARY if on else SECONDARY,
+                fg=WHITE if on else INK,
+                size_hint_y=None,
+                height=s.button * 1.2,
+            )
             b.topic = zh
             grid.add_widget(b)
             buttons.append(b)
@@ -500,8 +612,14 @@ class Screens:
         col.add_widget(self.centered(pad, pad.height))
         col.add_widget(Widget())
         col.add_widget(self.bottom_row([back]))
-        return Built(col, [*keys, back], self.local.get("key_focus", len(keys) - 1),
-                     back=back.on_choose, digit=digit, backspace=delete)
+        return Built(
+            col,
+            [*keys, back],
+            self.local.get("key_focus", len(keys) - 1),
+            back=back.on_choose,
+            digit=digit,
+            backspace=delete,
+        )
 
     def screen_feedback_done(self, v: Any) -> Built:
         s, L, d = self.s, v.lang, v.data
@@ -523,12 +641,14 @@ class Screens:
         s, L, d = self.s, v.lang, v.data
         col = self.column()
         col.add_widget(self.title(tr("sv_title", L)))
-        col.add_widget(self.text(tr("sv_progress", L, i=d["i"], n=d["n"]), color=MUTED,
-                                 size=s.small))
+        col.add_widget(
+            self.text(tr("sv_progress", L, i=d["i"], n=d["n"]), color=MUTED, size=s.small)
+        )
         col.add_widget(Widget(size_hint_y=0.2))
         text = d["text_en"] if L == "en" and d.get("text_en") else d["text"]
-        col.add_widget(WrapLabel(text, font_size=round(s.title * 1.1), bold=True, color=INK,
-                                 halign="center"))
+        col.add_widget(
+            WrapLabel(text, font_size=round(s.title * 1.1), bold=True, color=INK, halign="center")
+        )
         col.add_widget(Widget(size_hint_y=0.2))
         scale = int(d["scale"])
         # Portrait: one full-width row per score, so the end labels never wrap mid-word.
@@ -544,17 +664,26 @@ class Screens:
             elif n == scale:
                 label += f"{sep}[size={s.small}]{tr('sv_scale_high', L)}[/size]"
             chosen = d.get("answer") == n
-            b = FocusButton(label, (lambda n=n: self.svc.survey_answer(n, d["qid"])), markup=True,
-                            font_size=s.title, color_bg=PRIMARY if chosen else SECONDARY,
-                            fg=WHITE if chosen else INK)
+            b = FocusButton(
+                label,
+                (lambda n=n: self.svc.survey_answer(n, d["qid"])),
+                markup=True,
+                font_size=s.title,
+                color_bg=PRIMARY if chosen else SECONDARY,
+                fg=WHITE if chosen else INK,
+            )
             b.score = n
             row.add_widget(b)
             buttons.append(b)
         col.add_widget(row)
         col.add_widget(Widget())
         back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
-        skip = self.button(tr("btn_skip", L), lambda: self.svc.survey_answer(None, d["qid"]),
-                           color=SECONDARY, fg=INK)
+        skip = self.button(
+            tr("btn_skip", L),
+            lambda: self.svc.survey_answer(None, d["qid"]),
+            color=SECONDARY,
+            fg=INK,
+        )
         col.add_widget(self.bottom_row([back, skip]))
 
         def digit(ch: str) -> None:
@@ -574,8 +703,9 @@ class Screens:
         if d.get("disabled"):
             col.add_widget(Panel(tr("pin_disabled", L), font_size=s.body))
             col.add_widget(Widget())
-            back = self.button(tr("btn_back", L), lambda: self.svc.go("home"), color=SECONDARY,
-                               fg=INK)
+            back = self.button(
+                tr("btn_back", L), lambda: self.svc.go("home"), color=SECONDARY, fg=INK
+            )
             col.add_widget(self.bottom_row([back]))
             return Built(col, [back], 0, back=lambda: self.svc.go("home"))
         col.add_widget(self.text(tr("pin_text", L), color=MUTED))
@@ -585,8 +715,9 @@ class Screens:
 
         def digit(ch: str) -> None:
             if len(self.local.get("pin", "")) < 12:
-                self._set_local(pin=self.local.get("pin", "") + ch, typed=True,
-                                key_focus=self.root.focus_index)
+                self._set_local(
+                    pin=self.local.get("pin", "") + ch, typed=True, key_focus=self.root.focus_index
+                )
 
         def delete() -> None:
             self._set_local(pin=self.local.get("pin", "")[:-1], key_focus=self.root.focus_index)
@@ -602,8 +733,14 @@ class Screens:
         back = self.button(tr("btn_back", L), lambda: self.svc.go("home"), color=SECONDARY, fg=INK)
         col.add_widget(self.bottom_row([back]))
         kf = self.local.get("key_focus")
-        return Built(col, [*keys, back], 0 if kf is None else kf,
-                     back=lambda: self.svc.go("home"), digit=digit, backspace=delete)
+        return Built(
+            col,
+            [*keys, back],
+            0 if kf is None else kf,
+            back=lambda: self.svc.go("home"),
+            digit=digit,
+            backspace=delete,
+        )
 
     def screen_maintenance(self, v: Any) -> Built:
         s, L, d = self.s, v.lang, v.data
@@ -619,18 +756,21 @@ class Screens:
         if msg:
             text = tr(msg, L) if msg.startswith("mt_") else msg
             col.add_widget(Panel(text, font_size=s.small))
-        b1 = self.button(tr("mt_test_printer", L), lambda: self.svc.maintenance("test_printer"),
-                         size=s.small)
-        b2 = self.button(tr("mt_test_reader", L), lambda: self.svc.maintenance("test_reader"),
-                         size=s.small)
-        b3 = self.button(tr("mt_close", L), lambda: self.svc.maintenance("close"), color=GOOD,
-                         size=s.small)
-        b4 = self.button(tr("mt_exit", L), lambda: self.svc.maintenance("exit"), color=BAD,
-                         size=s.small)
+        b1 = self.button(
+            tr("mt_test_printer", L), lambda: self.svc.maintenance("test_printer"), size=s.small
+        )
+        b2 = self.button(
+            tr("mt_test_reader", L), lambda: self.svc.maintenance("test_reader"), size=s.small
+        )
+        b3 = self.button(
+            tr("mt_close", L), lambda: self.svc.maintenance("close"), color=GOOD, size=s.small
+        )
+        b4 = self.button(
+            tr("mt_exit", L), lambda: self.svc.maintenance("exit"), color=BAD, size=s.small
+        )
         if s.portrait:
             col.add_widget(self.bottom_row([b1, b2]))
             col.add_widget(self.bottom_row([b3, b4]))
         else:
             col.add_widget(self.bottom_row([b1, b2, b3, b4]))
         return Built(col, [b1, b2, b3, b4], 0, back=lambda: self.svc.maintenance("close"))
-

@@ -44,8 +44,10 @@ def register_cjk_font() -> str:
         if Path(path).exists():
             LabelBase.register(DEFAULT_FONT, path, path, path, path)
             return path
-    log.error("no CJK font found (install fonts-wqy-microhei or fonts-noto-cjk): "
-              "Chinese text will show as boxes")
+    log.error(
+        "no CJK font found (install fonts-wqy-microhei or fonts-noto-cjk): "
+        "Chinese text will show as boxes"
+    )
     return ""
 
 
@@ -70,12 +72,24 @@ class FocusButton(Button):
     focused = BooleanProperty(False)
     base_color = ListProperty(PRIMARY)
 
-    def __init__(self, text: str = "", on_choose: Callable[[], None] | None = None,
-                 color_bg: tuple = PRIMARY, fg: tuple = WHITE, **kw) -> None:
+    def __init__(
+        self,
+        text: str = "",
+        on_choose: Callable[[], None] | None = None,
+        color_bg: tuple = PRIMARY,
+        fg: tuple = WHITE,
+        **kw,
+    ) -> None:
         kw.setdefault("halign", "center")
         kw.setdefault("valign", "middle")
-        super().__init__(text=text, background_normal="", background_down="",
-                         background_color=(0, 0, 0, 0), color=fg, **kw)
+        super().__init__(
+            text=text,
+            background_normal="",
+            background_down="",
+            background_color=(0, 0, 0, 0),
+            color=fg,
+            **kw,
+        )
         self.base_color = list(color_bg)
         self.on_choose = on_choose
         self.bind(size=self._layout, pos=self._layout, focused=self._layout, state=self._layout)
@@ -94,8 +108,10 @@ class FocusButton(Button):
         if self.focused:
             with self.canvas.after:
                 Color(*FOCUS)
-                Line(rounded_rectangle=(self.x + 3, self.y + 3, self.width - 6, self.height - 6, 12),
-                     width=5)
+                Line(
+                    rounded_rectangle=(self.x + 3, self.y + 3, self.width - 6, self.height - 6, 12),
+                    width=5,
+                )
 
     def on_release(self) -> None:
         if self.on_choose is not None:
@@ -111,8 +127,10 @@ class WrapLabel(Label):
         kw.setdefault("valign", "middle")
         kw.setdefault("size_hint_y", None)
         super().__init__(text=text, **kw)
-        self.bind(width=lambda *_: setattr(self, "text_size", (self.width, None)),
-                  texture_size=lambda *_: setattr(self, "height", self.texture_size[1]))
+        self.bind(
+            width=lambda *_: setattr(self, "text_size", (self.width, None)),
+            texture_size=lambda *_: setattr(self, "height", self.texture_size[1]),
+        )
 
 
 class Panel(WrapLabel):
@@ -134,8 +152,10 @@ def paint_background(widget, color: tuple = BG) -> None:
     with widget.canvas.before:
         Color(*color)
         rect = Rectangle(pos=widget.pos, size=widget.size)
-    widget.bind(pos=lambda *_: setattr(rect, "pos", widget.pos),
-                size=lambda *_: setattr(rect, "size", widget.size))
+    widget.bind(
+        pos=lambda *_: setattr(rect, "pos", widget.pos),
+        size=lambda *_: setattr(rect, "size", widget.size),
+    )
 
 
 def qr_image(data: str, side: float) -> Image:

@@ -41,15 +41,17 @@ def screen_problem() -> str | None:
         return None  # the operator chose a video driver: let SDL try it
     if any(Path("/dev/dri").glob("card*")):
         return None  # a Pi (or PC) console: SDL's KMS/DRM driver
-    return ("no screen: no $DISPLAY or $WAYLAND_DISPLAY and no /dev/dri/card* for KMS; "
-            "run `careterm pad --headless` on a pad without a screen")
+    return (
+        "no screen: no $DISPLAY or $WAYLAND_DISPLAY and no /dev/dri/card* for KMS; "
+        "run `careterm pad --headless` on a pad without a screen"
+    )
 
 
 def configure_kivy() -> None:
     """Settings Kivy reads once, before its window exists."""
-    os.environ.setdefault("KIVY_NO_ARGS", "1")       # careterm's argv is not Kivy's
+    os.environ.setdefault("KIVY_NO_ARGS", "1")  # careterm's argv is not Kivy's
     os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # keep careterm's logging setup
-    os.environ.setdefault("KIVY_WINDOW", "sdl2")      # SDL2 only: X11, Wayland and KMS/DRM
+    os.environ.setdefault("KIVY_WINDOW", "sdl2")  # SDL2 only: X11, Wayland and KMS/DRM
     from kivy.config import Config
 
     size = window_size()
@@ -72,8 +74,12 @@ def make_root(pad: Any) -> Any:
     from rating_pad.ui.screens import PadRoot
 
     service = pad.service
-    root = PadRoot(on_score=service.touch, on_reason=service.choose_reason,
-                   keypad=pad.keypad is not None, default_language=pad.cfg.rating.language)
+    root = PadRoot(
+        on_score=service.touch,
+        on_reason=service.choose_reason,
+        keypad=pad.keypad is not None,
+        default_language=pad.cfg.rating.language,
+    )
     service.on_view(lambda view: Clock.schedule_once(lambda _dt: root.show(view)))
     service.refresh()
     if pad.cfg.buttons.driver == "keyboard":
@@ -88,8 +94,9 @@ def bind_keyboard(press: Any, names: set[str]) -> None:
     `[buttons].keys` is that key, so "1".."4", "P" and "S" work on a desktop keyboard."""
     from kivy.core.window import Window
 
-    def on_key_down(_win: Any, _key: int, _scancode: int, codepoint: str | None,
-                    _modifiers: list[str]) -> bool:
+    def on_key_down(
+        _win: Any, _key: int, _scancode: int, codepoint: str | None, _modifiers: list[str]
+    ) -> bool:
         if not codepoint:
             return False
         for name in (codepoint, codepoint.upper()):

@@ -31,8 +31,10 @@ def find_cjk_font() -> str | None:
 def register_fonts() -> str | None:
     path = find_cjk_font()
     if path is None:
-        log.error("no CJK font found (install fonts-wqy-microhei or fonts-noto-cjk, or set "
-                  "CARETERM_FONT): Chinese text will show as boxes")
+        log.error(
+            "no CJK font found (install fonts-wqy-microhei or fonts-noto-cjk, or set "
+            "CARETERM_FONT): Chinese text will show as boxes"
+        )
         LabelBase.register(FONT, "Roboto-Regular.ttf", fn_bold="Roboto-Bold.ttf")
         return None
     LabelBase.register(FONT, path)

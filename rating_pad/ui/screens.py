@@ -61,11 +61,29 @@ def _paint(widget: Widget, color: tuple[float, ...], radius: float = 0) -> None:
     widget.bind(pos=follow, size=follow)
 
 
-def label(txt: str, size: float, *, bold: bool = False, color: tuple[float, ...] = FG,
-          halign: str = "center", shorten: bool = False, **kw: Any) -> Label:
+def label(
+    txt: str,
+    size: float,
+    *,
+    bold: bool = False,
+    color: tuple[float, ...] = FG,
+    halign: str = "center",
+    shorten: bool = False,
+    **kw: Any,
+) -> Label:
     """A wrapping label in the CJK font."""
-    lb = Label(text=txt, font_name=FONT, font_size=size, bold=bold, color=color,
-               halign=halign, valign="middle", shorten=shorten, shorten_from="right", **kw)
+    lb = Label(
+        text=txt,
+        font_name=FONT,
+        font_size=size,
+        bold=bold,
+        color=color,
+        halign=halign,
+        valign="middle",
+        shorten=shorten,
+        shorten_from="right",
+        **kw,
+    )
     lb.bind(size=lambda w, s: setattr(w, "text_size", (s[0], s[1])))
     return lb
 
@@ -114,8 +132,9 @@ class Face(Widget):
 class RateButton(ButtonBehavior, BoxLayout):
     """One big rating key: a face over its label, in the score's colour."""
 
-    def __init__(self, score: int, scale: int, caption: str, u: float, font: float,
-                 **kw: Any) -> None:
+    def __init__(
+        self, score: int, scale: int, caption: str, u: float, font: float, **kw: Any
+    ) -> None:
         super().__init__(orientation="vertical", padding=6 * u, spacing=4 * u, **kw)
         self.score = score
         color = PALETTES[scale][score - 1]
@@ -188,8 +207,15 @@ class Avatar(Widget):
 class PadRoot(BoxLayout):
     """The whole pad screen. `show(view)` on the Kivy thread; touches go to the callbacks."""
 
-    def __init__(self, *, on_score: Callable[[int], None], on_reason: Callable[[int], None],
-                 keypad: bool, default_language: str = "zh", **kw: Any) -> None:
+    def __init__(
+        self,
+        *,
+        on_score: Callable[[int], None],
+        on_reason: Callable[[int], None],
+        keypad: bool,
+        default_language: str = "zh",
+        **kw: Any,
+    ) -> None:
         super().__init__(orientation="vertical", **kw)
         self.on_score = on_score
         self.on_reason = on_reason
@@ -213,8 +239,11 @@ class PadRoot(BoxLayout):
     def show(self, view: PadView) -> None:
         before = self.view
         self.view = view
-        if before is not None and view.state != before.state and view.state in (
-                PadState.IDLE, PadState.CLOSED, PadState.PAUSED):
+        if (
+            before is not None
+            and view.state != before.state
+            and view.state in (PadState.IDLE, PadState.CLOSED, PadState.PAUSED)
+        ):
             self.lang = self.default_language  # the next patient starts in the default language
         self._refresh()
 
@@ -238,8 +267,16 @@ class PadRoot(BoxLayout):
         if v is None:
             return
         st = v.staff
-        key = (v.state, v.fault, v.score, v.buttons, v.notice, self.lang, tuple(self.size),
-               (st.staff, st.name, st.title, len(st.photo or "")) if st else None)
+        key = (
+            v.state,
+            v.fault,
+            v.score,
+            v.buttons,
+            v.notice,
+            self.lang,
+            tuple(self.size),
+            (st.staff, st.name, st.title, len(st.photo or "")) if st else None,
+        )
         if key != self._key:
             self._key = key
             self._rebuild()
@@ -256,16 +293,15 @@ class PadRoot(BoxLayout):
         self.add_widget(self._header(v))
         if v.fault:
             self.screen = "fault"
-            body = self._message(text(self.lang, "fault"), text(self.lang, "fault_sub"),
-                                 FAULT_BG)
+            body = self._message(text(self.lang, "fault"), text(self.lang, "fault_sub"), FAULT_BG)
         elif v.state == PadState.CLOSED:
             self.screen = "closed"
-            body = self._message(text(self.lang, "closed"), text(self.lang, "closed_sub"),
-                                 PAUSE_BG)
+            body = self._message(text(self.lang, "closed"), text(self.lang, "closed_sub"), PAUSE_BG)
         elif v.state == PadState.PAUSED:
             self.screen = "paused"
-            body = self._message(text(self.lang, "paused"), text(self.lang, "paused_sub"),
-                                 PAUSE_BG, staff=v.staff)
+            body = self._message(
+                text(self.lang, "paused"), text(self.lang, "paused_sub"), PAUSE_BG, staff=v.staff
+            )
         elif v.state == PadState.REASON:
             self.screen = "reason"
             body = self._reasons(v)
@@ -273,29 +309,52 @@ class PadRoot(BoxLayout):
             self.screen = "thanks"
             body = self._thanks(v)
         elif v.buttons:
-            self.screen = "prompt" if v.state == PadState.PROMPTED else (
-                "thanks" if v.state == PadState.THANKS else "idle-free")
+            self.screen = (
+                "prompt"
+                if v.state == PadState.PROMPTED
+                else ("thanks" if v.state == PadState.THANKS else "idle-free")
+            )
             body = self._prompt(v)
         else:
             self.screen = "idle"
             body = self._idle(v)
         self.add_widget(body)
         if v.notice:
-            bar = label(text(self.lang, v.notice), 28 * self.f, bold=True,
-                        size_hint=(1, None), height=max(34, 60 * self.u))
+            bar = label(
+                text(self.lang, v.notice),
+                28 * self.f,
+                bold=True,
+                size_hint=(1, None),
+                height=max(34, 60 * self.u),
+            )
             _paint(bar, (0.75, 0.45, 0.0, 1))
             self.add_widget(bar)
 
     def _header(self, v: PadView) -> BoxLayout:
         u, f = self.u, self.f
-        bar = BoxLayout(size_hint=(1, None), height=max(36, 64 * u), padding=(16 * u, 6 * u),
-                        spacing=10 * u)
+        bar = BoxLayout(
+            size_hint=(1, None), height=max(36, 64 * u), padding=(16 * u, 6 * u), spacing=10 * u
+        )
         _paint(bar, HEADER_BG)
-        bar.add_widget(label(v.window_name or v.window_id, 30 * f, bold=True, halign="left",
-                             shorten=True, size_hint=(0.7, 1)))
-        btn = Button(text=text(self.lang, "lang"), font_name=FONT, font_size=max(16, 24 * f),
-                     size_hint=(0.3, 1), background_normal="", background_color=CARD_BG,
-                     color=FG)
+        bar.add_widget(
+            label(
+                v.window_name or v.window_id,
+                30 * f,
+                bold=True,
+                halign="left",
+                shorten=True,
+                size_hint=(0.7, 1),
+            )
+        )
+        btn = Button(
+            text=text(self.lang, "lang"),
+            font_name=FONT,
+            font_size=max(16, 24 * f),
+            size_hint=(0.3, 1),
+            background_normal="",
+            background_color=CARD_BG,
+            color=FG,
+        )
         btn.bind(on_press=lambda *_: self.toggle_language())
         self.lang_button = btn
         bar.add_widget(btn)
@@ -304,13 +363,20 @@ class PadRoot(BoxLayout):
     def _clerk_lines(self, st: Staff | None, size: float, halign: str) -> BoxLayout:
         box = BoxLayout(orientation="vertical")
         if st is None:
-            box.add_widget(label(text(self.lang, "welcome"), size * 1.2, bold=True,
-                                 halign=halign))
+            box.add_widget(label(text(self.lang, "welcome"), size * 1.2, bold=True, halign=halign))
             return box
-        box.add_widget(label(st.name or st.staff, size * 1.5, bold=True, halign=halign,
-                             shorten=True))
-        box.add_widget(label(f"{text(self.lang, 'staff_no')} {st.staff}", size, color=ACCENT,
-                             halign=halign, shorten=True))
+        box.add_widget(
+            label(st.name or st.staff, size * 1.5, bold=True, halign=halign, shorten=True)
+        )
+        box.add_widget(
+            label(
+                f"{text(self.lang, 'staff_no')} {st.staff}",
+                size,
+                color=ACCENT,
+                halign=halign,
+                shorten=True,
+            )
+        )
         if st.title:
             box.add_widget(label(st.title, size, color=MUTED, halign=halign, shorten=True))
         return box
@@ -327,8 +393,7 @@ class PadRoot(BoxLayout):
             card.add_widget(Avatar(v.staff, self._photos, u * 1.6, size_hint=(0.4, 1)))
             card.add_widget(self._clerk_lines(v.staff, 40 * f, "left"))
         body.add_widget(card)
-        body.add_widget(label(text(self.lang, "welcome"), 34 * f, color=MUTED,
-                              size_hint=(1, 0.22)))
+        body.add_widget(label(text(self.lang, "welcome"), 34 * f, color=MUTED, size_hint=(1, 0.22)))
         return body
 
     def _strip(self, v: PadView) -> BoxLayout:
@@ -338,10 +403,14 @@ class PadRoot(BoxLayout):
         st = v.staff
         if st is not None:
             strip.add_widget(Avatar(st, self._photos, u * 0.6, size_hint=(0.14, 1)))
-        line = (f"{st.name or ''}  {text(self.lang, 'staff_no')} {st.staff}  {st.title}".strip()
-                if st else text(self.lang, "welcome"))
-        strip.add_widget(label(line, 26 * f, color=MUTED, halign="left", shorten=True,
-                               size_hint=(0.86, 1)))
+        line = (
+            f"{st.name or ''}  {text(self.lang, 'staff_no')} {st.staff}  {st.title}".strip()
+            if st
+            else text(self.lang, "welcome")
+        )
+        strip.add_widget(
+            label(line, 26 * f, color=MUTED, halign="left", shorten=True, size_hint=(0.86, 1))
+        )
         return strip
 
     def _prompt(self, v: PadView) -> BoxLayout:
@@ -358,8 +427,10 @@ class PadRoot(BoxLayout):
         inner = (self.width - 36 * u - (scale - 1) * 14 * u) / scale - 12 * u
         font = 30 * f
         for cap in labels:  # one size for all keys: no word broken, at most two lines
-            font = min([font, fit(cap, font, inner * 1.9)]
-                       + [fit(word, font, inner * 0.95) for word in cap.split()])
+            font = min(
+                [font, fit(cap, font, inner * 1.9)]
+                + [fit(word, font, inner * 0.95) for word in cap.split()]
+            )
         for i in reversed(range(scale)):  # best first, from the left, as on the keypads
             b = RateButton(i + 1, scale, labels[i], u, font)
             b.bind(on_press=lambda w: self.on_score(w.score))
@@ -374,15 +445,14 @@ class PadRoot(BoxLayout):
         u, f = self.u, self.f
         body = BoxLayout(orientation="vertical", padding=30 * u, spacing=10 * u)
         if v.score is not None:
-            body.add_widget(Face(-1 + 2 * (v.score - 1) / (len(v.labels) - 1),
-                                 size_hint=(1, 0.34)))
+            body.add_widget(Face(-1 + 2 * (v.score - 1) / (len(v.labels) - 1), size_hint=(1, 0.34)))
         body.add_widget(self._title(text(self.lang, "thanks"), 60 * f, 0.3))
         if v.score is not None:
             labels = v.labels if self.lang == "zh" else v.labels_en
-            body.add_widget(label(labels[v.score - 1], 36 * f, color=ACCENT,
-                                  size_hint=(1, 0.18)))
-        body.add_widget(label(text(self.lang, "thanks_sub"), 30 * f, color=MUTED,
-                              size_hint=(1, 0.18)))
+            body.add_widget(label(labels[v.score - 1], 36 * f, color=ACCENT, size_hint=(1, 0.18)))
+        body.add_widget(
+            label(text(self.lang, "thanks_sub"), 30 * f, color=MUTED, size_hint=(1, 0.18))
+        )
         return body
 
     def _reasons(self, v: PadView) -> BoxLayout:
@@ -394,9 +464,17 @@ class PadRoot(BoxLayout):
         cols = 1 if n <= 2 else 2 if n <= 6 else 3
         grid = GridLayout(cols=cols, spacing=12 * u, size_hint=(1, 0.65))
         for i, r in enumerate(reasons):
-            b = Button(text=f"{i + 1}   {r}", font_name=FONT, font_size=34 * f * (
-                       0.85 if n > 6 else 1), bold=True, background_normal="",
-                       background_color=CARD_BG, color=FG, halign="center", valign="middle")
+            b = Button(
+                text=f"{i + 1}   {r}",
+                font_name=FONT,
+                font_size=34 * f * (0.85 if n > 6 else 1),
+                bold=True,
+                background_normal="",
+                background_color=CARD_BG,
+                color=FG,
+                halign="center",
+                valign="middle",
+            )
             b.bind(size=lambda w, s: setattr(w, "text_size", (s[0] - 10, s[1])))
             b.reason_index = i
             b.bind(on_press=lambda w: self.on_reason(w.reason_index))
@@ -406,21 +484,29 @@ class PadRoot(BoxLayout):
         if self.keypad:
             keys = min(n, len(v.labels))
             self._countdown_prefix = f"{text(self.lang, 'reason_keys', n=keys)}    "
-        self._countdown = label(self._countdown_prefix + self._seconds(v), 24 * f, color=MUTED,
-                                size_hint=(1, 0.1))
+        self._countdown = label(
+            self._countdown_prefix + self._seconds(v), 24 * f, color=MUTED, size_hint=(1, 0.1)
+        )
         body.add_widget(self._countdown)
         return body
 
-    def _message(self, title: str, sub: str, color: tuple[float, ...],
-                 staff: Staff | None = None) -> BoxLayout:
+    def _message(
+        self, title: str, sub: str, color: tuple[float, ...], staff: Staff | None = None
+    ) -> BoxLayout:
         u, f = self.u, self.f
         body = BoxLayout(orientation="vertical", padding=36 * u, spacing=12 * u)
         _paint(body, color)
         body.add_widget(self._title(title, 80 * f, 0.45))
         body.add_widget(label(sub, 34 * f, color=MUTED, size_hint=(1, 0.3)))
         if staff is not None:
-            body.add_widget(label(f"{staff.name}  {text(self.lang, 'staff_no')} {staff.staff}",
-                                  28 * f, color=MUTED, size_hint=(1, 0.25)))
+            body.add_widget(
+                label(
+                    f"{staff.name}  {text(self.lang, 'staff_no')} {staff.staff}",
+                    28 * f,
+                    color=MUTED,
+                    size_hint=(1, 0.25),
+                )
+            )
         return body
 
     def _title(self, txt: str, size: float, share: float) -> Label:

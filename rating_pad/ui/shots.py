@@ -30,17 +30,30 @@ def demo_photo() -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-FIVE = {"labels": ["很不满意", "不满意", "一般", "满意", "非常满意"], "alert_at_or_below": 2,
-        "reasons": ["等候时间长", "服务态度差", "业务不熟练", "收费有误", "环境嘈杂", "指引不清",
-                    "其他"]}
+FIVE = {
+    "labels": ["很不满意", "不满意", "一般", "满意", "非常满意"],
+    "alert_at_or_below": 2,
+    "reasons": [
+        "等候时间长",
+        "服务态度差",
+        "业务不熟练",
+        "收费有误",
+        "环境嘈杂",
+        "指引不清",
+        "其他",
+    ],
+}
 
 
 def views(five: bool = False) -> Iterator[tuple[str, PadView]]:
     """(screen name, view) for every screen, driven through the machine with a fake clock;
     `five`: a five-key scale with seven reasons (the most crowded screens)."""
     rating: dict[str, object] = {"staff_required": True}
-    raw: dict[str, object] = {"device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
-                              "window": {"id": "W03", "name": "收费处 3号窗口"}, "rating": rating}
+    raw: dict[str, object] = {
+        "device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
+        "window": {"id": "W03", "name": "收费处 3号窗口"},
+        "rating": rating,
+    }
     if five:
         rating.update(FIVE)
         raw["buttons"] = {"keys": {str(i): i for i in range(1, 6)}}
@@ -50,8 +63,9 @@ def views(five: bool = False) -> Iterator[tuple[str, PadView]]:
     m.set_directory([clerk])
     t = 1000.0
     yield "closed", m.view(t)
-    open_cfg = cfg.model_copy(update={"rating": cfg.rating.model_copy(
-        update={"staff_required": False})})
+    open_cfg = cfg.model_copy(
+        update={"rating": cfg.rating.model_copy(update={"staff_required": False})}
+    )
     yield "idle-open", PadMachine(open_cfg).view(t)
     m.sign_in(clerk, t)
     yield "idle", m.view(t)
@@ -70,8 +84,9 @@ def views(five: bool = False) -> Iterator[tuple[str, PadView]]:
     v = m.view(t + 42)
     v.fault = "storage"
     yield "fault", v
-    free = PadMachine(cfg.model_copy(update={"rating": cfg.rating.model_copy(
-        update={"mode": "free"})}))
+    free = PadMachine(
+        cfg.model_copy(update={"rating": cfg.rating.model_copy(update={"mode": "free"})})
+    )
     free.sign_in(clerk, t)
     yield "idle-free", free.view(t)
     free.staff_card("a card nobody registered", t + 1)
@@ -126,8 +141,14 @@ def main(argv: list[str] | None = None) -> int:
 
     EventLoop.ensure_window()
     Window.size = (w, h)
-    root = PadRoot(on_score=lambda s: None, on_reason=lambda i: None, keypad=True,
-                   default_language=args.lang, size=(w, h), size_hint=(None, None))
+    root = PadRoot(
+        on_score=lambda s: None,
+        on_reason=lambda i: None,
+        keypad=True,
+        default_language=args.lang,
+        size=(w, h),
+        size_hint=(None, None),
+    )
     Window.add_widget(root)
     written = []
     only = set(filter(None, args.only.split(",")))
@@ -142,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         suffix = ("" if args.lang == "zh" else "-en") + ("-five" if args.five else "")
         path = out / f"pad-{name}{suffix}-{w}x{h}.png"
         root.export_to_png(str(path))
-        written.append({"screen": name, "shown": root.screen, "file": str(path),
-                        "overflows": overflows(root)})
+        written.append(
+            {"screen": name, "shown": root.screen, "file": str(path), "overflows": overflows(root)}
+        )
     print(json.dumps(written, ensure_ascii=False))
     return 0
 

@@ -18,10 +18,29 @@ def test_small_fleet_delivers_every_event_once(tmp_path: Path) -> None:
     out = tmp_path / "fleet.json"
     samples = tmp_path / "samples.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fleet_sim.py"), "--pads", "20", "--kiosks", "2",
-         "--pad-period", "0.5", "--kiosk-period", "0.5", "--duration", "4", "--workers", "2",
-         "--json", str(out), "--samples", str(samples)],
-        capture_output=True, text=True, timeout=90,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "fleet_sim.py"),
+            "--pads",
+            "20",
+            "--kiosks",
+            "2",
+            "--pad-period",
+            "0.5",
+            "--kiosk-period",
+            "0.5",
+            "--duration",
+            "4",
+            "--workers",
+            "2",
+            "--json",
+            str(out),
+            "--samples",
+            str(samples),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (r,) = json.loads(out.read_text())["scenarios"]

@@ -18,8 +18,10 @@ from terminal.mqtt_link import LinkOptions
 from terminal.uplink import Uplink
 from tests.conftest import careterm_cmd, careterm_env, write_config
 
-PG_ADMIN_URLS = ("postgresql+psycopg://postgres@127.0.0.1:5432/test",
-                 "postgresql+psycopg://root@127.0.0.1:5432/test")
+PG_ADMIN_URLS = (
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "postgresql+psycopg://root@127.0.0.1:5432/test",
+)
 
 
 @pytest.fixture
@@ -30,10 +32,19 @@ def device_factory(tmp_path: Path) -> Iterator[Callable[..., Uplink]]:
     def make(device_id: str, broker_url: str, site: str = "main", start: bool = True) -> Uplink:
         d = tmp_path / f"dev-{device_id}"
         d.mkdir(exist_ok=True)
-        cfg = load_config(write_config(d / "device.toml", device_id=device_id, site=site,
-                                       data_dir=d / "data", broker_url=broker_url))
-        up = Uplink(cfg, options=LinkOptions(backoff_min_s=0.2, backoff_max_s=0.5,
-                                             telemetry_interval_s=3600))
+        cfg = load_config(
+            write_config(
+                d / "device.toml",
+                device_id=device_id,
+                site=site,
+                data_dir=d / "data",
+                broker_url=broker_url,
+            )
+        )
+        up = Uplink(
+            cfg,
+            options=LinkOptions(backoff_min_s=0.2, backoff_max_s=0.5, telemetry_interval_s=3600),
+        )
         made.append(up)
         if start:
             up.start()
@@ -57,8 +68,9 @@ class CollectorProc:
 
     def start(self) -> CollectorProc:
         f = self.log.open("ab")
-        self.proc = subprocess.Popen(careterm_cmd("-v", *self.args), stdout=f, stderr=f,
-                                     env=careterm_env())
+        self.proc = subprocess.Popen(
+            careterm_cmd("-v", *self.args), stdout=f, stderr=f, env=careterm_env()
+        )
         f.close()
         return self
 

@@ -14,12 +14,26 @@ from central.messages import parse_event
 _counter = [0]
 
 
-def envelope(device: str, seq: int, ts: str, data: dict[str, Any], etype: str = "rating",
-             eid: str | None = None) -> dict[str, Any]:
+def envelope(
+    device: str,
+    seq: int,
+    ts: str,
+    data: dict[str, Any],
+    etype: str = "rating",
+    eid: str | None = None,
+) -> dict[str, Any]:
     _counter[0] += 1
-    return {"v": 1, "id": eid or f"0193a1b2-0000-7000-8000-{_counter[0]:012d}", "seq": seq,
-            "device": device, "site": "main", "type": etype, "ts": ts, "clock_synced": True,
-            "data": data}
+    return {
+        "v": 1,
+        "id": eid or f"0193a1b2-0000-7000-8000-{_counter[0]:012d}",
+        "seq": seq,
+        "device": device,
+        "site": "main",
+        "type": etype,
+        "ts": ts,
+        "clock_synced": True,
+        "data": data,
+    }
 
 
 def store(engine: Engine, envelopes: list[dict[str, Any]]) -> None:
@@ -31,10 +45,26 @@ def store(engine: Engine, envelopes: list[dict[str, Any]]) -> None:
     books.store_batch(batch)
 
 
-def rating(window: str, staff: str | None, score: int, scale: int = 4, reason: str | None = None,
-           misuse: bool = False, response_ms: int | None = None) -> dict[str, Any]:
-    return {"window": window, "staff": staff, "score": score, "scale": scale, "label": str(score),
-            "reason": reason, "prompt": None, "misuse": misuse, "response_ms": response_ms}
+def rating(
+    window: str,
+    staff: str | None,
+    score: int,
+    scale: int = 4,
+    reason: str | None = None,
+    misuse: bool = False,
+    response_ms: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "window": window,
+        "staff": staff,
+        "score": score,
+        "scale": scale,
+        "label": str(score),
+        "reason": reason,
+        "prompt": None,
+        "misuse": misuse,
+        "response_ms": response_ms,
+    }
 
 
 WINDOWS = {  # window -> (device, clerk, clerk name, department, mean quality)
@@ -65,7 +95,19 @@ def busy_day(day: str = "2026-11-23", seed: int = 7) -> list[dict[str, Any]]:
                 reason = rnd.choice(REASONS[:3] * 3 + REASONS[3:]) if score == 1 else None
                 ts = f"{day}T{hour:02d}:{rnd.randint(0, 59):02d}:{rnd.randint(0, 59):02d}+08:00"
                 misuse = rnd.random() < 0.03
-                out.append(envelope(device, seq, ts, rating(
-                    window, staff, score, reason=reason, misuse=misuse,
-                    response_ms=None if misuse else rnd.randint(900, 9000))))
+                out.append(
+                    envelope(
+                        device,
+                        seq,
+                        ts,
+                        rating(
+                            window,
+                            staff,
+                            score,
+                            reason=reason,
+                            misuse=misuse,
+                            response_ms=None if misuse else rnd.randint(900, 9000),
+                        ),
+                    )
+                )
     return out

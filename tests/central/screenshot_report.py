@@ -22,21 +22,55 @@ def main() -> int:
     store(engine, busy_day())
     engine.dispose()
     staff = tmp / "staff.json"
-    staff.write_text(json.dumps([{"staff": s, "name": n} for s, n in
-                                 ((v[1], v[2]) for v in WINDOWS.values())], ensure_ascii=False))
+    staff.write_text(
+        json.dumps(
+            [{"staff": s, "name": n} for s, n in ((v[1], v[2]) for v in WINDOWS.values())],
+            ensure_ascii=False,
+        )
+    )
     html = tmp / "report.html"
-    subprocess.run([sys.executable, "-m", "terminal", "site", "report", "--db", db, "--by",
-                    "staff", "--staff", str(staff), "--format", "html", "--out", str(html),
-                    "--title", "门诊收费/挂号窗口 服务满意度 2026-11-23"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "terminal",
+            "site",
+            "report",
+            "--db",
+            db,
+            "--by",
+            "staff",
+            "--staff",
+            str(staff),
+            "--format",
+            "html",
+            "--out",
+            str(html),
+            "--title",
+            "门诊收费/挂号窗口 服务满意度 2026-11-23",
+        ],
+        check=True,
+    )
     out = ROOT / "docs" / "screenshots" / "report-html.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
         print("chromium not found (apt-get install chromium)", file=sys.stderr)
         return 1
-    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--screenshot={out}", "--window-size=1280,1600", html.as_uri()],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={out}",
+            "--window-size=1280,1600",
+            html.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+    )
     print(out)
     return 0
 

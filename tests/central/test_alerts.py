@@ -28,7 +28,7 @@ class Webhook:
         hook = self
 
         class H(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 code = 500 if len(hook.calls) < hook.fail else 200
                 hook.calls.append((code, body, dict(self.headers)))
@@ -73,10 +73,26 @@ class AlertsProc:
         self.out, self.err = tmp_path / f"alerts-{n}.out", tmp_path / f"alerts-{n}.err"
         with self.out.open("w") as o, self.err.open("w") as e:
             self.proc = subprocess.Popen(
-                careterm_cmd("-v", "site", "alerts", "--broker", broker.url, "--queue",
-                             str(tmp_path / "alerts.sqlite"), "--client-id", "alerts-a",
-                             "--retry-min", "0.2", "--retry-max", "1", *extra),
-                stdout=o, stderr=e, env=careterm_env())
+                careterm_cmd(
+                    "-v",
+                    "site",
+                    "alerts",
+                    "--broker",
+                    broker.url,
+                    "--queue",
+                    str(tmp_path / "alerts.sqlite"),
+                    "--client-id",
+                    "alerts-a",
+                    "--retry-min",
+                    "0.2",
+                    "--retry-max",
+                    "1",
+                    *extra,
+                ),
+                stdout=o,
+                stderr=e,
+                env=careterm_env(),
+            )
         wait_for(lambda: "alerts: subscribed" in self.err.read_text(), 15, what="forwarder up")
 
 
@@ -93,7 +109,8 @@ def stop(p: AlertsProc) -> tuple[str, str]:
 
 
 def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
-        broker, device_factory, webhook_factory, tmp_path: Path) -> None:
+    broker, device_factory, webhook_factory, tmp_path: Path
+) -> None:
     hook = webhook_factory(fail=2)
     staff = tmp_path / "staff.json"
     staff.write_text(json.dumps([{"staff": "E1024", "name": "王芳"}], ensure_ascii=False))
@@ -101,8 +118,15 @@ def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
     try:
         up = device_factory("pad-w03", broker.url)
         wait_for(lambda: up.link.state.connected, 10, what="device connected")
-        ev = up.alert("dissatisfied", "warning", "score 1 at W03", window="W03", staff="E1024",
-                      score=1, reason="等候时间长")
+        ev = up.alert(
+            "dissatisfied",
+            "warning",
+            "score 1 at W03",
+            window="W03",
+            staff="E1024",
+            score=1,
+            reason="等候时间长",
+        )
         up.alert("printer", "critical", "paper out", printer="paper_out")
         wait_for(lambda: len(hook.delivered()) == 2, 20, what="two alerts delivered")
     finally:
@@ -112,25 +136,40 @@ def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
     first = next(b for b in hook.delivered() if b["id"] == ev.id)
     assert first["kind"] == "dissatisfied"
     assert (first["window"], first["staff"], first["score"], first["reason"]) == (
-        "W03", "E1024", 1, "等候时间长")
+        "W03",
+        "E1024",
+        1,
+        "等候时间长",
+    )
     assert first["staff_name"] == "王芳"
-    assert first["text"].startswith("【不满意评价】窗口 W03 工号 E1024 王芳 评分 1 原因: 等候时间长 ")
+    assert first["text"].startswith(
+        "【不满意评价】窗口 W03 工号 E1024 王芳 评分 1 原因: 等候时间长 "
+    )
     assert first["event"]["seq"] == ev.seq
     assert {c[2]["Idempotency-Key"] for c in hook.calls if c[0] == 200} == {
-        b["id"] for b in hook.delivered()}
+        b["id"] for b in hook.delivered()
+    }
     assert sorted(b["kind"] for b in hook.delivered()) == ["dissatisfied", "printer"]
     assert "webhook failed" in err
 
 
 def test_alerts_wait_in_the_queue_through_a_webhook_outage_and_a_restart(
-        broker, subscriber_factory, tmp_path: Path) -> None:
+    broker, subscriber_factory, tmp_path: Path
+) -> None:
     dead = "http://127.0.0.1:1/hook"
     p = start_alerts(broker, tmp_path, "--webhook", dead)
     pub = subscriber_factory(broker.port, ["careterm/main/pad-x/ack"])
-    env = {"v": 1, "id": "0193a1b2-0000-7000-8000-0000000000a1", "seq": 7, "device": "pad-x",
-           "site": "main", "type": "alert", "ts": "2026-11-23T09:41:12+08:00",
-           "clock_synced": True, "data": {"kind": "card_reader", "severity": "warning",
-                                          "message": "reader unplugged"}}
+    env = {
+        "v": 1,
+        "id": "0193a1b2-0000-7000-8000-0000000000a1",
+        "seq": 7,
+        "device": "pad-x",
+        "site": "main",
+        "type": "alert",
+        "ts": "2026-11-23T09:41:12+08:00",
+        "clock_synced": True,
+        "data": {"kind": "card_reader", "severity": "warning", "message": "reader unplugged"},
+    }
     pub.publish("careterm/main/pad-x/alerts/card_reader", env)
     pub.publish("careterm/main/pad-x/alerts/card_reader", env)  # the same event again
     time.sleep(1.5)
@@ -148,13 +187,26 @@ def test_alerts_wait_in_the_queue_through_a_webhook_outage_and_a_restart(
 
 
 def test_without_a_webhook_alerts_are_printed_one_json_line_each(
-        broker, subscriber_factory, tmp_path: Path) -> None:
+    broker, subscriber_factory, tmp_path: Path
+) -> None:
     p = start_alerts(broker, tmp_path)
     pub = subscriber_factory(broker.port, ["careterm/main/pad-x/ack"])
-    env = {"v": 1, "id": "a-1", "seq": None, "device": "pad-x", "site": "main", "type": "alert",
-           "ts": "2026-11-23T09:41:12+08:00", "clock_synced": True,
-           "data": {"kind": "storage", "severity": "critical", "message": "disk full",
-                    "durable": False}}
+    env = {
+        "v": 1,
+        "id": "a-1",
+        "seq": None,
+        "device": "pad-x",
+        "site": "main",
+        "type": "alert",
+        "ts": "2026-11-23T09:41:12+08:00",
+        "clock_synced": True,
+        "data": {
+            "kind": "storage",
+            "severity": "critical",
+            "message": "disk full",
+            "durable": False,
+        },
+    }
     pub.publish("careterm/main/pad-x/alerts/storage", env)
     pub.publish("careterm/main/pad-x/alerts/storage", b"garbage")
     pub.publish("careterm/main/pad-x/alerts/storage", {**env, "id": "a-2"})

@@ -16,8 +16,17 @@ pytestmark = [pytest.mark.broker]
 
 
 def rating(i: int, window: str = "W03") -> dict:
-    return {"window": window, "staff": "E1024", "score": 1 + i % 4, "scale": 4, "label": "x",
-            "reason": None, "prompt": None, "misuse": False, "response_ms": 1000 + i}
+    return {
+        "window": window,
+        "staff": "E1024",
+        "score": 1 + i % 4,
+        "scale": 4,
+        "label": "x",
+        "reason": None,
+        "prompt": None,
+        "misuse": False,
+        "response_ms": 1000 + i,
+    }
 
 
 def db_count(url: str, device: str | None = None) -> int:
@@ -46,7 +55,8 @@ def outbox_empty(up) -> bool:
 
 
 def test_events_stored_once_and_outbox_emptied_by_the_site_ack(
-        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a").start()
     up = device_factory("pad-w03", broker.url)
@@ -68,7 +78,8 @@ FAST = ("--gap-timeout", "1", "--ping-interval", "1")
 
 
 def test_collector_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
-        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
     up = device_factory("pad-w03", broker.url)
@@ -108,15 +119,20 @@ def _stop_collect_lose_in_broker(broker, up, col, db: str, n_before: int, n_lost
     wait_for(lambda: up.outbox.stats().waiting == 0, 10, what="broker PUBACKed the events")
     assert up.outbox.stats().sent_unacked == n_lost
     broker.restart()  # no persistence: the queued events are gone
-    wait_for(lambda: up.link.state.connected and up.link.state.connects >= 2, 15,
-             what="device reconnected")
+    wait_for(
+        lambda: up.link.state.connected and up.link.state.connects >= 2,
+        15,
+        what="device reconnected",
+    )
 
 
 def test_events_lost_by_a_restarted_broker_come_back_through_resend(
-        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
-    col = collector_factory(broker.url, db, "--client-id", "col-a", "--gap-timeout", "1",
-                            "--ping-interval", "3600").start()
+    col = collector_factory(
+        broker.url, db, "--client-id", "col-a", "--gap-timeout", "1", "--ping-interval", "3600"
+    ).start()
     up = device_factory("pad-w03", broker.url)
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
@@ -126,13 +142,16 @@ def test_events_lost_by_a_restarted_broker_come_back_through_resend(
     wait_for(lambda: db_count(db) == 9, 30, what="gap filled by resend")
     wait_for(lambda: db_rows(db, gaps)[0].state == "filled", 10, what="gap closed")
     g = db_rows(db, gaps)
-    assert [(x.first_seq, x.last_seq, x.state, x.resends >= 1) for x in g] == [(4, 8, "filled", True)]
+    assert [(x.first_seq, x.last_seq, x.state, x.resends >= 1) for x in g] == [
+        (4, 8, "filled", True)
+    ]
     wait_for(lambda: outbox_empty(up), 15, what="outbox emptied")
     assert "resend asked" in col.output()
 
 
 def test_a_lost_tail_is_found_by_ping_and_resent(
-        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
     up = device_factory("pad-w03", broker.url)
@@ -146,12 +165,14 @@ def test_a_lost_tail_is_found_by_ping_and_resent(
 
 
 def test_an_unfillable_gap_is_recorded_as_lost_and_reported(
-        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
     from tests.conftest import run_careterm
 
     db = f"sqlite:///{tmp_path}/site.db"
-    col = collector_factory(broker.url, db, "--client-id", "col-a", "--gap-timeout", "1",
-                            "--ping-interval", "3600").start()
+    col = collector_factory(
+        broker.url, db, "--client-id", "col-a", "--gap-timeout", "1", "--ping-interval", "3600"
+    ).start()
     up = device_factory("pad-w03", broker.url)
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
@@ -159,8 +180,11 @@ def test_an_unfillable_gap_is_recorded_as_lost_and_reported(
     col.start()
     wait_for(lambda: col.output().count("subscribed") >= 2, 15, what="collector back")
     up.record("rating", rating(8))  # seq 9
-    wait_for(lambda: db_rows(db, gaps) and db_rows(db, gaps)[0].state == "lost", 30,
-             what="gap closed as lost")
+    wait_for(
+        lambda: db_rows(db, gaps) and db_rows(db, gaps)[0].state == "lost",
+        30,
+        what="gap closed as lost",
+    )
     g = db_rows(db, gaps)[0]
     assert (g.first_seq, g.last_seq, g.lost) == (4, 8, [[4, 6]])
     assert sorted(json.loads(r.payload)["seq"] for r in db_rows(db, events)) == [1, 2, 3, 7, 8, 9]
@@ -169,18 +193,33 @@ def test_an_unfillable_gap_is_recorded_as_lost_and_reported(
     assert r.returncode == 0, r.stderr
     line = json.loads(r.stdout.splitlines()[0])
     assert (line["device"], line["state"], line["lost"], line["lost_events"]) == (
-        "pad-w03", "lost", [[4, 6]], 3)
+        "pad-w03",
+        "lost",
+        [[4, 6]],
+        3,
+    )
 
 
 def test_a_device_that_ran_before_the_site_saw_it_is_collected_from_its_oldest_event(
-        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     up = device_factory("kiosk-01", broker.url)
     wait_for(lambda: up.link.state.connected, 10, what="device connected")
     for i in range(5):  # nobody subscribed yet: the broker drops them after its PUBACK
-        up.record("checkin", {"appointment": f"A-{i}", "department_id": "cardio",
-                              "queue_no": f"B{i:03d}", "card_kind": "id_card", "token": "t",
-                              "timing": "on_time", "ticket": "printed", "repeat": False})
+        up.record(
+            "checkin",
+            {
+                "appointment": f"A-{i}",
+                "department_id": "cardio",
+                "queue_no": f"B{i:03d}",
+                "card_kind": "id_card",
+                "token": "t",
+                "timing": "on_time",
+                "ticket": "printed",
+                "repeat": False,
+            },
+        )
     wait_for(lambda: up.outbox.stats().waiting == 0, 10, what="PUBACKs")
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
@@ -191,29 +230,45 @@ def test_a_device_that_ran_before_the_site_saw_it_is_collected_from_its_oldest_e
 
 
 def test_duplicates_malformed_payloads_and_null_seq_alerts(
-        broker, subscriber_factory, collector_factory, tmp_path: Path) -> None:
+    broker, subscriber_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     pub = subscriber_factory(broker.port, ["careterm/main/pad-x/ack"])
     base = "careterm/main/pad-x"
-    env = {"v": 1, "id": "0193a1b2-0000-7000-8000-000000000001", "seq": 1, "device": "pad-x",
-           "site": "main", "type": "rating", "ts": "2026-11-23T09:41:12.345+08:00",
-           "clock_synced": True, "data": rating(3)}
+    env = {
+        "v": 1,
+        "id": "0193a1b2-0000-7000-8000-000000000001",
+        "seq": 1,
+        "device": "pad-x",
+        "site": "main",
+        "type": "rating",
+        "ts": "2026-11-23T09:41:12.345+08:00",
+        "clock_synced": True,
+        "data": rating(3),
+    }
     pub.publish(f"{base}/events/rating", env)
     pub.publish(f"{base}/events/rating", env)  # a DUP after a reconnect
     pub.publish(f"{base}/events/rating", b"\xff not json")
     pub.publish(f"{base}/events/rating", {"id": "x2", "seq": "seven", "type": "rating", "data": {}})
     pub.publish(f"{base}/events/rating", [1, 2, 3])
-    storage = {**env, "id": "0193a1b2-0000-7000-8000-000000000002", "seq": None, "type": "alert",
-               "data": {"kind": "storage", "severity": "critical", "message": "disk",
-                        "durable": False}}
+    storage = {
+        **env,
+        "id": "0193a1b2-0000-7000-8000-000000000002",
+        "seq": None,
+        "type": "alert",
+        "data": {"kind": "storage", "severity": "critical", "message": "disk", "durable": False},
+    }
     pub.publish(f"{base}/alerts/storage", storage)
     env2 = {**env, "id": "0193a1b2-0000-7000-8000-000000000003", "seq": 2}
     pub.publish(f"{base}/events/rating", env2)
     wait_for(lambda: db_count(db) == 3, 15, what="three distinct events")
-    wait_for(lambda: pub.payloads("/ack") and pub.payloads("/ack")[-1] == {"seq": 2}, 10,
-             what="ack seq 2")
+    wait_for(
+        lambda: pub.payloads("/ack") and pub.payloads("/ack")[-1] == {"seq": 2},
+        10,
+        what="ack seq 2",
+    )
     assert col.proc is not None and col.proc.poll() is None
     assert len(db_rows(db, ratings)) == 2
     alert = db_rows(db, events, events.c.seq.is_(None))[0]
@@ -223,7 +278,8 @@ def test_duplicates_malformed_payloads_and_null_seq_alerts(
 
 
 def test_a_late_will_from_an_older_session_does_not_override_online(
-        broker, subscriber_factory, collector_factory, tmp_path: Path) -> None:
+    broker, subscriber_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
@@ -231,8 +287,15 @@ def test_a_late_will_from_an_older_session_does_not_override_online(
     topic = "careterm/main/pad-y/status"
 
     def st(state: str, reason, session: int) -> dict:
-        return {"v": 1, "state": state, "reason": reason, "role": "rating_pad", "version": "0.1.0",
-                "session": session, "ts": "2026-11-23T09:00:00+08:00"}
+        return {
+            "v": 1,
+            "state": state,
+            "reason": reason,
+            "role": "rating_pad",
+            "version": "0.1.0",
+            "session": session,
+            "ts": "2026-11-23T09:00:00+08:00",
+        }
 
     def dev():
         rows = db_rows(db, devices, devices.c.device == "pad-y")
@@ -252,10 +315,12 @@ def test_a_late_will_from_an_older_session_does_not_override_online(
 
 
 def test_two_collectors_in_one_group_share_the_load_and_store_each_event_once(
-        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
-    cols = [collector_factory(broker.url, db, "--client-id", f"col-{n}", *FAST).start()
-            for n in "ab"]
+    cols = [
+        collector_factory(broker.url, db, "--client-id", f"col-{n}", *FAST).start() for n in "ab"
+    ]
     for c in cols:
         wait_for(lambda c=c: "subscribed" in c.output(), 15, what="collector connected")
     ups = [device_factory(f"pad-w0{i}", broker.url) for i in range(1, 4)]
@@ -277,10 +342,15 @@ def test_two_collectors_in_one_group_share_the_load_and_store_each_event_once(
 
 
 def test_a_collector_of_the_group_that_dies_for_good_costs_no_event(
-        broker, device_factory, collector_factory, tmp_path: Path) -> None:
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
-    a, b = (collector_factory(broker.url, db, "--client-id", f"col-{n}", "--session-expiry", "2",
-                              *FAST).start() for n in "ab")
+    a, b = (
+        collector_factory(
+            broker.url, db, "--client-id", f"col-{n}", "--session-expiry", "2", *FAST
+        ).start()
+        for n in "ab"
+    )
     for c in (a, b):
         wait_for(lambda c=c: "subscribed" in c.output(), 15, what="collector subscribed")
     up = device_factory("pad-w03", broker.url)
@@ -296,13 +366,17 @@ def test_a_collector_of_the_group_that_dies_for_good_costs_no_event(
 
 
 def test_two_collectors_with_one_client_id_are_told_apart_in_the_log(
-        broker, collector_factory, tmp_path: Path) -> None:
+    broker, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     a = collector_factory(broker.url, db, "--client-id", "same").start()
     wait_for(lambda: "subscribed" in a.output(), 15, what="first collector subscribed")
     b = collector_factory(broker.url, db, "--client-id", "same").start()
-    wait_for(lambda: "Give every collector its own --client-id" in a.output() + b.output(), 20,
-             what="session takeover explained")
+    wait_for(
+        lambda: "Give every collector its own --client-id" in a.output() + b.output(),
+        20,
+        what="session takeover explained",
+    )
     # both back off instead of kicking each other out many times a second
     assert (a.output() + b.output()).count("connected to") < 8
 
@@ -310,8 +384,15 @@ def test_two_collectors_with_one_client_id_are_told_apart_in_the_log(
 def test_collect_names_a_database_it_cannot_use() -> None:
     from tests.conftest import run_careterm
 
-    r = run_careterm("site", "collect", "--broker", "mqtt://127.0.0.1:1", "--db",
-                     "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", timeout=60)
+    r = run_careterm(
+        "site",
+        "collect",
+        "--broker",
+        "mqtt://127.0.0.1:1",
+        "--db",
+        "postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "--db postgresql+psycopg://postgres@127.0.0.1:1/nowhere" in r.stderr
     assert "Traceback" not in r.stderr

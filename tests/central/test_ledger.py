@@ -33,37 +33,48 @@ def test_merge_and_intersect() -> None:
 def test_topics_with_a_multi_level_root() -> None:
     t = parse_topic("hosp/a/careterm/main/pad-w03/alerts/dissatisfied")
     assert (t.root, t.site, t.device, t.kind, t.leaf) == (
-        "hosp/a/careterm", "main", "pad-w03", "alerts", "dissatisfied")
+        "hosp/a/careterm",
+        "main",
+        "pad-w03",
+        "alerts",
+        "dissatisfied",
+    )
     assert parse_topic("careterm/main/pad-w03/status").kind == "status"
     with pytest.raises(BadMessage):
         parse_topic("careterm/main/roster")
 
 
-@pytest.mark.parametrize("payload, why", [
-    (b"{", "not JSON"),
-    (b"[]", "not a JSON object"),
-    (b'{"seq": 1, "type": "rating", "data": {}}', "usable `id`"),
-    (b'{"id": "a", "seq": 0, "type": "rating", "data": {}}', "positive integer"),
-    (b'{"id": "a", "seq": true, "type": "rating", "data": {}}', "positive integer"),
-    (b'{"id": "a", "seq": 1, "type": "rating", "data": []}', "`data`"),
-])
+@pytest.mark.parametrize(
+    "payload, why",
+    [
+        (b"{", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"seq": 1, "type": "rating", "data": {}}', "usable `id`"),
+        (b'{"id": "a", "seq": 0, "type": "rating", "data": {}}', "positive integer"),
+        (b'{"id": "a", "seq": true, "type": "rating", "data": {}}', "positive integer"),
+        (b'{"id": "a", "seq": 1, "type": "rating", "data": []}', "`data`"),
+    ],
+)
 def test_malformed_envelopes_are_refused_with_a_reason(payload: bytes, why: str) -> None:
     with pytest.raises(BadMessage, match=why):
         parse_event("careterm/main/pad-w03/events/rating", payload)
 
 
 def test_local_day_and_hour_come_from_the_devices_own_offset() -> None:
-    ev = parse_event("careterm/main/pad-w03/events/rating",
-                     b'{"id":"a","seq":null,"type":"rating","ts":"2026-11-23T23:59:59.5+08:00",'
-                     b'"data":{"score":9,"scale":4}}')
+    ev = parse_event(
+        "careterm/main/pad-w03/events/rating",
+        b'{"id":"a","seq":null,"type":"rating","ts":"2026-11-23T23:59:59.5+08:00",'
+        b'"data":{"score":9,"scale":4}}',
+    )
     assert (ev.seq, ev.day, ev.hour) == (None, "2026-11-23", 23)
     assert parse_rating(ev.data) is None  # score outside the scale: stored, not counted
     assert parse_rating({"score": 2, "scale": 4, "misuse": "yes"}).misuse is False
 
 
 def test_status_needs_a_state_and_a_session() -> None:
-    st = parse_status("careterm/main/pad-w03/status",
-                      b'{"state":"offline","reason":"lost","session":4}')
+    st = parse_status(
+        "careterm/main/pad-w03/status", b'{"state":"offline","reason":"lost","session":4}'
+    )
     assert (st.device, st.state, st.reason, st.session) == ("pad-w03", "offline", "lost", 4)
     with pytest.raises(BadMessage):
         parse_status("careterm/main/pad-w03/status", b'{"state":"online"}')

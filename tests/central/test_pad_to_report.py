@@ -17,11 +17,14 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def test_key_presses_on_a_real_pad_process_end_up_in_the_report(
-        config_writer, broker, pty, collector_factory, tmp_path: Path) -> None:
+    config_writer, broker, pty, collector_factory, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", "--gap-timeout", "1").start()
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector subscribed")
-    cfg = config_writer(broker_url=broker.url, extra=f"""
+    cfg = config_writer(
+        broker_url=broker.url,
+        extra=f"""
 [rating]
 mode = "free"
 cooldown_s = 0
@@ -31,10 +34,15 @@ debounce_ms = 40
 driver = "serial"
 device = "{pty.path}"
 baudrate = 9600
-""")
+""",
+    )
     with open(tmp_path / "pad.log", "ab") as log:
-        pad = subprocess.Popen(careterm_cmd("pad", "--config", str(cfg), "--headless"),
-                               env=careterm_env(), stdout=subprocess.DEVNULL, stderr=log)
+        pad = subprocess.Popen(
+            careterm_cmd("pad", "--config", str(cfg), "--headless"),
+            env=careterm_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         wait_for(lambda: _online(db), 20, what="pad online at the site")
         for key in b"4433":
@@ -47,8 +55,14 @@ baudrate = 9600
     r = run_careterm("site", "report", "--db", db, "--format", "csv")
     assert r.returncode == 0, r.stderr
     (row,) = csv.DictReader(io.StringIO(r.stdout))
-    assert (row["window"], row["count"], row["score_3"], row["score_4"], row["satisfied_pct"],
-            row["misuse"]) == ("W03", "4", "2", "2", "100.0", "0")
+    assert (
+        row["window"],
+        row["count"],
+        row["score_3"],
+        row["score_4"],
+        row["satisfied_pct"],
+        row["misuse"],
+    ) == ("W03", "4", "2", "2", "100.0", "0")
 
 
 def _online(db: str) -> bool:

@@ -23,18 +23,39 @@ def db(tmp_path: Path) -> str:
     engine = open_db(url)
     e = []
     # W01, scale 4: scores 4 4 4 3 2 1, plus a misuse press (not counted in the scores)
-    for i, (score, reason, ms, hour) in enumerate([
-            (4, None, 1000, 9), (4, None, 2000, 9), (4, None, 3000, 10), (3, None, 4000, 10),
-            (2, None, 5000, 10), (1, "等候时间长", 6000, 14)]):
-        e.append(envelope("pad-w01", i + 1, f"{DAY}T{hour:02d}:15:00+08:00",
-                          rating("W01", "E1001", score, reason=reason, response_ms=ms)))
-    e.append(envelope("pad-w01", 7, f"{DAY}T14:15:03+08:00",
-                      rating("W01", "E1001", 4, misuse=True)))
+    for i, (score, reason, ms, hour) in enumerate(
+        [
+            (4, None, 1000, 9),
+            (4, None, 2000, 9),
+            (4, None, 3000, 10),
+            (3, None, 4000, 10),
+            (2, None, 5000, 10),
+            (1, "等候时间长", 6000, 14),
+        ]
+    ):
+        e.append(
+            envelope(
+                "pad-w01",
+                i + 1,
+                f"{DAY}T{hour:02d}:15:00+08:00",
+                rating("W01", "E1001", score, reason=reason, response_ms=ms),
+            )
+        )
+    e.append(
+        envelope("pad-w01", 7, f"{DAY}T14:15:03+08:00", rating("W01", "E1001", 4, misuse=True))
+    )
     # W02, scale 5: scores 5 5 4 1; the clerk changes half way
-    for i, (score, staff, reason) in enumerate([(5, "E1002", None), (5, "E1002", None),
-                                                (4, "E1003", None), (1, "E1003", "服务态度差")]):
-        e.append(envelope("pad-w02", i + 1, f"{DAY}T09:{10 + i}:00+08:00",
-                          rating("W02", staff, score, scale=5, reason=reason)))
+    for i, (score, staff, reason) in enumerate(
+        [(5, "E1002", None), (5, "E1002", None), (4, "E1003", None), (1, "E1003", "服务态度差")]
+    ):
+        e.append(
+            envelope(
+                "pad-w02",
+                i + 1,
+                f"{DAY}T09:{10 + i}:00+08:00",
+                rating("W02", staff, score, scale=5, reason=reason),
+            )
+        )
     # the day before, and one repeated event (stored once)
     e.append(envelope("pad-w02", 5, "2026-11-22T16:00:00+08:00", rating("W02", "E1002", 1, 5)))
     e.append(dict(e[0]))
@@ -56,8 +77,17 @@ def rows(text: str) -> list[dict[str, str]]:
 def test_csv_by_window_has_exact_figures(db: str) -> None:
     out = report(db, "--from", DAY, "--to", DAY, "--by", "window", "--format", "csv")
     header = out.splitlines()[0].split(",")
-    assert header[:9] == ["window", "count", "score_1", "score_2", "score_3", "score_4", "score_5",
-                          "satisfied_pct", "misuse"]
+    assert header[:9] == [
+        "window",
+        "count",
+        "score_1",
+        "score_2",
+        "score_3",
+        "score_4",
+        "score_5",
+        "satisfied_pct",
+        "misuse",
+    ]
     got = {r["window"]: r for r in rows(out)}
     assert list(got) == ["W01", "W02"]
     w1, w2 = got["W01"], got["W02"]
@@ -76,20 +106,45 @@ def test_csv_by_window_has_exact_figures(db: str) -> None:
 def test_whole_period_and_other_groupings(db: str, tmp_path: Path) -> None:
     got = {r["window"]: r for r in rows(report(db, "--format", "csv"))}
     assert got["W02"]["count"] == "5" and got["W02"]["satisfied_pct"] == "60.0"
-    by_hour = {r["hour"]: r for r in rows(report(db, "--from", DAY, "--by", "hour",
-                                                 "--format", "csv"))}
+    by_hour = {
+        r["hour"]: r for r in rows(report(db, "--from", DAY, "--by", "hour", "--format", "csv"))
+    }
     assert {h: r["count"] for h, r in by_hour.items()} == {"9": "6", "10": "3", "14": "2"}
     assert by_hour["14"]["misuse"] == "1" and by_hour["14"]["satisfied_pct"] == "0.0"
     staff = tmp_path / "staff.json"
     staff.write_text(json.dumps([{"staff": "E1003", "name": "张伟"}], ensure_ascii=False))
-    by_staff = {r["staff"]: r for r in rows(report(db, "--from", DAY, "--by", "staff",
-                                                   "--staff", str(staff), "--format", "csv"))}
-    assert {s: r["count"] for s, r in by_staff.items()} == {"E1001": "7", "E1002": "2", "E1003": "2"}
-    assert by_staff["E1003"]["staff_name"] == "张伟" and by_staff["E1003"]["satisfied_pct"] == "50.0"
+    by_staff = {
+        r["staff"]: r
+        for r in rows(
+            report(db, "--from", DAY, "--by", "staff", "--staff", str(staff), "--format", "csv")
+        )
+    }
+    assert {s: r["count"] for s, r in by_staff.items()} == {
+        "E1001": "7",
+        "E1002": "2",
+        "E1003": "2",
+    }
+    assert (
+        by_staff["E1003"]["staff_name"] == "张伟" and by_staff["E1003"]["satisfied_pct"] == "50.0"
+    )
     windows = tmp_path / "windows.csv"
     windows.write_text("window,department\nW01,收费处\n")
-    by_dept = {r["department"]: r for r in rows(report(
-        db, "--from", DAY, "--by", "department", "--windows", str(windows), "--format", "csv"))}
+    by_dept = {
+        r["department"]: r
+        for r in rows(
+            report(
+                db,
+                "--from",
+                DAY,
+                "--by",
+                "department",
+                "--windows",
+                str(windows),
+                "--format",
+                "csv",
+            )
+        )
+    }
     assert {d: r["count"] for d, r in by_dept.items()} == {"(unmapped)": "4", "收费处": "7"}
     by_day = {r["day"]: r["count"] for r in rows(report(db, "--by", "day", "--format", "csv"))}
     assert by_day == {"2026-11-22": "1", DAY: "11"}

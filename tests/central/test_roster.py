@@ -11,8 +11,10 @@ from central.roster import ID_CHECK, ID_WEIGHTS, id_checksum_ok, mask_roster_nam
 from terminal.privacy import card_token
 from tests.conftest import run_careterm, wait_for
 
-HEADER = ("appointment_id,id_number,card_kind,card_number,patient_name,department_id,department,"
-          "doctor,room,slot_start,slot_end,queue_no\n")
+HEADER = (
+    "appointment_id,id_number,card_kind,card_number,patient_name,department_id,department,"
+    "doctor,room,slot_start,slot_end,queue_no\n"
+)
 
 
 def id_number(body17: str) -> str:
@@ -48,8 +50,17 @@ GOOD = [
 
 
 def test_roster_has_tokens_masked_names_and_one_entry_per_card(tmp_path: Path, salt: Path) -> None:
-    r = run_careterm("site", "roster", "build", "--csv", str(his_csv(tmp_path, GOOD)),
-                     "--salt-file", str(salt), "--date", "2026-11-23")
+    r = run_careterm(
+        "site",
+        "roster",
+        "build",
+        "--csv",
+        str(his_csv(tmp_path, GOOD)),
+        "--salt-file",
+        str(salt),
+        "--date",
+        "2026-11-23",
+    )
     assert r.returncode == 0, r.stderr
     roster = json.loads(r.stdout)
     assert roster["v"] == 1 and roster["date"] == "2026-11-23"
@@ -62,25 +73,40 @@ def test_roster_has_tokens_masked_names_and_one_entry_per_card(tmp_path: Path, s
         ("A20261123-0043", card_token(s, "id_card", ID_B), "王*", "C001"),
     ]
     first = roster["appointments"][0]
-    assert (first["slot_start"], first["slot_end"]) == ("2026-11-23T09:00:00+08:00",
-                                                        "2026-11-23T09:30:00+08:00")
+    assert (first["slot_start"], first["slot_end"]) == (
+        "2026-11-23T09:00:00+08:00",
+        "2026-11-23T09:30:00+08:00",
+    )
     assert (first["department_id"], first["department"], first["doctor"], first["room"]) == (
-        "cardio", "心内科", "李明", "门诊3楼 305诊室")
+        "cardio",
+        "心内科",
+        "李明",
+        "门诊3楼 305诊室",
+    )
     for secret in (ID_A, ID_B, "6222020200112233", "张三丰", "王芳"):
         assert secret not in r.stdout and secret not in r.stderr
     assert "1 row(s) are not on 2026-11-23" in r.stderr
 
 
 def test_a_gb18030_export_from_a_chinese_windows_his_is_read(tmp_path: Path, salt: Path) -> None:
-    r = run_careterm("site", "roster", "build", "--csv",
-                     str(his_csv(tmp_path, GOOD[:1], "gb18030")), "--salt-file", str(salt),
-                     "--date", "2026-11-23")
+    r = run_careterm(
+        "site",
+        "roster",
+        "build",
+        "--csv",
+        str(his_csv(tmp_path, GOOD[:1], "gb18030")),
+        "--salt-file",
+        str(salt),
+        "--date",
+        "2026-11-23",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["appointments"][0]["department"] == "心内科"
 
 
 def test_bad_rows_are_reported_by_file_row_and_column_without_the_number(
-        tmp_path: Path, salt: Path) -> None:
+    tmp_path: Path, salt: Path
+) -> None:
     bad_id = ID_A[:-1] + ("0" if ID_A[-1] != "0" else "1")
     rows = [
         f"A20261123-0042,{bad_id},,,张三,cardio,心内科,李明,305,09:00,09:30,B023",
@@ -88,8 +114,9 @@ def test_bad_rows_are_reported_by_file_row_and_column_without_the_number(
         "A20261123-0045,,,,李四,cardio,心内科,李明,305,09:00,08:30,B025",
     ]
     p = his_csv(tmp_path, rows)
-    r = run_careterm("site", "roster", "build", "--csv", str(p), "--salt-file", str(salt),
-                     "--date", "2026-11-23")
+    r = run_careterm(
+        "site", "roster", "build", "--csv", str(p), "--salt-file", str(salt), "--date", "2026-11-23"
+    )
     assert r.returncode == 2
     assert r.stdout == ""
     err = r.stderr
@@ -103,18 +130,38 @@ def test_bad_rows_are_reported_by_file_row_and_column_without_the_number(
 def test_missing_columns_and_salt_are_named(tmp_path: Path, salt: Path) -> None:
     p = tmp_path / "his.csv"
     p.write_text("appointment_id,patient_name\nA1,张三\n")
-    r = run_careterm("site", "roster", "build", "--csv", str(p), "--salt-file", str(salt),
-                     "--date", "2026-11-23")
+    r = run_careterm(
+        "site", "roster", "build", "--csv", str(p), "--salt-file", str(salt), "--date", "2026-11-23"
+    )
     assert r.returncode == 2 and "row 1: missing column(s) department_id" in r.stderr
-    r = run_careterm("site", "roster", "build", "--csv", str(his_csv(tmp_path, GOOD)),
-                     "--salt-file", str(tmp_path / "nope.salt"), "--date", "2026-11-23")
+    r = run_careterm(
+        "site",
+        "roster",
+        "build",
+        "--csv",
+        str(his_csv(tmp_path, GOOD)),
+        "--salt-file",
+        str(tmp_path / "nope.salt"),
+        "--date",
+        "2026-11-23",
+    )
     assert r.returncode == 2 and "nope.salt: salt file not found (--salt-file)" in r.stderr
 
 
 def test_a_roster_with_nothing_on_the_day_is_refused_unless_asked_for(
-        tmp_path: Path, salt: Path) -> None:
-    args = ("site", "roster", "build", "--csv", str(his_csv(tmp_path, GOOD[1:])), "--salt-file",
-            str(salt), "--date", "2026-11-25")
+    tmp_path: Path, salt: Path
+) -> None:
+    args = (
+        "site",
+        "roster",
+        "build",
+        "--csv",
+        str(his_csv(tmp_path, GOOD[1:])),
+        "--salt-file",
+        str(salt),
+        "--date",
+        "2026-11-25",
+    )
     r = run_careterm(*args)
     assert r.returncode == 2 and "no appointments on 2026-11-25 (2 rows on other days)" in r.stderr
     r = run_careterm(*args, "--allow-empty")
@@ -123,32 +170,95 @@ def test_a_roster_with_nothing_on_the_day_is_refused_unless_asked_for(
 
 def test_name_mask_and_id_checksum() -> None:
     assert [mask_roster_name(n) for n in ("张三", "张三丰", "欧阳锋华", "买买提·艾力")] == [
-        "张*", "张*丰", "欧**华", "买****力"]
+        "张*",
+        "张*丰",
+        "欧**华",
+        "买****力",
+    ]
     assert id_checksum_ok("11010519491231002X")
     assert not id_checksum_ok("110105194912310021")
 
 
 @pytest.mark.broker
 def test_roster_and_documents_are_published_retained(
-        broker, subscriber_factory, tmp_path: Path, salt: Path) -> None:
+    broker, subscriber_factory, tmp_path: Path, salt: Path
+) -> None:
     roster = tmp_path / "roster.json"
-    r = run_careterm("site", "roster", "build", "--csv", str(his_csv(tmp_path, GOOD)),
-                     "--salt-file", str(salt), "--date", "2026-11-23", "--out", str(roster))
+    r = run_careterm(
+        "site",
+        "roster",
+        "build",
+        "--csv",
+        str(his_csv(tmp_path, GOOD)),
+        "--salt-file",
+        str(salt),
+        "--date",
+        "2026-11-23",
+        "--out",
+        str(roster),
+    )
     assert r.returncode == 0, r.stderr
     r = run_careterm("site", "roster", "publish", "--broker", broker.url, str(roster))
     assert r.returncode == 0, r.stderr
     assert "no --site given: publishing to site 'main'" in r.stderr
     staff = tmp_path / "staff.json"
-    staff.write_text(json.dumps([{"staff": "E1024", "name": "王芳", "title": "收费员",
-                                  "token": "0" * 32, "photo": None}], ensure_ascii=False))
+    staff.write_text(
+        json.dumps(
+            [
+                {
+                    "staff": "E1024",
+                    "name": "王芳",
+                    "title": "收费员",
+                    "token": "0" * 32,
+                    "photo": None,
+                }
+            ],
+            ensure_ascii=False,
+        )
+    )
     survey = tmp_path / "survey.json"
-    survey.write_text(json.dumps({"v": 1, "id": "opd-2026q4", "questions": [
-        {"id": "q1", "text": "您对挂号流程满意吗?", "text_en": "Registration?", "scale": 5}]}))
+    survey.write_text(
+        json.dumps(
+            {
+                "v": 1,
+                "id": "opd-2026q4",
+                "questions": [
+                    {
+                        "id": "q1",
+                        "text": "您对挂号流程满意吗?",
+                        "text_en": "Registration?",
+                        "scale": 5,
+                    }
+                ],
+            }
+        )
+    )
     directory = tmp_path / "directory.json"
-    directory.write_text(json.dumps({"v": 1, "departments": [
-        {"id": "cardio", "name": "心内科", "name_en": "Cardiology", "floor": "3", "location": "x"}],
-        "doctors": [{"name": "李明", "title": "主任医师", "department_id": "cardio",
-                     "today": ["08:00-12:00"], "bio": ""}]}))
+    directory.write_text(
+        json.dumps(
+            {
+                "v": 1,
+                "departments": [
+                    {
+                        "id": "cardio",
+                        "name": "心内科",
+                        "name_en": "Cardiology",
+                        "floor": "3",
+                        "location": "x",
+                    }
+                ],
+                "doctors": [
+                    {
+                        "name": "李明",
+                        "title": "主任医师",
+                        "department_id": "cardio",
+                        "today": ["08:00-12:00"],
+                        "bio": "",
+                    }
+                ],
+            }
+        )
+    )
     for kind, f in (("staff", staff), ("survey", survey), ("directory", directory)):
         r = run_careterm("site", "publish", kind, str(f), "--broker", broker.url, "--site", "main")
         assert r.returncode == 0, r.stderr
@@ -164,20 +274,41 @@ def test_roster_and_documents_are_published_retained(
 
 def test_bad_documents_are_refused_before_publishing(tmp_path: Path) -> None:
     survey = tmp_path / "survey.json"
-    survey.write_text(json.dumps({"v": 1, "id": "s", "questions": [
-        {"id": "q1", "text": "x", "scale": 7}, {"id": "q1", "text": "y", "scale": 5}]}))
-    r = run_careterm("site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1",
-                     "--site", "main")
+    survey.write_text(
+        json.dumps(
+            {
+                "v": 1,
+                "id": "s",
+                "questions": [
+                    {"id": "q1", "text": "x", "scale": 7},
+                    {"id": "q1", "text": "y", "scale": 5},
+                ],
+            }
+        )
+    )
+    r = run_careterm(
+        "site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1", "--site", "main"
+    )
     assert r.returncode == 2
     assert "questions[0].scale: 7 is not 3, 4 or 5" in r.stderr
     assert "questions[1].id: q1 appears twice" in r.stderr
     staff = tmp_path / "staff.json"
     staff.write_text('[{"staff": "E1", "name": "x", "token": "1234"}')
-    r = run_careterm("site", "publish", "staff", str(staff), "--broker", "mqtt://127.0.0.1:1",
-                     "--site", "main")
+    r = run_careterm(
+        "site", "publish", "staff", str(staff), "--broker", "mqtt://127.0.0.1:1", "--site", "main"
+    )
     assert r.returncode == 2 and "line 1, column" in r.stderr and "not valid JSON" in r.stderr
-    survey.write_text(json.dumps({"v": 1, "id": "s", "questions": [
-        {"id": "q1", "text": "x", "scale": 5}]}))
-    r = run_careterm("site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1",
-                     "--site", "Main Site")
+    survey.write_text(
+        json.dumps({"v": 1, "id": "s", "questions": [{"id": "q1", "text": "x", "scale": 5}]})
+    )
+    r = run_careterm(
+        "site",
+        "publish",
+        "survey",
+        str(survey),
+        "--broker",
+        "mqtt://127.0.0.1:1",
+        "--site",
+        "Main Site",
+    )
     assert r.returncode == 2 and "--site 'Main Site': a site is lower-case" in r.stderr

@@ -20,7 +20,7 @@ SALT = b"site-secret-for-tests"
 @pytest.fixture
 def salt_file(tmp_path: Path) -> Path:
     p = tmp_path / "site.salt"
-    p.write_bytes(b"  " + SALT + b"\n")   # surrounding white space is not part of the salt
+    p.write_bytes(b"  " + SALT + b"\n")  # surrounding white space is not part of the salt
     return p
 
 
@@ -33,8 +33,12 @@ def classifier() -> Classifier:
 def make_cfg(tmp_path: Path, salt_file: Path) -> Callable[..., Any]:
     def make(role: str = "kiosk", **sections: dict[str, Any]) -> Any:
         data: dict[str, Any] = {
-            "device": {"id": "kiosk-t1", "role": role, "site": "main",
-                       "data_dir": str(tmp_path / "data")},
+            "device": {
+                "id": "kiosk-t1",
+                "role": role,
+                "site": "main",
+                "data_dir": str(tmp_path / "data"),
+            },
             "privacy": {"salt_file": str(salt_file)},
         }
         data.update(sections)

@@ -23,11 +23,18 @@ def test_id_card_line_gives_token_and_mask(classifier: Classifier) -> None:
     assert r is not None and r.kind == "id_card"
     assert r.token == spec_token("id_card", "11010519491231002X")
     assert r.masked == "1101**********002X"
-    assert r.to_json() == {"kind": "id_card", "token": r.token, "masked": "1101**********002X",
-                           "name_masked": None, "valid": True}
+    assert r.to_json() == {
+        "kind": "id_card",
+        "token": r.token,
+        "masked": "1101**********002X",
+        "name_masked": None,
+        "valid": True,
+    }
 
 
-def test_id_number_with_wrong_check_digit_is_dropped_not_reclassified(classifier: Classifier) -> None:
+def test_id_number_with_wrong_check_digit_is_dropped_not_reclassified(
+    classifier: Classifier,
+) -> None:
     # 18 digits would also fit the medical card pattern: first match wins, then the check rejects
     assert classifier.classify("110105194912310021") is None
 
@@ -35,8 +42,13 @@ def test_id_number_with_wrong_check_digit_is_dropped_not_reclassified(classifier
 def test_appointment_qr_carries_the_number_not_a_token(classifier: Classifier) -> None:
     r = classifier.classify("CT1:A20261123-0042")
     assert r is not None
-    assert r.to_json() == {"kind": "appointment_qr", "appointment": "A20261123-0042",
-                           "masked": "A202******0042", "name_masked": None, "valid": True}
+    assert r.to_json() == {
+        "kind": "appointment_qr",
+        "appointment": "A20261123-0042",
+        "masked": "A202******0042",
+        "name_masked": None,
+        "valid": True,
+    }
 
 
 def test_staff_and_medical_cards(classifier: Classifier) -> None:
@@ -80,10 +92,12 @@ def test_track_candidates_order() -> None:
 
 
 def test_custom_rules_first_match_wins() -> None:
-    rules = compile_rules([
-        {"kind": "staff_card", "pattern": r"^EMP(?P<number>\d{4})$"},
-        {"kind": "medical_card", "pattern": r"^(?P<number>\d{4,})$"},
-    ])
+    rules = compile_rules(
+        [
+            {"kind": "staff_card", "pattern": r"^EMP(?P<number>\d{4})$"},
+            {"kind": "medical_card", "pattern": r"^(?P<number>\d{4,})$"},
+        ]
+    )
     c = Classifier(rules, SALT)
     r = c.classify("EMP0042")
     assert r is not None and r.kind == "staff_card" and r.token == spec_token("staff_card", "0042")

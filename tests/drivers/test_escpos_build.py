@@ -23,14 +23,18 @@ STYLE = TicketStyle(columns=32, encoding="gb18030", cut=True, native_qr=True)
 
 def test_minimal_ticket_byte_for_byte() -> None:
     doc = Document((Text("心内科", align="center"),))
-    assert build(doc, STYLE) == (
-        b"\x1b@"                      # ESC @
-        b"\x1c&"                      # FS & : Chinese character mode
-        b"\x1ba\x01"                  # ESC a 1 : centre
-        b"\x1d!\x00"                  # GS ! 0 : normal size
-        + "心内科".encode("gb18030") + b"\n"
-        + b"\x1ba\x00"                # back to left
-        b"\x1dVA\x03"                 # GS V A 3 : feed and cut
+    assert (
+        build(doc, STYLE)
+        == (
+            b"\x1b@"  # ESC @
+            b"\x1c&"  # FS & : Chinese character mode
+            b"\x1ba\x01"  # ESC a 1 : centre
+            b"\x1d!\x00"  # GS ! 0 : normal size
+            + "心内科".encode("gb18030")
+            + b"\n"
+            + b"\x1ba\x00"  # back to left
+            b"\x1dVA\x03"  # GS V A 3 : feed and cut
+        )
     )
     assert "心内科".encode("gb18030") == bytes.fromhex("d0c4 c4da bfc6")
 
@@ -38,17 +42,18 @@ def test_minimal_ticket_byte_for_byte() -> None:
 def test_double_size_bold_and_no_cut() -> None:
     doc = Document((Text("B023", double=True, bold=True), Feed(2)))
     out = build(doc, TicketStyle(columns=32, cut=False))
-    assert out == (b"\x1b@\x1c&\x1ba\x00\x1d!\x11\x1bE\x01B023\n\x1bE\x00\x1d!\x00"
-                   b"\x1bd\x02\x1ba\x00\x1bd\x04")
+    assert out == (
+        b"\x1b@\x1c&\x1ba\x00\x1d!\x11\x1bE\x01B023\n\x1bE\x00\x1d!\x00\x1bd\x02\x1ba\x00\x1bd\x04"
+    )
 
 
 def test_native_qr_bytes() -> None:
     assert qr_native("AB", 6) == (
-        b"\x1d(k\x04\x001A2\x00"      # model 2
-        b"\x1d(k\x03\x001C\x06"       # module size 6
-        b"\x1d(k\x03\x001E1"          # error correction M
-        b"\x1d(k\x05\x001P0AB"        # store 2 bytes (pL = 2 + 3)
-        b"\x1d(k\x03\x001Q0"          # print
+        b"\x1d(k\x04\x001A2\x00"  # model 2
+        b"\x1d(k\x03\x001C\x06"  # module size 6
+        b"\x1d(k\x03\x001E1"  # error correction M
+        b"\x1d(k\x05\x001P0AB"  # store 2 bytes (pL = 2 + 3)
+        b"\x1d(k\x03\x001Q0"  # print
     )
 
 
@@ -56,7 +61,7 @@ def test_rule_fills_the_paper_width() -> None:
     t = decode(build(Document((Rule(),)), STYLE))
     assert t.lines[0].text == "-" * 32
     t = decode(build(Document((Rule("═"),)), STYLE))
-    assert t.lines[0].text == "═" * 16          # a double-byte character prints two columns wide
+    assert t.lines[0].text == "═" * 16  # a double-byte character prints two columns wide
 
 
 def test_wrap_counts_wide_characters_as_two_columns() -> None:
@@ -68,25 +73,30 @@ def test_wrap_counts_wide_characters_as_two_columns() -> None:
 
 def test_ambiguous_width_characters_count_two_columns_on_a_chinese_printer() -> None:
     assert text_width("科室：心内科·①") == 16
-    assert text_width("科室：心内科·①", "cp437") == 14   # East Asian Width: · and ① narrow
+    assert text_width("科室：心内科·①", "cp437") == 14  # East Asian Width: · and ① narrow
     assert wrap("诊室：305·李明", 10) == ["诊室：305", "·李明"]
 
 
 def test_characters_outside_the_printer_font_become_question_marks() -> None:
-    assert encode_text("张😀𠀀三", "gb18030") == "张".encode("gb18030") + b"??" + "三".encode("gb18030")
-    assert encode_text("a\x1bb", "gb18030") == b"a b"   # no smuggled commands
+    assert encode_text("张😀𠀀三", "gb18030") == "张".encode("gb18030") + b"??" + "三".encode(
+        "gb18030"
+    )
+    assert encode_text("a\x1bb", "gb18030") == b"a b"  # no smuggled commands
 
 
 def ticket() -> Document:
-    return Document((
-        Text("北京协和医院 挂号凭条", align="center", bold=True),
-        Rule(),
-        Text("B023", align="center", double=True),
-        Text("科室：心内科  诊室：门诊3楼 305诊室  医生：李明  时间：09:00-09:30"),
-        QR("CT1:A20261123-0042", size=5),
-        Feed(1),
-        Text("请留意叫号", align="right"),
-    ), title="checkin")
+    return Document(
+        (
+            Text("北京协和医院 挂号凭条", align="center", bold=True),
+            Rule(),
+            Text("B023", align="center", double=True),
+            Text("科室：心内科  诊室：门诊3楼 305诊室  医生：李明  时间：09:00-09:30"),
+            QR("CT1:A20261123-0042", size=5),
+            Feed(1),
+            Text("请留意叫号", align="right"),
+        ),
+        title="checkin",
+    )
 
 
 def test_whole_ticket_decodes_to_what_the_patient_holds() -> None:
@@ -132,4 +142,4 @@ def test_decoder_is_strict() -> None:
     with pytest.raises(DecodeError):
         decode(b"\x1b@\x1bz\x00")
     with pytest.raises(DecodeError):
-        decode(b"\x1d(k\x05\x001P0A")          # cut short
+        decode(b"\x1d(k\x05\x001P0A")  # cut short

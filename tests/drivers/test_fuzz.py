@@ -33,8 +33,12 @@ def good_text() -> bytes:
 
 def mutations(rng: random.Random, n: int) -> list[bytes]:
     """Random bytes, truncated valid frames, valid frames with a flipped byte, absurd lengths."""
-    valid = [sam.find_request(), sam.response_frame(sam.SW_FIND_OK, b"\0" * 4),
-             sam.read_reply(good_text()), sam.response_frame(sam.SW_NO_CARD)]
+    valid = [
+        sam.find_request(),
+        sam.response_frame(sam.SW_FIND_OK, b"\0" * 4),
+        sam.read_reply(good_text()),
+        sam.response_frame(sam.SW_NO_CARD),
+    ]
     out = []
     for _ in range(n):
         kind = rng.randrange(5)
@@ -59,14 +63,16 @@ def test_frame_parser_survives_garbage_then_parses() -> None:
     p = sam.FrameParser()
     for chunk in mutations(rng, 5000):
         for f in p.feed(chunk):
-            assert len(f.body) >= 2     # whatever comes out passed length and checksum checks
+            assert len(f.body) >= 2  # whatever comes out passed length and checksum checks
         try:
             sam.parse_frame(chunk)
         except sam.FrameError:
             pass
     p.reset()
     frames = p.feed(sam.read_reply(good_text()))
-    assert len(frames) == 1 and sam.decode_text(sam.split_read_data(frames[0].data)[0]).number == GOOD
+    assert (
+        len(frames) == 1 and sam.decode_text(sam.split_read_data(frames[0].data)[0]).number == GOOD
+    )
 
 
 def test_sam_session_survives_random_replies(classifier: Classifier) -> None:
@@ -88,7 +94,9 @@ def test_sam_session_survives_random_replies(classifier: Classifier) -> None:
         assert read is None or read.masked == "1101**********002X"
     module = SamModule()
     module.present(SimCard(number=GOOD))
-    good = SamSession(lambda req: (parser.reset(), parser.feed(module.respond(req)))[1][0], classifier)
+    good = SamSession(
+        lambda req: (parser.reset(), parser.feed(module.respond(req)))[1][0], classifier
+    )
     assert good.poll() is not None
 
 
@@ -98,13 +106,19 @@ def test_line_assembler_and_classifier_survive_random_lines(classifier: Classifi
     alphabet = b"0123456789SCT1:;=?%^ABXx\r\n\x00\x1b\xff\xfe-" + "中".encode()
     for _ in range(5000):
         n = rng.choice((1, 5, 18, 40, 511, 512, 513, 600))
-        data = bytes(rng.choice(alphabet) for _ in range(n)) if rng.random() < 0.7 else rng.randbytes(n)
+        data = (
+            bytes(rng.choice(alphabet) for _ in range(n))
+            if rng.random() < 0.7
+            else rng.randbytes(n)
+        )
         for line in a.feed(data, now=0):
             assert len(line) <= 512
             classifier.classify(line)
     assert a.feed(b"\rS1024\r", now=0) == ["S1024"]
     for _ in range(3000):
-        classifier.classify("".join(chr(rng.randrange(32, 0x3000)) for _ in range(rng.randrange(40))))
+        classifier.classify(
+            "".join(chr(rng.randrange(32, 0x3000)) for _ in range(rng.randrange(40)))
+        )
     assert classifier.classify("S1024") is not None
 
 
@@ -115,14 +129,18 @@ def test_event_decoders_survive_random_events() -> None:
         if rng.random() < 0.5:
             data = rng.randbytes(rng.randrange(1, 100))
         else:
-            data = pack(rng.random() * 1e6, rng.choice((EV_KEY, 0, 4, rng.randrange(65536))),
-                        rng.randrange(65536), rng.randrange(-2**31, 2**31))
+            data = pack(
+                rng.random() * 1e6,
+                rng.choice((EV_KEY, 0, 4, rng.randrange(65536))),
+                rng.randrange(65536),
+                rng.randrange(-(2**31), 2**31),
+            )
         for ev in stream.feed(data):
             line = wedge.feed(ev)
             assert line is None or len(line) <= 512
             pad.feed(ev)
             pad.check_stuck(ev.t)
-    fresh = EventStream()   # a real device only ever delivers whole events
+    fresh = EventStream()  # a real device only ever delivers whole events
     lines = [x for x in (wedge.feed(e) for e in fresh.feed(text_to_key_events("S1024", 2e6))) if x]
     assert lines == ["S1024"]
 
@@ -131,10 +149,25 @@ def test_escpos_builder_round_trips_random_text() -> None:
     rng = random.Random(5)
     style = TicketStyle(columns=32)
     for _ in range(300):
-        text = "".join(chr(rng.choice((rng.randrange(32, 127), rng.randrange(0x4E00, 0x9FA5),
-                                        rng.randrange(0, 0x2FFFF)))) for _ in range(rng.randrange(80)))
-        doc = Document((Text(text, double=rng.random() < 0.3, align=rng.choice(("left", "center"))),
-                        Rule(), QR(text or "x")))
+        text = "".join(
+            chr(
+                rng.choice(
+                    (
+                        rng.randrange(32, 127),
+                        rng.randrange(0x4E00, 0x9FA5),
+                        rng.randrange(0, 0x2FFFF),
+                    )
+                )
+            )
+            for _ in range(rng.randrange(80))
+        )
+        doc = Document(
+            (
+                Text(text, double=rng.random() < 0.3, align=rng.choice(("left", "center"))),
+                Rule(),
+                QR(text or "x"),
+            )
+        )
         t = decode(build(doc, style))
         for ln in t.lines:
             assert text_width(ln.text) <= 32
@@ -169,6 +202,7 @@ def test_id_card_reader_through_a_pty_after_garbage_replies(pty, classifier: Cla
     def serve() -> None:
         buf = bytearray()
         import select
+
         while state["served"] >= 0:
             r, _, _ = select.select([pty.master], [], [], 0.05)
             if not r:
@@ -185,6 +219,7 @@ def test_id_card_reader_through_a_pty_after_garbage_replies(pty, classifier: Cla
                 os.write(pty.master, reply)
 
     import threading
+
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     reads = []
@@ -194,11 +229,14 @@ def test_id_card_reader_through_a_pty_after_garbage_replies(pty, classifier: Cla
         wait_for(lambda: state["served"] > 250, 30, what="250 garbage replies")
         state["chaos"] = False
         module.present(SimCard(number=GOOD))
-        wait_for(lambda: any(x.masked == "1101**********002X" for x in reads), 10,
-                 what="a good read after garbage")
+        wait_for(
+            lambda: any(x.masked == "1101**********002X" for x in reads),
+            10,
+            what="a good read after garbage",
+        )
         assert r._thread.is_alive()
     finally:
-        state["served"] = -10**9
+        state["served"] = -(10**9)
         r.stop()
         t.join(2)
 
@@ -215,7 +253,9 @@ def test_wedge_reader_through_a_pipe_after_random_events(tmp_path, classifier: C
         wait_for(lambda: r.state == DeviceState.OK, 5)
         t0 = time.time()
         for i in range(3000):
-            os.write(wfd, pack(t0 + i * 0.001, EV_KEY, rng.randrange(0, 255), rng.choice((0, 1, 2, 7))))
+            os.write(
+                wfd, pack(t0 + i * 0.001, EV_KEY, rng.randrange(0, 255), rng.choice((0, 1, 2, 7)))
+            )
         os.write(wfd, text_to_key_events("S1024", t0 + 10))
         wait_for(lambda: any(x.kind == "staff_card" for x in reads), 10)
         assert r.device._thread.is_alive()
@@ -246,8 +286,15 @@ def test_keypads_after_random_input(pty, tmp_path) -> None:
             pty.write(bytes(b for b in rng.randbytes(16) if b not in b"1234"))
         t0 = time.time()
         for i in range(3000):
-            os.write(wfd, pack(t0 + i * 1e-4, rng.choice((EV_KEY, 0, 3)), rng.randrange(0, 70),
-                               rng.choice((0, 2, 5))))
+            os.write(
+                wfd,
+                pack(
+                    t0 + i * 1e-4,
+                    rng.choice((EV_KEY, 0, 3)),
+                    rng.randrange(0, 70),
+                    rng.choice((0, 2, 5)),
+                ),
+            )
         time.sleep(0.2)
         assert got == [] and evgot == []
         pty.write(b"3")

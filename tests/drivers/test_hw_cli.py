@@ -19,42 +19,56 @@ BAD_CHECK = "110105194912310021"
 
 
 def kiosk_config(config_writer, salt_file: Path, extra: str) -> Path:
-    return config_writer(role="kiosk", device_id="kiosk-01",
-                         extra=f'[privacy]\nsalt_file = "{salt_file}"\n{extra}')
+    return config_writer(
+        role="kiosk", device_id="kiosk-01", extra=f'[privacy]\nsalt_file = "{salt_file}"\n{extra}'
+    )
 
 
 def test_card_reader_prints_token_and_mask_and_nothing_for_a_bad_check_digit(
-        pty, sam_server, config_writer, salt_file) -> None:
+    pty, sam_server, config_writer, salt_file
+) -> None:
     module = SamModule()
     sam_server(pty.master, module)
-    cfg = kiosk_config(config_writer, salt_file,
-                       f'[card_reader]\ndriver = "idcard"\ndevice = "{pty.path}"\n')
+    cfg = kiosk_config(
+        config_writer, salt_file, f'[card_reader]\ndriver = "idcard"\ndevice = "{pty.path}"\n'
+    )
 
     module.present(SimCard(number=BAD_CHECK, name="李四"))
-    bad = run_careterm("hw", "test", "card-reader", "--config", str(cfg), "--count", "1",
-                       "--timeout", "3")
+    bad = run_careterm(
+        "hw", "test", "card-reader", "--config", str(cfg), "--count", "1", "--timeout", "3"
+    )
     assert bad.stdout == ""
     assert bad.returncode == 1 and "0 of 1 reads" in bad.stderr
     assert BAD_CHECK not in bad.stderr
 
     module.remove()
     module.present(SimCard(number=GOOD, name="张三丰"))
-    good = run_careterm("hw", "test", "card-reader", "--config", str(cfg), "--count", "1",
-                        "--timeout", "10")
+    good = run_careterm(
+        "hw", "test", "card-reader", "--config", str(cfg), "--count", "1", "--timeout", "10"
+    )
     assert good.returncode == 0, good.stderr
     lines = good.stdout.splitlines()
     assert len(lines) == 1
-    assert json.loads(lines[0]) == {"kind": "id_card", "token": spec_token("id_card", GOOD),
-                                    "masked": "1101**********002X", "name_masked": "张**",
-                                    "valid": True}
+    assert json.loads(lines[0]) == {
+        "kind": "id_card",
+        "token": spec_token("id_card", GOOD),
+        "masked": "1101**********002X",
+        "name_masked": "张**",
+        "valid": True,
+    }
     assert GOOD not in good.stdout + good.stderr and "张三丰" not in good.stdout + good.stderr
 
 
 def test_card_reader_keyboard_driver_reads_typed_lines(config_writer, salt_file) -> None:
     cfg = kiosk_config(config_writer, salt_file, '[card_reader]\ndriver = "keyboard"\n')
-    p = subprocess.run(careterm_cmd("hw", "test", "card-reader", "--config", str(cfg)),
-                       input="S1024\nnonsense\nCT1:A20261123-0042\n", capture_output=True,
-                       text=True, timeout=30, env=careterm_env())
+    p = subprocess.run(
+        careterm_cmd("hw", "test", "card-reader", "--config", str(cfg)),
+        input="S1024\nnonsense\nCT1:A20261123-0042\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=careterm_env(),
+    )
     assert p.returncode == 0, p.stderr
     out = [json.loads(x) for x in p.stdout.splitlines()]
     assert [o["kind"] for o in out] == ["staff_card", "appointment_qr"]
@@ -62,36 +76,49 @@ def test_card_reader_keyboard_driver_reads_typed_lines(config_writer, salt_file)
 
 
 def test_buttons_over_a_serial_pty(pty, config_writer, salt_file) -> None:
-    cfg = config_writer(extra='[buttons]\ndriver = "serial"\n'
-                              f'device = "{pty.path}"\n'
-                              'keys = { "1" = 1, "4" = 4, "P" = "prompt" }\n')
-    proc = subprocess.Popen(careterm_cmd("hw", "test", "buttons", "--config", str(cfg),
-                                         "--count", "3", "--timeout", "15"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=careterm_env())
+    cfg = config_writer(
+        extra='[buttons]\ndriver = "serial"\n'
+        f'device = "{pty.path}"\n'
+        'keys = { "1" = 1, "4" = 4, "P" = "prompt" }\n'
+    )
+    proc = subprocess.Popen(
+        careterm_cmd(
+            "hw", "test", "buttons", "--config", str(cfg), "--count", "3", "--timeout", "15"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=careterm_env(),
+    )
     try:
         # wait for the port to be open (its state line on stderr), then press keys
         line = proc.stderr.readline()
         assert "buttons: ok" in line, line
         for key in (b"4", b"x", b"P", b"1"):
             pty.write(key)
-            time.sleep(0.15)                # beyond the 80 ms debounce
+            time.sleep(0.15)  # beyond the 80 ms debounce
         out, err = proc.communicate(timeout=15)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
     assert [json.loads(x) for x in out.splitlines()] == [
-        {"key": "4", "action": 4}, {"key": "P", "action": "prompt"}, {"key": "1", "action": 1}]
+        {"key": "4", "action": 4},
+        {"key": "P", "action": "prompt"},
+        {"key": "1", "action": 1},
+    ]
 
 
-def test_printer_file_driver_prints_a_decodable_test_ticket(config_writer, salt_file, tmp_path) -> None:
+def test_printer_file_driver_prints_a_decodable_test_ticket(
+    config_writer, salt_file, tmp_path
+) -> None:
     out = tmp_path / "printer.bin"
-    cfg = kiosk_config(config_writer, salt_file,
-                       f'[printer]\ndriver = "file"\ndevice = "{out}"\ncolumns = 32\n')
+    cfg = kiosk_config(
+        config_writer, salt_file, f'[printer]\ndriver = "file"\ndevice = "{out}"\ncolumns = 32\n'
+    )
     p = run_careterm("hw", "test", "printer", "--config", str(cfg))
     assert p.returncode == 0, p.stderr
     status = json.loads(p.stdout)
-    assert status["printed"] is True and status["online"] is None   # a file cannot tell
+    assert status["printed"] is True and status["online"] is None  # a file cannot tell
     t = decode(out.read_bytes())
     assert t.find("打印测试") and any(ln.double for ln in t.lines) and t.qr and t.cut
 
@@ -106,8 +133,9 @@ def test_printer_sim_driver_reports_status_and_the_ticket_file(config_writer, sa
 
 
 def test_unreachable_printer_exits_1_with_the_reason(config_writer, salt_file) -> None:
-    cfg = kiosk_config(config_writer, salt_file,
-                       '[printer]\ndriver = "network"\ndevice = "127.0.0.1:9"\n')
+    cfg = kiosk_config(
+        config_writer, salt_file, '[printer]\ndriver = "network"\ndevice = "127.0.0.1:9"\n'
+    )
     p = run_careterm("hw", "test", "printer", "--config", str(cfg), timeout=30)
     assert p.returncode == 1
     status = json.loads(p.stdout)
@@ -118,9 +146,12 @@ def test_configuration_problems_exit_2_naming_the_key(config_writer, salt_file, 
     cfg = kiosk_config(config_writer, salt_file, '[card_reader]\ndriver = "none"\n')
     p = run_careterm("hw", "test", "card-reader", "--config", str(cfg))
     assert p.returncode == 2 and "card_reader.driver" in p.stderr
-    cfg2 = config_writer(name="nosalt.toml", role="kiosk",
-                         extra=f'[privacy]\nsalt_file = "{tmp_path}/missing.salt"\n'
-                               '[card_reader]\ndriver = "serial"\ndevice = "/dev/null"\n')
+    cfg2 = config_writer(
+        name="nosalt.toml",
+        role="kiosk",
+        extra=f'[privacy]\nsalt_file = "{tmp_path}/missing.salt"\n'
+        '[card_reader]\ndriver = "serial"\ndevice = "/dev/null"\n',
+    )
     p = run_careterm("hw", "test", "card-reader", "--config", str(cfg2))
     assert p.returncode == 2 and "privacy.salt_file" in p.stderr and "Traceback" not in p.stderr
     p = run_careterm("hw", "test", "buttons", "--config", str(cfg), "--count", "0")

@@ -18,8 +18,9 @@ BAD_CHECK = "110105194912310021"
 
 
 def fast_reader(path: str, classifier: Classifier) -> IdCardReader:
-    return IdCardReader(path, 115200, classifier, poll_every=0.05, reply_timeout=0.3,
-                        reopen_every=0.1)
+    return IdCardReader(
+        path, 115200, classifier, poll_every=0.05, reply_timeout=0.3, reopen_every=0.1
+    )
 
 
 def test_one_report_per_presentation(pty, classifier, sam_server) -> None:
@@ -33,11 +34,15 @@ def test_one_report_per_presentation(pty, classifier, sam_server) -> None:
         module.present(SimCard(number=GOOD, name="张三丰"))
         wait_for(lambda: reads, 5, what="first read")
         polls = module.requests
-        wait_for(lambda: module.requests > polls + 5, 5)   # the card stays on the reader...
-        assert len(reads) == 1                              # ...and is not reported again
-        assert reads[0].to_json() == {"kind": "id_card", "token": spec_token("id_card", GOOD),
-                                      "masked": "1101**********002X", "name_masked": "张**",
-                                      "valid": True}
+        wait_for(lambda: module.requests > polls + 5, 5)  # the card stays on the reader...
+        assert len(reads) == 1  # ...and is not reported again
+        assert reads[0].to_json() == {
+            "kind": "id_card",
+            "token": spec_token("id_card", GOOD),
+            "masked": "1101**********002X",
+            "name_masked": "张**",
+            "valid": True,
+        }
         module.remove()
         module.present(SimCard(number=GOOD))
         wait_for(lambda: len(reads) == 2, 5, what="second presentation")
@@ -125,7 +130,7 @@ def test_unplug_and_replug(plugged_pty, classifier, sam_server) -> None:
     try:
         module.present(SimCard(number=GOOD))
         wait_for(lambda: reads, 5)
-        first.stop()   # before the fd closes: a replugged pty may reuse its number
+        first.stop()  # before the fd closes: a replugged pty may reuse its number
         port.unplug()
         wait_for(lambda: r.state == DeviceState.ABSENT, 5, what="unplug noticed")
         port.plug()

@@ -63,32 +63,47 @@ def decode_lines(data: bytes, gap: float = 0.3) -> list[str]:
 
 def test_shift_gives_upper_case_and_symbols() -> None:
     t = 1000.0
-    data = (key_event_bytes(t, KEY_LEFTSHIFT, PRESS) + key_event_bytes(t, KEY_S, PRESS)
-            + key_event_bytes(t, KEY_S, RELEASE) + key_event_bytes(t, KEY_LEFTSHIFT, RELEASE)
-            + key_event_bytes(t + 0.01, KEY_1, PRESS) + key_event_bytes(t + 0.01, KEY_1, RELEASE)
-            + key_event_bytes(t + 0.02, KEY_LEFTSHIFT, PRESS) + key_event_bytes(t + 0.02, KEY_1, PRESS)
-            + key_event_bytes(t + 0.02, KEY_LEFTSHIFT, RELEASE)
-            + key_event_bytes(t + 0.03, KEY_SEMICOLON, PRESS)
-            + key_event_bytes(t + 0.04, KEY_ENTER, PRESS))
+    data = (
+        key_event_bytes(t, KEY_LEFTSHIFT, PRESS)
+        + key_event_bytes(t, KEY_S, PRESS)
+        + key_event_bytes(t, KEY_S, RELEASE)
+        + key_event_bytes(t, KEY_LEFTSHIFT, RELEASE)
+        + key_event_bytes(t + 0.01, KEY_1, PRESS)
+        + key_event_bytes(t + 0.01, KEY_1, RELEASE)
+        + key_event_bytes(t + 0.02, KEY_LEFTSHIFT, PRESS)
+        + key_event_bytes(t + 0.02, KEY_1, PRESS)
+        + key_event_bytes(t + 0.02, KEY_LEFTSHIFT, RELEASE)
+        + key_event_bytes(t + 0.03, KEY_SEMICOLON, PRESS)
+        + key_event_bytes(t + 0.04, KEY_ENTER, PRESS)
+    )
     assert decode_lines(data) == ["S1!;"]
 
 
 def test_round_trip_of_typical_reader_output() -> None:
-    for text in ("CT1:A20261123-0042", ";6225880112345678=2512?", "%B6225880112345678^ZHANG/SAN^2512?",
-                 "S1024", "11010519491231002X"):
+    for text in (
+        "CT1:A20261123-0042",
+        ";6225880112345678=2512?",
+        "%B6225880112345678^ZHANG/SAN^2512?",
+        "S1024",
+        "11010519491231002X",
+    ):
         assert decode_lines(text_to_key_events(text, 50.0)) == [text]
 
 
 def test_a_gap_over_300_ms_starts_a_new_line() -> None:
-    data = text_to_key_events("junk", 10.0)[:-2 * 2 * len(pack(0, 0, 0, 0))]   # no Enter
+    data = text_to_key_events("junk", 10.0)[: -2 * 2 * len(pack(0, 0, 0, 0))]  # no Enter
     data += text_to_key_events("S1024", 10.5)
     assert decode_lines(data) == ["S1024"]
 
 
 def test_repeats_are_ignored_and_unknown_keys_spoil_the_line() -> None:
     t = 5.0
-    data = (key_event_bytes(t, KEY_1, PRESS) + key_event_bytes(t + 0.01, KEY_1, REPEAT)
-            + key_event_bytes(t + 0.02, KEY_1, RELEASE) + key_event_bytes(t + 0.03, KEY_ENTER, PRESS))
+    data = (
+        key_event_bytes(t, KEY_1, PRESS)
+        + key_event_bytes(t + 0.01, KEY_1, REPEAT)
+        + key_event_bytes(t + 0.02, KEY_1, RELEASE)
+        + key_event_bytes(t + 0.03, KEY_ENTER, PRESS)
+    )
     assert decode_lines(data) == ["1"]
     bad = key_event_bytes(t + 1, "KEY_F5", PRESS) + text_to_key_events("S1024", t + 1.01)
     d = WedgeDecoder()
@@ -98,9 +113,14 @@ def test_repeats_are_ignored_and_unknown_keys_spoil_the_line() -> None:
 
 def test_caps_lock_inverts_letters_only() -> None:
     t = 7.0
-    data = (key_event_bytes(t, "KEY_CAPSLOCK", PRESS) + key_event_bytes(t, "KEY_A", PRESS)
-            + key_event_bytes(t, KEY_1, PRESS) + key_event_bytes(t, KEY_LEFTSHIFT, PRESS)
-            + key_event_bytes(t, "KEY_B", PRESS) + key_event_bytes(t, KEY_ENTER, PRESS))
+    data = (
+        key_event_bytes(t, "KEY_CAPSLOCK", PRESS)
+        + key_event_bytes(t, "KEY_A", PRESS)
+        + key_event_bytes(t, KEY_1, PRESS)
+        + key_event_bytes(t, KEY_LEFTSHIFT, PRESS)
+        + key_event_bytes(t, "KEY_B", PRESS)
+        + key_event_bytes(t, KEY_ENTER, PRESS)
+    )
     assert decode_lines(data) == ["A1b"]
 
 
@@ -132,7 +152,7 @@ def test_wedge_reader_through_a_pipe(pipe_device, classifier) -> None:
         os.write(fds["w"], text_to_key_events("CT1:A20261123-0042", now + 0.2))
         wait_for(lambda: len(reads) == 2, 5)
         assert [x.kind for x in reads] == ["staff_card", "appointment_qr"]
-        assert r.device.grabbed is False   # a pipe cannot be grabbed; an input device is
+        assert r.device.grabbed is False  # a pipe cannot be grabbed; an input device is
     finally:
         r.stop()
 
@@ -162,7 +182,7 @@ def test_syn_dropped_discards_the_damaged_line() -> None:
     from drivers.input_events import SYN_DROPPED
 
     half = text_to_key_events("S10", 30.0)
-    half = half[: len(half) - 4 * len(pack(0, 0, 0, 0))]       # without the Enter
+    half = half[: len(half) - 4 * len(pack(0, 0, 0, 0))]  # without the Enter
     data = half + pack(30.05, EV_SYN, SYN_DROPPED, 0) + text_to_key_events("S2048", 30.06)
     assert decode_lines(data) == ["S2048"]
 
@@ -171,5 +191,7 @@ def test_eviocgrab_is_iow_E_0x90_int() -> None:
     from drivers.evdev_device import EVIOCGRAB
 
     ioc_write, size_shift, type_shift = 1, 16, 8
-    expected = (ioc_write << 30) | (struct.calcsize("i") << size_shift) | (ord("E") << type_shift) | 0x90
+    expected = (
+        (ioc_write << 30) | (struct.calcsize("i") << size_shift) | (ord("E") << type_shift) | 0x90
+    )
     assert expected == EVIOCGRAB

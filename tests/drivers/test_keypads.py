@@ -22,16 +22,25 @@ def presses(decoder: KeypadDecoder, data: bytes) -> list[str]:
 
 def test_named_keys_and_repeats() -> None:
     d = KeypadDecoder({"KEY_KP4", "KEY_1"})
-    data = (key_event_bytes(1.0, "KEY_KP4", PRESS) + key_event_bytes(1.4, "KEY_KP4", REPEAT)
-            + key_event_bytes(1.5, "KEY_KP4", REPEAT) + key_event_bytes(1.6, "KEY_KP4", RELEASE)
-            + key_event_bytes(2.0, "KEY_2", PRESS) + key_event_bytes(2.1, "KEY_1", PRESS))
+    data = (
+        key_event_bytes(1.0, "KEY_KP4", PRESS)
+        + key_event_bytes(1.4, "KEY_KP4", REPEAT)
+        + key_event_bytes(1.5, "KEY_KP4", REPEAT)
+        + key_event_bytes(1.6, "KEY_KP4", RELEASE)
+        + key_event_bytes(2.0, "KEY_2", PRESS)
+        + key_event_bytes(2.1, "KEY_1", PRESS)
+    )
     assert presses(d, data) == ["KEY_KP4", "KEY_1"]
 
 
 def test_character_names_match_key_codes() -> None:
     d = KeypadDecoder({"1", "4", "P"})
-    data = (key_event_bytes(1.0, "KEY_1", PRESS) + key_event_bytes(1.1, "KEY_KP4", PRESS)
-            + key_event_bytes(1.2, "KEY_P", PRESS) + key_event_bytes(1.3, "KEY_Q", PRESS))
+    data = (
+        key_event_bytes(1.0, "KEY_1", PRESS)
+        + key_event_bytes(1.1, "KEY_KP4", PRESS)
+        + key_event_bytes(1.2, "KEY_P", PRESS)
+        + key_event_bytes(1.3, "KEY_Q", PRESS)
+    )
     assert presses(d, data) == ["1", "4", "P"]
 
 
@@ -69,7 +78,9 @@ def test_evdev_keypad_through_a_pipe_reports_stuck_keys(pipe_link) -> None:
     try:
         wait_for(lambda: pad.state == DeviceState.OK, 5)
         now = time.time()
-        os.write(w, key_event_bytes(now, "KEY_KP4", PRESS) + key_event_bytes(now, "KEY_KP4", REPEAT))
+        os.write(
+            w, key_event_bytes(now, "KEY_KP4", PRESS) + key_event_bytes(now, "KEY_KP4", REPEAT)
+        )
         wait_for(lambda: got, 5)
         assert [p.key for p in got] == ["KEY_KP4"]
         wait_for(lambda: pad.state == DeviceState.ERROR, 5, what="stuck key noticed")
@@ -77,7 +88,9 @@ def test_evdev_keypad_through_a_pipe_reports_stuck_keys(pipe_link) -> None:
         os.write(w, key_event_bytes(time.time(), "KEY_KP4", RELEASE))
         wait_for(lambda: pad.state == DeviceState.OK, 5, what="stuck key released")
         now = time.time()
-        os.write(w, key_event_bytes(now, "KEY_KP1", PRESS) + key_event_bytes(now, "KEY_KP1", RELEASE))
+        os.write(
+            w, key_event_bytes(now, "KEY_KP1", PRESS) + key_event_bytes(now, "KEY_KP1", RELEASE)
+        )
         wait_for(lambda: len(got) == 2, 5)
     finally:
         pad.stop()
@@ -110,7 +123,7 @@ def test_simulated_keypad_debounces_and_drops_unknown_names() -> None:
     pad.start(got.append)
     try:
         assert pad.press("1", t=100.0)
-        assert pad.press("1", t=100.03)      # bounce
+        assert pad.press("1", t=100.03)  # bounce
         assert not pad.press("9")
         assert pad.press("P", t=100.05)
         assert pad.press("1", t=100.2)
@@ -125,10 +138,20 @@ def test_simulated_keypad_debounces_and_drops_unknown_names() -> None:
 def test_factory_builds_each_keypad(make_cfg) -> None:
     sim = open_keypad(make_cfg("rating_pad", buttons={"driver": "keyboard"}))
     assert isinstance(sim, SimulatedKeypad)
-    ev = open_keypad(make_cfg("rating_pad", buttons={"driver": "evdev", "device": "/dev/input/by-id/x",
-                                                     "keys": {"KEY_KP1": 1, "KEY_KP4": 4}}))
+    ev = open_keypad(
+        make_cfg(
+            "rating_pad",
+            buttons={
+                "driver": "evdev",
+                "device": "/dev/input/by-id/x",
+                "keys": {"KEY_KP1": 1, "KEY_KP4": 4},
+            },
+        )
+    )
     assert isinstance(ev, EvdevKeypad) and ev.keys == {"KEY_KP1", "KEY_KP4"}
-    assert isinstance(open_keypad(make_cfg("rating_pad", buttons={"driver": "serial"})), SerialKeypad)
+    assert isinstance(
+        open_keypad(make_cfg("rating_pad", buttons={"driver": "serial"})), SerialKeypad
+    )
     assert open_keypad(make_cfg("rating_pad", buttons={"driver": "touch"})) is None
 
 
@@ -137,7 +160,7 @@ def test_syn_dropped_forgets_held_keys() -> None:
 
     d = KeypadDecoder({"KEY_1"}, stuck_s=1.0)
     presses(d, key_event_bytes(1.0, "KEY_1", PRESS))
-    presses(d, pack(1.5, EV_SYN, SYN_DROPPED, 0))     # the release was lost in the overflow
+    presses(d, pack(1.5, EV_SYN, SYN_DROPPED, 0))  # the release was lost in the overflow
     assert d.check_stuck(5.0) == set()
     assert presses(d, key_event_bytes(6.0, "KEY_1", PRESS)) == ["KEY_1"]
 
@@ -149,7 +172,7 @@ def test_serial_keypad_reports_a_key_that_keeps_repeating(pty) -> None:
     try:
         wait_for(lambda: pad.state == DeviceState.OK, 5)
         end = time.monotonic() + 1.0
-        while time.monotonic() < end:                 # a jammed key repeating its byte
+        while time.monotonic() < end:  # a jammed key repeating its byte
             pty.write(b"4")
             time.sleep(0.1)
         wait_for(lambda: pad.state == DeviceState.ERROR, 5, what="stuck key noticed")
@@ -166,4 +189,4 @@ def test_serial_key_bytes_byte_for_byte() -> None:
     from drivers.buttons.serial_keypad import decode_key_bytes
 
     assert decode_key_bytes(b"4\x00P\xff1z\r\n", {"1", "4", "P"}) == ["4", "P", "1"]
-    assert decode_key_bytes(b"\xe4\xb8\xad", {"中"}) == []      # not ASCII: never a key
+    assert decode_key_bytes(b"\xe4\xb8\xad", {"中"}) == []  # not ASCII: never a key

@@ -19,7 +19,7 @@ def test_512_characters_pass_513_are_rejected_and_the_next_line_is_fine() -> Non
     assert a.feed(b"7" * 512 + b"\r", now=0) == ["7" * 512]
     assert a.feed(b"7" * 513 + b"\rS1024\r", now=0) == ["S1024"]
     assert a.rejected == 1
-    assert a.feed("中" .encode() * 512 + b"\n", now=0) == ["中" * 512]
+    assert a.feed("中".encode() * 512 + b"\n", now=0) == ["中" * 512]
     assert a.feed(b"x" * 100_000 + b"\nok\n", now=0) == ["ok"]
 
 
@@ -80,7 +80,7 @@ def test_unplug_and_replug_behind_a_by_id_link(plugged_pty, classifier: Classifi
         wait_for(lambda: len(reads) == 1, 5)
         port.unplug()
         wait_for(lambda: r.state == DeviceState.ABSENT, 5, what="unplug noticed")
-        port.plug()                                 # a new pty: another /dev/pts/N behind the link
+        port.plug()  # a new pty: another /dev/pts/N behind the link
         wait_for(lambda: r.state == DeviceState.OK, 5, what="replug noticed")
         port.write(b"S2048\r")
         wait_for(lambda: len(reads) == 2, 5, what="read after replug")

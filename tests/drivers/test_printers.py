@@ -32,19 +32,20 @@ from drivers.printer.transports import (
 from tests.conftest import wait_for
 
 STYLE = TicketStyle(columns=32)
-DOC = Document((Text("挂号凭条", align="center"), Text("B023", double=True), QR("CT1:A-0042")),
-               title="checkin")
+DOC = Document(
+    (Text("挂号凭条", align="center"), Text("B023", double=True), QR("CT1:A-0042")), title="checkin"
+)
 
 
 def test_dle_eot_answers_parse() -> None:
     assert dle_eot.request(4) == b"\x10\x04\x04"
     assert dle_eot.parse(0x12, 0x12, 0x12) == PrinterStatus(True, False, False, False)
-    assert dle_eot.parse(0x1A, 0x16, 0x12).online is False          # offline, cover open
+    assert dle_eot.parse(0x1A, 0x16, 0x12).online is False  # offline, cover open
     assert dle_eot.parse(0x1A, 0x16, 0x12).cover_open is True
     assert dle_eot.parse(0x12, 0x12, 0x1E) == PrinterStatus(True, False, True, False)
     assert dle_eot.parse(0x12, 0x32, 0x72).paper_out is True
     assert dle_eot.parse(None, None, None) == PrinterStatus()
-    assert dle_eot.parse(0xFF, 0x00, 0x12).online is None            # not a status byte
+    assert dle_eot.parse(0xFF, 0x00, 0x12).online is None  # not a status byte
     for st in (PrinterStatus(True, False, False, False), PrinterStatus(False, True, True, True)):
         a = dle_eot.answer_bytes(st)
         assert dle_eot.parse(a[1], a[2], a[4]) == st
@@ -62,9 +63,9 @@ class Served:
             r, _, _ = select.select([fd], [], [], 0.05)
             return os.read(fd, 65536) if r else b""
 
-        self._thread = threading.Thread(target=device.serve,
-                                        args=(read, lambda b: os.write(fd, b), self._stop),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=device.serve, args=(read, lambda b: os.write(fd, b), self._stop), daemon=True
+        )
         self._thread.start()
 
     def set(self) -> None:
@@ -94,7 +95,7 @@ def test_serial_printer_prints_and_reports_status_changes(pty) -> None:
         before = len(device.received)
         result = p.print_document(DOC)
         assert not result.ok and "paper out" in (result.error or "")
-        assert len(device.received) == before            # nothing sent into an empty printer
+        assert len(device.received) == before  # nothing sent into an empty printer
         device.faults = {"cover_open"}
         wait_for(lambda: p.detail == "cover open", 5)
         device.faults = {"near_end"}
@@ -201,7 +202,7 @@ def test_unreachable_network_printer_never_hangs() -> None:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-    s.close()                                   # nobody listens there
+    s.close()  # nobody listens there
     p = EscposPrinter(NetworkTransport("127.0.0.1", port), STYLE, poll_every=None)
     t0 = time.monotonic()
     result = p.print_document(DOC, timeout=1.0)
@@ -214,7 +215,7 @@ def test_unreachable_network_printer_never_hangs() -> None:
 def test_blocked_device_write_times_out(tmp_path: Path) -> None:
     fifo = tmp_path / "lp0"
     os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # a printer that never takes data
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a printer that never takes data
     try:
         p = EscposPrinter(DeviceTransport(str(fifo)), STYLE, poll_every=None)
         big = Document(tuple(Text("满" * 16) for _ in range(8000)))
@@ -301,8 +302,9 @@ def test_factory_builds_each_printer(make_cfg, tmp_path: Path) -> None:
     f = open_printer(make_cfg(printer={"driver": "file", "device": str(tmp_path / "p.bin")}))
     assert isinstance(f, EscposPrinter) and isinstance(f.transport, FileTransport)
     assert f.print_document(DOC).ok
-    net = open_printer(make_cfg(printer={"driver": "network", "device": "10.0.0.9:9100"}),
-                       poll_every=None)
+    net = open_printer(
+        make_cfg(printer={"driver": "network", "device": "10.0.0.9:9100"}), poll_every=None
+    )
     assert isinstance(net.transport, NetworkTransport) and net.transport.port == 9100
     usb = open_printer(make_cfg(printer={"driver": "usb", "profile": "ZJ-5870"}), poll_every=None)
     assert isinstance(usb.transport, UsbTransport) and usb.style.native_qr is False
@@ -336,7 +338,7 @@ def test_usb_printer_unplugged_and_back_as_another_lp_node(tmp_path: Path) -> No
         wait_for(lambda: p.state == DeviceState.OK, 5)
         assert p.print_document(DOC).ok
         wait_for(lambda: decode(bytes(device.received)).cut, 5)
-        served.set()                         # unplug: the node and its sysfs entry go away
+        served.set()  # unplug: the node and its sysfs entry go away
         pty.close()
         (misc_root / "lp0").unlink()
         (devdir / "lp0").unlink()

@@ -30,24 +30,35 @@ def test_checksum_is_xor_of_length_and_body() -> None:
     assert sam.checksum(b"") == 0
 
 
-@pytest.mark.parametrize("raw, problem", [
-    (bytes.fromhex("AA AA AA 96 69 00 03 20 01 23"), "checksum"),
-    (bytes.fromhex("AA AA AA 96 69 00 04 20 01 22"), "length"),
-    (bytes.fromhex("AA AA AA 96 69 00 03 20 01"), "short"),
-    (bytes.fromhex("AA AA AA 96 69 00 03 20 01 22 00"), "length"),
-    (bytes.fromhex("AA AA 96 69 00 03 20 01 22"), "preamble"),
-    (bytes.fromhex("AA AA AA 96 69 00 02 20 22 00"), "range"),
-    (bytes.fromhex("AA AA AA 96 69 00"), "short"),
-])
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        (bytes.fromhex("AA AA AA 96 69 00 03 20 01 23"), "checksum"),
+        (bytes.fromhex("AA AA AA 96 69 00 04 20 01 22"), "length"),
+        (bytes.fromhex("AA AA AA 96 69 00 03 20 01"), "short"),
+        (bytes.fromhex("AA AA AA 96 69 00 03 20 01 22 00"), "length"),
+        (bytes.fromhex("AA AA 96 69 00 03 20 01 22"), "preamble"),
+        (bytes.fromhex("AA AA AA 96 69 00 02 20 22 00"), "range"),
+        (bytes.fromhex("AA AA AA 96 69 00"), "short"),
+    ],
+)
 def test_parse_rejects_broken_frames(raw: bytes, problem: str) -> None:
     with pytest.raises(sam.FrameError, match=problem):
         sam.parse_frame(raw)
 
 
 def _id_fields() -> dict[str, str]:
-    return {"name": "张三丰", "gender": "1", "nation": "01", "birth": "19491231",
-            "address": "北京市东城区景山前街4号", "number": "11010519491231002X",
-            "issuer": "北京市公安局东城分局", "valid_from": "20150101", "valid_to": "长期"}
+    return {
+        "name": "张三丰",
+        "gender": "1",
+        "nation": "01",
+        "birth": "19491231",
+        "address": "北京市东城区景山前街4号",
+        "number": "11010519491231002X",
+        "issuer": "北京市公安局东城分局",
+        "valid_from": "20150101",
+        "valid_to": "长期",
+    }
 
 
 def test_read_reply_is_1295_bytes_with_spec_lengths() -> None:
@@ -56,7 +67,7 @@ def test_read_reply_is_1295_bytes_with_spec_lengths() -> None:
     assert reply[5:7] == (1288).to_bytes(2, "big")
     frame = sam.parse_frame(reply)
     assert frame.status == sam.SW_OK
-    assert frame.data[:4] == bytes.fromhex("01 00 04 00")   # text 256, photo 1024
+    assert frame.data[:4] == bytes.fromhex("01 00 04 00")  # text 256, photo 1024
     text, photo = sam.split_read_data(frame.data)
     assert len(text) == 256 and len(photo) == 1024
 
@@ -65,8 +76,8 @@ def test_text_fields_are_ucs2le_space_padded_in_card_order() -> None:
     raw = sam.encode_text(_id_fields())
     assert len(raw) == 256
     assert raw[:6] == "张三丰".encode("utf-16-le")
-    assert raw[6:30] == (" " * 12).encode("utf-16-le")       # name is 15 characters
-    assert raw[30:32] == b"1\x00"                              # gender at character 15
+    assert raw[6:30] == (" " * 12).encode("utf-16-le")  # name is 15 characters
+    assert raw[30:32] == b"1\x00"  # gender at character 15
     t = sam.decode_text(raw)
     assert (t.name, t.gender, t.nation, t.birth) == ("张三丰", "1", "01", "19491231")
     assert t.address == "北京市东城区景山前街4号"
@@ -79,7 +90,7 @@ def test_decode_text_rejects_wrong_size_and_surrogates() -> None:
     with pytest.raises(sam.FrameError):
         sam.decode_text(b"\x00" * 254)
     bad = bytearray(sam.encode_text(_id_fields()))
-    bad[0:4] = "𠀀".encode("utf-16-le")       # a surrogate pair: not UCS-2
+    bad[0:4] = "𠀀".encode("utf-16-le")  # a surrogate pair: not UCS-2
     with pytest.raises(sam.FrameError):
         sam.decode_text(bytes(bad))
 
@@ -87,28 +98,34 @@ def test_decode_text_rejects_wrong_size_and_surrogates() -> None:
 def test_split_read_data_checks_the_length_header() -> None:
     text = sam.encode_text(_id_fields())
     with pytest.raises(sam.FrameError):
-        sam.split_read_data(b"\x01\x00\x04\x00" + text + b"\x00" * 1000)   # photo cut short
+        sam.split_read_data(b"\x01\x00\x04\x00" + text + b"\x00" * 1000)  # photo cut short
     with pytest.raises(sam.FrameError):
         sam.split_read_data(b"\x00\x80\x04\x00" + text[:128] + b"\x00" * 1024)
 
 
-@pytest.mark.parametrize("number, ok", [
-    ("11010519491231002X", True),
-    ("11010519491231002x", True),
-    ("110105194912310021", False),
-    ("440308199901010012", True),
-    ("440308199901010013", False),
-    ("1101051949123100", False),
-    ("11010519491231002Y", False),
-    ("１１010519491231002X", False),     # full-width digits are not digits here
-])
+@pytest.mark.parametrize(
+    "number, ok",
+    [
+        ("11010519491231002X", True),
+        ("11010519491231002x", True),
+        ("110105194912310021", False),
+        ("440308199901010012", True),
+        ("440308199901010013", False),
+        ("1101051949123100", False),
+        ("11010519491231002Y", False),
+        ("１１010519491231002X", False),  # full-width digits are not digits here
+    ],
+)
 def test_mod_11_2_check(number: str, ok: bool) -> None:
     assert sam.valid_id_number(number) is ok
 
 
 def test_check_char_matches_iso_7064_by_hand() -> None:
     first17 = "44030819990101001"
-    total = sum(int(d) * w for d, w in zip(first17, (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), strict=True))
+    total = sum(
+        int(d) * w
+        for d, w in zip(first17, (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), strict=True)
+    )
     expected = "10X98765432"[total % 11]
     assert sam.id_check_char(first17) == expected
     assert sam.valid_id_number(first17 + expected)

@@ -28,16 +28,32 @@ PIN_1234 = "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"
 def patient_roster(now: datetime, token: str = TOKEN) -> dict[str, Any]:
     """Slot 1 ended 150 min ago (too late), slot 2 starts in 15 min (open), slot 3 in 200 min
     (too early with the default 60 min)."""
+
     def row(i: int, minutes: int, dept: str, name: str, q: str) -> dict[str, Any]:
         start = (now + timedelta(minutes=minutes)).replace(microsecond=0)
-        return {"id": f"A{now:%Y%m%d}-{i:04d}", "token": token, "name": "张*三",
-                "department_id": dept, "department": name, "doctor": "李明",
-                "room": "门诊3楼 305诊室", "slot_start": start.isoformat(),
-                "slot_end": (start + timedelta(minutes=30)).isoformat(), "queue_no": q}
-    return {"v": 1, "date": now.date().isoformat(), "generated": now.isoformat(),
-            "appointments": [row(41, -180, "ortho", "骨科", "G015"),
-                             row(42, 15, "cardio", "心内科", "B023"),
-                             row(43, 200, "gastro", "消化内科", "D007")]}
+        return {
+            "id": f"A{now:%Y%m%d}-{i:04d}",
+            "token": token,
+            "name": "张*三",
+            "department_id": dept,
+            "department": name,
+            "doctor": "李明",
+            "room": "门诊3楼 305诊室",
+            "slot_start": start.isoformat(),
+            "slot_end": (start + timedelta(minutes=30)).isoformat(),
+            "queue_no": q,
+        }
+
+    return {
+        "v": 1,
+        "date": now.date().isoformat(),
+        "generated": now.isoformat(),
+        "appointments": [
+            row(41, -180, "ortho", "骨科", "G015"),
+            row(42, 15, "cardio", "心内科", "B023"),
+            row(43, 200, "gastro", "消化内科", "D007"),
+        ],
+    }
 
 
 def card(token: str = TOKEN, kind: str = "id_card") -> CardRead:
@@ -57,16 +73,34 @@ class Harness:
     def write(self, name: str, doc: Any) -> None:
         (self.data / name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
 
-    def start(self, broker_url: str = "mqtt://127.0.0.1:1", printer: Any = "memory",
-              card_reader: Any = None, **kiosk: Any) -> KioskService:
+    def start(
+        self,
+        broker_url: str = "mqtt://127.0.0.1:1",
+        printer: Any = "memory",
+        card_reader: Any = None,
+        **kiosk: Any,
+    ) -> KioskService:
         kiosk.setdefault("maintenance_pin_sha256", PIN_1234)
-        cfg = parse_config({"device": {"id": "kiosk-01", "role": "kiosk", "site": "main",
-                                       "data_dir": str(self.data)},
-                            "mqtt": {"url": broker_url, "keepalive_s": 5}, "kiosk": kiosk})
+        cfg = parse_config(
+            {
+                "device": {
+                    "id": "kiosk-01",
+                    "role": "kiosk",
+                    "site": "main",
+                    "data_dir": str(self.data),
+                },
+                "mqtt": {"url": broker_url, "keepalive_s": 5},
+                "kiosk": kiosk,
+            }
+        )
         self.cfg = cfg
         # The runner's own assembly: uplink subscribed to roster/directory/survey, no drivers.
-        self.kiosk = Kiosk(cfg, printer=self.printer if printer == "memory" else printer,
-                           card_reader=card_reader, open_drivers=False)
+        self.kiosk = Kiosk(
+            cfg,
+            printer=self.printer if printer == "memory" else printer,
+            card_reader=card_reader,
+            open_drivers=False,
+        )
         self.uplink = self.kiosk.uplink
         self.svc = self.kiosk.service
         self.svc.on_view(self.views.append)
@@ -80,8 +114,11 @@ class Harness:
             self.uplink = None
 
     def wait_view(self, screen: str, timeout: float = 5.0) -> View:
-        return wait_for(lambda: self.svc.view if self.svc.view.screen == screen else None,
-                        timeout, what=f"screen {screen} (now {self.svc.view.screen})")
+        return wait_for(
+            lambda: self.svc.view if self.svc.view.screen == screen else None,
+            timeout,
+            what=f"screen {screen} (now {self.svc.view.screen})",
+        )
 
     def events(self, etype: str | None = None) -> list[dict[str, Any]]:
         out = []

@@ -32,16 +32,30 @@ TOKEN = "f" * 32
 def roster(now: datetime) -> dict:
     def row(i: int, minutes: int, dept: str, name: str, doctor: str, room: str, q: str) -> dict:
         start = (now + timedelta(minutes=minutes)).replace(second=0, microsecond=0)
-        return {"id": f"A{now:%Y%m%d}-{i:04d}", "token": TOKEN, "name": "张*三",
-                "department_id": dept, "department": name, "doctor": doctor, "room": room,
-                "slot_start": start.isoformat(),
-                "slot_end": (start + timedelta(minutes=30)).isoformat(), "queue_no": q}
-    return {"v": 1, "date": now.date().isoformat(), "generated": now.isoformat(),
-            "appointments": [
-                row(42, 15, "cardio", "心内科", "李明", "门诊3楼 305诊室", "B023"),
-                row(43, 200, "gastro", "消化内科", "陈芳", "门诊4楼 402诊室", "D007"),
-                row(44, -150, "ortho", "骨科", "刘洋", "门诊2楼 203诊室", "G015"),
-                row(45, 25, "eye", "眼科", "吴敏", "门诊6楼 603诊室", "Y031")]}
+        return {
+            "id": f"A{now:%Y%m%d}-{i:04d}",
+            "token": TOKEN,
+            "name": "张*三",
+            "department_id": dept,
+            "department": name,
+            "doctor": doctor,
+            "room": room,
+            "slot_start": start.isoformat(),
+            "slot_end": (start + timedelta(minutes=30)).isoformat(),
+            "queue_no": q,
+        }
+
+    return {
+        "v": 1,
+        "date": now.date().isoformat(),
+        "generated": now.isoformat(),
+        "appointments": [
+            row(42, 15, "cardio", "心内科", "李明", "门诊3楼 305诊室", "B023"),
+            row(43, 200, "gastro", "消化内科", "陈芳", "门诊4楼 402诊室", "D007"),
+            row(44, -150, "ortho", "骨科", "刘洋", "门诊2楼 203诊室", "G015"),
+            row(45, 25, "eye", "眼科", "吴敏", "门诊6楼 603诊室", "Y031"),
+        ],
+    }
 
 
 def main(size: str, out: Path) -> None:
@@ -51,12 +65,17 @@ def main(size: str, out: Path) -> None:
     (data / "roster.json").write_text(json.dumps(roster(now), ensure_ascii=False))
     (data / "directory.json").write_text(json.dumps(demo_directory(), ensure_ascii=False))
     (data / "survey.json").write_text(json.dumps(demo_survey(), ensure_ascii=False))
-    cfg = parse_config({"device": {"id": "kiosk-01", "role": "kiosk", "site": "main",
-                                   "data_dir": str(data)},
-                        "mqtt": {"url": "mqtt://127.0.0.1:1"},
-                        "kiosk": {"idle_timeout_s": 600,
-                                  "maintenance_pin_sha256": "03ac674216f3e15c761ee1a5e255f067"
-                                                            "953623c8b388b4459e13f978d7c846f4"}})
+    cfg = parse_config(
+        {
+            "device": {"id": "kiosk-01", "role": "kiosk", "site": "main", "data_dir": str(data)},
+            "mqtt": {"url": "mqtt://127.0.0.1:1"},
+            "kiosk": {
+                "idle_timeout_s": 600,
+                "maintenance_pin_sha256": "03ac674216f3e15c761ee1a5e255f067"
+                "953623c8b388b4459e13f978d7c846f4",
+            },
+        }
+    )
     printer = MemoryPrinter()
     svc = KioskService(cfg, Uplink(cfg), printer)
     svc.start()
@@ -162,8 +181,10 @@ if __name__ == "__main__":
     import traceback
 
     try:
-        main(sys.argv[1] if len(sys.argv) > 1 else "1280x800",
-             Path(sys.argv[2]) if len(sys.argv) > 2 else HERE.parent.parent / "docs" / "screenshots")
+        main(
+            sys.argv[1] if len(sys.argv) > 1 else "1280x800",
+            Path(sys.argv[2]) if len(sys.argv) > 2 else HERE.parent.parent / "docs" / "screenshots",
+        )
     except BaseException:
         traceback.print_exc(file=sys.__stderr__)  # Kivy's logger swallows sys.stderr
         raise

@@ -26,14 +26,21 @@ def test_kiosk_process_runs_windowed_and_stops_on_sigterm(tmp_path):
     files = build_site(tmp_path / "site", "mqtt://127.0.0.1:1")
     log = tmp_path / "kiosk.log"
     with open(log, "wb") as out:
-        p = subprocess.Popen(careterm_cmd("kiosk", "--config", str(files["kiosk"]), "--windowed"),
-                             stdout=out, stderr=subprocess.STDOUT,
-                             env=careterm_env(KIVY_NO_ARGS="1", CARETERM_KIOSK_SIZE="1080x1920"))
+        p = subprocess.Popen(
+            careterm_cmd("kiosk", "--config", str(files["kiosk"]), "--windowed"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=careterm_env(KIVY_NO_ARGS="1", CARETERM_KIOSK_SIZE="1080x1920"),
+        )
         try:
-            wait_for(lambda: b"kiosk kiosk-01 started" in log.read_bytes(), 30,
-                     what="kiosk start-up")
-            wait_for(lambda: b"GL:" in log.read_bytes() or b"Window" in log.read_bytes(), 30,
-                     what="the window")
+            wait_for(
+                lambda: b"kiosk kiosk-01 started" in log.read_bytes(), 30, what="kiosk start-up"
+            )
+            wait_for(
+                lambda: b"GL:" in log.read_bytes() or b"Window" in log.read_bytes(),
+                30,
+                what="the window",
+            )
             assert p.poll() is None
             p.send_signal(signal.SIGTERM)
             assert p.wait(15) == 0

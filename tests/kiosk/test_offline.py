@@ -15,13 +15,15 @@ pytestmark = pytest.mark.broker
 
 
 def test_offline_checkin_from_the_stored_roster_then_the_backlog_drains(
-        kiosk_harness, broker, subscriber_factory, monkeypatch):
+    kiosk_harness, broker, subscriber_factory, monkeypatch
+):
     monkeypatch.setenv("CARETERM_BACKOFF_MAX_S", "1")  # reconnect quickly once the broker is back
     h = kiosk_harness()
     site = subscriber_factory(broker.port, ["careterm/main/kiosk-01/events/#"])
     roster = patient_roster(datetime.now().astimezone())
-    site.publish("careterm/main/roster", json.dumps(roster, ensure_ascii=False).encode(),
-                 retain=True)
+    site.publish(
+        "careterm/main/roster", json.dumps(roster, ensure_ascii=False).encode(), retain=True
+    )
     svc = h.start(broker_url=broker.url)
     wait_for(lambda: (h.data / "roster.json").exists(), 10, what="retained roster kept on disk")
     h.stop()

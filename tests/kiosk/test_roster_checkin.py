@@ -18,10 +18,18 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=CST)
 
 
 def roster_doc(day: str = "2026-11-23", **over) -> dict:
-    row = {"id": "A20261123-0042", "token": "t" * 32, "name": "张*三", "department_id": "cardio",
-           "department": "心内科", "doctor": "李明", "room": "门诊3楼 305诊室",
-           "slot_start": f"{day}T09:00:00+08:00", "slot_end": f"{day}T09:30:00+08:00",
-           "queue_no": "B023"}
+    row = {
+        "id": "A20261123-0042",
+        "token": "t" * 32,
+        "name": "张*三",
+        "department_id": "cardio",
+        "department": "心内科",
+        "doctor": "李明",
+        "room": "门诊3楼 305诊室",
+        "slot_start": f"{day}T09:00:00+08:00",
+        "slot_end": f"{day}T09:30:00+08:00",
+        "queue_no": "B023",
+    }
     row.update(over)
     return {"v": 1, "date": day, "generated": f"{day}T06:00:00+08:00", "appointments": [row]}
 
@@ -41,13 +49,19 @@ def test_lookup_by_token_and_id_in_a_20000_roster_is_well_under_a_millisecond():
     assert by_id is not None and by_id.token == token
 
 
-@pytest.mark.parametrize("mutate, where", [
-    (lambda d: d.update(v=2), "v"),
-    (lambda d: d.update(date="23.11.2026"), "date"),
-    (lambda d: d["appointments"][0].update(slot_start="9 o'clock"), "appointments[0].slot_start"),
-    (lambda d: d["appointments"][0].pop("queue_no"), "appointments[0].queue_no"),
-    (lambda d: d.update(appointments={}), "appointments"),
-])
+@pytest.mark.parametrize(
+    "mutate, where",
+    [
+        (lambda d: d.update(v=2), "v"),
+        (lambda d: d.update(date="23.11.2026"), "date"),
+        (
+            lambda d: d["appointments"][0].update(slot_start="9 o'clock"),
+            "appointments[0].slot_start",
+        ),
+        (lambda d: d["appointments"][0].pop("queue_no"), "appointments[0].queue_no"),
+        (lambda d: d.update(appointments={}), "appointments"),
+    ],
+)
 def test_bad_rosters_are_refused_naming_the_field(mutate, where):
     doc = roster_doc()
     mutate(doc)
@@ -75,6 +89,7 @@ def test_roster_file_is_used_and_todays_roster_wins(tmp_path: Path):
     time.sleep(0.01)
     f.write_text(json.dumps(roster_doc()))
     import os
+
     os.utime(f, (time.time() + 5, time.time() + 5))
     store.refresh_file(NOW.date())
     assert store.today(NOW.date()) is not None
@@ -84,7 +99,9 @@ def test_roster_file_is_used_and_todays_roster_wins(tmp_path: Path):
 
 
 def appt(start: datetime):
-    doc = roster_doc(slot_start=start.isoformat(), slot_end=(start + timedelta(minutes=30)).isoformat())
+    doc = roster_doc(
+        slot_start=start.isoformat(), slot_end=(start + timedelta(minutes=30)).isoformat()
+    )
     return Roster.parse(doc).appointments[0]
 
 

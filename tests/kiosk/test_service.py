@@ -29,9 +29,16 @@ def test_card_lists_appointments_with_focus_on_the_open_one_and_checks_in(harnes
     assert done.data["queue_no"] == "B023" and done.data["ticket"] == "printed"
     assert done.data["where"] == "门诊楼3层 门诊3楼 305诊室"
     [ev] = harness.events("checkin")
-    assert ev["data"] == {"appointment": v.data["items"][1]["id"], "department_id": "cardio",
-                          "queue_no": "B023", "card_kind": "id_card", "token": TOKEN,
-                          "timing": "early", "ticket": "printed", "repeat": False}
+    assert ev["data"] == {
+        "appointment": v.data["items"][1]["id"],
+        "department_id": "cardio",
+        "queue_no": "B023",
+        "card_kind": "id_card",
+        "token": TOKEN,
+        "timing": "early",
+        "ticket": "printed",
+        "repeat": False,
+    }
     assert seen_at_print == [1]  # the event was durable before the ticket printed
     [doc] = harness.printer.docs
     assert any(isinstance(b, Text) and b.double and b.text == "B023" for b in doc.blocks)
@@ -90,8 +97,11 @@ def test_printer_fault_never_blocks_checkin(harness):
     svc.card_read(card())
     harness.wait_view("appointments")
     svc.choose(v.data["items"][1]["id"])
-    done = wait_for(lambda: svc.view if svc.view.screen == "done" and svc.view.data["repeat"]
-                    else None, 5, what="reprint done")
+    done = wait_for(
+        lambda: svc.view if svc.view.screen == "done" and svc.view.data["repeat"] else None,
+        5,
+        what="reprint done",
+    )
     assert done.data["ticket"] == "failed"
     fix = [e["data"] for e in harness.events("alert") if e["data"].get("appointment")]
     assert fix and fix[0]["ticket"] == "failed"
@@ -131,8 +141,11 @@ def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness
     rows = dict(m.data["rows"])
     assert rows["mt_checkins"] == "1" and "waiting" in rows["mt_outbox"]
     svc.maintenance("test_printer")
-    wait_for(lambda: svc.view.data.get("message", "").startswith("printed"), 3,
-             what="printer test result")
+    wait_for(
+        lambda: svc.view.data.get("message", "").startswith("printed"),
+        3,
+        what="printer test result",
+    )
     svc.maintenance("close")
     harness.wait_view("home")
 
@@ -159,8 +172,9 @@ def test_idle_countdown_then_home_and_the_patient_is_forgotten(harness):
 
 def test_feedback_and_survey_events_with_tracking_number_and_slip(harness):
     svc = harness.start()
-    form = FeedbackForm(category="complaint", department_id="cardio", topics=["等候时间长"],
-                        phone="13812345678")
+    form = FeedbackForm(
+        category="complaint", department_id="cardio", topics=["等候时间长"], phone="13812345678"
+    )
     svc.go("feedback")
     harness.wait_view("feedback")
     svc.submit_feedback(form)
@@ -179,8 +193,11 @@ def test_feedback_and_survey_events_with_tracking_number_and_slip(harness):
     svc.survey_answer(5)
     wait_for(lambda: svc.view.data.get("i") == 2, 3, what="question 2")
     svc.back()
-    wait_for(lambda: svc.view.data.get("i") == 1 and svc.view.data.get("answer") == 5, 3,
-             what="back to question 1 with its answer")
+    wait_for(
+        lambda: svc.view.data.get("i") == 1 and svc.view.data.get("answer") == 5,
+        3,
+        what="back to question 1 with its answer",
+    )
     svc.survey_answer(4, "q1")
     svc.survey_answer(4, "q1")  # a double tap: meant for q1, which is already answered
     svc.survey_answer(None, "q2")
@@ -199,7 +216,10 @@ def test_roster_over_mqtt_is_kept_and_bad_input_never_crashes(harness):
     svc.on_survey("careterm/main/survey", b"{}")
     svc.on_roster("careterm/main/roster", json.dumps(doc).encode())
     wait_for(lambda: svc.call(lambda: svc.rosters.current.source) == "mqtt", 3, what="roster")
-    assert json.loads((harness.data / "roster.json").read_text())["appointments"][0]["token"] == "d" * 32
+    assert (
+        json.loads((harness.data / "roster.json").read_text())["appointments"][0]["token"]
+        == "d" * 32
+    )
     svc.card_read(card("d" * 32))
     harness.wait_view("appointments")
     assert svc.is_alive() and svc.directory.departments and svc.survey is not None
@@ -212,7 +232,7 @@ def test_card_reader_faults_raise_alerts_and_show_on_the_status_line(harness):
     from drivers.card_reader.base import CardReader
 
     class PluggableReader(CardReader):
-        def start(self, on_read):  # noqa: ANN001
+        def start(self, on_read):
             self._set_state(DeviceState.OK)
 
         def stop(self) -> None:
@@ -226,7 +246,9 @@ def test_card_reader_faults_raise_alerts_and_show_on_the_status_line(harness):
     wait_for(lambda: "status_reader" not in svc.view.status, 3, what="status line cleared")
     alerts = [e["data"] for e in harness.events("alert")]
     assert [(a["kind"], a["severity"], a["state"]) for a in alerts] == [
-        ("card_reader", "warning", "absent"), ("card_reader", "info", "ok")]
+        ("card_reader", "warning", "absent"),
+        ("card_reader", "info", "ok"),
+    ]
     assert "unplugged" in alerts[0]["detail"]
 
 

@@ -20,11 +20,26 @@ CST = timezone(timedelta(hours=8))
 
 
 def appointment():
-    return Roster.parse({"v": 1, "date": "2026-11-23", "appointments": [{
-        "id": "A20261123-0042", "token": "t" * 32, "name": "张*三", "department_id": "cardio",
-        "department": "心内科", "doctor": "李明", "room": "门诊3楼 305诊室",
-        "slot_start": "2026-11-23T09:00:00+08:00", "slot_end": "2026-11-23T09:30:00+08:00",
-        "queue_no": "B023"}]}).appointments[0]
+    return Roster.parse(
+        {
+            "v": 1,
+            "date": "2026-11-23",
+            "appointments": [
+                {
+                    "id": "A20261123-0042",
+                    "token": "t" * 32,
+                    "name": "张*三",
+                    "department_id": "cardio",
+                    "department": "心内科",
+                    "doctor": "李明",
+                    "room": "门诊3楼 305诊室",
+                    "slot_start": "2026-11-23T09:00:00+08:00",
+                    "slot_end": "2026-11-23T09:30:00+08:00",
+                    "queue_no": "B023",
+                }
+            ],
+        }
+    ).appointments[0]
 
 
 def texts(doc) -> list[str]:
@@ -32,27 +47,54 @@ def texts(doc) -> list[str]:
 
 
 def test_checkin_ticket_has_queue_number_double_place_doctor_time_qr_and_masked_name():
-    doc = checkin_ticket(appointment(), Place("门诊楼3层", "电梯右转", "Cardiology"), "zh",
-                         "kiosk-01", datetime(2026, 11, 23, 8, 50, tzinfo=CST))
+    doc = checkin_ticket(
+        appointment(),
+        Place("门诊楼3层", "电梯右转", "Cardiology"),
+        "zh",
+        "kiosk-01",
+        datetime(2026, 11, 23, 8, 50, tzinfo=CST),
+    )
     big = [b for b in doc.blocks if isinstance(b, Text) and b.double]
     assert [b.text for b in big] == ["B023"]
     joined = "\n".join(texts(doc))
-    for part in ("心内科", "门诊楼3层 门诊3楼 305诊室", "李明", "09:00-09:30", "张*三", "A20261123-0042"):
+    for part in (
+        "心内科",
+        "门诊楼3层 门诊3楼 305诊室",
+        "李明",
+        "09:00-09:30",
+        "张*三",
+        "A20261123-0042",
+    ):
         assert part in joined
     assert [b.data for b in doc.blocks if isinstance(b, QR)] == ["CT1:A20261123-0042"]
     assert "补打" not in joined
-    en = checkin_ticket(appointment(), Place("门诊楼3层", "", "Cardiology"), "en", "kiosk-01",
-                        datetime(2026, 11, 23, 8, 50, tzinfo=CST), repeat=True)
+    en = checkin_ticket(
+        appointment(),
+        Place("门诊楼3层", "", "Cardiology"),
+        "en",
+        "kiosk-01",
+        datetime(2026, 11, 23, 8, 50, tzinfo=CST),
+        repeat=True,
+    )
     assert "Department: Cardiology" in texts(en) and "(reprint)" in texts(en)
 
 
 def test_tracking_numbers_count_per_day_on_disk(tmp_path: Path):
     c = TrackingCounter(tmp_path, "kiosk-01")
     assert c.next(date(2026, 11, 23)) == "F-20261123-kiosk-01-0001"
-    assert TrackingCounter(tmp_path, "kiosk-01").next(date(2026, 11, 23)) == "F-20261123-kiosk-01-0002"
+    assert (
+        TrackingCounter(tmp_path, "kiosk-01").next(date(2026, 11, 23)) == "F-20261123-kiosk-01-0002"
+    )
     assert c.next(date(2026, 11, 24)) == "F-20261124-kiosk-01-0001"
-    slip = feedback_slip("F-20261124-kiosk-01-0001", "complaint", "心内科", ["等候时间长"], True,
-                         "zh", datetime(2026, 11, 24, 10, 0))
+    slip = feedback_slip(
+        "F-20261124-kiosk-01-0001",
+        "complaint",
+        "心内科",
+        ["等候时间长"],
+        True,
+        "zh",
+        datetime(2026, 11, 24, 10, 0),
+    )
     assert "F-20261124-kiosk-01-0001" in texts(slip) and "类型: 投诉" in texts(slip)
 
 
@@ -69,8 +111,16 @@ def test_guide_groups_by_floor_and_finds_by_pinyin_initial():
 
 
 def test_survey_one_question_at_a_time_with_skip_and_back():
-    s = Survey.parse({"v": 1, "id": "opd", "questions": [
-        {"id": "q1", "text": "挂号?", "scale": 5}, {"id": "q2", "text": "医生?", "scale": 3}]})
+    s = Survey.parse(
+        {
+            "v": 1,
+            "id": "opd",
+            "questions": [
+                {"id": "q1", "text": "挂号?", "scale": 5},
+                {"id": "q2", "text": "医生?", "scale": 3},
+            ],
+        }
+    )
     run = SurveyRun(s)
     run.answer(5)
     with pytest.raises(SurveyError):
@@ -94,9 +144,14 @@ def test_feedback_form_validates_phone_and_builds_the_event():
         f.type_digit(ch)
     assert f.phone == "13812345678" and mask_phone(f.phone) == "138****5678"
     data = f.event_data("F-20261123-kiosk-01-0007")
-    assert data == {"category": "complaint", "department_id": None, "topics": ["等候时间长"],
-                    "text": "", "callback_phone": "13812345678",
-                    "tracking_no": "F-20261123-kiosk-01-0007"}
+    assert data == {
+        "category": "complaint",
+        "department_id": None,
+        "topics": ["等候时间长"],
+        "text": "",
+        "callback_phone": "13812345678",
+        "tracking_no": "F-20261123-kiosk-01-0007",
+    }
     f.delete_digit()
     assert f.problem() == "fb_phone_bad"
 

@@ -45,8 +45,9 @@ def window_ui():
             pass
 
 
-def kiosk_config(tmp_path: Path, config_writer, broker_url: str, reader: str, printer: Path,
-                 **extra: str) -> Path:
+def kiosk_config(
+    tmp_path: Path, config_writer, broker_url: str, reader: str, printer: Path, **extra: str
+) -> Path:
     (tmp_path / "site.salt").write_bytes(SALT + b"\n")
     now = datetime.now().astimezone()
     roster = patient_roster(now, token=card_token(SALT, "id_card", NUMBER))
@@ -57,10 +58,15 @@ def kiosk_config(tmp_path: Path, config_writer, broker_url: str, reader: str, pr
     (data / "survey.json").write_text(json.dumps(demo_survey(), ensure_ascii=False))
     extra.setdefault("maintenance_pin_sha256", f'"{PIN_1234}"')
     kiosk_extra = "".join(f"{k} = {v}\n" for k, v in extra.items())
-    return config_writer("kiosk.toml", device_id="kiosk-01", role="kiosk", broker_url=broker_url,
-                         data_dir=data, extra=f"""
+    return config_writer(
+        "kiosk.toml",
+        device_id="kiosk-01",
+        role="kiosk",
+        broker_url=broker_url,
+        data_dir=data,
+        extra=f"""
 [privacy]
-salt_file = "{tmp_path / 'site.salt'}"
+salt_file = "{tmp_path / "site.salt"}"
 
 [card_reader]
 driver = "serial"
@@ -71,13 +77,15 @@ driver = "file"
 device = "{printer}"
 
 [kiosk]
-roster_file = "{tmp_path / 'roster.json'}"
-{kiosk_extra}""")
+roster_file = "{tmp_path / "roster.json"}"
+{kiosk_extra}""",
+    )
 
 
 @pytest.mark.broker
 def test_card_on_pty_reader_then_enter_prints_ticket_and_reaches_the_broker(
-        tmp_path, config_writer, broker, pty, subscriber_factory, window_ui):
+    tmp_path, config_writer, broker, pty, subscriber_factory, window_ui
+):
     ticket = tmp_path / "ticket.bin"
     cfg = load_config(kiosk_config(tmp_path, config_writer, broker.url, pty.path, ticket))
     sub = subscriber_factory(broker.port, ["careterm/main/kiosk-01/#"])
@@ -117,8 +125,9 @@ def test_card_on_pty_reader_then_enter_prints_ticket_and_reaches_the_broker(
 
 
 def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
-    cfg = load_config(kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null",
-                                   tmp_path / "t.bin"))
+    cfg = load_config(
+        kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null", tmp_path / "t.bin")
+    )
     kiosk = Kiosk(cfg, open_drivers=False)
     kiosk.start()
     try:

@@ -12,8 +12,16 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 
-KEYS = {"tab": 9, "enter": 13, "esc": 27, "up": 273, "down": 274, "right": 275, "left": 276,
-        "backspace": 8}
+KEYS = {
+    "tab": 9,
+    "enter": 13,
+    "esc": 27,
+    "up": 273,
+    "down": 274,
+    "right": 275,
+    "left": 276,
+    "backspace": 8,
+}
 
 
 class UI:
@@ -37,8 +45,9 @@ class UI:
 
         self.root = KioskRoot(service)
         self.window.add_widget(self.root)
-        self.pump_until(lambda: self.root.view is not None and self.root.built is not None,
-                        what="first view")
+        self.pump_until(
+            lambda: self.root.view is not None and self.root.built is not None, what="first view"
+        )
 
     def close(self) -> None:
         self.root.detach()
@@ -61,16 +70,20 @@ class UI:
             if v:
                 return v
             time.sleep(0.005)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                             f"screen is {self.screen!r}")
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}; screen is {self.screen!r}"
+        )
 
     @property
     def screen(self) -> str | None:
         return self.root.view.screen if self.root.view else None
 
     def wait_screen(self, name: str, timeout: float = 5.0) -> None:
-        self.pump_until(lambda: self.screen == name and self.root.built is not None, timeout,
-                        what=f"screen {name}")
+        self.pump_until(
+            lambda: self.screen == name and self.root.built is not None,
+            timeout,
+            what=f"screen {name}",
+        )
         self.pump_for(0.05)
 
     # input --------------------------------------------------------------------------------
@@ -78,8 +91,9 @@ class UI:
     def key(self, name: str, times: int = 1, codepoint: str | None = None) -> None:
         for _ in range(times):
             code = KEYS.get(name, ord(name) if len(name) == 1 else 0)
-            self.window.dispatch("on_key_down", code, 0, codepoint or (name if len(name) == 1
-                                                                         else None), [])
+            self.window.dispatch(
+                "on_key_down", code, 0, codepoint or (name if len(name) == 1 else None), []
+            )
             self.window.dispatch("on_key_up", code, 0)
             self.loop.idle()
 
@@ -101,8 +115,9 @@ class UI:
         for b in self.buttons() + [self.root.lang_button]:
             if text_part in b.text:
                 return b
-        raise AssertionError(f"no button with {text_part!r} on {self.screen}: "
-                             f"{[b.text for b in self.buttons()]}")
+        raise AssertionError(
+            f"no button with {text_part!r} on {self.screen}: {[b.text for b in self.buttons()]}"
+        )
 
     def texts(self) -> str:
         from kivy.uix.label import Label

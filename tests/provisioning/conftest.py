@@ -67,16 +67,43 @@ def make_site(base: Path, port: int) -> Site:
     careterm_inproc("provision", "ca", "init", "--dir", str(site.ca))
     for device_id, role in DEVICES.items():
         extra = ["--window", "W03"] if role == "rating_pad" else []
-        careterm_inproc("provision", "device", "--ca", str(site.ca), "--id", device_id, "--role", role,
-                    "--site", SITE, "--broker", f"mqtts://localhost:{port}", *extra,
-                    "--out", str(site.bundle(device_id)))
+        careterm_inproc(
+            "provision",
+            "device",
+            "--ca",
+            str(site.ca),
+            "--id",
+            device_id,
+            "--role",
+            role,
+            "--site",
+            SITE,
+            "--broker",
+            f"mqtts://localhost:{port}",
+            *extra,
+            "--out",
+            str(site.bundle(device_id)),
+        )
         dest = site.identity(device_id)
         dest.mkdir(parents=True)
         with tarfile.open(site.bundle(device_id)) as tar:
             tar.extractall(dest, filter="data")
-    careterm_inproc("provision", "broker", "--ca", str(site.ca), "--site", SITE,
-                    "--out", str(site.broker_dir), "--host", "localhost", "--host", "127.0.0.1",
-                    "--port", str(port))
+    careterm_inproc(
+        "provision",
+        "broker",
+        "--ca",
+        str(site.ca),
+        "--site",
+        SITE,
+        "--out",
+        str(site.broker_dir),
+        "--host",
+        "localhost",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    )
     return site
 
 
@@ -101,8 +128,11 @@ class SiteBroker:
         self.log = site.broker_dir / "mosquitto.log"
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self._logf = open(self.log, "wb")  # noqa: SIM115 - kept open while the broker runs
-        self.proc = subprocess.Popen([exe, "-c", str(site.broker_dir / "mosquitto.conf")],
-                                     stdout=self._logf, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(site.broker_dir / "mosquitto.conf")],
+            stdout=self._logf,
+            stderr=subprocess.STDOUT,
+        )
         wait_for(self._accepting, 10, what=f"site mosquitto on port {self.port}")
 
     def _accepting(self) -> bool:
@@ -134,13 +164,20 @@ def site_broker(site: Site) -> Iterator[SiteBroker]:
 class Peer:
     """A TLS MQTT 5 client with a given certificate (or none); records what it receives."""
 
-    def __init__(self, port: int, ca: Path, cert: Path | None, key: Path | None,
-                 client_id: str) -> None:
-        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id, protocol=mqtt.MQTTv5)
-        self.client.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None,
-                            keyfile=str(key) if key else None,
-                            tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    def __init__(
+        self, port: int, ca: Path, cert: Path | None, key: Path | None, client_id: str
+    ) -> None:
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.tls_set(
+            ca_certs=str(ca),
+            certfile=str(cert) if cert else None,
+            keyfile=str(key) if key else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
         self.lock = threading.Lock()
         self.messages: list[tuple[str, bytes]] = []
         self.live: list[str] = []
@@ -164,8 +201,9 @@ class Peer:
             if not msg.retain:  # sent while we were subscribed, not stored from earlier tests
                 self.live.append(msg.topic)
 
-    def connect(self, timeout: float = 5.0, clean_start: bool = True,
-                session_expiry: int = 0) -> bool:
+    def connect(
+        self, timeout: float = 5.0, clean_start: bool = True, session_expiry: int = 0
+    ) -> bool:
         """True once the broker accepted; False when it refused or dropped the connection."""
         props = None
         if session_expiry:
@@ -175,13 +213,17 @@ class Peer:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = session_expiry
         try:
-            self.client.connect("localhost", self.port, keepalive=10, clean_start=clean_start,
-                                properties=props)
+            self.client.connect(
+                "localhost", self.port, keepalive=10, clean_start=clean_start, properties=props
+            )
         except (OSError, ssl.SSLError):
             return False
         self.client.loop_start()
-        wait_for(lambda: self.connack is not None or self.disconnected.is_set(), timeout,
-                 what="CONNACK or a dropped connection")
+        wait_for(
+            lambda: self.connack is not None or self.disconnected.is_set(),
+            timeout,
+            what="CONNACK or a dropped connection",
+        )
         return self.connack is not None and not self.connack.is_failure
 
     def subscribe(self, topic: str) -> list[Any]:
@@ -213,8 +255,14 @@ class Peer:
 def peers(site: Site, site_broker: SiteBroker) -> Iterator[Any]:
     made: list[Peer] = []
 
-    def make(name: str, client_id: str | None = None, *, cert: Path | None = None,
-             key: Path | None = None, connect: bool = True) -> Peer:
+    def make(
+        name: str,
+        client_id: str | None = None,
+        *,
+        cert: Path | None = None,
+        key: Path | None = None,
+        connect: bool = True,
+    ) -> Peer:
         if name == "site-service":
             cert, key = site.broker_dir / "site-service.crt", site.broker_dir / "site-service.key"
         elif name in DEVICES:

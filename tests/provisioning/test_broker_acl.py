@@ -27,8 +27,11 @@ def test_each_device_connects_with_its_own_certificate_and_the_site_reads_its_ev
     kiosk.publish(f"{BASE}/kiosk-01/status", b'{"state": "online"}', retain=True)
     wait_for(lambda: len(site.received()) >= 3, 5, what="the site to read both devices")
     topics = {t for t, _ in site.received()}
-    assert {f"{BASE}/pad-w03/events/rating", f"{BASE}/kiosk-01/events/checkin",
-            f"{BASE}/kiosk-01/status"} <= topics
+    assert {
+        f"{BASE}/pad-w03/events/rating",
+        f"{BASE}/kiosk-01/events/checkin",
+        f"{BASE}/kiosk-01/status",
+    } <= topics
 
 
 def test_a_device_cannot_publish_under_another_device(peers):
@@ -50,8 +53,7 @@ def test_a_device_cannot_publish_under_another_device(peers):
     late.subscribe(f"{BASE}/kiosk-01/status")
     late.subscribe(f"{BASE}/pad-w03/ack")
     time.sleep(QUIET_S)
-    assert not any(b"forged" in p or b"999999" in p or b"offline" in p
-                   for _, p in late.received())
+    assert not any(b"forged" in p or b"999999" in p or b"offline" in p for _, p in late.received())
 
 
 def test_a_client_id_naming_another_device_gives_no_rights_over_it(peers):
@@ -104,8 +106,11 @@ def test_the_site_service_may_use_a_shared_subscription(peers):
     collector.subscribe(f"$share/collect/{BASE}/+/events/#")
     kiosk = peers("kiosk-01")
     kiosk.publish(f"{BASE}/kiosk-01/events/feedback", b'{"seq": 2}')
-    wait_for(lambda: collector.received(f"{BASE}/kiosk-01/events/feedback"), 5,
-             what="the event through the shared subscription")
+    wait_for(
+        lambda: collector.received(f"{BASE}/kiosk-01/events/feedback"),
+        5,
+        what="the event through the shared subscription",
+    )
 
 
 def test_a_client_without_a_certificate_is_refused(peers):
@@ -118,12 +123,21 @@ def test_a_certificate_from_another_ca_is_refused(peers, tmp_path):
     forged = other.issue_device("kiosk-01", "main")
     (tmp_path / "k.crt").write_bytes(forged.cert)
     (tmp_path / "k.key").write_bytes(forged.key)
-    stranger = peers("stranger", client_id="kiosk-01", cert=tmp_path / "k.crt",
-                     key=tmp_path / "k.key", connect=False)
+    stranger = peers(
+        "stranger",
+        client_id="kiosk-01",
+        cert=tmp_path / "k.crt",
+        key=tmp_path / "k.key",
+        connect=False,
+    )
     assert not stranger.connect()
 
 
 def test_the_broker_certificate_cannot_be_used_as_a_client(peers, site):
-    server = peers("server", cert=site.broker_dir / "server.crt",
-                   key=site.broker_dir / "server.key", connect=False)
+    server = peers(
+        "server",
+        cert=site.broker_dir / "server.crt",
+        key=site.broker_dir / "server.key",
+        connect=False,
+    )
     assert not server.connect()

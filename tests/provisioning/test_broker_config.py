@@ -22,11 +22,30 @@ def conf_lines(path: Path) -> list[tuple[str, str]]:
 def test_broker_folder_is_complete_absolute_and_closed(tmp_path):
     ca, out = tmp_path / "ca", tmp_path / "broker"
     assert run_careterm("provision", "ca", "init", "--dir", str(ca)).returncode == 0
-    res = run_careterm("provision", "broker", "--ca", str(ca), "--site", "east",
-                       "--out", str(out), "--host", "mqtt.east.local", "--port", "18883")
+    res = run_careterm(
+        "provision",
+        "broker",
+        "--ca",
+        str(ca),
+        "--site",
+        "east",
+        "--out",
+        str(out),
+        "--host",
+        "mqtt.east.local",
+        "--port",
+        "18883",
+    )
     assert res.returncode == 0, res.stderr
-    for name in ("mosquitto.conf", "acl", "ca.crt", "server.crt", "server.key",
-                 "site-service.crt", "site-service.key"):
+    for name in (
+        "mosquitto.conf",
+        "acl",
+        "ca.crt",
+        "server.crt",
+        "server.key",
+        "site-service.crt",
+        "site-service.key",
+    ):
         assert (out / name).is_file(), name
     assert stat.S_IMODE((out / "site-service.key").stat().st_mode) == 0o600
     key_mode = stat.S_IMODE((out / "server.key").stat().st_mode)
@@ -53,8 +72,7 @@ def test_broker_folder_is_complete_absolute_and_closed(tmp_path):
     acl = (out / "acl").read_text()
     rules = [ln for ln in acl.splitlines() if ln and not ln.startswith("#")]
     assert not any("%c" in ln for ln in rules)
-    assert all("careterm/east/" in ln or ln.startswith("user ") or ln.endswith("#")
-               for ln in rules)
+    assert all("careterm/east/" in ln or ln.startswith("user ") or ln.endswith("#") for ln in rules)
     device_rules = rules[: rules.index("user site-service.east")]
     assert all(ln.startswith("pattern ") for ln in device_rules)
     assert {ln.split()[1] for ln in device_rules if "%u" not in ln} == {"read"}

@@ -38,8 +38,11 @@ def test_retained_topics_and_queued_commands_survive_a_broker_restart(site):
         assert p.connect(clean_start=False, session_expiry=3600)
         p.subscribe(f"{BASE}/roster")
         wait_for(lambda: p.received(f"{BASE}/roster"), 5, what="the retained roster")
-        wait_for(lambda: p.received(f"{BASE}/pad-w03/cmd/prompt"), 5,
-                 what="the command queued while the pad was away")
+        wait_for(
+            lambda: p.received(f"{BASE}/pad-w03/cmd/prompt"),
+            5,
+            what="the command queued while the pad was away",
+        )
         p.close()
     finally:
         broker.stop()

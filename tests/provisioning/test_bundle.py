@@ -33,11 +33,26 @@ def ca(tmp_path: Path) -> Path:
     return tmp_path / "ca"
 
 
-def provision(ca: Path, out: Path, *args: str, device_id: str = "pad-w03",
-              role: str = "rating_pad"):
-    return run_careterm("provision", "device", "--ca", str(ca), "--id", device_id, "--role", role,
-                        "--site", "main", "--broker", "mqtts://broker.hospital.local:8883",
-                        "--out", str(out), *args)
+def provision(
+    ca: Path, out: Path, *args: str, device_id: str = "pad-w03", role: str = "rating_pad"
+):
+    return run_careterm(
+        "provision",
+        "device",
+        "--ca",
+        str(ca),
+        "--id",
+        device_id,
+        "--role",
+        role,
+        "--site",
+        "main",
+        "--broker",
+        "mqtts://broker.hospital.local:8883",
+        "--out",
+        str(out),
+        *args,
+    )
 
 
 def test_pad_bundle_holds_a_valid_config_pointing_at_installed_paths(ca, tmp_path):
@@ -52,7 +67,10 @@ def test_pad_bundle_holds_a_valid_config_pointing_at_installed_paths(ca, tmp_pat
     assert (cfg.device.id, cfg.device.role, cfg.device.site) == ("pad-w03", "rating_pad", "main")
     assert cfg.mqtt.url == "mqtts://broker.hospital.local:8883"
     assert (cfg.mqtt.ca_file, cfg.mqtt.cert_file, cfg.mqtt.key_file) == (
-        "/etc/careterm/ca.crt", "/etc/careterm/device.crt", "/etc/careterm/device.key")
+        "/etc/careterm/ca.crt",
+        "/etc/careterm/device.crt",
+        "/etc/careterm/device.key",
+    )
     assert cfg.privacy.salt_file == "/etc/careterm/site.salt"
     assert (cfg.window.id, cfg.window.name) == ("W03", "收费处 3号窗口")
     assert "kiosk" not in data and "printer" not in data
@@ -74,9 +92,18 @@ def test_kiosk_bundle_has_kiosk_sections_and_the_sites_salt(ca, tmp_path):
 
 
 def test_set_overrides_any_key_and_is_validated(ca, tmp_path):
-    res = provision(ca, tmp_path / "p.tar.gz", "--window", "W07",
-                    "--set", "buttons.device=/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0",
-                    "--set", "buttons.baudrate=19200", "--set", "rating.mode=free")
+    res = provision(
+        ca,
+        tmp_path / "p.tar.gz",
+        "--window",
+        "W07",
+        "--set",
+        "buttons.device=/dev/serial/by-id/usb-1a86_USB_Serial-if00-port0",
+        "--set",
+        "buttons.baudrate=19200",
+        "--set",
+        "rating.mode=free",
+    )
     assert res.returncode == 0, res.stderr
     cfg = parse_config(tomllib.loads(member(tmp_path / "p.tar.gz", "device.toml").decode()))
     assert cfg.buttons.device.endswith("if00-port0") and cfg.buttons.baudrate == 19200
@@ -90,27 +117,37 @@ def test_set_overrides_any_key_and_is_validated(ca, tmp_path):
         assert res.returncode == 2 and key.split("=")[0] in res.stderr, res.stderr
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--id", "Pad_W03"], "--id"),
-    (["--site", "Main Hospital"], "--site"),
-    (["--window", ""], "--window"),
-    (["--broker", "http://broker"], "mqtt.url"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--id", "Pad_W03"], "--id"),
+        (["--site", "Main Hospital"], "--site"),
+        (["--window", ""], "--window"),
+        (["--broker", "http://broker"], "mqtt.url"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(ca, tmp_path, args, says):
-    base = {"--id": "pad-w03", "--role": "rating_pad", "--site": "main",
-            "--broker": "mqtts://b:8883", "--window": "W03"}
+    base = {
+        "--id": "pad-w03",
+        "--role": "rating_pad",
+        "--site": "main",
+        "--broker": "mqtts://b:8883",
+        "--window": "W03",
+    }
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
     flat = [x for kv in base.items() for x in kv]
-    res = run_careterm("provision", "device", "--ca", str(ca), *flat,
-                       "--out", str(tmp_path / "x.tar.gz"))
+    res = run_careterm(
+        "provision", "device", "--ca", str(ca), *flat, "--out", str(tmp_path / "x.tar.gz")
+    )
     assert res.returncode == 2
     assert says in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_read_bundle_rejects_tampering(ca, tmp_path):
     assert provision(ca, tmp_path / "pad.tar.gz", "--window", "W03").returncode == 0
-    assert provision(ca, tmp_path / "kiosk.tar.gz", device_id="kiosk-01",
-                     role="kiosk").returncode == 0
+    assert (
+        provision(ca, tmp_path / "kiosk.tar.gz", device_id="kiosk-01", role="kiosk").returncode == 0
+    )
     good = {n: member(tmp_path / "pad.tar.gz", n) for n in MEMBERS}
     assert read_bundle(tmp_path / "pad.tar.gz").config.device.id == "pad-w03"
 
@@ -135,17 +172,53 @@ def test_read_bundle_rejects_tampering(ca, tmp_path):
 
 
 def test_a_broker_name_no_broker_certificate_carries_is_flagged(ca, tmp_path):
-    res = run_careterm("provision", "broker", "--ca", str(ca), "--site", "main",
-                       "--out", str(tmp_path / "broker"), "--host", "mqtt.hospital.local",
-                       "--host", "10.0.0.5")
+    res = run_careterm(
+        "provision",
+        "broker",
+        "--ca",
+        str(ca),
+        "--site",
+        "main",
+        "--out",
+        str(tmp_path / "broker"),
+        "--host",
+        "mqtt.hospital.local",
+        "--host",
+        "10.0.0.5",
+    )
     assert res.returncode == 0, res.stderr
-    good = run_careterm("provision", "device", "--ca", str(ca), "--id", "kiosk-01",
-                        "--role", "kiosk", "--site", "main", "--broker", "mqtts://10.0.0.5:8883",
-                        "--out", str(tmp_path / "a.tar.gz"))
+    good = run_careterm(
+        "provision",
+        "device",
+        "--ca",
+        str(ca),
+        "--id",
+        "kiosk-01",
+        "--role",
+        "kiosk",
+        "--site",
+        "main",
+        "--broker",
+        "mqtts://10.0.0.5:8883",
+        "--out",
+        str(tmp_path / "a.tar.gz"),
+    )
     assert good.returncode == 0 and "warning" not in good.stderr
-    typo = run_careterm("provision", "device", "--ca", str(ca), "--id", "kiosk-02",
-                        "--role", "kiosk", "--site", "main",
-                        "--broker", "mqtts://mqtt.hospital.lcoal:8883",
-                        "--out", str(tmp_path / "b.tar.gz"))
+    typo = run_careterm(
+        "provision",
+        "device",
+        "--ca",
+        str(ca),
+        "--id",
+        "kiosk-02",
+        "--role",
+        "kiosk",
+        "--site",
+        "main",
+        "--broker",
+        "mqtts://mqtt.hospital.lcoal:8883",
+        "--out",
+        str(tmp_path / "b.tar.gz"),
+    )
     assert typo.returncode == 0  # a name the broker may get later: warn, do not refuse
     assert "mqtt.hospital.lcoal" in typo.stderr and "10.0.0.5, mqtt.hospital.local" in typo.stderr

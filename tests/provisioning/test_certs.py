@@ -63,8 +63,10 @@ def test_server_certificate_carries_every_host_as_dns_name_or_address(tmp_path):
     cert = x509.load_pem_x509_certificate(issued.cert)
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["broker.hospital.local"]
-    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("10.1.2.3"),
-                                                       ipaddress.ip_address("::1")]
+    assert san.get_values_for_type(x509.IPAddress) == [
+        ipaddress.ip_address("10.1.2.3"),
+        ipaddress.ip_address("::1"),
+    ]
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
 
@@ -88,10 +90,16 @@ def test_cert_days_left_counts_down_and_never_raises(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old")])
-    old = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-           .public_key(key.public_key()).serial_number(1)
-           .not_valid_before(now - dt.timedelta(days=400))
-           .not_valid_after(now - dt.timedelta(days=3)).sign(key, hashes.SHA256()))
+    old = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=400))
+        .not_valid_after(now - dt.timedelta(days=3))
+        .sign(key, hashes.SHA256())
+    )
     from provisioning.certs import cert_pem
 
     (tmp_path / "old.crt").write_bytes(cert_pem(old))

@@ -20,12 +20,24 @@ IDCARD_FIND = bytes.fromhex("aa aa aa 96 69 00 03 20 01 22")  # SPEC 6.3, byte f
 IDCARD_NO_CARD = bytes.fromhex("aa aa aa 96 69 00 04 00 00 80 84")
 
 
-def write_config(path: Path, *, device_id: str, role: str, port: int, ident: Path,
-                 data_dir: Path, host: str = "localhost", extra: str = "",
-                 cert: Path | None = None, key: Path | None = None, ca: Path | None = None,
-                 salt: Path | None = None) -> Path:
+def write_config(
+    path: Path,
+    *,
+    device_id: str,
+    role: str,
+    port: int,
+    ident: Path,
+    data_dir: Path,
+    host: str = "localhost",
+    extra: str = "",
+    cert: Path | None = None,
+    key: Path | None = None,
+    ca: Path | None = None,
+    salt: Path | None = None,
+) -> Path:
     window = '[window]\nid = "W03"\n' if role == "rating_pad" else ""
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [device]
 id = "{device_id}"
 role = "{role}"
@@ -34,16 +46,18 @@ data_dir = "{data_dir}"
 
 [mqtt]
 url = "mqtts://{host}:{port}"
-ca_file = "{ca or ident / 'ca.crt'}"
-cert_file = "{cert or ident / 'device.crt'}"
-key_file = "{key or ident / 'device.key'}"
+ca_file = "{ca or ident / "ca.crt"}"
+cert_file = "{cert or ident / "device.crt"}"
+key_file = "{key or ident / "device.key"}"
 
 [privacy]
-salt_file = "{salt or ident / 'site.salt'}"
+salt_file = "{salt or ident / "site.salt"}"
 
 {window}
 {extra}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -142,25 +156,46 @@ def network_printer() -> Iterator[NetworkPrinter]:
 
 
 def test_a_healthy_pad_passes_every_check(site, site_broker, tmp_path, keypad):
-    cfg = write_config(tmp_path / "pad.toml", device_id="pad-w03", role="rating_pad",
-                       port=site.port, ident=site.identity("pad-w03"), data_dir=tmp_path / "data",
-                       extra=f'[buttons]\ndriver = "serial"\ndevice = "{keypad.path}"\n')
+    cfg = write_config(
+        tmp_path / "pad.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=site.identity("pad-w03"),
+        data_dir=tmp_path / "data",
+        extra=f'[buttons]\ndriver = "serial"\ndevice = "{keypad.path}"\n',
+    )
     res, by = doctor(cfg)
     assert res.returncode == 0, res.stdout + res.stderr
-    for name in ("config", "data_dir", "salt", "clock", "certificate", "broker", "tls", "mqtt",
-                 "buttons"):
+    for name in (
+        "config",
+        "data_dir",
+        "salt",
+        "clock",
+        "certificate",
+        "broker",
+        "tls",
+        "mqtt",
+        "buttons",
+    ):
         assert_line(by, name, "ok")
     assert_line(by, "mqtt", "ok", "as pad-w03")
     assert_line(by, "certificate", "ok", "pad-w03", "more days")
 
 
 def test_a_healthy_kiosk_gets_answers_from_its_reader_and_printer(
-        site, site_broker, tmp_path, idcard_reader, network_printer):
+    site, site_broker, tmp_path, idcard_reader, network_printer
+):
     cfg = write_config(
-        tmp_path / "kiosk.toml", device_id="kiosk-01", role="kiosk", port=site.port,
-        ident=site.identity("kiosk-01"), data_dir=tmp_path / "data",
+        tmp_path / "kiosk.toml",
+        device_id="kiosk-01",
+        role="kiosk",
+        port=site.port,
+        ident=site.identity("kiosk-01"),
+        data_dir=tmp_path / "data",
         extra=f'[card_reader]\ndriver = "idcard"\ndevice = "{idcard_reader.path}"\n'
-              f'[printer]\ndriver = "network"\ndevice = "{network_printer.device}"\n')
+        f'[printer]\ndriver = "network"\ndevice = "{network_printer.device}"\n',
+    )
     res, by = doctor(cfg)
     assert res.returncode == 0, res.stdout + res.stderr
     assert_line(by, "card_reader", "ok", "ID card reader answers")
@@ -174,8 +209,9 @@ def test_a_healthy_kiosk_gets_answers_from_its_reader_and_printer(
 
 def test_an_invalid_config_fails_naming_the_key(tmp_path):
     cfg = tmp_path / "bad.toml"
-    cfg.write_text('[device]\nid = "pad-w03"\nrole = "rating_pad"\nsite = "main"\n'
-                   '[mqtt]\nkeepalive = 30\n')
+    cfg.write_text(
+        '[device]\nid = "pad-w03"\nrole = "rating_pad"\nsite = "main"\n[mqtt]\nkeepalive = 30\n'
+    )
     res, by = doctor(cfg)
     assert res.returncode == 1
     assert_line(by, "config", "FAIL", "mqtt.keepalive", "unknown key")
@@ -183,17 +219,22 @@ def test_an_invalid_config_fails_naming_the_key(tmp_path):
     assert "Traceback" not in res.stderr
 
 
-def test_a_broken_device_gets_one_failing_line_with_a_fix_per_problem(site, site_broker,
-                                                                       tmp_path):
+def test_a_broken_device_gets_one_failing_line_with_a_fix_per_problem(site, site_broker, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     cfg = write_config(
-        tmp_path / "pad.toml", device_id="pad-w03", role="rating_pad", port=site.port,
-        ident=site.identity("pad-w03"), data_dir=blocker / "data",
-        cert=site.identity("kiosk-01") / "device.crt", key=site.identity("kiosk-01") / "device.key",
+        tmp_path / "pad.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=site.identity("pad-w03"),
+        data_dir=blocker / "data",
+        cert=site.identity("kiosk-01") / "device.crt",
+        key=site.identity("kiosk-01") / "device.key",
         salt=tmp_path / "no.salt",
         extra='[buttons]\ndriver = "serial"\ndevice = "/dev/serial/by-id/usb-no-such-keypad"\n'
-              '[card_reader]\ndriver = "evdev"\ndevice = "/dev/input/by-id/no-such-reader"\n')
+        '[card_reader]\ndriver = "evdev"\ndevice = "/dev/input/by-id/no-such-reader"\n',
+    )
     res, by = doctor(cfg, synced="0")
     assert res.returncode == 1
     assert_line(by, "data_dir", "FAIL", str(blocker))
@@ -209,9 +250,15 @@ def test_a_broken_device_gets_one_failing_line_with_a_fix_per_problem(site, site
 def test_an_unreachable_broker_fails_and_skips_the_tls_checks(site, tmp_path):
     from tests.conftest import free_port
 
-    cfg = write_config(tmp_path / "pad.toml", device_id="pad-w03", role="rating_pad",
-                       port=free_port(), ident=site.identity("pad-w03"), data_dir=tmp_path / "d",
-                       extra='[buttons]\ndriver = "keyboard"\n')
+    cfg = write_config(
+        tmp_path / "pad.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=free_port(),
+        ident=site.identity("pad-w03"),
+        data_dir=tmp_path / "d",
+        extra='[buttons]\ndriver = "keyboard"\n',
+    )
     res, by = doctor(cfg)
     assert res.returncode == 1
     assert_line(by, "broker", "FAIL", "cannot reach", "firewall")
@@ -221,18 +268,30 @@ def test_an_unreachable_broker_fails_and_skips_the_tls_checks(site, tmp_path):
 def test_tls_failures_say_whose_certificate_is_wrong(site, site_broker, tmp_path):
     other = SiteCA.init(tmp_path / "other-ca")
     (tmp_path / "other-ca.crt").write_bytes(other.cert_pem)
-    wrong_ca = write_config(tmp_path / "a.toml", device_id="pad-w03", role="rating_pad",
-                            port=site.port, ident=site.identity("pad-w03"),
-                            data_dir=tmp_path / "d", ca=tmp_path / "other-ca.crt",
-                            extra='[buttons]\ndriver = "keyboard"\n')
+    wrong_ca = write_config(
+        tmp_path / "a.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=site.identity("pad-w03"),
+        data_dir=tmp_path / "d",
+        ca=tmp_path / "other-ca.crt",
+        extra='[buttons]\ndriver = "keyboard"\n',
+    )
     res, by = doctor(wrong_ca)
     assert res.returncode == 1
     assert_line(by, "tls", "FAIL", "broker certificate rejected", "provision broker")
 
-    wrong_name = write_config(tmp_path / "b.toml", device_id="pad-w03", role="rating_pad",
-                              port=site.port, ident=site.identity("pad-w03"),
-                              data_dir=tmp_path / "d", host="127.0.0.2",
-                              extra='[buttons]\ndriver = "keyboard"\n')
+    wrong_name = write_config(
+        tmp_path / "b.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=site.identity("pad-w03"),
+        data_dir=tmp_path / "d",
+        host="127.0.0.2",
+        extra='[buttons]\ndriver = "keyboard"\n',
+    )
     res, by = doctor(wrong_name)
     assert res.returncode == 1
     assert_line(by, "tls", "FAIL", "--host 127.0.0.2")
@@ -241,10 +300,17 @@ def test_tls_failures_say_whose_certificate_is_wrong(site, site_broker, tmp_path
     (tmp_path / "f.crt").write_bytes(forged.cert)
     (tmp_path / "f.key").write_bytes(forged.key)
     os.chmod(tmp_path / "f.key", 0o600)
-    stranger = write_config(tmp_path / "c.toml", device_id="pad-w03", role="rating_pad",
-                            port=site.port, ident=site.identity("pad-w03"),
-                            data_dir=tmp_path / "d", cert=tmp_path / "f.crt",
-                            key=tmp_path / "f.key", extra='[buttons]\ndriver = "keyboard"\n')
+    stranger = write_config(
+        tmp_path / "c.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=site.identity("pad-w03"),
+        data_dir=tmp_path / "d",
+        cert=tmp_path / "f.crt",
+        key=tmp_path / "f.key",
+        extra='[buttons]\ndriver = "keyboard"\n',
+    )
     res, by = doctor(stranger)
     assert res.returncode == 1
     assert_line(by, "certificate", "FAIL", "not issued by")
@@ -255,10 +321,17 @@ def test_a_certificate_close_to_expiry_warns_without_failing(site, site_broker, 
     soon = SiteCA(site.ca).issue_device("pad-w03", SITE, days=12)
     (tmp_path / "soon.crt").write_bytes(soon.cert)
     (tmp_path / "soon.key").write_bytes(soon.key)
-    cfg = write_config(tmp_path / "pad.toml", device_id="pad-w03", role="rating_pad",
-                       port=site.port, ident=site.identity("pad-w03"), data_dir=tmp_path / "d",
-                       cert=tmp_path / "soon.crt", key=tmp_path / "soon.key",
-                       extra='[buttons]\ndriver = "keyboard"\n')
+    cfg = write_config(
+        tmp_path / "pad.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=site.identity("pad-w03"),
+        data_dir=tmp_path / "d",
+        cert=tmp_path / "soon.crt",
+        key=tmp_path / "soon.key",
+        extra='[buttons]\ndriver = "keyboard"\n',
+    )
     res, by = doctor(cfg)
     assert res.returncode == 0, res.stdout
     assert_line(by, "certificate", "WARN", "expires in 11 days", "provision device")
@@ -267,8 +340,10 @@ def test_a_certificate_close_to_expiry_warns_without_failing(site, site_broker, 
 def test_a_plain_mqtt_device_is_checked_without_tls(broker, config_writer, tmp_path):
     salt = tmp_path / "site.salt"
     salt.write_text("ab" * 32)
-    cfg = config_writer(broker_url=broker.url,
-                        extra=f'[privacy]\nsalt_file = "{salt}"\n[buttons]\ndriver = "keyboard"\n')
+    cfg = config_writer(
+        broker_url=broker.url,
+        extra=f'[privacy]\nsalt_file = "{salt}"\n[buttons]\ndriver = "keyboard"\n',
+    )
     res, by = doctor(cfg)
     assert res.returncode == 0, res.stdout
     assert by["certificate"].startswith("skip") and "tls" not in by
@@ -284,8 +359,10 @@ def test_the_service_state_comes_from_systemd(tmp_path, monkeypatch, state, stat
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "systemctl"
-    fake.write_text(f"#!/bin/sh\n[ \"$1 $2\" = \"is-active careterm-pad.service\" ] || exit 9\n"
-                    f"echo {state}\n[ {state} = active ]\n")
+    fake.write_text(
+        f'#!/bin/sh\n[ "$1 $2" = "is-active careterm-pad.service" ] || exit 9\n'
+        f"echo {state}\n[ {state} = active ]\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     cfg = parse_config({"device": {"id": "pad-w03", "role": "rating_pad", "site": "main"}})
@@ -314,13 +391,26 @@ def test_as_root_the_data_dir_is_judged_for_the_service_user(tmp_path):
         pytest.skip("no unprivileged system user to stand in")
     d = tmp_path / "state"
     d.mkdir(mode=0o750)
-    cfg = parse_config({"device": {"id": "pad-w03", "role": "rating_pad", "site": "main",
-                                   "data_dir": str(d)}})
+    cfg = parse_config(
+        {"device": {"id": "pad-w03", "role": "rating_pad", "site": "main", "data_dir": str(d)}}
+    )
     check = check_data_dir(cfg, service_user="mosquitto")
     assert check.status == "fail" and "owned by root" in check.detail
     assert check.fix == f"sudo chown -R mosquitto:mosquitto {d}"
     os.chown(d, user.pw_uid, user.pw_gid)
     assert check_data_dir(cfg, service_user="mosquitto").status == "ok"
-    assert check_data_dir(parse_config({"device": {
-        "id": "pad-w03", "role": "rating_pad", "site": "main",
-        "data_dir": str(tmp_path / "new" / "state")}})).status == "ok"  # created at start
+    assert (
+        check_data_dir(
+            parse_config(
+                {
+                    "device": {
+                        "id": "pad-w03",
+                        "role": "rating_pad",
+                        "site": "main",
+                        "data_dir": str(tmp_path / "new" / "state"),
+                    }
+                }
+            )
+        ).status
+        == "ok"
+    )  # created at start

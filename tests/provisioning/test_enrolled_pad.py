@@ -15,12 +15,17 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def test_an_enrolled_pad_reports_takes_commands_and_acks_through_the_acl(
-        site, site_broker, peers, processes, pty, tmp_path):
+    site, site_broker, peers, processes, pty, tmp_path
+):
     ident = site.identity("pad-w03")
     data = tomllib.loads((ident / "device.toml").read_text(encoding="utf-8"))
     # the bundle's config as installed, with /etc/careterm standing in the unpacked bundle
-    for section, key in (("mqtt", "ca_file"), ("mqtt", "cert_file"), ("mqtt", "key_file"),
-                         ("privacy", "salt_file")):
+    for section, key in (
+        ("mqtt", "ca_file"),
+        ("mqtt", "cert_file"),
+        ("mqtt", "key_file"),
+        ("privacy", "salt_file"),
+    ):
         data[section][key] = data[section][key].replace("/etc/careterm", str(ident))
     data["device"]["data_dir"] = str(tmp_path / "data")
     data["buttons"]["device"] = pty.path
@@ -30,8 +35,9 @@ def test_an_enrolled_pad_reports_takes_commands_and_acks_through_the_acl(
 
     site_sub = peers("site-service")
     site_sub.subscribe(f"{BASE}/pad-w03/#")
-    processes.start(careterm_cmd("pad", "--config", str(cfg), "--headless"),
-                    log=tmp_path / "pad.log")
+    processes.start(
+        careterm_cmd("pad", "--config", str(cfg), "--headless"), log=tmp_path / "pad.log"
+    )
 
     def status() -> dict | None:
         msgs = site_sub.received(f"{BASE}/pad-w03/status")
@@ -48,8 +54,7 @@ def test_an_enrolled_pad_reports_takes_commands_and_acks_through_the_acl(
     reply = json.loads(site_sub.received(f"{BASE}/pad-w03/reply")[0][1])
     assert reply["cid"] == "doctor-1" and reply["ok"] is True
 
-    site_sub.publish(f"{BASE}/pad-w03/ack", json.dumps({"seq": event["seq"]}).encode(),
-                     retain=True)
+    site_sub.publish(f"{BASE}/pad-w03/ack", json.dumps({"seq": event["seq"]}).encode(), retain=True)
 
     def acked() -> bool:
         r = run_careterm("outbox", "stats", "--config", str(cfg))

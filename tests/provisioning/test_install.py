@@ -23,13 +23,32 @@ def bundles(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("bundles")
     assert run_careterm("provision", "ca", "init", "--dir", str(d / "ca")).returncode == 0
     out = {}
-    for device_id, role, extra in (("pad-w03", "rating_pad", ["--window", "W03"]),
-                                   ("kiosk-01", "kiosk", ["--set", "printer.usb_vendor=0x0fe6",
-                                                          "--set", "printer.usb_product=0x811e"])):
+    for device_id, role, extra in (
+        ("pad-w03", "rating_pad", ["--window", "W03"]),
+        (
+            "kiosk-01",
+            "kiosk",
+            ["--set", "printer.usb_vendor=0x0fe6", "--set", "printer.usb_product=0x811e"],
+        ),
+    ):
         out[role] = d / f"{device_id}.tar.gz"
-        res = run_careterm("provision", "device", "--ca", str(d / "ca"), "--id", device_id,
-                           "--role", role, "--site", "main", "--broker", "mqtts://broker:8883",
-                           *extra, "--out", str(out[role]))
+        res = run_careterm(
+            "provision",
+            "device",
+            "--ca",
+            str(d / "ca"),
+            "--id",
+            device_id,
+            "--role",
+            role,
+            "--site",
+            "main",
+            "--broker",
+            "mqtts://broker:8883",
+            *extra,
+            "--out",
+            str(out[role]),
+        )
         assert res.returncode == 0, res.stderr
     return out
 
@@ -46,8 +65,13 @@ def test_pad_install_writes_config_identity_state_udev_and_an_enabled_unit(bundl
     res, plan = install(bundles["rating_pad"], root)
     etc = root / "etc/careterm"
     assert mode(etc) == 0o750
-    for name, want in (("device.toml", 0o640), ("device.key", 0o640), ("site.salt", 0o640),
-                       ("device.crt", 0o644), ("ca.crt", 0o644)):
+    for name, want in (
+        ("device.toml", 0o640),
+        ("device.key", 0o640),
+        ("site.salt", 0o640),
+        ("device.crt", 0o644),
+        ("ca.crt", 0o644),
+    ):
         assert mode(etc / name) == want, name
         assert plan["modes"][f"/etc/careterm/{name}"] == f"{want:04o}"
     # the service reads its key and salt through its group; only root may change them
@@ -77,8 +101,11 @@ def test_pad_install_writes_config_identity_state_udev_and_an_enabled_unit(bundl
     assert any(c.startswith("useradd --system") and c.endswith(" careterm") for c in cmds)
     groups = next(c for c in cmds if c.startswith("usermod")).split()[-2].split(",")
     assert set(groups) == {"video", "render", "input", "dialout", "audio"}  # a pad prints nothing
-    assert cmds[-3:] == ["systemctl daemon-reload", "systemctl enable careterm-pad.service",
-                         "systemctl restart careterm-pad.service"]
+    assert cmds[-3:] == [
+        "systemctl daemon-reload",
+        "systemctl enable careterm-pad.service",
+        "systemctl restart careterm-pad.service",
+    ]
     assert "would run: systemctl restart careterm-pad.service" in res.stdout
 
 
@@ -95,7 +122,8 @@ def test_kiosk_install_grants_the_printer_and_names_its_usb_ids(bundles, tmp_pat
     assert 'ATTR{idVendor}=="0fe6", ATTR{idProduct}=="811e", GROUP="lp"' in rules
     # no console blanking behind the kiosk after the next boot; edited in place (FAT: no chmod)
     assert (boot / "cmdline.txt").read_text() == (
-        "console=serial0,115200 root=PARTUUID=1234 rootwait consoleblank=0\n")
+        "console=serial0,115200 root=PARTUUID=1234 rootwait consoleblank=0\n"
+    )
     assert plan["edited"] == ["/boot/firmware/cmdline.txt"]
     assert "/boot/firmware/cmdline.txt" not in plan["modes"]
 
@@ -131,8 +159,14 @@ def test_reenrolling_as_another_device_sets_the_old_outbox_aside(bundles, tmp_pa
 
 def test_a_broken_bundle_is_refused_before_anything_is_written(tmp_path):
     (tmp_path / "b.tar.gz").write_bytes(b"not a tarball")
-    res = run_careterm("provision", "install", "--bundle", str(tmp_path / "b.tar.gz"),
-                       "--root", str(tmp_path / "root"))
+    res = run_careterm(
+        "provision",
+        "install",
+        "--bundle",
+        str(tmp_path / "b.tar.gz"),
+        "--root",
+        str(tmp_path / "root"),
+    )
     assert res.returncode == 2
     assert "b.tar.gz" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "root").exists()
@@ -165,10 +199,26 @@ def test_on_the_real_root_only_missing_accounts_and_existing_groups_are_planned(
 def test_a_data_dir_outside_var_lib_is_created_and_opened_to_the_service(tmp_path):
     ca = tmp_path / "ca"
     assert run_careterm("provision", "ca", "init", "--dir", str(ca)).returncode == 0
-    res = run_careterm("provision", "device", "--ca", str(ca), "--id", "pad-w09",
-                       "--role", "rating_pad", "--site", "main", "--broker", "mqtts://b:8883",
-                       "--window", "W09", "--set", "device.data_dir=/srv/careterm",
-                       "--out", str(tmp_path / "p.tar.gz"))
+    res = run_careterm(
+        "provision",
+        "device",
+        "--ca",
+        str(ca),
+        "--id",
+        "pad-w09",
+        "--role",
+        "rating_pad",
+        "--site",
+        "main",
+        "--broker",
+        "mqtts://b:8883",
+        "--window",
+        "W09",
+        "--set",
+        "device.data_dir=/srv/careterm",
+        "--out",
+        str(tmp_path / "p.tar.gz"),
+    )
     assert res.returncode == 0, res.stderr
     root = tmp_path / "root"
     _, plan = install(tmp_path / "p.tar.gz", root)

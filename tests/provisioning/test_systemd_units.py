@@ -53,8 +53,9 @@ def test_units_exposure_as_systemd_rates_it_stays_low(role, tmp_path):
         pytest.skip("systemd-analyze not installed")
     unit = tmp_path / UNITS[role]
     unit.write_bytes(render_unit(role, str(Path(sys.executable).with_name("careterm"))))
-    res = subprocess.run([exe, "security", "--offline=true", str(unit)], capture_output=True,
-                         text=True, timeout=60)
+    res = subprocess.run(
+        [exe, "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=60
+    )
     if "--offline" in res.stderr:
         pytest.skip("this systemd-analyze cannot rate a unit file offline")
     m = re.search(r"Overall exposure level for \S+: (\d+\.\d)", res.stdout)
@@ -77,11 +78,18 @@ def test_unit_keys(role):
     assert one("Restart") == "on-failure"
     assert one("User") == "careterm"
     assert set(one("SupplementaryGroups").split()) == set(ROLE_GROUPS[role])
-    for key, want in (("ProtectSystem", "strict"), ("ProtectHome", "yes"),
-                      ("NoNewPrivileges", "yes"), ("PrivateTmp", "yes"),
-                      ("ReadWritePaths", "/var/lib/careterm"), ("StateDirectory", "careterm"),
-                      ("ConfigurationDirectory", "careterm"), ("PrivateDevices", "no"),
-                      ("DevicePolicy", "closed"), ("CapabilityBoundingSet", "")):
+    for key, want in (
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("ReadWritePaths", "/var/lib/careterm"),
+        ("StateDirectory", "careterm"),
+        ("ConfigurationDirectory", "careterm"),
+        ("PrivateDevices", "no"),
+        ("DevicePolicy", "closed"),
+        ("CapabilityBoundingSet", ""),
+    ):
         assert one(key) == want, key
     # ProtectClock would forbid adjtimex(2), which clock_synced() needs to read NTP state
     assert "ProtectClock" not in svc
@@ -108,8 +116,11 @@ ASSIGN_KEYS = {"GROUP", "MODE", "SYMLINK", "OWNER", "TAG", "ENV"}
 
 
 def test_udev_rules_are_well_formed_and_grant_groups_only():
-    rules = [ln for ln in (SYSTEMD / "99-careterm.rules").read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    rules = [
+        ln
+        for ln in (SYSTEMD / "99-careterm.rules").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert rules
     groups = set()
     for rule in rules:

@@ -38,9 +38,12 @@ class PadRig:
         before = self.service.handled
         self.pty.write(data)
         if handled:
-            wait_for(lambda: self.service.handled >= before + handled, 5,
-                     what=f"{data!r} handled by the pad (core alive: "
-                          f"{self.service.is_alive()}, inputs {self.service.handled})")
+            wait_for(
+                lambda: self.service.handled >= before + handled,
+                5,
+                what=f"{data!r} handled by the pad (core alive: "
+                f"{self.service.is_alive()}, inputs {self.service.handled})",
+            )
 
     def cmd(self, name: str, **body: Any) -> dict[str, Any]:
         return send_command(self.sub, name, body)
@@ -49,15 +52,19 @@ class PadRig:
         return self.sub.events(etype)
 
     def wait_events(self, etype: str, n: int, timeout: float = 10) -> list[dict[str, Any]]:
-        return wait_for(lambda: (ev := self.events(etype)) and len(ev) >= n and ev, timeout,
-                        what=f"{n} {etype} events")
+        return wait_for(
+            lambda: (ev := self.events(etype)) and len(ev) >= n and ev,
+            timeout,
+            what=f"{n} {etype} events",
+        )
 
     def state(self) -> str:
         return self.service.machine.state.value
 
 
-def send_command(sub: Subscriber, name: str, body: dict[str, Any] | bytes,
-                 base: str = BASE) -> dict[str, Any]:
+def send_command(
+    sub: Subscriber, name: str, body: dict[str, Any] | bytes, base: str = BASE
+) -> dict[str, Any]:
     """Publish `cmd/<name>` and return the `reply` with the same cid."""
     if isinstance(body, dict):
         cid = body.get("cid") or uuid.uuid4().hex
@@ -65,8 +72,11 @@ def send_command(sub: Subscriber, name: str, body: dict[str, Any] | bytes,
     else:
         cid, payload = None, body
     sub.publish(f"{base}/cmd/{name}", payload)
-    return wait_for(lambda: next((r for r in sub.payloads("/reply") if r.get("cid") == cid), None),
-                    10, what=f"reply to {name}")
+    return wait_for(
+        lambda: next((r for r in sub.payloads("/reply") if r.get("cid") == cid), None),
+        10,
+        what=f"reply to {name}",
+    )
 
 
 def wait_subscribed(sub: Subscriber, base: str = BASE) -> None:
@@ -85,14 +95,21 @@ def _ping(sub: Subscriber, base: str) -> bool:
 
 
 @pytest.fixture
-def pad_rig(broker: Broker, pty: Pty, config_writer: Callable[..., Path],
-            subscriber_factory: Callable[..., Subscriber]) -> Iterator[Callable[..., PadRig]]:
+def pad_rig(
+    broker: Broker,
+    pty: Pty,
+    config_writer: Callable[..., Path],
+    subscriber_factory: Callable[..., Subscriber],
+) -> Iterator[Callable[..., PadRig]]:
     made: list[Pad] = []
 
-    def make(rating: str = "", extra: str = "", staff: list[dict[str, Any]] | None = None,
-             sign_in: str | None = "E1024") -> PadRig:
-        toml = (f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n'
-                f"[rating]\n{rating}\n{extra}")
+    def make(
+        rating: str = "",
+        extra: str = "",
+        staff: list[dict[str, Any]] | None = None,
+        sign_in: str | None = "E1024",
+    ) -> PadRig:
+        toml = f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n[rating]\n{rating}\n{extra}'
         path = config_writer(broker_url=broker.url, extra=toml)
         sub = subscriber_factory(broker.port, [f"{BASE}/#"])
         sub.publish("careterm/main/staff", STAFF if staff is None else staff, retain=True)

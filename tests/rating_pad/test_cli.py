@@ -26,16 +26,18 @@ def test_pad_bad_rating_key_names_the_key(config_writer) -> None:
 
 @pytest.mark.broker
 @pytest.mark.slow
-def test_headless_pad_end_to_end(broker, pty, config_writer, subscriber_factory,
-                                 processes) -> None:
-    path = config_writer(broker_url=broker.url, extra=f"""
+def test_headless_pad_end_to_end(broker, pty, config_writer, subscriber_factory, processes) -> None:
+    path = config_writer(
+        broker_url=broker.url,
+        extra=f"""
 [buttons]
 driver = "serial"
 device = "{pty.path}"
 [rating]
 reason_timeout_s = 2
 staff_required = true
-""")
+""",
+    )
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     sub.publish("careterm/main/staff", STAFF, retain=True)
     log = path.with_suffix(".log")
@@ -43,10 +45,13 @@ staff_required = true
     try:
         wait_subscribed(sub)
         r = send_command(sub, "prompt", {})
-        assert r == {"cid": r["cid"], "ok": False,
-                     "error": "cannot prompt: closed: no clerk is signed in"}
+        assert r == {
+            "cid": r["cid"],
+            "ok": False,
+            "error": "cannot prompt: closed: no clerk is signed in",
+        }
         assert send_command(sub, "staff", {"action": "sign_in", "staff": "E1024"})["ok"]
-        time.sleep(1.2)      # the keypad port opens within a second of start
+        time.sleep(1.2)  # the keypad port opens within a second of start
         r = send_command(sub, "prompt", {"ticket": "B023"})
         assert r["ok"] and r["result"]["state"] == "prompted"
         pty.write(b"4")
@@ -54,7 +59,7 @@ staff_required = true
         assert rating["data"]["score"] == 4 and rating["data"]["staff"] == "E1024"
         assert rating["data"]["prompt"] == r["result"]["prompt"]
         send_command(sub, "prompt", {})
-        pty.write(b"1")      # low score, no reason: times out after 2 s
+        pty.write(b"1")  # low score, no reason: times out after 2 s
         wait_for(lambda: sub.events("alert"), 10, what="dissatisfied alert")
         ratings = sub.events("rating")
         assert [e["data"]["reason"] for e in ratings] == [None, None]
@@ -71,12 +76,15 @@ staff_required = true
     assert statuses[-1]["state"] == "offline" and statuses[-1]["reason"] == "shutdown"
 
 
-@pytest.mark.skipif(any(__import__("pathlib").Path("/dev/dri").glob("card*")),
-                    reason="this machine has a KMS screen")
+@pytest.mark.skipif(
+    any(__import__("pathlib").Path("/dev/dri").glob("card*")),
+    reason="this machine has a KMS screen",
+)
 def test_pad_without_a_screen_says_use_headless(config_writer) -> None:
     path = config_writer(extra='[buttons]\ndriver = "touch"\n')
-    r = run_careterm("pad", "--config", str(path), DISPLAY="", WAYLAND_DISPLAY="",
-                     SDL_VIDEODRIVER="")
+    r = run_careterm(
+        "pad", "--config", str(path), DISPLAY="", WAYLAND_DISPLAY="", SDL_VIDEODRIVER=""
+    )
     assert r.returncode == 2
     assert "--headless" in r.stderr and "Traceback" not in r.stderr
     assert not (path.parent / "data").exists()  # nothing was started

@@ -14,8 +14,13 @@ OTHER = Staff(staff="E2000", name="李雷", title="挂号员", token="tok-e2000"
 
 
 def machine(**rating: Any) -> PadMachine:
-    cfg = parse_config({"device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
-                        "window": {"id": "W03", "name": "收费处 3号窗口"}, "rating": rating})
+    cfg = parse_config(
+        {
+            "device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
+            "window": {"id": "W03", "name": "收费处 3号窗口"},
+            "rating": rating,
+        }
+    )
     m = PadMachine(cfg)
     m.set_directory([CLERK, OTHER])
     return m
@@ -61,8 +66,17 @@ def test_prompted_counts_one_rating_per_prompt() -> None:
     pid = m.prompt_id
     assert m.state == PadState.PROMPTED and pid
     (r,) = ratings(m.key("4", 12.3))
-    assert r == {"window": "W03", "staff": "E1024", "score": 4, "scale": 4, "label": "非常满意",
-                 "reason": None, "prompt": pid, "misuse": False, "response_ms": 2300}
+    assert r == {
+        "window": "W03",
+        "staff": "E1024",
+        "score": 4,
+        "scale": 4,
+        "label": "非常满意",
+        "reason": None,
+        "prompt": pid,
+        "misuse": False,
+        "response_ms": 2300,
+    }
     assert m.state == PadState.THANKS
     assert m.key("3", 13.0) == [] and m.key("2", 20.0) == []
 
@@ -116,7 +130,11 @@ def test_low_score_asks_a_reason_and_key_n_picks_reason_n() -> None:
     assert alert.alert_kind == "dissatisfied"
     assert alert.data["kind"] == "dissatisfied"
     assert {k: alert.data[k] for k in ("window", "staff", "score", "reason")} == {
-        "window": "W03", "staff": "E1024", "score": 1, "reason": "服务态度差"}
+        "window": "W03",
+        "staff": "E1024",
+        "score": 1,
+        "reason": "服务态度差",
+    }
     assert m.state == PadState.THANKS
 
 
@@ -200,10 +218,13 @@ def test_pause_during_reason_sends_the_rating_first() -> None:
 def test_staff_card_signs_in_switches_and_signs_out() -> None:
     m = machine(staff_required=True)
     assert [r.data for r in m.staff_card("tok-e1024", 1.0)] == [
-        {"window": "W03", "action": "sign_in", "staff": "E1024"}]
+        {"window": "W03", "action": "sign_in", "staff": "E1024"}
+    ]
     out = m.staff_card("tok-e2000", 2.0)
     assert [(r.data["action"], r.data["staff"]) for r in out] == [
-        ("sign_out", "E1024"), ("sign_in", "E2000")]
+        ("sign_out", "E1024"),
+        ("sign_in", "E2000"),
+    ]
     out = m.staff_card("tok-e2000", 3.0)
     assert [(r.data["action"], r.data["staff"]) for r in out] == [("sign_out", "E2000")]
     assert m.state == PadState.CLOSED
@@ -220,8 +241,11 @@ def test_snapshot_restores_clerk_and_pause() -> None:
     m = on_duty()
     m.pause(1.0)
     snap = m.snapshot()
-    assert snap == {"staff": {"staff": "E1024", "name": "王芳", "title": "收费员"},
-                    "paused": True, "closed": False}
+    assert snap == {
+        "staff": {"staff": "E1024", "name": "王芳", "title": "收费员"},
+        "paused": True,
+        "closed": False,
+    }
     m2 = machine()
     m2.restore(snap, 5.0)
     assert m2.state == PadState.PAUSED and m2.staff is not None and m2.staff.staff == "E1024"
@@ -230,10 +254,13 @@ def test_snapshot_restores_clerk_and_pause() -> None:
 @pytest.mark.parametrize("labels", [["差", "中", "好"], ["1", "2", "3", "4", "5"]])
 def test_three_and_five_key_scales(labels: list[str]) -> None:
     keys = {str(i + 1): i + 1 for i in range(len(labels))}
-    cfg = parse_config({"device": {"id": "p", "role": "rating_pad", "site": "main"},
-                        "rating": {"labels": labels, "mode": "free",
-                                   "reasons": ["a", "b", "c", "d", "e"]},
-                        "buttons": {"keys": keys}})
+    cfg = parse_config(
+        {
+            "device": {"id": "p", "role": "rating_pad", "site": "main"},
+            "rating": {"labels": labels, "mode": "free", "reasons": ["a", "b", "c", "d", "e"]},
+            "buttons": {"keys": keys},
+        }
+    )
     m = PadMachine(cfg)
     m.sign_in(CLERK, 0.0)
     (r,) = ratings(m.key(str(len(labels)), 1.0))
@@ -296,14 +323,14 @@ def test_rising_share_of_low_scores_raises_one_critical_alert() -> None:
 
     for k in "441":
         rate(k)
-    assert kinds == [("alert", "warning")]               # 1 of 3: not yet a trend
-    rate("1")                                            # 2 of the last 4
+    assert kinds == [("alert", "warning")]  # 1 of 3: not yet a trend
+    rate("1")  # 2 of the last 4
     assert kinds[-1] == ("alert", "critical")
     crit = [k for k in kinds if k[1] == "critical"]
-    rate("1")                                            # still high: no second critical
+    rate("1")  # still high: no second critical
     assert [k for k in kinds if k[1] == "critical"] == crit
     for k in "4444":
-        rate(k)                                          # share falls: re-armed
+        rate(k)  # share falls: re-armed
     rate("1")
     rate("1")
     assert len([k for k in kinds if k[1] == "critical"]) == 2
@@ -316,12 +343,23 @@ def test_trend_alert_details_and_off_by_default() -> None:
     m.key("1", 20.0)
     out = m.tick(22.0)
     crit = [r.data for r in out if r.etype == "alert" and r.data["severity"] == "critical"]
-    assert crit == [{"kind": "dissatisfied", "severity": "critical",
-                     "message": "收费处 3号窗口: 2 of the last 2 ratings were 不满意 or worse",
-                     "window": "W03", "staff": "E1024", "score": None, "reason": None,
-                     "trend": {"window": 2, "low": 2, "share": 1.0}}]
+    assert crit == [
+        {
+            "kind": "dissatisfied",
+            "severity": "critical",
+            "message": "收费处 3号窗口: 2 of the last 2 ratings were 不满意 or worse",
+            "window": "W03",
+            "staff": "E1024",
+            "score": None,
+            "reason": None,
+            "trend": {"window": 2, "low": 2, "share": 1.0},
+        }
+    ]
     plain = on_duty(mode="free", cooldown_s=0, reason_timeout_s=1)
     for i in range(20):
         plain.key("1" if i % 2 else "2", 10.0 + 5 * i)
-        assert all(r.data.get("severity") != "critical"
-                   for r in plain.tick(12.0 + 5 * i) if r.etype == "alert")
+        assert all(
+            r.data.get("severity") != "critical"
+            for r in plain.tick(12.0 + 5 * i)
+            if r.etype == "alert"
+        )

@@ -54,11 +54,11 @@ def test_prompt_window_expires(pad_rig) -> None:
 def test_free_mode_misuse_and_debounce(pad_rig) -> None:
     rig = pad_rig(rating='mode = "free"\ncooldown_s = 5')
     rig.keys(b"4", handled=1)
-    rig.keys(b"444", handled=None)      # bounce in one burst: dropped by the keypad debounce
+    rig.keys(b"444", handled=None)  # bounce in one burst: dropped by the keypad debounce
     time.sleep(0.05)
-    rig.keys(b"4")                       # bounce 50 ms later: dropped
+    rig.keys(b"4")  # bounce 50 ms later: dropped
     time.sleep(0.5)
-    rig.keys(b"3", handled=1)            # a real second press within cooldown: misuse
+    rig.keys(b"3", handled=1)  # a real second press within cooldown: misuse
     evs = rig.wait_events("rating", 2)
     time.sleep(0.3)
     evs = rig.events("rating")
@@ -68,7 +68,7 @@ def test_free_mode_misuse_and_debounce(pad_rig) -> None:
 
 def test_stuck_key_gives_one_rating(pad_rig) -> None:
     rig = pad_rig(rating='mode = "free"\ncooldown_s = 0')
-    for _ in range(60):                  # a held key auto-repeating every ~25 ms for 1.5 s
+    for _ in range(60):  # a held key auto-repeating every ~25 ms for 1.5 s
         rig.pty.write(b"4")
         time.sleep(0.025)
     # (slower repeats, 80..100 ms, are dropped by the machine: test_machine.py)
@@ -84,9 +84,9 @@ def test_low_score_reason_by_key_and_alert_with_rating(pad_rig) -> None:
     rig.keys(b"1", handled=1)
     assert rig.state() == "reason"
     time.sleep(0.2)
-    rig.keys(b"1", handled=1)            # the same key at once: a double press, ignored
+    rig.keys(b"1", handled=1)  # the same key at once: a double press, ignored
     assert rig.state() == "reason"
-    rig.keys(b"3", handled=1)            # key of score 3 picks reason 3
+    rig.keys(b"3", handled=1)  # key of score 3 picks reason 3
     rating = rig.wait_events("rating", 1)[0]
     (alert,) = rig.wait_events("alert", 1)
     assert rating["data"]["reason"] == "业务不熟练"
@@ -114,17 +114,21 @@ def test_staff_card_sign_in_out_and_pause_resume(pad_rig) -> None:
     card = CardRead(kind="staff_card", token="b" * 32, masked="S****2000")
     rig.pad.on_card_read(card)
     rig.wait_events("staff", 1)
-    rig.keys(b"S", handled=1)            # keypad pause key
+    rig.keys(b"S", handled=1)  # keypad pause key
     assert rig.cmd("prompt")["error"] == "cannot prompt: paused"
     r = rig.cmd("resume")
     assert r["ok"] and r["result"] == {"changed": True, "state": "idle"}
     assert rig.cmd("pause")["ok"]
     rig.pad.on_card_read(CardRead(kind="medical_card", token="c" * 32, masked="1234****"))
-    rig.pad.on_card_read(card)           # the same clerk's card again: sign out
+    rig.pad.on_card_read(card)  # the same clerk's card again: sign out
     evs = rig.wait_events("staff", 5)
     assert [(e["data"]["action"], e["data"]["staff"]) for e in evs] == [
-        ("sign_in", "E2000"), ("pause", "E2000"), ("resume", "E2000"), ("pause", "E2000"),
-        ("sign_out", "E2000")]
+        ("sign_in", "E2000"),
+        ("pause", "E2000"),
+        ("resume", "E2000"),
+        ("pause", "E2000"),
+        ("sign_out", "E2000"),
+    ]
     assert rig.state() == "closed"
 
 
@@ -139,8 +143,11 @@ def test_staff_command_switches_clerk_and_ratings_follow(pad_rig) -> None:
     assert rig.cmd("staff", action="sign_out")["ok"]
     evs = rig.wait_events("staff", 4)
     assert [(e["data"]["action"], e["data"]["staff"]) for e in evs] == [
-        ("sign_in", "E1024"), ("sign_out", "E1024"), ("sign_in", "E2000"),
-        ("sign_out", "E2000")]
+        ("sign_in", "E1024"),
+        ("sign_out", "E1024"),
+        ("sign_in", "E2000"),
+        ("sign_out", "E2000"),
+    ]
 
 
 def test_malformed_and_unknown_commands_change_nothing(pad_rig) -> None:
@@ -161,9 +168,16 @@ def test_malformed_and_unknown_commands_change_nothing(pad_rig) -> None:
     assert rig.cmd("ping")["ok"]
     rig.sub.publish(f"{BASE}/cmd/prompt", b"\xff not json")
     rig.sub.publish(f"{BASE}/cmd/prompt", {"no": "cid"})
-    wait_for(lambda: len([r for r in rig.sub.payloads("/reply")
-                          if r.get("cid") is None and r["ok"] is False]) >= 2, 5,
-             what="replies to payloads without a cid")
+    wait_for(
+        lambda: (
+            len(
+                [r for r in rig.sub.payloads("/reply") if r.get("cid") is None and r["ok"] is False]
+            )
+            >= 2
+        ),
+        5,
+        what="replies to payloads without a cid",
+    )
     assert rig.state() == "idle" and rig.pad.service.is_alive()
     time.sleep(0.3)
     assert [e["type"] for e in rig.sub.events()] == ["staff"]
@@ -172,9 +186,11 @@ def test_malformed_and_unknown_commands_change_nothing(pad_rig) -> None:
 def test_bad_staff_directory_keeps_the_last_good_one(pad_rig) -> None:
     rig = pad_rig()
     rig.sub.publish("careterm/main/staff", b"{not json", retain=True)
-    rig.sub.publish("careterm/main/staff", [{"name": "no number"},
-                                            {"staff": "E3000", "name": "赵六", "token": "d" * 32,
-                                             "photo": 12}], retain=True)
+    rig.sub.publish(
+        "careterm/main/staff",
+        [{"name": "no number"}, {"staff": "E3000", "name": "赵六", "token": "d" * 32, "photo": 12}],
+        retain=True,
+    )
     wait_for(lambda: "E3000" in rig.service.machine.directory, 5)
     assert set(rig.service.machine.directory) == {"E3000"}
     assert rig.service.machine.directory["E3000"].photo is None
@@ -193,15 +209,17 @@ def test_clerk_and_pause_survive_a_restart(pad_rig) -> None:
 
 def test_keypad_unplugged_raises_one_buttons_alert(pad_rig) -> None:
     rig = pad_rig()
-    rig.pty.close()                      # the USB-serial keypad is pulled out
+    rig.pty.close()  # the USB-serial keypad is pulled out
     alert = rig.wait_events("alert", 1)[0]
     assert alert["data"]["kind"] == "buttons" and alert["data"]["severity"] == "warning"
     assert alert["data"]["state"] == "absent"
-    time.sleep(2.5)                      # the driver keeps trying to reopen it: no more alerts
+    time.sleep(2.5)  # the driver keeps trying to reopen it: no more alerts
     # (the freed /dev/pts number may be reused by another pty meanwhile: the pad then sees a
     # keypad "back", an info alert; it never repeats the warning)
     assert [a["data"]["severity"] for a in rig.events("alert")][:2] in (
-        ["warning"], ["warning", "info"])
+        ["warning"],
+        ["warning", "info"],
+    )
     assert rig.service.is_alive()
 
 
@@ -214,24 +232,36 @@ def test_staff_card_on_a_serial_reader_signs_in_and_out(pad_rig, tmp_path) -> No
     salt_file.write_text("test-salt\n")
     reader = Pty()
     try:
-        staff = [{"staff": "E1024", "name": "王芳", "title": "收费员", "photo": None,
-                  "token": card_token(b"test-salt", "staff_card", "1024")}]
-        rig = pad_rig(staff=staff, sign_in=None, extra=f"""
+        staff = [
+            {
+                "staff": "E1024",
+                "name": "王芳",
+                "title": "收费员",
+                "photo": None,
+                "token": card_token(b"test-salt", "staff_card", "1024"),
+            }
+        ]
+        rig = pad_rig(
+            staff=staff,
+            sign_in=None,
+            extra=f"""
 [privacy]
 salt_file = "{salt_file}"
 [card_reader]
 driver = "serial"
 device = "{reader.path}"
-""")
+""",
+        )
         wait_for(lambda: rig.pad.card_reader.state == DeviceState.OK, 5, what="reader open")
-        reader.write(b"S1024\r\n")                   # the clerk's card
+        reader.write(b"S1024\r\n")  # the clerk's card
         ev = rig.wait_events("staff", 1)[0]
         assert ev["data"] == {"window": "W03", "action": "sign_in", "staff": "E1024"}
-        reader.write(b"110101199003074258\r\n")      # a patient's ID card: ignored
-        reader.write(b"S9999\r\n")                   # a staff card nobody registered
-        wait_for(lambda: rig.service.last_view.notice == "unknown_staff_card", 5,
-                 what="notice on screen")
-        time.sleep(1.1)                               # the reader drops a repeat within 1 s
+        reader.write(b"110101199003074258\r\n")  # a patient's ID card: ignored
+        reader.write(b"S9999\r\n")  # a staff card nobody registered
+        wait_for(
+            lambda: rig.service.last_view.notice == "unknown_staff_card", 5, what="notice on screen"
+        )
+        time.sleep(1.1)  # the reader drops a repeat within 1 s
         reader.write(b"S1024\r\n")
         evs = rig.wait_events("staff", 2)
         assert [e["data"]["action"] for e in evs] == ["sign_in", "sign_out"]
@@ -249,7 +279,7 @@ def test_stopping_during_the_reason_screen_keeps_the_rating(pad_rig) -> None:
     rig.cmd("prompt")
     rig.keys(b"1", handled=1)
     assert rig.state() == "reason"
-    rig.pad.stop()                       # e.g. systemd restarts the pad
+    rig.pad.stop()  # e.g. systemd restarts the pad
     cfg = rig.pad.cfg
     ob = Outbox(outbox_path(cfg.data_dir), device=cfg.device.id, site=cfg.device.site)
     try:
@@ -257,4 +287,6 @@ def test_stopping_during_the_reason_screen_keeps_the_rating(pad_rig) -> None:
     finally:
         ob.close()
     assert [(e["type"], e["data"].get("reason")) for e in stored[-2:]] == [
-        ("rating", None), ("alert", None)]
+        ("rating", None),
+        ("alert", None),
+    ]

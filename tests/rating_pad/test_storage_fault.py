@@ -16,13 +16,15 @@ from tests.conftest import wait_for
 pytestmark = pytest.mark.broker
 
 
-def test_storage_error_shows_fault_not_thanks_and_retries(broker, config_writer,
-                                                          subscriber_factory, monkeypatch) -> None:
+def test_storage_error_shows_fault_not_thanks_and_retries(
+    broker, config_writer, subscriber_factory, monkeypatch
+) -> None:
     import rating_pad.service as service_mod
 
     monkeypatch.setattr(service_mod, "RETRY_S", 0.3)
-    path: Path = config_writer(broker_url=broker.url, extra='[rating]\nmode = "free"\n'
-                               'cooldown_s = 0\n')
+    path: Path = config_writer(
+        broker_url=broker.url, extra='[rating]\nmode = "free"\ncooldown_s = 0\n'
+    )
     cfg = load_config(path)
     uplink = Uplink(cfg, max_pages=12)
     sub = subscriber_factory(broker.port, ["careterm/main/pad-w03/#"])
@@ -32,17 +34,18 @@ def test_storage_error_shows_fault_not_thanks_and_retries(broker, config_writer,
     uplink.start()
     svc.start()
     try:
-        for size in (500, 50, 1):            # fill the outbox until the disk "is full"
+        for size in (500, 50, 1):  # fill the outbox until the disk "is full"
             with pytest.raises(StorageError):
                 for _ in range(10_000):
-                    uplink.record("staff", {"window": "W03", "action": "pause",
-                                            "staff": "x" * size})
+                    uplink.record(
+                        "staff", {"window": "W03", "action": "pause", "staff": "x" * size}
+                    )
         svc.touch(4)
         wait_for(lambda: views and views[-1].fault == "storage", 5, what="fault view")
         assert svc.machine.state == PadState.THANKS  # the machine moved on ...
-        assert not svc.storage_ok                  # ... but the screen shows the fault
+        assert not svc.storage_ok  # ... but the screen shows the fault
         assert svc.is_alive()
-        with uplink.outbox._lock:                   # the disk has room again
+        with uplink.outbox._lock:  # the disk has room again
             uplink.outbox._db.execute("PRAGMA max_page_count = 100000")
         wait_for(lambda: svc.storage_ok, 5, what="the rating stored on retry")
         assert svc.last_view is not None and svc.last_view.fault is None

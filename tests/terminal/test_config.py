@@ -49,29 +49,58 @@ def test_a_full_spec_example_loads_with_its_values(tmp_path: Path) -> None:
     [
         ('[device]\nid = "Pad_W03"\nrole = "rating_pad"\nsite = "main"\n', "device.id", "pattern"),
         ('[device]\nid = "p"\nrole = "printer"\nsite = "main"\n', "device.role", "rating_pad"),
-        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\ncolour = 3\n', "device.colour",
-         "unknown key"),
-        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[mqtt]\nkeepalive_s = "30"\n',
-         "mqtt.keepalive_s", "integer"),
-        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[mqtt]\nurl = "http://x"\n',
-         "mqtt.url", "mqtt://"),
-        ('[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[rating]\nlabels = ["a","b"]\n',
-         "rating.labels", "at least 3"),
-        ('[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"9" = 9}\n',
-         "buttons.keys", "outside 1..5"),
-        ('[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"5" = 5}\n',
-         "buttons.keys.5", "above the scale"),
-        ('[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"X" = "dance"}\n',
-         "buttons.keys", "neither a score"),
-        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[card_reader]\nclassify = '
-         '[{kind = "id_card", pattern = "^[0-9]+$"}]\n', "card_reader.classify.0.pattern", "number"),
-        ('[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[printer]\nencoding = "klingon"\n',
-         "printer.encoding", "klingon"),
+        (
+            '[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\ncolour = 3\n',
+            "device.colour",
+            "unknown key",
+        ),
+        (
+            '[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[mqtt]\nkeepalive_s = "30"\n',
+            "mqtt.keepalive_s",
+            "integer",
+        ),
+        (
+            '[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[mqtt]\nurl = "http://x"\n',
+            "mqtt.url",
+            "mqtt://",
+        ),
+        (
+            '[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[rating]\nlabels = ["a","b"]\n',
+            "rating.labels",
+            "at least 3",
+        ),
+        (
+            '[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"9" = 9}\n',
+            "buttons.keys",
+            "outside 1..5",
+        ),
+        (
+            '[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"5" = 5}\n',
+            "buttons.keys.5",
+            "above the scale",
+        ),
+        (
+            '[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n[buttons]\nkeys = {"X" = "dance"}\n',
+            "buttons.keys",
+            "neither a score",
+        ),
+        (
+            '[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[card_reader]\nclassify = '
+            '[{kind = "id_card", pattern = "^[0-9]+$"}]\n',
+            "card_reader.classify.0.pattern",
+            "number",
+        ),
+        (
+            '[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[printer]\nencoding = "klingon"\n',
+            "printer.encoding",
+            "klingon",
+        ),
         ('[device]\nrole = "kiosk"\nsite = "main"\n', "device.id", "required"),
     ],
 )
-def test_a_bad_value_is_reported_by_its_key(tmp_path: Path, patch: str, key: str,
-                                            words: str) -> None:
+def test_a_bad_value_is_reported_by_its_key(
+    tmp_path: Path, patch: str, key: str, words: str
+) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, patch))
     assert e.value.key == key

@@ -20,8 +20,10 @@ def test_demo_patients_carry_valid_id_numbers() -> None:
             assert id_check_digit(number[:17]) == number[17]
 
 
-@pytest.mark.skipif(not shutil.which("mosquitto") and not shutil.os.path.exists(
-    "/usr/sbin/mosquitto"), reason="mosquitto not installed")
+@pytest.mark.skipif(
+    not shutil.which("mosquitto") and not shutil.os.path.exists("/usr/sbin/mosquitto"),
+    reason="mosquitto not installed",
+)
 def test_headless_demo_runs_and_stops_cleanly(tmp_path) -> None:
     r = run_careterm("demo", "--headless", "--for", "6", "--dir", str(tmp_path), timeout=60)
     assert r.returncode == 0, r.stderr

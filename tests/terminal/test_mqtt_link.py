@@ -20,11 +20,18 @@ BASE = "careterm/main/pad-w03"
 
 
 def cfg_for(tmp_path: Path, broker: Broker, **device: object) -> DeviceConfig:
-    return parse_config({
-        "device": {"id": "pad-w03", "role": "rating_pad", "site": "main",
-                   "data_dir": str(tmp_path / "data"), **device},
-        "mqtt": {"url": broker.url, "keepalive_s": 5},
-    })
+    return parse_config(
+        {
+            "device": {
+                "id": "pad-w03",
+                "role": "rating_pad",
+                "site": "main",
+                "data_dir": str(tmp_path / "data"),
+                **device,
+            },
+            "mqtt": {"url": broker.url, "keepalive_s": 5},
+        }
+    )
 
 
 def fast() -> LinkOptions:
@@ -35,8 +42,9 @@ def seqs_of(events: list[dict]) -> list[int]:
     return [e["seq"] for e in events]
 
 
-def test_events_arrive_in_order_once_with_a_retained_online_status(tmp_path, broker,
-                                                                 subscriber_factory):
+def test_events_arrive_in_order_once_with_a_retained_online_status(
+    tmp_path, broker, subscriber_factory
+):
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     up = Uplink(cfg_for(tmp_path, broker), options=fast())
     up.start()
@@ -57,8 +65,7 @@ def test_events_arrive_in_order_once_with_a_retained_online_status(tmp_path, bro
     assert last["state"] == "offline" and last["reason"] == "shutdown" and last["session"] == 1
 
 
-def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path, broker,
-                                                              subscriber_factory):
+def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path, broker, subscriber_factory):
     up = Uplink(cfg_for(tmp_path, broker), options=fast())
     up.start()
     wait_for(up.link.connected.is_set, what="link connected")
@@ -83,15 +90,19 @@ def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path, broker,
     # Anything the killed broker swallowed is recoverable end to end:
     seen = {e["seq"] for e in got}
     sub.publish(f"{BASE}/cmd/resend", {"cid": "r1", "from": 1, "to": 600})
-    wait_for(lambda: {e["seq"] for e in sub.events()} >= set(range(1, 601)), timeout=60,
-             what="resend fills every gap")
+    wait_for(
+        lambda: {e["seq"] for e in sub.events()} >= set(range(1, 601)),
+        timeout=60,
+        what="resend fills every gap",
+    )
     assert {e["id"] for e in sub.events()} == set(ids)
     assert seen  # the subscriber saw the live stream too
     up.stop()
 
 
 def test_site_ack_lets_the_device_forget_and_a_retained_ack_is_read_on_connect(
-        tmp_path, broker, subscriber_factory):
+    tmp_path, broker, subscriber_factory
+):
     site = subscriber_factory(broker.port, [f"{BASE}/events/#"])
     up = Uplink(cfg_for(tmp_path, broker), options=fast())
     up.start()
@@ -139,8 +150,7 @@ def test_commands_ping_resend_and_bad_input_get_replies(tmp_path, broker, subscr
     up.stop()
 
 
-def test_commands_sent_while_offline_arrive_after_reconnect(tmp_path, broker,
-                                                           subscriber_factory):
+def test_commands_sent_while_offline_arrive_after_reconnect(tmp_path, broker, subscriber_factory):
     up = Uplink(cfg_for(tmp_path, broker), options=fast())
     up.start()
     wait_for(up.link.connected.is_set, what="link connected")
@@ -149,13 +159,16 @@ def test_commands_sent_while_offline_arrive_after_reconnect(tmp_path, broker,
     ctl.publish(f"{BASE}/cmd/ping", {"cid": "while-away"})
     up2 = Uplink(cfg_for(tmp_path, broker), options=fast())
     up2.start()
-    wait_for(lambda: any(r["cid"] == "while-away" for r in ctl.payloads("/reply")),
-             what="queued command answered")
+    wait_for(
+        lambda: any(r["cid"] == "while-away" for r in ctl.payloads("/reply")),
+        what="queued command answered",
+    )
     up2.stop()
 
 
-def test_last_will_carries_the_session_of_the_connection_that_died(tmp_path, broker,
-                                                                   subscriber_factory):
+def test_last_will_carries_the_session_of_the_connection_that_died(
+    tmp_path, broker, subscriber_factory
+):
     up = Uplink(cfg_for(tmp_path, broker), options=fast())
     up.start()
     wait_for(up.link.connected.is_set, what="link connected")
@@ -167,9 +180,11 @@ def test_last_will_carries_the_session_of_the_connection_that_died(tmp_path, bro
     wait_for(lambda: watcher.payloads("/status"), what="retained status")
     assert watcher.payloads("/status")[-1]["session"] == 2
     # Cut the TCP connection without a DISCONNECT: the broker publishes the Will.
-    up2.link._client.socket().close()  # noqa: SLF001 - simulating a dead network
-    wait_for(lambda: any(p["state"] == "offline" for p in watcher.payloads("/status")),
-             what="Will published")
+    up2.link._client.socket().close()
+    wait_for(
+        lambda: any(p["state"] == "offline" for p in watcher.payloads("/status")),
+        what="Will published",
+    )
     will = next(p for p in watcher.payloads("/status") if p["state"] == "offline")
     assert will["reason"] == "lost" and will["session"] == 2
     wait_for(lambda: watcher.payloads("/status")[-1]["state"] == "online", what="back online")
@@ -179,19 +194,28 @@ def test_last_will_carries_the_session_of_the_connection_that_died(tmp_path, bro
 
 def test_telemetry_reports_depth_and_age(tmp_path, broker, subscriber_factory):
     watcher = subscriber_factory(broker.port, [f"{BASE}/telemetry"])
-    up = Uplink(cfg_for(tmp_path, broker), options=fast(),
-                telemetry=lambda: {"buttons": "ok"})
+    up = Uplink(cfg_for(tmp_path, broker), options=fast(), telemetry=lambda: {"buttons": "ok"})
     up.start()
     wait_for(lambda: watcher.payloads("/telemetry"), timeout=10, what="telemetry")
     t = watcher.payloads("/telemetry")[0]
-    assert {"v", "ts", "uptime_s", "outbox_depth", "oldest_pending_s", "printer", "card_reader",
-            "buttons", "clock_synced"} <= set(t)
+    assert {
+        "v",
+        "ts",
+        "uptime_s",
+        "outbox_depth",
+        "oldest_pending_s",
+        "printer",
+        "card_reader",
+        "buttons",
+        "clock_synced",
+    } <= set(t)
     assert t["buttons"] == "ok" and t["outbox_depth"] == 0
     up.stop()
 
 
 def test_a_backlog_older_than_ten_minutes_raises_an_alert_once_it_can_be_sent(
-        tmp_path, broker, subscriber_factory):
+    tmp_path, broker, subscriber_factory
+):
     cfg = cfg_for(tmp_path, broker)
     up = Uplink(cfg, options=fast())
     up.outbox.store("rating", {"score": 2}, ts=time.time() - 900)
@@ -205,7 +229,8 @@ def test_a_backlog_older_than_ten_minutes_raises_an_alert_once_it_can_be_sent(
 
 
 def test_a_disk_that_refuses_writes_raises_a_storage_alert_and_never_crashes(
-        tmp_path, broker, subscriber_factory):
+    tmp_path, broker, subscriber_factory
+):
     from terminal.outbox import StorageError
 
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
@@ -220,8 +245,10 @@ def test_a_disk_that_refuses_writes_raises_a_storage_alert_and_never_crashes(
     for _ in range(3):  # later failures do not flood the broker
         with pytest.raises(StorageError):
             up.record("rating", {"pad": "x" * 400})
-    wait_for(lambda: [e for e in sub.events("alert") if e["data"]["kind"] == "storage"],
-             what="storage alert")
+    wait_for(
+        lambda: [e for e in sub.events("alert") if e["data"]["kind"] == "storage"],
+        what="storage alert",
+    )
     alerts = [e for e in sub.events("alert") if e["data"]["kind"] == "storage"]
     assert len(alerts) == 1
     a = alerts[0]
@@ -234,15 +261,18 @@ def test_a_disk_that_refuses_writes_raises_a_storage_alert_and_never_crashes(
     wait_for(lambda: up.outbox.stats().site_acked_seq == stored, what="ack")
     ev = up.record("rating", {"score": 4})
     assert ev.seq == stored + 1
-    wait_for(lambda: len([e for e in sub.events("alert")
-                          if e["data"]["kind"] == "storage"]) == 2, what="recovery alert")
+    wait_for(
+        lambda: len([e for e in sub.events("alert") if e["data"]["kind"] == "storage"]) == 2,
+        what="recovery alert",
+    )
     rec = [e for e in sub.events("alert") if e["data"]["kind"] == "storage"][-1]
     assert rec["seq"] == stored + 2 and rec["data"]["failed_events"] == 4
     up.stop()
 
 
 def test_unreachable_broker_keeps_events_waiting_and_drains_when_it_appears(
-        tmp_path, broker_factory, subscriber_factory):
+    tmp_path, broker_factory, subscriber_factory
+):
     b = broker_factory()
     up = Uplink(cfg_for(tmp_path, b), options=fast())
     up.start()
@@ -257,8 +287,7 @@ def test_unreachable_broker_keeps_events_waiting_and_drains_when_it_appears(
     up.stop()
 
 
-def test_telemetry_shows_days_left_on_the_device_certificate(tmp_path, broker,
-                                                             subscriber_factory):
+def test_telemetry_shows_days_left_on_the_device_certificate(tmp_path, broker, subscriber_factory):
     import datetime as dt
 
     from cryptography import x509
@@ -269,17 +298,29 @@ def test_telemetry_shows_days_left_on_the_device_certificate(tmp_path, broker,
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pad-w03")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=20, hours=1))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=20, hours=1))
+        .sign(key, hashes.SHA256())
+    )
     crt = tmp_path / "device.crt"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    cfg = parse_config({
-        "device": {"id": "pad-w03", "role": "rating_pad", "site": "main",
-                   "data_dir": str(tmp_path / "data")},
-        "mqtt": {"url": broker.url, "cert_file": str(crt)},
-    })
+    cfg = parse_config(
+        {
+            "device": {
+                "id": "pad-w03",
+                "role": "rating_pad",
+                "site": "main",
+                "data_dir": str(tmp_path / "data"),
+            },
+            "mqtt": {"url": broker.url, "cert_file": str(crt)},
+        }
+    )
     watcher = subscriber_factory(broker.port, [f"{BASE}/telemetry"])
     up = Uplink(cfg, options=fast())
     up.start()
@@ -288,8 +329,7 @@ def test_telemetry_shows_days_left_on_the_device_certificate(tmp_path, broker,
     up.stop()
 
 
-def test_the_link_works_when_its_descriptors_are_above_1024(tmp_path, broker,
-                                                            subscriber_factory):
+def test_the_link_works_when_its_descriptors_are_above_1024(tmp_path, broker, subscriber_factory):
     """select() fails at fd 1024; a process with many open files must still deliver."""
     import os
     import resource
@@ -306,7 +346,7 @@ def test_the_link_works_when_its_descriptors_are_above_1024(tmp_path, broker,
         up = Uplink(cfg_for(tmp_path, broker), options=fast())
         up.start()
         wait_for(up.link.connected.is_set, what="link connected")
-        assert up.link._client.socket().fileno() >= 1024  # noqa: SLF001
+        assert up.link._client.socket().fileno() >= 1024
         for _ in range(5):
             up.record("rating", {"score": 4})
         wait_for(lambda: len(sub.events()) == 5, what="5 events")

@@ -74,7 +74,7 @@ def test_an_event_reported_stored_survives_sigkill(tmp_path: Path) -> None:
 import sys
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 from terminal.outbox import Outbox
-ob = Outbox({str(tmp_path / 'outbox.sqlite')!r}, device="pad-w03", site="main")
+ob = Outbox({str(tmp_path / "outbox.sqlite")!r}, device="pad-w03", site="main")
 i = 0
 while True:
     i += 1

@@ -21,7 +21,9 @@ KEYS = b"1234"
 
 
 def pad_config(config_writer, broker: Broker, pty_path: str) -> Path:
-    return config_writer(broker_url=broker.url, extra=f"""
+    return config_writer(
+        broker_url=broker.url,
+        extra=f"""
 [rating]
 mode = "free"
 cooldown_s = 5
@@ -31,14 +33,18 @@ debounce_ms = 80
 driver = "serial"
 device = "{pty_path}"
 baudrate = 9600
-""")
+""",
+    )
 
 
 @pytest.fixture
 def start_pad(processes):
     def start(cfg: Path, **env: str) -> subprocess.Popen[bytes]:
-        return processes.start(careterm_cmd("pad", "--config", str(cfg), "--headless"),
-                               log=cfg.with_suffix(".log"), **env)
+        return processes.start(
+            careterm_cmd("pad", "--config", str(cfg), "--headless"),
+            log=cfg.with_suffix(".log"),
+            **env,
+        )
 
     return start
 
@@ -57,12 +63,13 @@ def outbox_stats(cfg: Path) -> dict:
 
 def press(pty, n: int, gap: float = 0.03) -> None:
     for i in range(n):
-        pty.write(KEYS[i % 4: i % 4 + 1])
+        pty.write(KEYS[i % 4 : i % 4 + 1])
         time.sleep(gap)
 
 
-def test_presses_become_rating_events_with_misuse_flagged(config_writer, broker, pty,
-                                                          subscriber_factory, start_pad):
+def test_presses_become_rating_events_with_misuse_flagged(
+    config_writer, broker, pty, subscriber_factory, start_pad
+):
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     cfg = pad_config(config_writer, broker, pty.path)
     proc = start_pad(cfg)
@@ -83,8 +90,17 @@ def test_presses_become_rating_events_with_misuse_flagged(config_writer, broker,
         assert [e["data"]["score"] for e in evs] == [4, 4, 2]
         assert [e["data"]["misuse"] for e in evs] == [False, True, True]
         d = evs[0]["data"]
-        assert d == {"window": "W03", "staff": None, "score": 4, "scale": 4, "label": "非常满意",
-                     "reason": None, "prompt": None, "misuse": False, "response_ms": None}
+        assert d == {
+            "window": "W03",
+            "staff": None,
+            "score": 4,
+            "scale": 4,
+            "label": "非常满意",
+            "reason": None,
+            "prompt": None,
+            "misuse": False,
+            "response_ms": None,
+        }
         assert [e["seq"] for e in evs] == [1, 2, 3]
     finally:
         proc.terminate()
@@ -95,7 +111,8 @@ def test_presses_become_rating_events_with_misuse_flagged(config_writer, broker,
 
 
 def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
-        config_writer, broker_factory, pty, subscriber_factory, start_pad):
+    config_writer, broker_factory, pty, subscriber_factory, start_pad
+):
     broker = broker_factory()  # not started: the network is down
     cfg = pad_config(config_writer, broker, pty.path)
     proc = start_pad(cfg)
@@ -113,8 +130,7 @@ def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
         wait_for(lambda: len(sub.events()) >= 40, timeout=20, what="backlog delivered")
         wait_for(lambda: keypad_open(cfg, 2), what="keypad open again")
         press(pty, 10)
-        wait_for(lambda: len({e["id"] for e in sub.events()}) >= 50, timeout=15,
-                 what="new presses")
+        wait_for(lambda: len({e["id"] for e in sub.events()}) >= 50, timeout=15, what="new presses")
         time.sleep(0.3)
     finally:
         proc.terminate()
@@ -126,16 +142,22 @@ def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
     assert [e["seq"] for e in evs] == sorted(e["seq"] for e in evs), "in seq order"
 
 
-def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(config_writer, broker, pty,
-                                                             subscriber_factory, start_pad):
+def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(
+    config_writer, broker, pty, subscriber_factory, start_pad
+):
     sub = subscriber_factory(broker.port, [f"{BASE}/events/#", f"{BASE}/alerts/#"])
     cfg = pad_config(config_writer, broker, pty.path)
     total = 0
     for rnd in range(3):
         want = rnd + 1
         proc = start_pad(cfg)
-        wait_for(lambda want=want: (cfg.parent / "data" / "outbox.sqlite").exists()
-                 and outbox_stats(cfg)["session"] >= want, what="pad connected")
+        wait_for(
+            lambda want=want: (
+                (cfg.parent / "data" / "outbox.sqlite").exists()
+                and outbox_stats(cfg)["session"] >= want
+            ),
+            what="pad connected",
+        )
         wait_for(lambda want=want: keypad_open(cfg, want), what="keypad open")
         press(pty, 30, gap=0.02)
         total += 30
@@ -145,8 +167,11 @@ def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(config_writer, brok
     assert stored <= total  # a press in the kernel's buffer when killed may never be read
     proc = start_pad(cfg)
     try:
-        wait_for(lambda: {e["seq"] for e in sub.events()} >= set(range(1, stored + 1)),
-                 timeout=20, what="every stored event delivered")
+        wait_for(
+            lambda: {e["seq"] for e in sub.events()} >= set(range(1, stored + 1)),
+            timeout=20,
+            what="every stored event delivered",
+        )
     finally:
         proc.terminate()
         proc.wait(10)

@@ -68,8 +68,10 @@ def tap(widget: Any) -> None:
 def ui_pad(window, broker, config_writer, subscriber_factory) -> Iterator[tuple[Any, Pad, Any]]:
     from rating_pad.ui.app import make_root
 
-    path = config_writer(broker_url=broker.url,
-                         extra='[buttons]\ndriver = "touch"\n[rating]\nreason_timeout_s = 20\n')
+    path = config_writer(
+        broker_url=broker.url,
+        extra='[buttons]\ndriver = "touch"\n[rating]\nreason_timeout_s = 20\n',
+    )
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     sub.publish("careterm/main/staff", STAFF, retain=True)
     pad = Pad(load_config(path), str(path))
@@ -89,8 +91,10 @@ def test_touch_rating_reason_and_language(ui_pad) -> None:
     root, pad, sub = ui_pad
     pump(lambda: root.screen == "idle", what="idle screen")
     assert send_command(sub, "staff", {"action": "sign_in", "staff": "E1024"})["ok"]
-    pump(lambda: root.view and root.view.staff and root.view.staff.staff == "E1024",
-         what="clerk shown")
+    pump(
+        lambda: root.view and root.view.staff and root.view.staff.staff == "E1024",
+        what="clerk shown",
+    )
     r = send_command(sub, "prompt", {})
     pump(lambda: root.screen == "prompt", what="prompt screen")
     assert [b.score for b in root.rate_buttons] == [4, 3, 2, 1]
@@ -105,8 +109,10 @@ def test_touch_rating_reason_and_language(ui_pad) -> None:
     pump(lambda: root.screen == "reason", what="reason screen")
     assert root.lang == "en"  # the same patient keeps their language
     assert [b.text.split(maxsplit=1)[1] for b in root.reason_buttons][:2] == [
-        "Long wait", "Unfriendly service"]
-    tap(root.reason_buttons[1])       # a double tap right after the score: ignored
+        "Long wait",
+        "Unfriendly service",
+    ]
+    tap(root.reason_buttons[1])  # a double tap right after the score: ignored
     frames(0.7)
     assert root.screen == "reason"
     tap(root.reason_buttons[1])
@@ -125,7 +131,7 @@ def test_touch_rating_reason_and_language(ui_pad) -> None:
 def test_touch_outside_a_prompt_does_nothing_and_pause_shows(ui_pad) -> None:
     root, pad, sub = ui_pad
     pump(lambda: root.screen == "idle", what="idle screen")
-    assert root.rate_buttons == []      # prompted mode: no keys until the queue asks
+    assert root.rate_buttons == []  # prompted mode: no keys until the queue asks
     tap(root)
     assert send_command(sub, "pause", {})["ok"]
     pump(lambda: root.screen == "paused", what="paused screen")
@@ -139,19 +145,24 @@ def test_touch_outside_a_prompt_does_nothing_and_pause_shows(ui_pad) -> None:
 
 
 @pytest.mark.slow
-def test_careterm_pad_with_screen_runs_and_stops_on_sigterm(broker, pty, config_writer,
-                                                             subscriber_factory,
-                                                             processes) -> None:
+def test_careterm_pad_with_screen_runs_and_stops_on_sigterm(
+    broker, pty, config_writer, subscriber_factory, processes
+) -> None:
     import signal
 
     from tests.conftest import careterm_cmd
 
-    path = config_writer(broker_url=broker.url,
-                         extra=f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n')
+    path = config_writer(
+        broker_url=broker.url, extra=f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n'
+    )
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     log = path.with_suffix(".log")
-    proc = processes.start(careterm_cmd("pad", "--config", str(path)), log=log,
-                           CARETERM_PAD_WINDOW="800x480", KIVY_NO_ARGS="1")
+    proc = processes.start(
+        careterm_cmd("pad", "--config", str(path)),
+        log=log,
+        CARETERM_PAD_WINDOW="800x480",
+        KIVY_NO_ARGS="1",
+    )
     wait_subscribed(sub)
     time.sleep(1.0)  # the keypad port opens
     r = send_command(sub, "prompt", {})
@@ -169,8 +180,9 @@ def test_careterm_pad_with_screen_runs_and_stops_on_sigterm(broker, pty, config_
 def test_keyboard_driver_types_keys(window, broker, config_writer, subscriber_factory) -> None:
     from rating_pad.ui.app import make_root
 
-    path = config_writer(broker_url=broker.url,
-                         extra='[buttons]\ndriver = "keyboard"\n[rating]\nmode = "free"\n')
+    path = config_writer(
+        broker_url=broker.url, extra='[buttons]\ndriver = "keyboard"\n[rating]\nmode = "free"\n'
+    )
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     pad = Pad(load_config(path), str(path))
     pad.start()
@@ -179,10 +191,10 @@ def test_keyboard_driver_types_keys(window, broker, config_writer, subscriber_fa
     try:
         pump(lambda: root.screen == "idle-free", what="free idle screen")
         window.dispatch("on_key_down", ord("3"), 0, "3", [])
-        window.dispatch("on_key_down", ord("x"), 0, "x", [])   # not a key: ignored
+        window.dispatch("on_key_down", ord("x"), 0, "x", [])  # not a key: ignored
         rating = wait_for(lambda: sub.events("rating"), 10, what="typed rating")[0]
         assert rating["data"]["score"] == 3
-        window.dispatch("on_key_down", ord("s"), 0, "s", [])   # "S" pauses
+        window.dispatch("on_key_down", ord("s"), 0, "s", [])  # "S" pauses
         pump(lambda: root.screen == "paused", what="paused by typing S")
     finally:
         window.remove_widget(root)

@@ -13,17 +13,45 @@ from tests.conftest import careterm_env
 
 pytestmark = [pytest.mark.display, pytest.mark.slow]
 
-SCREENS = ["closed", "idle-open", "idle", "prompt", "thanks", "reason", "paused", "fault", "idle-free",
-           "notice"]
-SHOWN = {"notice": "idle-free", "idle-open": "idle"}  # a notice is a banner over the screen below it
+SCREENS = [
+    "closed",
+    "idle-open",
+    "idle",
+    "prompt",
+    "thanks",
+    "reason",
+    "paused",
+    "fault",
+    "idle-free",
+    "notice",
+]
+SHOWN = {
+    "notice": "idle-free",
+    "idle-open": "idle",
+}  # a notice is a banner over the screen below it
 
 
-@pytest.mark.parametrize("size,extra", [("1024x600", []), ("800x480", []), ("480x320", []),
-                                        ("480x320", ["--lang", "en", "--five"])])
+@pytest.mark.parametrize(
+    "size,extra",
+    [("1024x600", []), ("800x480", []), ("480x320", []), ("480x320", ["--lang", "en", "--five"])],
+)
 def test_every_screen_renders_at_size(size: str, extra: list[str], tmp_path) -> None:
-    r = subprocess.run([sys.executable, "-m", "rating_pad.ui.shots", "--size", size,
-                        "--out", str(tmp_path), *extra], capture_output=True, text=True,
-                       timeout=90, env=careterm_env(KIVY_NO_ARGS="1"))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rating_pad.ui.shots",
+            "--size",
+            size,
+            "--out",
+            str(tmp_path),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=careterm_env(KIVY_NO_ARGS="1"),
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     shots = json.loads(r.stdout.strip().splitlines()[-1])
     assert [s["screen"] for s in shots] == SCREENS
