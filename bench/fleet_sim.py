@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from terminal.topics import Topics
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -266,7 +268,7 @@ class RawDevice:
         return self.c.is_connected()
 
     def emit(self, etype: str, data: dict[str, Any]) -> int:
-        from terminal.envelope import build_envelope, dumps, event_topic, uuid7
+        from terminal.envelope import build_envelope, dumps, uuid7
 
         with self.lock:
             self.seq += 1
@@ -275,7 +277,7 @@ class RawDevice:
         env = build_envelope(
             event_id=uuid7(), seq=seq, device=self.id, site=SITE, etype=etype, data=data
         )
-        self.c.publish(event_topic(TOPIC_ROOT, SITE, self.id, etype), dumps(env), qos=1)
+        self.c.publish(Topics(TOPIC_ROOT, SITE, self.id).event(etype), dumps(env), qos=1)
         return seq
 
     def waiting(self) -> int:
@@ -463,7 +465,7 @@ def collector_main(port: int, ack_every_s: float) -> int:
                     acked[d] = n
             for d, n in due:
                 c.publish(
-                    f"{TOPIC_ROOT}/{SITE}/{d}/ack", json.dumps({"seq": n}), qos=1, retain=True
+                    Topics(TOPIC_ROOT, SITE, d).ack, json.dumps({"seq": n}), qos=1, retain=True
                 )
 
     threading.Thread(target=acker, daemon=True).start()

@@ -49,7 +49,7 @@ def main() -> int:
     Config.set("graphics", "width", str(w))
     Config.set("graphics", "height", str(h))
 
-    from kiosk.demo import demo_directory, demo_roster, id_number
+    from careterm.demo_data import demo_directory, demo_roster, id_number
     from kiosk.runner import Kiosk
     from terminal.config import load_config
     from terminal.privacy import card_token

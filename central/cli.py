@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from terminal.cli import UsageError
+from terminal.cliutil import UsageError
 
 PUBLISH_KINDS = ("roster", "directory", "staff", "survey")
 DEFAULT_SITE = "main"  # the site of SPEC 3's example configuration

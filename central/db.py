@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from terminal.cli import UsageError
+from terminal.cliutil import UsageError
 
 metadata = MetaData()
 

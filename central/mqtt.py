@@ -8,7 +8,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from terminal.cli import UsageError
+from terminal.cliutil import UsageError
 
 DEFAULT_TOPIC_ROOT = "careterm"
 # How long the broker keeps a stopped site tool's session. Long enough for a restart; short

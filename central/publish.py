@@ -9,17 +9,22 @@ import re
 from pathlib import Path
 from typing import Any
 
-from terminal.cli import UsageError
+from terminal import topics
+from terminal.cliutil import UsageError
 from terminal.envelope import dumps
+from terminal.topics import SiteDocument
 
 TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_PAYLOAD = 16 * 1024 * 1024  # keep well under mosquitto's default message size limit
 
 
-def site_topic(topic_root: str, site: str, kind: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", site):
+def site_topic(topic_root: str, site: str, kind: SiteDocument) -> str:
+    if not topics.NAME_RE.match(site):
         raise UsageError(f"--site {site!r}: a site is lower-case letters, digits and '-'")
-    return f"{topic_root}/{site}/{kind}"
+    try:
+        return topics.site_document(topic_root, site, kind)
+    except topics.TopicError as e:
+        raise UsageError(f"--topic-root: {e}") from None
 
 
 class _Check:

@@ -19,7 +19,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
 from central.db import devices, gaps, open_db, ratings
-from terminal.cli import UsageError
+from terminal.cliutil import UsageError
 
 UNKNOWN = "(none)"
 UNMAPPED = "(unmapped)"

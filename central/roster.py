@@ -10,7 +10,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from terminal.cli import UsageError
+from terminal import resident_id
+from terminal.cliutil import UsageError
 from terminal.privacy import SaltError, card_token, load_salt
 
 REQUIRED = (
@@ -32,8 +33,6 @@ APPOINTMENT_RE = re.compile(r"^[A-Za-z0-9-]{4,40}$")  # what an appointment QR m
 ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
 MEDICAL_RE = re.compile(r"^[0-9]{8,19}$")
 DEPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK = "10X98765432"
 
 
 class RosterInputError(UsageError):
@@ -45,12 +44,6 @@ class RosterInputError(UsageError):
         more = len(problems) - len(shown)
         body = "\n".join(shown) + (f"\n... and {more} more" if more else "")
         super().__init__(f"{body}\n{path}: {len(problems)} problem(s); no roster written")
-
-
-def id_checksum_ok(number: str) -> bool:
-    """GB 11643 check character of an 18-character resident ID number."""
-    total = sum(int(c) * w for c, w in zip(number[:17], ID_WEIGHTS, strict=True))
-    return ID_CHECK[total % 11] == number[17]
 
 
 def mask_roster_name(name: str) -> str:
@@ -163,7 +156,7 @@ def build_roster(
         if idn:
             if not ID_RE.fullmatch(idn):
                 err("id_number", "must be 17 digits and a digit or X (value not shown)")
-            elif not id_checksum_ok(idn):
+            elif not resident_id.is_valid(idn):
                 err(
                     "id_number",
                     "check character is wrong: a typo in the ID number (value not shown)",
@@ -176,7 +169,7 @@ def build_roster(
                 err("card_kind", f"{kind!r} must be one of {', '.join(CARD_KINDS)}")
             elif kind == "medical_card" and not MEDICAL_RE.fullmatch(card):
                 err("card_number", "a medical card number is 8-19 digits (value not shown)")
-            elif kind == "id_card" and not (ID_RE.fullmatch(card) and id_checksum_ok(card)):
+            elif kind == "id_card" and not (ID_RE.fullmatch(card) and resident_id.is_valid(card)):
                 err("card_number", "not a valid ID number (value not shown)")
             else:
                 tokens.append(card_token(salt, kind, card))

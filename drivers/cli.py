@@ -16,7 +16,7 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from terminal.cli import add_config_arg
+    from terminal.cliutil import add_config_arg
 
     hw = sub.add_parser("hw", help="list and test the hardware")
     hsub = hw.add_subparsers(dest="hw_cmd", metavar="ACTION", required=True)
@@ -50,7 +50,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _check_limits(args: argparse.Namespace) -> None:
-    from terminal.cli import UsageError
+    from terminal.cliutil import UsageError
 
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from terminal.cli import add_config_arg
+    from terminal.cliutil import add_config_arg
 
     p = sub.add_parser("kiosk", help="run the lobby kiosk")
     add_config_arg(p)

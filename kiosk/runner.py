@@ -47,13 +47,13 @@ class Kiosk:
             if card_reader is not None or not open_drivers
             else _open("card_reader", cfg)
         )
-        base = f"{cfg.mqtt.topic_root}/{cfg.device.site}"
+        topics = cfg.topics
         self.uplink = Uplink(
             cfg,
             subscriptions={
-                f"{base}/roster": lambda t, p: self.service.on_roster(t, p),
-                f"{base}/directory": lambda t, p: self.service.on_directory(t, p),
-                f"{base}/survey": lambda t, p: self.service.on_survey(t, p),
+                topics.site_document("roster"): lambda t, p: self.service.on_roster(t, p),
+                topics.site_document("directory"): lambda t, p: self.service.on_directory(t, p),
+                topics.site_document("survey"): lambda t, p: self.service.on_survey(t, p),
             },
             on_command=lambda n, b, r: self.service.on_command(n, b, r),
             telemetry=lambda: self.service.telemetry(),

@@ -346,22 +346,3 @@ def load_cert(path: str | os.PathLike[str]) -> x509.Certificate:
 def common_name(cert: x509.Certificate) -> str:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else ""
-
-
-def days_left(cert: x509.Certificate, now: dt.datetime | None = None) -> int:
-    remaining = cert.not_valid_after_utc - (now or _now())
-    return int(remaining.total_seconds() // 86400)
-
-
-def cert_days_left(path: str | os.PathLike[str] | None) -> int | None:
-    """Whole days until the certificate at `path` expires (negative once expired).
-
-    None when there is no certificate to read (empty path, missing or unreadable file), so
-    telemetry can add it unconditionally; it never raises.
-    """
-    if not path:
-        return None
-    try:
-        return days_left(load_cert(path))
-    except (OSError, ValueError):
-        return None

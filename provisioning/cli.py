@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from terminal.cli import add_config_arg
+    from terminal.cliutil import add_config_arg
 
     doc = sub.add_parser("doctor", help="check config, data dir, clock, broker, TLS and devices")
     add_config_arg(doc)
@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _usage(msg: str) -> Exception:
-    from terminal.cli import UsageError
+    from terminal.cliutil import UsageError
 
     return UsageError(msg)
 

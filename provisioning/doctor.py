@@ -209,7 +209,8 @@ def check_certificate(cfg: DeviceConfig) -> Iterator[Check]:
     from cryptography import x509
     from cryptography.exceptions import InvalidSignature
 
-    from provisioning.certs import common_name, days_left
+    from provisioning.certs import common_name
+    from terminal.certinfo import days_left
 
     try:
         cert = x509.load_pem_x509_certificate(Path(m.cert_file).read_bytes())

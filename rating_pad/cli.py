@@ -9,7 +9,7 @@ log = logging.getLogger("careterm.pad")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from terminal.cli import add_config_arg
+    from terminal.cliutil import add_config_arg
 
     p = sub.add_parser("pad", help="run the window rating pad")
     add_config_arg(p)

@@ -30,7 +30,7 @@ class Pad:
                 f'({e.name}); use "serial" or "touch"',
             ) from None
         self.card_reader: Any = None
-        staff_topic = f"{cfg.mqtt.topic_root}/{cfg.device.site}/staff"
+        staff_topic = cfg.topics.site_document("staff")
         self._service: PadService | None = None
         self.uplink = Uplink(
             cfg,
@@ -109,7 +109,7 @@ class Pad:
 def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
     if not headless:
         from rating_pad.ui.app import screen_problem
-        from terminal.cli import UsageError
+        from terminal.cliutil import UsageError
 
         problem = screen_problem()
         if problem:

@@ -11,7 +11,7 @@ from terminal.outbox import Outbox, outbox_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from terminal.cli import add_config_arg
+    from terminal.cliutil import add_config_arg
 
     cfg = sub.add_parser("config", help="device configuration")
     csub = cfg.add_subparsers(dest="config_cmd", metavar="ACTION", required=True)

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from terminal.topics import Topics
+
 DEFAULT_CONFIG_PATH = "/etc/careterm/device.toml"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
 KEY_ACTIONS = ("prompt", "pause", "resume", "sign_out")
@@ -270,6 +272,11 @@ class DeviceConfig(_Section):
         if self.mqtt.tls and bool(self.mqtt.cert_file) != bool(self.mqtt.key_file):
             raise _KeyedError("mqtt.key_file", "cert_file and key_file go together")
         return self
+
+    @property
+    def topics(self) -> Topics:
+        """This device's MQTT topics (SPEC 4, built by `terminal.topics`)."""
+        return Topics(self.mqtt.topic_root, self.device.site, self.device.id)
 
     @property
     def data_dir(self) -> Path:

@@ -36,12 +36,6 @@ def uuid7(ms: int | None = None) -> str:
     return str(uuid.UUID(int=value))
 
 
-def event_topic(topic_root: str, site: str, device: str, etype: str, alert_kind: str = "") -> str:
-    if etype == "alert":
-        return f"{topic_root}/{site}/{device}/alerts/{alert_kind}"
-    return f"{topic_root}/{site}/{device}/events/{etype}"
-
-
 def build_envelope(
     *,
     event_id: str,

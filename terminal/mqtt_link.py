@@ -27,6 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from terminal import __version__
+from terminal.certinfo import cert_days_left
 from terminal.clock import clock_synced, now_iso
 from terminal.config import DeviceConfig
 from terminal.envelope import dumps
@@ -101,9 +102,7 @@ class MqttLink:
         self.cfg = cfg
         self.outbox = outbox
         self.opts = options or LinkOptions.from_env()
-        dev = cfg.device
-        self.base = f"{cfg.mqtt.topic_root}/{dev.site}/{dev.id}"
-        self.site_base = f"{cfg.mqtt.topic_root}/{dev.site}"
+        self.topics = cfg.topics
         self._subs = dict(subscriptions or {})
         self._on_command = on_command
         self._telemetry = telemetry
@@ -249,7 +248,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
-        client.will_set(f"{self.base}/status", self._status("offline", "lost"), qos=1, retain=True)
+        client.will_set(self.topics.status, self._status("offline", "lost"), qos=1, retain=True)
         if m.username:
             password = None
             if m.password_file:
@@ -400,10 +399,10 @@ class MqttLink:
             self._session,
             flags.session_present,
         )
-        topics = [(f"{self.base}/cmd/+", 1), (f"{self.base}/ack", 1)]
+        topics = [(self.topics.commands, 1), (self.topics.ack, 1)]
         topics += [(t, 1) for t in self._subs]
         client.subscribe(topics)
-        client.publish(f"{self.base}/status", self._status("online", None), qos=1, retain=True)
+        client.publish(self.topics.status, self._status("online", None), qos=1, retain=True)
         self.connected.set()
         self._check_backlog()
 
@@ -430,9 +429,9 @@ class MqttLink:
     def _on_message(self, client, userdata, msg) -> None:
         topic: str = msg.topic
         try:
-            if topic == f"{self.base}/ack":
+            if topic == self.topics.ack:
                 self._handle_ack(msg.payload)
-            elif topic.startswith(f"{self.base}/cmd/"):
+            elif topic.startswith(f"{self.topics.base}/cmd/"):
                 self._handle_command(topic.rsplit("/", 1)[1], msg.payload)
             elif topic in self._subs:
                 self._subs[topic](topic, msg.payload)
@@ -461,7 +460,7 @@ class MqttLink:
             body["result"] = result or {}
         else:
             body["error"] = error or "failed"
-        self.publish(f"{self.base}/reply", dumps(body), qos=1)
+        self.publish(self.topics.reply, dumps(body), qos=1)
 
     def _handle_command(self, name: str, payload: bytes) -> None:
         try:
@@ -543,8 +542,6 @@ class MqttLink:
             "clock_synced": clock_synced(),
         }
         if self.cfg.mqtt.cert_file:
-            from provisioning.certs import cert_days_left
-
             body["cert_days_left"] = cert_days_left(self.cfg.mqtt.cert_file)
         if self._telemetry is not None:
             try:
@@ -555,7 +552,7 @@ class MqttLink:
 
     def _publish_telemetry(self, client: mqtt.Client) -> None:
         try:
-            client.publish(f"{self.base}/telemetry", dumps(self.telemetry_payload()), qos=0)
+            client.publish(self.topics.telemetry, dumps(self.telemetry_payload()), qos=0)
         except Exception as e:
             log.warning("telemetry not sent: %s", e)
 
@@ -593,7 +590,7 @@ class MqttLink:
         try:
             self._send_outgoing(client)
             info = client.publish(
-                f"{self.base}/status", self._status("offline", "shutdown"), qos=1, retain=True
+                self.topics.status, self._status("offline", "shutdown"), qos=1, retain=True
             )
             self._shutdown_mid = info.mid
             deadline = time.monotonic() + 3.0

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from terminal.envelope import build_envelope, dumps, event_topic, uuid7
+from terminal.envelope import build_envelope, dumps, uuid7
+from terminal.topics import Topics
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -77,6 +78,7 @@ class Outbox:
         self.device = device
         self.site = site
         self.topic_root = topic_root
+        self.topics = Topics(topic_root, site, device)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
@@ -103,7 +105,7 @@ class Outbox:
     ) -> StoredEvent:
         """Assign the next `seq`, store the event and sync it; return only once it is durable."""
         event_id = uuid7()
-        topic = event_topic(self.topic_root, self.site, self.device, etype, alert_kind)
+        topic = self.topics.event(etype, alert_kind)
         created = time.time() if ts is None else ts
         with self._lock:
             try:

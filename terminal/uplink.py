@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from terminal.config import DeviceConfig
-from terminal.envelope import alert_data, build_envelope, dumps, event_topic, uuid7
+from terminal.envelope import alert_data, build_envelope, dumps, uuid7
 from terminal.mqtt_link import CommandHandler, LinkOptions, MessageHandler, MqttLink
 from terminal.outbox import Outbox, StorageError, StoredEvent, outbox_path
 
@@ -51,10 +51,6 @@ class Uplink:
         self._storage_lock = threading.Lock()
         self._storage_failed = 0
         self._storage_alert_at = 0.0
-
-    @property
-    def topic_base(self) -> str:
-        return self.link.base
 
     def start(self) -> None:
         self.link.start()
@@ -111,10 +107,7 @@ class Uplink:
             etype="alert",
             data=data,
         )
-        topic = event_topic(
-            self.cfg.mqtt.topic_root, self.cfg.device.site, self.cfg.device.id, "alert", "storage"
-        )
-        self.link.publish(topic, dumps(env), qos=1)
+        self.link.publish(self.cfg.topics.event("alert", "storage"), dumps(env), qos=1)
 
     def _storage_recovered(self) -> None:
         with self._storage_lock:

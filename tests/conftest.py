@@ -311,7 +311,7 @@ def processes() -> Iterator[Processes]:
 
 
 def careterm_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "terminal", *args]
+    return [sys.executable, "-m", "careterm", *args]
 
 
 def careterm_env(**extra: str) -> dict[str, str]:

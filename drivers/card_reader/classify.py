@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from drivers.card_reader.base import CardRead
-from drivers.card_reader.sam_protocol import IdText, valid_id_number
+from drivers.card_reader.sam_protocol import IdText
+from terminal import resident_id
 from terminal.privacy import card_token, mask_name, mask_number
 
 log = logging.getLogger("careterm.drivers.card")
@@ -74,7 +75,7 @@ class Classifier:
         number = number.strip()
         if not number:
             return None
-        if kind == "id_card" and not valid_id_number(number):
+        if kind == "id_card" and not resident_id.is_valid(number):
             log.info("card: ID number rejected (check digit wrong)")
             return None
         name_masked = mask_name(name) if name else None

@@ -29,7 +29,8 @@ def open_card_reader(cfg: DeviceConfig, config_file: str = "device.toml") -> Car
     if c.driver in ("keyboard", "sim"):
         from drivers.card_reader.sim import SimulatedCardReader
 
-        return SimulatedCardReader(classifier)
+        cards = SimulatedCardReader.load_cards(c.device) if c.device else []
+        return SimulatedCardReader(classifier, cards)
     if not c.device:
         raise ConfigError(
             config_file,

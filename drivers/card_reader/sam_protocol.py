@@ -40,8 +40,6 @@ TEXT_FIELDS: tuple[tuple[str, int], ...] = (
     ("valid_to", 8),
     ("reserved", 18),
 )
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK_CHARS = "10X98765432"  # index = weighted sum mod 11
 
 
 class FrameError(ValueError):
@@ -228,23 +226,3 @@ def split_read_data(data: bytes) -> tuple[bytes, bytes]:
     if len(data) != 4 + tlen + plen:
         raise FrameError(f"read reply carries {len(data) - 4} bytes, header says {tlen + plen}")
     return data[4 : 4 + tlen], data[4 + tlen :]
-
-
-# --- ISO 7064 MOD 11-2 ---------------------------------------------------------------------
-
-
-def id_check_char(first17: str) -> str:
-    if len(first17) != 17 or not first17.isascii() or not first17.isdigit():
-        raise ValueError("needs the first 17 digits")
-    total = sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS, strict=True))
-    return ID_CHECK_CHARS[total % 11]
-
-
-def valid_id_number(number: str) -> bool:
-    """18 characters, 17 digits and the MOD 11-2 check character (`X` for 10, either case)."""
-    if len(number) != 18:
-        return False
-    try:
-        return id_check_char(number[:17]) == number[17].upper()
-    except ValueError:
-        return False

@@ -7,6 +7,7 @@ Faults are part of the fakes (one-shot, armed with `inject`):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -144,11 +145,14 @@ class SimulatedCardReader(CardReader):
 
     ID cards go through `SamModule` frames and the real `SamSession`; other kinds go
     through the classifier's SPEC 6.4 shaping. Faults (`inject`) apply to the next card.
+    `cards` are the cards a demo screen offers as buttons (dicts with kind, number, name,
+    label), read from the JSON file `careterm demo` names as the reader's device.
     """
 
-    def __init__(self, classifier: Classifier) -> None:
+    def __init__(self, classifier: Classifier, cards: list[dict[str, str]] | None = None) -> None:
         super().__init__("card_reader")
         self._classifier = classifier
+        self.cards = list(cards or [])
         self.module = SamModule()
         self._session = SamSession(self._transact, classifier)
         self._parser = sam.FrameParser()
@@ -181,6 +185,30 @@ class SimulatedCardReader(CardReader):
         self.presented += 1
         faults, self._faults = self._faults, []  # armed faults belong to this presentation
         self._jobs.put((kind, number, name, faults))
+
+    @staticmethod
+    def load_cards(path: str) -> list[dict[str, str]]:
+        """The demo cards file; a missing or malformed file offers no buttons (logged)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                cards = json.load(f)
+        except (OSError, ValueError) as e:
+            log.warning("card sim: no demo cards from %s: %s", path, e)
+            return []
+        keys = ("kind", "number", "name", "label")
+        ok = (
+            [
+                c
+                for c in cards
+                if isinstance(cards, list)
+                if isinstance(c, dict)
+                and all(isinstance(c.get(k), str) for k in keys)
+                and c["kind"] in CARD_KINDS
+            ]
+            if isinstance(cards, list)
+            else []
+        )
+        return [{k: c[k] for k in keys} for c in ok]
 
     def _transact(self, request: bytes) -> sam.Frame | None:
         self._parser.reset()

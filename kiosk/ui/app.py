@@ -387,22 +387,11 @@ class KioskApp(App):
 
 
 def demo_cards(reader: Any) -> tuple[list[tuple[str, str, str, str]], Any]:
-    """The demo patients and staff card as buttons, when the reader is the simulator."""
-    from drivers.card_reader.sim import SimulatedCardReader
-
-    if not isinstance(reader, SimulatedCardReader):
+    """The cards a simulated reader offers (`careterm demo`) as buttons; none for real readers."""
+    cards = getattr(reader, "cards", None)
+    if not cards:
         return [], None
-    try:
-        from terminal.demo import DEMO_PATIENTS, STAFF
-    except ImportError:
-        return [], None
-    kinds = {"id_card": "身份证", "medical_card": "就诊卡"}
-    cards = [
-        (kind, number, name, f"{name[0]}* {kinds.get(kind, kind)}")
-        for number, name, kind in DEMO_PATIENTS
-    ]
-    cards += [("staff_card", st["card"][1:], st["name"], f"{st['staff']} 工牌") for st in STAFF[:1]]
-    return cards, reader.present
+    return [(c["kind"], c["number"], c["name"], c["label"]) for c in cards], reader.present
 
 
 def configure_window(fullscreen: bool, size: tuple[int, int] | None = None) -> None:

@@ -103,34 +103,6 @@ def test_split_read_data_checks_the_length_header() -> None:
         sam.split_read_data(b"\x00\x80\x04\x00" + text[:128] + b"\x00" * 1024)
 
 
-@pytest.mark.parametrize(
-    "number, ok",
-    [
-        ("11010519491231002X", True),
-        ("11010519491231002x", True),
-        ("110105194912310021", False),
-        ("440308199901010012", True),
-        ("440308199901010013", False),
-        ("1101051949123100", False),
-        ("11010519491231002Y", False),
-        ("１１010519491231002X", False),  # full-width digits are not digits here
-    ],
-)
-def test_mod_11_2_check(number: str, ok: bool) -> None:
-    assert sam.valid_id_number(number) is ok
-
-
-def test_check_char_matches_iso_7064_by_hand() -> None:
-    first17 = "44030819990101001"
-    total = sum(
-        int(d) * w
-        for d, w in zip(first17, (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2), strict=True)
-    )
-    expected = "10X98765432"[total % 11]
-    assert sam.id_check_char(first17) == expected
-    assert sam.valid_id_number(first17 + expected)
-
-
 def test_stream_parser_resyncs_over_garbage_and_split_reads() -> None:
     p = sam.FrameParser()
     reply = sam.read_reply(sam.encode_text(_id_fields()))

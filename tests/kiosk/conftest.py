@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from careterm.demo_data import demo_directory, demo_survey
 from drivers.card_reader.base import CardRead
-from kiosk.demo import demo_directory, demo_survey
 from kiosk.runner import Kiosk
 from kiosk.service import KioskService, View
 from terminal.config import parse_config

@@ -17,10 +17,10 @@ sys.path[:0] = [str(HERE), str(HERE.parent.parent)]
 from fakes import MemoryPrinter  # noqa: E402
 from uikit import UI  # noqa: E402
 
+from careterm.demo_data import demo_directory, demo_survey  # noqa: E402
 from drivers.base import DeviceState  # noqa: E402
 from drivers.card_reader.base import CardRead  # noqa: E402
 from kiosk.checkin import CheckinLog  # noqa: E402
-from kiosk.demo import demo_directory, demo_survey  # noqa: E402
 from kiosk.feedback import FeedbackForm  # noqa: E402
 from kiosk.service import KioskService  # noqa: E402
 from terminal.config import parse_config  # noqa: E402

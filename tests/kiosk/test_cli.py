@@ -21,7 +21,7 @@ def test_kiosk_refuses_a_pad_config_naming_the_key(config_writer):
 @pytest.mark.display
 @pytest.mark.slow
 def test_kiosk_process_runs_windowed_and_stops_on_sigterm(tmp_path):
-    from terminal.demo import build_site
+    from careterm.demo import build_site
 
     files = build_site(tmp_path / "site", "mqtt://127.0.0.1:1")
     log = tmp_path / "kiosk.log"

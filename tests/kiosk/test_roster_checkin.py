@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from careterm.demo_data import demo_roster
 from kiosk.checkin import CheckinLog, decide, first_allowed
-from kiosk.demo import demo_roster
 from kiosk.roster import Roster, RosterError, RosterStore
 
 CST = timezone(timedelta(hours=8))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from careterm.demo_data import demo_directory
 from drivers.printer.document import QR, Text
-from kiosk.demo import demo_directory
 from kiosk.directory import Directory, pinyin_initial
 from kiosk.feedback import FeedbackForm, mask_phone
 from kiosk.roster import Roster

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from careterm.demo_data import demo_directory, demo_survey, id_number
 from drivers.base import DeviceState
 from drivers.printer.escpos_decode import decode
-from kiosk.demo import demo_directory, demo_survey, id_number
 from kiosk.runner import Kiosk
 from terminal.config import load_config
 from terminal.privacy import card_token
@@ -210,8 +210,8 @@ def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
 
 def test_demo_kiosk_checks_in_a_demo_patient_by_tapping_a_demo_card(tmp_path, window_ui):
     """`careterm demo`'s kiosk config: simulated reader (demo card strip) and printer."""
+    from careterm.demo import build_site
     from kiosk.ui.app import KioskRoot, demo_cards
-    from terminal.demo import build_site
 
     files = build_site(tmp_path / "site", "mqtt://127.0.0.1:1")
     kiosk = Kiosk(load_config(files["kiosk"]))

@@ -55,7 +55,7 @@ class Site:
 def careterm_inproc(*args: str) -> None:
     """The same command-line code as `careterm ...`, without a new interpreter per call
     (fixtures run it a dozen times; tests of the command itself use `run_careterm`)."""
-    from terminal.cli import build_parser
+    from careterm.cli import build_parser
 
     parsed = build_parser().parse_args(list(args))
     with contextlib.redirect_stdout(io.StringIO()):

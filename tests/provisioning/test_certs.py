@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provisioning.certs import CAError, SiteCA, cert_days_left, common_name, service_identity
+from provisioning.certs import CAError, SiteCA, common_name, service_identity
+from terminal.certinfo import cert_days_left
 from tests.conftest import run_careterm
 
 

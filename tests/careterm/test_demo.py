@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from terminal.demo import DEMO_PATIENTS, id_check_digit
+from careterm.demo_data import DEMO_PATIENTS
+from terminal import resident_id
 
 from ..conftest import run_careterm
 
@@ -15,9 +16,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
 def test_demo_patients_carry_valid_id_numbers() -> None:
-    for number, _name, kind in DEMO_PATIENTS:
+    for number, _name, kind, _dep, _minutes in DEMO_PATIENTS:
         if kind == "id_card":
-            assert id_check_digit(number[:17]) == number[17]
+            assert resident_id.is_valid(number)
 
 
 @pytest.mark.skipif(

@@ -1,5 +1,5 @@
-"""Demo data for `careterm demo`, the tests and the benchmark: a directory, a survey, and a roster
-of made-up patients whose ID numbers carry valid check digits."""
+"""The one demo data set (`careterm demo`, the tests, the benchmarks): a directory, a survey, a
+staff list and a roster of made-up patients whose ID numbers carry valid check characters."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from terminal.privacy import card_token, mask_name
-
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK = "10X98765432"
+from terminal.resident_id import complete as id_number
 
 DEPARTMENTS = [
     # id, name, name_en, floor, location, room prefix, queue letter
@@ -42,23 +40,52 @@ DOCTORS = [
 SURNAMES = "张王李赵陈刘杨黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
 
-# Demo patients a newcomer can present at the simulated reader (SimulatedCardReader.present).
+# Demo patients a newcomer can present at the simulated reader (fictional people).
 DEMO_PATIENTS = [
-    # id number (valid check digit), name, department index, minutes from now to the slot
-    ("11010119900307777", "张伟", 0, 10),
-    ("11010519851224003", "王芳", 2, 150),
-    ("31010419780615002", "李强", 3, -120),
+    # card number, name, card kind, department index, minutes from now to the slot
+    (id_number("11010119900307777"), "张伟", "id_card", 0, 10),
+    (id_number("11010519851224003"), "王芳", "id_card", 2, 150),
+    ("6222020011223344", "李强", "medical_card", 3, -20),
+    (id_number("31010419780615002"), "赵敏", "id_card", 1, -120),
+]
+# Clerks of the demo pad; `card` is what their staff card reads.
+STAFF = [
+    {"staff": "E1024", "name": "王芳", "title": "收费员", "card": "S1024"},
+    {"staff": "E2048", "name": "刘洋", "title": "挂号员", "card": "S2048"},
 ]
 
 
-def id_check_digit(first17: str) -> str:
-    """ISO 7064 MOD 11-2 check character of a resident ID number."""
-    total = sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True))
-    return ID_CHECK[total % 11]
+def demo_staff(salt: bytes) -> list[dict[str, Any]]:
+    """The staff list as the site publishes it (`R/S/staff`): card tokens, never card numbers."""
+    return [
+        {
+            "staff": s["staff"],
+            "name": s["name"],
+            "title": s["title"],
+            "token": card_token(salt, "staff_card", s["card"][1:]),
+            "photo": None,
+        }
+        for s in STAFF
+    ]
 
 
-def id_number(first17: str) -> str:
-    return first17 + id_check_digit(first17)
+def demo_cards() -> list[dict[str, str]]:
+    """What the simulated reader offers as buttons: the demo patients and the first clerk."""
+    kinds = {"id_card": "身份证", "medical_card": "就诊卡"}
+    cards = [
+        {"kind": kind, "number": number, "name": name, "label": f"{name[0]}* {kinds[kind]}"}
+        for number, name, kind, _dep, _minutes in DEMO_PATIENTS
+    ]
+    clerk = STAFF[0]
+    cards.append(
+        {
+            "kind": "staff_card",
+            "number": clerk["card"][1:],
+            "name": clerk["name"],
+            "label": f"{clerk['staff']} 工牌",
+        }
+    )
+    return cards
 
 
 def demo_directory() -> dict[str, Any]:
@@ -142,13 +169,13 @@ def demo_roster(
     day = day or now.date()
     rng = random.Random(seed)
     rows = []
-    for i, (first17, name, dep, minutes) in enumerate(DEMO_PATIENTS, start=1):
+    for i, (number, name, kind, dep, minutes) in enumerate(DEMO_PATIENTS, start=1):
         start = (now + timedelta(minutes=minutes)).replace(second=0, microsecond=0)
         start = start.replace(minute=start.minute - start.minute % 5)
+        if start.date() != day:  # late at night: keep every demo patient on today's roster
+            start = now.replace(second=0, microsecond=0)
         rows.append(
-            _appointment(
-                i, card_token(salt, "id_card", id_number(first17)), name, dep, start.astimezone(tz)
-            )
+            _appointment(i, card_token(salt, kind, number), name, dep, start.astimezone(tz))
         )
     opening = datetime.combine(day, time(8, 0), tz)
     for i in range(len(rows) + 1, len(rows) + 1 + size):

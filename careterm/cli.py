@@ -1,4 +1,4 @@
-"""The `careterm` command line (SPEC 2). Each area registers its own sub-commands.
+"""The `careterm` command line (SPEC 2): the composition root. Each area registers its commands.
 
 Exit status: 0 success, 2 bad usage or bad configuration (one line, no traceback), 1 other failure.
 """
@@ -6,30 +6,25 @@ Exit status: 0 success, 2 bad usage or bad configuration (one line, no traceback
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
-from terminal import __version__
+from careterm import demo
+from central import cli as central_cli
+from drivers import cli as drivers_cli
+from kiosk import cli as kiosk_cli
+from provisioning import cli as provisioning_cli
+from rating_pad import cli as rating_pad_cli
+from terminal import __version__, commands
+from terminal.cliutil import UsageError
 from terminal.config import ConfigError
+from terminal.logs import setup_logging
 
 log = logging.getLogger("careterm")
 
-# Modules with `register(subparsers)`; each adds its commands and sets `func` on them.
-AREAS = (
-    "terminal.commands",
-    "rating_pad.cli",
-    "kiosk.cli",
-    "terminal.demo",
-    "drivers.cli",
-    "provisioning.cli",
-    "central.cli",
-)
-
-
-class UsageError(Exception):
-    """Bad usage the user can fix; printed as one line, exit 2."""
+# Each area adds its sub-commands and sets `func` on them; `--help` lists them in this order.
+AREAS = (commands, rating_pad_cli, kiosk_cli, demo, drivers_cli, provisioning_cli, central_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,30 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"careterm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in AREAS:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):
-                continue  # the area is not part of this build
-            raise
-        mod.register(sub)
+    for area in AREAS:
+        area.register(sub)
     return parser
-
-
-def add_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
-        metavar="F",
-        help="device.toml (default: $CARETERM_CONFIG, else /etc/careterm/device.toml)",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from terminal.logs import setup_logging
-
     setup_logging(getattr(args, "verbose", False))
     try:
         rc = args.func(args)

@@ -19,71 +19,19 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
-from typing import Any
 
-from terminal.privacy import card_token, mask_name
+import tomli_w
+
+from careterm.demo_data import demo_cards, demo_directory, demo_roster, demo_staff, demo_survey
+from terminal.topics import Topics, site_document
 
 log = logging.getLogger("careterm.demo")
 
 SITE = "demo"
 ROOT_TOPIC = "careterm"
-
-# Demo patients: ID numbers with valid ISO 7064 check digits (fictional people).
-DEMO_PATIENTS = [
-    ("110101199003077774", "张三", "id_card"),
-    ("440106198512120033", "李四", "id_card"),
-    ("6222020011223344", "王五", "medical_card"),
-    ("310115197001012009", "赵六", "id_card"),
-]
-DEPARTMENTS = [
-    (
-        "cardio",
-        "心内科",
-        "Cardiology",
-        "门诊楼3层",
-        "电梯右转",
-        "李明",
-        "主任医师",
-        "门诊3楼 305诊室",
-    ),
-    (
-        "resp",
-        "呼吸内科",
-        "Respiratory Medicine",
-        "门诊楼3层",
-        "电梯左转",
-        "陈静",
-        "副主任医师",
-        "门诊3楼 312诊室",
-    ),
-    (
-        "ortho",
-        "骨科",
-        "Orthopaedics",
-        "门诊楼2层",
-        "扶梯正对面",
-        "周强",
-        "主治医师",
-        "门诊2楼 208诊室",
-    ),
-    ("peds", "儿科", "Paediatrics", "门诊楼1层", "大厅东侧", "吴芳", "主任医师", "门诊1楼 105诊室"),
-    (
-        "derm",
-        "皮肤科",
-        "Dermatology",
-        "门诊楼4层",
-        "电梯右转",
-        "郑华",
-        "主治医师",
-        "门诊4楼 402诊室",
-    ),
-]
-STAFF = [
-    {"staff": "E1024", "name": "王芳", "title": "收费员", "card": "S1024"},
-    {"staff": "E2048", "name": "刘洋", "title": "挂号员", "card": "S2048"},
-]
+PAD = Topics(ROOT_TOPIC, SITE, "pad-w03")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -110,12 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def id_check_digit(first17: str) -> str:
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    total = sum(int(d) * w for d, w in zip(first17, weights, strict=True))
-    return "10X98765432"[total % 11]
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,166 +73,63 @@ def build_site(folder: Path, broker_url: str, today: date | None = None) -> dict
         salt_file.write_text(secrets.token_hex(32) + "\n")
         os.chmod(salt_file, 0o600)
     salt = salt_file.read_bytes().strip()
-    tz = datetime.now().astimezone().tzinfo
-    now = datetime.now(tz).replace(second=0, microsecond=0)
-    appointments: list[dict[str, Any]] = []
-    # Slots around "now" so the demo patients can check in whenever the demo runs.
-    offsets = [0, 15, 90, -45]
-    for i, (number, name, kind) in enumerate(DEMO_PATIENTS):
-        dep = DEPARTMENTS[i % len(DEPARTMENTS)]
-        start = now + timedelta(minutes=offsets[i])
-        if start.date() != today:
-            start = now
-        appointments.append(
-            {
-                "id": f"A{today:%Y%m%d}-{i + 1:04d}",
-                "token": card_token(salt, kind, number),
-                "name": _roster_name(name),
-                "department_id": dep[0],
-                "department": dep[1],
-                "doctor": dep[5],
-                "room": dep[7],
-                "slot_start": start.isoformat(timespec="seconds"),
-                "slot_end": (start + timedelta(minutes=30)).isoformat(timespec="seconds"),
-                "queue_no": f"{'ABCDE'[i % 5]}{i + 21:03d}",
-            }
-        )
-    roster = {
-        "v": 1,
-        "date": today.isoformat(),
-        "generated": datetime.now(tz).isoformat(timespec="seconds"),
-        "appointments": appointments,
-    }
-    directory = {
-        "v": 1,
-        "departments": [
-            {"id": d[0], "name": d[1], "name_en": d[2], "floor": d[3], "location": d[4]}
-            for d in DEPARTMENTS
-        ],
-        "doctors": [
-            {
-                "name": d[5],
-                "title": d[6],
-                "department_id": d[0],
-                "today": ["08:00-12:00", "14:00-17:00"],
-                "bio": "",
-            }
-            for d in DEPARTMENTS
-        ],
-    }
-    survey = {
-        "v": 1,
-        "id": "opd-demo",
-        "questions": [
-            {
-                "id": "q1",
-                "text": "您对挂号流程满意吗?",
-                "text_en": "Were you satisfied with registration?",
-                "scale": 5,
-            },
-            {
-                "id": "q2",
-                "text": "您对候诊环境满意吗?",
-                "text_en": "Were you satisfied with the waiting area?",
-                "scale": 5,
-            },
-            {
-                "id": "q3",
-                "text": "您愿意向亲友推荐本院吗?",
-                "text_en": "Would you recommend us?",
-                "scale": 5,
-            },
-        ],
-    }
-    staff = [
-        {
-            "staff": s["staff"],
-            "name": s["name"],
-            "title": s["title"],
-            "token": card_token(salt, "staff_card", s["card"][1:]),
-            "photo": None,
-        }
-        for s in STAFF
-    ]
+    roster = demo_roster(salt, today, size=0)
+    directory = demo_directory()
+    survey = demo_survey()
+    staff = demo_staff(salt)
     files = {
         "salt": salt_file,
         "roster": folder / "roster.json",
         "directory": folder / "directory.json",
         "survey": folder / "survey.json",
         "staff": folder / "staff.json",
+        "cards": folder / "demo-cards.json",
     }
     for name, body in (
         ("roster", roster),
         ("directory", directory),
         ("survey", survey),
         ("staff", staff),
+        ("cards", demo_cards()),
     ):
         files[name].write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
-    files["kiosk"] = folder / "kiosk.toml"
-    files["kiosk"].write_text(
-        f"""# careterm demo kiosk (simulated card reader and printer)
-[device]
-id = "kiosk-01"
-role = "kiosk"
-site = "{SITE}"
-data_dir = "{folder / "kiosk-data"}"
-
-[mqtt]
-url = "{broker_url}"
-
-[privacy]
-salt_file = "{salt_file}"
-
-[card_reader]
-driver = "keyboard"
-
-[printer]
-driver = "sim"
-device = "{folder / "tickets"}"
-columns = 48
-
-[kiosk]
-fullscreen = false
-roster_file = "{files["roster"]}"
-""",
-        encoding="utf-8",
-    )
-    files["pad"] = folder / "pad.toml"
-    files["pad"].write_text(
-        f"""# careterm demo rating pad (keys 1-4 on the keyboard, P prompts, S pauses)
-[device]
-id = "pad-w03"
-role = "rating_pad"
-site = "{SITE}"
-data_dir = "{folder / "pad-data"}"
-
-[mqtt]
-url = "{broker_url}"
-
-[privacy]
-salt_file = "{salt_file}"
-
-[window]
-id = "W03"
-name = "收费处 3号窗口"
-
-[rating]
-mode = "free"
-
-[buttons]
-driver = "keyboard"
-
-[card_reader]
-driver = "none"
-""",
-        encoding="utf-8",
-    )
+    common = {
+        "mqtt": {"url": broker_url},
+        "privacy": {"salt_file": str(salt_file)},
+    }
+    kiosk = {
+        "device": {
+            "id": "kiosk-01",
+            "role": "kiosk",
+            "site": SITE,
+            "data_dir": str(folder / "kiosk-data"),
+        },
+        **common,
+        # The simulated reader offers the demo cards as buttons.
+        "card_reader": {"driver": "keyboard", "device": str(files["cards"])},
+        "printer": {"driver": "sim", "device": str(folder / "tickets"), "columns": 48},
+        "kiosk": {"fullscreen": False, "roster_file": str(files["roster"])},
+    }
+    pad = {
+        "device": {
+            "id": "pad-w03",
+            "role": "rating_pad",
+            "site": SITE,
+            "data_dir": str(folder / "pad-data"),
+        },
+        **common,
+        "window": {"id": "W03", "name": "收费处 3号窗口"},
+        "rating": {"mode": "free"},
+        "buttons": {"driver": "keyboard"},
+        "card_reader": {"driver": "none"},
+    }
+    for name, body, title in (
+        ("kiosk", kiosk, "careterm demo kiosk (simulated card reader and printer)"),
+        ("pad", pad, "careterm demo rating pad (keys 1-4 on the keyboard, P prompts, S pauses)"),
+    ):
+        files[name] = folder / f"{name}.toml"
+        files[name].write_text(f"# {title}\n" + tomli_w.dumps(body), encoding="utf-8")
     return files
-
-
-def _roster_name(name: str) -> str:
-    masked = mask_name(name) or ""
-    return masked if len(name) < 3 else name[0] + "*" * (len(name) - 2) + name[-1]
 
 
 def _publish_retained(port: int, files: dict[str, Path]) -> None:
@@ -306,7 +145,7 @@ def _publish_retained(port: int, files: dict[str, Path]) -> None:
     try:
         for name in ("roster", "directory", "survey", "staff"):
             info = c.publish(
-                f"{ROOT_TOPIC}/{SITE}/{name}", files[name].read_bytes(), qos=1, retain=True
+                site_document(ROOT_TOPIC, SITE, name), files[name].read_bytes(), qos=1, retain=True
             )
             info.wait_for_publish(5)
     finally:
@@ -327,7 +166,7 @@ def _sign_in_when_online(port: int, timeout: float = 30.0) -> None:
         protocol=mqtt.MQTTv5,
     )
     c.on_message = lambda cl, u, m: b'"online"' in m.payload and online.set()
-    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(f"{ROOT_TOPIC}/{SITE}/pad-w03/status", 1)
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(PAD.status, 1)
     try:
         c.connect("127.0.0.1", port)
     except OSError:
@@ -336,7 +175,7 @@ def _sign_in_when_online(port: int, timeout: float = 30.0) -> None:
     try:
         if online.wait(timeout):
             body = json.dumps({"cid": "demo-sign-in", "action": "sign_in", "staff": "E1024"})
-            c.publish(f"{ROOT_TOPIC}/{SITE}/pad-w03/cmd/staff", body, qos=1).wait_for_publish(5)
+            c.publish(PAD.command("staff"), body, qos=1).wait_for_publish(5)
     finally:
         c.loop_stop()
         c.disconnect()
@@ -359,7 +198,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         children.append((name, p))
         return p
 
-    me = [sys.executable, "-m", "terminal"]
+    me = [sys.executable, "-m", "careterm"]
     if mosquitto:
         conf = folder / "mosquitto.conf"
         conf.write_text(

@@ -1,0 +1,1 @@
+"""The composition root: the `careterm` command line and the demo, above every app."""

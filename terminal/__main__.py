@@ -1,5 +1,0 @@
-"""`python -m terminal` runs the careterm command line."""
-
-from terminal.cli import main
-
-raise SystemExit(main())
