@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from drivers.printer.document import QR, Document, Feed, Rule, Text
 from drivers.printer.escpos_build import TicketStyle, encode_text, qr_matrix, text_width, wrap
+from terminal.fonts import find_cjk_font
 
 log = logging.getLogger("careterm.drivers.preview")
 
-FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-)
 CELL_W = 12  # dots per column, like Font A
 LINE_H = 30
 MARGIN = 16
-
-
-def find_cjk_font() -> str | None:
-    for p in FONT_CANDIDATES:
-        if Path(p).is_file():
-            return p
-    for pattern in ("*CJK*", "wqy*"):
-        for p in sorted(Path("/usr/share/fonts").rglob(pattern)):
-            if p.suffix in (".ttc", ".ttf", ".otf"):
-                return str(p)
-    return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from kivy.core.image import Image as CoreImage
 from kivy.core.text import DEFAULT_FONT, LabelBase
@@ -15,15 +14,9 @@ from kivy.uix.button import Button
 from kivy.uix.image import Image
 from kivy.uix.label import Label
 
-log = logging.getLogger("careterm.kiosk.ui")
+from terminal.fonts import MISSING_HINT, find_cjk_font
 
-# Debian/Raspberry Pi OS packages fonts-wqy-microhei and fonts-noto-cjk; the first found wins.
-CJK_FONTS = (
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf",
-)
+log = logging.getLogger("careterm.kiosk.ui")
 
 BG = (0.96, 0.97, 0.98, 1)
 INK = (0.08, 0.12, 0.18, 1)
@@ -40,14 +33,11 @@ WHITE = (1, 1, 1, 1)
 
 def register_cjk_font() -> str:
     """Make a CJK font Kivy's default for every widget (its own Roboto has no Chinese)."""
-    for path in CJK_FONTS:
-        if Path(path).exists():
-            LabelBase.register(DEFAULT_FONT, path, path, path, path)
-            return path
-    log.error(
-        "no CJK font found (install fonts-wqy-microhei or fonts-noto-cjk): "
-        "Chinese text will show as boxes"
-    )
+    path = find_cjk_font()
+    if path:
+        LabelBase.register(DEFAULT_FONT, path, path, path, path)
+        return path
+    log.error(MISSING_HINT)
     return ""
 
 
