@@ -11,7 +11,7 @@ from typing import Any
 from terminal.clock import clock_synced, now_iso
 
 ENVELOPE_VERSION = 1
-EVENT_TYPES = ("rating", "staff", "checkin", "feedback", "survey", "alert")
+EVENT_TYPES = ("rating", "reason", "prompt", "staff", "checkin", "feedback", "survey", "alert")
 ALERT_KINDS = (
     "dissatisfied",
     "printer",
@@ -20,6 +20,8 @@ ALERT_KINDS = (
     "storage",
     "outbox_backlog",
     "clock",
+    "help",  # a patient pressed "call staff" on a kiosk (SPEC 9.6)
+    "document",  # a retained site document failed validation (SPEC 9.4)
 )
 SEVERITIES = ("info", "warning", "critical")
 
