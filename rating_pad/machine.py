@@ -3,13 +3,17 @@
 Inputs are method calls (`key`, `touch`, `prompt`, `sign_in`, `tick`, ...) with the monotonic
 time of the input; each returns the events to record, in order. The screen renders `view()`;
 nothing here touches a device, a file or the network.
+
+Every prompt the pad opens is closed exactly once: by the counted rating that carries its id,
+or by a `prompt` event (`expired` or `superseded`). A rating is recorded at the press, before
+any reason question; the answer follows as a `reason` event naming the rating's event id.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,45 +28,102 @@ auto-repeat (10 Hz or faster) of a held or stuck key, not a new press. The windo
 every press seen, so a held key counts once until released. The keypad driver's `debounce_ms`
 filter does the same for bounce."""
 NOTICE_S = 4.0
-"""How long a notice (an unregistered staff card) stays on screen."""
+"""How long a notice (an unregistered staff card, a press without a prompt) stays on screen."""
 TOUCH_REPEAT_S = 0.3
 """The same rating button touched again this soon is a double tap."""
 REASON_GRACE_S = 0.6
 """Just after the reason screen opens, a touch, or the same key as the low score, is a double
 press, not a choice: ignored this long. Another key picks its reason at once."""
+MAX_CIDS = 500
+"""`cmd/prompt` replies remembered by `cid` (a repeated cid gets the first reply again)."""
 
 DEFAULT_LABELS_EN = {
-    "不满意": "Dissatisfied",
-    "基本满意": "Acceptable",
-    "满意": "Satisfied",
-    "非常满意": "Very satisfied",
+    "非常不满意": "Very dissatisfied",
     "很不满意": "Very dissatisfied",
+    "不满意": "Dissatisfied",
+    "不太满意": "Not quite satisfied",
+    "较差": "Poor",
+    "差": "Poor",
     "一般": "Neutral",
+    "基本满意": "Fairly satisfied",
+    "比较满意": "Fairly satisfied",
+    "较满意": "Fairly satisfied",
+    "满意": "Satisfied",
+    "很满意": "Very satisfied",
+    "非常满意": "Very satisfied",
 }
 DEFAULT_REASONS_EN = {
     "等候时间长": "Long wait",
     "服务态度差": "Unfriendly service",
+    "态度不好": "Unfriendly service",
     "业务不熟练": "Lack of skill",
+    "办事效率低": "Slow service",
+    "收费有误": "Billing error",
+    "解释不清": "Unclear explanation",
+    "环境嘈杂": "Noisy",
+    "指引不清": "Unclear directions",
     "其他": "Other",
 }
+LABEL_MOODS = {
+    "非常不满意": -1.0,
+    "很不满意": -1.0,
+    "不满意": -0.7,
+    "较差": -0.7,
+    "差": -1.0,
+    "不太满意": -0.4,
+    "一般": 0.0,
+    "基本满意": 0.0,
+    "比较满意": 0.4,
+    "较满意": 0.4,
+    "满意": 0.6,
+    "很满意": 1.0,
+    "非常满意": 1.0,
+}
+"""Face of a known label, -1 (frown) .. 1 (smile): 基本满意 ("basically satisfied") is neutral."""
+
+
+def moods(labels: list[str]) -> list[float]:
+    """One face per label: known labels by meaning; otherwise the worst key frowns, the best
+    smiles and the middle of the scale is neutral (on the common four-key scale, the second
+    key, as 基本满意 there)."""
+    n = len(labels)
+    by_place = {
+        3: [-1.0, 0.0, 1.0],
+        4: [-1.0, 0.0, 0.5, 1.0],
+        5: [-1.0, -0.5, 0.0, 0.5, 1.0],
+    }.get(n) or [-1 + 2 * i / max(1, n - 1) for i in range(n)]
+    return [LABEL_MOODS.get(label, by_place[i]) for i, label in enumerate(labels)]
 
 
 class PadState(enum.StrEnum):
     CLOSED = "closed"  # no clerk at the window (signed out)
     IDLE = "idle"  # clerk shown; waiting for a prompt (prompted) or a press (free)
-    PROMPTED = "prompted"  # "请您对我的服务做出评价"
-    REASON = "reason"  # a low score: asking why
+    PROMPTED = "prompted"  # "请对我的服务进行评价"
+    REASON = "reason"  # a low score: asking why (the rating is already stored)
     THANKS = "thanks"
     PAUSED = "paused"  # "暂停服务"
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Record:
-    """An event the pad must make durable: `etype`, `data` and, for alerts, the kind."""
+    """An event the pad must make durable: `etype`, `data` and, for alerts, the kind.
+
+    `ref` names the rating record a `reason` event or alert belongs to: its `data["rating"]`
+    is filled with that rating's event id (`event_id`, set by whoever stores it) at storing."""
 
     etype: str
     data: dict[str, Any]
     alert_kind: str = ""
+    ref: Record | None = None
+    event_id: str | None = None
+
+    def resolve(self) -> dict[str, Any]:
+        """`data`, with the referenced rating's event id in place."""
+        if self.ref is not None:
+            if self.ref.event_id is None:
+                raise RuntimeError(f"{self.etype} stored before the rating it belongs to")
+            self.data["rating"] = self.ref.event_id
+        return self.data
 
 
 @dataclass
@@ -81,16 +142,28 @@ class Staff:
 
 
 @dataclass
+class Prompt:
+    """A request to rate: from `cmd/prompt` (with its cid and ticket) or the clerk's key."""
+
+    id: str
+    ticket: str | None = None
+    cid: str | None = None
+    opened: float | None = None
+    """Monotonic time the patient was first asked; None while deferred."""
+    until: float | None = None
+
+
+@dataclass
 class _Pending:
-    score: int
-    prompt: str | None
-    response_ms: int | None
-    misuse: bool
+    """A low score stored at the press whose reason is being asked."""
+
+    rating: Record
+    staff: str | None
 
 
 @dataclass
 class PadView:
-    """Everything a screen needs to draw the pad; `fault` is set by the service."""
+    """Everything a screen needs to draw the pad; `fault`, `today`, `link` are the service's."""
 
     state: PadState
     mode: str
@@ -102,12 +175,18 @@ class PadView:
     reasons: list[str]
     reasons_en: list[str]
     language: str
+    moods: list[float] = field(default_factory=list)
     score: int | None = None
     seconds_left: float | None = None
     prompt: str | None = None
     fault: str | None = None
     notice: str | None = None
-    """A short message over the screen: "unknown_staff_card"."""
+    """A short message over the screen: "unknown_staff_card", "not_prompted"."""
+    today: int | None = None
+    """Counted ratings at this pad today (for the clerk's status line)."""
+    link: str | None = None
+    """"online", or "offline" with events waiting (for the clerk's status line)."""
+    waiting: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,6 +209,7 @@ class PadMachine:
         r = cfg.rating
         self.labels = list(r.labels)
         self.labels_en = english(self.labels, r.labels_en, DEFAULT_LABELS_EN)
+        self.moods = moods(self.labels)
         self.scale = len(self.labels)
         self.reasons = list(r.reasons)
         self.reasons_en = english(self.reasons, r.reasons_en, DEFAULT_REASONS_EN)
@@ -138,19 +218,37 @@ class PadMachine:
         self.staff: Staff | None = None
         self.directory: dict[str, Staff] = {}
         self.state = PadState.CLOSED if r.staff_required else PadState.IDLE
-        self.prompt_id: str | None = None
-        self._prompt_at = 0.0
-        self._ticket: Any = None
-        self._deferred: tuple[str, Any] | None = None
+        self.open: Prompt | None = None
+        """The prompt on screen (state PROMPTED)."""
+        self.deferred: Prompt | None = None
+        """A prompt that came while the previous patient was still answering; it opens when
+        the thank-you screen ends."""
+        self.answered: Prompt | None = None
+        """The prompt the last counted rating answered (a second press for it is misuse)."""
+        self.asked: Prompt | None = None
+        """The prompt the last successful `prompt()` call made."""
+        self.cids: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """`cmd/prompt` cid -> its reply, so a repeated cid gets the first reply again."""
         self._state_until: float | None = None
         self._entered_at = 0.0
         self._last_counted: float | None = None
+        self._last_stray: float | None = None
         self._pending: _Pending | None = None
         self._last_score: int | None = None
         self._last_input: tuple[str, float] = ("", 0.0)
         self._notice: tuple[str, float] | None = None
         self._recent: deque[bool] = deque(maxlen=max(1, r.trend_window))
         self._trend_alerted = False
+
+    @property
+    def prompt_id(self) -> str | None:
+        """The id of the prompt on screen, if any."""
+        return self.open.id if self.open else None
+
+    @property
+    def pending_rating(self) -> Record | None:
+        """The stored low score whose reason is being asked."""
+        return self._pending.rating if self._pending else None
 
     # -- keys and touches -----------------------------------------------------------------
 
@@ -190,9 +288,10 @@ class PadMachine:
         if not 1 <= score <= self.scale:
             return out
         if self.state == PadState.REASON:
+            pending = self._pending
             if (
-                self._pending is not None
-                and score == self._pending.score
+                pending is not None
+                and score == pending.rating.data["score"]
                 and t - self._entered_at < REASON_GRACE_S
             ):
                 log.info("pad: the low-score key again at once: a double press, ignored")
@@ -201,27 +300,57 @@ class PadMachine:
         if self.state in (PadState.PAUSED, PadState.CLOSED):
             log.info("pad: press ignored while %s", self.state.value)
             return out
-        prompt = self.prompt_id if self.state == PadState.PROMPTED else None
-        if self.mode == "prompted":
-            if prompt is None:
-                log.info("pad: press ignored (no open prompt)")
-                return out
-            misuse = False
-        else:
-            misuse = (
-                self._last_counted is not None
-                and t - self._last_counted < self.cfg.rating.cooldown_s
-            )
-        response_ms = max(0, int(round((t - self._prompt_at) * 1000))) if prompt else None
-        self.prompt_id = None
+        r = self.cfg.rating
+        if self.open is not None:
+            prompt = self.open
+            response_ms = self._response_ms(prompt, t)
+            if response_ms < r.min_response_ms:
+                # Too fast for a patient who read the screen (the clerk's P-then-4): kept,
+                # flagged, and the prompt stays open for the patient.
+                log.warning("pad: a press %d ms after its prompt: kept as misuse", response_ms)
+                return out + self._rating(score, prompt, True, response_ms)
+            return out + self._counted(score, prompt, response_ms, t)
+        if self.mode == "free":
+            misuse = self._last_counted is not None and t - self._last_counted < r.cooldown_s
+            if misuse:
+                return out + self._rating(score, None, True, None)
+            return out + self._counted(score, None, None, t)
+        # prompted mode, no prompt open: a press for a prompt already answered, or for none.
+        second = self.answered if self.state == PadState.THANKS else None
+        if self._last_stray is not None and t - self._last_stray < r.cooldown_s:
+            log.info("pad: another press without an open prompt within cooldown_s: dropped")
+            return out
+        self._last_stray = t
+        if second is not None:
+            log.info("pad: a second press for prompt %s: kept as misuse", second.id)
+            return out + self._rating(score, second, True, self._response_ms(second, t))
+        log.info("pad: a press with no open prompt: kept as misuse")
+        self._notice = ("not_prompted", t + NOTICE_S)
+        return out + self._rating(score, None, True, None)
+
+    def _counted(
+        self, score: int, prompt: Prompt | None, response_ms: int | None, t: float
+    ) -> list[Record]:
+        """A rating that counts: closes its prompt; a low score asks the reason afterwards."""
+        r = self.cfg.rating
+        self.open = None
+        self.answered = prompt
         self._last_counted = t
         self._last_score = score
-        if score <= self.cfg.rating.alert_at_or_below and not misuse:
-            self._pending = _Pending(score, prompt, response_ms, misuse)
-            self._enter(PadState.REASON, t, t + self.cfg.rating.reason_timeout_s)
-            return out
-        self._enter(PadState.THANKS, t, t + self.cfg.rating.thanks_s)
-        return out + self._rating(score, None, prompt, misuse, response_ms)
+        low = score <= r.alert_at_or_below
+        ask = low and bool(self.reasons)
+        rec = self._rating(score, prompt, False, response_ms, reason_asked=ask)
+        if ask:
+            self._pending = _Pending(rec[0], rec[0].data["staff"])
+            self._enter(PadState.REASON, t, t + r.reason_timeout_s)
+        else:
+            self._enter(PadState.THANKS, t, t + r.thanks_s)
+        return rec
+
+    @staticmethod
+    def _response_ms(prompt: Prompt, t: float) -> int:
+        opened = t if prompt.opened is None else prompt.opened
+        return max(0, int(round((t - opened) * 1000)))
 
     def choose_reason(self, index: int, t: float) -> list[Record]:
         """The patient touched reason `index` (0-based) on the reason screen."""
@@ -260,30 +389,46 @@ class PadMachine:
             return "paused"
         return None
 
-    def prompt(self, t: float, ticket: Any = None) -> list[Record]:
-        """Ask for a rating; while a reason is asked, the prompt opens once it is answered."""
+    def prompt(self, t: float, ticket: str | None = None, cid: str | None = None) -> list[Record]:
+        """Ask for a rating. A prompt on screen, or one still waiting, is superseded; while a
+        reason is asked the new prompt waits (deferred) until the thank-you screen ends."""
         out = self.tick(t)
         why = self.can_prompt()
         if why:
             log.info("pad: prompt ignored (%s)", why)
             return out
-        pid = uuid7()
+        p = Prompt(id=uuid7(), ticket=ticket, cid=cid)
+        self.asked = p
+        if self.open is not None:
+            out.append(self._closed(self.open, "superseded"))
+            self.open = None
+        if self.deferred is not None:
+            out.append(self._closed(self.deferred, "superseded"))
+            self.deferred = None
         if self.state == PadState.REASON:
-            self._deferred = (pid, ticket)
-            log.info("pad: prompt deferred until the reason is answered")
+            self.deferred = p
+            log.info("pad: prompt %s deferred until the reason is answered", p.id)
             return out
-        self._open_prompt(pid, ticket, t)
+        self._open_prompt(p, t)
         return out
 
-    def _open_prompt(self, pid: str, ticket: Any, t: float) -> None:
-        self.prompt_id = pid
-        self._ticket = ticket
-        self._prompt_at = t
-        self._enter(PadState.PROMPTED, t, t + self.cfg.rating.prompt_window_s)
+    def _open_prompt(self, p: Prompt, t: float, until: float | None = None) -> None:
+        p.opened = t if p.opened is None else p.opened
+        p.until = t + self.cfg.rating.prompt_window_s if until is None else until
+        self.open = p
+        self.answered = None
+        self._enter(PadState.PROMPTED, t, p.until)
 
-    @property
-    def deferred_prompt(self) -> str | None:
-        return self._deferred[0] if self._deferred else None
+    def reply_for(self, p: Prompt) -> dict[str, Any]:
+        """The `cmd/prompt` result for prompt `p` just after it was asked."""
+        if self.deferred is p:
+            return {"prompt": p.id, "ticket": p.ticket, "deferred": True}
+        return {"prompt": p.id, "ticket": p.ticket, "window_s": self.cfg.rating.prompt_window_s}
+
+    def remember_cid(self, cid: str, reply: dict[str, Any]) -> None:
+        self.cids[cid] = reply
+        while len(self.cids) > MAX_CIDS:
+            self.cids.popitem(last=False)
 
     # -- staff ----------------------------------------------------------------------------
 
@@ -292,7 +437,7 @@ class PadMachine:
         if self.state in (PadState.PAUSED, PadState.CLOSED):
             return out
         out += self._flush_pending(t)
-        self._cancel_prompts()
+        out += self._cancel_prompts()
         self._enter(PadState.PAUSED, t, None)
         return out + [self._staff_event("pause")]
 
@@ -310,7 +455,7 @@ class PadMachine:
             self.staff = staff
             return out
         out += self._flush_pending(t)
-        self._cancel_prompts()
+        out += self._cancel_prompts()
         if self.staff is not None:
             out.append(self._staff_event("sign_out"))
         self.staff = staff
@@ -324,7 +469,7 @@ class PadMachine:
         if self.staff is None:
             return out
         out += self._flush_pending(t)
-        self._cancel_prompts()
+        out += self._cancel_prompts()
         rec = self._staff_event("sign_out")
         self.staff = None
         self._enter(PadState.CLOSED, t, None)  # the clerk left: the window is closed
@@ -360,33 +505,78 @@ class PadMachine:
         if self.state == PadState.REASON:
             return self._finish_reason(None, t)
         if self.state == PadState.PROMPTED:
-            log.info("pad: prompt %s expired without a rating", self.prompt_id)
-            self.prompt_id = None
+            out = []
+            if self.open is not None:
+                log.info("pad: prompt %s expired without a rating", self.open.id)
+                out.append(self._closed(self.open, "expired"))
+                self.open = None
             self._enter(PadState.IDLE, t, None)
-        elif self.state == PadState.THANKS:
-            if self._deferred is not None:
-                pid, ticket = self._deferred
-                self._deferred = None
-                self._open_prompt(pid, ticket, t)
+            return out
+        if self.state == PadState.THANKS:
+            self.answered = None
+            if self.deferred is not None:
+                p, self.deferred = self.deferred, None
+                self._open_prompt(p, t)
             else:
                 self._enter(PadState.IDLE, t, None)
         return []
 
     def flush(self, t: float) -> list[Record]:
-        """Stopping: a rating still waiting for its reason is recorded now (`reason: null`)."""
+        """Stopping: a reason still being asked is recorded now as not answered (`null`).
+        Prompts stay open: they survive the restart in the snapshot."""
         return self._flush_pending(t)
 
     # -- restart --------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        """Who is on duty and whether the window is paused: kept across restarts."""
+    def snapshot(self, wall_offset: float = 0.0) -> dict[str, Any]:
+        """What survives a restart: who is on duty, paused or closed, the prompts open or
+        waiting (times as wall-clock times: monotonic + `wall_offset`), the reason being
+        asked, the prompt replies by cid."""
+
+        def prompt(p: Prompt | None) -> dict[str, Any] | None:
+            if p is None:
+                return None
+            return {
+                "id": p.id,
+                "ticket": p.ticket,
+                "cid": p.cid,
+                "opened": None if p.opened is None else round(p.opened + wall_offset, 3),
+                "until": None if p.until is None else round(p.until + wall_offset, 3),
+            }
+
+        pending = self._pending
         return {
             "staff": self.staff.public() if self.staff else None,
             "paused": self.state == PadState.PAUSED,
             "closed": self.state == PadState.CLOSED,
+            "open": prompt(self.open),
+            "deferred": prompt(self.deferred),
+            "reason_for": (
+                {"rating": pending.rating.event_id, "staff": pending.staff}
+                if pending is not None and pending.rating.event_id
+                else None
+            ),
+            "cids": dict(self.cids),
         }
 
-    def restore(self, snap: dict[str, Any], t: float) -> None:
+    def restore(
+        self,
+        snap: dict[str, Any],
+        t: float,
+        wall: float,
+        *,
+        closed_prompts: set[str] = frozenset(),  # type: ignore[assignment]
+        reasons_done: set[str] = frozenset(),  # type: ignore[assignment]
+        unanswered: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
+    ) -> list[Record]:
+        """Back from a restart (clean or not). Returns the events that close what the stop
+        left open: the reason of a stored low score (`null`: never answered) and prompts whose
+        window has passed (`expired`). A prompt still within its window opens again.
+
+        `closed_prompts` (prompts the outbox shows closed), `reasons_done` (ratings whose
+        reason is stored) and `unanswered` (stored ratings that asked a reason and have none:
+        (event id, staff)) come from the outbox, which is ahead of the snapshot when the
+        process died between storing an event and saving the snapshot."""
         who = snap.get("staff")
         if isinstance(who, dict) and isinstance(who.get("staff"), str) and who["staff"]:
             self.staff = self.directory.get(who["staff"]) or Staff(
@@ -398,6 +588,46 @@ class PadMachine:
             self._enter(PadState.CLOSED, t, None)
         elif self.staff is not None or not self.cfg.rating.staff_required:
             self._enter(PadState.PAUSED if snap.get("paused") else PadState.IDLE, t, None)
+        cids = snap.get("cids")
+        if isinstance(cids, dict):
+            for cid, reply in cids.items():
+                if isinstance(cid, str) and isinstance(reply, dict):
+                    self.remember_cid(cid, reply)
+        out: list[Record] = []
+        todo = list(unanswered)
+        rf = snap.get("reason_for")
+        if (
+            isinstance(rf, dict)
+            and isinstance(rf.get("rating"), str)
+            and all(rid != rf["rating"] for rid, _ in todo)
+        ):
+            todo.append((rf["rating"], rf.get("staff")))
+        for rid, who_rated in todo:
+            if rid in reasons_done:
+                continue
+            stub = Record("rating", {}, event_id=rid)
+            out.append(self._reason_event(stub, who_rated, None))
+            log.info("pad: rating %s was waiting for its reason at the stop: reason null", rid)
+        for key in ("open", "deferred"):
+            p = _prompt_from(snap.get(key))
+            if p is None or p.id in closed_prompts:
+                continue
+            if self.state not in (PadState.IDLE, PadState.PROMPTED):
+                out.append(self._closed(p, "expired"))
+                continue
+            if key == "deferred" and self.open is None:
+                p.opened = p.until = None
+                self._open_prompt(p, t)  # its window never started: a full one now
+                continue
+            left = None if p.until is None else p.until - wall
+            window = self.cfg.rating.prompt_window_s
+            if self.open is None and left is not None and 0 < left <= window:
+                asked_at = wall if p.opened is None else p.opened
+                p.opened = t - max(0.0, min(window, wall - asked_at))
+                self._open_prompt(p, t, t + left)
+            else:
+                out.append(self._closed(p, "expired"))
+        return out
 
     # -- view -----------------------------------------------------------------------------
 
@@ -414,6 +644,7 @@ class PadMachine:
             reasons=self.reasons,
             reasons_en=self.reasons_en,
             language=self.cfg.rating.language,
+            moods=self.moods,
             score=self._last_score if self.state in (PadState.THANKS, PadState.REASON) else None,
             seconds_left=left,
             prompt=self.prompt_id,
@@ -427,16 +658,37 @@ class PadMachine:
         self._entered_at = t
         self._state_until = until
 
-    def _cancel_prompts(self) -> None:
-        self.prompt_id = None
-        self._deferred = None
+    def _cancel_prompts(self) -> list[Record]:
+        """The window stops serving (pause, sign-out, another clerk): open and waiting prompts
+        close without a rating."""
+        out = [self._closed(p, "expired") for p in (self.open, self.deferred) if p is not None]
+        self.open = self.deferred = self.answered = None
+        return out
+
+    def _closed(self, p: Prompt, outcome: str) -> Record:
+        who = self.staff.staff if self.staff else None
+        return Record(
+            "prompt",
+            {
+                "prompt": p.id,
+                "ticket": p.ticket,
+                "window": self.cfg.window.id,
+                "staff": who,
+                "outcome": outcome,
+            },
+        )
 
     def _finish_reason(self, reason: str | None, t: float) -> list[Record]:
         p, self._pending = self._pending, None
         if p is None:
             return []
         self._enter(PadState.THANKS, t, t + self.cfg.rating.thanks_s)
-        return self._rating(p.score, reason, p.prompt, p.misuse, p.response_ms)
+        return [self._reason_event(p.rating, p.staff, reason)]
+
+    def _reason_event(self, rating: Record, staff: str | None, reason: str | None) -> Record:
+        data = {"rating": rating.event_id, "window": self.cfg.window.id, "staff": staff}
+        data["reason"] = reason
+        return Record("reason", data, ref=rating)
 
     def _flush_pending(self, t: float) -> list[Record]:
         if self.state == PadState.REASON:
@@ -446,10 +698,11 @@ class PadMachine:
     def _rating(
         self,
         score: int,
-        reason: str | None,
-        prompt: str | None,
+        prompt: Prompt | None,
         misuse: bool,
         response_ms: int | None,
+        *,
+        reason_asked: bool = False,
     ) -> list[Record]:
         data = {
             "window": self.cfg.window.id,
@@ -457,32 +710,37 @@ class PadMachine:
             "score": score,
             "scale": self.scale,
             "label": self.labels[score - 1],
-            "reason": reason,
-            "prompt": prompt,
+            "reason": None,
+            "reason_asked": reason_asked,
+            "prompt": prompt.id if prompt else None,
+            "ticket": prompt.ticket if prompt else None,
             "misuse": misuse,
             "response_ms": response_ms,
         }
-        out = [Record("rating", data)]
+        rating = Record("rating", data)
+        out = [rating]
+        if misuse:
+            return out
         low = score <= self.cfg.rating.alert_at_or_below
-        if low and not misuse:
+        if low:
             where = self.cfg.window.name or self.cfg.window.id
-            text = f"{where}: {self.labels[score - 1]}" + (f" ({reason})" if reason else "")
             alert = alert_data(
                 "dissatisfied",
                 "warning",
-                text,
+                f"{where}: {data['label']}",
                 window=self.cfg.window.id,
                 staff=data["staff"],
                 score=score,
                 scale=self.scale,
                 label=data["label"],
-                reason=reason,
-                prompt=prompt,
+                reason=None,
+                reason_asked=reason_asked,
+                prompt=data["prompt"],
+                ticket=data["ticket"],
+                rating=None,
             )
-            out.append(Record("alert", alert, "dissatisfied"))
-        if not misuse:
-            out += self._trend(low)
-        return out
+            out.append(Record("alert", alert, "dissatisfied", ref=rating))
+        return out + self._trend(low)
 
     def _trend(self, low: bool) -> list[Record]:
         """HappyOrNot's lesson: one angry patient is an alert, a rising share of them is a
@@ -525,3 +783,22 @@ class PadMachine:
                 "staff": self.staff.staff if self.staff else None,
             },
         )
+
+
+def _prompt_from(raw: Any) -> Prompt | None:
+    """A prompt from a snapshot, or None when it is missing or damaged."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+        return None
+
+    def num(v: Any) -> float | None:
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    ticket = raw.get("ticket")
+    cid = raw.get("cid")
+    return Prompt(
+        id=raw["id"],
+        ticket=ticket if isinstance(ticket, str) else None,
+        cid=cid if isinstance(cid, str) else None,
+        opened=num(raw.get("opened")),
+        until=num(raw.get("until")),
+    )

@@ -38,7 +38,7 @@ class Pad:
             on_command=lambda n, b, r: self.service.on_command(n, b, r),
             telemetry=self._telemetry,
         )
-        self.service = PadService(cfg, self.uplink)
+        self.service = PadService(cfg, self.uplink, link_state=self._link_state)
         self.voice: Voice | None = None
         if cfg.rating.voice_dir:
             self.voice = Voice(cfg.rating.voice_dir)
@@ -51,12 +51,18 @@ class Pad:
             "pad_state": self.service.machine.state.value,
         }
 
+    def _link_state(self) -> tuple[bool, int]:
+        """(connected to the broker, events waiting to be sent) for the clerk's status line."""
+        return self.uplink.link.state.connected, self.uplink.outbox.stats().waiting
+
     def healthy(self) -> bool:
         return self.service.is_alive() and self.uplink.link.is_alive()
 
     def start(self) -> None:
-        self.uplink.start()
+        # The service first: it reads what the outbox holds before the site's ack can
+        # forget it (a rating stored just before a kill -9 closes its prompt).
         self.service.start()
+        self.uplink.start()
         if self.keypad is not None:
             self.keypad.on_state(
                 lambda st, detail: self.service.device_state("buttons", st.value, detail)

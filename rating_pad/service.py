@@ -1,8 +1,15 @@
 """Runs the pad: one core thread feeds the state machine from keys, cards, commands and the clock,
-makes every resulting event durable through the uplink, and tells the screen what to show."""
+makes every resulting event durable through the uplink, and tells the screen what to show.
+
+What the machine needs after a restart (clerk, prompts open or waiting, the reason being
+asked, `cmd/prompt` replies by cid, today's count) is saved to `<data_dir>/pad_state.json`
+after the events are stored and before a command is answered; the outbox is the truth when
+the two disagree (a process killed between them).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -11,19 +18,21 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rating_pad.machine import PadMachine, PadState, PadView, Record, Staff
 from terminal.config import DeviceConfig
 from terminal.envelope import alert_data
-from terminal.outbox import StorageError
-from terminal.uplink import Uplink
+from terminal.outbox import Outbox, StorageError, StoredEvent
+from terminal.payloads import PayloadError, PromptCommand, StaffCommand, StaffDirectory, parse
 
 log = logging.getLogger("careterm.pad")
 
 TICK_S = 0.1
 RETRY_S = 5.0
 """How often events that could not be stored are tried again."""
+LINK_POLL_S = 1.0
+"""How often the clerk's status line looks at the link and the outbox."""
 MAX_UNSTORED = 1000
 MAX_PHOTO_CHARS = 2_000_000
 MAX_STAFF_NO = 32
@@ -35,6 +44,14 @@ Reply = Callable[[bool, dict[str, Any] | None, str | None], None]
 CommandRun = Callable[[PadMachine, float], tuple[list[Record], bool, Any]]
 
 
+class UplinkLike(Protocol):
+    """What the pad needs of `terminal.uplink.Uplink` (tests pass a bare outbox-backed one)."""
+
+    outbox: Outbox
+
+    def record(self, etype: str, data: dict[str, Any], *, alert_kind: str = "") -> StoredEvent: ...
+
+
 def _staff_number(v: Any) -> str | None:
     if isinstance(v, str) and 0 < len(v) <= MAX_STAFF_NO and v.isprintable() and v.strip() == v:
         return v
@@ -42,45 +59,70 @@ def _staff_number(v: Any) -> str | None:
 
 
 def parse_staff_directory(payload: bytes) -> list[Staff]:
-    """Rows of the retained `R/S/staff`; bad rows are skipped with a log line. Raises ValueError
-    when the payload is not a JSON list at all."""
-    rows = json.loads(payload) if payload else []
-    if not isinstance(rows, list):
-        raise ValueError("not a JSON list")
+    """The retained `R/S/staff`, validated whole by `terminal.payloads.StaffDirectory`: any
+    fault rejects the document (PayloadError). An oversized photo is only dropped."""
+    doc = parse(StaffDirectory, payload)
     out: list[Staff] = []
-    for i, r in enumerate(rows):
-        no = _staff_number(r.get("staff")) if isinstance(r, dict) else None
-        if no is None:
-            log.warning('staff directory: row %d has no valid "staff" number; skipped', i)
-            continue
-        photo = r.get("photo")
-        if photo is not None and not (isinstance(photo, str) and len(photo) <= MAX_PHOTO_CHARS):
-            log.warning("staff directory: %s has an unusable photo; shown without", no)
+    for m in doc.root:
+        if _staff_number(m.staff) is None:
+            raise PayloadError(f"staff number {m.staff!r} is not printable text without spaces")
+        photo = m.photo
+        if photo is not None and len(photo) > MAX_PHOTO_CHARS:
+            log.warning("staff directory: the photo of %s is over 2 MB; shown without", m.staff)
             photo = None
-        token = r.get("token")
         out.append(
-            Staff(
-                staff=no,
-                name=str(r.get("name") or "")[:32],
-                title=str(r.get("title") or "")[:32],
-                photo=photo,
-                token=token if isinstance(token, str) else "",
-            )
+            Staff(staff=m.staff, name=m.name, title=m.title, photo=photo, token=m.token or "")
         )
     return out
+
+
+def scan_outbox(outbox: Outbox) -> tuple[set[str], set[str], list[tuple[str, str | None]]]:
+    """From the stored events (the truth after a kill): prompts already closed (a counted
+    rating or a `prompt` event), ratings whose reason is stored, and ratings that asked a
+    reason and have none yet ((event id, staff), in order)."""
+    closed: set[str] = set()
+    reasons: set[str] = set()
+    asked: dict[str, str | None] = {}
+    for ev in outbox.iter_all("all"):
+        if ev.type not in ("rating", "reason", "prompt"):
+            continue
+        try:
+            data = json.loads(ev.payload)["data"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if ev.type == "rating":
+            if data.get("prompt") and not data.get("misuse"):
+                closed.add(data["prompt"])
+            if data.get("reason_asked"):
+                asked[ev.id] = data.get("staff")
+        elif ev.type == "reason":
+            reasons.add(data.get("rating"))
+        elif data.get("prompt"):
+            closed.add(data["prompt"])
+    return closed, reasons, [(rid, s) for rid, s in asked.items() if rid not in reasons]
 
 
 class PadService:
     """Thread-safe inputs (`press`, `touch`, `submit`, ...); the machine runs on one thread."""
 
     def __init__(
-        self, cfg: DeviceConfig, uplink: Uplink, *, clock: Callable[[], float] = time.monotonic
+        self,
+        cfg: DeviceConfig,
+        uplink: UplinkLike,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        link_state: Callable[[], tuple[bool, int]] | None = None,
     ) -> None:
         self.cfg = cfg
         self.uplink = uplink
         self.clock = clock
+        self.wall = wall
+        self.link_state = link_state
+        """`() -> (connected, events waiting)` for the clerk's status line."""
         self.machine = PadMachine(cfg)
         self.state_file = cfg.data_dir / STATE_FILE
+        self._wall_offset = wall() - clock()
         self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
         self._listeners: list[ViewListener] = []
         self._stop = threading.Event()
@@ -89,15 +131,25 @@ class PadService:
         self._unstored: list[Record] = []
         self._retry_at = 0.0
         self._saved: Any = None
+        self._today: tuple[str, int] = (self._date(), 0)
+        self._link: tuple[bool, int] = (True, 0)
+        self._link_at = 0.0
+        self._bad_documents: set[str] = set()
         self.heartbeat = time.monotonic()
         self.last_view: PadView | None = None
         self.handled = 0
-        self._devices_down: set[str] = set()
         """Inputs taken off the queue so far (tests wait on it; a stalled core shows here)."""
+        self._devices_down: set[str] = set()
 
     @property
     def storage_ok(self) -> bool:
         return not self._unstored
+
+    @property
+    def today(self) -> int:
+        """Counted ratings at this pad since local midnight."""
+        date, n = self._today
+        return n if date == self._date() else 0
 
     # -- wiring ---------------------------------------------------------------------------
 
@@ -106,10 +158,40 @@ class PadService:
         self._listeners.append(fn)
 
     def start(self) -> None:
-        self._restore()
+        """Restore what the last run left (and close what it left open), then run the core.
+        Call before the uplink connects, so the outbox still holds what it stored last."""
+        self.restore()
         self._thread = threading.Thread(target=self._run, name="pad-core", daemon=True)
         self._thread.start()
         self._inbox.put(lambda: self._render(force=True))
+
+    def restore(self) -> None:
+        snap: Any = {}
+        try:
+            snap = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as e:
+            log.warning(
+                "pad: %s unreadable (%s); starting with no clerk signed in", self.state_file, e
+            )
+        if not isinstance(snap, dict):
+            snap = {}
+        today = snap.get("today")
+        if isinstance(today, dict) and isinstance(today.get("count"), int):
+            self._today = (str(today.get("date")), today["count"])
+        closed, reasons, unanswered = scan_outbox(self.uplink.outbox)
+        records = self.machine.restore(
+            snap,
+            self.clock(),
+            self.wall(),
+            closed_prompts=closed,
+            reasons_done=reasons,
+            unanswered=unanswered,
+        )
+        if snap:
+            log.info("pad: restored (%s)", self.machine.state.value)
+        self._apply(records)
 
     def stop(self) -> None:
         """Record what is pending (a rating waiting for its reason), then stop the core."""
@@ -198,14 +280,40 @@ class PadService:
         return []
 
     def on_staff_directory(self, topic: str, payload: bytes) -> None:
-        """Retained `R/S/staff` (link thread): parsed here, applied on the core thread."""
+        """Retained `R/S/staff` (link thread): validated here, applied on the core thread. A
+        document that fails validation never replaces the last good one and raises one
+        `document` warning (per distinct bad document)."""
+        if not payload:
+            log.info("staff directory on %s cleared at the broker; the last one stays", topic)
+            return
         try:
             staff = parse_staff_directory(payload)
-        except (ValueError, UnicodeDecodeError) as e:
-            log.warning("staff directory on %s ignored (the last good one stays): %s", topic, e)
+        except PayloadError as e:
+            log.warning("staff directory on %s rejected (the last good one stays): %s", topic, e)
+            digest, why = hashlib.sha256(payload).hexdigest(), str(e)
+            self.submit(lambda m, t: self._document_alert(digest, topic, why))
             return
         log.info("staff directory: %d clerks", len(staff))
         self._inbox.put(lambda: (self.machine.set_directory(staff), self._render(force=True)))
+
+    def _document_alert(self, digest: str, topic: str, error: str) -> list[Record]:
+        if digest in self._bad_documents:
+            return []
+        self._bad_documents.add(digest)
+        return [
+            Record(
+                "alert",
+                alert_data(
+                    "document",
+                    "warning",
+                    f"staff directory rejected, the last good one stays: {error}"[:500],
+                    document="staff",
+                    topic=topic,
+                    error=error[:300],
+                ),
+                "document",
+            )
+        ]
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -214,23 +322,21 @@ class PadService:
         events they cause are stored. A rejected command changes nothing."""
         run: CommandRun
         if name == "prompt":
-            ticket = body.get("ticket")
-            if ticket is not None and not (
-                isinstance(ticket, str | int)
-                and not isinstance(ticket, bool)
-                and len(str(ticket)) <= 64
-            ):
-                reply(False, None, "ticket must be a string or number (at most 64 characters)")
+            try:
+                cmd = parse(PromptCommand, body)
+            except PayloadError as e:
+                reply(False, None, f"bad prompt command: {e}")
                 return
-            run = self._cmd_prompt(ticket)
-        elif name == "staff":
-            action = body.get("action")
-            if action not in ("sign_in", "sign_out"):
-                reply(False, None, 'action must be "sign_in" or "sign_out"')
+            self._inbox.put(lambda: self._prompt_command(cmd, reply))
+            return
+        if name == "staff":
+            try:
+                scmd = parse(StaffCommand, body)
+            except PayloadError as e:
+                reply(False, None, f"bad staff command: {e}")
                 return
-            raw = body.get("staff")
-            staff_no = _staff_number(raw)
-            if staff_no is None and (raw is not None or action == "sign_in"):
+            staff_no = _staff_number(scmd.staff) if scmd.staff is not None else None
+            if scmd.staff is not None and staff_no is None:
                 reply(
                     False,
                     None,
@@ -239,7 +345,9 @@ class PadService:
                 )
                 return
             run = (
-                self._cmd_sign_in(staff_no) if action == "sign_in" else self._cmd_sign_out(staff_no)
+                self._cmd_sign_in(staff_no)
+                if scmd.action == "sign_in"
+                else self._cmd_sign_out(staff_no)
             )
         elif name in ("pause", "resume"):
             run = self._cmd_pause(name)
@@ -267,18 +375,31 @@ class PadService:
         else:
             reply(False, None, result)
 
-    @staticmethod
-    def _cmd_prompt(ticket: Any) -> CommandRun:
-        def run(m: PadMachine, t: float) -> tuple[list[Record], bool, Any]:
-            why = m.can_prompt()
-            if why:
-                return [], False, f"cannot prompt: {why}"
-            out = m.prompt(t, ticket)
-            if m.deferred_prompt:
-                return out, True, {"prompt": m.deferred_prompt, "deferred": True}
-            return out, True, {"prompt": m.prompt_id, "window_s": m.cfg.rating.prompt_window_s}
-
-        return run
+    def _prompt_command(self, cmd: PromptCommand, reply: Reply) -> None:
+        """`cmd/prompt`, idempotent by cid: a cid seen before gets its first reply again and
+        opens nothing; the reply is sent only once the cid is saved (a redelivery after a
+        restart is recognised too)."""
+        m = self.machine
+        first = m.cids.get(cmd.cid)
+        if first is not None:
+            log.info("pad: prompt cid %s seen before: its first reply again", cmd.cid)
+            reply(bool(first.get("ok")), first.get("result"), first.get("error"))
+            return
+        now = self.clock()
+        self._apply(m.tick(now))
+        why = m.can_prompt()
+        if why:
+            m.remember_cid(cmd.cid, {"ok": False, "error": f"cannot prompt: {why}"})
+            self._save_state()
+            reply(False, None, f"cannot prompt: {why}")
+            return
+        records = m.prompt(now, cmd.ticket, cmd.cid)
+        assert m.asked is not None
+        result = {**m.reply_for(m.asked), "state": m.state.value}
+        m.remember_cid(cmd.cid, {"ok": True, "result": result})
+        if not self._apply(records):
+            result = {**result, "stored": False}
+        reply(True, result, None)
 
     @staticmethod
     def _cmd_sign_in(staff_no: str | None) -> CommandRun:
@@ -332,7 +453,8 @@ class PadService:
                 self.handled += 1
 
     def _apply(self, records: list[Record]) -> bool:
-        """Store `records` in order; False when they (or older ones) wait for the disk."""
+        """Store `records` in order, save the state, redraw; False when they (or older ones)
+        wait for the disk."""
         self._unstored.extend(records)
         if len(self._unstored) > MAX_UNSTORED:
             lost = len(self._unstored) - MAX_UNSTORED
@@ -342,22 +464,42 @@ class PadService:
             while self._unstored:
                 rec = self._unstored[0]
                 try:
-                    ev = self.uplink.record(rec.etype, rec.data, alert_kind=rec.alert_kind)
+                    ev = self.uplink.record(rec.etype, rec.resolve(), alert_kind=rec.alert_kind)
                 except StorageError:
                     # Not durable, so no "thank you": the screen shows the fault instead, and
                     # the events are tried again every RETRY_S.
                     self._retry_at = time.monotonic() + RETRY_S
                     break
+                rec.event_id = ev.id
                 self._unstored.pop(0)
+                if rec.etype == "rating" and not rec.data.get("misuse"):
+                    self._count_today()
                 log.info("pad: %s seq %d stored", rec.etype, ev.seq)
         self._save_state()
         self._render()
         return not self._unstored
 
+    def _count_today(self) -> None:
+        date = self._date()
+        self._today = (date, (self._today[1] if self._today[0] == date else 0) + 1)
+
+    def _date(self) -> str:
+        return time.strftime("%Y-%m-%d", time.localtime(self.wall()))
+
     def _render(self, force: bool = False) -> None:
         view = self.machine.view(self.clock())
         if self._unstored:
             view.fault = "storage"
+        view.today = self.today
+        if self.link_state is not None:
+            if force or time.monotonic() >= self._link_at:
+                self._link_at = time.monotonic() + LINK_POLL_S
+                try:
+                    self._link = self.link_state()
+                except Exception as e:  # the status line must never stop the pad
+                    log.debug("pad: link state unavailable: %s", e)
+            view.link = "online" if self._link[0] else "offline"
+            view.waiting = self._link[1]
         staff = view.staff
         key = (
             view.state,
@@ -365,6 +507,9 @@ class PadService:
             view.score,
             view.fault,
             view.notice,
+            view.today,
+            view.link,
+            view.waiting,
             (staff.staff, staff.name, staff.title, len(staff.photo or "")) if staff else None,
             None if view.seconds_left is None else int(view.seconds_left + 0.999),
         )
@@ -378,31 +523,31 @@ class PadService:
             except Exception:
                 log.exception("pad: a view listener failed")
 
-    # -- who is on duty survives a restart ----------------------------------------------------
+    # -- what survives a restart ----------------------------------------------------------------
 
-    def _restore(self) -> None:
-        try:
-            snap = json.loads(self.state_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as e:
-            log.warning(
-                "pad: %s unreadable (%s); starting with no clerk signed in", self.state_file, e
-            )
-            return
-        if isinstance(snap, dict):
-            self.machine.restore(snap, self.clock())
-            self._saved = self.machine.snapshot()
-            log.info("pad: restored %s", "paused" if snap.get("paused") else "on duty")
+    def snapshot(self) -> dict[str, Any]:
+        snap = self.machine.snapshot(self._wall_offset)
+        snap["today"] = {"date": self._today[0], "count": self._today[1]}
+        return snap
 
     def _save_state(self) -> None:
-        snap = self.machine.snapshot()
+        """Write the snapshot when it changed: atomically and synced, so a `cmd/prompt` reply
+        is never sent for a cid a restart would forget."""
+        snap = self.snapshot()
         if snap == self._saved:
             return
         tmp = Path(f"{self.state_file}.tmp")
         try:
-            tmp.write_text(json.dumps(snap, ensure_ascii=False), encoding="utf-8")
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(snap, f, ensure_ascii=False)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, self.state_file)
+            dfd = os.open(self.state_file.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
             self._saved = snap
         except OSError as e:
             log.warning("pad: cannot save %s: %s", self.state_file, e)

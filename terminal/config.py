@@ -125,11 +125,17 @@ class RatingSection(_Section):
         default_factory=lambda: list(DEFAULT_REASONS)
     )
     reason_timeout_s: Annotated[StrictInt, Field(ge=1, le=600)] = 10
+    min_response_ms: Annotated[StrictInt, Field(ge=0, le=60000)] = 700
+    """A press sooner than this after its prompt is kept with misuse=true (SPEC 9.3)."""
     alert_at_or_below: Annotated[StrictInt, Field(ge=0, le=5)] = 1
     thanks_s: Annotated[StrictInt, Field(ge=1, le=60)] = 3
     """Seconds the thank-you screen stays (careterm extension)."""
     voice_dir: StrictStr = ""
-    """Optional folder of WAV prompts (prompt.wav, thanks.wav, reason.wav); careterm extension."""
+    """Folder of WAV prompts (<lang>/prompt.wav, ...); empty: the ones careterm ships."""
+    voice: StrictBool = True
+    """Spoken prompts on or off (careterm extension)."""
+    voice_volume: Annotated[StrictInt, Field(ge=0, le=100)] = 80
+    """Loudness of the spoken prompts in percent of the recorded level (careterm extension)."""
     language: Literal["zh", "en"] = "zh"
     """Screen language a pad starts in and returns to; the patient can switch (careterm extension)."""
     labels_en: list[StrictStr] = Field(default_factory=list)
