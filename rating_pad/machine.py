@@ -568,6 +568,7 @@ class PadMachine:
         closed_prompts: set[str] = frozenset(),  # type: ignore[assignment]
         reasons_done: set[str] = frozenset(),  # type: ignore[assignment]
         unanswered: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
+        unalerted: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
     ) -> list[Record]:
         """Back from a restart (clean or not). Returns the events that close what the stop
         left open: the reason of a stored low score (`null`: never answered) and prompts whose
@@ -576,7 +577,8 @@ class PadMachine:
         `closed_prompts` (prompts the outbox shows closed), `reasons_done` (ratings whose
         reason is stored) and `unanswered` (stored ratings that asked a reason and have none:
         (event id, staff)) come from the outbox, which is ahead of the snapshot when the
-        process died between storing an event and saving the snapshot."""
+        process died between storing an event and saving the snapshot; `unalerted` are stored
+        counted low scores (event id, data) whose `dissatisfied` alert was never stored."""
         who = snap.get("staff")
         if isinstance(who, dict) and isinstance(who.get("staff"), str) and who["staff"]:
             self.staff = self.directory.get(who["staff"]) or Staff(
@@ -594,6 +596,9 @@ class PadMachine:
                 if isinstance(cid, str) and isinstance(reply, dict):
                     self.remember_cid(cid, reply)
         out: list[Record] = []
+        for rid, data in unalerted:
+            log.warning("pad: the alert of rating %s was not stored before the stop: now", rid)
+            out.append(self._dissatisfied(Record("rating", data, event_id=rid)))
         todo = list(unanswered)
         rf = snap.get("reason_for")
         if (
@@ -723,24 +728,30 @@ class PadMachine:
             return out
         low = score <= self.cfg.rating.alert_at_or_below
         if low:
-            where = self.cfg.window.name or self.cfg.window.id
-            alert = alert_data(
-                "dissatisfied",
-                "warning",
-                f"{where}: {data['label']}",
-                window=self.cfg.window.id,
-                staff=data["staff"],
-                score=score,
-                scale=self.scale,
-                label=data["label"],
-                reason=None,
-                reason_asked=reason_asked,
-                prompt=data["prompt"],
-                ticket=data["ticket"],
-                rating=None,
-            )
-            out.append(Record("alert", alert, "dissatisfied", ref=rating))
+            out.append(self._dissatisfied(rating))
         return out + self._trend(low)
+
+    def _dissatisfied(self, rating: Record) -> Record:
+        """The supervisors' alert for a counted low score, sent with the rating (its id is
+        filled in when the rating is stored)."""
+        data = rating.data
+        where = self.cfg.window.name or self.cfg.window.id
+        alert = alert_data(
+            "dissatisfied",
+            "warning",
+            f"{where}: {data['label']}",
+            window=data["window"],
+            staff=data["staff"],
+            score=data["score"],
+            scale=data["scale"],
+            label=data["label"],
+            reason=None,
+            reason_asked=data["reason_asked"],
+            prompt=data["prompt"],
+            ticket=data.get("ticket"),
+            rating=rating.event_id,
+        )
+        return Record("alert", alert, "dissatisfied", ref=rating)
 
     def _trend(self, low: bool) -> list[Record]:
         """HappyOrNot's lesson: one angry patient is an alert, a rising share of them is a

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,30 +77,50 @@ def parse_staff_directory(payload: bytes) -> list[Staff]:
     return out
 
 
-def scan_outbox(outbox: Outbox) -> tuple[set[str], set[str], list[tuple[str, str | None]]]:
-    """From the stored events (the truth after a kill): prompts already closed (a counted
-    rating or a `prompt` event), ratings whose reason is stored, and ratings that asked a
-    reason and have none yet ((event id, staff), in order)."""
-    closed: set[str] = set()
-    reasons: set[str] = set()
+@dataclass
+class StoredTruth:
+    """What the outbox shows of the last run (the truth when a kill left the state file
+    behind): prompts already closed (by a counted rating or a `prompt` event), ratings whose
+    reason is stored, ratings that asked a reason and have none ((event id, staff)), and
+    counted low scores whose `dissatisfied` alert is missing ((event id, data))."""
+
+    closed_prompts: set[str] = field(default_factory=set)
+    reasons_done: set[str] = field(default_factory=set)
+    unanswered: list[tuple[str, str | None]] = field(default_factory=list)
+    unalerted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def scan_outbox(outbox: Outbox, alert_at_or_below: int) -> StoredTruth:
+    truth = StoredTruth()
     asked: dict[str, str | None] = {}
+    low: dict[str, dict[str, Any]] = {}
+    alerted: set[str] = set()
     for ev in outbox.iter_all("all"):
-        if ev.type not in ("rating", "reason", "prompt"):
+        if ev.type not in ("rating", "reason", "prompt", "alert"):
             continue
         try:
             data = json.loads(ev.payload)["data"]
         except (ValueError, KeyError, TypeError):
             continue
         if ev.type == "rating":
-            if data.get("prompt") and not data.get("misuse"):
-                closed.add(data["prompt"])
+            counted = not data.get("misuse")
+            if data.get("prompt") and counted:
+                truth.closed_prompts.add(data["prompt"])
             if data.get("reason_asked"):
                 asked[ev.id] = data.get("staff")
+            score = data.get("score")
+            if counted and isinstance(score, int) and score <= alert_at_or_below:
+                low[ev.id] = data
         elif ev.type == "reason":
-            reasons.add(data.get("rating"))
+            truth.reasons_done.add(data.get("rating"))
+        elif ev.type == "alert":
+            if data.get("kind") == "dissatisfied" and data.get("rating"):
+                alerted.add(data["rating"])
         elif data.get("prompt"):
-            closed.add(data["prompt"])
-    return closed, reasons, [(rid, s) for rid, s in asked.items() if rid not in reasons]
+            truth.closed_prompts.add(data["prompt"])
+    truth.unanswered = [(rid, s) for rid, s in asked.items() if rid not in truth.reasons_done]
+    truth.unalerted = [(rid, d) for rid, d in low.items() if rid not in alerted]
+    return truth
 
 
 class PadService:
@@ -180,14 +201,15 @@ class PadService:
         today = snap.get("today")
         if isinstance(today, dict) and isinstance(today.get("count"), int):
             self._today = (str(today.get("date")), today["count"])
-        closed, reasons, unanswered = scan_outbox(self.uplink.outbox)
+        truth = scan_outbox(self.uplink.outbox, self.cfg.rating.alert_at_or_below)
         records = self.machine.restore(
             snap,
             self.clock(),
             self.wall(),
-            closed_prompts=closed,
-            reasons_done=reasons,
-            unanswered=unanswered,
+            closed_prompts=truth.closed_prompts,
+            reasons_done=truth.reasons_done,
+            unanswered=truth.unanswered,
+            unalerted=truth.unalerted,
         )
         if snap:
             log.info("pad: restored (%s)", self.machine.state.value)
@@ -435,6 +457,18 @@ class PadService:
         return run
 
     # -- the core thread --------------------------------------------------------------------
+
+    def run_pending(self) -> None:
+        """Run the queued inputs and the clock on the calling thread, as the core thread would
+        (for a test that drives the service step by step without `start`)."""
+        while True:
+            try:
+                job = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            job()
+            self.handled += 1
+        self._apply(self.machine.tick(self.clock()))
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -14,41 +14,60 @@ from tests.rating_pad.conftest import BASE, send_command
 pytestmark = pytest.mark.broker
 
 
-def test_prompted_one_rating_per_prompt(pad_rig) -> None:
-    rig = pad_rig()
-    rig.keys(b"4", handled=1)  # no prompt yet: ignored
+def test_prompted_one_counted_rating_per_prompt_and_misuse_kept(pad_rig) -> None:
+    rig = pad_rig(rating="cooldown_s = 0")
+    rig.keys(b"4", handled=1)  # no prompt yet: kept as misuse
     r = rig.cmd("prompt", ticket="B023")
     assert r["ok"] and r["result"]["state"] == "prompted" and r["result"]["window_s"] == 15
+    assert r["result"]["ticket"] == "B023"
     rig.keys(b"3", handled=1)
     time.sleep(0.25)  # past the repeat guard, within the thank-you screen
-    rig.keys(b"4", handled=1)  # second press on the same prompt: ignored
-    (ev,) = rig.wait_events("rating", 1)
-    assert ev["data"]["score"] == 3 and ev["data"]["prompt"] == r["result"]["prompt"]
-    assert ev["data"]["staff"] == "E1024" and ev["data"]["misuse"] is False
+    rig.keys(b"4", handled=1)  # second press on the same prompt: misuse
+    evs = rig.wait_events("rating", 3)
+    assert [(e["data"]["score"], e["data"]["misuse"], e["data"]["prompt"]) for e in evs] == [
+        (4, True, None),
+        (3, False, r["result"]["prompt"]),
+        (4, True, r["result"]["prompt"]),
+    ]
+    ev = evs[1]
+    assert ev["data"]["staff"] == "E1024" and ev["data"]["ticket"] == "B023"
     assert ev["data"]["response_ms"] >= 0 and ev["device"] == "pad-w03"
     r2 = rig.cmd("prompt")
     rig.keys(b"2", handled=1)
-    ratings = rig.wait_events("rating", 2)
+    ratings = [e for e in rig.wait_events("rating", 4) if not e["data"]["misuse"]]
     assert [e["data"]["score"] for e in ratings] == [3, 2]
     assert ratings[1]["data"]["prompt"] == r2["result"]["prompt"]
+    assert ratings[1]["data"]["ticket"] is None
 
 
-def test_prompt_key_on_the_keypad_opens_a_prompt(pad_rig) -> None:
-    rig = pad_rig()
-    rig.keys(b"P", handled=1)
-    assert rig.state() == "prompted"
-    rig.keys(b"4", handled=1)
-    assert rig.wait_events("rating", 1)[0]["data"]["prompt"]
+def test_prompt_key_then_a_score_at_once_is_misuse(pad_rig) -> None:
+    rig = pad_rig(rating="min_response_ms = 700")
+    rig.keys(b"P4", handled=2)  # the clerk rating themselves: P then 4 within 250 ms
+    assert rig.state() == "prompted"  # still open for the patient
+    fast = rig.wait_events("rating", 1)[0]["data"]
+    assert fast["misuse"] is True and fast["prompt"] and fast["response_ms"] < 700
+    time.sleep(0.8)
+    rig.keys(b"3", handled=1)
+    real = rig.wait_events("rating", 2)[1]["data"]
+    assert real["misuse"] is False and real["prompt"] == fast["prompt"]
 
 
-def test_prompt_window_expires(pad_rig) -> None:
+def test_prompt_window_expires_as_a_prompt_event(pad_rig) -> None:
     rig = pad_rig(rating="prompt_window_s = 1")
-    rig.cmd("prompt")
-    time.sleep(1.3)
+    r = rig.cmd("prompt", ticket="A012")
+    (ev,) = rig.wait_events("prompt", 1, timeout=5)
+    assert ev["data"] == {
+        "prompt": r["result"]["prompt"],
+        "ticket": "A012",
+        "window": "W03",
+        "staff": "E1024",
+        "outcome": "expired",
+    }
     rig.keys(b"4", handled=1)
     rig.cmd("prompt")
     rig.keys(b"3", handled=1)
-    assert [e["data"]["score"] for e in rig.wait_events("rating", 1)] == [3]
+    evs = rig.wait_events("rating", 2)
+    assert [(e["data"]["score"], e["data"]["misuse"]) for e in evs] == [(4, True), (3, False)]
 
 
 def test_free_mode_misuse_and_debounce(pad_rig) -> None:
@@ -78,24 +97,31 @@ def test_stuck_key_gives_one_rating(pad_rig) -> None:
     assert [e["data"]["score"] for e in evs] == [4, 3]
 
 
-def test_low_score_reason_by_key_and_alert_with_rating(pad_rig) -> None:
+def test_low_score_stored_and_alerted_at_the_press_reason_by_key_after(pad_rig) -> None:
     rig = pad_rig()
     rig.cmd("prompt")
     rig.keys(b"1", handled=1)
     assert rig.state() == "reason"
+    rating = rig.wait_events("rating", 1)[0]  # before any reason
+    (alert,) = rig.wait_events("alert", 1)
+    assert rating["data"]["reason"] is None and rating["data"]["reason_asked"] is True
+    assert alert["seq"] == rating["seq"] + 1
+    assert alert["data"]["kind"] == "dissatisfied" and alert["data"]["rating"] == rating["id"]
+    assert alert["data"]["reason"] is None and alert["data"]["staff"] == "E1024"
+    assert alert["data"]["window"] == "W03" and alert["data"]["score"] == 1
     time.sleep(0.2)
     rig.keys(b"1", handled=1)  # the same key at once: a double press, ignored
     assert rig.state() == "reason"
     rig.keys(b"3", handled=1)  # key of score 3 picks reason 3
-    rating = rig.wait_events("rating", 1)[0]
-    (alert,) = rig.wait_events("alert", 1)
-    assert rating["data"]["reason"] == "业务不熟练"
-    assert alert["seq"] == rating["seq"] + 1
-    assert alert["data"]["kind"] == "dissatisfied"
-    assert alert["data"]["reason"] == "业务不熟练" and alert["data"]["staff"] == "E1024"
-    assert alert["data"]["window"] == "W03" and alert["data"]["score"] == 1
+    (reason,) = rig.wait_events("reason", 1)
+    assert reason["data"] == {
+        "rating": rating["id"],
+        "window": "W03",
+        "staff": "E1024",
+        "reason": "业务不熟练",
+    }
     topics = [m.topic for m in rig.sub.messages]
-    assert f"{BASE}/alerts/dissatisfied" in topics
+    assert f"{BASE}/alerts/dissatisfied" in topics and f"{BASE}/events/reason" in topics
 
 
 def test_reason_timeout_sends_null_reason(pad_rig) -> None:
@@ -103,8 +129,9 @@ def test_reason_timeout_sends_null_reason(pad_rig) -> None:
     rig.cmd("prompt")
     rig.keys(b"1", handled=1)
     rating = rig.wait_events("rating", 1, timeout=5)[0]
-    alert = rig.wait_events("alert", 1)[0]
-    assert rating["data"]["reason"] is None and alert["data"]["reason"] is None
+    reason = rig.wait_events("reason", 1, timeout=5)[0]
+    assert rating["data"]["reason"] is None and reason["data"]["reason"] is None
+    assert reason["data"]["rating"] == rating["id"]
 
 
 def test_staff_card_sign_in_out_and_pause_resume(pad_rig) -> None:
@@ -183,17 +210,26 @@ def test_malformed_and_unknown_commands_change_nothing(pad_rig) -> None:
     assert [e["type"] for e in rig.sub.events()] == ["staff"]
 
 
-def test_bad_staff_directory_keeps_the_last_good_one(pad_rig) -> None:
+def test_bad_staff_directory_never_replaces_the_last_good_one(pad_rig) -> None:
     rig = pad_rig()
     rig.sub.publish("careterm/main/staff", b"{not json", retain=True)
-    rig.sub.publish(
-        "careterm/main/staff",
-        [{"name": "no number"}, {"staff": "E3000", "name": "赵六", "token": "d" * 32, "photo": 12}],
-        retain=True,
-    )
-    wait_for(lambda: "E3000" in rig.service.machine.directory, 5)
-    assert set(rig.service.machine.directory) == {"E3000"}
-    assert rig.service.machine.directory["E3000"].photo is None
+    bad_rows = [{"name": "no number"}, {"staff": "E3000", "name": "赵六", "photo": 12}]
+    rig.sub.publish("careterm/main/staff", bad_rows, retain=True)
+    rig.sub.publish("careterm/main/staff", bad_rows, retain=True)  # the same again: no alert
+    alerts = rig.wait_events("alert", 2)
+    assert [(a["data"]["kind"], a["data"]["severity"], a["data"]["document"]) for a in alerts] == [
+        ("document", "warning", "staff"),
+        ("document", "warning", "staff"),
+    ]
+    assert "not JSON" in alerts[0]["data"]["message"]
+    assert "staff" in alerts[1]["data"]["error"]
+    assert f"{BASE}/alerts/document" in [m.topic for m in rig.sub.messages]
+    assert set(rig.service.machine.directory) == {"E1024", "E2000"}
+    good = [{"staff": "E3000", "name": "赵六", "token": "d" * 32, "photo": None}]
+    rig.sub.publish("careterm/main/staff", good, retain=True)
+    wait_for(lambda: set(rig.service.machine.directory) == {"E3000"}, 5, what="new directory")
+    time.sleep(0.3)
+    assert len(rig.events("alert")) == 2
 
 
 def test_clerk_and_pause_survive_a_restart(pad_rig) -> None:
@@ -286,7 +322,33 @@ def test_stopping_during_the_reason_screen_keeps_the_rating(pad_rig) -> None:
         stored = [json.loads(e.payload) for e in ob.iter_all("all")]
     finally:
         ob.close()
-    assert [(e["type"], e["data"].get("reason")) for e in stored[-2:]] == [
+    assert [(e["type"], e["data"].get("reason")) for e in stored[-3:]] == [
         ("rating", None),
         ("alert", None),
+        ("reason", None),
     ]
+    assert stored[-1]["data"]["rating"] == stored[-3]["id"]
+
+
+def test_a_repeated_cid_gets_the_first_reply_and_opens_nothing_even_after_a_restart(
+    pad_rig,
+) -> None:
+    rig = pad_rig()
+    first = rig.cmd("prompt", cid="q-1", ticket="A7")
+    assert first["ok"]
+    rig.keys(b"4", handled=1)
+    rig.wait_events("rating", 1)
+    again = rig.cmd("prompt", cid="q-1", ticket="A7")  # QoS 1 redelivery
+    assert again == first and rig.state() == "thanks"
+    refused_pause = rig.cmd("pause")
+    assert refused_pause["ok"]
+    no = rig.cmd("prompt", cid="q-2")
+    assert no["ok"] is False and no["error"] == "cannot prompt: paused"
+    assert rig.cmd("resume")["ok"]
+    assert rig.cmd("prompt", cid="q-2") == no  # the first reply again, even now
+    rig.pad.stop()
+    rig2 = pad_rig(sign_in=None)
+    assert rig2.cmd("prompt", cid="q-1", ticket="A7") == first
+    assert rig2.state() == "idle"
+    time.sleep(0.3)
+    assert rig2.events("prompt") == [] and rig2.events("rating") == []
