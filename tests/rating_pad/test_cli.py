@@ -36,6 +36,8 @@ device = "{pty.path}"
 [rating]
 reason_timeout_s = 2
 staff_required = true
+min_response_ms = 0
+voice = false
 """,
     )
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
@@ -62,8 +64,10 @@ staff_required = true
         pty.write(b"1")  # low score, no reason: times out after 2 s
         wait_for(lambda: sub.events("alert"), 10, what="dissatisfied alert")
         ratings = sub.events("rating")
-        assert [e["data"]["reason"] for e in ratings] == [None, None]
+        assert [e["data"]["reason_asked"] for e in ratings] == [False, True]
         assert sub.events("alert")[0]["seq"] == ratings[1]["seq"] + 1
+        reason = wait_for(lambda: sub.events("reason"), 10, what="reason timed out")[0]
+        assert reason["data"]["rating"] == ratings[1]["id"] and reason["data"]["reason"] is None
         assert send_command(sub, "unknown", {})["ok"] is False
         assert send_command(sub, "pause", {})["result"]["state"] == "paused"
     finally:
