@@ -7,6 +7,8 @@ disk, a device or the network.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 from pathlib import Path
@@ -47,6 +49,48 @@ def screen_problem() -> str | None:
     )
 
 
+def x11_screen() -> tuple[int, int, bool] | None:
+    """(width, height, a window manager runs) of the X screen in $DISPLAY, or None when this
+    is not X11. Without a window manager nobody honours a full-screen request: SDL's window
+    stays 800x600 in the middle of the panel and the keys on the right are cut off."""
+    if not os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    name = ctypes.util.find_library("X11")
+    if not name:
+        return None
+    x = ctypes.CDLL(name)
+    vp, ul = ctypes.c_void_p, ctypes.c_ulong
+    x.XOpenDisplay.argtypes, x.XOpenDisplay.restype = [ctypes.c_char_p], vp
+    x.XDefaultScreen.argtypes = [vp]
+    x.XDisplayWidth.argtypes = x.XDisplayHeight.argtypes = [vp, ctypes.c_int]
+    x.XDefaultRootWindow.argtypes, x.XDefaultRootWindow.restype = [vp], ul
+    x.XInternAtom.argtypes, x.XInternAtom.restype = [vp, ctypes.c_char_p, ctypes.c_int], ul
+    x.XGetWindowProperty.argtypes = [vp, ul, ul, ctypes.c_long, ctypes.c_long, ctypes.c_int, ul]
+    x.XGetWindowProperty.argtypes += [ctypes.POINTER(ul), ctypes.POINTER(ctypes.c_int)]
+    x.XGetWindowProperty.argtypes += [ctypes.POINTER(ul), ctypes.POINTER(ul), ctypes.POINTER(vp)]
+    x.XFree.argtypes = [vp]
+    x.XCloseDisplay.argtypes = [vp]
+    d = x.XOpenDisplay(None)
+    if not d:
+        return None
+    try:
+        screen = x.XDefaultScreen(d)
+        width, height = x.XDisplayWidth(d, screen), x.XDisplayHeight(d, screen)
+        wm = False
+        atom = x.XInternAtom(d, b"_NET_SUPPORTING_WM_CHECK", 1)  # EWMH: set by a running WM
+        if atom:
+            kind, fmt, n, after, prop = ul(), ctypes.c_int(), ul(), ul(), vp()
+            ok = x.XGetWindowProperty(
+                d, x.XDefaultRootWindow(d), atom, 0, 1, 0, 0, kind, fmt, n, after, prop
+            )
+            wm = ok == 0 and n.value > 0
+            if prop.value:
+                x.XFree(prop)
+        return width, height, wm
+    finally:
+        x.XCloseDisplay(d)
+
+
 def configure_kivy() -> None:
     """Settings Kivy reads once, before its window exists."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")  # careterm's argv is not Kivy's
@@ -56,8 +100,21 @@ def configure_kivy() -> None:
 
     size = window_size()
     if size is None:
-        Config.set("graphics", "fullscreen", "auto")
         Config.set("graphics", "show_cursor", "0")
+        screen = x11_screen()
+        if screen is not None and not screen[2]:
+            # No window manager: a borderless window exactly the screen's size at 0,0.
+            log.info("pad ui: no window manager; filling the %dx%d screen", *screen[:2])
+            Config.set("graphics", "fullscreen", "0")
+            Config.set("graphics", "borderless", "1")
+            Config.set("graphics", "width", str(screen[0]))
+            Config.set("graphics", "height", str(screen[1]))
+            Config.set("graphics", "position", "custom")
+            Config.set("graphics", "left", "0")
+            Config.set("graphics", "top", "0")
+            Config.set("graphics", "resizable", "0")
+        else:
+            Config.set("graphics", "fullscreen", "auto")
     else:
         Config.set("graphics", "fullscreen", "0")
         Config.set("graphics", "width", str(size[0]))

@@ -42,11 +42,21 @@ FONT_FLOOR = 0.64
 
 _RED, _ORANGE, _AMBER = (0.78, 0.16, 0.16, 1), (0.84, 0.33, 0.0, 1), (0.66, 0.47, 0.0, 1)
 _LGREEN, _GREEN = (0.30, 0.52, 0.16, 1), (0.08, 0.42, 0.20, 1)
-PALETTES = {
-    3: [_RED, _AMBER, _GREEN],
-    4: [_RED, _ORANGE, _LGREEN, _GREEN],
-    5: [_RED, _ORANGE, _AMBER, _LGREEN, _GREEN],
-}
+STATUS_BG = (0.01, 0.05, 0.13, 1)
+
+
+def key_colours(moods: list[float]) -> list[tuple[float, ...]]:
+    """One colour per rating key, worst first: red for the worst key, green for the best, and
+    between them by the face (a neutral 基本满意 is amber, not an angry orange)."""
+    out = []
+    for i, mood in enumerate(moods):
+        if i == 0:
+            out.append(_RED)
+        elif i == len(moods) - 1:
+            out.append(_GREEN)
+        else:
+            out.append(_ORANGE if mood < -0.3 else _AMBER if mood < 0.3 else _LGREEN)
+    return out
 
 
 def _paint(widget: Widget, color: tuple[float, ...], radius: float = 0) -> None:
@@ -133,19 +143,26 @@ class RateButton(ButtonBehavior, BoxLayout):
     """One big rating key: a face over its label, in the score's colour."""
 
     def __init__(
-        self, score: int, scale: int, caption: str, u: float, font: float, **kw: Any
+        self,
+        score: int,
+        caption: str,
+        mood: float,
+        color: tuple[float, ...],
+        u: float,
+        font: float,
+        face_share: float = 0.62,
+        **kw: Any,
     ) -> None:
         super().__init__(orientation="vertical", padding=6 * u, spacing=4 * u, **kw)
         self.score = score
-        color = PALETTES[scale][score - 1]
+        self.caption = caption
         with self.canvas.before:
             self._color = Color(*color)
             self._bg = RoundedRectangle(pos=self.pos, size=self.size, radius=[18 * u])
         self._base = color
         self.bind(pos=self._follow, size=self._follow, state=self._pressed)
-        mood = -1 + 2 * (score - 1) / (scale - 1)
-        self.add_widget(Face(mood, size_hint=(1, 0.62)))
-        self.add_widget(label(caption, font, bold=True, size_hint=(1, 0.38)))
+        self.add_widget(Face(mood, size_hint=(1, face_share)))
+        self.add_widget(label(caption, font, bold=True, size_hint=(1, 1 - face_share)))
 
     def _follow(self, *_: Any) -> None:
         self._bg.pos, self._bg.size = self.pos, self.size
@@ -153,6 +170,48 @@ class RateButton(ButtonBehavior, BoxLayout):
     def _pressed(self, _w: Any, state: str) -> None:
         f = 0.7 if state == "down" else 1.0
         self._color.rgba = (self._base[0] * f, self._base[1] * f, self._base[2] * f, 1)
+
+
+class ReasonButton(ButtonBehavior, BoxLayout):
+    """A reason on a pad with a keypad: in the colour of the rating key that picks it (SPEC 5:
+    the key of score N picks reason N), placed as that key is, and naming it."""
+
+    def __init__(
+        self,
+        index: int,
+        caption: str,
+        key_hint: str,
+        color: tuple[float, ...],
+        u: float,
+        font: float,
+        **kw: Any,
+    ) -> None:
+        super().__init__(orientation="vertical", padding=8 * u, spacing=4 * u, **kw)
+        self.reason_index = index
+        self.caption = caption
+        _paint(self, color, 18 * u)
+        self.add_widget(label(key_hint, font * 0.72, color=MUTED, size_hint=(1, 0.3)))
+        self.add_widget(label(caption, font, bold=True, size_hint=(1, 0.7)))
+
+
+class PlainReason(ButtonBehavior, Label):
+    """A reason only a touch can pick (no key for it, or no keypad)."""
+
+    def __init__(self, index: int, caption: str, font: float, **kw: Any) -> None:
+        super().__init__(
+            text=caption,
+            font_name=FONT,
+            font_size=font,
+            bold=True,
+            color=FG,
+            halign="center",
+            valign="middle",
+            **kw,
+        )
+        self.reason_index = index
+        self.caption = caption
+        _paint(self, CARD_BG, 12)
+        self.bind(size=lambda w, sz: setattr(w, "text_size", (sz[0] - 10, sz[1])))
 
 
 def photo_texture(staff: Staff, cache: dict[Any, Any]) -> Any:
@@ -229,7 +288,8 @@ class PadRoot(BoxLayout):
         self._countdown: Label | None = None
         self._countdown_prefix = ""
         self.rate_buttons: list[RateButton] = []
-        self.reason_buttons: list[Button] = []
+        self.reason_buttons: list[Any] = []
+        self.status_line: Label | None = None
         self.lang_button: Button | None = None
         _paint(self, BG)
         self.bind(size=lambda *_: self._rebuild())
@@ -273,6 +333,9 @@ class PadRoot(BoxLayout):
             v.score,
             v.buttons,
             v.notice,
+            v.today,
+            v.link,
+            v.waiting,
             self.lang,
             tuple(self.size),
             (st.staff, st.name, st.title, len(st.photo or "")) if st else None,
@@ -288,6 +351,7 @@ class PadRoot(BoxLayout):
         self.clear_widgets()
         self._countdown, self._countdown_prefix = None, ""
         self.rate_buttons, self.reason_buttons = [], []
+        self.status_line = None
         if v is None or self.width < 10:
             return
         self.add_widget(self._header(v))
@@ -329,6 +393,28 @@ class PadRoot(BoxLayout):
             )
             _paint(bar, (0.75, 0.45, 0.0, 1))
             self.add_widget(bar)
+        if v.today is not None:
+            self.add_widget(self._status(v))
+
+    def _status(self, v: PadView) -> Label:
+        """The clerk's line at the bottom: today's count and whether the link is up."""
+        if v.link == "offline":
+            key = "status_offline" if v.waiting else "status_offline_none"
+        else:
+            key = "status_online"
+        line = label(
+            text(self.lang, key, n=v.today, w=v.waiting),
+            max(11, 18 * self.f),
+            color=ACCENT if v.link == "offline" else MUTED,
+            halign="right",
+            shorten=True,
+            size_hint=(1, None),
+            height=max(18, 30 * self.u),
+            padding=(12 * self.u, 0),
+        )
+        _paint(line, STATUS_BG)
+        self.status_line = line
+        return line
 
     def _header(self, v: PadView) -> BoxLayout:
         u, f = self.u, self.f
@@ -431,8 +517,9 @@ class PadRoot(BoxLayout):
                 [font, fit(cap, font, inner * 1.9)]
                 + [fit(word, font, inner * 0.95) for word in cap.split()]
             )
+        colours = key_colours(v.moods)
         for i in reversed(range(scale)):  # best first, from the left, as on the keypads
-            b = RateButton(i + 1, scale, labels[i], u, font)
+            b = RateButton(i + 1, labels[i], v.moods[i], colours[i], u, font)
             b.bind(on_press=lambda w: self.on_score(w.score))
             self.rate_buttons.append(b)
             row.add_widget(b)
@@ -445,7 +532,7 @@ class PadRoot(BoxLayout):
         u, f = self.u, self.f
         body = BoxLayout(orientation="vertical", padding=30 * u, spacing=10 * u)
         if v.score is not None:
-            body.add_widget(Face(-1 + 2 * (v.score - 1) / (len(v.labels) - 1), size_hint=(1, 0.34)))
+            body.add_widget(Face(v.moods[v.score - 1], size_hint=(1, 0.34)))
         body.add_widget(self._title(text(self.lang, "thanks"), 60 * f, 0.3))
         if v.score is not None:
             labels = v.labels if self.lang == "zh" else v.labels_en
@@ -456,39 +543,69 @@ class PadRoot(BoxLayout):
         return body
 
     def _reasons(self, v: PadView) -> BoxLayout:
+        """With a keypad, the reasons the keys can pick sit in one row in the rating keys'
+        order (best on the left), each in the colour and face of its key; the rest (more
+        reasons than keys) below, for touch. Without a keypad: all reasons, in order."""
         u, f = self.u, self.f
-        body = BoxLayout(orientation="vertical", padding=(20 * u, 10 * u), spacing=10 * u)
-        body.add_widget(self._title(text(self.lang, "reason"), 44 * f, 0.17))
+        body = BoxLayout(orientation="vertical", padding=(20 * u, 8 * u), spacing=8 * u)
+        body.add_widget(self._title(text(self.lang, "reason"), 44 * f, 0.15))
         reasons = v.reasons if self.lang == "zh" else v.reasons_en
-        n = len(reasons)
-        cols = 1 if n <= 2 else 2 if n <= 6 else 3
-        grid = GridLayout(cols=cols, spacing=12 * u, size_hint=(1, 0.65))
-        for i, r in enumerate(reasons):
-            b = Button(
-                text=f"{i + 1}   {r}",
-                font_name=FONT,
-                font_size=34 * f * (0.85 if n > 6 else 1),
-                bold=True,
-                background_normal="",
-                background_color=CARD_BG,
-                color=FG,
-                halign="center",
-                valign="middle",
-            )
-            b.bind(size=lambda w, s: setattr(w, "text_size", (s[0] - 10, s[1])))
-            b.reason_index = i
-            b.bind(on_press=lambda w: self.on_reason(w.reason_index))
-            self.reason_buttons.append(b)
-            grid.add_widget(b)
-        body.add_widget(grid)
-        if self.keypad:
-            keys = min(n, len(v.labels))
-            self._countdown_prefix = f"{text(self.lang, 'reason_keys', n=keys)}    "
+        n, scale = len(reasons), len(v.labels)
+        keyed = min(n, scale) if self.keypad else 0
+        extra = list(range(keyed, n))
+        if keyed:
+            row = BoxLayout(spacing=12 * u, size_hint=(1, 0.6 if extra else 0.73))
+            inner = (self.width - 40 * u - (scale - 1) * 12 * u) / scale - 12 * u
+            font = self._fits([reasons[i] for i in range(keyed)], 30 * f, inner)
+            labels = v.labels if self.lang == "zh" else v.labels_en
+            hints = [text(self.lang, "reason_key", name=lb) for lb in labels]
+            font = min(font, self._fits(hints, font * 0.72, inner) / 0.72)
+            colours = key_colours(v.moods)
+            for score in range(scale, 0, -1):  # as the rating keys: best on the left
+                i = score - 1
+                if i >= keyed:
+                    row.add_widget(Widget())  # a key with no reason: its place stays empty
+                    continue
+                hint = text(self.lang, "reason_key", name=labels[i])
+                b = ReasonButton(i, reasons[i], hint, colours[i], u, font)
+                b.bind(on_press=lambda w: self.on_reason(w.reason_index))
+                self.reason_buttons.append(b)
+                row.add_widget(b)
+            body.add_widget(row)
+        if extra:
+            cols = 1 if len(extra) <= 2 and not keyed else 2 if len(extra) <= 6 else 3
+            if keyed:
+                cols = min(len(extra), 4)
+            grid = GridLayout(cols=cols, spacing=10 * u, size_hint=(1, 0.18 if keyed else 0.73))
+            width = (self.width - 40 * u) / cols - 20 * u
+            font = self._fits([reasons[i] for i in extra], (26 if keyed else 34) * f, width)
+            for i in extra:
+                b = PlainReason(i, reasons[i], font)
+                b.bind(on_press=lambda w: self.on_reason(w.reason_index))
+                self.reason_buttons.append(b)
+                grid.add_widget(b)
+            body.add_widget(grid)
+        self._countdown_prefix = (
+            f"{text(self.lang, 'reason_keys' if keyed else 'reason_touch')}    "
+        )
         self._countdown = label(
-            self._countdown_prefix + self._seconds(v), 24 * f, color=MUTED, size_hint=(1, 0.1)
+            self._countdown_prefix + self._seconds(v), 24 * f, color=MUTED, size_hint=(1, 0.09)
         )
         body.add_widget(self._countdown)
         return body
+
+    @staticmethod
+    def _fits(captions: list[str], font: float, width: float) -> float:
+        """One font size for a row of captions: each fits in two lines of `width`, and no
+        word is broken."""
+        for cap in captions:
+            font = min(
+                [font, fit(cap, font, width * (1.0 if cap.isascii() else 0.98) * 1.9)]
+                + [fit(word, font, width * 0.95) for word in cap.split()]
+            )
+            if not cap.isascii():  # CJK text does not wrap at spaces: keep it on one line
+                font = min(font, fit(cap, font, width * 0.95))
+        return font
 
     def _message(
         self, title: str, sub: str, color: tuple[float, ...], staff: Staff | None = None

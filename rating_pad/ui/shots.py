@@ -91,6 +91,10 @@ def views(five: bool = False) -> Iterator[tuple[str, PadView]]:
     yield "idle-free", free.view(t)
     free.staff_card("a card nobody registered", t + 1)
     yield "notice", free.view(t + 1)
+    m.key("4", t + 43)  # a press with no prompt: kept as misuse, and a hint
+    v = m.view(t + 43)
+    v.link, v.waiting = "offline", 3
+    yield "offline", v
 
 
 def overflows(root: object) -> list[str]:
@@ -155,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, view in views(args.five):
         if only and name not in only:
             continue
+        if view.today is None:  # the clerk's status line, as the service fills it in
+            view.today, view.link = 12, view.link or "online"
         root.show(view)
         root.lang = args.lang
         root._refresh()

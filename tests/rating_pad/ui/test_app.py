@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -70,7 +71,8 @@ def ui_pad(window, broker, config_writer, subscriber_factory) -> Iterator[tuple[
 
     path = config_writer(
         broker_url=broker.url,
-        extra='[buttons]\ndriver = "touch"\n[rating]\nreason_timeout_s = 20\n',
+        extra='[buttons]\ndriver = "touch"\n[rating]\nreason_timeout_s = 20\n'
+        "min_response_ms = 0\nvoice = false\n",
     )
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     sub.publish("careterm/main/staff", STAFF, retain=True)
@@ -101,17 +103,14 @@ def test_touch_rating_reason_and_language(ui_pad) -> None:
 
     tap(root.lang_button)
     pump(lambda: root.lang == "en" and root.rate_buttons, what="English")
-    captions = [b.children[0].text for b in root.rate_buttons]
-    assert captions == ["Very satisfied", "Satisfied", "Acceptable", "Dissatisfied"]
+    captions = [b.caption for b in root.rate_buttons]
+    assert captions == ["Very satisfied", "Satisfied", "Fairly satisfied", "Dissatisfied"]
 
     worst = next(b for b in root.rate_buttons if b.score == 1)
     tap(worst)
     pump(lambda: root.screen == "reason", what="reason screen")
     assert root.lang == "en"  # the same patient keeps their language
-    assert [b.text.split(maxsplit=1)[1] for b in root.reason_buttons][:2] == [
-        "Long wait",
-        "Unfriendly service",
-    ]
+    assert [b.caption for b in root.reason_buttons][:2] == ["Long wait", "Unfriendly service"]
     tap(root.reason_buttons[1])  # a double tap right after the score: ignored
     frames(0.7)
     assert root.screen == "reason"
@@ -119,10 +118,12 @@ def test_touch_rating_reason_and_language(ui_pad) -> None:
     pump(lambda: root.screen == "thanks", what="thank-you screen")
 
     rating = wait_for(lambda: sub.events("rating"), 10, what="rating")[0]["data"]
-    assert rating["score"] == 1 and rating["reason"] == "服务态度差"  # stored in config language
+    assert rating["score"] == 1 and rating["reason_asked"] is True
     assert rating["staff"] == "E1024" and rating["prompt"] == r["result"]["prompt"]
     alert = wait_for(lambda: sub.events("alert"), 10, what="alert")[0]["data"]
-    assert alert["kind"] == "dissatisfied" and alert["reason"] == "服务态度差"
+    assert alert["kind"] == "dissatisfied" and alert["reason"] is None
+    reason = wait_for(lambda: sub.events("reason"), 10, what="reason")[0]["data"]
+    assert reason["reason"] == "服务态度差"  # stored in the configured language
 
     pump(lambda: root.screen == "idle", timeout=6, what="back to idle")
     assert root.lang == "zh"  # the next patient starts in the default language
@@ -153,7 +154,9 @@ def test_careterm_pad_with_screen_runs_and_stops_on_sigterm(
     from tests.conftest import careterm_cmd
 
     path = config_writer(
-        broker_url=broker.url, extra=f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n'
+        broker_url=broker.url,
+        extra=f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n'
+        "[rating]\nmin_response_ms = 0\nvoice = false\n",
     )
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
     log = path.with_suffix(".log")
@@ -199,3 +202,68 @@ def test_keyboard_driver_types_keys(window, broker, config_writer, subscriber_fa
     finally:
         window.remove_widget(root)
         pad.stop()
+
+
+@pytest.mark.slow
+def test_full_screen_fills_a_panel_without_a_window_manager(
+    broker, config_writer, subscriber_factory, processes, tmp_path
+) -> None:
+    """On a bare X server (no window manager honours a full-screen request) the pad's window is
+    the screen: no 800x600 window with the rightmost key (不满意) cut off."""
+    import shutil
+    import signal
+    import subprocess
+
+    from PIL import ImageGrab
+
+    from tests.conftest import careterm_cmd
+
+    if not shutil.which("Xvfb"):
+        pytest.skip("no Xvfb")
+    display = f":{77 + os.getpid() % 100}"
+    xvfb = subprocess.Popen(
+        ["Xvfb", display, "-screen", "0", "1024x600x24", "-br", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: _grab(ImageGrab, display) is not None, 10, what="Xvfb up")
+        path = config_writer(
+            broker_url=broker.url,
+            extra='[buttons]\ndriver = "touch"\n[rating]\nmin_response_ms = 0\nvoice = false\n',
+        )
+        sub = subscriber_factory(broker.port, [f"{BASE}/#"])
+        sub.publish("careterm/main/staff", STAFF, retain=True)
+        log = path.with_suffix(".log")
+        env = {"DISPLAY": display, "KIVY_NO_ARGS": "1", "CARETERM_PAD_WINDOW": ""}
+        proc = processes.start(careterm_cmd("pad", "--config", str(path)), log=log, **env)
+        wait_subscribed(sub)
+        assert send_command(sub, "prompt", {})["ok"]
+        red = (199, 41, 41)  # the worst key, rightmost
+
+        def full() -> Any:
+            img = _grab(ImageGrab, display)
+            if img is None:
+                return None
+            px = img.load()
+            black = sum(
+                1 for x in range(0, 1024, 8) for y in range(0, 600, 8) if px[x, y] == (0, 0, 0)
+            )
+            reds = [x for x in range(0, 1024, 4) for y in range(200, 600, 8) if px[x, y] == red]
+            return img if black == 0 and reds and max(reds) > 900 else None
+
+        img = wait_for(full, 20, what="the pad filling the 1024x600 screen with all keys")
+        img.save(tmp_path / "bare-x-1024x600.png")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+        assert "no window manager" in log.read_text()
+    finally:
+        xvfb.terminate()
+        xvfb.wait(10)
+
+
+def _grab(image_grab: Any, display: str) -> Any:
+    try:
+        return image_grab.grab(xdisplay=display).convert("RGB")
+    except OSError:
+        return None

@@ -24,16 +24,25 @@ SCREENS = [
     "fault",
     "idle-free",
     "notice",
+    "offline",
 ]
 SHOWN = {
     "notice": "idle-free",
     "idle-open": "idle",
+    "offline": "idle",
 }  # a notice is a banner over the screen below it
 
 
 @pytest.mark.parametrize(
     "size,extra",
-    [("1024x600", []), ("800x480", []), ("480x320", []), ("480x320", ["--lang", "en", "--five"])],
+    [
+        ("1024x600", []),
+        ("800x480", []),
+        ("480x320", []),
+        ("1024x600", ["--lang", "en"]),
+        ("800x480", ["--lang", "en"]),
+        ("480x320", ["--lang", "en", "--five"]),
+    ],
 )
 def test_every_screen_renders_at_size(size: str, extra: list[str], tmp_path) -> None:
     r = subprocess.run(
