@@ -38,7 +38,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "thanks_sub": "We wish you a speedy recovery",
         "reason": "What went wrong?",
         "reason_keys": "Press the rating key named on a reason, or touch it",
-        "reason_key": "“{name}” key",
+        "reason_key": '"{name}" key',
         "reason_touch": "Touch a reason",
         "seconds": "{s} s",
         "paused": "Service paused",

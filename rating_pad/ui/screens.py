@@ -389,7 +389,7 @@ class PadRoot(BoxLayout):
                 28 * self.f,
                 bold=True,
                 size_hint=(1, None),
-                height=max(34, 60 * self.u),
+                height=self._notice_h(),
             )
             _paint(bar, (0.75, 0.45, 0.0, 1))
             self.add_widget(bar)
@@ -409,17 +409,26 @@ class PadRoot(BoxLayout):
             halign="right",
             shorten=True,
             size_hint=(1, None),
-            height=max(18, 30 * self.u),
+            height=self._status_h(),
             padding=(12 * self.u, 0),
         )
         _paint(line, STATUS_BG)
         self.status_line = line
         return line
 
+    def _header_h(self) -> float:
+        return max(36, 64 * self.u)
+
+    def _notice_h(self) -> float:
+        return max(34, 60 * self.u)
+
+    def _status_h(self) -> float:
+        return max(18, 30 * self.u)
+
     def _header(self, v: PadView) -> BoxLayout:
         u, f = self.u, self.f
         bar = BoxLayout(
-            size_hint=(1, None), height=max(36, 64 * u), padding=(16 * u, 6 * u), spacing=10 * u
+            size_hint=(1, None), height=self._header_h(), padding=(16 * u, 6 * u), spacing=10 * u
         )
         _paint(bar, HEADER_BG)
         bar.add_widget(
@@ -517,6 +526,14 @@ class PadRoot(BoxLayout):
                 [font, fit(cap, font, inner * 1.9)]
                 + [fit(word, font, inner * 0.95) for word in cap.split()]
             )
+        if any(fit(cap, font, inner * 0.95) < font for cap in labels):
+            # two lines must fit the caption's share of a key, whatever banners are shown
+            body_h = self.height - self._header_h() - 16 * u - 24 * u
+            body_h -= (self._notice_h() if v.notice else 0) + (
+                self._status_h() if v.today is not None else 0
+            )
+            caption_h = (body_h * 0.54 - 16 * u) * 0.38
+            font = min(font, caption_h / 2.5)
         colours = key_colours(v.moods)
         for i in reversed(range(scale)):  # best first, from the left, as on the keypads
             b = RateButton(i + 1, labels[i], v.moods[i], colours[i], u, font)
