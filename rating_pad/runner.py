@@ -40,8 +40,13 @@ class Pad:
         )
         self.service = PadService(cfg, self.uplink, link_state=self._link_state)
         self.voice: Voice | None = None
-        if cfg.rating.voice_dir:
-            self.voice = Voice(cfg.rating.voice_dir)
+        if cfg.rating.voice and cfg.rating.voice_volume > 0:
+            self.voice = Voice(
+                cfg.rating.voice_dir,
+                language=cfg.rating.language,
+                volume=cfg.rating.voice_volume,
+                cache_dir=cfg.data_dir,
+            )
             self.service.on_view(self.voice.on_view)
 
     def _telemetry(self) -> dict[str, Any]:

@@ -136,6 +136,7 @@ def make_root(pad: Any) -> Any:
         on_reason=service.choose_reason,
         keypad=pad.keypad is not None,
         default_language=pad.cfg.rating.language,
+        on_language=pad.voice.set_language if pad.voice is not None else None,
     )
     service.on_view(lambda view: Clock.schedule_once(lambda _dt: root.show(view)))
     service.refresh()

@@ -273,9 +273,11 @@ class PadRoot(BoxLayout):
         on_reason: Callable[[int], None],
         keypad: bool,
         default_language: str = "zh",
+        on_language: Callable[[str], None] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(orientation="vertical", **kw)
+        self.on_language = on_language
         self.on_score = on_score
         self.on_reason = on_reason
         self.keypad = keypad
@@ -309,6 +311,8 @@ class PadRoot(BoxLayout):
 
     def toggle_language(self) -> None:
         self.lang = "en" if self.lang == "zh" else "zh"
+        if self.on_language is not None:
+            self.on_language(self.lang)  # the voice follows the patient's language
         self._refresh()
 
     # -- drawing ----------------------------------------------------------------------------

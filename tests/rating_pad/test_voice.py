@@ -1,35 +1,60 @@
-"""Voice prompts: the right WAV is played (by a real child process) as the screen changes."""
+"""Voice prompts: the shipped WAVs, the right one per screen and language, volume, on/off."""
 
 from __future__ import annotations
 
+import array
+import subprocess
 import sys
+import wave
 from pathlib import Path
 
 from rating_pad.machine import PadMachine, Staff
-from rating_pad.voice import Voice
+from rating_pad.voice import FAULT, NAMES, SHIPPED, Voice, scaled
 from terminal.config import parse_config
 from tests.conftest import wait_for
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def test_voice_plays_prompt_reason_thanks_and_fault(tmp_path: Path) -> None:
+
+def recorder(tmp_path: Path) -> tuple[list[str], Path]:
     played = tmp_path / "played.txt"
     player = tmp_path / "player.py"
     player.write_text(
         "import sys\nopen(sys.argv[1], 'a').write(sys.argv[2].rsplit('/', 1)[1] + '\\n')\n"
     )
-    voice_dir = tmp_path / "voice"
-    voice_dir.mkdir()
-    for name in ("prompt.wav", "reason.wav", "thanks.wav", "fault.wav"):
-        (voice_dir / name).write_bytes(b"RIFF")  # the player never decodes it here
-    cfg = parse_config(
-        {
-            "device": {"id": "p", "role": "rating_pad", "site": "main"},
-            "rating": {"voice_dir": str(voice_dir)},
-        }
-    )
+    return [sys.executable, str(player), str(played)], played
+
+
+def machine() -> PadMachine:
+    cfg = parse_config({"device": {"id": "p", "role": "rating_pad", "site": "main"}})
     m = PadMachine(cfg)
     m.sign_in(Staff(staff="E1"), 0.0)
-    v = Voice(str(voice_dir), player=[sys.executable, str(player), str(played)])
+    return m
+
+
+def test_every_prompt_ships_in_chinese_and_english_and_is_up_to_date() -> None:
+    for name in (*NAMES.values(), FAULT):
+        for lang in ("zh", "en"):
+            with wave.open(str(SHIPPED / f"{name}.{lang}.wav")) as w:
+                assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+                seconds = w.getnframes() / w.getframerate()
+                samples = array.array("h", w.readframes(w.getnframes()))
+            assert 0.8 < seconds < 6, (name, lang, seconds)
+            assert max(abs(s) for s in samples) > 20000  # normalised, not silence
+    assert "请对我的服务进行评价" in (SHIPPED / "phrases.toml").read_text(encoding="utf-8")
+    # the committed WAVs were made from the texts in the phrase table (no TTS needed here)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make-voice"), "--check", "rating_pad"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_voice_plays_each_screen_in_the_patients_language(tmp_path: Path) -> None:
+    player, played = recorder(tmp_path)
+    m = machine()
+    v = Voice(player=player, cache_dir=tmp_path, volume=100)
 
     def lines() -> list[str]:
         return played.read_text().split() if played.exists() else []
@@ -37,25 +62,63 @@ def test_voice_plays_prompt_reason_thanks_and_fault(tmp_path: Path) -> None:
     v.on_view(m.view(0.0))  # idle: no sound
     m.prompt(1.0)
     v.on_view(m.view(1.0))
-    wait_for(lambda: lines() == ["prompt.wav"], 10, what="prompt.wav")
+    wait_for(lambda: lines() == ["prompt.zh.wav"], 10, what="prompt.zh.wav")
     v.on_view(m.view(2.0))  # same screen again: not repeated
+    v.set_language("en")  # the patient touched "English"
     m.key("1", 3.0)
     v.on_view(m.view(3.0))
-    wait_for(lambda: lines()[-1:] == ["reason.wav"], 10, what="reason.wav")
+    wait_for(lambda: lines()[-1:] == ["reason.en.wav"], 10, what="reason.en.wav")
     m.key("2", 4.0)
     v.on_view(m.view(4.0))
-    wait_for(lambda: lines()[-1:] == ["thanks.wav"], 10, what="thanks.wav")
-    view = m.view(5.0)
+    wait_for(lambda: lines()[-1:] == ["thanks.en.wav"], 10, what="thanks.en.wav")
+    m.tick(10.0)
+    v.on_view(m.view(10.0))  # idle: the next patient starts in Chinese again
+    view = m.view(11.0)
     view.fault = "storage"
     v.on_view(view)
-    wait_for(lambda: lines()[-1:] == ["fault.wav"], 10, what="fault.wav")
+    wait_for(lambda: lines()[-1:] == ["fault.zh.wav"], 10, what="fault.zh.wav")
     v.close()
-    assert lines() == ["prompt.wav", "reason.wav", "thanks.wav", "fault.wav"]
+    assert lines() == ["prompt.zh.wav", "reason.en.wav", "thanks.en.wav", "fault.zh.wav"]
+
+
+def test_a_sites_own_recordings_replace_the_shipped_ones(tmp_path: Path) -> None:
+    player, played = recorder(tmp_path)
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "prompt.wav").write_bytes((SHIPPED / "prompt.zh.wav").read_bytes())
+    v = Voice(own, player=player, volume=100)
+    assert v.play("prompt") and not v.play("thanks")  # only what the site recorded
+    wait_for(lambda: played.exists() and played.read_text().split() == ["prompt.wav"], 10)
+    v.close()
+
+
+def test_volume_scales_the_samples_once(tmp_path: Path) -> None:
+    src = SHIPPED / "thanks.zh.wav"
+    out = scaled(src, tmp_path / "v50" / src.name, 50)
+    with wave.open(str(src)) as a, wave.open(str(out)) as b:
+        loud = array.array("h", a.readframes(a.getnframes()))
+        soft = array.array("h", b.readframes(b.getnframes()))
+        assert b.getframerate() == a.getframerate()
+    assert len(soft) == len(loud)
+    assert abs(max(soft) - max(loud) / 2) <= 1
+    assert scaled(src, tmp_path / "v100" / src.name, 100) == src
 
 
 def test_voice_without_files_or_player_is_silent(tmp_path: Path) -> None:
-    v = Voice(str(tmp_path / "missing"), player=[])
-    assert v.play("prompt.wav") is False
-    v2 = Voice(str(tmp_path), player=None)
+    v = Voice(tmp_path / "missing", player=[])
+    assert v.play("prompt") is False
+    v2 = Voice(tmp_path, player=None)
     v2.player = None
-    assert v2.play("prompt.wav") is False
+    assert v2.play("prompt") is False
+
+
+def test_voice_off_in_config_starts_no_voice(config_writer) -> None:
+    from rating_pad.runner import Pad
+    from terminal.config import load_config
+
+    off = config_writer(extra='[buttons]\ndriver = "touch"\n[rating]\nvoice = false\n')
+    assert Pad(load_config(off), str(off)).voice is None
+    quiet = config_writer(
+        "quiet.toml", extra='[buttons]\ndriver = "touch"\n[rating]\nvoice_volume = 0\n'
+    )
+    assert Pad(load_config(quiet), str(quiet)).voice is None
