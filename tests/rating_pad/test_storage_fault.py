@@ -48,7 +48,12 @@ def test_storage_error_shows_fault_not_thanks_and_retries(
         with uplink.outbox._lock:  # the disk has room again
             uplink.outbox._db.execute("PRAGMA max_page_count = 100000")
         wait_for(lambda: svc.storage_ok, 5, what="the rating stored on retry")
-        assert svc.last_view is not None and svc.last_view.fault is None
+        # the core thread redraws right after storing (and saving its state)
+        wait_for(
+            lambda: svc.last_view is not None and svc.last_view.fault is None,
+            5,
+            what="the fault screen gone",
+        )
         ratings = wait_for(lambda: sub.events("rating"), 10, what="rating published")
         assert [e["data"]["score"] for e in ratings] == [4]
         assert any(e["data"]["kind"] == "storage" for e in sub.events("alert"))
