@@ -107,6 +107,19 @@ def fit(txt: str, size: float, width: float) -> float:
     return size if measured <= width else max(8.0, size * width / measured)
 
 
+def fit_box(txt: str, size: float, width: float, height: float, bold: bool = True) -> float:
+    """`size`, shrunk until `txt` wrapped at `width` (by Kivy's own layout) is at most `height`
+    tall and no word is wider than `width`."""
+    size = min(size, *(fit(word, size, width * 0.95) for word in txt.split()))
+    while size > 8:
+        lb = CoreLabel(text=txt, font_name=FONT, font_size=size, bold=bold, text_size=(width, None))
+        lb.refresh()
+        if lb.texture is None or lb.texture.height <= height:
+            break
+        size *= 0.92
+    return size
+
+
 class Face(Widget):
     """A line-drawn face: mood -1 (frown) .. 1 (smile)."""
 
@@ -184,13 +197,14 @@ class ReasonButton(ButtonBehavior, BoxLayout):
         color: tuple[float, ...],
         u: float,
         font: float,
+        hint_font: float,
         **kw: Any,
     ) -> None:
         super().__init__(orientation="vertical", padding=8 * u, spacing=4 * u, **kw)
         self.reason_index = index
         self.caption = caption
         _paint(self, color, 18 * u)
-        self.add_widget(label(key_hint, font * 0.72, color=MUTED, size_hint=(1, 0.3)))
+        self.add_widget(label(key_hint, hint_font, color=MUTED, size_hint=(1, 0.3)))
         self.add_widget(label(caption, font, bold=True, size_hint=(1, 0.7)))
 
 
@@ -420,6 +434,15 @@ class PadRoot(BoxLayout):
         self.status_line = line
         return line
 
+    def _body_h(self, v: PadView) -> float:
+        """The height left for a screen's body under the header and above the banners."""
+        return (
+            self.height
+            - self._header_h()
+            - (self._notice_h() if v.notice else 0)
+            - (self._status_h() if v.today is not None else 0)
+        )
+
     def _header_h(self) -> float:
         return max(36, 64 * self.u)
 
@@ -532,10 +555,7 @@ class PadRoot(BoxLayout):
             )
         if any(fit(cap, font, inner * 0.95) < font for cap in labels):
             # two lines must fit the caption's share of a key, whatever banners are shown
-            body_h = self.height - self._header_h() - 16 * u - 24 * u
-            body_h -= (self._notice_h() if v.notice else 0) + (
-                self._status_h() if v.today is not None else 0
-            )
+            body_h = self._body_h(v) - 16 * u - 24 * u
             caption_h = (body_h * 0.54 - 16 * u) * 0.38
             font = min(font, caption_h / 2.5)
         colours = key_colours(v.moods)
@@ -579,8 +599,20 @@ class PadRoot(BoxLayout):
             inner = (self.width - 40 * u - (scale - 1) * 12 * u) / scale - 12 * u
             font = self._fits([reasons[i] for i in range(keyed)], 30 * f, inner)
             labels = v.labels if self.lang == "zh" else v.labels_en
-            hints = [text(self.lang, "reason_key", name=lb) for lb in labels]
-            font = min(font, self._fits(hints, font * 0.72, inner) / 0.72)
+            # hint and reason must fit their share of a tile (measured, wrapped as drawn)
+            tile_h = (self._body_h(v) - 16 * u - 40 * u) * (0.6 if extra else 0.73) - 20 * u
+            text_w = inner - 4 * u
+            hint_font = min(
+                fit_box(
+                    text(self.lang, "reason_key", name=labels[i]),
+                    font * 0.72,
+                    text_w,
+                    tile_h * 0.3 - 2,
+                    bold=False,
+                )
+                for i in range(keyed)
+            )
+            font = min(fit_box(reasons[i], font, text_w, tile_h * 0.7 - 2) for i in range(keyed))
             colours = key_colours(v.moods)
             for score in range(scale, 0, -1):  # as the rating keys: best on the left
                 i = score - 1
@@ -588,7 +620,7 @@ class PadRoot(BoxLayout):
                     row.add_widget(Widget())  # a key with no reason: its place stays empty
                     continue
                 hint = text(self.lang, "reason_key", name=labels[i])
-                b = ReasonButton(i, reasons[i], hint, colours[i], u, font)
+                b = ReasonButton(i, reasons[i], hint, colours[i], u, font, hint_font)
                 b.bind(on_press=lambda w: self.on_reason(w.reason_index))
                 self.reason_buttons.append(b)
                 row.add_widget(b)
