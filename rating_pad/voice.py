@@ -4,7 +4,7 @@ The prompts ship in `rating_pad/audio/` (made offline by `scripts/make-voice`);
 `[rating].voice_dir` replaces them with a site's own recordings. `[rating].voice` turns them
 off, `[rating].voice_volume` scales them (copies are made once, at start, in the data dir).
 A standard player (`aplay`, `paplay`, `pw-play`, or `$CARETERM_AUDIO_PLAYER`) plays them as a
-child process, one at a time; the pad never waits for it.
+child process, one at a time, started from a thread of its own; the pad never waits for it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import array
 import logging
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,8 @@ class Voice:
         self._last: tuple[PadState, str | None] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._queue: queue.Queue[Path | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
         self._files: dict[tuple[str, str], Path] = {}
         if not self.dir.is_dir():
             log.warning("voice: %s is not a folder; voice prompts are off", self.dir)
@@ -144,11 +147,35 @@ class Voice:
                 self.play(name)
 
     def play(self, name: str) -> bool:
+        """Start playing `name` (in the patient's language) on the voice thread; False when
+        there is nothing to play. Returns at once: fork and exec never run on the caller's
+        (the pad's core) thread."""
         path = self._files.get((name, self.language)) or self._files.get(
             (name, self.default_language)
         )
         if not self.player or path is None:
             return False
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pad-voice", daemon=True)
+                self._thread.start()
+        self._queue.put(path)
+        return True
+
+    def _run(self) -> None:
+        while True:
+            path = self._queue.get()
+            if path is None:
+                return
+            while not self._queue.empty():  # only the newest screen's prompt matters
+                newer = self._queue.get()
+                if newer is None:
+                    return
+                path = newer
+            self._spawn(path)
+
+    def _spawn(self, path: Path) -> None:
+        assert self.player is not None
         with self._lock:
             if self._proc is not None and self._proc.poll() is None:
                 self._proc.terminate()  # the new screen's prompt wins
@@ -161,10 +188,11 @@ class Voice:
                 )
             except OSError as e:
                 log.warning("voice: cannot run %s: %s", self.player[0], e)
-                return False
-        return True
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(2)
         with self._lock:
             if self._proc is not None and self._proc.poll() is None:
                 self._proc.terminate()
