@@ -4,6 +4,7 @@ kill -9 in the middle, every event checked against terminal/payloads.py."""
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 class PadProcess:
     """`careterm pad --headless` with a pty keypad; started again on the same data dir."""
 
-    def __init__(self, processes: Any, path: Path, sub: Any, pty: Any) -> None:
+    def __init__(self, processes: Any, path: Path, sub: Any, pty: Any, env: dict[str, str]) -> None:
         self.processes, self.path, self.sub, self.pty = processes, path, sub, pty
+        self.env = env
         self.proc: Any = None
         self.runs = 0
 
@@ -29,7 +31,7 @@ class PadProcess:
         self.runs += 1
         log = self.path.with_suffix(f".{self.runs}.log")
         self.proc = self.processes.start(
-            careterm_cmd("pad", "--headless", "--config", str(self.path)), log=log
+            careterm_cmd("pad", "--headless", "--config", str(self.path)), log=log, **self.env
         )
         wait_subscribed(self.sub)
         # the keypad port opens within a second of start; pyserial flushes it on open
@@ -56,7 +58,7 @@ class PadProcess:
 
 @pytest.fixture
 def pad_process(broker, pty, config_writer, subscriber_factory, processes):
-    def make(rating: str = "") -> PadProcess:
+    def make(rating: str = "", **env: str) -> PadProcess:
         path = config_writer(
             broker_url=broker.url,
             extra=f"""
@@ -64,13 +66,13 @@ def pad_process(broker, pty, config_writer, subscriber_factory, processes):
 driver = "serial"
 device = "{pty.path}"
 [rating]
-voice = false
-{rating}
+{rating if "voice" in rating else "voice = false"}
+{rating if "voice" not in rating else ""}
 """,
         )
         sub = subscriber_factory(broker.port, [f"{BASE}/#"])
         sub.publish("careterm/main/staff", STAFF, retain=True)
-        pad = PadProcess(processes, path, sub, pty)
+        pad = PadProcess(processes, path, sub, pty, env)
         pad.start()
         assert pad.cmd("staff", action="sign_in", staff="E1024")["ok"]
         return pad
@@ -166,8 +168,18 @@ def test_kill_9_during_the_reason_screen_loses_nothing(pad_process) -> None:
     check_contract(evs)
 
 
-def test_the_clerks_p_then_4_is_misuse_and_an_unanswered_prompt_is_recorded(pad_process) -> None:
-    pad = pad_process("prompt_window_s = 2")
+def test_the_clerks_p_then_4_is_misuse_and_an_unanswered_prompt_is_recorded(
+    pad_process, tmp_path
+) -> None:
+    played = tmp_path / "played.txt"
+    player = tmp_path / "player.py"  # a stand-in for aplay: records what it was asked to play
+    player.write_text(
+        "import sys\nopen(sys.argv[1], 'a').write(sys.argv[2].rsplit('/', 1)[1] + '\\n')\n"
+    )
+    pad = pad_process(
+        "prompt_window_s = 2\nvoice = true\nvoice_volume = 60",
+        CARETERM_AUDIO_PLAYER=f"{sys.executable} {player} {played}",
+    )
     sub = pad.sub
     pad.key(b"P")
     time.sleep(0.2)
@@ -176,6 +188,9 @@ def test_the_clerks_p_then_4_is_misuse_and_an_unanswered_prompt_is_recorded(pad_
     assert fast["misuse"] is True and fast["prompt"] and fast["response_ms"] < 700
     expired = wait_for(lambda: sub.events("prompt"), 6, what="expired prompt")[0]["data"]
     assert expired["prompt"] == fast["prompt"] and expired["outcome"] == "expired"
+    # the shipped voice, scaled to 60 %, was asked for when the prompt opened
+    assert played.read_text().split()[:1] == ["prompt.zh.wav"]
+    assert (pad.path.parent / "data" / "voice-60" / "prompt.zh.wav").is_file()
     log = pad.stop()
     assert "Traceback" not in log
     check_contract(sub.events())
