@@ -59,6 +59,8 @@ class PadProcess:
 @pytest.fixture
 def pad_process(broker, pty, config_writer, subscriber_factory, processes):
     def make(rating: str = "", **env: str) -> PadProcess:
+        if "voice" not in rating:
+            rating = f"voice = false\n{rating}"  # no sound card here: no player processes
         path = config_writer(
             broker_url=broker.url,
             extra=f"""
@@ -66,8 +68,7 @@ def pad_process(broker, pty, config_writer, subscriber_factory, processes):
 driver = "serial"
 device = "{pty.path}"
 [rating]
-{rating if "voice" in rating else "voice = false"}
-{rating if "voice" not in rating else ""}
+{rating}
 """,
         )
         sub = subscriber_factory(broker.port, [f"{BASE}/#"])
