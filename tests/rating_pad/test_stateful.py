@@ -62,6 +62,8 @@ class OutboxUplink:
 
 
 class PadWorld(RuleBasedStateMachine):
+    MODE = "prompted"
+
     def __init__(self) -> None:
         super().__init__()
         base = "/dev/shm" if Path("/dev/shm").is_dir() else None  # fsync-cheap
@@ -76,6 +78,7 @@ class PadWorld(RuleBasedStateMachine):
                 },
                 "window": {"id": "W03", "name": "收费处 3号窗口"},
                 "rating": {
+                    "mode": self.MODE,
                     "prompt_window_s": 15,
                     "reason_timeout_s": 10,
                     "cooldown_s": 5,
@@ -218,8 +221,10 @@ class PadWorld(RuleBasedStateMachine):
             (r,) = new
             assert r["data"]["prompt"] == open_p.id
             assert r["data"]["misuse"] is (elapsed_ms is not None and elapsed_ms < MIN_RESPONSE_MS)
-        else:
+        elif self.MODE == "prompted":
             assert all(r["data"]["misuse"] for r in new), "no open prompt: misuse"
+        else:
+            assert all(r["data"]["prompt"] is None for r in new), "no open prompt: no id"
 
     @rule(index=st.integers(0, 3))
     def touch_reason(self, index: int) -> None:
@@ -369,3 +374,19 @@ PadWorld.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestPadWorld = PadWorld.TestCase
+
+
+class FreePadWorld(PadWorld):
+    """The same in free mode: every press rates (misuse within cooldown_s), prompts are
+    carried and closed the same way."""
+
+    MODE = "free"
+
+
+FreePadWorld.TestCase.settings = settings(
+    max_examples=100,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestFreePadWorld = FreePadWorld.TestCase
