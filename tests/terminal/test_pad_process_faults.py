@@ -28,6 +28,8 @@ def pad_config(config_writer, broker: Broker, pty_path: str) -> Path:
 mode = "free"
 cooldown_s = 5
 debounce_ms = 80
+alert_at_or_below = 0
+voice = false
 
 [buttons]
 driver = "serial"
@@ -97,7 +99,9 @@ def test_presses_become_rating_events_with_misuse_flagged(
             "scale": 4,
             "label": "非常满意",
             "reason": None,
+            "reason_asked": False,
             "prompt": None,
+            "ticket": None,
             "misuse": False,
             "response_ms": None,
         }
