@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from rating_pad.machine import PadMachine, PadState, PadView, Record, Staff
 from terminal.config import DeviceConfig
@@ -39,6 +41,7 @@ MAX_PHOTO_CHARS = 2_000_000
 MAX_STAFF_NO = 32
 STATE_FILE = "pad_state.json"
 
+M = TypeVar("M", bound=BaseModel)
 ViewListener = Callable[[PadView], None]
 Reply = Callable[[bool, dict[str, Any] | None, str | None], None]
 # A command's work on the core thread: (events to record, ok, result or error message).
@@ -88,6 +91,15 @@ class StoredTruth:
     reasons_done: set[str] = field(default_factory=set)
     unanswered: list[tuple[str, str | None]] = field(default_factory=list)
     unalerted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def as_model(model: type[M], body: dict[str, Any] | BaseModel) -> M:
+    """A command body as `model`, whether the link passed JSON or an already parsed model."""
+    if isinstance(body, model):
+        return body
+    if isinstance(body, BaseModel):
+        body = body.model_dump(by_alias=True)
+    return parse(model, body)
 
 
 def scan_outbox(outbox: Outbox, alert_at_or_below: int) -> StoredTruth:
@@ -339,13 +351,14 @@ class PadService:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def on_command(self, name: str, body: dict[str, Any], reply: Reply) -> None:
-        """MQTT commands (link thread): checked here, run on the core thread, replied after the
-        events they cause are stored. A rejected command changes nothing."""
+    def on_command(self, name: str, body: dict[str, Any] | BaseModel, reply: Reply) -> None:
+        """MQTT commands (link thread; `body` as JSON or already parsed by the link): checked
+        here, run on the core thread, replied after the events they cause are stored. A
+        rejected command changes nothing."""
         run: CommandRun
         if name == "prompt":
             try:
-                cmd = parse(PromptCommand, body)
+                cmd = as_model(PromptCommand, body)
             except PayloadError as e:
                 reply(False, None, f"bad prompt command: {e}")
                 return
@@ -353,7 +366,7 @@ class PadService:
             return
         if name == "staff":
             try:
-                scmd = parse(StaffCommand, body)
+                scmd = as_model(StaffCommand, body)
             except PayloadError as e:
                 reply(False, None, f"bad staff command: {e}")
                 return
