@@ -25,6 +25,7 @@ from pathlib import Path
 import tomli_w
 
 from careterm.demo_data import demo_cards, demo_directory, demo_roster, demo_staff, demo_survey
+from drivers.speaker.factory import SPEAKER_ENV
 from terminal.topics import Topics, site_document
 
 log = logging.getLogger("careterm.demo")
@@ -55,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="stop after S seconds (default: run until Ctrl-C)",
     )
     p.add_argument("--only", choices=("kiosk", "pad"), help="run one terminal only")
+    p.add_argument(
+        "--sound",
+        action="store_true",
+        help="voice prompts through the real audio player (default: the simulated speaker, "
+        "which logs each clip it would play)",
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -194,7 +201,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     def spawn(name: str, cmd: list[str], **env: str) -> subprocess.Popen[bytes]:
         logf = open(folder / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        p = subprocess.Popen(cmd, stdout=logf, stderr=logf, env={**os.environ, **env})
+        speaker = os.environ.get(SPEAKER_ENV) or ("player" if args.sound else "sim")
+        p = subprocess.Popen(
+            cmd, stdout=logf, stderr=logf, env={**os.environ, SPEAKER_ENV: speaker, **env}
+        )
         children.append((name, p))
         return p
 
