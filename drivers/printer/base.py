@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ class PrintResult:
 StatusListener = Callable[[PrinterStatus], None]
 
 
-class TicketPrinter(Watchable):
+class TicketPrinter(Watchable, ABC):
     """State (`Watchable`) says ok/absent/error/unknown; `on_status` hears every status change."""
 
     def __init__(self, name: str = "printer", *, quiet: bool = False) -> None:
@@ -56,12 +57,13 @@ class TicketPrinter(Watchable):
             except Exception:
                 log.exception("%s: status listener failed", self.name)
 
+    @abstractmethod
     def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
         """Render and send; returns within `timeout` even if the printer vanished."""
-        raise NotImplementedError
 
+    @abstractmethod
     def status(self) -> PrinterStatus:
-        raise NotImplementedError
+        """Ask the printer now (`DLE EOT`); all None when it cannot tell."""
 
     def close(self) -> None:
         pass

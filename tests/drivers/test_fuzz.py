@@ -188,7 +188,7 @@ def test_serial_line_reader_through_a_pty_after_noise(pty, classifier: Classifie
         time.sleep(0.1)
         pty.write(b"\r\nS1024\r\n")
         wait_for(lambda: any(x.kind == "staff_card" for x in reads), 10, what="read after noise")
-        assert r._port._thread.is_alive()
+        assert r._port.is_alive()
     finally:
         r.stop()
 
@@ -234,7 +234,7 @@ def test_id_card_reader_through_a_pty_after_garbage_replies(pty, classifier: Cla
             10,
             what="a good read after garbage",
         )
-        assert r._thread.is_alive()
+        assert r.port.is_alive()
     finally:
         state["served"] = -(10**9)
         r.stop()
@@ -258,7 +258,7 @@ def test_wedge_reader_through_a_pipe_after_random_events(tmp_path, classifier: C
             )
         os.write(wfd, text_to_key_events("S1024", t0 + 10))
         wait_for(lambda: any(x.kind == "staff_card" for x in reads), 10)
-        assert r.device._thread.is_alive()
+        assert r.device.is_alive()
     finally:
         r.stop()
         os.close(wfd)
