@@ -19,8 +19,9 @@ from drivers.card_reader.line_reader import LineAssembler, SerialLineReader
 from drivers.card_reader.sim import SamModule, SimCard
 from drivers.input_events import EV_KEY, EventStream, WedgeDecoder, pack, text_to_key_events
 from drivers.printer.document import QR, Document, Rule, Text
-from drivers.printer.escpos_build import TicketStyle, build, text_width
+from drivers.printer.escpos_build import TicketStyle, build
 from drivers.printer.escpos_decode import decode
+from drivers.printer.gb18030 import text_width
 from tests.conftest import wait_for
 
 GOOD = "11010519491231002X"
