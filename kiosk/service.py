@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import DeviceState
-from drivers.card_reader.base import CardRead
+from drivers.card_reader.base import CardRead, CardReader
+from drivers.printer.base import TicketPrinter
 from drivers.printer.document import Document, Feed, Rule, Text
 from kiosk.checkin import CheckinLog, Decision, decide_all, first_allowed
 from kiosk.directory import Directory, DirectoryError
@@ -72,8 +73,8 @@ class KioskService:
         self,
         cfg: DeviceConfig,
         uplink: Any,
-        printer: Any = None,
-        card_reader: Any = None,
+        printer: TicketPrinter | None = None,
+        card_reader: CardReader | None = None,
         *,
         now: Callable[[], datetime] | None = None,
         on_exit: Callable[[], None] | None = None,
