@@ -299,6 +299,11 @@ def test_simulated_printer_writes_bin_and_png_and_obeys_faults(tmp_path: Path) -
     assert not p.print_document(DOC).ok and p.status().online is False
     p.clear()
     assert p.print_document(DOC).ok and len(p.tickets) == 2 and p.state == DeviceState.OK
+    p.inject("near_end")
+    assert p.state == DeviceState.WARNING and p.detail == "paper near end"
+    assert seen[-1].paper_near_end and p.print_document(DOC).ok
+    p.clear()
+    assert p.state == DeviceState.OK
     with pytest.raises(ValueError):
         p.inject("on_fire")
 
