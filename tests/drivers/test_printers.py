@@ -32,6 +32,9 @@ from drivers.printer.transports import (
 from tests.conftest import wait_for
 
 STYLE = TicketStyle(columns=32)
+# The promise under test is "returns, with a failure, instead of hanging" (a hung write or
+# connect would take minutes or forever); the margin is generous so machine load never fails it.
+HANG_MARGIN_S = 5.0
 DOC = Document(
     (Text("挂号凭条", align="center"), Text("B023", double=True), QR("CT1:A-0042")), title="checkin"
 )
@@ -122,7 +125,7 @@ def test_vanished_serial_printer_fails_fast_and_comes_back(plugged_pty) -> None:
         port.unplug()
         t0 = time.monotonic()
         result = p.print_document(DOC, timeout=2.0)
-        assert not result.ok and time.monotonic() - t0 < 2.5
+        assert not result.ok and time.monotonic() - t0 < 2.0 + HANG_MARGIN_S
         assert p.state == DeviceState.ABSENT
         assert p.status() == PrinterStatus(online=False)
         port.plug()
@@ -216,7 +219,7 @@ def test_unreachable_network_printer_never_hangs() -> None:
     t0 = time.monotonic()
     result = p.print_document(DOC, timeout=1.0)
     assert not result.ok and "cannot connect" in (result.error or "")
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 1.0 + HANG_MARGIN_S
     assert p.state == DeviceState.ABSENT
     p.close()
 
@@ -231,7 +234,7 @@ def test_blocked_device_write_times_out(tmp_path: Path) -> None:
         t0 = time.monotonic()
         result = p.print_document(big, timeout=0.5)
         assert not result.ok and "timed out" in (result.error or "")
-        assert time.monotonic() - t0 < 1.5
+        assert time.monotonic() - t0 < 0.5 + HANG_MARGIN_S
         p.close()
     finally:
         os.close(reader)
