@@ -17,6 +17,7 @@ from rating_pad.machine import PadMachine, PadState, PadView, Record, Staff
 from terminal.config import DeviceConfig
 from terminal.envelope import alert_data
 from terminal.outbox import StorageError
+from terminal.payloads import Command
 from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.pad")
@@ -209,12 +210,12 @@ class PadService:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def on_command(self, name: str, body: dict[str, Any], reply: Reply) -> None:
+    def on_command(self, name: str, body: Command, reply: Reply) -> None:
         """MQTT commands (link thread): checked here, run on the core thread, replied after the
         events they cause are stored. A rejected command changes nothing."""
         run: CommandRun
         if name == "prompt":
-            ticket = body.get("ticket")
+            ticket = getattr(body, "ticket", None)
             if ticket is not None and not (
                 isinstance(ticket, str | int)
                 and not isinstance(ticket, bool)
@@ -224,11 +225,11 @@ class PadService:
                 return
             run = self._cmd_prompt(ticket)
         elif name == "staff":
-            action = body.get("action")
+            action = getattr(body, "action", None)
             if action not in ("sign_in", "sign_out"):
                 reply(False, None, 'action must be "sign_in" or "sign_out"')
                 return
-            raw = body.get("staff")
+            raw = getattr(body, "staff", None)
             staff_no = _staff_number(raw)
             if staff_no is None and (raw is not None or action == "sign_in"):
                 reply(

@@ -60,7 +60,7 @@ def test_events_stored_once_and_outbox_emptied_by_the_site_ack(
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a").start()
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: up.link.state.connected, 10, what="device connected")
+    wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     for i in range(20):
         up.record("rating", rating(i))
@@ -120,7 +120,7 @@ def _stop_collect_lose_in_broker(broker, up, col, db: str, n_before: int, n_lost
     assert up.outbox.stats().sent_unacked == n_lost
     broker.restart()  # no persistence: the queued events are gone
     wait_for(
-        lambda: up.link.state.connected and up.link.state.connects >= 2,
+        lambda: up.link.connected.is_set() and up.link.state.connects >= 2,
         15,
         what="device reconnected",
     )
@@ -205,7 +205,7 @@ def test_a_device_that_ran_before_the_site_saw_it_is_collected_from_its_oldest_e
 ) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     up = device_factory("kiosk-01", broker.url)
-    wait_for(lambda: up.link.state.connected, 10, what="device connected")
+    wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
     for i in range(5):  # nobody subscribed yet: the broker drops them after its PUBACK
         up.record(
             "checkin",
