@@ -8,7 +8,7 @@ import time
 
 from terminal.cliutil import add_config_arg
 from terminal.config import ConfigError, config_path, load_config
-from terminal.outbox import Outbox, StorageError, outbox_path
+from terminal.outbox import Outbox, outbox_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:

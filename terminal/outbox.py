@@ -252,6 +252,7 @@ class Outbox:
         self._max_pages = max_pages
         self._reserve_bytes = max(0, reserve_bytes)
         self._reserve_held = False
+        self._reserve_news = False
         self._reserve_retry_at = 0.0
         self._lock = threading.Lock()
         self.epoch = ""
@@ -277,6 +278,7 @@ class Outbox:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_BYTES // 4096}")
         return db
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -599,6 +601,7 @@ class Outbox:
             except sqlite3.Error as e:
                 kind, words = classify(e)
                 retry, released = self._make_room(kind)
+                self._reserve_news |= released
                 if not retry:
                     raise StorageError(f"{self.path}: event not stored: {words}", kind) from e
                 try:
@@ -607,8 +610,9 @@ class Outbox:
                     _rollback(self._db)
                     kind, words = classify(e2)
                     raise StorageError(f"{self.path}: event not stored: {words}", kind) from e2
-                if released:
-                    self._note_reserve_used()
+            if self._reserve_news:
+                self._reserve_news = False
+                self._note_reserve_used()
             if not self._reserve_held and self.clock.monotonic() >= self._reserve_retry_at:
                 self._reserve_retry_at = self.clock.monotonic() + RESERVE_RETRY_S
                 self._hold_reserve()
@@ -958,6 +962,7 @@ class Outbox:
                 if self._db.in_transaction:
                     _rollback(self._db)
                 try:
+                    self._advance_kept()
                     self._save_kept()
                 except sqlite3.Error:
                     pass

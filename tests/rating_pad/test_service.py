@@ -166,20 +166,13 @@ def test_malformed_and_unknown_commands_change_nothing(pad_rig) -> None:
         assert r["ok"] is False and r["error"], (name, body, r)
     assert not rig.cmd("resend", **{"from": "a"})["ok"]
     assert rig.cmd("ping")["ok"]
+    # No cid can be read: nothing to answer to (SPEC 9.4, terminal.payloads.Reply); ignored.
     rig.sub.publish(f"{BASE}/cmd/prompt", b"\xff not json")
     rig.sub.publish(f"{BASE}/cmd/prompt", {"no": "cid"})
-    wait_for(
-        lambda: (
-            len(
-                [r for r in rig.sub.payloads("/reply") if r.get("cid") is None and r["ok"] is False]
-            )
-            >= 2
-        ),
-        5,
-        what="replies to payloads without a cid",
-    )
+    assert rig.cmd("ping")["ok"]
     assert rig.state() == "idle" and rig.pad.service.is_alive()
     time.sleep(0.3)
+    assert not [r for r in rig.sub.payloads("/reply") if r.get("cid") is None]
     assert [e["type"] for e in rig.sub.events()] == ["staff"]
 
 
