@@ -85,6 +85,10 @@ class LinkState:
     """Counters and the last error; whether the link is up is `MqttLink.connected` alone."""
 
     connects: int = 0
+    attempts: int = 0
+    """Connection attempts so far (each a TCP connect to the broker)."""
+    longest_wait_s: float = 0.0
+    """The longest back-off chosen between two attempts (never above `backoff_max_s`)."""
     last_error: str = ""
     published: int = 0
     acked: int = 0
@@ -135,6 +139,7 @@ class MqttLink:
         """The durable session counter of the current (or last) connection."""
         self._attempt_sent_connect = True
         self._shutdown_mid: int | None = None
+        self._connack_due = 0.0
         self._shutdown_acked = threading.Event()
 
     # -- public ---------------------------------------------------------------------------
@@ -180,10 +185,13 @@ class MqttLink:
         while not self._stop.is_set():
             try:
                 if self._client is None:
+                    self.state.attempts += 1
                     if self._connect():
                         backoff.reset()
                     else:
-                        self._wait(backoff.next())
+                        delay = backoff.next()
+                        self.state.longest_wait_s = max(self.state.longest_wait_s, delay)
+                        self._wait(delay)
                     continue
                 self._pump(self._client)
             except Exception:  # a bug here must not kill the link thread
@@ -280,6 +288,7 @@ class MqttLink:
             self.state.last_error = str(e)
             return False
         self._attempt_sent_connect = True
+        self._connack_due = time.monotonic() + self.opts.connect_timeout_s
         self._client = client
         self._inflight.clear()
         self._queued_upto = 0
@@ -334,6 +343,12 @@ class MqttLink:
             return
         if client.loop_misc() != mqtt.MQTT_ERR_SUCCESS:
             self._drop_connection("keepalive timed out")
+            return
+        if not self.connected.is_set() and time.monotonic() > self._connack_due:
+            # The broker took the TCP connection but never answered CONNECT: try again soon
+            # rather than wait a whole keepalive.
+            self.state.last_error = "no CONNACK from the broker"
+            self._drop_connection("no CONNACK")
             return
         if self._client is None:
             return
