@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from terminal.cliutil import add_config_arg
-from terminal.config import ConfigError, config_path, load_config
+from terminal.config import ConfigError, config_path, file_problems, load_config
 from terminal.outbox import Outbox, outbox_path
 
 
@@ -31,7 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    """Exit 0 when the file is valid and every path in it can work; 2 with one line per
+    problem (`FILE: section.key: problem`) otherwise."""
     cfg = load_config(args.file)
+    problems = file_problems(cfg)
+    if len(problems) > 1:
+        for key, problem in problems[:-1]:
+            print(ConfigError(args.file, key, problem), file=sys.stderr)
+    if problems:
+        raise ConfigError(args.file, *problems[-1])
     print(f"{args.file}: ok ({cfg.device.role} {cfg.device.id} at site {cfg.device.site})")
     return 0
 

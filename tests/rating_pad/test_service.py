@@ -178,15 +178,20 @@ def test_malformed_and_unknown_commands_change_nothing(pad_rig) -> None:
 
 def test_bad_staff_directory_keeps_the_last_good_one(pad_rig) -> None:
     rig = pad_rig()
+    good = [{"staff": "E3000", "name": "赵六", "token": "d" * 32, "photo": None}]
+    rig.sub.publish("careterm/main/staff", good, retain=True)
+    wait_for(lambda: "E3000" in rig.service.machine.directory, 5)
+    # terminal.documents: a document with any bad row is refused as a whole (SPEC 9.4).
     rig.sub.publish("careterm/main/staff", b"{not json", retain=True)
     rig.sub.publish(
         "careterm/main/staff",
-        [{"name": "no number"}, {"staff": "E3000", "name": "赵六", "token": "d" * 32, "photo": 12}],
+        [{"name": "no number"}, {"staff": "E3001", "name": "钱七", "photo": 12}],
         retain=True,
     )
-    wait_for(lambda: "E3000" in rig.service.machine.directory, 5)
+    rig.sub.publish("careterm/main/staff", [1, 2, 3], retain=True)
+    wait_for(lambda: len(rig.sub.events("alert")) >= 3, 5, what="document alerts")
+    assert {a["data"]["kind"] for a in rig.sub.events("alert")} == {"document"}
     assert set(rig.service.machine.directory) == {"E3000"}
-    assert rig.service.machine.directory["E3000"].photo is None
 
 
 def test_clerk_and_pause_survive_a_restart(pad_rig) -> None:
