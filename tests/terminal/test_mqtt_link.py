@@ -261,12 +261,18 @@ def test_a_disk_that_refuses_writes_raises_a_storage_alert_and_never_crashes(
     wait_for(lambda: len(sub.events("rating")) == 6, what="stored events delivered")
     assert [e["data"]["score"] for e in sub.events("rating")] == [4] * 6
     assert ev.seq == 6  # the refused events took no seq
-    wait_for(
-        lambda: len([e for e in sub.events("alert") if e["data"]["kind"] == "storage"]) == 2,
-        what="recovery alert",
-    )
-    rec = [e for e in sub.events("alert") if e["data"]["kind"] == "storage"][-1]
-    assert rec["seq"] == 7 and rec["data"]["failed_events"] == 4
+
+    def durable_storage_alerts() -> list[dict]:
+        return [
+            e
+            for e in sub.events("alert")
+            if e["data"]["kind"] == "storage" and e["seq"] is not None
+        ]
+
+    wait_for(lambda: len(durable_storage_alerts()) == 2, what="reserve and recovery alerts")
+    reserve, rec = durable_storage_alerts()
+    assert reserve["seq"] == 7 and "reserve" in reserve["data"]["message"]
+    assert rec["seq"] == 8 and rec["data"]["failed_events"] == 4
     up.stop()
 
 
