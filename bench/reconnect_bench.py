@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,18 +28,13 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from careterm.localbroker import Broker  # noqa: E402
 from terminal.config import parse_config  # noqa: E402
 from terminal.mqtt_link import LinkOptions  # noqa: E402
 from terminal.uplink import Uplink  # noqa: E402
 
 GOAL_S = 3.0
 BASE = "careterm/main/pad-w03"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def accepting(port: int) -> bool:
@@ -53,21 +45,9 @@ def accepting(port: int) -> bool:
         return False
 
 
-def start_broker(folder: Path, port: int) -> subprocess.Popen[bytes]:
-    conf = folder / "mosquitto.conf"
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false"]
-    if os.geteuid() == 0:
-        lines.insert(0, "user root")
-    conf.write_text("\n".join(lines) + "\n")
-    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    return subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
-
-
 def one_round(folder: Path, outage_s: float, n: int) -> dict[str, Any]:
-    port = free_port()
-    broker = start_broker(folder, port)
-    while not accepting(port):
-        time.sleep(0.01)
+    broker = Broker(folder / "broker").start()
+    port = broker.port
     cfg = parse_config(
         {
             "device": {
@@ -84,14 +64,13 @@ def one_round(folder: Path, outage_s: float, n: int) -> dict[str, Any]:
     while not up.link.connected.is_set():
         time.sleep(0.01)
     broker.kill()
-    broker.wait()
     for i in range(n):
         up.record("rating", {"n": i})
     time.sleep(outage_s)
-    broker = start_broker(folder, port)
     first = threading.Event()
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{port}")
     sub.on_message = lambda c, u, m: first.set()
+    broker.start()  # returns once it accepts connections (polled every 20 ms)
     while not accepting(port):
         time.sleep(0.005)
     t0 = time.monotonic()  # the broker accepts connections again
@@ -106,8 +85,7 @@ def one_round(folder: Path, outage_s: float, n: int) -> dict[str, Any]:
     attempts = up.link.state.attempts
     up.stop()
     sub.loop_stop()
-    broker.terminate()
-    broker.wait()
+    broker.stop()
     return {
         "outage_s": outage_s,
         "events": n,
