@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from terminal.payloads import DOCUMENTS, PayloadError, Roster, parse
+from terminal.storage import write_durably
 from terminal.topics import SiteDocument
 
 log = logging.getLogger("careterm.documents")
@@ -216,22 +217,6 @@ class DocumentStore:
             path.unlink()
         except OSError:
             pass
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    """Replace `path` atomically; on disk when this returns (a power cut leaves old or new)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def summary(doc: Any) -> str:

@@ -23,159 +23,64 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from terminal.clock import clock_synced
 from terminal.envelope import alert_data, build_envelope, dumps, uuid7
+from terminal.outbox_files import (
+    hold_reserve,
+    move_aside,
+    read_marker,
+    release_reserve,
+    write_marker,
+)
+from terminal.outbox_schema import (
+    META_KEYS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    check_existing,
+    migrate_v1,
+    new_epoch,
+    put_info,
+    read_info,
+    schema_version,
+)
+from terminal.storage import (
+    Clock,
+    ErrorKind,
+    FaultOp,
+    Faults,
+    StorageError,
+    SystemClock,
+    classify,
+    classify_any,
+    rollback_open,
+)
 from terminal.topics import Topics
+
+__all__ = [
+    "AckResult",
+    "Clock",
+    "Faults",
+    "Outbox",
+    "OutboxStats",
+    "StorageError",
+    "StoredEvent",
+    "outbox_path",
+]
 
 log = logging.getLogger("careterm.outbox")
 
-SCHEMA_VERSION = 2
 DEFAULT_RESERVE_BYTES = 256 * 1024
 """Given back to the file system when the disk is full, so that a patient's rating still fits."""
 RESERVE_RETRY_S = 60.0
 WAL_LIMIT_BYTES = 1024 * 1024
 """The WAL is cut back to this size after each checkpoint (`journal_size_limit`)."""
 KEPT_SAVE_EVERY_S = 600.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq       INTEGER PRIMARY KEY,
-    id        TEXT NOT NULL UNIQUE,
-    type      TEXT NOT NULL,
-    topic     TEXT NOT NULL,
-    payload   BLOB NOT NULL,
-    created   REAL NOT NULL,
-    sent_at   REAL,
-    kept_mark REAL NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS events_waiting ON events(seq) WHERE sent_at IS NULL;
-"""
-_META_KEYS = ("schema", "last_seq", "session", "site_acked_seq", "kept_s")
-
-ErrorKind = Literal["full", "readonly", "io", "damaged", "other"]
-_KINDS: tuple[tuple[str, ErrorKind, str], ...] = (
-    ("SQLITE_FULL", "full", "disk full"),
-    ("SQLITE_READONLY", "readonly", "read-only"),
-    ("SQLITE_IOERR", "io", "I/O error"),
-    ("SQLITE_CORRUPT", "damaged", "database damaged"),
-    ("SQLITE_NOTADB", "damaged", "not a database"),
-)
-
-
-class StorageError(Exception):
-    """The event could not be made durable (disk full, read-only, I/O error)."""
-
-    def __init__(self, message: str, kind: ErrorKind = "other") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def classify(e: sqlite3.Error) -> tuple[ErrorKind, str]:
-    """The kind of a SQLite error and a short text a technician understands."""
-    name = getattr(e, "sqlite_errorname", "") or ""
-    for prefix, kind, words in _KINDS:
-        if name.startswith(prefix):
-            return kind, f"{words} ({e})"
-    text = str(e)
-    if "disk is full" in text:
-        return "full", f"disk full ({text})"
-    if "readonly" in text:
-        return "readonly", f"read-only ({text})"
-    return "other", text
-
-
-# -- seams: faults and clocks ----------------------------------------------------------------
-
-FaultOp = Literal["store", "mark_sent", "site_ack", "session", "expire"]
-_FAULT_ERRORS: dict[ErrorKind, tuple[str, int, str]] = {
-    "full": ("database or disk is full", 13, "SQLITE_FULL"),
-    "readonly": ("attempt to write a readonly database", 8, "SQLITE_READONLY"),
-    "io": ("disk I/O error", 10, "SQLITE_IOERR"),
-    "damaged": ("database disk image is malformed", 11, "SQLITE_CORRUPT"),
-    "other": ("injected failure", 1, "SQLITE_ERROR"),
-}
-
-
-@dataclass
-class _Plan:
-    kind: ErrorKind
-    left: int | None
-
-
-class Faults:
-    """Test seam: make chosen outbox writes fail the way SQLite fails on a bad disk.
-
-    The failure is raised inside the write's transaction, just before COMMIT, after SQLite
-    has rolled the transaction back itself (as it does for a full disk), with SQLite's own
-    message and error code. `times=None` fails every write of that operation until `clear()`.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._plans: dict[str, _Plan] = {}
-        self.raised = 0
-
-    def fail(self, op: FaultOp, kind: ErrorKind = "full", times: int | None = None) -> None:
-        with self._lock:
-            self._plans[op] = _Plan(kind, times)
-
-    def clear(self, op: FaultOp | None = None) -> None:
-        with self._lock:
-            if op is None:
-                self._plans.clear()
-            else:
-                self._plans.pop(op, None)
-
-    def check(self, op: FaultOp, db: sqlite3.Connection) -> None:
-        with self._lock:
-            plan = self._plans.get(op)
-            if plan is None:
-                return
-            if plan.left is not None:
-                plan.left -= 1
-                if plan.left <= 0:
-                    del self._plans[op]
-            self.raised += 1
-        if db.in_transaction:
-            db.execute("ROLLBACK")  # what SQLite does by itself on SQLITE_FULL
-        text, code, name = _FAULT_ERRORS[plan.kind]
-        err = sqlite3.OperationalError(text)
-        err.sqlite_errorcode = code
-        err.sqlite_errorname = name
-        raise err
-
-
-class Clock(Protocol):
-    """Where the outbox reads time: wall clock, monotonic clock, and whether NTP synced."""
-
-    def wall(self) -> float: ...
-    def monotonic(self) -> float: ...
-    def synced(self) -> bool: ...
-
-
-class SystemClock:
-    def wall(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def synced(self) -> bool:
-        return clock_synced()
-
 
 # -- records ---------------------------------------------------------------------------------
 
@@ -286,7 +191,7 @@ class Outbox:
             db = sqlite3.connect(
                 f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
             )
-            self.epoch = self._info(db).get("epoch", "")
+            self.epoch = read_info(db).get("epoch", "")
             (self._kept,) = db.execute("SELECT value FROM meta WHERE key='kept_s'").fetchone()
         except (sqlite3.Error, TypeError) as e:
             raise StorageError(f"{self.path}: cannot read the outbox: {classify_any(e)}") from e
@@ -302,7 +207,7 @@ class Outbox:
             else:
                 try:
                     db = self._connect()
-                    problem = self._check_existing(db)
+                    problem = check_existing(db, self.device)
                 except sqlite3.Error as e:
                     problem = f"the outbox file is unreadable: {classify(e)[1]}"
                 if problem is not None and db is not None:
@@ -337,35 +242,15 @@ class Outbox:
             ) from e
         return db
 
-    def _check_existing(self, db: sqlite3.Connection) -> str | None:
-        """None when `db` is a usable outbox of this device; otherwise why it is not."""
-        (ok,) = db.execute("PRAGMA quick_check").fetchone()
-        if ok != "ok":
-            return f"the outbox file is damaged ({ok})"
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not {"meta", "events"} <= tables:
-            return "the outbox file holds no outbox (empty or another database)"
-        if _schema(db) >= 2:
-            info = self._info(db) if "info" in tables else {}
-            if not info.get("epoch"):
-                return "the outbox file has no epoch"
-            if info.get("device") not in (None, self.device):
-                return f"the outbox file belongs to device {info.get('device')!r}"
-        return None
-
-    @staticmethod
-    def _info(db: sqlite3.Connection) -> dict[str, str]:
-        return dict(db.execute("SELECT key, value FROM info").fetchall())
-
     def _resume(
         self, db: sqlite3.Connection, identity: dict[str, Any] | None
     ) -> sqlite3.Connection:
         try:
-            if _schema(db) < 2:
-                self._migrate_v1(db)
-            info = self._info(db)
+            if schema_version(db) < 2:
+                migrate_v1(db, self.device, self.site)
+            info = read_info(db)
             self.epoch = info["epoch"]
-            for key in _META_KEYS:
+            for key in META_KEYS:
                 db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, 0)", (key,))
             (self._kept,) = db.execute("SELECT value FROM meta WHERE key='kept_s'").fetchone()
             self._kept = float(self._kept)
@@ -386,40 +271,21 @@ class Outbox:
             self._write_identity()
         return db
 
-    def _migrate_v1(self, db: sqlite3.Connection) -> None:
-        """A version 1 outbox (no epoch): give it one; stored envelopes gain it, seq goes on."""
-        epoch = new_epoch()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-            )
-            cols = {r[1] for r in db.execute("PRAGMA table_info(events)")}
-            if "kept_mark" not in cols:
-                db.execute("ALTER TABLE events ADD COLUMN kept_mark REAL NOT NULL DEFAULT 0")
-            rows = db.execute("SELECT seq, payload FROM events").fetchall()
-            for seq, payload in rows:
-                env = json.loads(payload)
-                env = {**{k: env[k] for k in ("v", "id", "seq")}, "epoch": epoch, **env}
-                db.execute("UPDATE events SET payload=? WHERE seq=?", (dumps(env), seq))
-            self._put_info(db, epoch, note="migrated from a version 1 outbox")
-            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', 0)")
-            db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
-        log.warning("outbox: version 1 outbox migrated: epoch %s, seq continues", epoch)
-
     def _create(self, db: sqlite3.Connection, recovery: _Recovery | None) -> None:
-        db.executescript(_SCHEMA)
+        db.executescript(SCHEMA)
         epoch = new_epoch()
         db.execute("BEGIN IMMEDIATE")
         try:
-            for key in _META_KEYS:
+            for key in META_KEYS:
                 db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, 0)", (key,))
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
-            self._put_info(db, epoch, note=recovery.problem if recovery else "first start")
+            put_info(
+                db,
+                self.device,
+                self.site,
+                epoch,
+                note=recovery.problem if recovery else "first start",
+            )
             if recovery is not None and recovery.previous_epoch:
                 db.execute(
                     "INSERT OR REPLACE INTO info(key, value) VALUES ('foreign_alerted', ?)",
@@ -427,7 +293,7 @@ class Outbox:
                 )
             db.execute("COMMIT")
         except BaseException:
-            _rollback(db)
+            rollback_open(db)
             raise
         self.epoch = epoch
         self._db = db
@@ -456,62 +322,14 @@ class Outbox:
                 None,
             )
 
-    def _put_info(self, db: sqlite3.Connection, epoch: str, note: str) -> None:
-        rows = {
-            "epoch": epoch,
-            "device": self.device,
-            "site": self.site,
-            "epoch_started": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "epoch_reason": note,
-        }
-        db.executemany("INSERT OR REPLACE INTO info(key, value) VALUES (?, ?)", rows.items())
-
     def _move_aside(self) -> list[Path]:
-        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-        base = self.path.with_name(f"{self.path.stem}-damaged-{stamp}{self.path.suffix}")
-        n = 1
-        while base.exists():
-            n += 1
-            base = self.path.with_name(f"{self.path.stem}-damaged-{stamp}-{n}{self.path.suffix}")
-        kept: list[Path] = []
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(f"{self.path}{suffix}")
-            if src.exists():
-                dst = Path(f"{base}{suffix}")
-                os.replace(src, dst)
-                kept.append(dst)
-        _sync_dir(self.path.parent)
-        return kept
+        return move_aside(self.path)
 
     def _read_identity(self) -> dict[str, Any] | None:
-        try:
-            obj = json.loads(self.identity_path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as e:
-            log.warning("outbox: marker %s unreadable (%s)", self.identity_path, e)
-            return {"epoch": None}
-        return obj if isinstance(obj, dict) else {"epoch": None}
+        return read_marker(self.identity_path)
 
     def _write_identity(self) -> None:
-        body = dumps(
-            {
-                "device": self.device,
-                "epoch": self.epoch,
-                "outbox": self.path.name,
-                "written": datetime.now().astimezone().isoformat(timespec="seconds"),
-            }
-        )
-        tmp = self.identity_path.with_name(f".{self.identity_path.name}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.identity_path)
-            _sync_dir(self.identity_path.parent)
-        except OSError as e:
-            log.error("outbox: cannot write the marker %s: %s", self.identity_path, e)
+        write_marker(self.identity_path, self.device, self.epoch, self.path.name)
 
     # -- disk space: WAL, reserve, page limit -------------------------------------------------
 
@@ -530,40 +348,18 @@ class Outbox:
 
     def _hold_reserve(self) -> None:
         """Make sure the reserve is on disk (when there is room for it)."""
-        if self._reserve_bytes == 0:
-            return
-        try:
-            if self.reserve_path.stat().st_size >= self._reserve_bytes:
-                self._reserve_held = True
-                self._apply_limit(self._db)
-                return
-        except OSError:
-            pass
-        try:
-            st = os.statvfs(self.reserve_path.parent)
-            if st.f_bavail * st.f_frsize < self._reserve_bytes + WAL_LIMIT_BYTES:
-                return
-            with open(self.reserve_path, "wb") as f:
-                f.write(b"\0" * self._reserve_bytes)
-                f.flush()
-                os.fsync(f.fileno())
+        if hold_reserve(self.reserve_path, self._reserve_bytes, WAL_LIMIT_BYTES):
             self._reserve_held = True
-            self._apply_limit(self._db)
-        except (OSError, sqlite3.Error) as e:
-            log.warning("outbox: cannot make the reserve %s: %s", self.reserve_path, e)
             try:
-                self.reserve_path.unlink()
-            except OSError:
+                self._apply_limit(self._db)
+            except sqlite3.Error:
                 pass
 
     def _release_reserve(self) -> bool:
         if not self._reserve_held:
             return False
         self._reserve_held = False
-        try:
-            self.reserve_path.unlink()
-        except OSError:
-            pass
+        release_reserve(self.reserve_path)
         try:
             self._apply_limit(self._db)
         except sqlite3.Error:
@@ -578,7 +374,7 @@ class Outbox:
     def _make_room(self, kind: ErrorKind) -> tuple[bool, bool]:
         """After a failed write: checkpoint and truncate the WAL; on a full disk, give back the
         reserve. Returns (a second try is worthwhile, the reserve was given back now)."""
-        _rollback(self._db)
+        rollback_open(self._db)
         try:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as e:
@@ -607,7 +403,7 @@ class Outbox:
                 try:
                     ev = self._store_locked(etype, data, alert_kind, ts)
                 except sqlite3.Error as e2:
-                    _rollback(self._db)
+                    rollback_open(self._db)
                     kind, words = classify(e2)
                     raise StorageError(f"{self.path}: event not stored: {words}", kind) from e2
             if self._reserve_news:
@@ -633,7 +429,7 @@ class Outbox:
                 None,
             )
         except sqlite3.Error:
-            _rollback(self._db)
+            rollback_open(self._db)
 
     def _store_locked(
         self, etype: str, data: dict[str, Any], alert_kind: str, ts: float | None
@@ -668,7 +464,7 @@ class Outbox:
             self.faults.check("store", db)
             db.execute("COMMIT")
         except BaseException:
-            _rollback(db)
+            rollback_open(db)
             raise
         return StoredEvent(seq, event_id, etype, topic, payload, created, None)
 
@@ -686,7 +482,7 @@ class Outbox:
                     db.execute("COMMIT")
                     return result
                 except BaseException:
-                    _rollback(db)
+                    rollback_open(db)
                     raise
                 finally:
                     if not synced:
@@ -758,7 +554,7 @@ class Outbox:
         if epoch is None:
             return AckResult(False, 0, "no epoch: ignored")
         with self._lock:
-            info = self._info(self._db)
+            info = read_info(self._db)
         if info.get("own_ack_seen") or info.get("foreign_alerted") == epoch:
             return AckResult(False, 0, "another epoch: ignored")
         # The site knows an earlier outbox of this device that this data folder never had:
@@ -815,7 +611,7 @@ class Outbox:
             db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (len(rows),))
             db.execute("UPDATE meta SET value=0 WHERE key='site_acked_seq'")
             db.execute("DELETE FROM info WHERE key='own_ack_seen'")
-            self._put_info(db, epoch, note=why)
+            put_info(db, self.device, self.site, epoch, note=why)
             db.execute(
                 "INSERT OR REPLACE INTO info(key, value) VALUES ('foreign_alerted', ?)", (old,)
             )
@@ -927,7 +723,7 @@ class Outbox:
     def info(self) -> dict[str, str]:
         """The epoch and where it came from (`epoch`, `epoch_started`, `epoch_reason`, ...)."""
         with self._lock:
-            return self._info(self._db)
+            return read_info(self._db)
 
     def stats(self, now: float | None = None) -> OutboxStats:
         now = self.clock.wall() if now is None else now
@@ -960,7 +756,7 @@ class Outbox:
         with self._lock:
             try:
                 if self._db.in_transaction:
-                    _rollback(self._db)
+                    rollback_open(self._db)
                 try:
                     self._advance_kept()
                     self._save_kept()
@@ -971,46 +767,8 @@ class Outbox:
                 pass
 
 
-def new_epoch() -> str:
-    """A fresh epoch id: 16 random bytes as 32 lower-case hex (terminal.payloads.Epoch)."""
-    return secrets.token_hex(16)
-
-
-def classify_any(e: BaseException) -> str:
-    return classify(e)[1] if isinstance(e, sqlite3.Error) else str(e)
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    """Roll back only a transaction that is still open: SQLite may already have rolled it back
-    (a full disk), and a second ROLLBACK would hide the real error behind "no transaction"."""
-    if not db.in_transaction:
-        return
-    try:
-        db.execute("ROLLBACK")
-    except sqlite3.Error as e:
-        log.warning("outbox: rollback failed: %s", classify(e)[1])
-
-
-def _schema(db: sqlite3.Connection) -> int:
-    row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    return int(row[0]) if row else 1
-
-
 def _wal_of(path: Path) -> Path:
     return Path(f"{path}-wal")
-
-
-def _sync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def outbox_path(data_dir: str | Path) -> Path:
