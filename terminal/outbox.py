@@ -272,55 +272,50 @@ class Outbox:
         return db
 
     def _create(self, db: sqlite3.Connection, recovery: _Recovery | None) -> None:
+        """A new outbox and epoch; after a recovery its first event, in the same transaction,
+        is the critical `storage` alert saying what happened (a crash cannot lose it)."""
         db.executescript(SCHEMA)
         epoch = new_epoch()
+        self._db = db
+        self.epoch = epoch
         db.execute("BEGIN IMMEDIATE")
         try:
             for key in META_KEYS:
                 db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, 0)", (key,))
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
-            put_info(
-                db,
-                self.device,
-                self.site,
-                epoch,
-                note=recovery.problem if recovery else "first start",
-            )
-            if recovery is not None and recovery.previous_epoch:
-                db.execute(
-                    "INSERT OR REPLACE INTO info(key, value) VALUES ('foreign_alerted', ?)",
-                    (recovery.previous_epoch,),
-                )
+            note = recovery.problem if recovery else "first start"
+            put_info(db, self.device, self.site, epoch, note=note)
+            if recovery is not None:
+                if recovery.previous_epoch:
+                    db.execute(
+                        "INSERT OR REPLACE INTO info(key, value) VALUES ('foreign_alerted', ?)",
+                        (recovery.previous_epoch,),
+                    )
+                self._insert(db, "alert", self._recovery_alert(recovery), "storage", None)
             db.execute("COMMIT")
         except BaseException:
             rollback_open(db)
             raise
-        self.epoch = epoch
-        self._db = db
         self._apply_limit(db)
         self._write_identity()
         self.recovered = recovery
-        if recovery is not None:
-            kept = ", ".join(str(p) for p in recovery.kept)
-            tail = (
-                f"; the old file is kept as {kept}: events in it the site does not have can be "
-                "recovered from it"
-                if kept
-                else "; nothing of the old outbox was left to keep"
-            )
-            self._store_locked(
-                "alert",
-                alert_data(
-                    "storage",
-                    "critical",
-                    f"{recovery.problem}; a new outbox (epoch {epoch}) started{tail}",
-                    epoch=epoch,
-                    previous_epoch=recovery.previous_epoch,
-                    kept=[str(p) for p in recovery.kept],
-                ),
-                "storage",
-                None,
-            )
+
+    def _recovery_alert(self, recovery: _Recovery) -> dict[str, Any]:
+        kept = ", ".join(str(p) for p in recovery.kept)
+        tail = (
+            f"; the old file is kept as {kept}: events in it the site does not have can be "
+            "recovered from it"
+            if kept
+            else "; nothing of the old outbox was left to keep"
+        )
+        return alert_data(
+            "storage",
+            "critical",
+            f"{recovery.problem}; a new outbox (epoch {self.epoch}) started{tail}",
+            epoch=self.epoch,
+            previous_epoch=recovery.previous_epoch,
+            kept=[str(p) for p in recovery.kept],
+        )
 
     def _move_aside(self) -> list[Path]:
         return move_aside(self.path)
@@ -434,38 +429,50 @@ class Outbox:
     def _store_locked(
         self, etype: str, data: dict[str, Any], alert_kind: str, ts: float | None
     ) -> StoredEvent:
-        event_id = uuid7()
-        topic = self.topics.event(etype, alert_kind)
-        created = self.clock.wall() if ts is None else ts
-        kept = self._advance_kept()
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            (last,) = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
-            seq = last + 1
-            env = build_envelope(
-                event_id=event_id,
-                seq=seq,
-                epoch=self.epoch,
-                device=self.device,
-                site=self.site,
-                etype=etype,
-                data=data,
-                ts=created,
-                synced=self._last_synced,
-            )
-            payload = dumps(env)
-            db.execute(
-                "INSERT INTO events(seq, id, type, topic, payload, created, kept_mark) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, event_id, etype, topic, payload, created, kept),
-            )
-            db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (seq,))
+            ev = self._insert(db, etype, data, alert_kind, ts)
             self.faults.check("store", db)
             db.execute("COMMIT")
         except BaseException:
             rollback_open(db)
             raise
+        return ev
+
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        etype: str,
+        data: dict[str, Any],
+        alert_kind: str,
+        ts: float | None,
+    ) -> StoredEvent:
+        """The next event, inside the caller's transaction."""
+        event_id = uuid7()
+        topic = self.topics.event(etype, alert_kind)
+        created = self.clock.wall() if ts is None else ts
+        kept = self._advance_kept()
+        (last,) = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+        seq = last + 1
+        env = build_envelope(
+            event_id=event_id,
+            seq=seq,
+            epoch=self.epoch,
+            device=self.device,
+            site=self.site,
+            etype=etype,
+            data=data,
+            ts=created,
+            synced=self._last_synced,
+        )
+        payload = dumps(env)
+        db.execute(
+            "INSERT INTO events(seq, id, type, topic, payload, created, kept_mark) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (seq, event_id, etype, topic, payload, created, kept),
+        )
+        db.execute("UPDATE meta SET value=? WHERE key='last_seq'", (seq,))
         return StoredEvent(seq, event_id, etype, topic, payload, created, None)
 
     def _write(self, op: FaultOp, synced: bool, work: Any) -> Any:
