@@ -176,7 +176,8 @@ def test_an_unfillable_gap_is_recorded_as_lost_and_reported(
     up = device_factory("pad-w03", broker.url)
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
-    up.outbox.site_ack(6, up.outbox.epoch)  # a wrong ack (or expiry) made the device forget seq 4..6
+    # a wrong ack (or expiry) made the device forget seq 4..6
+    up.outbox.site_ack(6, up.outbox.epoch)
     col.start()
     wait_for(lambda: col.output().count("subscribed") >= 2, 15, what="collector back")
     up.record("rating", rating(8))  # seq 9
