@@ -207,7 +207,13 @@ class Outbox:
             else:
                 try:
                     db = self._connect()
-                    problem = check_existing(db, self.device)
+                    if identity is None and not _has_tables(db):
+                        # A first start killed before it made its tables: nothing was stored.
+                        db.close()
+                        db = None
+                        _remove_db_files(self.path)
+                    else:
+                        problem = check_existing(db, self.device)
                 except sqlite3.Error as e:
                     problem = f"the outbox file is unreadable: {classify(e)[1]}"
                 if problem is not None and db is not None:
@@ -772,6 +778,18 @@ class Outbox:
                 self._db.close()
             except sqlite3.Error:
                 pass
+
+
+def _has_tables(db: sqlite3.Connection) -> bool:
+    return db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+
+
+def _remove_db_files(path: Path) -> None:
+    for side in ("", "-wal", "-shm"):
+        try:
+            Path(f"{path}{side}").unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _wal_of(path: Path) -> Path:

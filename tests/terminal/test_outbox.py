@@ -105,6 +105,7 @@ while True:
     proc.kill()
     proc.wait()
     ob = make(tmp_path)
+    assert ob.recovered is None, "a killed writer never looks like a damaged outbox"
     stored = {(str(e.seq), e.id) for e in ob.iter_all()}
     assert {tuple(r) for r in reported} <= stored
     seqs = sorted(e.seq for e in ob.iter_all())

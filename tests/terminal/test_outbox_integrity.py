@@ -125,6 +125,25 @@ def test_an_empty_or_unreadable_outbox_is_moved_aside_and_kept(
     assert alert["kept"] == [str(kept)]
 
 
+def test_a_first_start_killed_before_its_tables_is_not_a_recovery(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "outbox.sqlite")
+    db.execute("PRAGMA journal_mode=WAL")  # what a first start does before its tables
+    db.close()
+    ob = make(tmp_path)
+    assert ob.recovered is None and storage_alerts(ob) == []
+    assert ob.store("rating", {}).seq == 1
+
+
+def test_an_outbox_emptied_of_its_tables_after_use_is_a_recovery(tmp_path: Path) -> None:
+    make(tmp_path).close()
+    (tmp_path / "outbox.sqlite").unlink()
+    db = sqlite3.connect(tmp_path / "outbox.sqlite")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    ob = make(tmp_path)  # the marker says an outbox was here
+    assert ob.recovered is not None and "no outbox" in ob.recovered.problem
+
+
 def test_a_damaged_outbox_page_is_detected_and_the_file_kept(tmp_path: Path) -> None:
     ob = make(tmp_path)
     for _ in range(300):
