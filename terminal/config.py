@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -61,9 +65,30 @@ class DeviceSection(_Section):
     role: Literal["rating_pad", "kiosk"]
     site: Name
     data_dir: StrictStr = "/var/lib/careterm"
-    """Folder for the outbox and device state; created if missing."""
+    """Folder for the outbox and device state; created if missing; an absolute path."""
     retain_days: Annotated[StrictInt, Field(ge=1, le=365)] = 7
-    """Days a sent event is kept for `resend` when the site never acks it."""
+    """Days a sent event is kept for `resend` when the site never acks it (counted on a
+    synchronised clock by the device itself, so a clock jump never shortens it)."""
+    timezone: StrictStr = "Asia/Shanghai"
+    """IANA time zone the device's local time must be in (SPEC 9.5); `careterm doctor` checks."""
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is empty: give the folder for the outbox, e.g. /var/lib/careterm")
+        if not os.path.isabs(v):
+            raise ValueError(f"{v!r} is not an absolute path (e.g. /var/lib/careterm)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
+        return v
 
 
 class MqttSection(_Section):
@@ -125,6 +150,8 @@ class RatingSection(_Section):
         default_factory=lambda: list(DEFAULT_REASONS)
     )
     reason_timeout_s: Annotated[StrictInt, Field(ge=1, le=600)] = 10
+    min_response_ms: Annotated[StrictInt, Field(ge=0, le=60_000)] = 700
+    """A press sooner than this after its prompt is kept with `misuse: true` (SPEC 9.3)."""
     alert_at_or_below: Annotated[StrictInt, Field(ge=0, le=5)] = 1
     thanks_s: Annotated[StrictInt, Field(ge=1, le=60)] = 3
     """Seconds the thank-you screen stays (careterm extension)."""
@@ -138,7 +165,7 @@ class RatingSection(_Section):
     """English reasons, same order as `reasons`; empty: built-in ones (careterm extension)."""
     trend_window: Annotated[StrictInt, Field(ge=0, le=500)] = 0
     """Last N ratings watched for a rising share of low scores; 0: off (careterm extension)."""
-    trend_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    trend_share: Annotated[StrictFloat, Field(gt=0, le=1)] = 0.5
     """Share of low scores among the last `trend_window` that raises a critical alert."""
     staff_required: StrictBool = False
     """true: closed until a clerk signs in; false: open, ratings carry `staff: null` until a
@@ -224,8 +251,6 @@ class PrinterSection(_Section):
     @field_validator("encoding")
     @classmethod
     def _encoding(cls, v: str) -> str:
-        import codecs
-
         try:
             codecs.lookup(v)
         except LookupError:
@@ -253,6 +278,12 @@ class DeviceConfig(_Section):
     card_reader: CardReaderSection = Field(default_factory=CardReaderSection)
     printer: PrinterSection = Field(default_factory=PrinterSection)
     kiosk: KioskSection = Field(default_factory=KioskSection)
+    _source: str = PrivateAttr(default="device.toml")
+
+    @property
+    def source(self) -> str:
+        """The file this configuration was read from (for messages naming file and key)."""
+        return self._source
 
     @model_validator(mode="after")
     def _cross_checks(self) -> DeviceConfig:
@@ -269,8 +300,17 @@ class DeviceConfig(_Section):
                     "rating.alert_at_or_below",
                     f"{self.rating.alert_at_or_below} would alert on every score of a {scale}-key scale",
                 )
+            if self.buttons.driver != "touch" and not self.buttons.keys:
+                raise _KeyedError(
+                    "buttons.keys",
+                    'is empty: no key could rate (map key names to scores, or driver = "touch")',
+                )
         if self.mqtt.tls and bool(self.mqtt.cert_file) != bool(self.mqtt.key_file):
             raise _KeyedError("mqtt.key_file", "cert_file and key_file go together")
+        if self.mqtt.tls and not self.mqtt.ca_file:
+            raise _KeyedError(
+                "mqtt.ca_file", "mqtts:// needs the broker's CA bundle (e.g. /etc/careterm/ca.crt)"
+            )
         return self
 
     @property
@@ -311,10 +351,12 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
 
 def parse_config(data: dict[str, Any], path: str | os.PathLike[str] = "<config>") -> DeviceConfig:
     try:
-        return DeviceConfig.model_validate(data)
+        cfg = DeviceConfig.model_validate(data)
     except ValidationError as e:
         key, problem = _describe(e.errors()[0])
         raise ConfigError(path, key, problem) from None
+    cfg._source = str(path)
+    return cfg
 
 
 def load_config(path: str | os.PathLike[str]) -> DeviceConfig:
@@ -327,12 +369,58 @@ def load_config(path: str | os.PathLike[str]) -> DeviceConfig:
     except OSError as e:
         raise ConfigError(p, "", f"cannot read: {e.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # a BOM from Windows Notepad is fine
     except UnicodeDecodeError:
         raise ConfigError(p, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(p, "", f"not valid TOML: {e}") from None
-    return parse_config(data, p)
+    cfg = parse_config(data, p)
+    data_dir = cfg.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(p, "device.data_dir", f"{data_dir} is a file, not a folder")
+    return cfg
+
+
+def file_problems(cfg: DeviceConfig) -> list[tuple[str, str]]:
+    """(key, problem) for every configured path that cannot work as it is: files that must be
+    readable, folders that must be folders. `careterm config check` and `doctor` use it; the
+    services find the same faults when they open the device or the broker."""
+    out: list[tuple[str, str]] = []
+
+    def readable(key: str, value: str, what: str) -> None:
+        if not value:
+            return
+        path = Path(value)
+        if not path.exists():
+            out.append((key, f"{value}: no such file ({what})"))
+        elif not path.is_file():
+            out.append((key, f"{value}: not a file ({what})"))
+        elif not os.access(path, os.R_OK):
+            out.append((key, f"{value}: not readable by this user ({what})"))
+
+    d = cfg.data_dir
+    if d.exists() and not d.is_dir():
+        out.append(("device.data_dir", f"{d} is a file, not a folder"))
+    elif not d.exists():
+        parent = next((p for p in d.parents if p.exists()), None)
+        if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            out.append(("device.data_dir", f"{d} does not exist and cannot be created here"))
+    elif not os.access(d, os.W_OK | os.X_OK):
+        out.append(("device.data_dir", f"{d} is not writable by this user"))
+    m = cfg.mqtt
+    readable("mqtt.password_file", m.password_file, "the broker password")
+    if m.tls:
+        readable("mqtt.ca_file", m.ca_file, "the broker's CA bundle")
+        readable("mqtt.cert_file", m.cert_file, "the device certificate")
+        readable("mqtt.key_file", m.key_file, "the device key")
+    uses_cards = cfg.card_reader.driver != "none"
+    if uses_cards:
+        readable("privacy.salt_file", cfg.privacy.salt_file, "the site salt for card tokens")
+    if cfg.device.role == "kiosk":
+        readable("kiosk.roster_file", cfg.kiosk.roster_file, "the local roster")
+    elif cfg.rating.voice_dir and not Path(cfg.rating.voice_dir).is_dir():
+        out.append(("rating.voice_dir", f"{cfg.rating.voice_dir}: not a folder"))
+    return out
 
 
 def config_path(explicit: str | None) -> str:

@@ -111,7 +111,7 @@ def describe(e: ValidationError, limit: int = 3) -> str:
     parts = []
     for err in e.errors()[:limit]:
         where = ".".join(str(x) for x in err["loc"]) or "payload"
-        parts.append(f"{where}: {err['msg']}")
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     more = len(e.errors()) - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 

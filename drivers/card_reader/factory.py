@@ -12,8 +12,9 @@ from terminal.config import ConfigError, DeviceConfig
 from terminal.privacy import SaltError, load_salt
 
 
-def make_classifier(cfg: DeviceConfig, config_file: str = "device.toml") -> Classifier:
+def make_classifier(cfg: DeviceConfig, config_file: str | None = None) -> Classifier:
     """The configured rules with the site salt; a missing salt is a configuration error."""
+    config_file = config_file or cfg.source
     try:
         salt = load_salt(cfg.privacy.salt_file)
     except SaltError as e:
@@ -21,12 +22,13 @@ def make_classifier(cfg: DeviceConfig, config_file: str = "device.toml") -> Clas
     return Classifier(compile_rules(cfg.card_reader.classify), salt)
 
 
-def open_card_reader(cfg: DeviceConfig, config_file: str = "device.toml") -> CardReader | None:
+def open_card_reader(cfg: DeviceConfig, config_file: str | None = None) -> CardReader | None:
     """The configured reader (not started), or None for `driver = "none"`.
 
     `keyboard` and `sim` give the simulated reader (`SimulatedCardReader.present(...)`).
     """
     c = cfg.card_reader
+    config_file = config_file or cfg.source
     if c.driver == "none":
         return None
     classifier = make_classifier(cfg, config_file)

@@ -117,7 +117,7 @@ def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
     p = start_alerts(broker, tmp_path, "--webhook", hook.url, "--staff", str(staff))
     try:
         up = device_factory("pad-w03", broker.url)
-        wait_for(lambda: up.link.state.connected, 10, what="device connected")
+        wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
         ev = up.alert(
             "dissatisfied",
             "warning",
