@@ -40,6 +40,7 @@ import tomli_w
 
 from careterm.demo_data import demo_cards, demo_directory, demo_roster, demo_staff, demo_survey
 from terminal.cliutil import UsageError
+from terminal.config import DEFAULT_REASONS
 from terminal.topics import Topics, site_document
 
 log = logging.getLogger("careterm.demo")
@@ -321,6 +322,9 @@ def summary(plan: Plan, folder: Path, url: str, port: int, broker: bool) -> str:
             "stdin": "on the demo's standard input (one character per key)",
         }[plan.keys_from]
         lines.append(f"  keys:     {keys}: P opens a prompt, then 1-4 rate (4 best), S pauses")
+        if plan.headless:
+            reasons = ", ".join(f"{i} {r}" for i, r in enumerate(DEFAULT_REASONS, start=1))
+            lines.append(f"            after a 1 the pad asks why; the same keys answer: {reasons}")
         if broker:
             prompt = json.dumps({"cid": "demo-1", "ticket": "A012"})
             lines += [
