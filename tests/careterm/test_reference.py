@@ -140,3 +140,14 @@ def test_contract_names_every_roster_csv_column() -> None:
     text = (DOCS / "contract.md").read_text(encoding="utf-8")
     for column in (*roster.REQUIRED, *roster.OPTIONAL):
         assert f"`{column}`" in text, f"contract.md section 8.1 does not describe {column}"
+
+
+def test_the_example_configuration_in_the_reference_is_valid() -> None:
+    import tomllib
+
+    from terminal.config import parse_config
+
+    text = (DOCS / "config.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = parse_config(tomllib.loads(example), "docs/reference/config.md")
+    assert cfg.device.role == "rating_pad" and cfg.mqtt.tls
