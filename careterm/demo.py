@@ -23,7 +23,6 @@ import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import termios
@@ -39,6 +38,7 @@ from typing import Any, TextIO
 import tomli_w
 
 from careterm.demo_data import demo_cards, demo_directory, demo_roster, demo_staff, demo_survey
+from careterm.localbroker import Broker
 from terminal.cliutil import UsageError
 from terminal.config import DEFAULT_REASONS
 from terminal.topics import Topics, site_document
@@ -84,12 +84,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--only", choices=("kiosk", "pad"), help="run one terminal only (the kiosk needs a screen)"
     )
     p.set_defaults(func=cmd_demo)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_site(
@@ -498,10 +492,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except ModuleNotFoundError:
             plan = Plan(screen, plan.headless, plan.run_pad, False, plan.keys_from)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    mosquitto = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    port = _free_port() if mosquitto else 1883
+    mosquitto = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
+    broker = Broker(folder / "broker") if mosquitto else None
+    port = broker.port if broker else 1883
     url = f"mqtt://127.0.0.1:{port}"
     feeder = KeyFeeder(lambda: _pad_keypad_open(folder / "pad.log")) if plan.headless else None
     files = build_site(folder, url, keypad=feeder.path if feeder else "")
@@ -517,42 +510,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     me = [sys.executable, "-m", "careterm"]
     watcher = None
-    if mosquitto:
-        conf = folder / "mosquitto.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            + ("user root\n" if os.geteuid() == 0 else "")
-        )
-        spawn("mosquitto", [mosquitto, "-c", str(conf)])
-        _wait_port(port)
-        _publish_retained(port, files)
-        try:
-            import central.cli  # noqa: F401
-
-            spawn(
-                "collector",
-                me
-                + ["site", "collect", "--broker", url, "--db", f"sqlite:///{folder / 'site.db'}"],
-            )
-        except ModuleNotFoundError:
-            pass
-        watcher = _watch(port, sys.stdout)
-
-    if plan.run_pad:
-        spawn(
-            "pad",
-            me + ["pad", "--config", str(files["pad"])] + (["--headless"] if plan.headless else []),
-            CARETERM_PAD_WINDOW=os.environ.get("CARETERM_PAD_WINDOW", "1024x600"),
-        )
-    if plan.run_kiosk:
-        spawn("kiosk", me + ["kiosk", "--config", str(files["kiosk"]), "--windowed"])
-    if mosquitto and plan.run_pad:
-        threading.Thread(target=_sign_in_when_online, args=(port,), daemon=True).start()
-
-    print(summary(plan, folder, url, port, bool(mosquitto)), flush=True)
-    if feeder is not None and plan.run_pad:
-        feeder.start(sys.stdin)
-
     stop = {"now": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -560,22 +517,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    deadline = time.monotonic() + args.duration if args.duration else None
     rc = 0
     try:
-        while not stop["now"]:
-            if deadline and time.monotonic() >= deadline:
-                break
-            for name, p in children:
-                if p.poll() is not None and name in ("pad", "kiosk"):
-                    print(
-                        f"demo: the {name} exited with status {p.returncode}; see "
-                        f"{folder / (name + '.log')}",
-                        file=sys.stderr,
-                    )
-                    stop["now"] = True
-                    rc = 1
-            time.sleep(0.2)
+        if broker is not None:
+            broker.start()  # its log: broker/mosquitto.log
+            _publish_retained(port, files)
+            try:
+                import central.cli  # noqa: F401
+
+                spawn(
+                    "collector",
+                    me
+                    + [
+                        "site",
+                        "collect",
+                        "--broker",
+                        url,
+                        "--db",
+                        f"sqlite:///{folder / 'site.db'}",
+                    ],
+                )
+            except ModuleNotFoundError:
+                pass
+            watcher = _watch(port, sys.stdout)
+        if plan.run_pad:
+            spawn(
+                "pad",
+                me
+                + ["pad", "--config", str(files["pad"])]
+                + (["--headless"] if plan.headless else []),
+                CARETERM_PAD_WINDOW=os.environ.get("CARETERM_PAD_WINDOW", "1024x600"),
+            )
+        if plan.run_kiosk:
+            spawn("kiosk", me + ["kiosk", "--config", str(files["kiosk"]), "--windowed"])
+        if broker is not None and plan.run_pad:
+            threading.Thread(target=_sign_in_when_online, args=(port,), daemon=True).start()
+
+        print(summary(plan, folder, url, port, broker is not None), flush=True)
+        if feeder is not None and plan.run_pad:
+            feeder.start(sys.stdin)
+        rc = _wait(children, folder, stop, args.duration)
     finally:
         # Devices first, so their `offline`/`shutdown` reaches the broker before it stops.
         for _name, p in reversed(children):
@@ -587,17 +568,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 p.kill()
         if watcher is not None:
             watcher.loop_stop()
+        if broker is not None:
+            broker.stop()
         if feeder is not None:
             feeder.close(sys.stdin)
     return rc
 
 
-def _wait_port(port: int, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the demo broker did not start on port {port}")
+def _wait(
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+    folder: Path,
+    stop: dict[str, bool],
+    duration: float,
+) -> int:
+    """Until Ctrl-C, `--for` seconds, or a terminal exiting (status 1, naming its log)."""
+    deadline = time.monotonic() + duration if duration else None
+    while not stop["now"]:
+        if deadline and time.monotonic() >= deadline:
+            return 0
+        for name, p in children:
+            if p.poll() is not None and name in ("pad", "kiosk"):
+                print(
+                    f"demo: the {name} exited with status {p.returncode}; see "
+                    f"{folder / (name + '.log')}",
+                    file=sys.stderr,
+                )
+                return 1
+        time.sleep(0.2)
+    return 0
