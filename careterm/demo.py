@@ -29,7 +29,7 @@ import termios
 import threading
 import time
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -279,8 +279,11 @@ def plan_demo(args: argparse.Namespace, screen: Screen, stdin_tty: bool) -> Plan
     return Plan(screen, headless, run_pad, run_kiosk, keys_from)
 
 
-def summary(plan: Plan, folder: Path, url: str, port: int, broker: bool) -> str:
-    """The lines the demo prints: only what runs, only what works where it runs."""
+def summary(
+    plan: Plan, folder: Path, url: str, port: int, broker: bool, extra: Sequence[str] = ()
+) -> str:
+    """The lines the demo prints: only what runs, only what works where it runs. `extra`:
+    lines of other things the demo started (the site console)."""
     base = PAD.base
     lines = ["careterm demo running (Ctrl-C stops it)"]
     if plan.screen.kind == "real" and not plan.headless:
@@ -335,6 +338,7 @@ def summary(plan: Plan, folder: Path, url: str, port: int, broker: bool) -> str:
                 ]
     if not plan.run_pad and not plan.run_kiosk:
         lines.append("  nothing to run")
+    lines += [f"  {line}" for line in extra]
     lines.append(f"  logs:     {folder}/*.log")
     if broker:
         lines.append(f"  report:   careterm site report --db sqlite:///{folder / 'site.db'}")
