@@ -9,12 +9,9 @@ the two disagree (a process killed between them).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +22,8 @@ from pydantic import BaseModel
 
 from rating_pad.machine import PadMachine, PadState, PadView, Record, Staff
 from terminal.config import DeviceConfig
+from terminal.core import CoreLoop
+from terminal.documents import DocumentStore
 from terminal.envelope import alert_data
 from terminal.outbox import Outbox, StorageError, StoredEvent
 from terminal.payloads import PayloadError, PromptCommand, StaffCommand, StaffDirectory, parse
@@ -55,6 +54,8 @@ class UplinkLike(Protocol):
 
     def record(self, etype: str, data: dict[str, Any], *, alert_kind: str = "") -> StoredEvent: ...
 
+    def alert(self, kind: str, severity: str, message: str, **details: Any) -> StoredEvent: ...
+
 
 def _staff_number(v: Any) -> str | None:
     if isinstance(v, str) and 0 < len(v) <= MAX_STAFF_NO and v.isprintable() and v.strip() == v:
@@ -62,14 +63,11 @@ def _staff_number(v: Any) -> str | None:
     return None
 
 
-def parse_staff_directory(payload: bytes) -> list[Staff]:
-    """The retained `R/S/staff`, validated whole by `terminal.payloads.StaffDirectory`: any
-    fault rejects the document (PayloadError). An oversized photo is only dropped."""
-    doc = parse(StaffDirectory, payload)
+def staff_from(doc: StaffDirectory) -> list[Staff]:
+    """The clerks of a staff directory that `terminal.payloads.StaffDirectory` validated (in
+    `terminal.documents`); an oversized photo is dropped (the screen shows the initial)."""
     out: list[Staff] = []
     for m in doc.root:
-        if _staff_number(m.staff) is None:
-            raise PayloadError(f"staff number {m.staff!r} is not printable text without spaces")
         photo = m.photo
         if photo is not None and len(photo) > MAX_PHOTO_CHARS:
             log.warning("staff directory: the photo of %s is over 2 MB; shown without", m.staff)
@@ -156,10 +154,9 @@ class PadService:
         self.machine = PadMachine(cfg)
         self.state_file = cfg.data_dir / STATE_FILE
         self._wall_offset = wall() - clock()
-        self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
+        self.core = CoreLoop("pad-core", tick=self._tick, tick_s=TICK_S)
+        self.staff_doc = DocumentStore("staff", cfg.data_dir, alert=uplink.alert)
         self._listeners: list[ViewListener] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_view_key: Any = None
         self._unstored: list[Record] = []
         self._retry_at = 0.0
@@ -167,12 +164,17 @@ class PadService:
         self._today: tuple[str, int] = (self._date(), 0)
         self._link: tuple[bool, int] = (True, 0)
         self._link_at = 0.0
-        self._bad_documents: set[str] = set()
-        self.heartbeat = time.monotonic()
         self.last_view: PadView | None = None
-        self.handled = 0
-        """Inputs taken off the queue so far (tests wait on it; a stalled core shows here)."""
         self._devices_down: set[str] = set()
+
+    @property
+    def heartbeat(self) -> float:
+        return self.core.heartbeat
+
+    @property
+    def handled(self) -> int:
+        """Inputs taken off the queue so far (tests wait on it; a stalled core shows here)."""
+        return self.core.handled
 
     @property
     def storage_ok(self) -> bool:
@@ -194,11 +196,13 @@ class PadService:
         """Restore what the last run left (and close what it left open), then run the core.
         Call before the uplink connects, so the outbox still holds what it stored last."""
         self.restore()
-        self._thread = threading.Thread(target=self._run, name="pad-core", daemon=True)
-        self._thread.start()
-        self._inbox.put(lambda: self._render(force=True))
+        self.core.start()
+        self.core.put(lambda: self._render(force=True))
 
     def restore(self) -> None:
+        """The last good staff directory, the saved state and what the outbox shows; records
+        what the last run left open (on the calling thread: before `start`)."""
+        self._use_staff(self.staff_doc.load() is not None)
         snap: Any = {}
         try:
             snap = json.loads(self.state_file.read_text(encoding="utf-8"))
@@ -231,40 +235,32 @@ class PadService:
         """Record what is pending (a rating waiting for its reason), then stop the core."""
 
         def last_job() -> None:
-            try:
-                self._apply(self.machine.flush(self.clock()))
-                if self._unstored:
-                    log.error(
-                        "pad: stopping with %d events the disk refused; they are lost",
-                        len(self._unstored),
-                    )
-            finally:
-                self._stop.set()
+            self._apply(self.machine.flush(self.clock()))
+            if self._unstored:
+                log.error(
+                    "pad: stopping with %d events the disk refused; they are lost",
+                    len(self._unstored),
+                )
 
-        if self.is_alive():
-            self._inbox.put(last_job)
-        else:
-            self._stop.set()
-        if self._thread is not None:
-            self._thread.join(3.0)
+        self.core.stop(last_job)
 
     def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.core.is_alive()
 
     def submit(self, fn: Callable[[PadMachine, float], list[Record]]) -> None:
         """Run `fn(machine, now)` on the core thread and record what it returns."""
-        self._inbox.put(lambda: self._apply(fn(self.machine, self.clock())))
+        self.core.put(lambda: self._apply(fn(self.machine, self.clock())))
 
     def refresh(self) -> None:
         """Send the current view to the listeners again (a new screen attached)."""
-        self._inbox.put(lambda: self._render(force=True))
+        self.core.put(lambda: self._render(force=True))
 
     # -- inputs from any thread -------------------------------------------------------------
 
     def press(self, key: str, t: float | None = None) -> None:
         """A keypad key by name; `t` is the driver's monotonic time of the press."""
         when = self.clock() if t is None else t
-        self._inbox.put(lambda: self._apply(self.machine.key(key, when)))
+        self.core.put(lambda: self._apply(self.machine.key(key, when)))
 
     def touch(self, score: int) -> None:
         """A rating button on the screen."""
@@ -314,40 +310,19 @@ class PadService:
         return []
 
     def on_staff_directory(self, topic: str, payload: bytes) -> None:
-        """Retained `R/S/staff` (link thread): validated here, applied on the core thread. A
-        document that fails validation never replaces the last good one and raises one
-        `document` warning (per distinct bad document)."""
-        if not payload:
-            log.info("staff directory on %s cleared at the broker; the last one stays", topic)
-            return
-        try:
-            staff = parse_staff_directory(payload)
-        except PayloadError as e:
-            log.warning("staff directory on %s rejected (the last good one stays): %s", topic, e)
-            digest, why = hashlib.sha256(payload).hexdigest(), str(e)
-            self.submit(lambda m, t: self._document_alert(digest, topic, why))
-            return
-        log.info("staff directory: %d clerks", len(staff))
-        self._inbox.put(lambda: (self.machine.set_directory(staff), self._render(force=True)))
+        """Retained `R/S/staff` (link thread): validated and kept by `terminal.documents` on
+        the core thread. A document that fails never replaces the last good one (in memory or
+        on disk) and raises one `document` warning per distinct bad document."""
+        self.core.put(lambda: self._use_staff(self.staff_doc.offer(payload, topic).accepted))
 
-    def _document_alert(self, digest: str, topic: str, error: str) -> list[Record]:
-        if digest in self._bad_documents:
-            return []
-        self._bad_documents.add(digest)
-        return [
-            Record(
-                "alert",
-                alert_data(
-                    "document",
-                    "warning",
-                    f"staff directory rejected, the last good one stays: {error}"[:500],
-                    document="staff",
-                    topic=topic,
-                    error=error[:300],
-                ),
-                "document",
-            )
-        ]
+    def _use_staff(self, changed: bool) -> None:
+        doc = self.staff_doc.current
+        if not changed or not isinstance(doc, StaffDirectory):
+            return
+        staff = staff_from(doc)
+        log.info("staff directory: %d clerks", len(staff))
+        self.machine.set_directory(staff)
+        self._render(force=True)
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -362,7 +337,7 @@ class PadService:
             except PayloadError as e:
                 reply(False, None, f"bad prompt command: {e}")
                 return
-            self._inbox.put(lambda: self._prompt_command(cmd, reply))
+            self.core.put(lambda: self._prompt_command(cmd, reply))
             return
         if name == "staff":
             try:
@@ -394,7 +369,7 @@ class PadService:
                 "resume, ping, resend)",
             )
             return
-        self._inbox.put(lambda: self._command(run, reply))
+        self.core.put(lambda: self._command(run, reply))
 
     def _command(self, run: CommandRun, reply: Reply) -> None:
         now = self.clock()
@@ -474,30 +449,10 @@ class PadService:
     def run_pending(self) -> None:
         """Run the queued inputs and the clock on the calling thread, as the core thread would
         (for a test that drives the service step by step without `start`)."""
-        while True:
-            try:
-                job = self._inbox.get_nowait()
-            except queue.Empty:
-                break
-            job()
-            self.handled += 1
-        self._apply(self.machine.tick(self.clock()))
+        self.core.drain()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                job = self._inbox.get(timeout=TICK_S)
-            except queue.Empty:
-                job = None
-            self.heartbeat = time.monotonic()
-            try:
-                if job is not None:
-                    job()
-                self._apply(self.machine.tick(self.clock()))
-            except Exception:
-                log.exception("pad: an input could not be handled")
-            if job is not None:
-                self.handled += 1
+    def _tick(self) -> None:
+        self._apply(self.machine.tick(self.clock()))
 
     def _apply(self, records: list[Record]) -> bool:
         """Store `records` in order, save the state, redraw; False when they (or older ones)

@@ -189,9 +189,8 @@ def test_the_clerks_p_then_4_is_misuse_and_an_unanswered_prompt_is_recorded(
     assert fast["misuse"] is True and fast["prompt"] and fast["response_ms"] < 700
     expired = wait_for(lambda: sub.events("prompt"), 6, what="expired prompt")[0]["data"]
     assert expired["prompt"] == fast["prompt"] and expired["outcome"] == "expired"
-    # the shipped voice, scaled to 60 %, was asked for when the prompt opened
+    # the shipped voice (scaled to 60 % by the speaker driver) played when the prompt opened
     assert played.read_text().split()[:1] == ["prompt.zh.wav"]
-    assert (pad.path.parent / "data" / "voice-60" / "prompt.zh.wav").is_file()
     log = pad.stop()
     assert "Traceback" not in log
     check_contract(sub.events())

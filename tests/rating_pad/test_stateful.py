@@ -53,6 +53,10 @@ class OutboxUplink:
         self.outbox = outbox
         self.kill_after: str | None = None
 
+    def alert(self, kind: str, severity: str, message: str, **details: Any) -> StoredEvent:
+        data = {"kind": kind, "severity": severity, "message": message, **details}
+        return self.record("alert", data, alert_kind=kind)
+
     def record(self, etype: str, data: dict[str, Any], *, alert_kind: str = "") -> StoredEvent:
         ev = self.outbox.store(etype, data, alert_kind=alert_kind)
         if self.kill_after == etype:

@@ -8,8 +8,9 @@ import sys
 import wave
 from pathlib import Path
 
+from drivers.speaker.sim import SimulatedSpeaker
 from rating_pad.machine import PadMachine, Staff
-from rating_pad.voice import FAULT, NAMES, SHIPPED, Voice, scaled
+from rating_pad.voice import FAULT, NAMES, SHIPPED, Voice
 from terminal.config import parse_config
 from tests.conftest import wait_for
 
@@ -54,7 +55,7 @@ def test_every_prompt_ships_in_chinese_and_english_and_is_up_to_date() -> None:
 def test_voice_plays_each_screen_in_the_patients_language(tmp_path: Path) -> None:
     player, played = recorder(tmp_path)
     m = machine()
-    v = Voice(player=player, cache_dir=tmp_path, volume=100)
+    v = Voice(player=player, volume=100)
 
     def lines() -> list[str]:
         return played.read_text().split() if played.exists() else []
@@ -92,24 +93,21 @@ def test_a_sites_own_recordings_replace_the_shipped_ones(tmp_path: Path) -> None
     v.close()
 
 
-def test_volume_scales_the_samples_once(tmp_path: Path) -> None:
-    src = SHIPPED / "thanks.zh.wav"
-    out = scaled(src, tmp_path / "v50" / src.name, 50)
-    with wave.open(str(src)) as a, wave.open(str(out)) as b:
-        loud = array.array("h", a.readframes(a.getnframes()))
-        soft = array.array("h", b.readframes(b.getnframes()))
-        assert b.getframerate() == a.getframerate()
-    assert len(soft) == len(loud)
-    assert abs(max(soft) - max(loud) / 2) <= 1
-    assert scaled(src, tmp_path / "v100" / src.name, 100) == src
+def test_the_configured_volume_goes_to_the_speaker() -> None:
+    speaker = SimulatedSpeaker()
+    v = Voice(speaker=speaker)
+    assert v.play("thanks")
+    assert [p.clip for p in speaker.played] == ["thanks.zh.wav"]
+    real = Voice(volume=60, player=[])  # the real player driver, without a player here
+    assert real.speaker is not None and real.speaker.volume == 0.6
+    assert real.play("thanks") is False  # no player: silent, never an error
 
 
 def test_voice_without_files_or_player_is_silent(tmp_path: Path) -> None:
     v = Voice(tmp_path / "missing", player=[])
     assert v.play("prompt") is False
-    v2 = Voice(tmp_path, player=None)
-    v2.player = None
-    assert v2.play("prompt") is False
+    v2 = Voice(tmp_path, speaker=SimulatedSpeaker())
+    assert v2.play("prompt") is False  # an empty folder of its own: nothing to play
 
 
 def test_voice_off_in_config_starts_no_voice(config_writer) -> None:
