@@ -58,7 +58,7 @@ class Pad:
 
     def _link_state(self) -> tuple[bool, int]:
         """(connected to the broker, events waiting to be sent) for the clerk's status line."""
-        return self.uplink.link.state.connected, self.uplink.outbox.stats().waiting
+        return self.uplink.link.connected.is_set(), self.uplink.outbox.stats().waiting
 
     def healthy(self) -> bool:
         return self.service.is_alive() and self.uplink.link.is_alive()

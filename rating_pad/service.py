@@ -498,10 +498,13 @@ class PadService:
                 self._link_at = time.monotonic() + LINK_POLL_S
                 try:
                     self._link = self.link_state()
-                except Exception as e:  # the status line must never stop the pad
-                    log.debug("pad: link state unavailable: %s", e)
-            view.link = "online" if self._link[0] else "offline"
-            view.waiting = self._link[1]
+                except Exception:  # the status line must never stop the pad
+                    if self._link_at >= 0:
+                        log.exception("pad: the link state for the clerk's line failed")
+                    self.link_state = None  # shown as unknown (no link part) from now on
+            if self.link_state is not None:
+                view.link = "online" if self._link[0] else "offline"
+                view.waiting = self._link[1]
         staff = view.staff
         key = (
             view.state,

@@ -164,6 +164,7 @@ def test_headless_demo_rates_from_keys_on_standard_input_and_from_a_printed_prom
         sub = Subscriber(port, ["careterm/demo/pad-w03/reply"])
         sub.publish(topic, {"cid": "demo-1", "ticket": "A012"})
         _read_until(p, "reply to demo-1: ok prompt")
+        time.sleep(1.0)  # a patient's press comes after min_response_ms (SPEC 9.3: 700 ms)
         p.stdin.write("4\n")
         p.stdin.flush()
         first = _read_until(p, "rating 4/4")[-1]

@@ -348,3 +348,29 @@ def test_a_repeated_cid_gets_the_first_reply_and_opens_nothing_even_after_a_rest
     assert rig2.state() == "idle"
     time.sleep(0.3)
     assert rig2.events("prompt") == [] and rig2.events("rating") == []
+
+
+def test_the_clerks_line_counts_today_and_shows_the_link_going_down(pad_rig, broker) -> None:
+    rig = pad_rig()
+    wait_for(lambda: rig.service.last_view.link == "online", 5, what="online")
+    rig.cmd("prompt")
+    rig.keys(b"4", handled=1)
+    rig.keys(b"3", handled=1)  # a second press for the same prompt: misuse, not counted
+    wait_for(lambda: rig.service.last_view.today == 1, 5, what="today's count")
+    broker.kill()
+    view = wait_for(
+        lambda: rig.service.last_view.link == "offline" and rig.service.last_view,
+        15,
+        what="offline on the clerk's line",
+    )
+    assert view.today == 1
+    time.sleep(0.2)
+    rig.keys(b"P", handled=1)  # the clerk's prompt key, the patient rates: stored, not sent
+    time.sleep(0.2)
+    rig.keys(b"4", handled=1)
+    view = wait_for(
+        lambda: rig.service.last_view.waiting >= 1 and rig.service.last_view,
+        5,
+        what="the waiting event on the clerk's line",
+    )
+    assert view.today == 2 and view.link == "offline"

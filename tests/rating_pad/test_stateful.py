@@ -16,6 +16,7 @@ clean restarts and kills at the worst moment, and checks after every step that
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -213,7 +214,11 @@ class PadWorld(RuleBasedStateMachine):
         self._step(lambda s: None)  # the clock first: what the press itself would see
         m = self.svc.machine
         state, open_p = m.state, m.open
-        elapsed_ms = (self.svc.clock() - open_p.opened) * 1000 if open_p and open_p.opened else None
+        elapsed_ms = (  # rounded to whole milliseconds, as the pad does
+            round((self.svc.clock() - open_p.opened) * 1000)
+            if open_p is not None and open_p.opened is not None
+            else None
+        )
         before = len(self.events())
         self._step(lambda s: s.press(key))
         new = [e for e in self.events()[before:] if e["type"] == "rating"]
@@ -371,8 +376,11 @@ class PadWorld(RuleBasedStateMachine):
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+DEEP = int(os.environ.get("CARETERM_STATEFUL_EXAMPLES", "0"))
+"""More examples for a deep run (e.g. 3000); the suite's default keeps the test near 15 s."""
+
 PadWorld.TestCase.settings = settings(
-    max_examples=300,
+    max_examples=DEEP or 200,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -388,7 +396,7 @@ class FreePadWorld(PadWorld):
 
 
 FreePadWorld.TestCase.settings = settings(
-    max_examples=100,
+    max_examples=DEEP or 60,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import tomllib
 from pathlib import Path
 
@@ -101,6 +102,7 @@ def test_a_headless_pad_runs_and_rates_without_kivy_or_dev_tools(
         what="the clerk signed in",
     )
     assert send_command(sub, "prompt", {"ticket": "A012"})["ok"]
+    time.sleep(1.0)  # a patient's press comes after min_response_ms (SPEC 9.3: 700 ms)
     pty.write(b"3")
     (rating,) = wait_for(lambda: sub.events("rating"), 10, what="the rating")
     assert rating["data"]["score"] == 3 and not rating["data"]["misuse"]
