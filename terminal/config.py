@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -64,6 +65,21 @@ class DeviceSection(_Section):
     """Folder for the outbox and device state; created if missing."""
     retain_days: Annotated[StrictInt, Field(ge=1, le=365)] = 7
     """Days a sent event is kept for `resend` when the site never acks it."""
+    timezone: StrictStr = "Asia/Shanghai"
+    """IANA time zone the device's system clock must be set to (SPEC 9.5); event times and
+    the report's hours follow it. `careterm doctor` checks the system's zone against it."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "is not an IANA time zone name (e.g. Asia/Shanghai; "
+                "`timedatectl list-timezones` lists them)"
+            ) from None
+        return v
 
 
 class MqttSection(_Section):
