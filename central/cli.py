@@ -109,6 +109,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="staff.json",
         help="staff directory (as published) to show names next to staff numbers",
     )
+    r.add_argument(
+        "--timezone",
+        default="Asia/Shanghai",
+        metavar="ZONE",
+        help="IANA zone for days and hours (default Asia/Shanghai, the devices' default)",
+    )
     r.add_argument("--title", default="", help="HTML page title")
     r.add_argument("--out", default="", metavar="F", help="write here instead of stdout")
     r.set_defaults(func=_report)
@@ -254,7 +260,7 @@ def _gaps(args: argparse.Namespace) -> int:
     import json
 
     from central.db import open_db
-    from central.report import gap_rows
+    from central.report_model import gap_rows
 
     for row in gap_rows(open_db(args.db), args.state):
         print(json.dumps(row, ensure_ascii=False))
