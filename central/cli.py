@@ -37,6 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write a roster even when no appointment is on --date",
     )
+    b.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN|FILE",
+        help="the export's column for a roster field (e.g. --map queue_no=候诊序号), or a TOML "
+        "file of such pairs; repeatable (Chinese headers like 预约号, 姓名 need none)",
+    )
+    b.add_argument(
+        "--directory",
+        default="",
+        metavar="directory.json",
+        help="the published directory: department ids by department name, for exports "
+        "without a department_id (科室代码) column",
+    )
+    b.add_argument(
+        "--force-date",
+        action="store_true",
+        help="build for --date although it is not today/tomorrow (times without dates) or "
+        "is in the past or over a week ahead",
+    )
     b.set_defaults(func=_roster_build)
     p = rsub.add_parser("publish", help="publish a roster JSON (retained, QoS 1)")
     add_broker_args(p)
@@ -200,6 +221,9 @@ def _roster_build(args: argparse.Namespace) -> int:
         utc_offset=args.utc_offset,
         encoding=args.encoding,
         allow_empty=args.allow_empty,
+        column_map=args.map,
+        directory=args.directory,
+        force_date=args.force_date,
     )
     import json
 
