@@ -498,11 +498,13 @@ def build_roster(
         appts.values(), key=lambda a: (a.fields["slot_start"], a.fields["appointment_id"])
     ):
         f = a.fields
-        for tok in a.tokens + a.lookups:
+        for n, tok in enumerate(a.tokens):
             out.append(
                 {
                     "id": f["appointment_id"],
                     "token": tok,
+                    # on the first entry only: one lookup finds the appointment once
+                    "lookup": a.lookups if n == 0 else [],
                     "name": mask_roster_name(f["patient_name"]),
                     "department_id": f["department_id"],
                     "department": f["department"],
@@ -515,8 +517,8 @@ def build_roster(
             )
     lookups_n = sum(len(a.lookups) for a in appts.values())
     notes.append(
-        f"{path}: {len(appts)} appointments, {len(out)} roster entries (one per card, "
-        f"{lookups_n} for manual lookup) for {day.isoformat()}"
+        f"{path}: {len(appts)} appointments, {len(out)} roster entries (one per card; "
+        f"{lookups_n} manual lookup tokens) for {day.isoformat()}"
     )
     roster = {"v": 1, "date": day.isoformat(), "generated": now.isoformat(timespec="seconds")}
     return {**roster, "appointments": out}, notes

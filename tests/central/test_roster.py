@@ -10,6 +10,7 @@ import pytest
 
 from central.roster import mask_roster_name
 from terminal import resident_id
+from terminal.payloads import Roster
 from terminal.privacy import card_token
 from tests.conftest import run_careterm, wait_for
 
@@ -69,10 +70,15 @@ def test_roster_has_tokens_masked_names_and_one_entry_per_card(tmp_path: Path, s
     assert got == [
         ("A20261123-0042", card_token(s, "id_card", ID_A), "张*丰", "B023"),
         ("A20261123-0042", card_token(s, "medical_card", "6222020200112233"), "张*丰", "B023"),
-        ("A20261123-0042", card_token(s, "appointment", "A20261123-0042"), "张*丰", "B023"),
         ("A20261123-0043", card_token(s, "id_card", ID_B), "王*", "C001"),
-        ("A20261123-0043", card_token(s, "appointment", "A20261123-0043"), "王*", "C001"),
     ]
+    # the manual lookup token (SPEC 9.6) rides on the appointment's first entry only
+    assert [a["lookup"] for a in roster["appointments"]] == [
+        [card_token(s, "appointment", "A20261123-0042")],
+        [],
+        [card_token(s, "appointment", "A20261123-0043")],
+    ]
+    Roster.model_validate(roster)  # the contract's model of the retained document
     first = roster["appointments"][0]
     assert (first["slot_start"], first["slot_end"]) == (
         f"{D0}T09:00:00+08:00",

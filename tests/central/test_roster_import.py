@@ -12,6 +12,7 @@ import pytest
 from central.roster import build_roster, parse_date, parse_phone, parse_slot
 from terminal import resident_id
 from terminal.cliutil import UsageError
+from terminal.payloads import Roster
 from terminal.privacy import card_token
 from tests.conftest import run_careterm
 
@@ -74,13 +75,13 @@ def test_a_chinese_his_export_is_understood_out_of_the_box(
     assert r.returncode == 0, r.stderr
     roster = json.loads(r.stdout)
     entries = roster["appointments"]
-    a42 = [e for e in entries if e["id"] == "A0042"]
-    assert [e["token"] for e in a42] == [
-        card_token(SALT, "id_card", ID_A),
+    (first,) = [e for e in entries if e["id"] == "A0042"]
+    assert first["token"] == card_token(SALT, "id_card", ID_A)
+    assert first["lookup"] == [
         card_token(SALT, "appointment", "A0042"),
         card_token(SALT, "phone_birth", "13812345678" + "19491231"),  # birth from the ID
     ]
-    first = a42[0]
+    Roster.model_validate(roster)
     assert (first["department_id"], first["department"], first["name"], first["queue_no"]) == (
         "cardio",
         "心内科",
@@ -92,7 +93,7 @@ def test_a_chinese_his_export_is_understood_out_of_the_box(
         f"{D0}T09:30:00+08:00",
     )
     assert {e["id"] for e in entries} == {"A0042", "A0043"}  # A0044 is tomorrow's
-    assert "1 row(s) are not on" in r.stderr and "for manual lookup" in r.stderr
+    assert "1 row(s) are not on" in r.stderr and "3 manual lookup tokens" in r.stderr
     for secret in (ID_A, ID_B, "13812345678", "138-1234-5678", "张三丰"):
         assert secret not in r.stdout + r.stderr
 
@@ -126,11 +127,13 @@ def test_a_column_map_from_options_and_from_a_toml_file(tmp_path: Path, salt: Pa
     r = build(csv_path, salt, "--map", str(mapping), "--map", "queue_no=号序")
     assert r.returncode == 0, r.stderr
     entries = json.loads(r.stdout)["appointments"]
-    assert [(e["id"], e["token"]) for e in entries] == [
-        ("GH-1", card_token(SALT, "medical_card", "6222020200112233")),
-        ("GH-1", card_token(SALT, "appointment", "GH-1")),
-        ("GH-2", card_token(SALT, "id_card", ID_B)),
-        ("GH-2", card_token(SALT, "appointment", "GH-2")),
+    assert [(e["id"], e["token"], e["lookup"]) for e in entries] == [
+        (
+            "GH-1",
+            card_token(SALT, "medical_card", "6222020200112233"),
+            [card_token(SALT, "appointment", "GH-1")],
+        ),
+        ("GH-2", card_token(SALT, "id_card", ID_B), [card_token(SALT, "appointment", "GH-2")]),
     ]
     r = build(csv_path, salt, "--map", str(mapping))  # queue_no left unmapped
     assert r.returncode == 2 and "missing column(s) queue_no (排队号/就诊序号)" in r.stderr
@@ -190,7 +193,7 @@ def test_times_without_a_date_are_never_put_on_a_day_the_file_contradicts(
     assert build(mixed, salt, "--force-date", day=D0).returncode == 2  # not overridable
     ok = build(mixed, salt, day=D1)
     assert ok.returncode == 0, ok.stderr
-    assert len(json.loads(ok.stdout)["appointments"]) == 6  # A1 A2 A3, each ID card + lookup
+    assert len(json.loads(ok.stdout)["appointments"]) == 3
 
     only_times = write(tmp_path, HEADER + row("A001", "09:00", "09:30"), name="t.csv")
     assert build(only_times, salt, day=D0).returncode == 0
@@ -244,12 +247,10 @@ def test_phone_lookup_tokens_and_bad_phones(tmp_path: Path, salt: Path) -> None:
     )
     r = build(write(tmp_path, text), salt)
     assert r.returncode == 0, r.stderr
-    tokens = {e["token"] for e in json.loads(r.stdout)["appointments"]}
+    a1, a2 = json.loads(r.stdout)["appointments"]
     # the birth_date column wins over the ID number's date of birth
-    assert card_token(SALT, "phone_birth", "1390000111119800131") in tokens
-    assert not any(
-        card_token(SALT, "phone_birth", f"01062345678{b}") in tokens for b in ("19900101",)
-    )
+    assert a1["lookup"][1] == card_token(SALT, "phone_birth", "1390000111119800131")
+    assert len(a2["lookup"]) == 1  # the appointment number only: no mobile phone
     assert "1 row(s) have a phone that is not an 11-digit mobile number" in r.stderr
     assert "62345678" not in r.stderr + r.stdout
 
