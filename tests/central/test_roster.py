@@ -285,8 +285,8 @@ def test_bad_documents_are_refused_before_publishing(tmp_path: Path) -> None:
                 "v": 1,
                 "id": "s",
                 "questions": [
-                    {"id": "q1", "text": "x", "scale": 7},
-                    {"id": "q1", "text": "y", "scale": 5},
+                    {"id": "q1", "text": "x", "scale": 12},
+                    {"id": "q2", "text": "", "scale": 5},
                 ],
             }
         )
@@ -295,8 +295,24 @@ def test_bad_documents_are_refused_before_publishing(tmp_path: Path) -> None:
         "site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1", "--site", "main"
     )
     assert r.returncode == 2
-    assert "questions[0].scale: 7 is not 3, 4 or 5" in r.stderr
-    assert "questions[1].id: q1 appears twice" in r.stderr
+    # the devices' own model (terminal.payloads.Survey) judges it, every fault at once
+    assert "questions[0].scale: Input should be less than or equal to 10" in r.stderr
+    assert "questions[1].text: String should have at least 1 character" in r.stderr
+    survey.write_text(
+        json.dumps(
+            {"v": 1, "id": "s", "questions": [{"id": "q1", "text": "x"}, {"id": "q1", "text": "y"}]}
+        )
+    )
+    r = run_careterm(
+        "site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1", "--site", "main"
+    )
+    assert r.returncode == 2 and "survey.json: document: question ids repeat" in r.stderr
+    roster = tmp_path / "roster.json"
+    roster.write_text(json.dumps({"v": 1, "date": "2026-11-23", "appointments": []}))
+    r = run_careterm(
+        "site", "roster", "publish", str(roster), "--broker", "mqtt://127.0.0.1:1", "--site", "main"
+    )
+    assert r.returncode == 2 and "appointments: List should have at least 1 item" in r.stderr
     staff = tmp_path / "staff.json"
     staff.write_text('[{"staff": "E1", "name": "x", "token": "1234"}')
     r = run_careterm(
