@@ -18,8 +18,11 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from terminal import resident_id
 from terminal.cliutil import UsageError
+from terminal.payloads import Roster, describe
 from terminal.privacy import SaltError, card_token, load_salt
 
 REQUIRED = (
@@ -64,6 +67,8 @@ CARD_KIND_WORDS = {  # what a Chinese HIS writes in 卡类型
     "身份证": "id_card",
 }
 LOOKUP_KINDS = ("appointment", "phone_birth")  # SPEC 9.6 manual lookup tokens
+MAX_NAME = 32  # terminal.payloads.Appointment.name
+MAX_TEXT = 64  # department, doctor, room (terminal.payloads.Appointment)
 FUTURE_DAYS = 7  # a roster may be built up to a week ahead (advance booking)
 MAX_ERRORS_SHOWN = 20
 
@@ -103,7 +108,7 @@ def mask_roster_name(name: str) -> str:
         return "*"
     if len(name) == 2:
         return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
+    return name[0] + "*" * min(len(name) - 2, MAX_NAME - 2) + name[-1]
 
 
 # -- values ------------------------------------------------------------------------------------
@@ -387,6 +392,9 @@ def build_roster(
             err("department_id", f"{row['department_id']!r} must be letters, digits, '-' or '_'")
         if len(row.get("queue_no", "")) > 16:
             err("queue_no", "longer than 16 characters")
+        for f in ("department", "doctor", "room"):
+            if len(row.get(f, "")) > MAX_TEXT:
+                err(f, f"longer than {MAX_TEXT} characters (kiosks refuse it)")
         visit: date | None = None
         if row.get("visit_date"):
             try:
@@ -521,7 +529,15 @@ def build_roster(
         f"{lookups_n} manual lookup tokens) for {day.isoformat()}"
     )
     roster = {"v": 1, "date": day.isoformat(), "generated": now.isoformat(timespec="seconds")}
-    return {**roster, "appointments": out}, notes
+    roster["appointments"] = out
+    if out:
+        try:  # what the kiosks will check; a roster they refuse is never written
+            Roster.model_validate(roster)
+        except ValidationError as e:
+            raise UsageError(
+                f"{path}: the roster would be refused by the kiosks: {describe(e)}"
+            ) from None
+    return roster, notes
 
 
 def _birth_date(row: dict[str, str], idn: str, err: Any) -> date | None:

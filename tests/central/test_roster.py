@@ -182,6 +182,8 @@ def test_name_mask_and_id_checksum() -> None:
         "欧**华",
         "买****力",
     ]
+    long = mask_roster_name("Hubert Blaine Wolfeschlegelsteinhausenbergerdorff")
+    assert long == "H" + "*" * 30 + "f"  # fits the kiosks' 32 characters
 
 
 @pytest.mark.broker
