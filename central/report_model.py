@@ -97,9 +97,12 @@ class Group:
     response_ms: list[int] = field(default_factory=list)
     prompts: int = 0
     prompted: int = 0
+    scale: int = 0
+    """The largest scale among the group's pads (3, 4 or 5 keys)."""
 
     def add_rating(self, r: RatingFact) -> None:
         self.count += 1
+        self.scale = max(self.scale, r.scale)
         if r.misuse:
             self.misuse += 1
             return
@@ -183,7 +186,8 @@ class Report:
 
     @property
     def scale(self) -> int:
-        return max([s for g in self.groups for s in g.scores] + [4])
+        """Score columns to show: the largest scale of any pad in the report (4 if none)."""
+        return self.total.scale or 4
 
     def lowest_groups(self) -> tuple[list[Group], list[Group]]:
         """The groups with the lowest satisfied share, and (when those have few ratings) the

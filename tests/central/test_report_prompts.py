@@ -241,3 +241,12 @@ def test_report_modules_import_without_a_cycle() -> None:
     assert out.stdout.strip() == (
         "['central.report_html', 'central.report_model', 'central.report_text']"
     )
+
+
+def test_a_five_key_pad_keeps_its_score_5_column_without_any_5(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/site.db"
+    engine = open_db(url)
+    store(engine, [envelope("pad-w02", 1, at("09:00"), rating("W02", None, 4, scale=5))])
+    html = run_careterm("site", "report", "--db", url, "--format", "html").stdout
+    assert "<th>score 5</th>" in html and ">score 5</text>" in html
+    assert "two best scores of 5" in html
