@@ -391,7 +391,8 @@ def load_facts(
 
     reasons: dict[str, str | None] = {}  # rating event id -> reason (the latest event wins)
     reason_rows: list[tuple[_Row, str, str | None, int | None]] = []
-    closed: dict[str, tuple[_Row, str | None, int | None]] = {}  # prompt id -> closing event
+    # Prompts are keyed by (device, prompt id): an id is the pad's own.
+    closed: dict[tuple[str, str], tuple[_Row, str | None, int | None]] = {}
     rated: list[tuple[_Row, Any, str | None, int | None]] = []
     for r in _event_rows(engine, day_from, day_to):
         day, hour = local(r)
@@ -402,16 +403,16 @@ def load_facts(
                 reason_rows.append((r, rid, day, hour))
         elif r.type == "prompt":
             pid = _text(r.data.get("prompt"), 64)
-            if pid and pid not in closed:
-                closed[pid] = (r, day, hour)
+            if pid and (r.device, pid) not in closed:
+                closed[r.device, pid] = (r, day, hour)
         elif r.type == "rating":
             parsed = parse_rating(r.data)
             if parsed is not None:
                 rated.append((r, parsed, day, hour))
 
     ratings: list[RatingFact] = []
-    answers: dict[str, RatingFact] = {}  # prompt id -> the counted rating that answered it
-    misused: dict[str, RatingFact] = {}  # prompt id -> a misuse press that carried it
+    answers: dict[tuple[str, str], RatingFact] = {}  # prompt -> the counted rating answering it
+    misused: dict[tuple[str, str], RatingFact] = {}  # prompt -> a misuse press that carried it
     for r, p, day, hour in rated:
         prompt = _text(r.data.get("prompt"), 64)
         fact = RatingFact(
@@ -429,19 +430,20 @@ def load_facts(
             hour=hour,
         )
         if prompt:
-            (misused if p.misuse else answers).setdefault(prompt, fact)
+            (misused if p.misuse else answers).setdefault((r.device, prompt), fact)
         if in_period(day):
             ratings.append(fact)
 
     prompts: list[PromptFact] = []
-    for pid in sorted(answers.keys() | closed.keys() | misused.keys()):
+    for key in sorted(answers.keys() | closed.keys() | misused.keys()):
         # Each prompt once, in the group of the rating that answered it, else of the event
         # that closed it, else of the misuse press that took it.
-        if pid in answers or pid not in closed:
-            f = answers.get(pid) or misused[pid]
-            fact = PromptFact(pid, f.device, f.window, f.staff, f.day, f.hour, pid in answers)
+        pid = key[1]
+        if key in answers or key not in closed:
+            f = answers.get(key) or misused[key]
+            fact = PromptFact(pid, f.device, f.window, f.staff, f.day, f.hour, key in answers)
         else:
-            r, day, hour = closed[pid]
+            r, day, hour = closed[key]
             window, staff = _text(r.data.get("window"), 64), _text(r.data.get("staff"), 64)
             fact = PromptFact(pid, r.device, window, staff, day, hour, False)
         if in_period(fact.day):
