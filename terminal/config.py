@@ -77,7 +77,8 @@ class DeviceSection(_Section):
     """Days a sent event is kept for `resend` when the site never acks it (counted on a
     synchronised clock by the device itself, so a clock jump never shortens it)."""
     timezone: StrictStr = "Asia/Shanghai"
-    """IANA time zone the device's local time must be in (SPEC 9.5); `careterm doctor` checks."""
+    """IANA time zone the device's system clock must be set to (SPEC 9.5); event times and
+    the report's hours follow it. `careterm doctor` checks the system's zone against it."""
 
     @field_validator("data_dir")
     @classmethod
@@ -94,7 +95,10 @@ class DeviceSection(_Section):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
+            raise ValueError(
+                f"{v!r} is not an IANA time zone name (e.g. Asia/Shanghai; "
+                "`timedatectl list-timezones` lists them)"
+            ) from None
         return v
 
 
