@@ -41,7 +41,6 @@ def test_a_full_spec_example_loads_with_its_values(tmp_path: Path) -> None:
     assert cfg.buttons.keys["P"] == "prompt"
     assert cfg.mqtt.port == 1883 and not cfg.mqtt.tls
     assert cfg.device.retain_days == 7
-    assert cfg.device.timezone == "Asia/Shanghai"
     assert [r.kind for r in cfg.card_reader.classify][0] == "appointment_qr"
 
 
@@ -54,11 +53,6 @@ def test_a_full_spec_example_loads_with_its_values(tmp_path: Path) -> None:
             '[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\ncolour = 3\n',
             "device.colour",
             "unknown key",
-        ),
-        (
-            '[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\ntimezone = "Beijing"\n',
-            "device.timezone",
-            "IANA time zone",
         ),
         (
             '[device]\nid = "p"\nrole = "kiosk"\nsite = "main"\n[mqtt]\nkeepalive_s = "30"\n',
