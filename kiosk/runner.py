@@ -6,12 +6,32 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from drivers.base import DeviceState
+from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
+from drivers.printer.document import Document
+from drivers.speaker.player import CommandSpeaker
 from kiosk.service import KioskService
-from terminal.config import DeviceConfig
+from kiosk.voice import Voice
+from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
 from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.kiosk")
+
+
+class FaultyPrinter(TicketPrinter):
+    """Stands in for a printer that could not even be opened (a `file` printer whose folder
+    cannot be made, a bad device path): a printer fault, never a crash at start (SPEC 9.6)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("printer")
+        self._set_state(DeviceState.ERROR, problem)
+
+    def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
+        return PrintResult(False, self.detail)
+
+    def status(self) -> PrinterStatus:
+        return PrinterStatus()
 
 
 def _open(kind: str, cfg: DeviceConfig) -> Any:
@@ -21,7 +41,11 @@ def _open(kind: str, cfg: DeviceConfig) -> Any:
             return None
         from drivers.printer.factory import open_printer
 
-        return open_printer(cfg)
+        try:
+            return open_printer(cfg)
+        except (OSError, ConfigError) as e:
+            log.error("printer cannot be opened: %s; tickets are shown on screen", e)
+            return FaultyPrinter(f"cannot open: {e}")
     if cfg.card_reader.driver == "none":
         return None
     from drivers.card_reader.factory import open_card_reader
@@ -38,6 +62,7 @@ class Kiosk:
         *,
         printer: Any = None,
         card_reader: Any = None,
+        speaker: Any = None,
         open_drivers: bool = True,
     ) -> None:
         self.cfg = cfg
@@ -58,7 +83,11 @@ class Kiosk:
             on_command=lambda n, b, r: self.service.on_command(n, b, r),
             telemetry=lambda: self.service.telemetry(),
         )
-        self.service = KioskService(cfg, self.uplink, self.printer, self.card_reader)
+        if speaker is None and open_drivers and cfg.kiosk.voice:
+            speaker = CommandSpeaker(cache=cfg.data_dir / "voice-cache")
+        self.speaker = speaker
+        voice = Voice(speaker, cfg.kiosk.voice_volume) if speaker is not None else None
+        self.service = KioskService(cfg, self.uplink, self.printer, self.card_reader, voice=voice)
 
     def healthy(self) -> bool:
         return self.service.is_alive() and self.uplink.link.is_alive()
@@ -76,6 +105,8 @@ class Kiosk:
             except Exception:
                 log.exception("card reader did not stop cleanly")
         self.service.stop()
+        if self.speaker is not None:
+            self.speaker.close()
         if self.printer is not None:
             try:
                 self.printer.close()

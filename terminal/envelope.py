@@ -20,6 +20,8 @@ ALERT_KINDS = (
     "storage",
     "outbox_backlog",
     "clock",
+    "help",  # a patient pressed "call staff" at a kiosk (SPEC 9.6)
+    "document",  # a retained roster/directory/survey failed validation (SPEC 9.4)
 )
 SEVERITIES = ("info", "warning", "critical")
 
