@@ -234,7 +234,7 @@ class KioskMachine:
         back_in = countdown = None
         if self._auto_home_at is not None:
             back_in = max(0, int(self._auto_home_at - t + 0.999))
-        elif self.screen != Screen.HOME:
+        elif self._idle_applies():
             left = self.idle_timeout() - (t - self._last_input)
             if left <= 0:
                 countdown = max(0, int(COUNTDOWN_S * self._factor() + left + 0.999))
@@ -282,13 +282,18 @@ class KioskMachine:
                 log.info("result screen timed out: home, patient forgotten")
                 return self._reset()
             return []
-        if self.screen == Screen.HOME:
+        if not self._idle_applies():
             return []
         v = self.view()
         if v.countdown == 0:
             log.info("idle for %ss: home, patient forgotten", self.idle_timeout())
             return self._reset()
         return []
+
+    def _idle_applies(self) -> bool:
+        """Home with the kiosk's own settings has nothing to forget; any other screen, or home
+        with a patient's language or care mode, does."""
+        return self.screen != Screen.HOME or self.care or self.lang != self.cfg.kiosk.language
 
     def _reset(self) -> list[Effect]:
         """The patient has left: forget them, back to the kiosk's language, care mode off."""
