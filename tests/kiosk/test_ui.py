@@ -25,26 +25,6 @@ NUMBER = id_number("11010119900307777")  # valid ISO 7064 check digit: ...7774
 SALT = b"kiosk-test-salt"
 
 
-@pytest.fixture(scope="module")
-def window_ui():
-    """One window per process: every test attaches its own kiosk to it."""
-    from .uikit import UI
-
-    made: list = []
-
-    def make(service, size=(1280, 800)):
-        ui = UI(service, size)
-        made.append(ui)
-        return ui
-
-    yield make
-    for ui in made:
-        try:
-            ui.close()
-        except Exception:
-            pass
-
-
 def kiosk_config(
     tmp_path: Path, config_writer, broker_url: str, reader: str, printer: Path, **extra: str
 ) -> Path:
