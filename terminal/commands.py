@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from pathlib import Path
 
-from terminal.config import config_path, load_config
+from terminal.config import DeviceConfig, config_path, load_config
 from terminal.outbox import Outbox, outbox_path
 
 
@@ -33,8 +35,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = load_config(args.file)
+    problems = local_problems(cfg)
+    for key, problem in problems:
+        print(f"{args.file}: {key}: {problem}")
+    if problems:
+        return 1
     print(f"{args.file}: ok ({cfg.device.role} {cfg.device.id} at site {cfg.device.site})")
     return 0
+
+
+def local_problems(cfg: DeviceConfig) -> list[tuple[str, str]]:
+    """What a valid config still gets wrong on this machine: paths that cannot work here."""
+    out: list[tuple[str, str]] = []
+    if cfg.device.role == "kiosk" and cfg.printer.driver == "file" and cfg.printer.device:
+        target = Path(cfg.printer.device)
+        folder = target if target.is_dir() else target.parent
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            out.append(
+                (
+                    "printer.device",
+                    f"folder {folder} does not exist and cannot be created here "
+                    "(the kiosk would show tickets on screen only)",
+                )
+            )
+    if cfg.device.role == "kiosk" and cfg.kiosk.logo and not Path(cfg.kiosk.logo).is_file():
+        out.append(("kiosk.logo", f"{cfg.kiosk.logo} is not a file"))
+    return out
 
 
 def _open(args: argparse.Namespace) -> Outbox:
