@@ -141,10 +141,9 @@ class Screens:
         """Portrait: a fixed block under the fields; landscape: fills the right-hand side."""
         s = self.s
         key_h = s.button
-        if s.portrait:
-            grid = GridLayout(cols=3, spacing=s.gap, size_hint=(None, None))
+        if s.portrait:  # under the fields, taking the height that is left
+            grid = GridLayout(cols=3, spacing=s.gap, size_hint=(None, 1))
             grid.width = min(s.w - 2 * s.pad, key_h * 3 * 2.0)
-            grid.height = key_h * 4 + 3 * s.gap
         else:  # 1 2 3 4 / 5 6 7 8 / 9 0 delete ok: three rows fit a short screen
             grid = GridLayout(cols=4, spacing=s.gap, size_hint=(None, 1))
             grid.width = min(s.w * 0.45, key_h * 4 * 2.0)
@@ -179,8 +178,9 @@ class Screens:
         if self.s.portrait:
             for w in left:
                 col.add_widget(w)
-            col.add_widget(self.centered(pad, pad.height))
-            col.add_widget(Widget())
+            box = AnchorLayout(anchor_x="center")
+            box.add_widget(pad)
+            col.add_widget(box)
             col.add_widget(self.row([back]))
             return col
         body = BoxLayout(spacing=self.s.pad)
@@ -297,14 +297,14 @@ class Screens:
                 self.button(
                     tr(f"lk_{m}", L),
                     (lambda m=m: self.svc.lookup_method(m)),
-                    height=s.button * 1.4,
                     size=s.title,
+                    size_hint_y=1,  # share the height the screen has
+                    height=0,
                 )
                 for m in d.methods
             ]
             for b in buttons:
                 col.add_widget(b)
-            col.add_widget(Widget())
             col.add_widget(self.row([back]))
             return Built(col, [*buttons, back], 0, back=self.svc.back)
         fields: list[FocusButton] = []
@@ -761,9 +761,7 @@ class Screens:
         labels = d.labels_en if L == "en" else d.labels
         vertical = s.portrait or d.scale > 5
         grid = GridLayout(cols=1 if vertical else d.scale, spacing=s.gap)
-        if vertical:
-            grid.size_hint_y = None
-            grid.height = d.scale * (s.button + s.gap)
+
         buttons = []
         # best first, as the pads and most paper forms read: the patient's eye lands on it
         for n in range(d.scale, 0, -1):
@@ -780,8 +778,6 @@ class Screens:
             grid.add_widget(b)
             buttons.append(b)
         col.add_widget(grid)
-        if vertical:
-            col.add_widget(Widget())
         back = self.back_button(L)
         skip = self.button(
             tr("btn_skip", L), lambda: self.svc.survey_answer(None, d.qid), color=SECONDARY, fg=INK

@@ -17,15 +17,22 @@ SIZES = [(1080, 1920), (1920, 1080), (1280, 800), (800, 480)]
 
 
 def overflows(root, window_size) -> list[str]:
+    """Labels whose text is larger than their box, and labels outside the area they belong to
+    (the screen area between the bars, or the window for the bars themselves)."""
     from kivy.uix.label import Label
     from kivy.uix.scrollview import ScrollView
 
     W, H = window_size
+    m = root.manager
+    mx, my = m.to_window(m.x, m.y)
+    area = (mx, my, mx + m.width, my + m.height)
     bad = []
 
-    def walk(w, in_scroll: bool) -> None:
+    def walk(w, in_scroll: bool, box=(0, 0, W, H)) -> None:
         if getattr(w, "opacity", 1) == 0:
             return
+        if w is m:
+            box = area
         if isinstance(w, Label) and w.text.strip():
             tw, th = w.texture_size
             where = f"{w.__class__.__name__} {w.text[:30]!r}"
@@ -33,10 +40,11 @@ def overflows(root, window_size) -> list[str]:
                 bad.append(f"{where}: text {tw:.0f}x{th:.0f} in a {w.width:.0f}x{w.height:.0f} box")
             if not in_scroll:
                 x, y = w.to_window(w.x, w.y)
-                if x < -1 or y < -1 or x + w.width > W + 1 or y + w.height > H + 1:
-                    bad.append(f"{where}: box outside the window at {x:.0f},{y:.0f}")
+                x0, y0, x1, y1 = box
+                if x < x0 - 1 or y < y0 - 1 or x + w.width > x1 + 1 or y + w.height > y1 + 1:
+                    bad.append(f"{where}: box outside its area at {x:.0f},{y:.0f}")
         for c in w.children:
-            walk(c, in_scroll or isinstance(w, ScrollView))
+            walk(c, in_scroll or isinstance(w, ScrollView), box)
 
     walk(root, False)
     return bad
