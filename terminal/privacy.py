@@ -38,13 +38,12 @@ LOOKUP_KINDS = ("appointment", "phone_birth")
 
 def lookup_token(salt: bytes, kind: str, value: str) -> str:
     """The roster token of a typed lookup (SPEC 9.6): `card_token` with kind `appointment`
-    (value: the appointment number's digits, every other character dropped) or `phone_birth`
-    (value: 11-digit mobile number + birth date YYYYMMDD, e.g. `1381234567819560312`).
-    The site's roster builder and the kiosk both call this, so the two always agree."""
+    (value: the appointment number) or `phone_birth` (value: the 11-digit mobile number
+    followed by the birth date YYYYMMDD, e.g. `1381234567819560312`). The site's roster
+    builder and the kiosk both call this, so the two always agree."""
     if kind not in LOOKUP_KINDS:
         raise ValueError(f"unknown lookup kind {kind!r}")
-    digits = "".join(c for c in value if c.isascii() and c.isdigit())
-    return card_token(salt, kind, digits)
+    return card_token(salt, kind, value.strip())
 
 
 def mask_number(number: str) -> str:

