@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from drivers.base import DeviceState
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.factory import open_card_reader
-from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
-from drivers.printer.document import Document
-from drivers.printer.factory import open_printer
+from drivers.printer.base import TicketPrinter
+from drivers.printer.factory import FaultyPrinter, open_printer
 from drivers.speaker.base import Speaker
 from drivers.speaker.factory import open_speaker
 from kiosk.service import KioskService
@@ -20,21 +18,6 @@ from terminal.lifecycle import Lifecycle
 from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.kiosk")
-
-
-class FaultyPrinter(TicketPrinter):
-    """Stands in for a printer that could not even be opened (a bad device path, a driver
-    that needs a device): a printer fault, never a crash at start (SPEC 9.6)."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__("printer")
-        self._set_state(DeviceState.ERROR, problem)
-
-    def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
-        return PrintResult(False, self.detail)
-
-    def status(self) -> PrinterStatus:
-        return PrinterStatus()
 
 
 def _open_printer(cfg: DeviceConfig) -> TicketPrinter | None:

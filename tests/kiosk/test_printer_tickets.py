@@ -15,8 +15,9 @@ from drivers.base import DeviceState
 from drivers.printer.document import Text
 from drivers.printer.escpos_build import TicketStyle, build
 from drivers.printer.escpos_decode import decode
+from drivers.printer.factory import FaultyPrinter
 from kiosk.roster import Roster
-from kiosk.runner import FaultyPrinter, Kiosk
+from kiosk.runner import Kiosk
 from kiosk.ticket import Place, checkin_ticket, fit_lines, where_text
 from terminal.config import parse_config
 
