@@ -401,7 +401,8 @@ def worker_main(spec: dict[str, Any]) -> int:
 
 
 def collector_main(port: int, ack_every_s: float) -> int:
-    """Count what arrives per device and ack it (retained `{"seq": N}`), like the site collector."""
+    """Count what arrives per device and ack it (retained `{"seq": N, "epoch": E}`), like the
+    site collector (one outbox epoch per simulated device)."""
     import paho.mqtt.client as mqtt
 
     raise_fd_limit()
@@ -409,6 +410,7 @@ def collector_main(port: int, ack_every_s: float) -> int:
     seqs: dict[str, set[int]] = {}
     contiguous: dict[str, int] = {}
     acked: dict[str, int] = {}
+    epochs: dict[str, str] = {}
     ids: set[str] = set()
     total = [0, 0, 0]  # messages, duplicates by id, malformed
     latencies: list[float] = []
@@ -429,6 +431,8 @@ def collector_main(port: int, ack_every_s: float) -> int:
                 total[1] += 1
                 return
             ids.add(eid)
+            if isinstance(ev.get("epoch"), str):
+                epochs[dev] = ev["epoch"]
             if isinstance(t_sent, float):
                 latencies.append((now - t_sent) * 1000)
             got = seqs.setdefault(dev, set())
@@ -461,13 +465,16 @@ def collector_main(port: int, ack_every_s: float) -> int:
     def acker() -> None:
         while not stop.wait(ack_every_s):
             with lock:
-                due = [(d, n) for d, n in contiguous.items() if n > acked.get(d, 0)]
-                for d, n in due:
+                due = [
+                    (d, n, epochs.get(d))
+                    for d, n in contiguous.items()
+                    if n > acked.get(d, 0) and epochs.get(d)
+                ]
+                for d, n, _ in due:
                     acked[d] = n
-            for d, n in due:
-                c.publish(
-                    Topics(TOPIC_ROOT, SITE, d).ack, json.dumps({"seq": n}), qos=1, retain=True
-                )
+            for d, n, epoch in due:
+                body = json.dumps({"seq": n, "epoch": epoch})
+                c.publish(Topics(TOPIC_ROOT, SITE, d).ack, body, qos=1, retain=True)
 
     threading.Thread(target=acker, daemon=True).start()
     line = sys.stdin.readline().split()  # "expect <path to {device: last_seq}> <timeout>"
