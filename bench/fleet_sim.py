@@ -401,8 +401,7 @@ def worker_main(spec: dict[str, Any]) -> int:
 
 
 def collector_main(port: int, ack_every_s: float) -> int:
-    """Count what arrives per device and ack it (retained `{"seq": N, "epoch": E}`), like the
-    site collector (one outbox epoch per simulated device)."""
+    """Count what arrives per device and ack it (retained `{"seq": N}`), like the site collector."""
     import paho.mqtt.client as mqtt
 
     raise_fd_limit()
@@ -410,7 +409,7 @@ def collector_main(port: int, ack_every_s: float) -> int:
     seqs: dict[str, set[int]] = {}
     contiguous: dict[str, int] = {}
     acked: dict[str, int] = {}
-    epochs: dict[str, str] = {}
+    epochs: dict[str, str] = {}  # the outbox epoch each device's events carry (SPEC 9.2)
     ids: set[str] = set()
     total = [0, 0, 0]  # messages, duplicates by id, malformed
     latencies: list[float] = []
@@ -427,12 +426,12 @@ def collector_main(port: int, ack_every_s: float) -> int:
             return
         with lock:
             total[0] += 1
+            if isinstance(ev.get("epoch"), str):
+                epochs[dev] = ev["epoch"]
             if eid in ids:
                 total[1] += 1
                 return
             ids.add(eid)
-            if isinstance(ev.get("epoch"), str):
-                epochs[dev] = ev["epoch"]
             if isinstance(t_sent, float):
                 latencies.append((now - t_sent) * 1000)
             got = seqs.setdefault(dev, set())
@@ -465,16 +464,12 @@ def collector_main(port: int, ack_every_s: float) -> int:
     def acker() -> None:
         while not stop.wait(ack_every_s):
             with lock:
-                due = [
-                    (d, n, epochs.get(d))
-                    for d, n in contiguous.items()
-                    if n > acked.get(d, 0) and epochs.get(d)
-                ]
+                due = [(d, n, epochs.get(d)) for d, n in contiguous.items() if n > acked.get(d, 0)]
                 for d, n, _ in due:
                     acked[d] = n
             for d, n, epoch in due:
-                body = json.dumps({"seq": n, "epoch": epoch})
-                c.publish(Topics(TOPIC_ROOT, SITE, d).ack, body, qos=1, retain=True)
+                ack = json.dumps({"seq": n, "epoch": epoch} if epoch else {"seq": n})
+                c.publish(Topics(TOPIC_ROOT, SITE, d).ack, ack, qos=1, retain=True)
 
     threading.Thread(target=acker, daemon=True).start()
     line = sys.stdin.readline().split()  # "expect <path to {device: last_seq}> <timeout>"

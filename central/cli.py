@@ -37,6 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write a roster even when no appointment is on --date",
     )
+    b.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN|FILE",
+        help="the export's column for a roster field (e.g. --map queue_no=候诊序号), or a TOML "
+        "file of such pairs; repeatable (Chinese headers like 预约号, 姓名 need none)",
+    )
+    b.add_argument(
+        "--directory",
+        default="",
+        metavar="directory.json",
+        help="the published directory: department ids by department name, for exports "
+        "without a department_id (科室代码) column",
+    )
+    b.add_argument(
+        "--force-date",
+        action="store_true",
+        help="build for --date although it is not today/tomorrow (times without dates) or "
+        "is in the past or over a week ahead",
+    )
     b.set_defaults(func=_roster_build)
     p = rsub.add_parser("publish", help="publish a roster JSON (retained, QoS 1)")
     add_broker_args(p)
@@ -109,6 +130,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="staff.json",
         help="staff directory (as published) to show names next to staff numbers",
     )
+    r.add_argument(
+        "--timezone",
+        default="Asia/Shanghai",
+        metavar="ZONE",
+        help="IANA zone for days and hours (default Asia/Shanghai, the devices' default)",
+    )
     r.add_argument("--title", default="", help="HTML page title")
     r.add_argument("--out", default="", metavar="F", help="write here instead of stdout")
     r.set_defaults(func=_report)
@@ -118,18 +145,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--state", default="", choices=("", "open", "filled", "lost"))
     g.set_defaults(func=_gaps)
 
-    a = ssub.add_parser("alerts", help="forward alerts to a webhook (or print them)")
-    add_broker_args(a)
-    a.add_argument("--webhook", default="", metavar="URL", help="POST each alert as JSON here")
-    a.add_argument("--site", default="+", metavar="S", help="only this site (default: all)")
-    a.add_argument(
-        "--queue",
-        default="careterm-alerts.sqlite",
-        metavar="F",
-        help="durable queue file (default careterm-alerts.sqlite)",
+    a = ssub.add_parser(
+        "alerts", help="forward every alert stored in the site database to a webhook (or print it)"
     )
-    a.add_argument("--group", default="careterm-alerts", metavar="NAME")
-    a.add_argument("--client-id", default="", metavar="ID")
+    a.add_argument(
+        "--db",
+        default="sqlite:///careterm-site.db",
+        metavar="URL",
+        help="the site database `site collect` writes (default sqlite:///careterm-site.db)",
+    )
+    a.add_argument("--webhook", default="", metavar="URL", help="POST each alert as JSON here")
     a.add_argument(
         "--staff",
         default="",
@@ -150,7 +175,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="longest wait between webhook retries (default 300)",
     )
-    _add_session_expiry(a)
     a.set_defaults(func=_alerts)
 
 
@@ -194,6 +218,9 @@ def _roster_build(args: argparse.Namespace) -> int:
         utc_offset=args.utc_offset,
         encoding=args.encoding,
         allow_empty=args.allow_empty,
+        column_map=args.map,
+        directory=args.directory,
+        force_date=args.force_date,
     )
     import json
 
@@ -229,7 +256,7 @@ def _collect(args: argparse.Namespace) -> int:
     if args.gap_timeout <= 0 or args.ping_interval <= 0:
         raise UsageError("--gap-timeout and --ping-interval must be positive seconds")
     broker = broker_options(args)
-    engine = open_db(args.db)
+    engine = open_db(args.db, writer=True)
     opts = CollectOptions(
         topic_root=args.topic_root,
         site=args.site,
@@ -254,7 +281,7 @@ def _gaps(args: argparse.Namespace) -> int:
     import json
 
     from central.db import open_db
-    from central.report import gap_rows
+    from central.report_model import gap_rows
 
     for row in gap_rows(open_db(args.db), args.state):
         print(json.dumps(row, ensure_ascii=False))
@@ -263,24 +290,17 @@ def _gaps(args: argparse.Namespace) -> int:
 
 def _alerts(args: argparse.Namespace) -> int:
     from central.alerts import AlertOptions, run_alerts
-    from central.mqtt import broker_options, default_client_id
+    from central.db import open_db
+    from central.report import load_staff_names
 
     if args.webhook and not args.webhook.startswith(("http://", "https://")):
         raise UsageError(f"--webhook {args.webhook!r}: use an http:// or https:// URL")
     if not 0 < args.retry_min <= args.retry_max:
         raise UsageError("--retry-min and --retry-max must be positive, min <= max (seconds)")
-    from central.report import load_staff_names
-
     opts = AlertOptions(
-        topic_root=args.topic_root,
-        site=args.site,
-        group=args.group,
-        staff_names=load_staff_names(args.staff),
-        client_id=args.client_id or default_client_id(args.group),
         webhook=args.webhook,
-        queue=args.queue,
         retry_min_s=args.retry_min,
         retry_max_s=args.retry_max,
-        session_expiry_s=max(0, args.session_expiry),
+        staff_names=load_staff_names(args.staff),
     )
-    return run_alerts(broker_options(args), opts)
+    return run_alerts(open_db(args.db, writer=True), opts)

@@ -4,28 +4,37 @@ the core service, and the Kivy screen."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from drivers.card_reader.base import CardReader
+from drivers.card_reader.factory import open_card_reader
+from drivers.printer.base import TicketPrinter
+from drivers.printer.factory import FaultyPrinter, open_printer
+from drivers.speaker.base import Speaker
+from drivers.speaker.factory import open_speaker
 from kiosk.service import KioskService
-from terminal.config import DeviceConfig
+from kiosk.voice import Voice
+from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
 from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.kiosk")
 
 
-def _open(kind: str, cfg: DeviceConfig) -> Any:
-    """The configured driver, or None for driver = "none"."""
-    if kind == "printer":
-        if cfg.printer.driver == "none":
-            return None
-        from drivers.printer.factory import open_printer
-
+def _open_printer(cfg: DeviceConfig) -> TicketPrinter | None:
+    """The configured printer, None for driver = "none", or a faulted stand-in."""
+    if cfg.printer.driver == "none":
+        return None
+    try:
         return open_printer(cfg)
+    except (OSError, ConfigError) as e:
+        log.error("printer cannot be opened: %s; tickets are shown on screen", e)
+        return FaultyPrinter(f"cannot open: {e}")
+
+
+def _open_card_reader(cfg: DeviceConfig) -> CardReader | None:
+    """The configured card reader, or None for driver = "none"."""
     if cfg.card_reader.driver == "none":
         return None
-    from drivers.card_reader.factory import open_card_reader
-
     return open_card_reader(cfg)
 
 
@@ -36,16 +45,15 @@ class Kiosk:
         self,
         cfg: DeviceConfig,
         *,
-        printer: Any = None,
-        card_reader: Any = None,
+        printer: TicketPrinter | None = None,
+        card_reader: CardReader | None = None,
+        speaker: Speaker | None = None,
         open_drivers: bool = True,
     ) -> None:
         self.cfg = cfg
-        self.printer = printer if printer is not None or not open_drivers else _open("printer", cfg)
+        self.printer = printer if printer is not None or not open_drivers else _open_printer(cfg)
         self.card_reader = (
-            card_reader
-            if card_reader is not None or not open_drivers
-            else _open("card_reader", cfg)
+            card_reader if card_reader is not None or not open_drivers else _open_card_reader(cfg)
         )
         topics = cfg.topics
         self.uplink = Uplink(
@@ -58,7 +66,11 @@ class Kiosk:
             on_command=lambda n, b, r: self.service.on_command(n, b, r),
             telemetry=lambda: self.service.telemetry(),
         )
-        self.service = KioskService(cfg, self.uplink, self.printer, self.card_reader)
+        if speaker is None and open_drivers and cfg.kiosk.voice:
+            speaker = open_speaker(volume=cfg.kiosk.voice_volume / 100)
+        self.speaker = speaker
+        voice = Voice(speaker) if speaker is not None else None
+        self.service = KioskService(cfg, self.uplink, self.printer, self.card_reader, voice=voice)
 
     def healthy(self) -> bool:
         return self.service.is_alive() and self.uplink.link.is_alive()
@@ -76,6 +88,8 @@ class Kiosk:
             except Exception:
                 log.exception("card reader did not stop cleanly")
         self.service.stop()
+        if self.speaker is not None:
+            self.speaker.close()
         if self.printer is not None:
             try:
                 self.printer.close()

@@ -61,16 +61,24 @@ class _Section(BaseModel):
 
 
 class DeviceSection(_Section):
+    """Who the device is and where it keeps its state."""
+
     id: Name
+    """Device id: MQTT client id, certificate name and topic segment (`pad-w03`); 1-32 lower-case
+    letters, digits and `-`."""
     role: Literal["rating_pad", "kiosk"]
+    """`rating_pad` (window rating pad, `careterm pad`) or `kiosk` (lobby kiosk, `careterm
+    kiosk`)."""
     site: Name
+    """Site id, the topic segment after the topic root; same pattern as `id`."""
     data_dir: StrictStr = "/var/lib/careterm"
     """Folder for the outbox and device state; created if missing; an absolute path."""
     retain_days: Annotated[StrictInt, Field(ge=1, le=365)] = 7
     """Days a sent event is kept for `resend` when the site never acks it (counted on a
     synchronised clock by the device itself, so a clock jump never shortens it)."""
     timezone: StrictStr = "Asia/Shanghai"
-    """IANA time zone the device's local time must be in (SPEC 9.5); `careterm doctor` checks."""
+    """IANA time zone the device's system clock must be set to (SPEC 9.5); event times and
+    the report's hours follow it. `careterm doctor` checks the system's zone against it."""
 
     @field_validator("data_dir")
     @classmethod
@@ -87,21 +95,37 @@ class DeviceSection(_Section):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
+            raise ValueError(
+                f"{v!r} is not an IANA time zone name (e.g. Asia/Shanghai; "
+                "`timedatectl list-timezones` lists them)"
+            ) from None
         return v
 
 
 class MqttSection(_Section):
+    """How the device reaches the site's broker."""
+
     url: StrictStr = "mqtt://127.0.0.1:1883"
+    """Broker address: `mqtt://host:1883`, or `mqtts://host:8883` for TLS (the site broker
+    `provision broker` writes accepts only TLS with client certificates)."""
     username: StrictStr = ""
+    """MQTT user name; empty: none (the site broker takes the certificate's name)."""
     password_file: StrictStr = ""
+    """File holding the MQTT password (its content, surrounding white space removed); used
+    only with `username`."""
     ca_file: StrictStr = ""
+    """mqtts: CA certificate(s) the broker's certificate must chain to."""
     cert_file: StrictStr = ""
+    """mqtts: this device's client certificate (PEM); goes with `key_file`."""
     key_file: StrictStr = ""
+    """mqtts: the private key of `cert_file` (PEM, readable by the service only)."""
     keepalive_s: Annotated[StrictInt, Field(ge=5, le=3600)] = 30
+    """MQTT keep-alive: the broker declares the device lost (Last Will) after 1.5 times this without
+    traffic."""
     topic_root: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = (
         "careterm"
     )
+    """First segment(s) of every topic (`R` in the topic reference)."""
 
     @field_validator("url")
     @classmethod
@@ -129,30 +153,51 @@ class MqttSection(_Section):
 
 
 class PrivacySection(_Section):
+    """The site secret that turns card numbers into tokens."""
+
     salt_file: StrictStr = "/etc/careterm/site.salt"
+    """The site's secret salt for card tokens (HMAC key; surrounding white space ignored); the same
+    file on every device and site tool of a site."""
 
 
 class WindowSection(_Section):
+    """The service window a rating pad stands at."""
+
     id: Annotated[StrictStr, Field(min_length=1, max_length=32)] = "W01"
+    """Window id carried in every rating and staff event (`W03`)."""
     name: StrictStr = ""
+    """Window name shown on the pad and in alerts (`收费处 3号窗口`)."""
 
 
 class RatingSection(_Section):
+    """What a rating pad asks, and when a press counts."""
+
     labels: Annotated[list[StrictStr], Field(min_length=3, max_length=5)] = Field(
         default_factory=lambda: list(DEFAULT_LABELS)
     )
     """Worst first; score = index + 1."""
     mode: Literal["prompted", "free"] = "prompted"
+    """`prompted`: a press counts only within `prompt_window_s` after a prompt (`cmd/prompt` or the
+    prompt key), once; `free`: any press counts, and a press within `cooldown_s` of the last is kept
+    with `misuse: true`."""
     prompt_window_s: Annotated[StrictInt, Field(ge=1, le=600)] = 15
+    """How long a prompt stays open for a rating."""
     cooldown_s: Annotated[StrictInt, Field(ge=0, le=600)] = 5
+    """Presses closer than this to the last rating are kept with `misuse: true` (a stuck or hammered
+    key)."""
     debounce_ms: Annotated[StrictInt, Field(ge=0, le=2000)] = 80
+    """Repeats of the same key within this time are one press (contact bounce)."""
     reasons: Annotated[list[StrictStr], Field(min_length=1, max_length=9)] = Field(
         default_factory=lambda: list(DEFAULT_REASONS)
     )
+    """Reasons offered after a low score, numbered from 1; on a keypad, the key that gives score N
+    picks reason N."""
     reason_timeout_s: Annotated[StrictInt, Field(ge=1, le=600)] = 10
+    """Without an answer in this time the reason is sent as null."""
     min_response_ms: Annotated[StrictInt, Field(ge=0, le=60_000)] = 700
     """A press sooner than this after its prompt is kept with `misuse: true` (SPEC 9.3)."""
     alert_at_or_below: Annotated[StrictInt, Field(ge=0, le=5)] = 1
+    """Scores at or below this raise a `dissatisfied` alert and ask for a reason; 0: never."""
     thanks_s: Annotated[StrictInt, Field(ge=1, le=60)] = 3
     """Seconds the thank-you screen stays (careterm extension)."""
     voice_dir: StrictStr = ""
@@ -191,10 +236,18 @@ class RatingSection(_Section):
 
 
 class ButtonsSection(_Section):
+    """The rating pad's keys."""
+
     driver: Literal["serial", "evdev", "touch", "keyboard", "sim"] = "serial"
+    """Where keys come from: `serial` (one ASCII byte per key), `evdev` (a USB-HID keypad), `touch`
+    (the screen's buttons only), `keyboard`/`sim` (simulated, for the demo and tests)."""
     device: StrictStr = "/dev/ttyUSB0"
+    """Serial port (prefer `/dev/serial/by-id/...`) or input device (`/dev/input/by-id/...`)."""
     baudrate: PosInt = 9600
+    """Serial speed of the keypad."""
     keys: dict[StrictStr, StrictInt | StrictStr] = Field(default_factory=lambda: dict(DEFAULT_KEYS))
+    """Key name (the serial byte, or an evdev name such as `KEY_KP4`) -> score 1-5 or an action:
+    `prompt`, `pause`, `resume`, `sign_out`."""
 
     @field_validator("keys")
     @classmethod
@@ -211,8 +264,12 @@ class ButtonsSection(_Section):
 
 
 class ClassifyRule(_Section):
+    """One rule of `[card_reader].classify`: what a line read from a reader is."""
+
     kind: Literal["id_card", "medical_card", "appointment_qr", "staff_card"]
+    """What a line matching `pattern` is."""
     pattern: StrictStr
+    """Python regular expression with a named group `(?P<number>...)`; first matching rule wins."""
 
     @field_validator("pattern")
     @classmethod
@@ -227,23 +284,43 @@ class ClassifyRule(_Section):
 
 
 class CardReaderSection(_Section):
+    """The card or QR reader (patients' cards on a kiosk, staff cards on a pad)."""
+
     driver: Literal["idcard", "serial", "evdev", "keyboard", "sim", "none"] = "none"
+    """`idcard` (second-generation ID card SAM reader), `serial` or `evdev` (line readers:
+    magstripe, hospital card, QR scanner), `keyboard`/`sim` (simulated), `none`."""
     device: StrictStr = ""
+    """Serial port (prefer `/dev/serial/by-id/...`) or input device of the reader."""
     baudrate: PosInt = 115200
+    """Serial speed of the reader (SAM readers: 115200)."""
     classify: list[ClassifyRule] = Field(
         default_factory=lambda: [ClassifyRule(**r) for r in DEFAULT_CLASSIFY]
     )
+    """Rules that tell what a line read from a `serial`/`evdev` reader is; absent: the four default
+    rules."""
 
 
 class PrinterSection(_Section):
+    """The kiosk's ticket printer (ESC/POS)."""
+
     driver: Literal["usb", "serial", "network", "file", "sim", "none"] = "none"
+    """`usb`, `serial`, `network` (`host:9100`), `file` (write ESC/POS bytes to a file), `sim` (a
+    folder of .bin and .png previews), `none`."""
     device: StrictStr = ""
+    """Serial port, `host:port` for `network`, a file path for `file`, a folder for `sim`; unused
+    for `usb`."""
     usb_vendor: Annotated[StrictInt, Field(ge=0, le=0xFFFF)] = 0x0416
+    """USB vendor id of the printer (`usb` driver; `careterm hw list` shows it)."""
     usb_product: Annotated[StrictInt, Field(ge=0, le=0xFFFF)] = 0x5011
+    """USB product id of the printer (`usb` driver)."""
     baudrate: PosInt = 9600
+    """Serial speed of the printer (`serial` driver)."""
     encoding: StrictStr = "gb18030"
+    """Text encoding the printer's Chinese font expects."""
     columns: Annotated[StrictInt, Field(ge=16, le=96)] = 48
+    """Characters per line at normal size (58 mm paper: 32, 80 mm: 48)."""
     cut: StrictBool = True
+    """Cut the paper after each ticket (`GS V`)."""
     profile: StrictStr = ""
     """python-escpos printer profile (e.g. "ZJ-5870"); one without native QR gets a raster QR.
     Empty: native `GS ( k` QR (careterm extension)."""
@@ -259,13 +336,50 @@ class PrinterSection(_Section):
 
 
 class KioskSection(_Section):
+    """The lobby kiosk's behaviour."""
+
     idle_timeout_s: Annotated[StrictInt, Field(ge=10, le=3600)] = 60
+    """Without a touch or card for this long the kiosk returns home and forgets the patient."""
     checkin_early_min: Annotated[StrictInt, Field(ge=0, le=24 * 60)] = 60
+    """Check-in opens this long before the appointment's slot."""
     checkin_late_min: Annotated[StrictInt, Field(ge=0, le=24 * 60)] = 30
+    """Check-in stays open this long after the slot starts."""
     language: Literal["zh", "en"] = "zh"
+    """Screen language the kiosk starts in and returns to; the patient can switch."""
     fullscreen: StrictBool = True
+    """Full screen (a real kiosk); false: a window (demo, development)."""
     roster_file: StrictStr = ""
+    """Optional local roster JSON (demo, or a site without roster publishing); empty: only the
+    published roster."""
     maintenance_pin_sha256: Annotated[StrictStr, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
+    """SHA-256 (hex) of the maintenance PIN; empty: no maintenance screen."""
+    # SPEC 9.6: site texts, lookup, voice, help (empty texts fall back to neutral wording)
+    hospital_name: StrictStr = ""
+    """Title bar and ticket header, e.g. "市第一人民医院"; empty: "门诊自助服务"."""
+    hospital_name_en: StrictStr = ""
+    """English title; empty: `hospital_name`, else "Outpatient self-service"."""
+    logo: StrictStr = ""
+    """PNG or JPEG shown left of the title (path); empty: none."""
+    location: StrictStr = ""
+    """Where this kiosk stands, sent with a `help` alert, e.g. "门诊楼1层大厅东侧"."""
+    help_desk: StrictStr = ""
+    """Where patients get help, e.g. "一楼服务台"; empty: "人工窗口"."""
+    help_desk_en: StrictStr = ""
+    """English `help_desk`; empty: "a service window"."""
+    booking_hint: StrictStr = ""
+    """How to book when no appointment is found, e.g. "关注医院公众号预约"; empty: not shown."""
+    booking_hint_en: StrictStr = ""
+    """English `booking_hint`."""
+    feedback_reply_days: Annotated[StrictInt, Field(ge=1, le=60)] = 3
+    """Working days within which a feedback with a callback number is answered."""
+    lookup: list[Literal["appointment", "phone_birth"]] = Field(
+        default_factory=lambda: ["appointment", "phone_birth"]
+    )
+    """Manual lookups offered when no card works; []: none."""
+    voice: StrictBool = True
+    """Spoken guidance (shipped zh/en audio) on the main steps."""
+    voice_volume: Annotated[StrictInt, Field(ge=0, le=100)] = 80
+    """Percent of full scale."""
 
 
 class DeviceConfig(_Section):
@@ -418,6 +532,19 @@ def file_problems(cfg: DeviceConfig) -> list[tuple[str, str]]:
         readable("privacy.salt_file", cfg.privacy.salt_file, "the site salt for card tokens")
     if cfg.device.role == "kiosk":
         readable("kiosk.roster_file", cfg.kiosk.roster_file, "the local roster")
+        readable("kiosk.logo", cfg.kiosk.logo, "the logo image")
+        if cfg.printer.driver == "file" and cfg.printer.device:
+            target = Path(cfg.printer.device)
+            folder = target if target.is_dir() else target.parent
+            existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+            if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+                out.append(
+                    (
+                        "printer.device",
+                        f"folder {folder} does not exist and cannot be created here "
+                        "(the kiosk would show tickets on screen only)",
+                    )
+                )
     elif cfg.rating.voice_dir and not Path(cfg.rating.voice_dir).is_dir():
         out.append(("rating.voice_dir", f"{cfg.rating.voice_dir}: not a folder"))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,12 @@ class CardRead:
     name_masked: str | None = None
     valid: bool = True
     appointment: str | None = None
+    elderly: bool = False
+    """An ID card of a patient aged 65 or more (the kiosk turns care mode on); the birth date
+    itself never leaves the reader code."""
+    problem: str | None = None
+    """A read that failed: "unrecognised" (no classify rule matched) or "check_digit" (an ID
+    number whose check character is wrong); `token` is None then. Lets the kiosk say so."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
@@ -29,17 +36,21 @@ class CardRead:
         else:
             out["token"] = self.token
         out.update(masked=self.masked, name_masked=self.name_masked, valid=self.valid)
+        if self.problem:
+            out["problem"] = self.problem
         return out
 
 
 ReadListener = Callable[[CardRead], None]
 
 
-class CardReader(Watchable):
+class CardReader(Watchable, ABC):
     """Calls the listener once per card presentation, from the driver's own thread."""
 
+    @abstractmethod
     def start(self, on_read: ReadListener) -> None:
-        raise NotImplementedError
+        """Open the reader (in the background) and deliver reads to `on_read`."""
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop reading and release the device."""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.classify import Classifier, compile_rules
+from drivers.card_reader.evdev_reader import EvdevLineReader
+from drivers.card_reader.idcard import IdCardReader
+from drivers.card_reader.line_reader import SerialLineReader
+from drivers.card_reader.sim import SimulatedCardReader
 from terminal.config import ConfigError, DeviceConfig
 from terminal.privacy import SaltError, load_salt
 
@@ -29,8 +33,6 @@ def open_card_reader(cfg: DeviceConfig, config_file: str | None = None) -> CardR
         return None
     classifier = make_classifier(cfg, config_file)
     if c.driver in ("keyboard", "sim"):
-        from drivers.card_reader.sim import SimulatedCardReader
-
         cards = SimulatedCardReader.load_cards(c.device) if c.device else []
         return SimulatedCardReader(classifier, cards)
     if not c.device:
@@ -41,15 +43,9 @@ def open_card_reader(cfg: DeviceConfig, config_file: str | None = None) -> CardR
             "or /dev/input/by-id/...)",
         )
     if c.driver == "idcard":
-        from drivers.card_reader.idcard import IdCardReader
-
         return IdCardReader(c.device, c.baudrate, classifier)
     if c.driver == "serial":
-        from drivers.card_reader.line_reader import SerialLineReader
-
         return SerialLineReader(c.device, c.baudrate, classifier)
     if c.driver == "evdev":
-        from drivers.card_reader.evdev_reader import EvdevLineReader
-
         return EvdevLineReader(c.device, classifier)
     raise ConfigError(config_file, "card_reader.driver", f"unknown driver {c.driver!r}")

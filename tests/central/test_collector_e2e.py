@@ -275,7 +275,10 @@ def test_duplicates_malformed_payloads_and_null_seq_alerts(
     alert = db_rows(db, events, events.c.seq.is_(None))[0]
     assert (alert.kind, alert.type) == ("storage", "alert")
     assert db_rows(db, gaps) == []
-    assert col.output().count("ignored a message") == 3
+    # three refused payloads from one device: logged once, all counted
+    assert col.output().count("refused a payload that is not the contract's from pad-x") == 1
+    assert col.stop() == 0
+    assert "1 duplicates, 3 refused (3 payload)" in col.output()
 
 
 def test_a_late_will_from_an_older_session_does_not_override_online(
@@ -374,7 +377,7 @@ def test_two_collectors_with_one_client_id_are_told_apart_in_the_log(
     wait_for(lambda: "subscribed" in a.output(), 15, what="first collector subscribed")
     b = collector_factory(broker.url, db, "--client-id", "same").start()
     wait_for(
-        lambda: "Give every collector its own --client-id" in a.output() + b.output(),
+        lambda: "Give every collector its own certificate" in a.output() + b.output(),
         20,
         what="session takeover explained",
     )
