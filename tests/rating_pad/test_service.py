@@ -86,15 +86,19 @@ def test_free_mode_misuse_and_debounce(pad_rig) -> None:
 
 
 def test_stuck_key_gives_one_rating(pad_rig) -> None:
+    """A held key auto-repeating every 25 ms for 1.5 s, as the keypad driver timestamps the
+    presses (given here, so a loaded test machine cannot stretch the gaps past the repeat
+    guard; the pty and debounce path is test_free_mode_misuse_and_debounce)."""
     rig = pad_rig(rating='mode = "free"\ncooldown_s = 0')
-    for _ in range(60):  # a held key auto-repeating every ~25 ms for 1.5 s
-        rig.pty.write(b"4")
-        time.sleep(0.025)
-    # (slower repeats, 80..100 ms, are dropped by the machine: test_machine.py)
-    time.sleep(0.5)
-    rig.keys(b"3", handled=1)
-    evs = rig.wait_events("rating", 2)
-    assert [e["data"]["score"] for e in evs] == [4, 3]
+    t0 = rig.service.clock()
+    before = rig.service.handled
+    for i in range(60):
+        rig.service.press("4", t0 + 0.025 * i)
+    rig.service.press("3", t0 + 0.025 * 59 + 0.5)  # released; another key half a second later
+    wait_for(lambda: rig.service.handled >= before + 61, 5, what="61 presses handled")
+    rig.wait_events("rating", 2)
+    time.sleep(0.3)
+    assert [e["data"]["score"] for e in rig.events("rating")] == [4, 3]
 
 
 def test_low_score_stored_and_alerted_at_the_press_reason_by_key_after(pad_rig) -> None:
