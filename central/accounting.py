@@ -32,10 +32,12 @@ from central import ledger
 from central.db import (
     NO_EPOCH,
     alert_deliveries,
+    bulk_insert,
     devices,
     events,
     gaps,
     insert_ignore,
+    insert_new_events,
     is_retryable,
     prompts,
     ratings,
@@ -56,6 +58,23 @@ RESEND_BACKOFF_MAX_S = 600.0
 MAX_RESEND_SPAN = 1_000_000  # devices refuse larger `resend` ranges
 CID_RESEND, CID_PING = "site-resend-", "site-ping-"
 RETRIES = 8
+EVENT_COLUMNS = [
+    "id",
+    "device",
+    "site",
+    "epoch",
+    "seq",
+    "type",
+    "kind",
+    "ts",
+    "day",
+    "hour",
+    "clock_synced",
+    "valid",
+    "received_at",
+    "topic",
+    "payload",
+]
 
 Send = Callable[[str, dict[str, Any], bool], bool]
 StreamKey = tuple[str, str]  # (device, epoch); epoch '' for version-1 devices
@@ -222,14 +241,15 @@ class Accounting:
         new = self._insert_events(conn, batch.events, now, out)
         dev_rows = self._lock_devices(conn, batch, now)
         self._insert_details(conn, new, dev_rows)
-        dirty = self._streams(conn, new, dev_rows, now, out)
+        srows: dict[StreamKey, dict] = {}
+        dirty = self._streams(conn, new, dev_rows, srows, now, out)
         for st in batch.statuses:
             self._apply_status(conn, st, dev_rows[st.device], now)
         for rp in batch.replies:
             if rp.device in dev_rows:
-                dirty |= self._apply_reply(conn, rp, dev_rows[rp.device], now, out)
-        for key in sorted(dirty):
-            self._account(conn, key, dev_rows[key[0]], now, out)
+                dirty |= self._apply_reply(conn, rp, dev_rows[rp.device], srows, now, out)
+        self._account(conn, sorted(dirty), dev_rows, srows, now, out)
+        self._write_streams(conn, srows, dev_rows)
         self._queue_alerts(conn, new, dev_rows, now)
         self._telemetry(conn, batch.telemetry, now)
         for ev in batch.events:
@@ -254,27 +274,26 @@ class Accounting:
         if not ordered:
             return []
         rows = [
-            {
-                "id": ev.id,
-                "device": ev.device,
-                "site": ev.site,
-                "epoch": ev.epoch or NO_EPOCH,
-                "seq": ev.seq,
-                "type": ev.type,
-                "kind": clean(ev.kind) if ev.kind else None,
-                "ts": ev.ts,
-                "day": ev.day,
-                "hour": ev.hour,
-                "clock_synced": ev.clock_synced,
-                "valid": ev.data_error is None,
-                "received_at": now,
-                "topic": ev.topic[:255],
-                "payload": envelope_text(ev.envelope),
-            }
+            (
+                ev.id,
+                ev.device,
+                ev.site,
+                ev.epoch or NO_EPOCH,
+                ev.seq,
+                ev.type,
+                clean(ev.kind) if ev.kind else None,
+                ev.ts,
+                ev.day,
+                ev.hour,
+                ev.clock_synced,
+                ev.data_error is None,
+                now,
+                ev.topic[:255],
+                ev.text or envelope_text(ev.envelope),
+            )
             for ev in ordered
         ]
-        stmt = insert_ignore(conn, events).returning(events.c.id)
-        fresh = {r[0] for r in conn.execute(stmt, rows)}
+        fresh = insert_new_events(conn, EVENT_COLUMNS, rows)
         new = [ev for ev in ordered if ev.id in fresh]
         out.stored += len(new)
         out.duplicates += len(evs) - len(new)
@@ -411,11 +430,11 @@ class Accounting:
                 }
             )
         if rating_rows:
-            conn.execute(insert_ignore(conn, ratings), rating_rows)
+            _bulk(conn, ratings, rating_rows)
         if prompt_rows:
-            conn.execute(insert_ignore(conn, prompts), prompt_rows)
+            _bulk(conn, prompts, prompt_rows)
         if reason_rows:
-            conn.execute(insert_ignore(conn, reasons), reason_rows)
+            _bulk(conn, reasons, reason_rows)
             in_batch = {row["event_id"] for row in rating_rows}
             later = [row for row in reason_rows if row["rating"] not in in_batch]
             if later:  # the rating came first: give it its reason (only the same device's)
@@ -457,7 +476,7 @@ class Accounting:
                     "next_try": 0.0,
                 }
             )
-        conn.execute(insert_ignore(conn, alert_deliveries), rows)
+        _bulk(conn, alert_deliveries, rows)
 
     def _telemetry(self, conn: Connection, items: list[Telemetry], now: float) -> None:
         latest: dict[str, Telemetry] = {}
@@ -504,7 +523,13 @@ class Accounting:
     # -- streams: seq accounting per (device, epoch) -----------------------------------------
 
     def _streams(
-        self, conn: Connection, new: list[Event], dev_rows: dict, now: float, out: _Outcome
+        self,
+        conn: Connection,
+        new: list[Event],
+        dev_rows: dict,
+        srows: dict[StreamKey, dict],
+        now: float,
+        out: _Outcome,
     ) -> set[StreamKey]:
         """Record the new seqs of each stream; returns the streams that need a full look
         (holes, gaps, reused seqs). In-order arrival takes the fast path: no query."""
@@ -569,23 +594,39 @@ class Accounting:
                 and s["max_seq"] <= got[-1]
             )
             s["max_seq"] = max(s["max_seq"], got[-1])
+            srows[key] = s
             if fast:
                 s["acked_seq"] = got[-1]
                 self._ack_if_current(s, dev, out)
-                self._write_stream(conn, s, dev)
             else:
-                self._write_stream(conn, s, dev)
                 dirty.add(key)
         return dirty
 
-    def _write_stream(self, conn: Connection, s: dict, dev: dict) -> None:
-        conn.execute(
+    def _write_streams(
+        self, conn: Connection, srows: dict[StreamKey, dict], dev_rows: dict
+    ) -> None:
+        """One executemany for every stream the transaction changed (device locks held)."""
+        if not srows:
+            return
+        cols = [c.name for c in streams.columns if c.name not in ("device", "epoch")]
+        stmt = (
             update(streams)
-            .where(and_(streams.c.device == s["device"], streams.c.epoch == s["epoch"]))
-            .values({k: v for k, v in s.items() if k not in ("device", "epoch")})
+            .where(
+                and_(
+                    streams.c.device == bindparam("k_device"),
+                    streams.c.epoch == bindparam("k_epoch"),
+                )
+            )
+            .values({c: bindparam(f"v_{c}") for c in cols})
         )
-        if dev["epoch"] == s["epoch"]:
-            dev.update(first_seq=s["first_seq"], acked_seq=s["acked_seq"], max_seq=s["max_seq"])
+        params = []
+        for key in sorted(srows):
+            s = srows[key]
+            params.append({"k_device": key[0], "k_epoch": key[1], **{f"v_{c}": s[c] for c in cols}})
+            dev = dev_rows[key[0]]
+            if dev["epoch"] == s["epoch"]:
+                dev.update(first_seq=s["first_seq"], acked_seq=s["acked_seq"], max_seq=s["max_seq"])
+        conn.execute(stmt, params)
 
     def _ack_if_current(self, s: dict, dev: dict, out: _Outcome) -> None:
         """Acks go out for the device's current epoch only: the retained ack topic holds one."""
@@ -594,54 +635,105 @@ class Accounting:
             out.acks.append((s["site"], s["device"], s["epoch"], s["acked_seq"]))
 
     def _account(
-        self, conn: Connection, key: StreamKey, dev: dict, now: float, out: _Outcome
+        self,
+        conn: Connection,
+        keys: list[StreamKey],
+        dev_rows: dict,
+        srows: dict[StreamKey, dict],
+        now: float,
+        out: _Outcome,
     ) -> None:
-        """The full look at one stream: watermark, gaps opened and closed, reused seqs."""
-        dev_id, epoch = key
-        s = conn.execute(
-            select(streams).where(and_(streams.c.device == dev_id, streams.c.epoch == epoch))
-        ).first()
-        if s is None:
+        """The full look at streams whose new seqs were not simply the next ones: watermark,
+        gaps opened and closed, reused seqs. Three queries for all of them together."""
+        if not keys:
             return
-        s = dict(s._mapping)
-        stored_list = [
-            r[0]
-            for r in conn.execute(
-                select(events.c.seq)
-                .where(
-                    and_(
-                        events.c.device == dev_id,
-                        events.c.epoch == epoch,
-                        events.c.seq > s["acked_seq"],
-                    )
+        wanted = tuple_(streams.c.device, streams.c.epoch).in_(keys)
+        missing_rows = [k for k in keys if k not in srows]
+        if missing_rows:
+            q = select(streams).where(tuple_(streams.c.device, streams.c.epoch).in_(missing_rows))
+            for r in conn.execute(q):
+                srows[(r.device, r.epoch)] = dict(r._mapping)
+        on_stream = and_(events.c.device == streams.c.device, events.c.epoch == streams.c.epoch)
+        above: dict[StreamKey, list[int]] = defaultdict(list)
+        for r in conn.execute(
+            select(events.c.device, events.c.epoch, events.c.seq)
+            .select_from(events.join(streams, on_stream))
+            .where(and_(wanted, events.c.seq > streams.c.acked_seq))
+            .order_by(events.c.device, events.c.epoch, events.c.seq)
+        ):
+            above[(r.device, r.epoch)].append(r.seq)
+        on_gap = and_(gaps.c.device == streams.c.device, gaps.c.epoch == streams.c.epoch)
+        open_gaps: dict[StreamKey, list[Any]] = defaultdict(list)
+        lost_by: dict[StreamKey, list[Any]] = defaultdict(list)
+        for g in conn.execute(
+            select(gaps)
+            .select_from(gaps.join(streams, on_gap))
+            .where(
+                and_(
+                    wanted,
+                    (gaps.c.state == "open")
+                    | (
+                        gaps.c.state.in_(("lost", "before"))
+                        & (gaps.c.last_seq > streams.c.acked_seq)
+                    ),
                 )
-                .order_by(events.c.seq)
             )
-        ]
+        ):
+            if g.state == "open":
+                open_gaps[(g.device, g.epoch)].append(g)
+            else:
+                lost_by[(g.device, g.epoch)].extend(g.lost or [])
+        deletes: list[int] = []
+        closes: list[dict[str, Any]] = []
+        inserts: list[dict[str, Any]] = []
+        for key in keys:
+            if key in srows:
+                self._account_one(
+                    key,
+                    dev_rows[key[0]],
+                    srows[key],
+                    above[key],
+                    open_gaps[key],
+                    lost_by[key],
+                    now,
+                    out,
+                    deletes,
+                    closes,
+                    inserts,
+                )
+        if deletes:
+            conn.execute(delete(gaps).where(gaps.c.id.in_(sorted(deletes))))
+        if closes:
+            conn.execute(
+                update(gaps)
+                .where(gaps.c.id == bindparam("k_id"))
+                .values(state=bindparam("v_state"), closed_at=bindparam("v_closed")),
+                sorted(closes, key=lambda c: c["k_id"]),
+            )
+        if inserts:
+            conn.execute(gaps.insert(), inserts)
+
+    def _account_one(
+        self,
+        key: StreamKey,
+        dev: dict,
+        s: dict,
+        stored_list: list[int],
+        open_gaps: list[Any],
+        lost_before: list[Any],
+        now: float,
+        out: _Outcome,
+        deletes: list[int],
+        closes: list[dict[str, Any]],
+        inserts: list[dict[str, Any]],
+    ) -> None:
+        dev_id, epoch = key
+        stored_list = [q for q in stored_list if q > s["acked_seq"]]
         twice = sorted({q for i, q in enumerate(stored_list) if i and stored_list[i - 1] == q})
         if twice:
             out.logs.append((logging.ERROR, _reuse_message(key, twice)))
         stored = set(stored_list)
-        open_gaps = conn.execute(
-            select(gaps).where(
-                and_(gaps.c.device == dev_id, gaps.c.epoch == epoch, gaps.c.state == "open")
-            )
-        ).all()
-        lost = [r for g in open_gaps for r in (g.lost or [])]
-        lost += [
-            r
-            for g in conn.execute(
-                select(gaps.c.lost).where(
-                    and_(
-                        gaps.c.device == dev_id,
-                        gaps.c.epoch == epoch,
-                        gaps.c.state.in_(("lost", "before")),
-                        gaps.c.last_seq > s["acked_seq"],
-                    )
-                )
-            )
-            for r in (g.lost or [])
-        ]
+        lost = [r for g in open_gaps for r in (g.lost or [])] + list(lost_before)
         if s["reported_seq"] is not None and s["reported_seq"] > s["max_seq"]:
             s["max_seq"] = s["reported_seq"]
         acked = ledger.advance(s["acked_seq"], stored, lost)
@@ -654,7 +746,7 @@ class Accounting:
             if not g.lost:
                 if not g.resends:
                     # Filled by itself (out-of-order arrival, another collector's batch).
-                    conn.execute(delete(gaps).where(gaps.c.id == g.id))
+                    deletes.append(g.id)
                     continue
                 state = "filled"
             else:
@@ -664,61 +756,45 @@ class Accounting:
                 head = g.first_seq == 1 and s["first_seq"] is not None
                 below = head and max(b for _, b in g.lost) < s["first_seq"]
                 state = "before" if below else "lost"
-            conn.execute(update(gaps).where(gaps.c.id == g.id).values(state=state, closed_at=now))
+            closes.append({"k_id": g.id, "v_state": state, "v_closed": now})
             n_lost = sum(b - a + 1 for a, b in (g.lost or []))
             if state == "filled":
-                out.logs.append(
-                    (
-                        logging.INFO,
-                        f"{dev_id}: gap {g.first_seq}-{g.last_seq} filled after "
-                        f"{g.resends} resend request(s)",
-                    )
-                )
+                msg = f"gap {g.first_seq}-{g.last_seq} filled after {g.resends} resend request(s)"
+                out.logs.append((logging.INFO, f"{dev_id}: {msg}"))
             elif state == "before":
-                out.logs.append(
-                    (
-                        logging.INFO,
-                        f"{dev_id}: seq {g.first_seq}-{g.last_seq} were gone from the device "
-                        f"before this database first saw its epoch ({n_lost} events)",
-                    )
+                msg = (
+                    f"seq {g.first_seq}-{g.last_seq} were gone from the device before this "
+                    f"database first saw its epoch ({n_lost} events)"
                 )
+                out.logs.append((logging.INFO, f"{dev_id}: {msg}"))
             else:
-                out.logs.append(
-                    (
-                        logging.WARNING,
-                        f"{dev_id}: gap {g.first_seq}-{g.last_seq} closed, {n_lost} events lost",
-                    )
-                )
+                msg = f"gap {g.first_seq}-{g.last_seq} closed, {n_lost} events lost"
+                out.logs.append((logging.WARNING, f"{dev_id}: {msg}"))
         covered = [(g.first_seq, g.last_seq) for g in open_gaps]
         for m in missing:
             for a, b in _subtract(m, covered):
-                conn.execute(
-                    gaps.insert().values(
-                        device=dev_id,
-                        site=s["site"],
-                        epoch=epoch,
-                        first_seq=a,
-                        last_seq=b,
-                        detected_at=now,
-                        resends=0,
-                        state="open",
-                        lost=[],
-                    )
+                inserts.append(
+                    {
+                        "device": dev_id,
+                        "site": s["site"],
+                        "epoch": epoch,
+                        "first_seq": a,
+                        "last_seq": b,
+                        "detected_at": now,
+                        "resends": 0,
+                        "resend_at": None,
+                        "cid": None,
+                        "state": "open",
+                        "lost": [],
+                        "closed_at": None,
+                    }
                 )
                 still_open += 1
-                out.logs.append(
-                    (
-                        logging.DEBUG,
-                        f"{dev_id}: seq {a}-{b} missing; waiting {self.gap_timeout_s:g} s "
-                        "before asking for a resend",
-                    )
-                )
         moved = acked != s["acked_seq"]
         s["acked_seq"] = acked
         s["open_gaps"] = still_open
         if moved:
             self._ack_if_current(s, dev, out)
-        self._write_stream(conn, s, dev)
 
     # -- status and replies ---------------------------------------------------------------
 
@@ -774,7 +850,13 @@ class Accounting:
             dev["version"] = st.version
 
     def _apply_reply(
-        self, conn: Connection, rp: Reply, dev: dict, now: float, out: _Outcome
+        self,
+        conn: Connection,
+        rp: Reply,
+        dev: dict,
+        srows: dict[StreamKey, dict],
+        now: float,
+        out: _Outcome,
     ) -> set[StreamKey]:
         """Answers to our `ping` and `resend`; returns the streams to look at again."""
         if not rp.cid.startswith((CID_RESEND, CID_PING)):
@@ -793,21 +875,21 @@ class Accounting:
                 epoch = NO_EPOCH
             if not isinstance(epoch, str):
                 return set()
-            if epoch != NO_EPOCH and dev["epoch"] != epoch:
-                s_known = conn.execute(
-                    select(streams.c.epoch).where(
+            key = (rp.device, epoch)
+            if key not in srows:
+                row = conn.execute(
+                    select(streams).where(
                         and_(streams.c.device == rp.device, streams.c.epoch == epoch)
                     )
                 ).first()
-                if s_known is not None:
-                    dev["epoch"] = epoch  # the device itself says which epoch is current
-            key = (rp.device, epoch)
-            n = conn.execute(
-                update(streams)
-                .where(and_(streams.c.device == rp.device, streams.c.epoch == epoch))
-                .values(reported_seq=last)
-            ).rowcount
-            return {key} if n else set()
+                if row is None:
+                    return set()  # no event of that epoch here yet (or a v2 device's reply
+                    # without its epoch: its last_seq cannot be placed)
+                srows[key] = dict(row._mapping)
+            if epoch != NO_EPOCH and dev["epoch"] != epoch:
+                dev["epoch"] = epoch  # the device itself says which epoch is current
+            srows[key]["reported_seq"] = last
+            return {key}
         gap = conn.execute(select(gaps).where(gaps.c.cid == rp.cid)).first()
         if gap is None or gap.device != rp.device:
             return set()
@@ -925,6 +1007,13 @@ class Accounting:
                 )
                 conn.execute(update(devices).where(devices.c.device == dev_id).values(ping_at=now))
         return out
+
+
+def _bulk(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Rows of new events only (their ids were just inserted): no conflict is possible."""
+    if rows:
+        cols = list(rows[0])
+        bulk_insert(conn, table, cols, [tuple(r[c] for c in cols) for r in rows])
 
 
 def _reuse_message(key: StreamKey, seqs: list[int]) -> str:

@@ -349,3 +349,76 @@ def is_retryable(e: OperationalError) -> bool:
     if code in ("40P01", "40001"):
         return True
     return "database is locked" in str(e.orig)
+
+
+# -- bulk writes for the collector --------------------------------------------------------
+
+_COPY_IN = "careterm_events_in"
+
+
+def _cols(conn: Connection, cols: list[str]) -> str:
+    q = conn.dialect.identifier_preparer.quote
+    return ", ".join(q(c) for c in cols)
+
+
+def bulk_insert(conn: Connection, table: Table, cols: list[str], rows: list[tuple]) -> None:
+    """Insert rows the caller knows are new: COPY on PostgreSQL, executemany on SQLite (both
+    far cheaper per row than SQLAlchemy's multi-row INSERT, whose SQL text is parsed anew
+    for every batch size)."""
+    if not rows:
+        return
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table.name} ({_cols(conn, cols)}) FROM STDIN") as cp,
+        ):
+            for r in rows:
+                cp.write_row(r)
+    else:
+        marks = ", ".join("?" * len(cols))
+        raw.cursor().executemany(
+            f"INSERT INTO {table.name} ({_cols(conn, cols)}) VALUES ({marks})", rows
+        )
+
+
+def insert_new_events(conn: Connection, cols: list[str], rows: list[tuple]) -> set[str]:
+    """Insert event rows (`id` first, rows sorted by id) unless their id is stored already;
+    returns the ids that were new. PostgreSQL: COPY into a temporary table, then one
+    INSERT ... SELECT ... ORDER BY id ON CONFLICT DO NOTHING RETURNING id, so a collector
+    takes the id locks in id order (as every other collector does). SQLite: the caller holds
+    the database's one write lock (BEGIN IMMEDIATE), so a look-up then an insert is exact."""
+    if not rows:
+        return set()
+    assert cols[0] == "id"
+    names = _cols(conn, cols)
+    if conn.dialect.name == "postgresql":
+        info = conn.connection.info
+        if not info.get(_COPY_IN):
+            conn.exec_driver_sql(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_COPY_IN} (LIKE events INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
+            )
+            info[_COPY_IN] = True
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {_COPY_IN} ({names}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            cur.execute(
+                f"INSERT INTO events ({names}) SELECT {names} FROM {_COPY_IN} ORDER BY id "
+                "ON CONFLICT (id) DO NOTHING RETURNING id"
+            )
+            return {r[0] for r in cur.fetchall()}
+    raw = conn.connection.driver_connection
+    cur = raw.cursor()
+    ids = [r[0] for r in rows]
+    seen: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        cur.execute(f"SELECT id FROM events WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        seen.update(r[0] for r in cur.fetchall())
+    new = [r for r in rows if r[0] not in seen]
+    if new:
+        cur.executemany(f"INSERT INTO events ({names}) VALUES ({', '.join('?' * len(cols))})", new)
+    return {r[0] for r in new}
