@@ -115,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     g = ssub.add_parser("gaps", help="list detected gaps (open, filled, lost) as JSON lines")
     g.add_argument("--db", default="sqlite:///careterm-site.db", metavar="URL")
-    g.add_argument("--state", default="", choices=("", "open", "filled", "lost"))
+    g.add_argument("--state", default="", choices=("", "open", "filled", "lost", "before"))
     g.set_defaults(func=_gaps)
 
     a = ssub.add_parser(
