@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from careterm.localbroker import Broker
 from terminal.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -408,6 +409,7 @@ def collector_main(port: int, ack_every_s: float) -> int:
     seqs: dict[str, set[int]] = {}
     contiguous: dict[str, int] = {}
     acked: dict[str, int] = {}
+    epochs: dict[str, str] = {}  # the outbox epoch each device's events carry (SPEC 9.2)
     ids: set[str] = set()
     total = [0, 0, 0]  # messages, duplicates by id, malformed
     latencies: list[float] = []
@@ -424,6 +426,8 @@ def collector_main(port: int, ack_every_s: float) -> int:
             return
         with lock:
             total[0] += 1
+            if isinstance(ev.get("epoch"), str):
+                epochs[dev] = ev["epoch"]
             if eid in ids:
                 total[1] += 1
                 return
@@ -460,13 +464,12 @@ def collector_main(port: int, ack_every_s: float) -> int:
     def acker() -> None:
         while not stop.wait(ack_every_s):
             with lock:
-                due = [(d, n) for d, n in contiguous.items() if n > acked.get(d, 0)]
-                for d, n in due:
+                due = [(d, n, epochs.get(d)) for d, n in contiguous.items() if n > acked.get(d, 0)]
+                for d, n, _ in due:
                     acked[d] = n
-            for d, n in due:
-                c.publish(
-                    Topics(TOPIC_ROOT, SITE, d).ack, json.dumps({"seq": n}), qos=1, retain=True
-                )
+            for d, n, epoch in due:
+                ack = json.dumps({"seq": n, "epoch": epoch} if epoch else {"seq": n})
+                c.publish(Topics(TOPIC_ROOT, SITE, d).ack, ack, qos=1, retain=True)
 
     threading.Thread(target=acker, daemon=True).start()
     line = sys.stdin.readline().split()  # "expect <path to {device: last_seq}> <timeout>"
@@ -577,8 +580,6 @@ class ScenarioResult:
 def run_scenario(
     sc: Scenario, tmp: Path, *, profile: Path | None = None, log: Callable[[str], None] = print
 ) -> tuple[ScenarioResult, list[float]]:
-    from tests.conftest import Broker
-
     raise_fd_limit()
     work = tmp / sc.name
     shutil.rmtree(work, ignore_errors=True)

@@ -150,7 +150,7 @@ def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
     staff.write_text(json.dumps([{"staff": "E1024", "name": "王芳"}], ensure_ascii=False))
     p = alerts_factory(db, "--webhook", hook.url, "--staff", str(staff))
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: up.link.state.connected, 10, what="device connected")
+    wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
     ev = up.alert(
         "dissatisfied",
         "warning",
@@ -194,7 +194,7 @@ def test_alerts_stored_while_the_forwarder_was_away_longer_than_any_session_all_
     p = alerts_factory(db, "--webhook", hook.url)
     pads = [device_factory(f"pad-w0{i}", broker.url) for i in (1, 2)]
     for up in pads:
-        wait_for(lambda up=up: up.link.state.connected, 10, what="device connected")
+        wait_for(lambda up=up: up.link.connected.is_set(), 10, what="device connected")
     raised: dict[str, list[str]] = {"pad-w01": [], "pad-w02": []}
 
     def raise_alerts(n: int) -> None:

@@ -60,7 +60,7 @@ def test_events_stored_once_and_outbox_emptied_by_the_site_ack(
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a").start()
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: up.link.state.connected, 10, what="device connected")
+    wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     for i in range(20):
         up.record("rating", rating(i))
@@ -120,7 +120,7 @@ def _stop_collect_lose_in_broker(broker, up, col, db: str, n_before: int, n_lost
     assert up.outbox.stats().sent_unacked == n_lost
     broker.restart()  # no persistence: the queued events are gone
     wait_for(
-        lambda: up.link.state.connected and up.link.state.connects >= 2,
+        lambda: up.link.connected.is_set() and up.link.state.connects >= 2,
         15,
         what="device reconnected",
     )
@@ -176,7 +176,8 @@ def test_an_unfillable_gap_is_recorded_as_lost_and_reported(
     up = device_factory("pad-w03", broker.url)
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
-    up.outbox.site_ack(6)  # a wrong ack (or expiry) made the device forget seq 4..6
+    # a wrong ack (or expiry) made the device forget seq 4..6
+    up.outbox.site_ack(6, up.outbox.epoch)
     col.start()
     wait_for(lambda: col.output().count("subscribed") >= 2, 15, what="collector back")
     up.record("rating", rating(8))  # seq 9
@@ -205,7 +206,7 @@ def test_a_device_that_ran_before_the_site_saw_it_is_collected_from_its_oldest_e
 ) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     up = device_factory("kiosk-01", broker.url)
-    wait_for(lambda: up.link.state.connected, 10, what="device connected")
+    wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
     for i in range(5):  # nobody subscribed yet: the broker drops them after its PUBACK
         up.record(
             "checkin",

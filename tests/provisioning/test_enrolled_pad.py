@@ -55,7 +55,11 @@ def test_an_enrolled_pad_reports_takes_commands_and_acks_through_the_acl(
     reply = json.loads(site_sub.received(f"{BASE}/pad-w03/reply")[0][1])
     assert reply["cid"] == "doctor-1" and reply["ok"] is True
 
-    site_sub.publish(f"{BASE}/pad-w03/ack", json.dumps({"seq": event["seq"]}).encode(), retain=True)
+    site_sub.publish(
+        f"{BASE}/pad-w03/ack",
+        json.dumps({"seq": event["seq"], "epoch": event["epoch"]}).encode(),
+        retain=True,
+    )
 
     def acked() -> bool:
         r = run_careterm("outbox", "stats", "--config", str(cfg))
