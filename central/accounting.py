@@ -42,6 +42,7 @@ from central.db import (
     prompts,
     ratings,
     reasons,
+    seq_aliases,
     sessions,
     streams,
     telemetry,
@@ -238,11 +239,11 @@ class Accounting:
     def _store(self, conn: Connection, batch: Batch) -> _Outcome:
         out = _Outcome()
         now = time.time()
-        new = self._insert_events(conn, batch.events, now, out)
+        new, moved = self._insert_events(conn, batch.events, now, out)
         dev_rows = self._lock_devices(conn, batch, now)
         self._insert_details(conn, new, dev_rows)
         srows: dict[StreamKey, dict] = {}
-        dirty = self._streams(conn, new, dev_rows, srows, now, out)
+        dirty = self._streams(conn, new, moved, dev_rows, srows, now, out)
         for st in batch.statuses:
             self._apply_status(conn, st, dev_rows[st.device], now)
         for rp in batch.replies:
@@ -264,15 +265,17 @@ class Accounting:
 
     def _insert_events(
         self, conn: Connection, evs: list[Event], now: float, out: _Outcome
-    ) -> list[Event]:
+    ) -> tuple[list[Event], list[Event]]:
         """Insert the batch's events (sorted by id: every collector takes these locks in the
-        same order); returns the events that were new."""
+        same order); returns the events that were new, and the repeats that came under
+        another (epoch, seq) than the stored copy (carried into a new epoch) and were
+        recorded as such for the first time."""
         unique = {}
         for ev in evs:
             unique.setdefault(ev.id, ev)
         ordered = [unique[k] for k in sorted(unique)]
         if not ordered:
-            return []
+            return [], []
         rows = [
             (
                 ev.id,
@@ -306,7 +309,43 @@ class Accounting:
                         f"{ev.type} ({ev.data_error}); reports leave it out",
                     )
                 )
-        return new
+        repeats = [ev for ev in ordered if ev.id not in fresh and ev.seq is not None]
+        return new, self._aliases(conn, repeats, now) if repeats else []
+
+    def _aliases(self, conn: Connection, repeats: list[Event], now: float) -> list[Event]:
+        """Repeats whose stored copy has another (epoch, seq): a device that rotated its
+        outbox carries unacked events into the new epoch with new seqs and the same ids."""
+        stored = {
+            r.id: (r.epoch, r.seq)
+            for r in conn.execute(
+                select(events.c.id, events.c.epoch, events.c.seq).where(
+                    events.c.id.in_([ev.id for ev in repeats])
+                )
+            )
+        }
+        places = sorted(
+            (
+                (ev.device, ev.epoch or NO_EPOCH, ev.seq, ev)
+                for ev in repeats
+                if ev.id in stored and stored[ev.id] != (ev.epoch or NO_EPOCH, ev.seq)
+            ),
+            key=lambda t: t[:3],
+        )
+        if not places:
+            return []
+        inserted = {
+            (r.device, r.epoch, r.seq)
+            for r in conn.execute(
+                insert_ignore(conn, seq_aliases).returning(
+                    seq_aliases.c.device, seq_aliases.c.epoch, seq_aliases.c.seq
+                ),
+                [
+                    {"device": d, "epoch": e, "seq": q, "event_id": ev.id, "received_at": now}
+                    for d, e, q, ev in places
+                ],
+            )
+        }
+        return [ev for d, e, q, ev in places if (d, e, q) in inserted]
 
     def _lock_devices(self, conn: Connection, batch: Batch, now: float) -> dict[str, dict]:
         """The device rows this batch touches, created if new and locked (sorted)."""
@@ -526,6 +565,7 @@ class Accounting:
         self,
         conn: Connection,
         new: list[Event],
+        moved: list[Event],
         dev_rows: dict,
         srows: dict[StreamKey, dict],
         now: float,
@@ -535,7 +575,7 @@ class Accounting:
         (holes, gaps, reused seqs). In-order arrival takes the fast path: no query."""
         seqs: dict[StreamKey, list[int]] = defaultdict(list)
         sites: dict[StreamKey, str] = {}
-        for ev in new:
+        for ev in (*new, *moved):
             if ev.seq is not None:
                 key = (ev.device, ev.epoch or NO_EPOCH)
                 seqs[key].append(ev.seq)
@@ -583,7 +623,8 @@ class Accounting:
                     )
                 dev["epoch"] = key[1]
             s["first_seq"] = got[0] if s["first_seq"] is None else min(s["first_seq"], got[0])
-            reused = [q for q in got if q <= s["acked_seq"]]
+            below = [q for q in got if q <= s["acked_seq"]]
+            reused = self._reused(conn, key, below) if below else []
             if reused:
                 out.logs.append((logging.ERROR, _reuse_message(key, reused)))
             fast = (
@@ -601,6 +642,31 @@ class Accounting:
             else:
                 dirty.add(key)
         return dirty
+
+    def _reused(self, conn: Connection, key: StreamKey, seqs: list[int]) -> list[int]:
+        """Seqs (new here, below the watermark) that another stored event already holds: the
+        device numbered new events again without starting a new epoch."""
+        dev, epoch = key
+        held = [
+            r[0]
+            for r in conn.execute(
+                select(events.c.seq).where(
+                    and_(events.c.device == dev, events.c.epoch == epoch, events.c.seq.in_(seqs))
+                )
+            )
+        ] + [
+            r[0]
+            for r in conn.execute(
+                select(seq_aliases.c.seq).where(
+                    and_(
+                        seq_aliases.c.device == dev,
+                        seq_aliases.c.epoch == epoch,
+                        seq_aliases.c.seq.in_(seqs),
+                    )
+                )
+            )
+        ]
+        return sorted({q for q in held if held.count(q) > 1})
 
     def _write_streams(
         self, conn: Connection, srows: dict[StreamKey, dict], dev_rows: dict
@@ -662,6 +728,17 @@ class Accounting:
             .order_by(events.c.device, events.c.epoch, events.c.seq)
         ):
             above[(r.device, r.epoch)].append(r.seq)
+        on_alias = and_(
+            seq_aliases.c.device == streams.c.device, seq_aliases.c.epoch == streams.c.epoch
+        )
+        for r in conn.execute(
+            select(seq_aliases.c.device, seq_aliases.c.epoch, seq_aliases.c.seq)
+            .select_from(seq_aliases.join(streams, on_alias))
+            .where(and_(wanted, seq_aliases.c.seq > streams.c.acked_seq))
+        ):
+            above[(r.device, r.epoch)].append(r.seq)
+        for k in above:
+            above[k].sort()
         on_gap = and_(gaps.c.device == streams.c.device, gaps.c.epoch == streams.c.epoch)
         open_gaps: dict[StreamKey, list[Any]] = defaultdict(list)
         lost_by: dict[StreamKey, list[Any]] = defaultdict(list)
@@ -673,7 +750,7 @@ class Accounting:
                     wanted,
                     (gaps.c.state == "open")
                     | (
-                        gaps.c.state.in_(("lost", "before"))
+                        gaps.c.state.in_(("lost", "before", "superseded"))
                         & (gaps.c.last_seq > streams.c.acked_seq)
                     ),
                 )
@@ -681,6 +758,8 @@ class Accounting:
         ):
             if g.state == "open":
                 open_gaps[(g.device, g.epoch)].append(g)
+            elif g.state == "superseded":  # not coming under this epoch: accounted for
+                lost_by[(g.device, g.epoch)].append([g.first_seq, g.last_seq])
             else:
                 lost_by[(g.device, g.epoch)].extend(g.lost or [])
         deletes: list[int] = []
@@ -866,6 +945,11 @@ class Accounting:
             out.logs.append(
                 (logging.WARNING, f"{rp.device} refused {rp.cid}: {rp.result or 'no reason'}")
             )
+            if rp.cid.startswith(CID_RESEND) and "epoch" in str(rp.result.get("error", "")):
+                # A resend for an epoch the device has left: it can never be answered.
+                gap = conn.execute(select(gaps).where(gaps.c.cid == rp.cid)).first()
+                if gap is not None and gap.device == rp.device and gap.state == "open":
+                    self._supersede(conn, rp.device, [gap], srows, now, out)
             return set()
         if rp.cid.startswith(CID_PING):
             last, epoch = rp.result.get("last_seq"), rp.result.get("epoch")
@@ -875,6 +959,18 @@ class Accounting:
                 epoch = NO_EPOCH
             if not isinstance(epoch, str):
                 return set()
+            if epoch != NO_EPOCH:
+                older = conn.execute(
+                    select(gaps).where(
+                        and_(
+                            gaps.c.device == rp.device,
+                            gaps.c.epoch != epoch,
+                            gaps.c.state == "open",
+                        )
+                    )
+                ).all()
+                if older:
+                    self._supersede(conn, rp.device, older, srows, now, out)
             key = (rp.device, epoch)
             if key not in srows:
                 row = conn.execute(
@@ -907,6 +1003,44 @@ class Accounting:
                 )
             )
         return {(gap.device, gap.epoch)}
+
+    def _supersede(
+        self,
+        conn: Connection,
+        dev_id: str,
+        old: list[Any],
+        srows: dict[StreamKey, dict],
+        now: float,
+        out: _Outcome,
+    ) -> None:
+        """Close open gaps of epochs the device has left: it answers for its current epoch
+        only, and carried what it still held of the old one into the new one (counted
+        there); anything else stays in the outbox file it kept aside (its storage alert)."""
+        conn.execute(
+            update(gaps)
+            .where(gaps.c.id.in_(sorted(g.id for g in old)))
+            .values(state="superseded", closed_at=now)
+        )
+        for key in sorted({(g.device, g.epoch) for g in old}):
+            if key not in srows:
+                row = conn.execute(
+                    select(streams).where(
+                        and_(streams.c.device == key[0], streams.c.epoch == key[1])
+                    )
+                ).first()
+                if row is None:
+                    continue
+                srows[key] = dict(row._mapping)
+            srows[key]["open_gaps"] = 0
+        ranges = ", ".join(f"{g.first_seq}-{g.last_seq}" for g in old[:5])
+        out.logs.append(
+            (
+                logging.WARNING,
+                f"{dev_id}: seq {ranges} of epoch {old[0].epoch or '(none)'} will not come "
+                "under that epoch: the device has moved to a new one (what it still held was "
+                "carried over; see its storage alert for the rest)",
+            )
+        )
 
     # -- timers ---------------------------------------------------------------------------
 

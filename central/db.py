@@ -162,6 +162,19 @@ streams = Table(
     Column("first_seen", Float, nullable=False),
 )
 
+seq_aliases = Table(
+    "seq_aliases",
+    metadata,
+    # An event a device carried into a new epoch under a new seq (its outbox rotated, SPEC
+    # 9.2): stored once in `events` under its first (epoch, seq); its later place is recorded
+    # here, so the new epoch's accounting sees that seq as stored.
+    Column("device", String(64), primary_key=True),
+    Column("epoch", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("event_id", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
 sessions = Table(
     "sessions",
     metadata,
@@ -187,8 +200,9 @@ gaps = Table(
     Column("resend_at", Float),
     Column("cid", String(64)),
     # open | filled | lost (the device no longer has some) | before (a head gap: the device
-    # had forgotten them before this database first saw the epoch)
-    Column("state", String(8), nullable=False, default="open"),
+    # had forgotten them before this database first saw the epoch) | superseded (the device
+    # moved to a new epoch first: what it still held was carried into that epoch)
+    Column("state", String(12), nullable=False, default="open"),
     Column("lost", JSON, nullable=False, default=list),  # [[a, b], ...] the device no longer has
     Column("closed_at", Float),
     Index("gaps_stream_state", "device", "epoch", "state"),
