@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +42,7 @@ from sqlalchemy import create_engine, func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from careterm.localbroker import Broker  # noqa: E402
 from central.db import events, gaps, streams  # noqa: E402
 from terminal.envelope import uuid7  # noqa: E402
 
@@ -50,51 +51,18 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 EPOCH = "0123456789abcdef0123456789abcdef"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def site_broker(workdir: Path) -> Broker:
+    """mosquitto on a free port with the queue limits `provision broker` writes (the later
+    lines of its configuration win over the test defaults)."""
+    from provisioning.broker import MAX_INFLIGHT_MESSAGES, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES
 
-
-class Broker:
-    """mosquitto on a free port with the queue limits `provision broker` writes."""
-
-    def __init__(self, workdir: Path) -> None:
-        from provisioning.broker import MAX_INFLIGHT_MESSAGES, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES
-
-        self.port = free_port()
-        conf = workdir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
-            f"max_queued_bytes {MAX_QUEUED_BYTES}",
-            f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
-            "set_tcp_nodelay true",
-        ]
-        if os.geteuid() == 0:
-            lines.insert(0, "user root")
-        conf.write_text("\n".join(lines) + "\n")
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start")
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+    limits = (
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
+        f"max_queued_bytes {MAX_QUEUED_BYTES}\n"
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}\n"
+        "set_tcp_nodelay true\n"
+    )
+    return Broker(workdir / f"broker-{uuid.uuid4().hex[:6]}", extra_conf=limits).start()
 
 
 def envelopes(n: int, devices: int) -> list[tuple[str, bytes]]:
@@ -240,7 +208,8 @@ def insert_baseline(url: str, msgs: list[tuple[str, bytes]]) -> float:
 class Collectors:
     def __init__(self, broker: Broker, db: str, n: int, workdir: Path) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs = [workdir / f"collect-{i}.log" for i in range(n)]
+        run = uuid.uuid4().hex[:6]
+        self.logs = [workdir / f"collect-{run}-{i}.log" for i in range(n)]
         self.args = [
             [
                 sys.executable,
@@ -430,19 +399,20 @@ def scenario(
 
     open_db(url).dispose()  # the schema, as the collector would make it
     msgs = envelopes(n, devices)
-    broker = Broker(work)
+    broker = site_broker(work)
     try:
         raw = paho_drain(broker.port, msgs)
     finally:
         broker.stop()
     msgs = envelopes(n, devices)  # new ids: the collector must store them all
     insert = insert_baseline(url, msgs)
-    broker = Broker(work)
+    broker = site_broker(work)
     try:
         run = collect_run(broker, url, collectors, msgs, devices, work)
     finally:
         broker.stop()
     run.update(
+        load_avg_1m=round(os.getloadavg()[0], 2),
         name=name,
         db=db_kind,
         raw_paho_per_s=round(raw, 1),
@@ -454,69 +424,103 @@ def scenario(
     return run
 
 
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 3) if values else 0.0
+
+
+def summarise(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over the repeats (the machine is shared; loads vary)."""
+    keys = (
+        "events_per_s",
+        "raw_paho_per_s",
+        "raw_insert_per_s",
+        "ratio_to_raw_paho",
+        "ratio_to_raw_insert",
+    )
+    return {
+        "name": name,
+        "db": runs[0]["db"],
+        "collectors": runs[0]["collectors"],
+        "repeats": len(runs),
+        **{k: median([r[k] for r in runs]) for k in keys},
+        "events_per_s_each_run": [r["events_per_s"] for r in runs],
+        "stored_once_every_run": all(r["stored_once"] for r in runs),
+        "accounted_every_run": all(r["accounted"] for r in runs),
+        "transactions_retried": sum(r["transactions_retried"] for r in runs),
+        "errors_in_logs": sum(r["errors_in_logs"] for r in runs),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--quick", action="store_true", help="fewer events (smoke run)")
+    ap.add_argument("--quick", action="store_true", help="fewer events, one run (smoke run)")
     ap.add_argument(
-        "--events", type=int, default=0, help="events per scenario (default 60,000; quick 6,000)"
+        "--events", type=int, default=0, help="events per run (default 60,000; quick 6,000)"
     )
+    ap.add_argument("--repeat", type=int, default=0, help="runs per scenario (default 3; quick 1)")
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--pg", default=PG_ADMIN, help="an admin URL of the PostgreSQL server to use")
     ap.add_argument("--only", default="", help="comma-separated scenario names")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     n = args.events or (6_000 if args.quick else 60_000)
+    repeat = args.repeat or (1 if args.quick else 3)
     work = Path(tempfile.mkdtemp(prefix="careterm-ingest-"))
     os.chmod(work, 0o777)
-    results: list[dict[str, Any]] = []
+    runs: dict[str, list[dict[str, Any]]] = {}
     notes: list[str] = []
     wanted = set(filter(None, args.only.split(",")))
+    plan = [
+        ("postgresql-1", "postgresql", 1),
+        ("postgresql-2", "postgresql", 2),
+        ("sqlite-1", "sqlite", 1),
+    ]
     try:
-        plan = [
-            ("postgresql-1", "postgresql", 1),
-            ("postgresql-2", "postgresql", 2),
-            ("sqlite-1", "sqlite", 1),
-        ]
-        for name, kind, cols in plan:
-            if wanted and name not in wanted:
-                continue
-            if kind == "postgresql":
-                url = fresh_pg(args.pg)
-                if url is None:
-                    notes.append(f"{name}: skipped, no PostgreSQL at {args.pg}")
+        for r in range(repeat):  # scenarios interleaved, so a busy spell hits them alike
+            for name, kind, cols in plan:
+                if wanted and name not in wanted:
                     continue
-                try:
-                    results.append(scenario(name, kind, url, cols, n, args.devices, work))
-                finally:
-                    drop_pg(args.pg, url)
-            else:
-                url = f"sqlite:///{work}/site-{name}.db"
-                results.append(scenario(name, kind, url, cols, n, args.devices, work))
+                if kind == "postgresql":
+                    url = fresh_pg(args.pg)
+                    if url is None:
+                        if r == 0:
+                            notes.append(f"{name}: skipped, no PostgreSQL at {args.pg}")
+                        continue
+                    try:
+                        one = scenario(name, kind, url, cols, n, args.devices, work)
+                    finally:
+                        drop_pg(args.pg, url)
+                else:
+                    url = f"sqlite:///{work}/site-{name}-{r}.db"
+                    one = scenario(name, kind, url, cols, n, args.devices, work)
+                runs.setdefault(name, []).append(one)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    results = [summarise(name, rs) for name, rs in runs.items()]
     by = {r["name"]: r for r in results}
     if "postgresql-1" in by and "postgresql-2" in by:
         notes.append(
-            "two collectors / one: "
+            "two collectors / one (medians): "
             f"{by['postgresql-2']['events_per_s'] / by['postgresql-1']['events_per_s']:.2f}x"
         )
     out = {
         "benchmark": "ingest",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpus": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "events": n,
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "events_per_run": n,
         "devices": args.devices,
         "results": results,
+        "runs": runs,
         "notes": notes,
     }
     text_out = json.dumps(out, indent=2, ensure_ascii=False)
     if args.json:
         Path(args.json).write_text(text_out + "\n", encoding="utf-8")
     print(text_out)
-    ok = all(r["stored_once"] and r["accounted"] for r in results)
+    ok = all(r["stored_once_every_run"] and r["accounted_every_run"] for r in results)
     return 0 if ok else 1
 
 
