@@ -37,6 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="write a roster even when no appointment is on --date",
     )
+    b.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN|FILE",
+        help="the export's column for a roster field (e.g. --map queue_no=候诊序号), or a TOML "
+        "file of such pairs; repeatable (Chinese headers like 预约号, 姓名 need none)",
+    )
+    b.add_argument(
+        "--directory",
+        default="",
+        metavar="directory.json",
+        help="the published directory: department ids by department name, for exports "
+        "without a department_id (科室代码) column",
+    )
+    b.add_argument(
+        "--force-date",
+        action="store_true",
+        help="build for --date although it is not today/tomorrow (times without dates) or "
+        "is in the past or over a week ahead",
+    )
     b.set_defaults(func=_roster_build)
     p = rsub.add_parser("publish", help="publish a roster JSON (retained, QoS 1)")
     add_broker_args(p)
@@ -108,6 +129,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="",
         metavar="staff.json",
         help="staff directory (as published) to show names next to staff numbers",
+    )
+    r.add_argument(
+        "--timezone",
+        default="Asia/Shanghai",
+        metavar="ZONE",
+        help="IANA zone for days and hours (default Asia/Shanghai, the devices' default)",
     )
     r.add_argument("--title", default="", help="HTML page title")
     r.add_argument("--out", default="", metavar="F", help="write here instead of stdout")
@@ -195,6 +222,9 @@ def _roster_build(args: argparse.Namespace) -> int:
         utc_offset=args.utc_offset,
         encoding=args.encoding,
         allow_empty=args.allow_empty,
+        column_map=args.map,
+        directory=args.directory,
+        force_date=args.force_date,
     )
     import json
 
@@ -255,7 +285,7 @@ def _gaps(args: argparse.Namespace) -> int:
     import json
 
     from central.db import open_db
-    from central.report import gap_rows
+    from central.report_model import gap_rows
 
     for row in gap_rows(open_db(args.db), args.state):
         print(json.dumps(row, ensure_ascii=False))

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from html import escape
-from typing import Any
 
-from central.report import Group, reasons_text
+from central.report_model import FEW_RATINGS, NO_HOUR, Group, Report
+from central.report_text import (
+    CALLOUT_RULE,
+    callout_text,
+    data_notes,
+    delivery_summary,
+    group_label,
+    pct,
+    plural,
+    reasons_text,
+)
 
 SCORE_COLOURS = {1: "#d64545", 2: "#f0a04b", 3: "#c9d45c", 4: "#6cc070", 5: "#2e8b57"}
+FEW_COLOUR = "#9aa5b1"
 FONT = "'Noto Sans CJK SC','WenQuanYi Micro Hei','Microsoft YaHei',sans-serif"
 
 
@@ -18,22 +29,26 @@ def _pct_colour(p: float | None) -> str:
     return "#2e8b57" if p >= 90 else "#e0a030" if p >= 80 else "#d64545"
 
 
-def _label(by: str, g: Group, names: dict[str, str]) -> str:
-    if by == "hour":
-        return "?" if g.key == -1 else f"{g.key:02d}:00"
-    if by == "staff" and names.get(str(g.key)):
-        return f"{g.key} {names[str(g.key)]}"
-    return str(g.key)
+def _text_px(s: str, size: int) -> float:
+    """Rough rendered width: CJK characters are square, Latin ones a bit over half."""
+    return sum(size if unicodedata.east_asian_width(ch) in "WF" else size * 0.6 for ch in s)
 
 
-def _bars_satisfaction(by: str, groups: list[Group], names: dict[str, str]) -> str:
-    """Horizontal bars: satisfied share per group, colour by level, count on the right."""
-    gs = [g for g in groups if g.rated]
-    row_h, left, width = 30, 120, 320
+def _left(labels: list[str], size: int = 14) -> int:
+    return int(max([_text_px(s, size) for s in labels] + [60]) + 16)
+
+
+def _bars_satisfaction(r: Report) -> str:
+    """Horizontal bars: satisfied share per group, colour by level, count on the right.
+    Groups with few ratings are drawn grey and say so; groups with none are listed too."""
+    gs = r.groups
+    labels = [group_label(r.by, g, r.names) for g in gs]
+    row_h, width, right = 30, 300, 130
+    left = _left(labels)
     h = 30 + row_h * max(1, len(gs))
     out = [
-        f'<svg viewBox="0 0 {left + width + 75} {h}" width="100%" role="img" '
-        f'aria-label="satisfaction by {by}">'
+        f'<svg viewBox="0 0 {left + width + right} {h}" width="100%" role="img" '
+        f'aria-label="satisfaction by {escape(r.by)}">'
     ]
     for x in (0, 25, 50, 75, 100):
         px = left + width * x / 100
@@ -41,68 +56,94 @@ def _bars_satisfaction(by: str, groups: list[Group], names: dict[str, str]) -> s
             f'<line x1="{px}" y1="18" x2="{px}" y2="{h - 4}" stroke="#e3e3e3"/>'
             f'<text x="{px}" y="12" font-size="11" text-anchor="middle" fill="#777">{x}%</text>'
         )
-    for i, g in enumerate(gs):
+    for i, (g, label) in enumerate(zip(gs, labels, strict=True)):
         y = 22 + i * row_h
-        p = g.satisfied_pct or 0.0
         out.append(
             f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
-            f"{escape(_label(by, g, names))}</text>"
+            f"{escape(label)}</text>"
+        )
+        if not g.rated:
+            out.append(
+                f'<text x="{left + 6}" y="{y + 15}" font-size="12" fill="#777">'
+                "no counted ratings</text>"
+            )
+            continue
+        p = g.satisfied_pct or 0.0
+        colour = FEW_COLOUR if g.few else _pct_colour(g.satisfied_pct)
+        note = f"n={g.rated}" + (" · few ratings" if g.few else "")
+        out.append(
             f'<rect x="{left}" y="{y}" width="{width * p / 100:.1f}" height="20" rx="3" '
-            f'fill="{_pct_colour(g.satisfied_pct)}"/>'
+            f'fill="{colour}"/>'
             f'<text x="{left + width * p / 100 + 6:.1f}" y="{y + 15}" font-size="13" '
             f'font-weight="bold">{p:.1f}%</text>'
-            f'<text x="{left + width + 72}" y="{y + 15}" font-size="12" text-anchor="end" '
-            f'fill="#666">n={g.rated}</text>'
+            f'<text x="{left + width + right - 4}" y="{y + 15}" font-size="12" '
+            f'text-anchor="end" fill="#666">{escape(note)}</text>'
         )
     out.append("</svg>")
     return "".join(out)
 
 
-def _bars_scores(by: str, groups: list[Group], names: dict[str, str], scale: int) -> str:
-    """100 % stacked bars: how each group's ratings split over the scores, worst on the left."""
-    gs = [g for g in groups if g.rated]
-    row_h, left, width = 30, 120, 390
-    h = 50 + row_h * max(1, len(gs))
-    out = [
-        f'<svg viewBox="0 0 {left + width + 20} {h}" width="100%" role="img" '
-        f'aria-label="score distribution by {by}">'
-    ]
-    for i, g in enumerate(gs):
-        y = 8 + i * row_h
+def _legend(scale: int, x0: float, y: float, width: float) -> tuple[list[str], float]:
+    """Legend entries laid out left to right, wrapping instead of running off the chart."""
+    out, x = [], x0
+    for s in range(1, scale + 1):
+        text = f"score {s}"
+        w = 20 + _text_px(text, 12) + 18
+        if x + w > x0 + width and x > x0:
+            x, y = x0, y + 20
         out.append(
-            f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
-            f"{escape(_label(by, g, names))}</text>"
+            f'<rect x="{x:.1f}" y="{y}" width="14" height="14" fill="{SCORE_COLOURS[s]}"/>'
+            f'<text x="{x + 20:.1f}" y="{y + 12}" font-size="12">{text}</text>'
         )
+        x += w
+    return out, y + 20
+
+
+def _bars_scores(r: Report) -> str:
+    """100 % stacked bars: how each group's ratings split over the scores, worst on the left."""
+    gs = r.groups
+    labels = [group_label(r.by, g, r.names) for g in gs]
+    row_h, width = 30, 360
+    left = _left(labels)
+    body = []
+    for i, (g, label) in enumerate(zip(gs, labels, strict=True)):
+        y = 8 + i * row_h
+        body.append(
+            f'<text x="{left - 8}" y="{y + 15}" font-size="14" text-anchor="end">'
+            f"{escape(label)}</text>"
+        )
+        if not g.rated:
+            body.append(
+                f'<text x="{left + 6}" y="{y + 15}" font-size="12" fill="#777">'
+                "no counted ratings</text>"
+            )
+            continue
         x = float(left)
         for s in range(1, 6):
             n = g.scores[s]
             if not n:
                 continue
             w = width * n / g.rated
-            out.append(
+            body.append(
                 f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="20" '
-                f'fill="{SCORE_COLOURS[s]}"><title>{s}: {n}</title></rect>'
+                f'fill="{SCORE_COLOURS[s]}"><title>score {s}: {n}</title></rect>'
             )
             if w > 22:
-                out.append(
+                body.append(
                     f'<text x="{x + w / 2:.1f}" y="{y + 15}" font-size="11" '
                     f'text-anchor="middle" fill="#fff">{n}</text>'
                 )
             x += w
-    y = 16 + len(gs) * row_h
-    for j, s in enumerate(range(1, scale + 1)):
-        lx = left + j * 90
-        out.append(
-            f'<rect x="{lx}" y="{y}" width="14" height="14" fill="{SCORE_COLOURS[s]}"/>'
-            f'<text x="{lx + 20}" y="{y + 12}" font-size="12">score {s}</text>'
-        )
-    out.append("</svg>")
-    return "".join(out)
+    legend, bottom = _legend(r.scale, 10, 16 + max(1, len(gs)) * row_h, left + width)
+    return (
+        f'<svg viewBox="0 0 {left + width + 20} {bottom + 4}" width="100%" role="img" '
+        f'aria-label="score distribution by {escape(r.by)}">' + "".join(body + legend) + "</svg>"
+    )
 
 
 def _columns_by_hour(by_hour: list[Group]) -> str:
-    """Ratings per hour of the day (columns) with the satisfied share printed on top."""
-    hours = [g for g in by_hour if g.key != -1]
+    """Ratings per hour of the day (columns) with the satisfied share printed below."""
+    hours = [g for g in by_hour if g.key != NO_HOUR and g.count]
     if not hours:
         return "<p>No ratings.</p>"
     lo, hi = min(g.key for g in hours), max(g.key for g in hours)
@@ -149,7 +190,7 @@ def _bars_reasons(total: Group) -> str:
     if not items:
         return "<p>No reasons given.</p>"
     top = items[0][1]
-    left, width, row_h = 120, 330, 28
+    left, width, row_h = _left([r for r, _ in items]), 330, 28
     out = [
         f'<svg viewBox="0 0 {left + width + 60} {10 + row_h * len(items)}" width="100%" '
         'role="img" aria-label="reasons">'
@@ -174,46 +215,82 @@ def _tile(label: str, value: str, note: str = "", colour: str = "#222") -> str:
     )
 
 
-def _table(by: str, groups: list[Group], total: Group, names: dict[str, str], scale: int) -> str:
+def _tiles(r: Report) -> str:
+    t = r.total
+    low_share = f"{100.0 * t.lowest / t.rated:.1f} %" if t.rated else "-"
+    if t.prompts:
+        response_note = f"{t.prompted} of {plural(t.prompts, 'prompt')} rated"
+    else:
+        response_note = "no prompts (free mode pads)"
+    return "".join(
+        [
+            _tile("ratings 评价数", f"{t.count}", f"{t.rated} counted, {t.misuse} misuse"),
+            _tile(
+                "satisfied 满意率",
+                pct(t.satisfied_pct),
+                f"two best scores of {r.scale}",
+                _pct_colour(t.satisfied_pct),
+            ),
+            _tile("response rate 评价率", pct(t.response_pct), response_note),
+            _tile(
+                "lowest score 最低分",
+                f"{t.lowest}",
+                f"ratings at score 1: {low_share} of counted",
+                "#d64545",
+            ),
+            _tile(
+                "misuse 误按",
+                pct(t.misuse_pct),
+                f"{plural(t.misuse, 'press', 'presses')} not counted",
+            ),
+            _tile(
+                "median response 响应",
+                "-" if t.median_response_ms is None else f"{t.median_response_ms / 1000:.1f} s",
+                "from prompt to key",
+            ),
+        ]
+    )
+
+
+def _table(r: Report) -> str:
+    scale = r.scale
     head = "".join(
         f"<th>{h}</th>"
         for h in (
-            [escape(by)]
+            [escape(r.by)]
             + ["ratings"]
             + [f"score {s}" for s in range(1, scale + 1)]
-            + ["satisfied", "misuse", "median response", "reasons"]
+            + ["satisfied", "misuse", "prompts", "response", "median response", "reasons"]
         )
     )
     rows = []
-    for g in [*groups, total]:
-        label = "Total" if g is total else escape(_label(by, g, names))
-        pct = "-" if g.satisfied_pct is None else f"{g.satisfied_pct:.1f}%"
+    for g in [*r.groups, r.total]:
+        label = "Total" if g is r.total else escape(group_label(r.by, g, r.names))
+        if g is not r.total and g.rated and g.few:
+            label += ' <span class="few">few ratings</span>'
         med = "-" if g.median_response_ms is None else f"{g.median_response_ms / 1000:.1f} s"
         cells = [label, str(g.count)] + [str(g.scores[s]) for s in range(1, scale + 1)]
         cells += [
-            f'<b style="color:{_pct_colour(g.satisfied_pct)}">{pct}</b>',
+            f'<b style="color:{_pct_colour(g.satisfied_pct)}">{pct(g.satisfied_pct)}</b>',
             str(g.misuse),
+            str(g.prompts) if g.prompts else "-",
+            pct(g.response_pct),
             med,
             escape(reasons_text(g.reasons)),
         ]
-        cls = ' class="total"' if g is total else ""
+        cls = ' class="total"' if g is r.total else ""
         rows.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _delivery(gap_list: list[dict[str, Any]], device_list: list[dict[str, Any]]) -> str:
-    open_g = [g for g in gap_list if g["state"] == "open"]
-    lost = [g for g in gap_list if g["state"] == "lost"]
-    lost_n = sum(g["lost_events"] for g in lost)
-    online = sum(1 for d in device_list if d["state"] == "online")
+def _delivery(r: Report) -> str:
+    open_g, lost, summary = delivery_summary(r)
+    online = sum(1 for d in r.device_list if d["state"] == "online")
     ok = not open_g and not lost
     parts = [
-        f'<p class="{"ok" if ok else "warn"}">{len(device_list)} devices ({online} online). '
-        + (
-            "Every event sent by the devices is in the database."
-            if ok
-            else f"{len(open_g)} gaps still open, {lost_n} events lost for good."
-        )
+        f'<p class="{"ok" if ok else "warn"}">{plural(len(r.device_list), "device")} '
+        f"({online} online). "
+        + ("Every event sent by the devices is in the database." if ok else f"{summary}.")
         + "</p>"
     ]
     if open_g or lost:
@@ -227,61 +304,23 @@ def _delivery(gap_list: list[dict[str, Any]], device_list: list[dict[str, Any]])
             "<table><thead><tr><th>device</th><th>seq</th><th>state</th><th>resends</th>"
             f"<th>lost</th><th>detected</th></tr></thead><tbody>{rows}</tbody></table>"
         )
+    notes = data_notes(r)
+    if notes:
+        parts.append(
+            '<ul class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>"
+        )
     return "".join(parts)
 
 
-def render_html(
-    *,
-    title: str,
-    by: str,
-    groups: list[Group],
-    total: Group,
-    by_hour: list[Group],
-    names: dict[str, str],
-    period: tuple[str, str],
-    gap_list: list[dict[str, Any]],
-    device_list: list[dict[str, Any]],
-) -> str:
-    scale = max([s for g in groups for s in g.scores] + [4])
-    pct = total.satisfied_pct
-    med = total.median_response_ms
-    worst = min(
-        (g for g in groups if g.rated >= 5), key=lambda g: g.satisfied_pct or 0, default=None
-    )
-    tiles = "".join(
-        [
-            _tile("ratings 评价数", f"{total.count}", f"{total.rated} counted"),
-            _tile(
-                "satisfied 满意率",
-                "-" if pct is None else f"{pct:.1f}%",
-                f"two best scores of {scale}",
-                _pct_colour(pct),
-            ),
-            _tile(
-                "lowest score 不满意",
-                f"{total.low}",
-                f"worst score of the scale ({total.scores[2]} at score 2)",
-                "#d64545",
-            ),
-            _tile(
-                "misuse 误按",
-                "-" if total.misuse_pct is None else f"{total.misuse_pct:.1f}%",
-                f"{total.misuse} presses not counted",
-            ),
-            _tile(
-                "median response 响应",
-                "-" if med is None else f"{med / 1000:.1f} s",
-                "from prompt to key",
-            ),
-        ]
-    )
-    span = " – ".join(p for p in period if p) if any(period) else "all dates"
+def render_html(r: Report, title: str) -> str:
+    span = " – ".join(p for p in r.period if p) if any(r.period) else "all dates"
+    callout = callout_text(r)
     note = (
-        f"<p class='callout'>Lowest satisfaction: <b>{escape(_label(by, worst, names))}</b> "
-        f"at {worst.satisfied_pct:.1f}% ({worst.rated} ratings).</p>"
-        if worst
+        f"<p class='callout'>{escape(callout)}<br><small>{escape(CALLOUT_RULE)}</small></p>"
+        if callout
         else ""
     )
+    by = escape(r.by)
     return f"""<!DOCTYPE html>
 <html lang="zh"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>
@@ -289,29 +328,30 @@ body{{font-family:{FONT};margin:28px 40px;color:#222;background:#fafafa}}
 h2 small{{font-size:13px;color:#777;font-weight:normal}}
 h1{{font-size:28px;margin:0 0 4px}} h2{{font-size:19px;margin:28px 0 10px;border-bottom:2px solid #4a7fc1;padding-bottom:4px}}
 .sub{{color:#666;margin-bottom:18px}}
-.tiles{{display:flex;gap:14px;flex-wrap:wrap}}
-.tile{{background:#fff;border:1px solid #ddd;border-radius:8px;padding:12px 18px;min-width:170px}}
+.tiles{{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:14px}}
+.tile{{background:#fff;border:1px solid #ddd;border-radius:8px;padding:12px 16px}}
 .tile .v{{font-size:32px;font-weight:bold}} .tile .l{{font-size:14px;color:#444}} .tile .n{{font-size:12px;color:#888}}
 .grid{{display:grid;grid-template-columns:1fr 1fr;gap:24px}}
 .card{{background:#fff;border:1px solid #ddd;border-radius:8px;padding:8px 16px 14px}}
 table{{border-collapse:collapse;width:100%;background:#fff;font-size:14px}}
 th,td{{border:1px solid #ddd;padding:5px 8px;text-align:right}} th:first-child,td:first-child,th:last-child,td:last-child{{text-align:left}}
-th{{background:#eef3fa}} tr.total td{{font-weight:bold;background:#f3f3f3}}
-.ok{{color:#2e8b57}} .warn{{color:#d64545;font-weight:bold}} .callout{{font-size:15px}}
+td:first-child{{white-space:nowrap}} th{{background:#eef3fa}} tr.total td{{font-weight:bold;background:#f3f3f3}}
+.few{{font-size:11px;color:#fff;background:{FEW_COLOUR};border-radius:3px;padding:0 4px;font-weight:normal}}
+.ok{{color:#2e8b57}} .warn{{color:#d64545;font-weight:bold}} .callout{{font-size:15px}} .callout small{{color:#777}}
 </style></head><body>
 <h1>{escape(title)}</h1>
-<div class="sub">Period {escape(span)} · by {escape(by)} · generated {datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")}</div>
-<div class="tiles">{tiles}</div>
+<div class="sub">Period {escape(span)} · by {by} · times in {escape(r.timezone)} · generated {datetime.now().astimezone().strftime("%Y-%m-%d %H:%M")}</div>
+<div class="tiles">{_tiles(r)}</div>
 {note}
 <div class="grid">
-<div class="card"><h2>Satisfied share by {escape(by)} <small>green ≥ 90 %, amber ≥ 80 %</small></h2>{_bars_satisfaction(by, groups, names)}</div>
-<div class="card"><h2>Scores by {escape(by)}</h2>{_bars_scores(by, groups, names, scale)}</div>
-<div class="card"><h2>Ratings per hour of day <small>(satisfied share below)</small></h2>{_columns_by_hour(by_hour)}</div>
-<div class="card"><h2>Reasons given for low scores</h2>{_bars_reasons(total)}</div>
+<div class="card"><h2>Satisfied share by {by} <small>green ≥ 90 %, amber ≥ 80 %, grey: fewer than {FEW_RATINGS} ratings</small></h2>{_bars_satisfaction(r)}</div>
+<div class="card"><h2>Scores by {by}</h2>{_bars_scores(r)}</div>
+<div class="card"><h2>Ratings per hour of day <small>(satisfied share below)</small></h2>{_columns_by_hour(r.by_hour)}</div>
+<div class="card"><h2>Reasons given for low scores</h2>{_bars_reasons(r.total)}</div>
 </div>
-<h2>Figures by {escape(by)}</h2>
-{_table(by, groups, total, names, scale)}
-<h2>Delivery check</h2>
-{_delivery(gap_list, device_list)}
+<h2>Figures by {by} <small>response = prompts answered by a counted rating (评价率); misuse presses never count</small></h2>
+{_table(r)}
+<h2>Delivery and data check</h2>
+{_delivery(r)}
 </body></html>
 """

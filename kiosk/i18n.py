@@ -33,19 +33,52 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "status_network": ("网络中断: 签到照常进行", "Network down: check-in still works"),
     "status_reader": (
-        "读卡器故障: 请扫描预约二维码或到窗口办理",
-        "Card reader out of order: scan your QR code or go to a window",
+        "读卡器故障: 请点“输入号码查询”, 或到{desk}办理",
+        "Card reader out of order: tap “Type a number”, or go to {desk}",
+    ),
+    "status_printer_unknown": (
+        "打印机状态未知: 如未出凭条, 请看屏幕",
+        "Printer status unknown: if no ticket comes out, use the screen",
     ),
     "status_roster": (
-        "今日预约名单未到: 请到窗口签到",
-        "Today's appointment list has not arrived: please check in at a window",
+        "今日预约名单未到: 请到{desk}签到",
+        "Today's appointment list has not arrived: please check in at {desk}",
     ),
+    "default_help_desk": ("人工窗口", "a service window"),
+    "btn_help": ("呼叫工作人员", "Call staff"),
+    "btn_care": ("关怀模式", "Care mode"),
+    "btn_type": ("输入号码查询", "Type a number"),
+    "help_title": ("已通知工作人员", "Staff have been called"),
+    "help_text": (
+        "工作人员马上就到, 请在本机旁稍候。",
+        "Someone is coming to help you. Please wait by this kiosk.",
+    ),
+    "help_where": ("位置: {where}", "Location: {where}"),
+    "help_again": ("工作人员已在路上。", "Staff are already on their way."),
     # check-in prompt (the check-in button without a card)
     "checkin_title": ("签到取号", "Check in"),
     "checkin_prompt": (
         "请将身份证或就诊卡放在读卡区\n或将预约二维码对准扫描窗口",
         "Place your ID or hospital card on the reader\nor hold your appointment QR code to the scanner",
     ),
+    "checkin_reader_fault": (
+        "读卡器暂时故障, 刷卡和扫码都无法使用。\n请输入预约号或手机号查询, 或到{desk}办理。",
+        "The card reader is out of order: cards and QR codes cannot be read.\n"
+        "Type your appointment or phone number instead, or go to {desk}.",
+    ),
+    "checkin_or_type": ("没有卡? 也可以输入号码查询", "No card? You can type a number instead"),
+    # manual lookup
+    "lk_title": ("输入号码查询", "Find by number"),
+    "lk_choose": ("请选择查询方式", "How would you like to find your appointment?"),
+    "lk_appointment": ("预约号", "Appointment number"),
+    "lk_phone_birth": ("手机号 + 出生日期", "Phone number + birth date"),
+    "lk_number": ("请输入预约号中的数字", "Type the digits of your appointment number"),
+    "lk_phone": ("手机号 (11位)", "Mobile number (11 digits)"),
+    "lk_birth": ("出生日期 (年月日 8位, 如 19560312)", "Birth date (8 digits, e.g. 19560312)"),
+    "lk_phone_bad": ("请输入11位手机号", "Enter an 11-digit mobile number"),
+    "lk_birth_bad": ("出生日期应为8位, 如 19560312", "Birth date: 8 digits, e.g. 19560312"),
+    "lk_number_bad": ("请输入预约号中的数字 (至少4位)", "Type at least 4 digits"),
+    "btn_find": ("查询", "Find"),
     # appointment list
     "appts_title": ("您今天的预约", "Your appointments today"),
     "appts_hint": ("请选择要签到的预约", "Choose the appointment to check in"),
@@ -65,19 +98,61 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Your appointment is at {slot}.\nCheck-in opens at {hhmm}: please come back at {hhmm}.",
     ),
     "refused_late": (
-        "您的就诊时间 {slot} 已过, 超过签到时限。\n请到一楼人工窗口办理。",
-        "Your appointment at {slot} has passed the check-in limit.\nPlease go to a service window on the ground floor.",
+        "您的就诊时间 {slot} 已过, 超过签到时限。\n请到{desk}办理。",
+        "Your appointment at {slot} has passed the check-in limit.\nPlease go to {desk}.",
     ),
     # no appointment
-    "noappt_title": ("未找到今天的预约", "No appointment today"),
-    "noappt_text": (
-        "没有找到您今天的预约。\n请到一楼挂号窗口或自助挂号机挂号,\n或使用医院公众号预约。",
-        "We found no appointment for you today.\nPlease register at a registration window on the ground floor,\nor book through the hospital's app.",
+    # a read or lookup that found nothing usable: what went wrong, then what to do instead
+    "pr_unrecognised_title": ("无法识别", "Not recognised"),
+    "pr_unrecognised_text": (
+        "无法识别这张卡或这个二维码。\n请使用身份证、就诊卡或预约二维码, 或输入号码查询。",
+        "This card or code is not one the kiosk knows.\n"
+        "Use your ID card, hospital card or appointment QR code, or type a number.",
     ),
-    "noroster_text": (
-        "今日预约名单尚未送达本机。\n请到一楼人工窗口签到。",
-        "Today's appointment list has not reached this kiosk.\nPlease check in at a service window on the ground floor.",
+    "pr_check_digit_title": ("身份证号校验未通过", "ID number check failed"),
+    "pr_check_digit_text": (
+        "读到的身份证号码校验位不对, 可能读错了。\n请重新放卡, 或输入号码查询。",
+        "The ID number read has a wrong check digit: it was probably misread.\n"
+        "Place the card again, or type a number instead.",
     ),
+    "pr_expired_title": ("证件已过期", "Card expired"),
+    "pr_expired_text": (
+        "这张证件已过有效期。\n请使用就诊卡或预约二维码, 或输入号码查询。",
+        "This card has expired.\nUse your hospital card or appointment QR code, or type a number.",
+    ),
+    "pr_no_appointment_title": ("未找到今天的预约", "No appointment today"),
+    "pr_no_appointment_text": (
+        "没有找到您今天的预约。\n请到{desk}挂号。{booking}",
+        "We found no appointment for you today.\nPlease register at {desk}. {booking}",
+    ),
+    "pr_not_found_title": ("没有找到预约", "No appointment found"),
+    "pr_not_found_text": (
+        "没有找到与这个号码匹配的今天的预约。\n请检查号码后重试, 或到{desk}办理。",
+        "No appointment today matches that number.\nCheck it and try again, or go to {desk}.",
+    ),
+    "pr_no_roster_title": ("暂时无法签到", "Cannot check in here now"),
+    "pr_no_roster_text": (
+        "今日预约名单尚未送达本机。\n请到{desk}签到。",
+        "Today's appointment list has not reached this kiosk.\nPlease check in at {desk}.",
+    ),
+    "pr_qr_other_day_title": ("不是今天的预约", "Not today's appointment"),
+    "pr_qr_other_day_text": (
+        "这个二维码是其他日期的预约。\n请在预约当天来签到; 如有疑问请到{desk}。",
+        "This QR code is for an appointment on another day.\n"
+        "Please come on that day; for questions go to {desk}.",
+    ),
+    "pr_qr_used_title": ("这个预约已签到", "Already checked in"),
+    "pr_qr_used_text": (
+        "这个二维码的预约今天已经签到过了, 排队号 {queue_no}。\n需要凭条请点“补打凭条”。",
+        "This appointment was already checked in today, queue number {queue_no}.\n"
+        "Tap “Reprint ticket” if you need the ticket again.",
+    ),
+    "pr_reader_fault_title": ("读卡器故障", "Card reader out of order"),
+    "pr_reader_fault_text": (
+        "读卡器暂时无法使用。\n请输入号码查询, 或到{desk}办理。",
+        "The card reader is out of order.\nType a number instead, or go to {desk}.",
+    ),
+    "btn_reprint": ("补打凭条", "Reprint ticket"),
     # done
     "done_title": ("签到成功", "You are checked in"),
     "done_reprint_title": ("凭条已补打", "Ticket reprinted"),
@@ -92,13 +167,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "done_back": ("{n} 秒后返回首页", "Back to the start in {n} s"),
     "failed_title": ("暂时无法办理", "Cannot do this now"),
     "failed_text": (
-        "本机暂时无法保存记录。\n请到一楼人工窗口办理。",
-        "This kiosk cannot save records right now.\nPlease go to a service window on the ground floor.",
-    ),
-    "unreadable_title": ("无法识别", "Not recognised"),
-    "unreadable_text": (
-        "无法识别此卡或二维码。\n请重试或到人工窗口办理。",
-        "This card or QR code could not be read.\nPlease try again or go to a service window.",
+        "本机暂时无法保存记录。\n请到{desk}办理。",
+        "This kiosk cannot save records right now.\nPlease go to {desk}.",
     ),
     "busy": ("正在办理, 请稍候 ...", "One moment, please ..."),
     # guide
@@ -121,9 +191,18 @@ TEXTS: dict[str, tuple[str, str]] = {
     "fb_phone": ("回访电话 (可选)", "Phone for a call back (optional)"),
     "fb_phone_bad": ("请输入11位手机号或留空", "Enter an 11-digit mobile number or leave it empty"),
     "fb_done_title": ("感谢您的反馈", "Thank you for your feedback"),
-    "fb_done_text": (
-        "受理编号 {no}\n我们将登记处理并在3个工作日内反馈。",
-        "Reference {no}\nWe will register it and respond within 3 working days.",
+    "fb_done_no": ("受理编号", "Reference number"),
+    "fb_done_reply": (
+        "我们将在{days}个工作日内致电 {phone} 回复您。",
+        "We will call you on {phone} within {days} working days.",
+    ),
+    "fb_done_ask": (
+        "可凭受理编号到{desk}查询处理结果。",
+        "Ask at {desk} with this number for the outcome.",
+    ),
+    "fb_empty": (
+        "请至少选择一项反馈内容或相关科室",
+        "Choose at least one topic or a department",
     ),
     "fb_slip_failed": (
         "打印机故障: 请记下受理编号",
@@ -185,11 +264,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "slip_category": ("类型", "Kind"),
     "slip_topics": ("内容", "Topics"),
     "slip_process": ("受理 → 登记 → 反馈", "Received → registered → answered"),
-    "slip_callback": ("我们将在3个工作日内电话回访", "We will call you back within 3 working days"),
-    "slip_no_callback": (
-        "可凭受理编号到患者服务中心查询",
-        "Ask at the patient service centre with this number",
+    "slip_callback": (
+        "我们将在{days}个工作日内电话回访",
+        "We will call you back within {days} working days",
     ),
+    "slip_ask": ("可凭受理编号到{desk}查询", "Ask at {desk} with this number"),
     "test_ticket": ("打印测试", "Printer test"),
 }
 
@@ -215,10 +294,16 @@ FEEDBACK_TOPICS: dict[str, list[tuple[str, str]]] = {
 }
 
 
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 def tr(key: str, lang: str, **kw: Any) -> str:
-    """The text for `key` in `lang`; a missing key shows itself rather than crashing a screen."""
+    """The text for `key` in `lang`; a missing key shows itself, a missing `{field}` is blank,
+    rather than crashing a screen."""
     pair = TEXTS.get(key)
     if pair is None:
         return key
     text = pair[1] if lang == "en" else pair[0]
-    return text.format(**kw) if kw else text
+    return text.format_map(_Blank(kw)).strip() if "{" in text else text

@@ -10,8 +10,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk.files import write_bytes_durably
-
 log = logging.getLogger("careterm.kiosk.roster")
 
 STORED_NAME = "roster.json"
@@ -34,6 +32,13 @@ class Appointment:
     slot_start: datetime
     slot_end: datetime
     queue_no: str
+    lookup: tuple[str, ...] = ()
+    """Tokens of typed lookups (`terminal.privacy.lookup_token`: kinds `appointment`,
+    `phone_birth`), careterm's roster extension for SPEC 9.6."""
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c.isascii() and c.isdigit())
 
 
 def _when(value: Any, field: str, idx: int) -> datetime:
@@ -69,10 +74,13 @@ class Roster:
         self.source = source
         self._by_id: dict[str, Appointment] = {}
         self._by_token: dict[str, list[Appointment]] = {}
+        self._by_digits: dict[str, Appointment] = {}
         for a in appointments:
             self._by_id[a.id.upper()] = a
-            if a.token:
-                self._by_token.setdefault(a.token, []).append(a)
+            self._by_digits.setdefault(_digits(a.id), a)
+            for t in (a.token, *a.lookup):
+                if t:
+                    self._by_token.setdefault(t, []).append(a)
         for rows in self._by_token.values():
             rows.sort(key=lambda a: (a.slot_start, a.id))
 
@@ -84,6 +92,11 @@ class Roster:
 
     def get(self, appointment_id: str) -> Appointment | None:
         return self._by_id.get(appointment_id.strip().upper())
+
+    def by_digits(self, typed: str) -> Appointment | None:
+        """The appointment whose id has exactly these digits (A20261123-0042: 202611230042)."""
+        d = _digits(typed)
+        return self._by_digits.get(d) if d else None
 
     def is_for(self, day: date) -> bool:
         return self.date == day
@@ -114,6 +127,9 @@ class Roster:
             if not isinstance(row, dict):
                 raise RosterError(f"appointments[{i}]: not an object")
             start = _when(row.get("slot_start"), "slot_start", i)
+            lookup = row.get("lookup") or []
+            if not isinstance(lookup, list) or not all(isinstance(x, str) for x in lookup):
+                raise RosterError(f"appointments[{i}].lookup: not a list of tokens")
             end = _when(row.get("slot_end"), "slot_end", i) if row.get("slot_end") else start
             appts.append(
                 Appointment(
@@ -127,82 +143,55 @@ class Roster:
                     slot_start=start,
                     slot_end=max(start, end),
                     queue_no=_text(row, "queue_no", i),
+                    lookup=tuple(lookup),
                 )
             )
         return cls(day, str(doc.get("generated") or ""), appts, source)
 
 
 class RosterStore:
-    """Which roster the kiosk uses: the last one received over MQTT (kept in data_dir) or the
-    `[kiosk].roster_file`; of the two, today's wins, then the one generated last."""
+    """Reads the rosters on disk: the last one received over MQTT (kept in data_dir) and the
+    `[kiosk].roster_file`; which one is used is the machine's decision."""
 
     def __init__(self, data_dir: Path, roster_file: str = "") -> None:
         self.path = Path(data_dir) / STORED_NAME
         self.roster_file = Path(roster_file) if roster_file else None
         self._file_mtime: float | None = None
-        self.current: Roster | None = None
+        self.candidates: list[Roster] = []
         self.problem = ""
-        """Why the last roster offered was refused (for the maintenance screen)."""
+        """Why the last roster file read was refused (for the maintenance screen)."""
 
-    def load(self, today: date) -> Roster | None:
+    def load(self, today: date | None = None) -> list[Roster]:
         """Read the stored and configured rosters at start-up."""
-        candidates = []
+        self.candidates = []
         for path, label in ((self.path, "stored"), (self.roster_file, "roster_file")):
             if path is None or not path.exists():
                 continue
+            if label == "roster_file":
+                self._file_mtime = _mtime(path)
             try:
-                r = Roster.parse(path.read_bytes(), source=f"{label} {path}")
-                candidates.append(r)
+                self.candidates.append(Roster.parse(path.read_bytes(), source=f"{label} {path}"))
             except (OSError, RosterError) as e:
                 self.problem = f"{path}: {e}"
                 log.error("roster %s ignored: %s", path, e)
-            if label == "roster_file":
-                self._file_mtime = _mtime(path)
-        self.current = _best(candidates, today)
-        if self.current is not None:
-            log.info(
-                "roster of %s loaded from %s: %d appointments",
-                self.current.date,
-                self.current.source,
-                len(self.current),
-            )
-        return self.current
+        return self.candidates
 
-    def received(self, payload: bytes, today: date) -> Roster:
-        """A retained `R/S/roster` arrived: use it and keep it on disk for offline check-in."""
-        try:
-            r = Roster.parse(payload, source="mqtt")
-        except RosterError as e:
-            self.problem = f"roster from MQTT: {e}"
-            raise
-        write_bytes_durably(self.path, payload)
-        self.current = _best([c for c in (self.current, r) if c is not None], today, prefer=r)
-        self.problem = ""
-        log.info("roster of %s received: %d appointments", r.date, len(r))
-        return r
-
-    def refresh_file(self, today: date) -> None:
-        """Pick up an edited roster_file without a restart (a stat per call; cheap)."""
+    def refresh_file(self) -> Roster | None:
+        """The roster_file again if it changed since the last look (a stat per call; cheap)."""
         if self.roster_file is None:
-            return
+            return None
         m = _mtime(self.roster_file)
         if m is None or m == self._file_mtime:
-            return
+            return None
         self._file_mtime = m
         try:
-            r = Roster.parse(
+            return Roster.parse(
                 self.roster_file.read_bytes(), source=f"roster_file {self.roster_file}"
             )
         except (OSError, RosterError) as e:
             self.problem = f"{self.roster_file}: {e}"
             log.error("roster_file %s ignored: %s", self.roster_file, e)
-            return
-        self.current = _best([c for c in (self.current, r) if c is not None], today, prefer=r)
-
-    def today(self, today: date) -> Roster | None:
-        """The roster usable for check-in today; None when only another day's roster is known."""
-        r = self.current
-        return r if r is not None and r.is_for(today) else None
+            return None
 
 
 def _mtime(path: Path) -> float | None:
@@ -210,13 +199,3 @@ def _mtime(path: Path) -> float | None:
         return path.stat().st_mtime
     except OSError:
         return None
-
-
-def _best(candidates: list[Roster], today: date, prefer: Roster | None = None) -> Roster | None:
-    if not candidates:
-        return None
-
-    def rank(r: Roster) -> tuple[bool, date, str, bool]:
-        return (r.is_for(today), r.date, r.generated, r is prefer)
-
-    return max(candidates, key=rank)

@@ -8,9 +8,12 @@ import logging
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.factory import open_card_reader
 from drivers.printer.base import TicketPrinter
-from drivers.printer.factory import open_printer
+from drivers.printer.factory import FaultyPrinter, open_printer
+from drivers.speaker.base import Speaker
+from drivers.speaker.factory import open_speaker
 from kiosk.service import KioskService
-from terminal.config import DeviceConfig
+from kiosk.voice import Voice
+from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
 from terminal.uplink import Uplink
 
@@ -18,10 +21,14 @@ log = logging.getLogger("careterm.kiosk")
 
 
 def _open_printer(cfg: DeviceConfig) -> TicketPrinter | None:
-    """The configured printer, or None for driver = "none"."""
+    """The configured printer, None for driver = "none", or a faulted stand-in."""
     if cfg.printer.driver == "none":
         return None
-    return open_printer(cfg)
+    try:
+        return open_printer(cfg)
+    except (OSError, ConfigError) as e:
+        log.error("printer cannot be opened: %s; tickets are shown on screen", e)
+        return FaultyPrinter(f"cannot open: {e}")
 
 
 def _open_card_reader(cfg: DeviceConfig) -> CardReader | None:
@@ -40,6 +47,7 @@ class Kiosk:
         *,
         printer: TicketPrinter | None = None,
         card_reader: CardReader | None = None,
+        speaker: Speaker | None = None,
         open_drivers: bool = True,
     ) -> None:
         self.cfg = cfg
@@ -58,7 +66,11 @@ class Kiosk:
             on_command=lambda n, b, r: self.service.on_command(n, b, r),
             telemetry=lambda: self.service.telemetry(),
         )
-        self.service = KioskService(cfg, self.uplink, self.printer, self.card_reader)
+        if speaker is None and open_drivers and cfg.kiosk.voice:
+            speaker = open_speaker(volume=cfg.kiosk.voice_volume / 100)
+        self.speaker = speaker
+        voice = Voice(speaker) if speaker is not None else None
+        self.service = KioskService(cfg, self.uplink, self.printer, self.card_reader, voice=voice)
 
     def healthy(self) -> bool:
         return self.service.is_alive() and self.uplink.link.is_alive()
@@ -76,6 +88,8 @@ class Kiosk:
             except Exception:
                 log.exception("card reader did not stop cleanly")
         self.service.stop()
+        if self.speaker is not None:
+            self.speaker.close()
         if self.printer is not None:
             try:
                 self.printer.close()

@@ -11,12 +11,37 @@ class SurveyError(ValueError):
     pass
 
 
+# Worst first. A question without its own `labels` gets these for its scale (careterm's
+# extension of the survey document: `labels` / `labels_en`, one per point, worst first).
+DEFAULT_LABELS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    2: (("不满意", "满意"), ("Dissatisfied", "Satisfied")),
+    3: (("不满意", "一般", "满意"), ("Dissatisfied", "Neutral", "Satisfied")),
+    4: (
+        ("不满意", "基本满意", "满意", "非常满意"),
+        ("Dissatisfied", "Acceptable", "Satisfied", "Very satisfied"),
+    ),
+    5: (
+        ("很不满意", "不满意", "一般", "满意", "非常满意"),
+        ("Very dissatisfied", "Dissatisfied", "Neutral", "Satisfied", "Very satisfied"),
+    ),
+}
+
+
+def default_labels(scale: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if scale in DEFAULT_LABELS:
+        return DEFAULT_LABELS[scale]
+    nums = tuple(str(n) for n in range(1, scale + 1))
+    return nums, nums
+
+
 @dataclass(frozen=True)
 class Question:
     id: str
     text: str
     text_en: str
     scale: int
+    labels: tuple[str, ...] = ()
+    labels_en: tuple[str, ...] = ()
 
     def display(self, lang: str) -> str:
         return self.text_en if lang == "en" and self.text_en else self.text
@@ -42,10 +67,32 @@ class Survey:
             scale = q.get("scale", 5)
             if not isinstance(scale, int) or not 2 <= scale <= 10:
                 raise SurveyError(f"questions[{i}].scale: must be 2..10")
-            qs.append(Question(str(q["id"]), str(q["text"]), str(q.get("text_en") or ""), scale))
+            labels = _labels(q, "labels", scale, i) or default_labels(scale)[0]
+            labels_en = _labels(q, "labels_en", scale, i) or (
+                default_labels(scale)[1] if "labels" not in q else labels
+            )
+            qs.append(
+                Question(
+                    str(q["id"]),
+                    str(q["text"]),
+                    str(q.get("text_en") or ""),
+                    scale,
+                    labels,
+                    labels_en,
+                )
+            )
         if not qs:
             raise SurveyError("questions: empty")
         return cls(sid, tuple(qs))
+
+
+def _labels(q: dict[str, Any], key: str, scale: int, i: int) -> tuple[str, ...]:
+    v = q.get(key)
+    if v is None:
+        return ()
+    if not isinstance(v, list) or len(v) != scale or not all(isinstance(x, str) and x for x in v):
+        raise SurveyError(f"questions[{i}].{key}: needs {scale} texts (one per point, worst first)")
+    return tuple(v)
 
 
 @dataclass

@@ -3,19 +3,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path
+from datetime import datetime
+from typing import Any
 
 from drivers.printer.document import QR, Document, Feed, Rule, Text
-from kiosk.files import read_json, write_json_durably
 from kiosk.i18n import tr
 from kiosk.roster import Appointment
 
 QR_PREFIX = "CT1:"
 """The ticket's QR carries the appointment in the reader's `appointment_qr` form, so scanning a
 ticket at any kiosk finds the appointment again (a reprint)."""
-FEEDBACK_COUNTER_NAME = "feedback_counter.json"
 
 
 def appointment_qr(appointment_id: str) -> str:
@@ -35,6 +34,72 @@ class Place:
     department_en: str = ""
 
 
+def _width(ch: str, encoding: str) -> int:
+    """Columns on paper: a Chinese printer prints every double-byte character full width."""
+    try:
+        n = len(ch.encode(encoding))
+    except (UnicodeEncodeError, LookupError):
+        return 1
+    return 2 if n == 2 else 1
+
+
+_TOKEN = re.compile(r"[0-9A-Za-z][0-9A-Za-z:.\-/]*|\s+|.", re.S)
+
+
+def fit_lines(text: str, columns: int, encoding: str = "gb18030") -> list[str]:
+    """Wrap `text` to `columns` printed columns without ever breaking inside a number or a
+    Latin word ("约50米" never becomes "约5" / "0米"); only a run longer than a whole line is
+    cut. Each line comes back short enough that the printer driver wraps nothing itself."""
+    lines: list[str] = []
+    cur, width = "", 0
+    for tok in _TOKEN.findall(text):
+        w = sum(_width(c, encoding) for c in tok)
+        if tok.isspace():
+            if cur:
+                cur, width = cur + " ", width + 1
+            continue
+        if width + w > columns and cur.strip():
+            lines.append(cur.rstrip())
+            cur, width = "", 0
+        while w > columns:  # a single run longer than a line: cut it, nothing else fits
+            head, hw = "", 0
+            for c in tok:
+                if hw + _width(c, encoding) > columns:
+                    break
+                head, hw = head + c, hw + _width(c, encoding)
+            lines.append(head)
+            tok, w = tok[len(head) :], w - hw
+        cur, width = cur + tok, width + w
+    if cur.strip() or not lines:
+        lines.append(cur.rstrip())
+    return lines
+
+
+def _text(text: str, columns: int, encoding: str, **kw: Any) -> list[Text]:
+    cols = columns // 2 if kw.get("double") else columns
+    return [Text(line, **kw) for line in fit_lines(text, cols, encoding)]
+
+
+def where_text(floor: str, room: str) -> str:
+    """Floor and room, the floor said once ("门诊楼3层" + "门诊3楼 305诊室" -> the room alone)."""
+    if not floor:
+        return room
+    if not room:
+        return floor
+    f, r = _floor_no(floor), _floor_no(room)
+    if f is not None and f == r:
+        return room
+    return f"{floor} {room}"
+
+
+_FLOOR = re.compile(r"(\d+)\s*(?:层|楼|F\b|/F)|(?:[Ff]loor|[Ll]evel)\s*(\d+)")
+
+
+def _floor_no(text: str) -> str | None:
+    m = _FLOOR.search(text)
+    return (m[1] or m[2]) if m else None
+
+
 def checkin_ticket(
     a: Appointment,
     place: Place,
@@ -42,33 +107,43 @@ def checkin_ticket(
     device_id: str,
     printed_at: datetime,
     repeat: bool = False,
+    *,
+    hospital: str = "",
+    columns: int = 32,
+    encoding: str = "gb18030",
 ) -> Document:
+    """The check-in ticket; `columns` is the printer's line (58 mm: 32, 80 mm: 48)."""
     dept = a.department if lang == "zh" or not place.department_en else place.department_en
-    where = " ".join(x for x in (place.floor, a.room) if x)
-    blocks: list = [
-        Text(tr("ticket_title", lang), align="center", bold=True),
-    ]
+    where = where_text(place.floor, a.room)
+    c, e = columns, encoding
+    blocks: list = []
+    if hospital:
+        blocks += _text(hospital, c, e, align="center", bold=True)
+    blocks += _text(tr("ticket_title", lang), c, e, align="center", bold=not hospital)
     if repeat:
-        blocks.append(Text(tr("ticket_reprint", lang), align="center"))
+        blocks += _text(tr("ticket_reprint", lang), c, e, align="center")
     blocks += [
         Rule(),
         Text(tr("ticket_queue_no", lang), align="center"),
         Text(a.queue_no, align="center", bold=True, double=True),
         Rule(),
-        Text(f"{tr('ticket_department', lang)}: {dept}", bold=True),
-        Text(f"{tr('ticket_where', lang)}: {where}"),
+        *_text(f"{tr('ticket_department', lang)}: {dept}", c, e, bold=True),
     ]
+    if where:
+        blocks += _text(f"{tr('ticket_where', lang)}: {where}", c, e)
     if place.location:
-        blocks.append(Text(f"{tr('ticket_route', lang)}: {place.location}"))
+        blocks += _text(f"{tr('ticket_route', lang)}: {place.location}", c, e)
+    if a.doctor:
+        blocks += _text(f"{tr('ticket_doctor', lang)}: {a.doctor}", c, e)
+    blocks += _text(f"{tr('ticket_time', lang)}: {a.slot_start:%Y-%m-%d} {slot_text(a)}", c, e)
+    if a.name:
+        blocks += _text(f"{tr('ticket_patient', lang)}: {a.name}", c, e)
     blocks += [
-        Text(f"{tr('ticket_doctor', lang)}: {a.doctor}"),
-        Text(f"{tr('ticket_time', lang)}: {a.slot_start:%Y-%m-%d} {slot_text(a)}"),
-        Text(f"{tr('ticket_patient', lang)}: {a.name}"),
         Feed(1),
         QR(appointment_qr(a.id), size=6),
         Text(a.id, align="center"),
         Rule(),
-        Text(tr("ticket_footer", lang), align="center"),
+        *_text(tr("ticket_footer", lang), c, e, align="center"),
         Text(f"{device_id} {printed_at:%Y-%m-%d %H:%M:%S}", align="center"),
         Feed(2),
     ]
@@ -83,44 +158,39 @@ def feedback_slip(
     callback: bool,
     lang: str,
     printed_at: datetime,
+    *,
+    hospital: str = "",
+    reply_days: int = 3,
+    help_desk: str = "",
+    columns: int = 32,
+    encoding: str = "gb18030",
 ) -> Document:
-    blocks: list = [
-        Text(tr("slip_title", lang), align="center", bold=True),
+    """The feedback receipt; the reply promise is printed only with a callback number."""
+    c, e = columns, encoding
+    desk = help_desk or tr("default_help_desk", lang)
+    blocks: list = []
+    if hospital:
+        blocks += _text(hospital, c, e, align="center", bold=True)
+    blocks += [
+        *_text(tr("slip_title", lang), c, e, align="center", bold=not hospital),
         Rule(),
         Text(tr("slip_tracking", lang), align="center"),
         Text(tracking_no, align="center", bold=True),
         Rule(),
-        Text(f"{tr('slip_category', lang)}: {tr('cat_' + category, lang)}"),
+        *_text(f"{tr('slip_category', lang)}: {tr('cat_' + category, lang)}", c, e),
     ]
     if department:
-        blocks.append(Text(f"{tr('ticket_department', lang)}: {department}"))
+        blocks += _text(f"{tr('ticket_department', lang)}: {department}", c, e)
     if topics:
-        blocks.append(Text(f"{tr('slip_topics', lang)}: {', '.join(topics)}"))
+        blocks += _text(f"{tr('slip_topics', lang)}: {', '.join(topics)}", c, e)
+    blocks += _text(tr("slip_process", lang), c, e)
+    if callback:
+        blocks += _text(tr("slip_callback", lang, days=reply_days), c, e)
+    blocks += _text(tr("slip_ask", lang, desk=desk), c, e)
     blocks += [
-        Text(tr("slip_process", lang)),
-        Text(tr("slip_callback" if callback else "slip_no_callback", lang)),
         Feed(1),
         QR(tracking_no, size=5),
         Text(f"{printed_at:%Y-%m-%d %H:%M}", align="center"),
         Feed(2),
     ]
     return Document(tuple(blocks), title=f"feedback {tracking_no}")
-
-
-class TrackingCounter:
-    """`F-YYYYMMDD-<device id>-NNNN`, numbered from 1 each day; the count is synced to disk
-    before the number is shown, so a restart never hands out a number twice."""
-
-    def __init__(self, data_dir: Path, device_id: str) -> None:
-        self.path = Path(data_dir) / FEEDBACK_COUNTER_NAME
-        self.device_id = device_id
-
-    def next(self, day: date) -> str:
-        doc = read_json(self.path)
-        key = day.strftime("%Y%m%d")
-        n = 0
-        if isinstance(doc, dict) and doc.get("date") == key and isinstance(doc.get("n"), int):
-            n = doc["n"]
-        n += 1
-        write_json_durably(self.path, {"date": key, "n": n})
-        return f"F-{key}-{self.device_id}-{n:04d}"

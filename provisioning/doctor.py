@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
+import grp
 import os
+import pwd
+import shutil
 import socket
 import ssl
+import stat
+import subprocess
 import time
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from provisioning.certs import common_name, load_cert
+from provisioning.install import UNITS
+from terminal.certinfo import days_left
+from terminal.clock import clock_synced
 from terminal.config import ConfigError, DeviceConfig, load_config
+from terminal.privacy import SaltError, load_salt
 
 EXPIRY_WARN_DAYS = 30
 NET_TIMEOUT_S = 4.0
@@ -49,7 +64,17 @@ def skip(name: str, detail: str) -> Check:
     return Check(name, "skip", detail)
 
 
-def run_checks(config_file: str, *, sysfs: Path = Path("/sys")) -> Iterator[Check]:
+SERVICE_USER = "careterm"
+UNIT_DIR = Path("/etc/systemd/system")
+
+
+def run_checks(
+    config_file: str,
+    *,
+    sysfs: Path = Path("/sys"),
+    service_user: str = SERVICE_USER,
+    unit_dir: Path = UNIT_DIR,
+) -> Iterator[Check]:
     """Yield checks as they finish, so a slow network check still shows the earlier lines."""
     try:
         cfg = load_config(config_file)
@@ -69,10 +94,13 @@ def run_checks(config_file: str, *, sysfs: Path = Path("/sys")) -> Iterator[Chec
     yield ok(
         "config", f"{config_file}: {cfg.device.id} ({cfg.device.role}) at site {cfg.device.site}"
     )
-    yield check_data_dir(cfg)
+    service = ServiceUser.lookup(service_user, cfg.device.role, unit_dir)
+    yield check_data_dir(cfg, service_user)
     yield check_salt(cfg)
-    yield check_clock()
-    yield from check_certificate(cfg)
+    clock = check_clock()
+    yield clock
+    yield check_timezone(cfg)
+    yield from check_certificate(cfg, clock_ok=clock.status == "ok")
     reachable = check_tcp(cfg)
     yield reachable
     if reachable.status != "ok":
@@ -87,8 +115,8 @@ def run_checks(config_file: str, *, sysfs: Path = Path("/sys")) -> Iterator[Chec
             yield skip("mqtt", "no TLS session")
         else:
             yield check_mqtt(cfg)
-    yield from check_devices(cfg, sysfs)
-    yield check_service(cfg)
+    yield from check_devices(cfg, sysfs, service)
+    yield check_service(cfg, unit_dir)
 
 
 # -- local state ------------------------------------------------------------------------------
@@ -136,36 +164,109 @@ def check_data_dir(cfg: DeviceConfig, service_user: str = "careterm") -> Check:
     return ok("data_dir", f"{d}: writable, {free // (1024 * 1024)} MB free")
 
 
+@dataclass(frozen=True)
+class ServiceUser:
+    """Who the service runs as: the user, its groups and the unit's SupplementaryGroups=.
+
+    Root opens every device; doctor run as root therefore judges access for this user from
+    the node's owner, group and mode (what udev sets; ACLs are not consulted)."""
+
+    name: str
+    uid: int
+    gids: frozenset[int]
+    unit: str
+
+    @classmethod
+    def lookup(cls, name: str, role: str, unit_dir: Path = UNIT_DIR) -> ServiceUser | None:
+        """None unless doctor runs as root and the user exists (installed as a service)."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        gids = set(os.getgrouplist(name, pw.pw_gid))
+        unit = UNITS[role]
+        try:
+            text = (unit_dir / unit).read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        for line in text.splitlines():
+            key, _, value = line.strip().partition("=")
+            if key == "SupplementaryGroups":
+                for g in value.split():
+                    try:
+                        gids.add(grp.getgrnam(g).gr_gid)
+                    except KeyError:
+                        pass
+        return cls(name, pw.pw_uid, frozenset(gids), unit)
+
+    def denied(self, path: str | Path, write: bool) -> tuple[str, str]:
+        """("", "") when this user may open `path` for reading (and writing); else what
+        stands in the way and the fix."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return "", ""  # reported by the caller's own check
+        need = (stat.S_IROTH | stat.S_IWOTH) if write else stat.S_IROTH
+        mode = stat.S_IMODE(st.st_mode)
+        if self.uid == 0:
+            return "", ""
+        if st.st_uid == self.uid:
+            bits = (mode >> 6) & 7
+        elif st.st_gid in self.gids:
+            bits = (mode >> 3) & 7
+        else:
+            bits = mode & 7
+        if bits & need == need:
+            return "", ""
+        owner, group = _user_name(st.st_uid), _group_name(st.st_gid)
+        why = (
+            f"{stat.filemode(st.st_mode)} {owner}:{group}; the service user {self.name} "
+            f"cannot {'open it read-write' if write else 'read it'}"
+        )
+        restart = f"sudo systemctl restart {self.unit}"
+        if (mode >> 3) & need == need and st.st_gid not in self.gids and group != "root":
+            fix = f"sudo usermod -aG {group} {self.name} && {restart}"
+            return why + f" (not in group {group})", fix
+        if stat.S_ISDIR(st.st_mode):
+            return why, f"sudo chown -R {self.name}:{self.name} {path}"
+        return why, (
+            'give the device a group with access (udev: GROUP="dialout" or "input", '
+            'MODE="0660"): `careterm provision install` installs such rules; then re-plug it'
+        )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
 def _service_can_write(d: Path, user: str) -> str:
     """As root every folder looks writable: ask for the service user instead ("" = fine)."""
     if os.geteuid() != 0:
         return ""
-    import grp
-    import pwd
-    import stat
-
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
         return ""  # not installed as a service here
+    who = ServiceUser(user, pw.pw_uid, frozenset(os.getgrouplist(user, pw.pw_gid)), "")
     st = d.stat()
-    groups = {g.gr_gid for g in grp.getgrall() if user in g.gr_mem} | {pw.pw_gid}
-    if st.st_uid == pw.pw_uid and st.st_mode & stat.S_IWUSR:
+    if not who.denied(d, write=True)[0]:
         return ""
-    if st.st_gid in groups and st.st_mode & stat.S_IWGRP:
-        return ""
-    if st.st_mode & stat.S_IWOTH:
-        return ""
-    try:
-        who = f"owned by {pwd.getpwuid(st.st_uid).pw_name}"
-    except KeyError:
-        who = f"owned by uid {st.st_uid}"
-    return f"{who}, mode {stat.S_IMODE(st.st_mode):04o}"
+    return f"owned by {_user_name(st.st_uid)}, mode {stat.S_IMODE(st.st_mode):04o}"
 
 
 def check_salt(cfg: DeviceConfig) -> Check:
-    from terminal.privacy import SaltError, load_salt
-
     try:
         salt = load_salt(cfg.privacy.salt_file)
     except SaltError as e:
@@ -179,8 +280,6 @@ def check_salt(cfg: DeviceConfig) -> Check:
 
 
 def check_clock() -> Check:
-    from terminal.clock import clock_synced
-
     if clock_synced():
         return ok("clock", "synchronised (NTP)")
     return fail(
@@ -191,10 +290,65 @@ def check_clock() -> Check:
     )
 
 
+def system_timezone(localtime: Path = Path("/etc/localtime")) -> str | None:
+    """The IANA name the system's local time follows (glibc reads /etc/localtime): the name
+    its symlink points at, else /etc/timezone (Debian) beside it; "UTC" when it is missing;
+    None when the name cannot be told (a copied zone file)."""
+    if not localtime.exists() and not localtime.is_symlink():
+        return "UTC"  # glibc's default
+    if localtime.is_symlink():
+        target = os.readlink(localtime)  # one level: the name timedatectl chose
+        if "/zoneinfo/" in target:
+            return target.split("/zoneinfo/", 1)[1].removeprefix("posix/")
+    named = localtime.parent / "timezone"
+    try:
+        return named.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _zone_bytes(name: str) -> bytes | None:
+    for base in zoneinfo.TZPATH:
+        try:
+            return (Path(base) / name).read_bytes()
+        except OSError:
+            continue
+    return None
+
+
+def check_timezone(cfg: DeviceConfig, localtime: Path = Path("/etc/localtime")) -> Check:
+    """SPEC 9.5: the device's local time zone is [device].timezone (a Pi image often ships
+    as UTC or Europe/London: every event time, screen clock and ticket would be off)."""
+    want = cfg.device.timezone
+    fix = (
+        f"sudo timedatectl set-timezone {want}, then restart the service "
+        "(or set [device].timezone if the site is really elsewhere)"
+    )
+    have = system_timezone(localtime)
+    if have == want:
+        return ok("timezone", f"{want}, as [device].timezone says")
+    try:
+        current = localtime.read_bytes()
+    except OSError:
+        current = None
+    want_bytes = _zone_bytes(want)
+    if current is not None and want_bytes is not None and current == want_bytes:
+        return ok("timezone", f"{have or 'local time'}: the same rules as {want}")
+    now = dt.datetime.now(dt.UTC)
+    offset = now.astimezone().strftime("%z")
+    expected = now.astimezone(zoneinfo.ZoneInfo(want)).strftime("%z")
+    return fail(
+        "timezone",
+        f"the system's time zone is {have or 'unknown'} (UTC{offset[:3]}:{offset[3:]}), "
+        f"but [device].timezone is {want} (UTC{expected[:3]}:{expected[3:]})",
+        fix,
+    )
+
+
 # -- certificate --------------------------------------------------------------------------------
 
 
-def check_certificate(cfg: DeviceConfig) -> Iterator[Check]:
+def check_certificate(cfg: DeviceConfig, clock_ok: bool = True) -> Iterator[Check]:
     m = cfg.mqtt
     if not m.tls:
         yield skip("certificate", f"{m.url} is not mqtts://")
@@ -206,12 +360,6 @@ def check_certificate(cfg: DeviceConfig) -> Iterator[Check]:
             "provision the device (careterm provision device) and install its bundle",
         )
         return
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-
-    from provisioning.certs import common_name
-    from terminal.certinfo import days_left
-
     try:
         cert = x509.load_pem_x509_certificate(Path(m.cert_file).read_bytes())
     except OSError as e:
@@ -240,25 +388,92 @@ def check_certificate(cfg: DeviceConfig) -> Iterator[Check]:
         return
     if m.ca_file:
         try:
-            cert.verify_directly_issued_by(
-                x509.load_pem_x509_certificate(Path(m.ca_file).read_bytes())
-            )
-        except (OSError, ValueError, TypeError, InvalidSignature):
+            ca = x509.load_pem_x509_certificate(Path(m.ca_file).read_bytes())
+        except OSError as e:
             yield fail(
                 "certificate",
-                f"{m.cert_file} was not issued by mqtt.ca_file {m.ca_file}",
-                "install the bundle made by this site's CA",
+                f"mqtt.ca_file {m.ca_file}: {_why(e)}",
+                "install the device bundle again (careterm provision install --bundle ...): "
+                "it holds ca.crt",
+            )
+            return
+        except ValueError:
+            yield fail(
+                "certificate",
+                f"mqtt.ca_file {m.ca_file}: not a PEM certificate",
+                "install the device bundle again (careterm provision install --bundle ...)",
+            )
+            return
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            yield fail(
+                "certificate",
+                f"{m.cert_file} was not issued by mqtt.ca_file {m.ca_file} "
+                f"({_issuer_text(cert)}; the CA file is {_subject_text(ca)})",
+                "the device certificate and ca.crt come from different bundles: install "
+                "this device's bundle again, as made by the site's CA",
             )
             return
     days = days_left(cert)
     until = cert.not_valid_after_utc.date().isoformat()
     renew = f"make a new bundle (careterm provision device --id {cfg.device.id} ...) and install it"
-    if days < 0:
+    start = cert.not_valid_before_utc
+    now = dt.datetime.now(dt.UTC)
+    if now < start:
+        when = start.strftime("%Y-%m-%d %H:%M UTC")
+        clock = now.strftime("%Y-%m-%d %H:%M UTC")
+        yield fail(
+            "certificate",
+            f"{cn}: not valid yet: valid from {when}, and this device's clock says {clock}",
+            (
+                "the clock is behind: enable NTP (sudo timedatectl set-ntp true) and let it "
+                "synchronise, then run doctor again"
+                if not clock_ok
+                else "the bundle was made on a computer whose clock is ahead: correct that "
+                f"clock, then {renew}"
+            ),
+        )
+    elif days < 0:
         yield fail("certificate", f"{cn}: expired on {until}", renew)
     elif days < EXPIRY_WARN_DAYS:
         yield warn("certificate", f"{cn}: expires in {days} days ({until})", renew)
     else:
         yield ok("certificate", f"{cn}: valid for {days} more days (until {until})")
+
+
+def _why(e: OSError) -> str:
+    return "not found" if isinstance(e, FileNotFoundError) else (e.strerror or str(e))
+
+
+def _key_id(cert: x509.Certificate, issuer: bool) -> str:
+    """A short key id: every careterm CA is called "careterm site CA", so names do not tell
+    two CAs apart, their keys do."""
+    try:
+        if issuer:
+            ext = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+            kid = ext.value.key_identifier
+        else:
+            kid = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return ""
+    return f" (key {kid.hex()[:8]})" if kid else ""
+
+
+def _subject_text(cert: x509.Certificate) -> str:
+    return f"'{cert.subject.rfc4514_string()}'{_key_id(cert, issuer=False)}"
+
+
+def _issuer_text(cert: x509.Certificate) -> str:
+    return f"issued by '{cert.issuer.rfc4514_string()}'{_key_id(cert, issuer=True)}"
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 # -- network ------------------------------------------------------------------------------------
@@ -294,16 +509,20 @@ def _tls_context(cfg: DeviceConfig) -> ssl.SSLContext:
     return ctx
 
 
+BUNDLE_FIX = "install the device bundle again (careterm provision install --bundle ...)"
+NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+CERT_NOT_YET_VALID = 9
+CERT_HAS_EXPIRED = 10
+
+
 def check_tls(cfg: DeviceConfig) -> Check:
     m = cfg.mqtt
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(m, key)
+        if path and not os.path.exists(path):
+            return fail("tls", f"mqtt.{key} {path}: not found", BUNDLE_FIX)
     try:
         ctx = _tls_context(cfg)
-    except FileNotFoundError as e:
-        return fail(
-            "tls",
-            f"{e.filename}: not found (mqtt.ca_file / cert_file / key_file)",
-            "install the device bundle again",
-        )
     except (OSError, ssl.SSLError, ValueError) as e:
         return fail(
             "tls",
@@ -318,12 +537,8 @@ def check_tls(cfg: DeviceConfig) -> Check:
         ):
             version = tls.version()
     except ssl.SSLCertVerificationError as e:
-        return fail(
-            "tls",
-            f"broker certificate rejected: {e.verify_message}",
-            f"the broker's certificate must come from this site's CA and name {m.host}: "
-            f"make it with `careterm provision broker --host {m.host} ...`",
-        )
+        detail, fix = _broker_rejected(cfg, e)
+        return fail("tls", detail, fix)
     except (ssl.SSLError, OSError) as e:
         return fail(
             "tls",
@@ -331,6 +546,82 @@ def check_tls(cfg: DeviceConfig) -> Check:
             "is this port the broker's TLS listener? (mqtt.url)",
         )
     return ok("tls", f"{version} with {m.host}; broker certificate trusted")
+
+
+def broker_certificate(cfg: DeviceConfig) -> x509.Certificate | None:
+    """The broker's certificate, fetched without trusting it, to explain why it is refused."""
+    m = cfg.mqtt
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((m.host, m.port), timeout=NET_TIMEOUT_S) as raw,
+            ctx.wrap_socket(raw, server_hostname=m.host) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+    except (OSError, ssl.SSLError):
+        return None
+    return x509.load_der_x509_certificate(der) if der else None
+
+
+def _names(cert: x509.Certificate) -> list[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [common_name(cert)]
+    return [str(n.value) for n in san]
+
+
+def _broker_rejected(cfg: DeviceConfig, e: ssl.SSLCertVerificationError) -> tuple[str, str]:
+    """Whose certificate is wrong, and the fix: the broker's (name, expiry) or the device's
+    bundle (from another CA than the broker, or a ca.crt that is not the bundle's)."""
+    m = cfg.mqtt
+    detail = f"broker certificate rejected: {e.verify_message}"
+    broker = broker_certificate(cfg)
+    remake = "remake the broker's folder (careterm provision broker ...) and restart Mosquitto"
+    if e.verify_code in NAME_MISMATCH:
+        names = ", ".join(_names(broker)) if broker else "other names"
+        return detail + f" (it names {names})", (
+            f"mqtt.url says {m.host}, which the broker's certificate does not name: use one "
+            f"of its names in mqtt.url, or remake the broker's folder with "
+            f"`careterm provision broker --host {m.host} ...` and restart Mosquitto"
+        )
+    if e.verify_code == CERT_HAS_EXPIRED:
+        return detail, f"the broker's certificate has expired: {remake}"
+    if e.verify_code == CERT_NOT_YET_VALID:
+        return detail, (
+            "this device's clock is behind: enable NTP (sudo timedatectl set-ntp true), "
+            "let it synchronise, then run doctor again"
+        )
+    if not m.ca_file:
+        return detail, "set mqtt.ca_file to the site's ca.crt (it is in the device bundle)"
+    try:
+        ca = load_cert(m.ca_file)
+        mine = load_cert(m.cert_file) if m.cert_file else None
+    except (OSError, ValueError):
+        return detail, BUNDLE_FIX
+    issuer = f"; the broker's certificate is {_issuer_text(broker)}" if broker else ""
+    bundle_ok = mine is not None and _issued_by(mine, ca)
+    if broker is not None and not _issued_by(broker, ca) and bundle_ok:
+        return detail + f" (this device's CA is {_subject_text(ca)}{issuer})", (
+            "this device's bundle was made with another CA than the broker's certificate: "
+            f"make the bundle again with the site CA that made the broker's folder "
+            f"(careterm provision device --ca <that CA folder> --id {cfg.device.id} ...) and "
+            "install it; or, if mqtt.url points at another site's broker, correct mqtt.url"
+        )
+    if not bundle_ok:
+        return detail + f" (mqtt.ca_file is {_subject_text(ca)}{issuer})", (
+            "mqtt.ca_file is not the CA of this device's certificate (files from two "
+            f"different bundles): {BUNDLE_FIX}"
+        )
+    if broker is None:
+        return detail + f" (this device's CA is {_subject_text(ca)})", (
+            "the broker's certificate and this device's bundle come from different CAs: make "
+            "the bundle with the site CA that made the broker's folder (careterm provision "
+            f"device --ca <that CA folder> --id {cfg.device.id} ...), or {remake}"
+        )
+    return detail + issuer, f"the broker's certificate must come from this site's CA: {remake}"
 
 
 def check_mqtt(cfg: DeviceConfig) -> Check:
@@ -400,8 +691,6 @@ def check_mqtt(cfg: DeviceConfig) -> Check:
         )
     who = ""
     if m.tls and m.cert_file:
-        from provisioning.certs import common_name, load_cert
-
         try:
             who = f" as {common_name(load_cert(m.cert_file))}"  # the name the ACL sees (%u)
         except (OSError, ValueError):
@@ -412,13 +701,17 @@ def check_mqtt(cfg: DeviceConfig) -> Check:
 # -- hardware -----------------------------------------------------------------------------------
 
 
-def check_devices(cfg: DeviceConfig, sysfs: Path) -> Iterator[Check]:
+def check_devices(
+    cfg: DeviceConfig, sysfs: Path, service: ServiceUser | None = None
+) -> Iterator[Check]:
     if cfg.device.role == "rating_pad":
         b = cfg.buttons
         if b.driver == "serial":
-            yield check_serial("buttons", b.device, b.baudrate, "[buttons].device")
+            check = check_serial("buttons", b.device, b.baudrate, "[buttons].device")
+            yield for_service(check, b.device, True, service)
         elif b.driver == "evdev":
-            yield check_input("buttons", b.device, "[buttons].device")
+            check = check_input("buttons", b.device, "[buttons].device")
+            yield for_service(check, b.device, False, service)
         else:
             yield ok("buttons", f"driver {b.driver!r}: no device to check")
     r = cfg.card_reader
@@ -426,13 +719,25 @@ def check_devices(cfg: DeviceConfig, sysfs: Path) -> Iterator[Check]:
         from drivers.card_reader.sam_protocol import find_request
 
         probe = find_request() if r.driver == "idcard" else None
-        yield check_serial("card_reader", r.device, r.baudrate, "[card_reader].device", probe)
+        check = check_serial("card_reader", r.device, r.baudrate, "[card_reader].device", probe)
+        yield for_service(check, r.device, True, service)
     elif r.driver == "evdev":
-        yield check_input("card_reader", r.device, "[card_reader].device")
+        check = check_input("card_reader", r.device, "[card_reader].device")
+        yield for_service(check, r.device, False, service)
     elif cfg.device.role == "kiosk" or r.driver != "none":
         yield ok("card_reader", f"driver {r.driver!r}: no device to check")
     if cfg.device.role == "kiosk":
-        yield check_printer(cfg, sysfs)
+        yield check_printer(cfg, sysfs, service)
+
+
+def for_service(check: Check, path: str, write: bool, service: ServiceUser | None) -> Check:
+    """A device root could open is only fine if the service's user can open it too."""
+    if service is None or check.status != "ok":
+        return check
+    why, fix = service.denied(path, write)
+    if not why:
+        return check
+    return fail(check.name, f"{path}: present, but {why}", fix)
 
 
 def _hw_fix(key: str) -> str:
@@ -511,7 +816,7 @@ def check_input(name: str, path: str, key: str) -> Check:
     return ok(name, f"{path}: present and readable")
 
 
-def check_printer(cfg: DeviceConfig, sysfs: Path) -> Check:
+def check_printer(cfg: DeviceConfig, sysfs: Path, service: ServiceUser | None = None) -> Check:
     """Present first (USB ids in sysfs, the port, the address), then asked for its status."""
     p = cfg.printer
     if p.driver in ("none", "sim"):
@@ -526,11 +831,21 @@ def check_printer(cfg: DeviceConfig, sysfs: Path) -> Check:
             )
         return ok("printer", f"{p.device}: writable")
     if p.driver == "serial":
-        present = check_serial("printer", p.device, p.baudrate, "[printer].device")
+        present = for_service(
+            check_serial("printer", p.device, p.baudrate, "[printer].device"),
+            p.device,
+            True,
+            service,
+        )
     elif p.driver == "network":
         present = check_network_printer(p.device)
     else:
         present = check_usb_printer(p.usb_vendor, p.usb_product, sysfs)
+        from drivers.printer.transports import find_usblp
+
+        node = find_usblp(p.usb_vendor, p.usb_product, sysfs / "class/usbmisc")
+        if node:
+            present = for_service(present, node, True, service)
     if present.status != "ok" or "in use" in present.detail:
         return present
     return ask_printer_status(cfg, present)
@@ -637,14 +952,9 @@ def ask_printer_status(cfg: DeviceConfig, present: Check) -> Check:
 
 
 def check_service(cfg: DeviceConfig, unit_dir: Path = Path("/etc/systemd/system")) -> Check:
-    from provisioning.install import UNITS
-
     unit = UNITS[cfg.device.role]
     if not (unit_dir / unit).exists():
         return skip("service", f"{unit} not installed (careterm provision install sets it up)")
-    import shutil
-    import subprocess
-
     systemctl = shutil.which("systemctl")
     if systemctl is None:
         return skip("service", "no systemctl here")

@@ -77,7 +77,8 @@ class DeviceSection(_Section):
     """Days a sent event is kept for `resend` when the site never acks it (counted on a
     synchronised clock by the device itself, so a clock jump never shortens it)."""
     timezone: StrictStr = "Asia/Shanghai"
-    """IANA time zone the device's local time must be in (SPEC 9.5); `careterm doctor` checks."""
+    """IANA time zone the device's system clock must be set to (SPEC 9.5); event times and
+    the report's hours follow it. `careterm doctor` checks the system's zone against it."""
 
     @field_validator("data_dir")
     @classmethod
@@ -94,7 +95,10 @@ class DeviceSection(_Section):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{v!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
+            raise ValueError(
+                f"{v!r} is not an IANA time zone name (e.g. Asia/Shanghai; "
+                "`timedatectl list-timezones` lists them)"
+            ) from None
         return v
 
 
@@ -349,6 +353,33 @@ class KioskSection(_Section):
     published roster."""
     maintenance_pin_sha256: Annotated[StrictStr, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
     """SHA-256 (hex) of the maintenance PIN; empty: no maintenance screen."""
+    # SPEC 9.6: site texts, lookup, voice, help (empty texts fall back to neutral wording)
+    hospital_name: StrictStr = ""
+    """Title bar and ticket header, e.g. "市第一人民医院"; empty: "门诊自助服务"."""
+    hospital_name_en: StrictStr = ""
+    """English title; empty: `hospital_name`, else "Outpatient self-service"."""
+    logo: StrictStr = ""
+    """PNG or JPEG shown left of the title (path); empty: none."""
+    location: StrictStr = ""
+    """Where this kiosk stands, sent with a `help` alert, e.g. "门诊楼1层大厅东侧"."""
+    help_desk: StrictStr = ""
+    """Where patients get help, e.g. "一楼服务台"; empty: "人工窗口"."""
+    help_desk_en: StrictStr = ""
+    """English `help_desk`; empty: "a service window"."""
+    booking_hint: StrictStr = ""
+    """How to book when no appointment is found, e.g. "关注医院公众号预约"; empty: not shown."""
+    booking_hint_en: StrictStr = ""
+    """English `booking_hint`."""
+    feedback_reply_days: Annotated[StrictInt, Field(ge=1, le=60)] = 3
+    """Working days within which a feedback with a callback number is answered."""
+    lookup: list[Literal["appointment", "phone_birth"]] = Field(
+        default_factory=lambda: ["appointment", "phone_birth"]
+    )
+    """Manual lookups offered when no card works; []: none."""
+    voice: StrictBool = True
+    """Spoken guidance (shipped zh/en audio) on the main steps."""
+    voice_volume: Annotated[StrictInt, Field(ge=0, le=100)] = 80
+    """Percent of full scale."""
 
 
 class DeviceConfig(_Section):
@@ -501,6 +532,19 @@ def file_problems(cfg: DeviceConfig) -> list[tuple[str, str]]:
         readable("privacy.salt_file", cfg.privacy.salt_file, "the site salt for card tokens")
     if cfg.device.role == "kiosk":
         readable("kiosk.roster_file", cfg.kiosk.roster_file, "the local roster")
+        readable("kiosk.logo", cfg.kiosk.logo, "the logo image")
+        if cfg.printer.driver == "file" and cfg.printer.device:
+            target = Path(cfg.printer.device)
+            folder = target if target.is_dir() else target.parent
+            existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+            if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+                out.append(
+                    (
+                        "printer.device",
+                        f"folder {folder} does not exist and cannot be created here "
+                        "(the kiosk would show tickets on screen only)",
+                    )
+                )
     elif cfg.rating.voice_dir and not Path(cfg.rating.voice_dir).is_dir():
         out.append(("rating.voice_dir", f"{cfg.rating.voice_dir}: not a folder"))
     return out

@@ -33,6 +33,19 @@ def card_token(salt: bytes, kind: str, number: str) -> str:
     return hmac.new(salt, msg, hashlib.sha256).hexdigest()[:TOKEN_HEX_CHARS]
 
 
+LOOKUP_KINDS = ("appointment", "phone_birth")
+
+
+def lookup_token(salt: bytes, kind: str, value: str) -> str:
+    """The roster token of a typed lookup (SPEC 9.6): `card_token` with kind `appointment`
+    (value: the appointment number) or `phone_birth` (value: the 11-digit mobile number
+    followed by the birth date YYYYMMDD, e.g. `1381234567819560312`). The site's roster
+    builder and the kiosk both call this, so the two always agree."""
+    if kind not in LOOKUP_KINDS:
+        raise ValueError(f"unknown lookup kind {kind!r}")
+    return card_token(salt, kind, value.strip())
+
+
 def mask_number(number: str) -> str:
     """Keep the first 4 and last 4 characters, `*` for each one between."""
     if len(number) <= 8:

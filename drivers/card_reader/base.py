@@ -22,6 +22,12 @@ class CardRead:
     name_masked: str | None = None
     valid: bool = True
     appointment: str | None = None
+    elderly: bool = False
+    """An ID card of a patient aged 65 or more (the kiosk turns care mode on); the birth date
+    itself never leaves the reader code."""
+    problem: str | None = None
+    """A read that failed: "unrecognised" (no classify rule matched) or "check_digit" (an ID
+    number whose check character is wrong); `token` is None then. Lets the kiosk say so."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
@@ -30,6 +36,8 @@ class CardRead:
         else:
             out["token"] = self.token
         out.update(masked=self.masked, name_masked=self.name_masked, valid=self.valid)
+        if self.problem:
+            out["problem"] = self.problem
         return out
 
 

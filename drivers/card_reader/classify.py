@@ -21,6 +21,8 @@ from terminal.privacy import card_token, mask_name, mask_number
 log = logging.getLogger("careterm.drivers.card")
 
 TRACK1 = re.compile(r"%[A-Z]?(?P<pan>[0-9]{1,19})\^(?P<name>[^^?]{0,26})\^[^?]*\?")
+ELDERLY_AGE = 65
+"""An ID card of a patient this old or older turns the kiosk's care mode on (SPEC 9.6)."""
 TRACK23 = re.compile(r"[;+](?P<pan>[0-9]{1,19})(?:=(?P<data>[0-9]*))?\?")
 
 
@@ -67,16 +69,19 @@ class Classifier:
         self.rules = list(rules)
         self.salt = salt
         self._today = today
+        self._why = "unrecognised"  # why the last read_for / classify gave None
 
     def read_for(
         self, kind: str, number: str, name: str | None = None, valid: bool = True
     ) -> CardRead | None:
         """The SPEC 6.4 read for a number of a known kind (None for a failed ID check digit)."""
         number = number.strip()
+        self._why = "unrecognised"
         if not number:
             return None
         if kind == "id_card" and not resident_id.is_valid(number):
             log.info("card: ID number rejected (check digit wrong)")
+            self._why = "check_digit"
             return None
         name_masked = mask_name(name) if name else None
         if kind == "appointment_qr":
@@ -94,7 +99,26 @@ class Classifier:
             masked=mask_number(number.upper()),
             name_masked=name_masked,
             valid=valid,
+            elderly=kind == "id_card" and self._elderly(number),
         )
+
+    def _elderly(self, number: str) -> bool:
+        """Aged ELDERLY_AGE or more today, from the birth date inside the ID number."""
+        try:
+            born = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        except ValueError:
+            return False
+        today = self._today or dt.date.today()
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        return age >= ELDERLY_AGE
+
+    def classify_or_reject(self, line: str) -> CardRead:
+        """`classify`, but a line that gives no read becomes a read with `problem` set
+        ("unrecognised" or "check_digit") and no token, so the kiosk can tell the patient."""
+        read = self.classify(line)
+        if read is not None:
+            return read
+        return CardRead(kind="unknown", token=None, masked="", valid=False, problem=self._why)
 
     def classify(self, line: str) -> CardRead | None:
         for text, name in track_candidates(line):
@@ -107,6 +131,7 @@ class Classifier:
                 # medical card pattern)
                 return self.read_for(rule.kind, m.group("number") or "", name)
         log.info("card: a line of %d characters matched no [card_reader].classify rule", len(line))
+        self._why = "unrecognised"
         return None
 
     def id_card(self, text: IdText) -> CardRead | None:

@@ -53,8 +53,8 @@ class EvdevLineReader(CardReader):
         if why:
             log.info("card reader: line rejected (%s)", why)
             return
-        read = self._classifier.classify(line)
-        if read is None or not self._repeats.fresh(read, time.monotonic()):
+        read = self._classifier.classify_or_reject(line)
+        if not self._repeats.fresh(read, time.monotonic()):
             return
         if self._listener is not None:
             self._listener(read)

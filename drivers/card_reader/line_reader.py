@@ -111,8 +111,8 @@ class SerialLineReader(CardReader):
     def _on_bytes(self, data: bytes) -> None:
         now = time.monotonic()
         for line in self._lines.feed(data, now):
-            read = self._classifier.classify(line)
-            if read is None or not self._repeats.fresh(read, now):
+            read = self._classifier.classify_or_reject(line)
+            if not self._repeats.fresh(read, now):
                 continue
             if self._listener is not None:
                 self._listener(read)

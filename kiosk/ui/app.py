@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from kivy.config import Config
@@ -22,17 +23,24 @@ from kivy.clock import Clock  # noqa: E402
 from kivy.core.window import Window  # noqa: E402
 from kivy.uix.boxlayout import BoxLayout  # noqa: E402
 from kivy.uix.floatlayout import FloatLayout  # noqa: E402
-from kivy.uix.label import Label  # noqa: E402
+from kivy.uix.image import Image  # noqa: E402
+from kivy.uix.screenmanager import NoTransition, ScreenManager  # noqa: E402
+from kivy.uix.screenmanager import Screen as KScreen  # noqa: E402
+from kivy.uix.scrollview import ScrollView  # noqa: E402
 
 from kiosk.i18n import tr  # noqa: E402
-from kiosk.service import KioskService, View  # noqa: E402
-from kiosk.ui.screens import Built, Screens  # noqa: E402
+from kiosk.service import KioskService  # noqa: E402
+from kiosk.ui.screens import SCREENS, Built, Screens  # noqa: E402
 from kiosk.ui.widgets import (  # noqa: E402
+    BAD,
     BG,
+    GOOD,
     INK,
     PRIMARY_DARK,
     WARN,
     WHITE,
+    FitButton,
+    FitLabel,
     FocusButton,
     Panel,
     Sizes,
@@ -40,6 +48,7 @@ from kiosk.ui.widgets import (  # noqa: E402
     paint_background,
     register_cjk_font,
 )
+from kiosk.views import NoticeView, Screen, View  # noqa: E402
 
 log = logging.getLogger("careterm.kiosk.ui")
 
@@ -49,8 +58,18 @@ HIDDEN_TAPS = 5
 HIDDEN_WINDOW_S = 3.0
 
 
+def page_key(v: View) -> tuple[str, ...]:
+    """Views of the same page (the focus stays put when one is redrawn: a keypad digit)."""
+    d = v.data
+    return (
+        str(v.screen),
+        *(str(getattr(d, k, "")) for k in ("step", "method", "dept", "qid", "problem")),
+    )
+
+
 class KioskRoot(FloatLayout):
-    """Top bar (title, clock, language), status line, the screen, and the idle overlay."""
+    """Top bar (logo, hospital, clock), status line, the screens (a ScreenManager), the bar of
+    switches every screen has (care mode, call staff, language), and the idle overlay."""
 
     def __init__(
         self,
@@ -67,9 +86,10 @@ class KioskRoot(FloatLayout):
         self.service = service
         self.sizes = Sizes(*Window.size)
         self.local: dict[str, Any] = {}
+        self.key_focus: int | None = None
         self.view: View | None = None
         self.built: Built | None = None
-        self.focus_index = 0
+        self.focus_index: int | None = 0
         self.rendered: list[Callable[[View], None]] = []
         """Called after a view is on screen (tests and the benchmark)."""
         self._taps: list[float] = []
@@ -77,9 +97,13 @@ class KioskRoot(FloatLayout):
         self._busy: Panel | None = None
         self.frame = BoxLayout(orientation="vertical")
         self.add_widget(self.frame)
+        self.manager = ScreenManager(transition=NoTransition())
+        for name in SCREENS:
+            self.manager.add_widget(KScreen(name=name.value))
         self._layout_chrome()
         Window.bind(on_key_down=self._on_key, size=self._on_resize)
         self._warm_fonts()
+        Clock.schedule_interval(self._clock, 1.0)
         service.on_view(lambda v: Clock.schedule_once(lambda dt: self.apply(v), 0))
 
     # chrome -------------------------------------------------------------------------------
@@ -87,55 +111,66 @@ class KioskRoot(FloatLayout):
     def _layout_chrome(self) -> None:
         s = self.sizes
         self.frame.clear_widgets()
+        if self.manager.parent is not None:
+            self.manager.parent.remove_widget(self.manager)
         bar = BoxLayout(
             size_hint_y=None, height=round(s.u * 10), padding=(s.pad, s.gap), spacing=s.gap
         )
         paint_background(bar, PRIMARY_DARK)
-        self.title_label = Label(
-            text="", font_size=s.body, bold=True, color=WHITE, halign="left", valign="middle"
+        self.logo = Image(size_hint_x=None, width=0, fit_mode="contain")
+        bar.add_widget(self.logo)
+        self.title_label = FitLabel(
+            "", font_size=s.body, floor=s.floor * 0.8, bold=True, color=WHITE, halign="left"
         )
-        self.title_label.bind(size=lambda w, *_: setattr(w, "text_size", w.size))
-        self.clock_label = Label(
-            text="", font_size=s.body, color=WHITE, size_hint_x=None, width=s.u * 14
-        )
-        self.lang_button = FocusButton(
+        self.clock_label = FitLabel(
             "",
-            self._toggle_lang,
-            color_bg=(1, 1, 1, 0.18),
-            font_size=s.small,
+            font_size=s.body,
+            floor=s.floor * 0.8,
+            color=WHITE,
             size_hint_x=None,
-            width=s.u * 22,
+            width=s.u * 16,
+            halign="right",
         )
         bar.add_widget(self.title_label)
         bar.add_widget(self.clock_label)
-        bar.add_widget(self.lang_button)
         self.frame.add_widget(bar)
         self.status = WrapLabel(
             "", font_size=s.small, color=WHITE, halign="center", padding=(s.pad, s.gap // 2)
         )
         paint_background(self.status, WARN)
         self.frame.add_widget(self.status)
-        self.content = BoxLayout()
-        self.frame.add_widget(self.content)
+        self.frame.add_widget(self.manager)
+        # every screen: care mode, call staff, language (the last focus stops)
+        tools = BoxLayout(
+            size_hint_y=None,
+            height=max(round(s.u * 11 * (1.25 if s.care else 1)), 60) + s.gap,
+            padding=(s.pad, s.gap // 2),
+            spacing=s.gap,
+        )
+        paint_background(tools, (0.90, 0.92, 0.95, 1))
+        small = round(s.small * (1.0 if s.care else 1.1))
+        self.care_button = FitButton(
+            "", self._toggle_care, floor=s.floor * 0.8, font_size=small, color_bg=GOOD
+        )
+        self.help_button = FitButton(
+            "", self.service.help, floor=s.floor * 0.8, font_size=small, color_bg=BAD
+        )
+        self.lang_button = FitButton(
+            "", self._toggle_lang, floor=s.floor * 0.8, font_size=small, color_bg=PRIMARY_DARK
+        )
+        for b in (self.care_button, self.help_button, self.lang_button):
+            tools.add_widget(b)
+        self.frame.add_widget(tools)
         if self.demo_cards and self._present is not None:
             self.frame.add_widget(self._demo_strip())
-        Clock.schedule_interval(self._clock, 1.0)
         self._clock(0)
 
     def _warm_fonts(self) -> None:
-        """Open the font at every size the screens use now, not on the first patient's card."""
+        """Open the font at the sizes the screens use now, not on the first patient's card."""
         from kivy.core.text import Label as CoreLabel
 
         s = self.sizes
-        for size in {
-            s.title,
-            s.body,
-            s.small,
-            round(s.u * 13),
-            round(s.u * 16),
-            round(s.title * 1.15),
-            round(s.u * 5.0),
-        }:
+        for size in {s.title, s.body, s.small, round(s.u * 13), round(s.u * 16)}:
             for bold in (False, True):
                 CoreLabel(
                     text="预约签到 B023 0123456789 Check-in", font_size=size, bold=bold
@@ -149,20 +184,15 @@ class KioskRoot(FloatLayout):
         )
         paint_background(strip, (0.2, 0.2, 0.2, 1))
         strip.add_widget(
-            Label(
-                text="演示卡 Demo cards",
-                font_size=s.small * 0.8,
-                color=WHITE,
-                size_hint_x=None,
-                width=s.u * 20,
-            )
+            FitLabel("演示卡 Demo cards", font_size=s.small * 0.8, color=WHITE, size_hint_x=0.6)
         )
         for kind, number, name, label in self.demo_cards:
-            b = FocusButton(
+            b = FitButton(
                 label,
                 (lambda k=kind, n=number, m=name: self._present(k, n, m)),
                 color_bg=(0.35, 0.35, 0.35, 1),
                 font_size=s.small * 0.8,
+                floor=12,
             )
             strip.add_widget(b)
         return strip
@@ -170,9 +200,9 @@ class KioskRoot(FloatLayout):
     def _clock(self, dt: float) -> None:
         self.clock_label.text = time.strftime("%H:%M")
 
-    def _on_resize(self, *_: Any) -> None:
-        new = Sizes(*Window.size)
-        if (new.w, new.h) == (self.sizes.w, self.sizes.h):
+    def _resize_to(self, care: bool) -> None:
+        new = Sizes(*Window.size, care=care)
+        if (new.w, new.h, new.care) == (self.sizes.w, self.sizes.h, self.sizes.care):
             return
         self.sizes = new
         self._layout_chrome()
@@ -180,26 +210,49 @@ class KioskRoot(FloatLayout):
             v, self.view = self.view, None
             self.apply(v)
 
+    def _on_resize(self, *_: Any) -> None:
+        self._resize_to(self.sizes.care)
+
     def _toggle_lang(self) -> None:
         lang = "en" if (self.view and self.view.lang == "zh") else "zh"
         self.service.set_language(lang)
 
+    def _toggle_care(self) -> None:
+        self.service.set_care(None)
+
     # rendering ----------------------------------------------------------------------------
 
     def apply(self, view: View) -> None:
+        if self.view is None or view.care != self.sizes.care:
+            self.view = None
+            self._resize_to(view.care)
         old = self.view
         self.view = view
         L = view.lang
-        self.title_label.text = tr("app_title", L)
+        site = view.site
+        name = (site.hospital_name_en or site.hospital_name) if L == "en" else site.hospital_name
+        self.title_label.text = name or tr("app_title", L)
+        if site.logo and not self.logo.source:
+            self.logo.source = site.logo
+            self.logo.width = self.title_label.height or self.sizes.u * 8
         self.lang_button.text = tr("btn_lang", L)
-        status = "   ".join(tr(k, L) for k in view.status)
+        self.help_button.text = tr("btn_help", L)
+        self.care_button.text = ("✓ " if view.care else "") + tr("btn_care", L)
+        self.care_button.base_color = list(GOOD if view.care else (0.25, 0.32, 0.40, 1))
+        self.care_button._layout()
+        desk = (site.help_desk_en if L == "en" else site.help_desk) or tr("default_help_desk", L)
+        status = "   ".join(tr(k, L, desk=desk) for k in view.status)
         self.status.text = status
         self.status.opacity = 1 if status else 0
         if not status:
             self.status.height = 0
-        if old is None or old.content != view.content:
-            if old is None or old.screen != view.screen:
-                self.local.clear()
+        if old is None or old.content != view.content or old.lang != view.lang:
+            if old is None or page_key(old) != page_key(view):
+                self.key_focus = None
+                if old is None or old.screen != view.screen:
+                    self.local.clear()
+            else:
+                self.key_focus = self.focus_index
             self._hide_busy()
             self.rebuild()
         self._update_live(view)
@@ -215,13 +268,21 @@ class KioskRoot(FloatLayout):
         except Exception:
             log.exception("screen %s could not be built", view.screen)
             built = Screens(self).build(
-                View("notice", view.lang, {"title": "failed_title", "text": "failed_text"})
+                replace(view, screen=Screen.NOTICE, data=NoticeView("failed_title", "failed_text"))
             )
-        self.content.clear_widgets()
-        self.content.add_widget(built.widget)
+        target = self.manager.get_screen(str(view.screen))
+        target.clear_widgets()
+        target.add_widget(built.widget)
+        self.manager.current = str(view.screen)
         self.built = built
         self.set_focus(built.initial)
         self._update_live(view)
+
+    def keep_focus_and_rebuild(self) -> None:
+        """A UI-only change (the PIN being typed): redraw, the focus where it was."""
+        self.key_focus = self.focus_index
+        self.service.activity()
+        self.rebuild()
 
     def _update_live(self, view: View) -> None:
         """The parts that tick every second without a rebuild: auto-home seconds, idle overlay."""
@@ -235,9 +296,11 @@ class KioskRoot(FloatLayout):
                 "idle_text", view.lang, n=view.countdown
             )
             if self._overlay is None:
-                # A dimmed full-screen layer: the first touch anywhere only wakes the kiosk.
+                # Opaque, and the screen under it hidden: the masked name, the appointment or
+                # a typed phone number must not stay legible for a passer-by.
+                self.manager.opacity = 0
                 self._overlay = FloatLayout()
-                paint_background(self._overlay, (0, 0, 0, 0.6))
+                paint_background(self._overlay, (0.10, 0.14, 0.20, 1))
                 self._overlay_text = Panel(
                     text,
                     tint=WHITE,
@@ -255,6 +318,7 @@ class KioskRoot(FloatLayout):
         elif self._overlay is not None:
             self.remove_widget(self._overlay)
             self._overlay = None
+            self.manager.opacity = 1
 
     def show_busy(self) -> None:
         """ "One moment" over the screen until the next screen arrives (taps meanwhile ignored)."""
@@ -284,20 +348,19 @@ class KioskRoot(FloatLayout):
     @property
     def focusables(self) -> list[FocusButton]:
         items = list(self.built.focus) if self.built else []
-        return [*items, self.lang_button]
+        return [*items, self.care_button, self.help_button, self.lang_button]
 
-    def set_focus(self, index: int) -> None:
+    def set_focus(self, index: int | None) -> None:
         items = self.focusables
         if not items:
             return
-        self.focus_index = index % len(items)
+        self.focus_index = None if index is None else index % len(items)
         for i, b in enumerate(items):
             b.focused = i == self.focus_index
-        self._scroll_to(items[self.focus_index])
+        if self.focus_index is not None:
+            self._scroll_to(items[self.focus_index])
 
     def _scroll_to(self, w: Any) -> None:
-        from kivy.uix.scrollview import ScrollView
-
         p = w.parent
         for _ in range(12):  # the window is its own parent: never walk up forever
             if p is None or isinstance(p, ScrollView):
@@ -313,7 +376,7 @@ class KioskRoot(FloatLayout):
     @property
     def focused(self) -> FocusButton | None:
         items = self.focusables
-        return items[self.focus_index] if items else None
+        return items[self.focus_index] if items and self.focus_index is not None else None
 
     def _on_key(
         self, window: Any, key: int, scancode: int, codepoint: str | None, modifiers: list[str]
@@ -322,10 +385,11 @@ class KioskRoot(FloatLayout):
         if self._overlay is not None or self._busy is not None:
             return True  # the key only wakes the kiosk up, or a check-in is under way
         b = self.built
+        cur = self.focus_index
         if key in (KEY_UP, KEY_LEFT) or (key == KEY_TAB and "shift" in modifiers):
-            self.set_focus(self.focus_index - 1)
+            self.set_focus(-1 if cur is None else cur - 1)
         elif key in (KEY_DOWN, KEY_RIGHT, KEY_TAB):
-            self.set_focus(self.focus_index + 1)
+            self.set_focus(0 if cur is None else cur + 1)
         elif key in (KEY_ENTER, KEY_KP_ENTER):
             f = self.focused
             if f is not None:
@@ -358,6 +422,7 @@ class KioskRoot(FloatLayout):
 
     def detach(self) -> None:
         Window.unbind(on_key_down=self._on_key, size=self._on_resize)
+        Clock.unschedule(self._clock)
 
 
 class KioskApp(App):

@@ -1,4 +1,6 @@
-"""One builder per kiosk screen: each turns a `View` into widgets plus the order keys move focus in."""
+"""One builder per kiosk screen: each turns a typed view into widgets plus the order keys move
+focus in. Texts wrap, lists grow and scroll, fixed buttons shrink their text to a floor: nothing
+clips (tests/kiosk/test_fit.py renders every screen at four sizes, zh, en and care mode)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,7 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.scrollview import ScrollView
 from kivy.uix.widget import Widget
 
-from kiosk.directory import Directory
-from kiosk.feedback import CATEGORIES, FeedbackForm
+from kiosk.feedback import CATEGORIES
 from kiosk.i18n import FEEDBACK_TOPICS, tr
 from kiosk.ui.widgets import (
     BAD,
@@ -24,12 +25,15 @@ from kiosk.ui.widgets import (
     SECONDARY,
     WARN,
     WHITE,
+    AutoButton,
+    FitButton,
     FocusButton,
     Panel,
     Sizes,
     WrapLabel,
     qr_image,
 )
+from kiosk.views import Screen, View
 
 
 @dataclass
@@ -38,21 +42,29 @@ class Built:
 
     widget: Widget
     focus: list[FocusButton] = field(default_factory=list)
-    initial: int = 0
+    initial: int | None = 0
+    """None: nothing has the focus until an arrow or Tab (the survey: no answer pre-chosen)."""
     back: Callable[[], None] | None = None
     digit: Callable[[str], None] | None = None
     backspace: Callable[[], None] | None = None
     back_in_label: WrapLabel | None = None
 
 
+def site_kw(v: View) -> dict[str, Any]:
+    """The hospital's own words for i18n placeholders ({desk}, {days}, {booking})."""
+    s, en = v.site, v.lang == "en"
+    return {
+        "desk": (s.help_desk_en if en else s.help_desk) or tr("default_help_desk", v.lang),
+        "days": s.feedback_reply_days,
+        "booking": (s.booking_hint_en if en else s.booking_hint),
+    }
+
+
 class Screens:
-    """Builds screens for a root that has `service`, `sizes`, `local` (UI-only state of the
-    screen shown, dropped when the screen changes) and `rebuild()`."""
+    """Builds screens for a root that has `service` and `sizes`."""
 
     def __init__(self, root: Any) -> None:
         self.root = root
-
-    # shortcuts ---------------------------------------------------------------------------
 
     @property
     def s(self) -> Sizes:
@@ -62,9 +74,7 @@ class Screens:
     def svc(self) -> Any:
         return self.root.service
 
-    @property
-    def local(self) -> dict[str, Any]:
-        return self.root.local
+    # pieces ------------------------------------------------------------------------------
 
     def column(self, spacing: float | None = None) -> BoxLayout:
         s = self.s
@@ -86,86 +96,142 @@ class Screens:
         fn: Callable[[], None],
         color: tuple = PRIMARY,
         fg: tuple = WHITE,
-        height: float | None = None,
         size: float | None = None,
         **kw: Any,
-    ) -> FocusButton:
-        return FocusButton(
-            text,
-            fn,
-            color_bg=color,
-            fg=fg,
-            font_size=size or self.s.body,
-            size_hint_y=None,
-            height=height or self.s.button,
-            **kw,
+    ) -> FitButton:
+        kw.setdefault("size_hint_y", None)
+        kw.setdefault("height", self.s.button)
+        return FitButton(
+            text, fn, floor=self.s.floor, color_bg=color, fg=fg, font_size=size or self.s.body, **kw
         )
 
-    def bottom_row(self, buttons: list[FocusButton]) -> BoxLayout:
+    def back_button(self, L: str, fn: Callable[[], None] | None = None) -> FitButton:
+        return self.button(tr("btn_back", L), fn or self.svc.back, color=SECONDARY, fg=INK)
+
+    def home_button(self, L: str) -> FitButton:
+        return self.button(tr("btn_home", L), lambda: self.svc.go("home"))
+
+    def row(self, buttons: list[FocusButton]) -> BoxLayout:
         row = BoxLayout(size_hint_y=None, height=self.s.button, spacing=self.s.gap)
         for b in buttons:
             row.add_widget(b)
         return row
 
     def scroll(self, inner: Widget) -> ScrollView:
-        sv = ScrollView(do_scroll_x=False, bar_width=10, scroll_type=["bars", "content"])
+        sv = ScrollView(do_scroll_x=False, bar_width=12, scroll_type=["bars", "content"])
         inner.size_hint_y = None
         inner.padding = [0, 0, 16, 0]  # keep buttons clear of the scroll bar
         inner.bind(minimum_height=inner.setter("height"))
         sv.add_widget(inner)
         return sv
 
+    def scroll_text(self, *labels: WrapLabel) -> ScrollView:
+        """Body text that scrolls when a long hospital text would not fit (never clips)."""
+        box = BoxLayout(orientation="vertical", spacing=self.s.gap)
+        for lbl in labels:
+            box.add_widget(lbl)
+        return self.scroll(box)
+
     def keypad(
         self,
-        on_digit: Callable[[str], None],
-        on_delete: Callable[[], None],
+        on_key: Callable[[str], None],
         ok_text: str,
-        on_ok: Callable[[], None],
         lang: str,
-    ) -> tuple[GridLayout, list]:
+    ) -> tuple[GridLayout, list[FocusButton]]:
+        """Portrait: a fixed block under the fields; landscape: fills the right-hand side."""
         s = self.s
-        grid = GridLayout(cols=3, spacing=s.gap, size_hint=(None, None))
-        key_h = s.button * (0.9 if not s.portrait else 1.0)
-        grid.width = min(s.w - 2 * s.pad, key_h * 3 * 1.9)
-        grid.height = key_h * 4 + 3 * s.gap
-        keys = []
+        key_h = s.button
+        if s.portrait:  # under the fields, taking the height that is left
+            grid = GridLayout(cols=3, spacing=s.gap, size_hint=(None, 1))
+            grid.width = min(s.w - 2 * s.pad, key_h * 3 * 2.0)
+        else:  # 1 2 3 4 / 5 6 7 8 / 9 0 delete ok: three rows fit a short screen
+            grid = GridLayout(cols=4, spacing=s.gap, size_hint=(None, 1))
+            grid.width = min(s.w * 0.45, key_h * 4 * 2.0)
+        keys: list[FocusButton] = []
         for d in "123456789":
-            keys.append(
-                FocusButton(
-                    d, (lambda d=d: on_digit(d)), font_size=s.title, color_bg=SECONDARY, fg=INK
-                )
-            )
-        keys.append(
-            FocusButton(
-                tr("btn_delete", lang), on_delete, font_size=s.body, color_bg=SECONDARY, fg=INK
-            )
-        )
-        keys.append(
-            FocusButton("0", lambda: on_digit("0"), font_size=s.title, color_bg=SECONDARY, fg=INK)
-        )
-        keys.append(FocusButton(ok_text, on_ok, font_size=s.body, color_bg=PRIMARY))
+            keys.append(self._key(d, lambda d=d: on_key(d), s.title))
+        if s.portrait:
+            keys.append(self._key(tr("btn_delete", lang), lambda: on_key("delete"), s.body))
+            keys.append(self._key("0", lambda: on_key("0"), s.title))
+        else:
+            keys.append(self._key("0", lambda: on_key("0"), s.title))
+            keys.append(self._key(tr("btn_delete", lang), lambda: on_key("delete"), s.body))
+        keys.append(FitButton(ok_text, lambda: on_key("ok"), floor=s.floor, font_size=s.body))
         for k in keys:
             grid.add_widget(k)
         return grid, keys
+
+    def _key(self, text: str, fn: Callable[[], None], size: float) -> FitButton:
+        return FitButton(text, fn, floor=self.s.floor, font_size=size, color_bg=SECONDARY, fg=INK)
+
+    def keypad_screen(
+        self,
+        title: str,
+        left: list[Widget],
+        pad: GridLayout,
+        back: FocusButton,
+    ) -> BoxLayout:
+        """Fields and keypad: stacked in portrait, side by side in landscape (the keypad
+        takes the height a landscape screen has)."""
+        col = self.column()
+        col.add_widget(self.title(title))
+        if self.s.portrait:
+            for w in left:
+                col.add_widget(w)
+            box = AnchorLayout(anchor_x="center")
+            box.add_widget(pad)
+            col.add_widget(box)
+            col.add_widget(self.row([back]))
+            return col
+        body = BoxLayout(spacing=self.s.pad)
+        side = BoxLayout(orientation="vertical", spacing=self.s.gap)
+        inner = BoxLayout(orientation="vertical", spacing=self.s.gap)
+        for w in left:
+            inner.add_widget(w)
+        side.add_widget(self.scroll(inner))
+        side.add_widget(self.row([back]))
+        body.add_widget(side)
+        body.add_widget(pad)
+        col.add_widget(body)
+        return col
 
     def centered(self, w: Widget, height: float) -> AnchorLayout:
         box = AnchorLayout(anchor_x="center", anchor_y="center", size_hint_y=None, height=height)
         box.add_widget(w)
         return box
 
+    def message_screen(
+        self,
+        v: View,
+        title: str,
+        body: str,
+        buttons: list[FocusButton],
+        color: tuple = INK,
+        back: Callable[[], None] | None = None,
+        initial: int = 0,
+        extra: list[Widget] | None = None,
+    ) -> Built:
+        col = self.column()
+        col.add_widget(self.title(title, color=color))
+        labels = [Panel(body, font_size=self.s.title if not self.s.care else self.s.body)]
+        col.add_widget(self.scroll_text(*labels))
+        for w in extra or []:
+            col.add_widget(w)
+        back_in = self.text("", size=self.s.small, color=MUTED, halign="center")
+        col.add_widget(back_in)
+        col.add_widget(self.row(buttons))
+        return Built(col, buttons, initial, back=back or self.svc.back, back_in_label=back_in)
+
     # screens ------------------------------------------------------------------------------
 
-    def build(self, view: Any) -> Built:
-        fn = getattr(self, f"screen_{view.screen}", None)
-        if fn is None:
-            return self.screen_notice(view)
-        return fn(view)
+    def build(self, view: View) -> Built:
+        return getattr(self, f"screen_{view.screen.value}")(view)
 
-    def screen_home(self, v: Any) -> Built:
+    def screen_home(self, v: View) -> Built:
         s, L = self.s, v.lang
         col = self.column(spacing=s.gap * 2)
-        col.add_widget(Widget(size_hint_y=0.15))
-        prompt = round(s.u * 5.0) if s.portrait else round(s.title * 1.15)
+        col.add_widget(Widget(size_hint_y=0.1))
+        prompt = round(s.title * (1.15 if not s.care else 1.0))
         col.add_widget(
             WrapLabel(
                 tr("home_prompt", L), font_size=prompt, bold=True, color=PRIMARY, halign="center"
@@ -173,97 +239,156 @@ class Screens:
         )
         col.add_widget(self.text(tr("home_hint", L), color=MUTED, halign="center"))
         col.add_widget(Widget(size_hint_y=0.1))
-        grid = GridLayout(cols=2, spacing=s.gap * 2, size_hint_y=None)
-        h = s.u * (26 if s.portrait else 20)
-        grid.height = h * 2 + s.gap * 2
+        cols = (1 if s.portrait else 4) if s.care else 2
+        grid = GridLayout(cols=cols, spacing=s.gap * 2, size_hint_y=1.4 if cols == 1 else 0.9)
         big = round(s.title * 1.05)
-        buttons = [
-            FocusButton(
-                tr("btn_checkin", L),
-                lambda: self.svc.go("checkin"),
-                font_size=big,
-                color_bg=PRIMARY,
-            ),
-            FocusButton(
-                tr("btn_guide", L), lambda: self.svc.go("guide"), font_size=big, color_bg=GOOD
-            ),
-            FocusButton(
-                tr("btn_feedback", L),
-                lambda: self.svc.go("feedback"),
-                font_size=big,
-                color_bg=(0.36, 0.30, 0.62, 1),
-            ),
-            FocusButton(
-                tr("btn_survey", L), lambda: self.svc.go("survey"), font_size=big, color_bg=WARN
-            ),
+        specs = [
+            ("btn_checkin", "checkin", PRIMARY),
+            ("btn_guide", "guide", GOOD),
+            ("btn_feedback", "feedback", (0.36, 0.30, 0.62, 1)),
+            ("btn_survey", "survey", WARN),
         ]
-        for b in buttons:
+        buttons = []
+        for key, where, color in specs:
+            b = FitButton(
+                tr(key, L),
+                (lambda w=where: self.svc.go(w)),
+                floor=s.floor,
+                font_size=big,
+                color_bg=color,
+            )
+            buttons.append(b)
             grid.add_widget(b)
         col.add_widget(grid)
-        col.add_widget(Widget(size_hint_y=0.2))
+        col.add_widget(Widget(size_hint_y=0.05))
         return Built(col, buttons, 0, back=None)
 
-    def screen_checkin(self, v: Any) -> Built:
-        L = v.lang
+    def screen_checkin(self, v: View) -> Built:
+        L, d = v.lang, v.data
+        kw = site_kw(v)
         col = self.column()
         col.add_widget(self.title(tr("checkin_title", L)))
-        col.add_widget(Widget(size_hint_y=0.2))
-        col.add_widget(
-            WrapLabel(
-                tr("checkin_prompt", L), font_size=self.s.title, color=PRIMARY, halign="center"
-            )
-        )
-        col.add_widget(Widget(size_hint_y=0.4))
-        back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
-        col.add_widget(self.bottom_row([back]))
-        return Built(col, [back], 0, back=self.svc.back)
+        if d.reader_ok:
+            body = [
+                WrapLabel(
+                    tr("checkin_prompt", L), font_size=self.s.title, color=PRIMARY, halign="center"
+                )
+            ]
+            if d.lookup:
+                body.append(self.text(tr("checkin_or_type", L), color=MUTED, halign="center"))
+        else:
+            body = [Panel(tr("checkin_reader_fault", L, **kw), font_size=self.s.body, color=INK)]
+        col.add_widget(self.scroll_text(*body))
+        buttons: list[FocusButton] = []
+        if d.lookup:
+            buttons.append(self.button(tr("btn_type", L), lambda: self.svc.go("lookup")))
+        back = self.back_button(L)
+        col.add_widget(self.row([back, *buttons]))
+        return Built(col, [*buttons, back], 0, back=self.svc.back)
 
-    def screen_appointments(self, v: Any) -> Built:
+    def screen_lookup(self, v: View) -> Built:
+        s, L, d = self.s, v.lang, v.data
+        back = self.back_button(L)
+        if not d.method:
+            col = self.column()
+            col.add_widget(self.title(tr("lk_title", L)))
+            col.add_widget(self.text(tr("lk_choose", L), color=MUTED))
+            buttons = [
+                self.button(
+                    tr(f"lk_{m}", L),
+                    (lambda m=m: self.svc.lookup_method(m)),
+                    size=s.title,
+                    size_hint_y=1,  # share the height the screen has
+                    height=0,
+                )
+                for m in d.methods
+            ]
+            for b in buttons:
+                col.add_widget(b)
+            col.add_widget(self.row([back]))
+            return Built(col, [*buttons, back], 0, back=self.svc.back)
+        fields: list[FocusButton] = []
+        left: list[Widget] = []
+        if d.method == "appointment":
+            left.append(self.text(tr("lk_number", L), color=MUTED, size=s.small))
+            left.append(Panel(d.number or "—", font_size=s.title, halign="center"))
+        else:
+            for name, key in (("phone", "lk_phone"), ("birth", "lk_birth")):
+                value = getattr(d, name) or "—"
+                mark = "▶ " if d.field == name else ""
+                b = AutoButton(
+                    f"{mark}{tr(key, L)}\n{value}",
+                    (lambda n=name: self.svc.lookup_field(n)),
+                    min_height=s.button,
+                    font_size=s.body,
+                    color_bg=PRIMARY if d.field == name else SECONDARY,
+                    fg=WHITE if d.field == name else INK,
+                )
+                b.halign = "left"
+                fields.append(b)
+                left.append(b)
+        if d.error:
+            left.append(self.text(tr(d.error, L), color=BAD, size=s.small))
+        pad, keys = self.keypad(self.svc.lookup_key, tr("btn_find", L), L)
+        col = self.keypad_screen(tr("lk_title", L), left, pad, back)
+        focus = [*keys, *fields, back]
+        kf = self.root.key_focus
+        return Built(
+            col,
+            focus,
+            kf if kf is not None and kf < len(focus) else len(keys) - 1,
+            back=self.svc.back,
+            digit=self.svc.lookup_key,
+            backspace=lambda: self.svc.lookup_key("delete"),
+        )
+
+    def screen_appointments(self, v: View) -> Built:
         s, L, d = self.s, v.lang, v.data
         col = self.column()
-        who = f" · {d['patient']}" if d.get("patient") else ""
+        who = f" · {d.patient}" if d.patient else ""
         col.add_widget(self.title(tr("appts_title", L) + who))
         col.add_widget(self.text(tr("appts_hint", L), color=MUTED, size=s.small))
         inner = GridLayout(cols=1, spacing=s.gap)
         buttons = []
-        for it in d["items"]:
-            dept = it["department_en"] if L == "en" and it["department_en"] else it["department"]
-            state = it["state"]
-            if state == "checkin":
+        for it in d.items:
+            dept = it.department_en if L == "en" and it.department_en else it.department
+            if it.state == "checkin":
                 action, bg, fg = tr("appt_checkin", L), PRIMARY, WHITE
-            elif state == "reprint":
+            elif it.state == "reprint":
                 action, bg, fg = tr("appt_reprint", L), GOOD, WHITE
-            elif state == "too_early":
-                action, bg, fg = tr("appt_too_early", L, hhmm=it["hhmm"]), SECONDARY, INK
+            elif it.state == "too_early":
+                action, bg, fg = tr("appt_too_early", L, hhmm=it.hhmm), SECONDARY, INK
             else:
-                action, bg, fg = tr("appt_too_late", L), SECONDARY, INK
-            text = (
-                f"[size={s.title}][b]{it['queue_no']}[/b][/size]   [b]{dept}[/b] · "
-                f"{tr('appt_doctor', L)} {it['doctor']}\n"
-                f"{it['room']}   {tr('appt_time', L)} {it['time']}\n"
-                f"[size={s.small}]{action}[/size]"
-            )
-            b = FocusButton(
-                text,
-                (lambda i=it["id"], ok=state in ("checkin", "reprint"): self._choose(i, ok)),
+                action, bg, fg = tr("appt_too_late", L, **site_kw(v)), SECONDARY, INK
+            doctor = f"{tr('appt_doctor', L)} {it.doctor}" if it.doctor else ""
+            lines = [
+                f"[size={s.title}][b]{it.queue_no}[/b][/size]   [b]{dept}[/b]",
+                "   ".join(x for x in (doctor, f"{tr('appt_time', L)} {it.time}") if x),
+                it.where,
+                f"[b]{action}[/b]",
+            ]
+            b = AutoButton(
+                "\n".join(x for x in lines if x),
+                (lambda i=it.id, ok=it.can_choose: self._choose(i, ok)),
+                min_height=s.button * 1.5,
                 color_bg=bg,
                 fg=fg,
                 markup=True,
                 font_size=s.body,
-                size_hint_y=None,
-                height=s.body * 3 + s.title + s.pad * 2,
             )
             b.halign = "left"
-            b.appointment_id = it["id"]
-            b.appointment_state = state
+            b.appointment_id = it.id
+            b.appointment_state = it.state
             buttons.append(b)
             inner.add_widget(b)
         col.add_widget(self.scroll(inner))
-        back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
-        col.add_widget(self.bottom_row([back]))
-        focus = d.get("focus")
+        back = self.back_button(L)
+        col.add_widget(self.row([back]))
         return Built(
-            col, [*buttons, back], len(buttons) if focus is None else focus, back=self.svc.back
+            col,
+            [*buttons, back],
+            len(buttons) if d.focus is None else d.focus,
+            back=self.svc.back,
         )
 
     def _choose(self, appointment_id: str, checks_in: bool) -> None:
@@ -271,117 +396,130 @@ class Screens:
             self.root.show_busy()  # the ticket may take a moment on a slow printer
         self.svc.choose(appointment_id)
 
-    def screen_refused(self, v: Any) -> Built:
+    def screen_refused(self, v: View) -> Built:
         L, d = v.lang, v.data
-        col = self.column()
-        col.add_widget(self.title(tr("refused_title", L), color=WARN))
-        col.add_widget(Widget(size_hint_y=0.1))
-        key = "refused_early" if d.get("reason") == "too_early" else "refused_late"
-        col.add_widget(
-            Panel(
-                tr(key, L, hhmm=d.get("hhmm", ""), slot=d.get("slot", "")), font_size=self.s.title
+        key = "refused_early" if d.reason == "too_early" else "refused_late"
+        body = tr(key, L, hhmm=d.hhmm, slot=d.slot, **site_kw(v))
+        back = self.back_button(L)
+        home = self.home_button(L)
+        return self.message_screen(v, tr("refused_title", L), body, [home, back], color=WARN)
+
+    def screen_problem(self, v: View) -> Built:
+        L, d = v.lang, v.data
+        kw = {**site_kw(v), "queue_no": d.queue_no}
+        buttons: list[FocusButton] = []
+        if d.problem == "qr_used":
+            buttons.append(
+                self.button(
+                    tr("btn_reprint", L), lambda: self._choose(d.appointment, True), color=GOOD
+                )
             )
+        if d.lookup:
+            buttons.append(self.button(tr("btn_type", L), lambda: self.svc.go("lookup")))
+        buttons.append(self.home_button(L))
+        return self.message_screen(
+            v,
+            tr(f"pr_{d.problem}_title", L),
+            tr(f"pr_{d.problem}_text", L, **kw),
+            buttons,
+            color=WARN,
         )
-        col.add_widget(Widget(size_hint_y=0.5))
-        back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
-        home = self.button(tr("btn_home", L), lambda: self.svc.go("home"))
-        col.add_widget(self.bottom_row([back, home]))
-        return Built(col, [home, back], 0, back=self.svc.back)
 
-    def screen_noappt(self, v: Any) -> Built:
-        L = v.lang
-        col = self.column()
-        col.add_widget(self.title(tr("noappt_title", L), color=WARN))
-        col.add_widget(Widget(size_hint_y=0.1))
-        key = "noroster_text" if v.data.get("no_roster") else "noappt_text"
-        col.add_widget(Panel(tr(key, L), font_size=self.s.title))
-        col.add_widget(Widget(size_hint_y=0.5))
-        home = self.button(tr("btn_home", L), lambda: self.svc.go("home"))
-        col.add_widget(self.bottom_row([home]))
-        return Built(col, [home], 0, back=self.svc.back)
-
-    def screen_notice(self, v: Any) -> Built:
+    def screen_notice(self, v: View) -> Built:
         L, d = v.lang, v.data
-        col = self.column()
-        col.add_widget(self.title(tr(d.get("title", "failed_title"), L)))
-        col.add_widget(Widget(size_hint_y=0.1))
-        if d.get("text"):
-            col.add_widget(Panel(tr(d["text"], L), font_size=self.s.title))
-        col.add_widget(Widget(size_hint_y=0.5))
-        back_in = self.text("", size=self.s.small, color=MUTED, halign="center")
-        col.add_widget(back_in)
-        home = self.button(tr("btn_home", L), lambda: self.svc.go("home"))
-        col.add_widget(self.bottom_row([home]))
-        return Built(col, [home], 0, back=self.svc.back, back_in_label=back_in)
+        body = tr(d.text, L, **site_kw(v)) if d.text else ""
+        if not body:
+            col = self.column()
+            col.add_widget(self.title(tr(d.title, L), color=GOOD))
+            col.add_widget(Widget())
+            back_in = self.text("", size=self.s.small, color=MUTED, halign="center")
+            col.add_widget(back_in)
+            home = self.home_button(L)
+            col.add_widget(self.row([home]))
+            return Built(col, [home], 0, back=self.svc.back, back_in_label=back_in)
+        return self.message_screen(v, tr(d.title, L), body, [self.home_button(L)])
 
-    def screen_done(self, v: Any) -> Built:
+    def screen_help(self, v: View) -> Built:
+        L, d = v.lang, v.data
+        body = tr("help_again" if d.repeated else "help_text", L)
+        if d.location:
+            body += "\n" + tr("help_where", L, where=d.location)
+        return self.message_screen(
+            v,
+            tr("help_title", L),
+            body,
+            [self.back_button(L, lambda: self.svc.go("home"))],
+            color=GOOD,
+        )
+
+    def screen_done(self, v: View) -> Built:
         s, L, d = self.s, v.lang, v.data
-        failed = d.get("ticket") == "failed"
+        failed = d.ticket == "failed"
         col = self.column()
         title = tr("done_title", L)
-        if d.get("repeat"):
+        if d.repeat:
             title = tr("done_already_title" if failed else "done_reprint_title", L)
         col.add_widget(self.title(title, color=GOOD))
-        body = BoxLayout(
-            orientation="horizontal" if not s.portrait else "vertical", spacing=s.gap * 2
-        )
-        left = BoxLayout(orientation="vertical", spacing=s.gap)
+        body = BoxLayout(orientation="horizontal" if not s.portrait else "vertical", spacing=s.gap)
+        left = BoxLayout(orientation="vertical", spacing=s.gap, size_hint_y=None)
+        left.bind(minimum_height=left.setter("height"))
         left.add_widget(self.text(tr("done_queue", L), color=MUTED, halign="center"))
         q = WrapLabel(
-            d["queue_no"],
-            font_size=round(s.u * (16 if s.portrait else 13)),
+            d.queue_no,
+            font_size=round(s.u * (16 if s.portrait else 13) * (1.2 if s.care else 1)),
             bold=True,
             color=PRIMARY,
             halign="center",
         )
         q.queue_label = True
         left.add_widget(q)
-        dept = d["department_en"] if L == "en" and d.get("department_en") else d["department"]
-        left.add_widget(self.text(f"{dept} · {d['doctor']} · {d['time']}", halign="center"))
-        where = tr("done_go", L, where=d["where"])
-        if d.get("location"):
-            where += f" ({d['location']})"
+        dept = d.department_en if L == "en" and d.department_en else d.department
+        left.add_widget(
+            self.text(" · ".join(x for x in (dept, d.doctor, d.time) if x), halign="center")
+        )
+        where = tr("done_go", L, where=d.where)
+        if d.location:
+            where += f" ({d.location})"
         left.add_widget(Panel(where, font_size=s.body, halign="center"))
         status = (
             tr("done_ticket_failed", L)
             if failed
-            else (tr("done_take", L) if d.get("ticket") == "printed" else "")
+            else (tr("done_take", L) if d.ticket == "printed" else "")
         )
         if status:
             left.add_widget(self.text(status, color=BAD if failed else GOOD, halign="center"))
-        left.add_widget(Widget())
-        body.add_widget(left)
+        body.add_widget(self.scroll(left) if not failed or s.portrait else self._wrap(left))
         if failed:
-            side = s.u * (34 if s.portrait else 30)
-            qr = qr_image(d["qr"], side)
+            side = min(s.u * (30 if s.portrait else 28), s.h * 0.3)
+            qr = qr_image(d.qr, side)
             box = BoxLayout(
                 orientation="vertical",
                 size_hint=(None, None) if not s.portrait else (1, None),
                 width=side,
-                height=side + s.body * 2,
+                height=side + s.small * 2,
             )
             box.add_widget(self.centered(qr, side))
-            box.add_widget(self.text(d["appointment"], size=s.small, halign="center"))
+            box.add_widget(self.text(d.appointment, size=s.small, halign="center"))
             body.add_widget(box)
         col.add_widget(body)
         back_in = self.text("", size=s.small, color=MUTED, halign="center")
         col.add_widget(back_in)
-        home = self.button(tr("btn_home", L), lambda: self.svc.go("home"))
-        col.add_widget(self.bottom_row([home]))
+        home = self.home_button(L)
+        col.add_widget(self.row([home]))
         return Built(col, [home], 0, back=lambda: self.svc.go("home"), back_in_label=back_in)
+
+    def _wrap(self, inner: Widget) -> ScrollView:
+        return self.scroll(inner)
 
     # guide --------------------------------------------------------------------------------
 
-    def screen_guide(self, v: Any) -> Built:
-        L = v.lang
-        directory: Directory = v.data.get("directory") or Directory()
-        dept_id = self.local.get("dept")
-        if dept_id and directory.department(dept_id):
-            return self._guide_department(v, directory, dept_id)
-        s = self.s
+    def screen_guide(self, v: View) -> Built:
+        s, L, d = self.s, v.lang, v.data
+        directory = d.directory
+        if d.dept and directory.department(d.dept):
+            return self._guide_department(v)
         col = self.column()
         col.add_widget(self.title(tr("guide_title", L)))
-        letter = self.local.get("letter", "")
         col.add_widget(
             self.text(
                 tr("guide_letter" if L == "zh" else "guide_letter_en", L), size=s.small, color=MUTED
@@ -389,65 +527,66 @@ class Screens:
         )
         letters = ["", *directory.letters(L)]
         bar = GridLayout(
-            cols=min(len(letters), 6 if s.portrait else 12), spacing=s.gap, size_hint_y=None
+            cols=min(len(letters), 8 if s.care else (10 if s.portrait else 14)),
+            spacing=s.gap / 2,
+            size_hint_y=None,
         )
-        rows = (len(letters) + bar.cols - 1) // bar.cols
-        bar.height = rows * s.button * 0.8 + (rows - 1) * s.gap
+        bar.bind(minimum_height=bar.setter("height"))
         focus: list[FocusButton] = []
-        for x in letters:
-            b = FocusButton(
-                x or tr("guide_all", L),
-                (lambda x=x: self._set_local(letter=x)),
+        for letter in letters:
+            on = letter == d.letter
+            b = FitButton(
+                letter or tr("guide_all", L),
+                (lambda x=letter: self.svc.guide(letter=x)),
+                floor=s.floor,
                 font_size=s.body,
-                color_bg=PRIMARY if x == letter else SECONDARY,
-                fg=WHITE if x == letter else INK,
+                size_hint_y=None,
+                height=max(s.button * 0.8, 60),
+                color_bg=PRIMARY if on else SECONDARY,
+                fg=WHITE if on else INK,
             )
             bar.add_widget(b)
             focus.append(b)
         col.add_widget(bar)
         inner = GridLayout(cols=1, spacing=s.gap)
-        found = directory.search(letter, L)
-        if not found:
+        depts = directory.search(d.letter, L)
+        if not depts:
             inner.add_widget(self.text(tr("guide_empty", L), color=MUTED))
-        floors: dict[str, list] = {}
-        for d in found:
-            floors.setdefault(d.floor, []).append(d)
-        for floor, depts in floors.items():
+        cols = 1 if s.care else (2 if s.portrait or s.w < 1000 else 3)
+        for floor, members in directory.floors():
+            shown = [m for m in members if m in depts]
+            if not shown:
+                continue
             inner.add_widget(self.text(floor, size=s.small, color=MUTED))
-            grid = GridLayout(cols=2 if s.portrait else 3, spacing=s.gap, size_hint_y=None)
+            grid = GridLayout(cols=cols, spacing=s.gap, size_hint_y=None)
             grid.bind(minimum_height=grid.setter("height"))
-            for d in depts:
-                b = FocusButton(
-                    f"{d.display(L)}\n[size={s.small}]{d.location}[/size]",
-                    (lambda i=d.id: self._set_local(dept=i)),
-                    markup=True,
+            for dep in shown:
+                b = AutoButton(
+                    dep.display(L),
+                    (lambda i=dep.id: self.svc.guide(dept=i)),
+                    min_height=s.button,
                     font_size=s.body,
-                    size_hint_y=None,
-                    height=s.button * 1.1,
                     color_bg=PRIMARY,
                 )
                 grid.add_widget(b)
                 focus.append(b)
-            for _ in range((-len(depts)) % grid.cols):
-                grid.add_widget(Widget(size_hint_y=None, height=s.button * 1.1))
             inner.add_widget(grid)
         col.add_widget(self.scroll(inner))
-        back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
-        col.add_widget(self.bottom_row([back]))
+        back = self.back_button(L)
+        col.add_widget(self.row([back]))
         focus.append(back)
-        first = letters.index(letter) if letter in letters else 0
+        first = letters.index(d.letter) if d.letter in letters else 0
         return Built(col, focus, first, back=self.svc.back)
 
-    def _guide_department(self, v: Any, directory: Directory, dept_id: str) -> Built:
-        s, L = self.s, v.lang
-        d = directory.department(dept_id)
-        assert d is not None
+    def _guide_department(self, v: View) -> Built:
+        s, L, d = self.s, v.lang, v.data
+        dep = d.directory.department(d.dept)
         col = self.column()
-        col.add_widget(self.title(d.display(L)))
-        col.add_widget(Panel(f"{d.floor}  {d.location}", font_size=s.title))
-        col.add_widget(self.text(tr("guide_doctors", L), color=MUTED, size=s.small))
+        col.add_widget(self.title(dep.display(L)))
         inner = GridLayout(cols=1, spacing=s.gap)
-        docs = directory.doctors_today(dept_id)
+        inner.add_widget(Panel(f"{dep.floor}  {dep.location}".strip(), font_size=s.title))
+        inner.add_widget(self.text(tr("guide_doctors", L), color=MUTED, size=s.small))
+        docs = d.directory.doctors_today(d.dept)
         if not docs:
             inner.add_widget(self.text(tr("guide_no_doctors", L), color=MUTED))
         for doc in docs:
@@ -459,302 +598,258 @@ class Screens:
                 )
             )
         col.add_widget(self.scroll(inner))
-        back = self.button(
-            tr("btn_back", L), lambda: self._set_local(dept=None), color=SECONDARY, fg=INK
-        )
-        col.add_widget(self.bottom_row([back]))
-        return Built(col, [back], 0, back=lambda: self._set_local(dept=None))
-
-    def _set_local(self, **kw: Any) -> None:
-        self.local.update(kw)
-        self.svc.activity()
-        self.root.rebuild()
+        back = self.back_button(L)
+        col.add_widget(self.row([back]))
+        return Built(col, [back], 0, back=self.svc.back)
 
     # feedback ------------------------------------------------------------------------------
 
-    def screen_feedback(self, v: Any) -> Built:
-        form: FeedbackForm = self.local.setdefault("form", FeedbackForm())
-        step = self.local.setdefault("step", "category")
-        return getattr(self, f"_fb_{step}")(v, form)
+    def screen_feedback(self, v: View) -> Built:
+        return getattr(self, f"_fb_{v.data.step}")(v)
 
-    def _fb_back(self, to: str | None) -> Callable[[], None]:
-        return (lambda: self._set_local(step=to, error="")) if to else self.svc.back
-
-    def _fb_frame(self, v: Any, heading: str, back_to: str | None) -> tuple[BoxLayout, FocusButton]:
+    def _fb_frame(self, v: View, heading: str) -> tuple[BoxLayout, FocusButton]:
         col = self.column()
         col.add_widget(self.title(tr("fb_title", v.lang)))
         col.add_widget(self.text(heading, color=MUTED))
-        back = self.button(tr("btn_back", v.lang), self._fb_back(back_to), color=SECONDARY, fg=INK)
-        return col, back
+        return col, self.back_button(v.lang)
 
-    def _fb_category(self, v: Any, form: FeedbackForm) -> Built:
+    def _fb_category(self, v: View) -> Built:
         s, L = self.s, v.lang
-        col, back = self._fb_frame(v, tr("fb_category", L), None)
-        grid = GridLayout(cols=1 if s.portrait else 3, spacing=s.gap * 2, size_hint_y=None)
+        col, back = self._fb_frame(v, tr("fb_category", L))
+        vertical = s.portrait
+        grid = GridLayout(cols=1 if vertical else 3, spacing=s.gap * 2)
         colors = {"praise": GOOD, "suggestion": PRIMARY, "complaint": WARN}
         buttons = []
         for c in CATEGORIES:
-            b = FocusButton(
+            b = FitButton(
                 tr(f"cat_{c}", L),
-                (lambda c=c: self._fb_set(category=c, step="department")),
+                (lambda c=c: self.svc.feedback("category", c)),
+                floor=s.floor,
                 font_size=s.title,
                 color_bg=colors[c],
-                size_hint_y=None,
-                height=s.u * 18,
             )
             grid.add_widget(b)
             buttons.append(b)
-        grid.height = (len(buttons) if s.portrait else 1) * (s.u * 18 + s.gap * 2)
-        col.add_widget(Widget(size_hint_y=0.2))
         col.add_widget(grid)
-        col.add_widget(Widget())
-        col.add_widget(self.bottom_row([back]))
-        return Built(col, [*buttons, back], 0, back=back.on_choose)
+        col.add_widget(self.row([back]))
+        return Built(col, [*buttons, back], 0, back=self.svc.back)
 
-    def _fb_set(self, **kw: Any) -> None:
-        form: FeedbackForm = self.local["form"]
-        for k in ("category", "department_id"):
-            if k in kw:
-                setattr(form, k, kw.pop(k))
-        self._set_local(**kw)
-
-    def _fb_department(self, v: Any, form: FeedbackForm) -> Built:
+    def _fb_department(self, v: View) -> Built:
         s, L = self.s, v.lang
-        directory: Directory = v.data.get("directory") or Directory()
-        col, back = self._fb_frame(v, tr("fb_department", L), "category")
-        grid = GridLayout(cols=2 if s.portrait else 4, spacing=s.gap)
+        col, back = self._fb_frame(v, tr("fb_department", L))
+        cols = 1 if s.care else (2 if s.portrait or s.w < 1000 else 4)
+        grid = GridLayout(cols=cols, spacing=s.gap)
         buttons = [
-            FocusButton(
+            AutoButton(
                 tr("fb_none", L),
-                lambda: self._fb_set(department_id=None, step="topics"),
+                lambda: self.svc.feedback("department", None),
+                min_height=s.button,
                 font_size=s.body,
                 color_bg=SECONDARY,
                 fg=INK,
-                size_hint_y=None,
-                height=s.button,
             )
         ]
-        for d in directory.departments:
+        for d in v.data.directory.departments:
             buttons.append(
-                FocusButton(
+                AutoButton(
                     d.display(L),
-                    (lambda i=d.id: self._fb_set(department_id=i, step="topics")),
+                    (lambda i=d.id: self.svc.feedback("department", i)),
+                    min_height=s.button,
                     font_size=s.body,
-                    size_hint_y=None,
-                    height=s.button,
                     color_bg=PRIMARY,
                 )
             )
         for b in buttons:
             grid.add_widget(b)
         col.add_widget(self.scroll(grid))
-        col.add_widget(self.bottom_row([back]))
-        return Built(col, [*buttons, back], 0, back=back.on_choose)
+        col.add_widget(self.row([back]))
+        return Built(col, [*buttons, back], 0, back=self.svc.back)
 
-    def _fb_topics(self, v: Any, form: FeedbackForm) -> Built:
-        s, L = self.s, v.lang
-        col, back = self._fb_frame(v, tr("fb_topics", L), "department")
-        grid = GridLayout(cols=2, spacing=s.gap * 1.5, size_hint_y=None)
+    def _fb_topics(self, v: View) -> Built:
+        s, L, d = self.s, v.lang, v.data
+        col, back = self._fb_frame(v, tr("fb_topics", L))
+        grid = GridLayout(cols=1 if s.care else 2, spacing=s.gap)
         buttons = []
-        topics = FEEDBACK_TOPICS.get(form.category, [])
-        for zh, en in topics:
-            on = zh in form.topics
-            b = FocusButton(
+        for zh, en in FEEDBACK_TOPICS.get(d.category, []):
+            on = zh in d.topics
+            b = AutoButton(
                 ("✓ " if on else "") + (en if L == "en" else zh),
-                (lambda t=zh: self._fb_toggle(t)),
+                (lambda t=zh: self.svc.feedback("topic", t)),
+                min_height=s.button,
                 font_size=s.body,
                 color_bg=PRIMARY if on else SECONDARY,
                 fg=WHITE if on else INK,
-                size_hint_y=None,
-                height=s.button * 1.2,
             )
             b.topic = zh
             grid.add_widget(b)
             buttons.append(b)
-        grid.height = ((len(buttons) + 1) // 2) * (s.button * 1.2 + s.gap * 1.5)
-        col.add_widget(grid)
-        col.add_widget(Widget())
-        nxt = self.button(tr("btn_next", L), lambda: self._set_local(step="phone"))
-        col.add_widget(self.bottom_row([back, nxt]))
-        last = self.local.get("topic_focus", len(buttons))
-        return Built(col, [*buttons, nxt, back], last, back=back.on_choose)
+        col.add_widget(self.scroll(grid))
+        if d.error:
+            col.add_widget(self.text(tr(d.error, L), color=BAD, size=s.small))
+        nxt = self.button(tr("btn_next", L), lambda: self.svc.feedback("next"))
+        col.add_widget(self.row([back, nxt]))
+        kf = self.root.key_focus
+        return Built(
+            col, [*buttons, nxt, back], kf if kf is not None else len(buttons), back=self.svc.back
+        )
 
-    def _fb_toggle(self, topic: str) -> None:
-        form: FeedbackForm = self.local["form"]
-        form.toggle_topic(topic)
-        names = [zh for zh, _ in FEEDBACK_TOPICS.get(form.category, [])]
-        self._set_local(topic_focus=names.index(topic) if topic in names else 0)
+    def _fb_phone(self, v: View) -> Built:
+        s, L, d = self.s, v.lang, v.data
+        left: list[Widget] = [
+            self.text(tr("fb_phone", L), color=MUTED),
+            Panel(d.phone or "—", font_size=s.title, halign="center"),
+        ]
+        if d.error:
+            left.append(self.text(tr(d.error, L), color=BAD, size=s.small))
 
-    def _fb_phone(self, v: Any, form: FeedbackForm) -> Built:
-        s, L = self.s, v.lang
-        col, back = self._fb_frame(v, tr("fb_phone", L), "topics")
-        shown = form.phone or "—"
-        col.add_widget(Panel(shown, font_size=s.title, halign="center"))
-        if self.local.get("error"):
-            col.add_widget(self.text(tr(self.local["error"], L), color=BAD, size=s.small))
+        def key(k: str) -> None:
+            if k == "ok":
+                self.svc.feedback("submit")
+            elif k == "delete":
+                self.svc.feedback("delete")
+            else:
+                self.svc.feedback("digit", k)
 
-        def digit(d: str) -> None:
-            form.type_digit(d)
-            self._set_local(error="", key_focus=self.root.focus_index)
-
-        def delete() -> None:
-            form.delete_digit()
-            self._set_local(error="", key_focus=self.root.focus_index)
-
-        def submit() -> None:
-            problem = form.problem()
-            if problem:
-                self._set_local(error=problem)
-                return
-            self.svc.submit_feedback(form)
-
-        pad, keys = self.keypad(digit, delete, tr("btn_submit", L), submit, L)
-        col.add_widget(self.centered(pad, pad.height))
-        col.add_widget(Widget())
-        col.add_widget(self.bottom_row([back]))
+        back = self.back_button(L)
+        pad, keys = self.keypad(key, tr("btn_submit", L), L)
+        col = self.keypad_screen(tr("fb_title", L), left, pad, back)
+        kf = self.root.key_focus
         return Built(
             col,
             [*keys, back],
-            self.local.get("key_focus", len(keys) - 1),
-            back=back.on_choose,
-            digit=digit,
-            backspace=delete,
+            kf if kf is not None else len(keys) - 1,
+            back=self.svc.back,
+            digit=key,
+            backspace=lambda: key("delete"),
         )
 
-    def screen_feedback_done(self, v: Any) -> Built:
+    def screen_feedback_done(self, v: View) -> Built:
         s, L, d = self.s, v.lang, v.data
+        kw = site_kw(v)
         col = self.column()
         col.add_widget(self.title(tr("fb_done_title", L), color=GOOD))
-        col.add_widget(Panel(tr("fb_done_text", L, no=d["tracking_no"]), font_size=s.title))
-        if not d.get("printed"):
-            col.add_widget(self.text(tr("fb_slip_failed", L), color=BAD))
-        col.add_widget(Widget())
+        parts = [
+            self.text(tr("fb_done_no", L), color=MUTED, halign="center"),
+            WrapLabel(d.tracking_no, font_size=s.title, bold=True, color=PRIMARY, halign="center"),
+        ]
+        if d.phone:
+            parts.append(self.text(tr("fb_done_reply", L, phone=d.phone, **kw)))
+        parts.append(self.text(tr("fb_done_ask", L, **kw)))
+        if not d.printed:
+            parts.append(self.text(tr("fb_slip_failed", L), color=BAD))
+        col.add_widget(self.scroll_text(*parts))
         back_in = self.text("", size=s.small, color=MUTED, halign="center")
         col.add_widget(back_in)
-        home = self.button(tr("btn_home", L), lambda: self.svc.go("home"))
-        col.add_widget(self.bottom_row([home]))
+        home = self.home_button(L)
+        col.add_widget(self.row([home]))
         return Built(col, [home], 0, back=lambda: self.svc.go("home"), back_in_label=back_in)
 
     # survey ---------------------------------------------------------------------------------
 
-    def screen_survey(self, v: Any) -> Built:
+    def screen_survey(self, v: View) -> Built:
         s, L, d = self.s, v.lang, v.data
         col = self.column()
-        col.add_widget(self.title(tr("sv_title", L)))
-        col.add_widget(
-            self.text(tr("sv_progress", L, i=d["i"], n=d["n"]), color=MUTED, size=s.small)
-        )
-        col.add_widget(Widget(size_hint_y=0.2))
-        text = d["text_en"] if L == "en" and d.get("text_en") else d["text"]
-        col.add_widget(
-            WrapLabel(text, font_size=round(s.title * 1.1), bold=True, color=INK, halign="center")
-        )
-        col.add_widget(Widget(size_hint_y=0.2))
-        scale = int(d["scale"])
-        # Portrait: one full-width row per score, so the end labels never wrap mid-word.
-        cols = 1 if s.portrait else scale
-        row = GridLayout(cols=cols, spacing=s.gap, size_hint_y=None)
-        row.height = (s.u * 18) if cols > 1 else scale * (s.button + s.gap)
+        progress = tr("sv_progress", L, i=d.i, n=d.n)
+        if s.portrait:
+            col.add_widget(self.title(tr("sv_title", L)))
+            col.add_widget(self.text(progress, color=MUTED, size=s.small))
+        else:  # one line: a short landscape screen keeps its height for the answers
+            col.add_widget(self.text(f"{tr('sv_title', L)} · {progress}", color=MUTED))
+        text = d.text_en if L == "en" and d.text_en else d.text
+        q_size = round(s.title * 1.05) if s.portrait else s.title
+        col.add_widget(WrapLabel(text, font_size=q_size, bold=True, color=INK, halign="center"))
+        labels = d.labels_en if L == "en" else d.labels
+        vertical = s.portrait or d.scale > 5
+        grid = GridLayout(cols=1 if vertical else d.scale, spacing=s.gap)
+
         buttons = []
-        for n in range(1, scale + 1):
-            label = str(n)
-            sep = "  " if s.portrait else "\n"
-            if n == 1:
-                label += f"{sep}[size={s.small}]{tr('sv_scale_low', L)}[/size]"
-            elif n == scale:
-                label += f"{sep}[size={s.small}]{tr('sv_scale_high', L)}[/size]"
-            chosen = d.get("answer") == n
-            b = FocusButton(
-                label,
-                (lambda n=n: self.svc.survey_answer(n, d["qid"])),
-                markup=True,
-                font_size=s.title,
+        # best first, as the pads and most paper forms read: the patient's eye lands on it
+        for n in range(d.scale, 0, -1):
+            chosen = d.answer == n
+            b = FitButton(
+                labels[n - 1],
+                (lambda n=n: self.svc.survey_answer(n, d.qid)),
+                floor=s.floor,
+                font_size=s.body,
                 color_bg=PRIMARY if chosen else SECONDARY,
                 fg=WHITE if chosen else INK,
             )
             b.score = n
-            row.add_widget(b)
+            grid.add_widget(b)
             buttons.append(b)
-        col.add_widget(row)
-        col.add_widget(Widget())
-        back = self.button(tr("btn_back", L), self.svc.back, color=SECONDARY, fg=INK)
+        col.add_widget(grid)
+        back = self.back_button(L)
         skip = self.button(
-            tr("btn_skip", L),
-            lambda: self.svc.survey_answer(None, d["qid"]),
-            color=SECONDARY,
-            fg=INK,
+            tr("btn_skip", L), lambda: self.svc.survey_answer(None, d.qid), color=SECONDARY, fg=INK
         )
-        col.add_widget(self.bottom_row([back, skip]))
+        col.add_widget(self.row([back, skip]))
 
         def digit(ch: str) -> None:
-            if ch.isdigit() and 1 <= int(ch) <= scale:
-                self.svc.survey_answer(int(ch), d["qid"])
+            if ch.isdigit() and 1 <= int(ch) <= d.scale:
+                self.svc.survey_answer(int(ch), d.qid)
 
-        initial = (d["answer"] - 1) if d.get("answer") else scale - 1
+        # No answer has the focus at first: Enter alone must not record a score.
+        initial = d.scale - d.answer if d.answer else None
         return Built(col, [*buttons, skip, back], initial, back=self.svc.back, digit=digit)
 
     # maintenance ----------------------------------------------------------------------------
 
-    def screen_pin(self, v: Any) -> Built:
+    def screen_pin(self, v: View) -> Built:
         s, L, d = self.s, v.lang, v.data
-        pin = self.local.setdefault("pin", "")
-        col = self.column()
-        col.add_widget(self.title(tr("pin_title", L)))
-        if d.get("disabled"):
+        local = self.root.local
+        pin = local.setdefault("pin", "")
+        back = self.button(tr("btn_back", L), lambda: self.svc.go("home"), color=SECONDARY, fg=INK)
+        if d.disabled:
+            col = self.column()
+            col.add_widget(self.title(tr("pin_title", L)))
             col.add_widget(Panel(tr("pin_disabled", L), font_size=s.body))
             col.add_widget(Widget())
-            back = self.button(
-                tr("btn_back", L), lambda: self.svc.go("home"), color=SECONDARY, fg=INK
-            )
-            col.add_widget(self.bottom_row([back]))
+            col.add_widget(self.row([back]))
             return Built(col, [back], 0, back=lambda: self.svc.go("home"))
-        col.add_widget(self.text(tr("pin_text", L), color=MUTED))
-        col.add_widget(Panel("● " * len(pin) or "—", font_size=s.title, halign="center"))
-        if d.get("error") and not self.local.get("typed"):
-            col.add_widget(self.text(tr(d["error"], L), color=BAD))
+        left: list[Widget] = [
+            self.text(tr("pin_text", L), color=MUTED),
+            Panel("● " * len(pin) or "—", font_size=s.title, halign="center"),
+        ]
+        if d.error and not local.get("typed"):
+            left.append(self.text(tr(d.error, L), color=BAD))
 
-        def digit(ch: str) -> None:
-            if len(self.local.get("pin", "")) < 12:
-                self._set_local(
-                    pin=self.local.get("pin", "") + ch, typed=True, key_focus=self.root.focus_index
-                )
+        def key(k: str) -> None:
+            cur = local.get("pin", "")
+            if k == "ok":
+                local.update(pin="", typed=False)
+                self.root.key_focus = None
+                self.svc.enter_pin(cur)
+                return
+            if k == "delete":
+                local["pin"] = cur[:-1]
+            elif len(cur) < 12:
+                local.update(pin=cur + k, typed=True)
+            self.root.keep_focus_and_rebuild()
 
-        def delete() -> None:
-            self._set_local(pin=self.local.get("pin", "")[:-1], key_focus=self.root.focus_index)
-
-        def ok() -> None:
-            entered = self.local.get("pin", "")
-            self.local.update(pin="", typed=False, key_focus=None)
-            self.svc.enter_pin(entered)
-
-        pad, keys = self.keypad(digit, delete, tr("btn_ok", L), ok, L)
-        col.add_widget(self.centered(pad, pad.height))
-        col.add_widget(Widget())
-        back = self.button(tr("btn_back", L), lambda: self.svc.go("home"), color=SECONDARY, fg=INK)
-        col.add_widget(self.bottom_row([back]))
-        kf = self.local.get("key_focus")
+        pad, keys = self.keypad(key, tr("btn_ok", L), L)
+        col = self.keypad_screen(tr("pin_title", L), left, pad, back)
+        kf = self.root.key_focus
         return Built(
             col,
             [*keys, back],
             0 if kf is None else kf,
             back=lambda: self.svc.go("home"),
-            digit=digit,
-            backspace=delete,
+            digit=key,
+            backspace=lambda: key("delete"),
         )
 
-    def screen_maintenance(self, v: Any) -> Built:
+    def screen_maintenance(self, v: View) -> Built:
         s, L, d = self.s, v.lang, v.data
         col = self.column()
         col.add_widget(self.title(tr("mt_title", L)))
         grid = GridLayout(cols=2, spacing=(s.gap * 2, s.gap // 2), size_hint_y=None)
         grid.bind(minimum_height=grid.setter("height"))
-        for k, val in d.get("rows", []):
+        for k, val in d.rows:
             grid.add_widget(WrapLabel(tr(k, L), font_size=s.small, color=MUTED, size_hint_x=0.3))
             grid.add_widget(WrapLabel(str(val), font_size=s.small, color=INK, size_hint_x=0.7))
         col.add_widget(self.scroll(grid))
-        msg = d.get("message") or ""
-        if msg:
-            text = tr(msg, L) if msg.startswith("mt_") else msg
+        if d.message:
+            text = tr(d.message, L) if d.message.startswith("mt_") else d.message
             col.add_widget(Panel(text, font_size=s.small))
         b1 = self.button(
             tr("mt_test_printer", L), lambda: self.svc.maintenance("test_printer"), size=s.small
@@ -768,9 +863,12 @@ class Screens:
         b4 = self.button(
             tr("mt_exit", L), lambda: self.svc.maintenance("exit"), color=BAD, size=s.small
         )
-        if s.portrait:
-            col.add_widget(self.bottom_row([b1, b2]))
-            col.add_widget(self.bottom_row([b3, b4]))
+        if s.portrait or s.w < 1000:
+            col.add_widget(self.row([b1, b2]))
+            col.add_widget(self.row([b3, b4]))
         else:
-            col.add_widget(self.bottom_row([b1, b2, b3, b4]))
+            col.add_widget(self.row([b1, b2, b3, b4]))
         return Built(col, [b1, b2, b3, b4], 0, back=lambda: self.svc.maintenance("close"))
+
+
+SCREENS = tuple(Screen)

@@ -25,10 +25,23 @@ PRIMARY = (0.0, 0.42, 0.62, 1)
 PRIMARY_DARK = (0.0, 0.30, 0.46, 1)
 SECONDARY = (0.86, 0.90, 0.94, 1)
 GOOD = (0.10, 0.52, 0.28, 1)
-WARN = (0.80, 0.36, 0.0, 1)
+WARN = (0.70, 0.30, 0.0, 1)  # white on it: 5.3:1
 BAD = (0.72, 0.12, 0.12, 1)
 FOCUS = (1.0, 0.72, 0.0, 1)
 WHITE = (1, 1, 1, 1)
+
+
+def luminance(c: tuple) -> float:
+    def lin(x: float) -> float:
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2])
+
+
+def contrast(a: tuple, b: tuple) -> float:
+    """WCAG contrast ratio of two colours (care mode needs at least 4.5:1)."""
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
 
 
 def register_cjk_font() -> str:
@@ -41,19 +54,32 @@ def register_cjk_font() -> str:
     return ""
 
 
-class Sizes:
-    """Everything scales with the short side of the window: 1280x800 and 1080x1920 both work."""
+CARE_SCALE = 1.5
+"""Care mode (关怀模式): text at least 1.5x (SPEC 9.6; body 68 px at 1080x1920)."""
+MIN_TARGET_DP = 60
+"""Touch targets at least 60x60 dp (MIIT 适老化)."""
 
-    def __init__(self, width: float, height: float) -> None:
+
+class Sizes:
+    """Everything scales with the short side of the window (800x480 up to 1080x1920); care
+    mode multiplies text by CARE_SCALE and makes targets larger."""
+
+    def __init__(self, width: float, height: float, care: bool = False) -> None:
         self.w, self.h = width, height
+        self.care = care
         self.portrait = height > width
         self.u = min(width, height) / 100.0
-        self.title = round(self.u * (5.6 if self.portrait else 5.2))
-        self.body = round(self.u * (4.2 if self.portrait else 3.9))
-        self.small = round(self.u * (3.2 if self.portrait else 3.0))
-        self.button = round(self.u * (12 if self.portrait else 10.5))
+        k = CARE_SCALE if care else 1.0
+        self.title = round(self.u * (5.6 if self.portrait else 5.2) * k)
+        self.body = round(self.u * (4.2 if self.portrait else 3.9) * k)
+        self.small = round(self.u * (3.2 if self.portrait else 3.0) * (1.4 if care else 1.0))
+        self.button = max(
+            round(self.u * (12 if self.portrait else 10.5) * (1.3 if care else 1)), 60
+        )
         self.pad = round(self.u * 2.5)
         self.gap = round(self.u * 1.6)
+        self.floor = max(14, round(self.body * 0.55))
+        """Smallest font a fitted text may shrink to."""
 
 
 class FocusButton(Button):
@@ -83,7 +109,7 @@ class FocusButton(Button):
         self.base_color = list(color_bg)
         self.on_choose = on_choose
         self.bind(size=self._layout, pos=self._layout, focused=self._layout, state=self._layout)
-        self.bind(size=lambda *_: setattr(self, "text_size", (self.width - 24, None)))
+        self.bind(size=lambda *_: setattr(self, "text_size", (max(1, self.width - 24), None)))
 
     def _layout(self, *_: object) -> None:
         self.canvas.before.clear()
@@ -106,6 +132,71 @@ class FocusButton(Button):
     def on_release(self) -> None:
         if self.on_choose is not None:
             self.on_choose()
+
+
+def fits(text: str, font_size: float, box: tuple[float, float], bold: bool = False) -> bool:
+    """Whether `text` wrapped to the box's width fits in its height and width."""
+    from kivy.core.text import Label as CoreLabel
+
+    w, h = box
+    if w <= 0 or h <= 0:
+        return False
+    lbl = CoreLabel(text=text, font_size=font_size, bold=bold, text_size=(w, None))
+    lbl.refresh()
+    tw, th = lbl.texture.size if lbl.texture else (0, 0)
+    return th <= h and tw <= w + 1
+
+
+class FitButton(FocusButton):
+    """A button of a fixed size whose text wraps and, if it still does not fit, shrinks down to
+    a floor: never clipped (the overflow test proves it for every screen)."""
+
+    def __init__(self, text: str = "", on_choose=None, floor: float = 14, **kw) -> None:
+        self._base_font = kw.get("font_size", 24)
+        self._floor = floor
+        super().__init__(text, on_choose, **kw)
+        self.bind(size=self._fit, text=self._fit)
+
+    def _fit(self, *_: object) -> None:
+        box = (self.width - 24, self.height - 12)
+        size = self._base_font
+        while size > self._floor and not fits(self.text, size, box, self.bold):
+            size = max(self._floor, size * 0.9)
+        self.font_size = size
+
+
+class FitLabel(Label):
+    """A one-box label (the title bar) whose text wraps and shrinks to a floor to fit."""
+
+    def __init__(self, text: str = "", floor: float = 14, **kw) -> None:
+        kw.setdefault("valign", "middle")
+        self._base_font = kw.get("font_size", 24)
+        self._floor = floor
+        super().__init__(text=text, **kw)
+        self.bind(size=self._fit, text=self._fit)
+
+    def _fit(self, *_: object) -> None:
+        self.text_size = (max(1, self.width), None)
+        size = self._base_font
+        while size > self._floor and not fits(
+            self.text, size, (self.width, self.height), self.bold
+        ):
+            size = max(self._floor, size * 0.9)
+        self.font_size = size
+
+
+class AutoButton(FocusButton):
+    """A full-width button that grows to its wrapped text (lists: appointments, departments)."""
+
+    def __init__(self, text: str = "", on_choose=None, min_height: float = 60, **kw) -> None:
+        kw.setdefault("size_hint_y", None)
+        super().__init__(text, on_choose, **kw)
+        self._min_h = min_height
+        self.height = min_height
+        self.bind(texture_size=self._grow)
+
+    def _grow(self, *_: object) -> None:
+        self.height = max(self._min_h, self.texture_size[1] + 28)
 
 
 class WrapLabel(Label):

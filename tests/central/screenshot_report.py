@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from central.db import open_db
-from tests.central.report_data import WINDOWS, busy_day, store
+from tests.central.report_data import busy_day, staff_list, store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,18 +22,13 @@ def main() -> int:
     store(engine, busy_day())
     engine.dispose()
     staff = tmp / "staff.json"
-    staff.write_text(
-        json.dumps(
-            [{"staff": s, "name": n} for s, n in ((v[1], v[2]) for v in WINDOWS.values())],
-            ensure_ascii=False,
-        )
-    )
+    staff.write_text(json.dumps(staff_list(), ensure_ascii=False))
     html = tmp / "report.html"
     subprocess.run(
         [
             sys.executable,
             "-m",
-            "terminal",
+            "careterm",
             "site",
             "report",
             "--db",
@@ -65,7 +60,7 @@ def main() -> int:
             "--disable-gpu",
             "--hide-scrollbars",
             f"--screenshot={out}",
-            "--window-size=1280,1600",
+            "--window-size=1280,1900",
             html.as_uri(),
         ],
         check=True,

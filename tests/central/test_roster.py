@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from central.roster import mask_roster_name
 from terminal import resident_id
+from terminal.payloads import Roster
 from terminal.privacy import card_token
 from tests.conftest import run_careterm, wait_for
 
@@ -20,6 +22,8 @@ HEADER = (
 
 ID_A = resident_id.complete("11010519491231002")
 ID_B = resident_id.complete("44030019900101123")
+TODAY = datetime.now(timezone(timedelta(hours=8))).date()  # the default --utc-offset's day
+D0, D1, D2 = (str(TODAY + timedelta(days=n)) for n in range(3))
 
 
 @pytest.fixture
@@ -39,9 +43,9 @@ GOOD = [
     f"A20261123-0042,{ID_A},medical_card,6222020200112233,张三丰,cardio,心内科,李明,门诊3楼 305诊室,"
     "09:00,09:30,B023",
     f"A20261123-0043,{ID_B.lower()},,,王芳,derm,皮肤科,赵丽,门诊2楼 201诊室,"
-    "2026-11-23T10:00:00+08:00,2026-11-23 10:30,C001",
+    f"{D0}T10:00:00+08:00,{D0} 10:30,C001",
     "A20261124-0001,,medical_card,12345678,李四,derm,皮肤科,赵丽,门诊2楼 201诊室,"
-    "2026-11-24 09:00,2026-11-24 09:30,C002",
+    f"{D1} 09:00,{D1} 09:30,C002",
 ]
 
 
@@ -55,11 +59,11 @@ def test_roster_has_tokens_masked_names_and_one_entry_per_card(tmp_path: Path, s
         "--salt-file",
         str(salt),
         "--date",
-        "2026-11-23",
+        D0,
     )
     assert r.returncode == 0, r.stderr
     roster = json.loads(r.stdout)
-    assert roster["v"] == 1 and roster["date"] == "2026-11-23"
+    assert roster["v"] == 1 and roster["date"] == D0
     assert roster["generated"].endswith("+08:00")
     s = b"s3cret-site-salt"
     got = [(a["id"], a["token"], a["name"], a["queue_no"]) for a in roster["appointments"]]
@@ -68,10 +72,17 @@ def test_roster_has_tokens_masked_names_and_one_entry_per_card(tmp_path: Path, s
         ("A20261123-0042", card_token(s, "medical_card", "6222020200112233"), "张*丰", "B023"),
         ("A20261123-0043", card_token(s, "id_card", ID_B), "王*", "C001"),
     ]
+    # the manual lookup token (SPEC 9.6) rides on the appointment's first entry only
+    assert [a["lookup"] for a in roster["appointments"]] == [
+        [card_token(s, "appointment", "A20261123-0042")],
+        [],
+        [card_token(s, "appointment", "A20261123-0043")],
+    ]
+    Roster.model_validate(roster)  # the contract's model of the retained document
     first = roster["appointments"][0]
     assert (first["slot_start"], first["slot_end"]) == (
-        "2026-11-23T09:00:00+08:00",
-        "2026-11-23T09:30:00+08:00",
+        f"{D0}T09:00:00+08:00",
+        f"{D0}T09:30:00+08:00",
     )
     assert (first["department_id"], first["department"], first["doctor"], first["room"]) == (
         "cardio",
@@ -81,7 +92,7 @@ def test_roster_has_tokens_masked_names_and_one_entry_per_card(tmp_path: Path, s
     )
     for secret in (ID_A, ID_B, "6222020200112233", "张三丰", "王芳"):
         assert secret not in r.stdout and secret not in r.stderr
-    assert "1 row(s) are not on 2026-11-23" in r.stderr
+    assert f"1 row(s) are not on {D0}" in r.stderr
 
 
 def test_a_gb18030_export_from_a_chinese_windows_his_is_read(tmp_path: Path, salt: Path) -> None:
@@ -94,7 +105,7 @@ def test_a_gb18030_export_from_a_chinese_windows_his_is_read(tmp_path: Path, sal
         "--salt-file",
         str(salt),
         "--date",
-        "2026-11-23",
+        D0,
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["appointments"][0]["department"] == "心内科"
@@ -111,7 +122,7 @@ def test_bad_rows_are_reported_by_file_row_and_column_without_the_number(
     ]
     p = his_csv(tmp_path, rows)
     r = run_careterm(
-        "site", "roster", "build", "--csv", str(p), "--salt-file", str(salt), "--date", "2026-11-23"
+        "site", "roster", "build", "--csv", str(p), "--salt-file", str(salt), "--date", D0
     )
     assert r.returncode == 2
     assert r.stdout == ""
@@ -127,7 +138,7 @@ def test_missing_columns_and_salt_are_named(tmp_path: Path, salt: Path) -> None:
     p = tmp_path / "his.csv"
     p.write_text("appointment_id,patient_name\nA1,张三\n")
     r = run_careterm(
-        "site", "roster", "build", "--csv", str(p), "--salt-file", str(salt), "--date", "2026-11-23"
+        "site", "roster", "build", "--csv", str(p), "--salt-file", str(salt), "--date", D0
     )
     assert r.returncode == 2 and "row 1: missing column(s) department_id" in r.stderr
     r = run_careterm(
@@ -139,7 +150,7 @@ def test_missing_columns_and_salt_are_named(tmp_path: Path, salt: Path) -> None:
         "--salt-file",
         str(tmp_path / "nope.salt"),
         "--date",
-        "2026-11-23",
+        D0,
     )
     assert r.returncode == 2 and "nope.salt: salt file not found (--salt-file)" in r.stderr
 
@@ -156,10 +167,10 @@ def test_a_roster_with_nothing_on_the_day_is_refused_unless_asked_for(
         "--salt-file",
         str(salt),
         "--date",
-        "2026-11-25",
+        D2,
     )
     r = run_careterm(*args)
-    assert r.returncode == 2 and "no appointments on 2026-11-25 (2 rows on other days)" in r.stderr
+    assert r.returncode == 2 and f"no appointments on {D2} (2 rows on other days)" in r.stderr
     r = run_careterm(*args, "--allow-empty")
     assert r.returncode == 0 and json.loads(r.stdout)["appointments"] == []
 
@@ -171,6 +182,8 @@ def test_name_mask_and_id_checksum() -> None:
         "欧**华",
         "买****力",
     ]
+    long = mask_roster_name("Hubert Blaine Wolfeschlegelsteinhausenbergerdorff")
+    assert long == "H" + "*" * 30 + "f"  # fits the kiosks' 32 characters
 
 
 @pytest.mark.broker
@@ -187,7 +200,7 @@ def test_roster_and_documents_are_published_retained(
         "--salt-file",
         str(salt),
         "--date",
-        "2026-11-23",
+        D0,
         "--out",
         str(roster),
     )
@@ -274,8 +287,8 @@ def test_bad_documents_are_refused_before_publishing(tmp_path: Path) -> None:
                 "v": 1,
                 "id": "s",
                 "questions": [
-                    {"id": "q1", "text": "x", "scale": 7},
-                    {"id": "q1", "text": "y", "scale": 5},
+                    {"id": "q1", "text": "x", "scale": 12},
+                    {"id": "q2", "text": "", "scale": 5},
                 ],
             }
         )
@@ -284,8 +297,24 @@ def test_bad_documents_are_refused_before_publishing(tmp_path: Path) -> None:
         "site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1", "--site", "main"
     )
     assert r.returncode == 2
-    assert "questions[0].scale: 7 is not 3, 4 or 5" in r.stderr
-    assert "questions[1].id: q1 appears twice" in r.stderr
+    # the devices' own model (terminal.payloads.Survey) judges it, every fault at once
+    assert "questions[0].scale: Input should be less than or equal to 10" in r.stderr
+    assert "questions[1].text: String should have at least 1 character" in r.stderr
+    survey.write_text(
+        json.dumps(
+            {"v": 1, "id": "s", "questions": [{"id": "q1", "text": "x"}, {"id": "q1", "text": "y"}]}
+        )
+    )
+    r = run_careterm(
+        "site", "publish", "survey", str(survey), "--broker", "mqtt://127.0.0.1:1", "--site", "main"
+    )
+    assert r.returncode == 2 and "survey.json: document: question ids repeat" in r.stderr
+    roster = tmp_path / "roster.json"
+    roster.write_text(json.dumps({"v": 1, "date": "2026-11-23", "appointments": []}))
+    r = run_careterm(
+        "site", "roster", "publish", str(roster), "--broker", "mqtt://127.0.0.1:1", "--site", "main"
+    )
+    assert r.returncode == 2 and "appointments: List should have at least 1 item" in r.stderr
     staff = tmp_path / "staff.json"
     staff.write_text('[{"staff": "E1", "name": "x", "token": "1234"}')
     r = run_careterm(

@@ -152,3 +152,23 @@ def harness(kiosk_harness: Callable[..., Harness]) -> Harness:
     h.write("directory.json", demo_directory())
     h.write("survey.json", demo_survey())
     return h
+
+
+@pytest.fixture(scope="module")
+def window_ui():
+    """One window per process: every test attaches its own kiosk to it."""
+    from .uikit import UI
+
+    made: list = []
+
+    def make(service, size=(1280, 800)):
+        ui = UI(service, size)
+        made.append(ui)
+        return ui
+
+    yield make
+    for ui in made:
+        try:
+            ui.close()
+        except Exception:
+            pass

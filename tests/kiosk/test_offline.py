@@ -33,12 +33,12 @@ def test_offline_checkin_from_the_stored_roster_then_the_backlog_drains(
     wait_for(lambda: "status_network" in svc.view.status, 5, what="network status line")
     svc.card_read(card(TOKEN))
     v = h.wait_view("appointments")
-    svc.choose(v.data["items"][1]["id"])
-    assert h.wait_view("done").data["ticket"] == "printed"
+    svc.choose(v.data.items[1].id)
+    assert h.wait_view("done").data.ticket == "printed"
     assert h.uplink.outbox.stats().waiting == 1
 
     broker.start()
     site = subscriber_factory(broker.port, ["careterm/main/kiosk-01/events/#"])
     ev = wait_for(lambda: site.events("checkin"), 20, what="the offline check-in at the broker")
-    assert ev[0]["data"]["appointment"] == v.data["items"][1]["id"]
+    assert ev[0]["data"]["appointment"] == v.data.items[1].id
     wait_for(lambda: "status_network" not in svc.view.status, 5, what="status line cleared")

@@ -1,16 +1,16 @@
-"""Roster parsing and lookup, the check-in window, and today's check-ins on disk."""
+"""Roster parsing and lookup, the rosters on disk, and the check-in window."""
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from careterm.demo_data import DEMO_PATIENTS, demo_roster
-from kiosk.checkin import CheckinLog, decide, first_allowed
+from kiosk.checkin import decide, first_allowed
 from kiosk.roster import Roster, RosterError, RosterStore
 
 CST = timezone(timedelta(hours=8))
@@ -34,17 +34,14 @@ def roster_doc(day: str = "2026-11-23", **over) -> dict:
     return {"v": 1, "date": day, "generated": f"{day}T06:00:00+08:00", "appointments": [row]}
 
 
-def test_lookup_by_token_and_id_in_a_20000_roster_is_well_under_a_millisecond():
+def test_lookup_by_token_and_id_in_a_20000_roster_uses_the_index():
     doc = demo_roster(b"salt", NOW.date(), size=20000, now=NOW)
     r = Roster.parse(json.dumps(doc).encode())
     assert len(r) == 20000 + len(DEMO_PATIENTS)
     token = doc["appointments"][12345]["token"]
-    t = time.perf_counter()
-    for _ in range(100):
-        found = r.for_token(token)
-        by_id = r.get(doc["appointments"][12345]["id"].lower())
-    per = (time.perf_counter() - t) / 100
-    assert per < 0.0005
+    r.appointments = []  # a lookup that scanned the list would now find nothing
+    found = r.for_token(token)
+    by_id = r.get(doc["appointments"][12345]["id"].lower())
     assert doc["appointments"][12345]["id"] in [a.id for a in found]
     assert by_id is not None and by_id.token == token
 
@@ -71,31 +68,38 @@ def test_bad_rosters_are_refused_naming_the_field(mutate, where):
         Roster.parse(b"\xff not json")
 
 
-def test_received_roster_is_kept_on_disk_and_another_days_roster_is_not_used(tmp_path: Path):
-    store = RosterStore(tmp_path)
-    store.received(json.dumps(roster_doc()).encode(), NOW.date())
-    again = RosterStore(tmp_path)
-    assert again.load(NOW.date()) is not None
-    assert again.today(NOW.date()).get("A20261123-0042").queue_no == "B023"
-    assert again.today(date(2026, 11, 24)) is None  # yesterday's roster does not check anyone in
-
-
-def test_roster_file_is_used_and_todays_roster_wins(tmp_path: Path):
+def test_roster_store_reads_the_stored_and_the_configured_roster(tmp_path: Path):
+    (tmp_path / "roster.json").write_text(json.dumps(roster_doc()))
     f = tmp_path / "local.json"
     f.write_text(json.dumps(roster_doc("2026-11-22")))
-    store = RosterStore(tmp_path / "data", str(f))
-    store.load(NOW.date())
-    assert store.current is not None and store.today(NOW.date()) is None
-    time.sleep(0.01)
-    f.write_text(json.dumps(roster_doc()))
+    store = RosterStore(tmp_path, str(f))
+    assert sorted(str(r.date) for r in store.load(NOW.date())) == ["2026-11-22", "2026-11-23"]
+    assert store.refresh_file() is None  # unchanged since load
+    f.write_text(json.dumps(roster_doc("2026-11-24")))
     import os
 
     os.utime(f, (time.time() + 5, time.time() + 5))
-    store.refresh_file(NOW.date())
-    assert store.today(NOW.date()) is not None
-    # an older day's roster arriving later does not replace today's
-    store.received(json.dumps(roster_doc("2026-11-20")).encode(), NOW.date())
-    assert store.today(NOW.date()) is not None
+    assert str(store.refresh_file().date) == "2026-11-24"
+    f.write_text("{torn")
+    os.utime(f, (time.time() + 9, time.time() + 9))
+    assert store.refresh_file() is None and "local.json" in store.problem
+
+
+def test_typed_lookups_find_appointments_by_token_and_by_the_ids_digits():
+    from terminal.privacy import lookup_token
+
+    salt = b"s"
+    tok = lookup_token(salt, "phone_birth", "13812345678" + "19560312")
+    r = Roster.parse(roster_doc(lookup=[tok]))
+    assert [a.id for a in r.for_token(tok)] == ["A20261123-0042"]
+    assert r.by_digits("202611230042").id == "A20261123-0042"
+    assert r.by_digits("2026-1123 0042").id == "A20261123-0042"
+    assert r.by_digits("") is None and r.by_digits("99") is None
+    assert lookup_token(salt, "appointment", "a2026-11") == lookup_token(
+        salt, "appointment", "A2026-11"
+    )
+    with pytest.raises(RosterError, match="lookup"):
+        Roster.parse(roster_doc(lookup="nope"))
 
 
 def appt(start: datetime):
@@ -133,15 +137,3 @@ def test_focus_goes_to_the_first_new_checkin_then_a_reprint():
     ds = [decide(a, NOW, 60, 30, already=True), decide(b, NOW - timedelta(hours=3), 60, 30)]
     assert first_allowed(ds) == 0
     assert first_allowed([decide(b, NOW - timedelta(hours=3), 60, 30)]) is None
-
-
-def test_checkins_survive_a_restart_and_reset_the_next_day(tmp_path: Path):
-    log = CheckinLog(tmp_path)
-    log.add("A20261123-0042", NOW.date(), "B023")
-    again = CheckinLog(tmp_path)
-    assert again.has("a20261123-0042", NOW.date())
-    assert not again.has("A20261123-0042", date(2026, 11, 24))
-    again.add("A20261124-0001", date(2026, 11, 24), "B001")
-    assert not CheckinLog(tmp_path).has("A20261123-0042", NOW.date())
-    (tmp_path / "checkins.json").write_text("{torn")
-    assert not CheckinLog(tmp_path).has("A20261124-0001", date(2026, 11, 24))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 
 from drivers.base import DeviceState
 from drivers.printer.document import QR, Text
-from kiosk.feedback import FeedbackForm
 
 from ..conftest import wait_for
 from .conftest import TOKEN, card, patient_roster
@@ -20,17 +18,17 @@ def test_card_lists_appointments_with_focus_on_the_open_one_and_checks_in(harnes
     harness.printer.before_print = lambda: seen_at_print.append(len(harness.events("checkin")))
     svc.card_read(card())
     v = harness.wait_view("appointments")
-    states = [it["state"] for it in v.data["items"]]
+    states = [it.state for it in v.data.items]
     assert states == ["too_late", "checkin", "too_early"]
-    assert v.data["focus"] == 1 and v.data["patient"] == "张*三"
-    assert v.data["items"][2]["hhmm"]  # come back at HH:MM
-    svc.choose(v.data["items"][1]["id"])
+    assert v.data.focus == 1 and v.data.patient == "张*三"
+    assert v.data.items[2].hhmm  # come back at HH:MM
+    svc.choose(v.data.items[1].id)
     done = harness.wait_view("done")
-    assert done.data["queue_no"] == "B023" and done.data["ticket"] == "printed"
-    assert done.data["where"] == "门诊楼3层 门诊3楼 305诊室"
+    assert done.data.queue_no == "B023" and done.data.ticket == "printed"
+    assert done.data.where == "门诊3楼 305诊室"  # the floor said once
     [ev] = harness.events("checkin")
     assert ev["data"] == {
-        "appointment": v.data["items"][1]["id"],
+        "appointment": v.data.items[1].id,
         "department_id": "cardio",
         "queue_no": "B023",
         "card_kind": "id_card",
@@ -50,16 +48,16 @@ def test_second_checkin_is_a_reprint_even_after_a_restart(harness):
     svc = harness.start()
     svc.card_read(card())
     v = harness.wait_view("appointments")
-    appt = v.data["items"][1]["id"]
+    appt = v.data.items[1].id
     svc.choose(appt)
     harness.wait_view("done")
     harness.stop()
     svc = harness.start()
     svc.card_read(card())
     v = harness.wait_view("appointments")
-    assert v.data["items"][1]["state"] == "reprint"
+    assert v.data.items[1].state == "reprint"
     svc.choose(appt)
-    assert harness.wait_view("done").data["repeat"] is True
+    assert harness.wait_view("done").data.repeat is True
     assert [e["data"]["repeat"] for e in harness.events("checkin")] == [False, True]
     assert [e["seq"] for e in harness.events()] == [1, 2]
 
@@ -68,13 +66,13 @@ def test_refused_appointments_explain_and_record_nothing(harness):
     svc = harness.start()
     svc.card_read(card())
     v = harness.wait_view("appointments")
-    svc.choose(v.data["items"][2]["id"])
+    svc.choose(v.data.items[2].id)
     r = harness.wait_view("refused")
-    assert r.data["reason"] == "too_early" and r.data["hhmm"] == v.data["items"][2]["hhmm"]
+    assert r.data.reason == "too_early" and r.data.hhmm == v.data.items[2].hhmm
     svc.back()
     harness.wait_view("appointments")
-    svc.choose(v.data["items"][0]["id"])
-    assert harness.wait_view("refused").data["reason"] == "too_late"
+    svc.choose(v.data.items[0].id)
+    assert harness.wait_view("refused").data.reason == "too_late"
     assert harness.events() == []
 
 
@@ -85,9 +83,9 @@ def test_printer_fault_never_blocks_checkin(harness):
     wait_for(lambda: "status_printer" in svc.view.status, 3, what="printer status line")
     svc.card_read(card())
     v = harness.wait_view("appointments")
-    svc.choose(v.data["items"][1]["id"])
+    svc.choose(v.data.items[1].id)
     done = harness.wait_view("done")
-    assert done.data["ticket"] == "failed" and done.data["qr"].startswith("CT1:")
+    assert done.data.ticket == "failed" and done.data.qr.startswith("CT1:")
     assert harness.events("checkin")[0]["data"]["ticket"] == "failed"
     alerts = [e["data"] for e in harness.events("alert")]
     assert alerts[0]["kind"] == "printer" and alerts[0]["state"] == "error"
@@ -96,13 +94,13 @@ def test_printer_fault_never_blocks_checkin(harness):
     harness.printer.fail_next = "cutter jammed"
     svc.card_read(card())
     harness.wait_view("appointments")
-    svc.choose(v.data["items"][1]["id"])
+    svc.choose(v.data.items[1].id)
     done = wait_for(
-        lambda: svc.view if svc.view.screen == "done" and svc.view.data["repeat"] else None,
+        lambda: svc.view if svc.view.screen == "done" and svc.view.data.repeat else None,
         5,
         what="reprint done",
     )
-    assert done.data["ticket"] == "failed"
+    assert done.data.ticket == "failed"
     fix = [e["data"] for e in harness.events("alert") if e["data"].get("appointment")]
     assert fix and fix[0]["ticket"] == "failed"
 
@@ -110,14 +108,14 @@ def test_printer_fault_never_blocks_checkin(harness):
 def test_unknown_card_and_missing_roster_say_where_to_go(harness, kiosk_harness):
     svc = harness.start()
     svc.card_read(card("b" * 32))
-    assert harness.wait_view("noappt").data == {"no_roster": False}
+    assert harness.wait_view("problem").data.problem == "no_appointment"
     other = kiosk_harness("other")
     yesterday = datetime.now().astimezone() - timedelta(days=1)
     other.write("roster.json", patient_roster(yesterday))
     svc2 = other.start()
     assert "status_roster" in svc2.view.status
     svc2.card_read(card())
-    assert other.wait_view("noappt").data == {"no_roster": True}
+    assert other.wait_view("problem").data.problem == "no_roster"
 
 
 def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness):
@@ -127,7 +125,8 @@ def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness
     appt = json.loads((harness.data / "roster.json").read_text())["appointments"][1]["id"]
     svc.card_read(CardRead("appointment_qr", None, "A202****0042", appointment=appt.lower()))
     v = harness.wait_view("appointments")
-    assert [it["id"] for it in v.data["items"]] == [appt]
+    assert [it.id for it in v.data.items] == [appt]
+    assert v.data.focus == 0
     svc.choose(appt)
     harness.wait_view("done")
     assert harness.events("checkin")[0]["data"]["card_kind"] == "appointment_qr"
@@ -135,14 +134,16 @@ def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness
     svc.card_read(CardRead("staff_card", "c" * 32, "S102****"))
     harness.wait_view("pin")
     svc.enter_pin("0000")
-    wait_for(lambda: svc.view.data.get("error") == "pin_bad", 3, what="wrong PIN message")
+    wait_for(
+        lambda: getattr(svc.view.data, "error", None) == "pin_bad", 3, what="wrong PIN message"
+    )
     svc.enter_pin("1234")
     m = harness.wait_view("maintenance")
-    rows = dict(m.data["rows"])
+    rows = dict(m.data.rows)
     assert rows["mt_checkins"] == "1" and "waiting" in rows["mt_outbox"]
     svc.maintenance("test_printer")
     wait_for(
-        lambda: svc.view.data.get("message", "").startswith("printed"),
+        lambda: svc.view.data.message.startswith("printed"),
         3,
         what="printer test result",
     )
@@ -150,51 +151,54 @@ def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness
     harness.wait_view("home")
 
 
-def test_idle_countdown_then_home_and_the_patient_is_forgotten(harness):
+def test_idle_countdown_then_home_and_the_patient_is_forgotten(harness, monkeypatch):
+    from kiosk import machine
+
     svc = harness.start(idle_timeout_s=10)
-    svc.session.idle_timeout_s = 0.3
+    monkeypatch.setattr(svc.machine, "idle_timeout", lambda: 0.3)
+    svc.set_language("en")
     svc.card_read(card())
     harness.wait_view("appointments")
     wait_for(lambda: svc.view.countdown is not None, 3, what="idle countdown")
     svc.activity()
     wait_for(lambda: svc.view.countdown is None, 2, what="countdown dismissed")
-    from kiosk import session
-
-    old = session.COUNTDOWN_S
-    session.COUNTDOWN_S = 1
-    try:
-        harness.wait_view("home", timeout=6)
-    finally:
-        session.COUNTDOWN_S = old
-    assert svc.session.token == "" and svc.session.decisions == []
-    assert svc.view.data == {} and svc.lang == "zh"
+    monkeypatch.setattr(machine, "COUNTDOWN_S", 1)
+    harness.wait_view("home", timeout=6)
+    m = svc.machine
+    assert m.patient.token == "" and m.patient.decisions == []
+    assert svc.view.lang == "zh" and not svc.view.care
 
 
 def test_feedback_and_survey_events_with_tracking_number_and_slip(harness):
     svc = harness.start()
-    form = FeedbackForm(
-        category="complaint", department_id="cardio", topics=["等候时间长"], phone="13812345678"
-    )
     svc.go("feedback")
     harness.wait_view("feedback")
-    svc.submit_feedback(form)
+    svc.feedback("category", "complaint")
+    svc.feedback("department", "cardio")
+    svc.feedback("topic", "等候时间长")
+    svc.feedback("next")
+    for d in "13812345678":
+        svc.feedback("digit", d)
+    svc.feedback("submit")
     done = harness.wait_view("feedback_done")
     today = datetime.now().astimezone().strftime("%Y%m%d")
-    assert done.data["tracking_no"] == f"F-{today}-kiosk-01-0001"
-    assert done.data["printed"] and done.data["phone"] == "138****5678"
+    assert done.data.tracking_no == f"F-{today}-kiosk-01-0001"
+    assert done.data.printed and done.data.phone == "138****5678"
     [ev] = harness.events("feedback")
     assert ev["data"]["callback_phone"] == "13812345678"
     assert ev["data"]["department_id"] == "cardio"
     slip_texts = [b.text for b in harness.printer.docs[-1].blocks if isinstance(b, Text)]
-    assert done.data["tracking_no"] in slip_texts
+    assert done.data.tracking_no in slip_texts
     svc.go("survey")
     q = harness.wait_view("survey")
-    assert q.data["i"] == 1 and q.data["n"] == 3
+    assert q.data.i == 1 and q.data.n == 3 and q.data.answer is None
     svc.survey_answer(5)
-    wait_for(lambda: svc.view.data.get("i") == 2, 3, what="question 2")
+    wait_for(lambda: getattr(svc.view.data, "i", None) == 2, 3, what="question 2")
     svc.back()
     wait_for(
-        lambda: svc.view.data.get("i") == 1 and svc.view.data.get("answer") == 5,
+        lambda: (
+            getattr(svc.view.data, "i", None) == 1 and getattr(svc.view.data, "answer", None) == 5
+        ),
         3,
         what="back to question 1 with its answer",
     )
@@ -215,17 +219,19 @@ def test_roster_over_mqtt_is_kept_and_bad_input_never_crashes(harness):
     svc.on_directory("careterm/main/directory", b"[1,2]")
     svc.on_survey("careterm/main/survey", b"{}")
     svc.on_roster("careterm/main/roster", json.dumps(doc).encode())
-    wait_for(lambda: svc.call(lambda: svc.rosters.current.source) == "mqtt", 3, what="roster")
+    wait_for(lambda: svc.call(lambda: svc.machine.roster.source) == "mqtt", 3, what="roster")
     assert (
         json.loads((harness.data / "roster.json").read_text())["appointments"][0]["token"]
         == "d" * 32
     )
     svc.card_read(card("d" * 32))
     harness.wait_view("appointments")
-    assert svc.is_alive() and svc.directory.departments and svc.survey is not None
-    t = time.perf_counter()
-    svc.call(lambda: None)
-    assert time.perf_counter() - t < 1.0
+    m = svc.machine
+    assert svc.is_alive() and m.directory.departments and m.survey is not None
+    alerts = [e["data"] for e in harness.events("alert")]
+    assert sorted(a["document"] for a in alerts) == ["directory", "roster", "survey"]
+    assert all(a["kind"] == "document" and a["severity"] == "warning" for a in alerts)
+    svc.call(lambda: None)  # the core thread still answers
 
 
 def test_card_reader_faults_raise_alerts_and_show_on_the_status_line(harness):
@@ -256,7 +262,7 @@ def test_a_double_enter_or_double_submit_records_once(harness):
     svc = harness.start()
     svc.card_read(card())
     v = harness.wait_view("appointments")
-    appt = v.data["items"][1]["id"]
+    appt = v.data.items[1].id
     svc.choose(appt)
     svc.choose(appt)
     harness.wait_view("done")
@@ -264,9 +270,11 @@ def test_a_double_enter_or_double_submit_records_once(harness):
     assert len(harness.events("checkin")) == 1 and len(harness.printer.docs) == 1
     svc.go("feedback")
     harness.wait_view("feedback")
-    form = FeedbackForm(category="praise")
-    svc.submit_feedback(form)
-    svc.submit_feedback(form)
+    svc.feedback("category", "praise")
+    svc.feedback("department", "cardio")
+    svc.feedback("next")
+    svc.feedback("submit")
+    svc.feedback("submit")
     harness.wait_view("feedback_done")
     svc.call(lambda: None)
     assert len(harness.events("feedback")) == 1

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -12,9 +11,8 @@ from drivers.printer.document import QR, Text
 from kiosk.directory import Directory, pinyin_initial
 from kiosk.feedback import FeedbackForm, mask_phone
 from kiosk.roster import Roster
-from kiosk.session import COUNTDOWN_S, Session
 from kiosk.survey import Survey, SurveyError, SurveyRun
-from kiosk.ticket import Place, TrackingCounter, checkin_ticket, feedback_slip
+from kiosk.ticket import Place, checkin_ticket, feedback_slip
 
 CST = timezone(timedelta(hours=8))
 
@@ -59,7 +57,7 @@ def test_checkin_ticket_has_queue_number_double_place_doctor_time_qr_and_masked_
     joined = "\n".join(texts(doc))
     for part in (
         "心内科",
-        "门诊楼3层 门诊3楼 305诊室",
+        "地点: 门诊3楼 305诊室",
         "李明",
         "09:00-09:30",
         "张*三",
@@ -79,13 +77,7 @@ def test_checkin_ticket_has_queue_number_double_place_doctor_time_qr_and_masked_
     assert "Department: Cardiology" in texts(en) and "(reprint)" in texts(en)
 
 
-def test_tracking_numbers_count_per_day_on_disk(tmp_path: Path):
-    c = TrackingCounter(tmp_path, "kiosk-01")
-    assert c.next(date(2026, 11, 23)) == "F-20261123-kiosk-01-0001"
-    assert (
-        TrackingCounter(tmp_path, "kiosk-01").next(date(2026, 11, 23)) == "F-20261123-kiosk-01-0002"
-    )
-    assert c.next(date(2026, 11, 24)) == "F-20261124-kiosk-01-0001"
+def test_feedback_slip_promises_a_reply_only_with_a_callback_and_names_the_desk():
     slip = feedback_slip(
         "F-20261124-kiosk-01-0001",
         "complaint",
@@ -94,8 +86,17 @@ def test_tracking_numbers_count_per_day_on_disk(tmp_path: Path):
         True,
         "zh",
         datetime(2026, 11, 24, 10, 0),
+        hospital="市第一人民医院",
+        reply_days=5,
+        help_desk="门诊楼1层服务台",
     )
-    assert "F-20261124-kiosk-01-0001" in texts(slip) and "类型: 投诉" in texts(slip)
+    t = texts(slip)
+    assert t[0] == "市第一人民医院" and "F-20261124-kiosk-01-0001" in t and "类型: 投诉" in t
+    joined = "".join(t)  # 32 columns: long lines wrap
+    assert "我们将在5个工作日内电话回访" in joined and "可凭受理编号到门诊楼1层服务台查询" in joined
+    quiet = feedback_slip("F-1", "praise", "", [], False, "zh", datetime(2026, 11, 24, 10, 0))
+    assert not any("工作日" in x for x in texts(quiet))
+    assert "可凭受理编号到人工窗口查询" in "".join(texts(quiet))
 
 
 def test_guide_groups_by_floor_and_finds_by_pinyin_initial():
@@ -154,14 +155,3 @@ def test_feedback_form_validates_phone_and_builds_the_event():
     }
     f.delete_digit()
     assert f.problem() == "fb_phone_bad"
-
-
-def test_idle_countdown_then_forget():
-    s = Session(idle_timeout_s=60)
-    s.touch(100.0)
-    s.token = "abc"
-    assert s.countdown(159.0) is None
-    assert s.countdown(160.5) == COUNTDOWN_S
-    assert s.countdown(170.0) == 0
-    s.forget(170.0)
-    assert s.token == "" and s.decisions == [] and s.countdown(170.0) is None

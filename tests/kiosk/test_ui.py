@@ -11,6 +11,7 @@ import pytest
 
 from careterm.demo_data import demo_directory, demo_survey, id_number
 from drivers.base import DeviceState
+from drivers.card_reader.base import CardRead
 from drivers.printer.escpos_decode import decode
 from kiosk.runner import Kiosk
 from terminal.config import load_config
@@ -23,26 +24,7 @@ pytestmark = pytest.mark.display
 
 NUMBER = id_number("11010119900307777")  # valid ISO 7064 check digit: ...7774
 SALT = b"kiosk-test-salt"
-
-
-@pytest.fixture(scope="module")
-def window_ui():
-    """One window per process: every test attaches its own kiosk to it."""
-    from .uikit import UI
-
-    made: list = []
-
-    def make(service, size=(1280, 800)):
-        ui = UI(service, size)
-        made.append(ui)
-        return ui
-
-    yield make
-    for ui in made:
-        try:
-            ui.close()
-        except Exception:
-            pass
+TOKEN_IN_UI = card_token(SALT, "id_card", NUMBER)
 
 
 def kiosk_config(
@@ -105,7 +87,11 @@ def test_card_on_pty_reader_then_enter_prints_ticket_and_reaches_the_broker(
         assert focused.focused  # the amber focus frame is drawn
         ui.key("enter")
         ui.wait_screen("done")
-        assert "B023" in ui.texts() and "门诊楼3层 门诊3楼 305诊室" in ui.texts()
+        ui.key("enter")  # a double Enter: the second lands on "home" of the done screen
+        ui.pump_for(0.3)
+        assert ui.screen == "done"
+        assert "B023" in ui.texts() and "门诊3楼 305诊室" in ui.texts()
+        assert "门诊楼3层 门诊3楼" not in ui.texts()  # the floor said once
         t = decode(wait_for(lambda: ticket.exists() and ticket.read_bytes(), 5, what="ticket"))
         assert t.initialized and t.cut
         big = [ln for ln in t.lines if ln.double]
@@ -114,7 +100,7 @@ def test_card_on_pty_reader_then_enter_prints_ticket_and_reaches_the_broker(
         for part in ("心内科", "李明", "门诊3楼 305诊室", "张*三"):
             assert part in joined
         assert any(ln.chinese for ln in t.lines if "心内科" in ln.text)  # FS & was on
-        appt = ui.root.view.data["appointment"]
+        appt = ui.root.view.data.appointment
         assert t.qr == [f"CT1:{appt}"]
         ev = wait_for(lambda: sub.events("checkin"), 10, what="checkin at the broker")[0]
         assert ev["data"]["appointment"] == appt and ev["data"]["ticket"] == "printed"
@@ -141,41 +127,54 @@ def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
         ui.key("tab")
         ui.key("enter")  # survey
         ui.wait_screen("survey")
+        assert ui.root.focused is None  # no answer chosen: Enter alone records nothing
+        ui.key("enter")
+        ui.pump_for(0.1)
+        assert ui.root.view.data.i == 1
         ui.key("5")  # digits answer the survey
-        ui.pump_until(lambda: ui.root.view.data.get("i") == 2, what="question 2")
+        ui.pump_until(lambda: ui.root.view.data.i == 2, what="question 2")
         ui.key("esc")  # back to question 1
-        ui.pump_until(lambda: ui.root.view.data.get("i") == 1, what="question 1")
+        ui.pump_until(lambda: ui.root.view.data.i == 1, what="question 1")
+        assert "非常满意" in ui.root.focused.text  # its answer is kept and has the focus
         ui.tap(ui.button("返回"))
-        ui.pump_until(lambda: ui.screen == "home" or ui.root.view.data.get("i") == 1)
+        ui.pump_until(lambda: ui.screen == "home")
         kiosk.service.go("home")
         ui.wait_screen("home")
         ui.tap(ui.root.lang_button)  # language switch by touch
         ui.pump_until(lambda: "Hospital guide" in ui.texts(), what="English home")
         ui.tap(ui.button("Hospital guide"))
         ui.wait_screen("guide")
-        ui.tap(ui.button("X") if "X" in [b.text for b in ui.buttons()] else ui.button("C"))
-        ui.pump_until(lambda: ui.root.local.get("letter") in ("X", "C"), what="letter filter")
+        ui.tap(ui.button("C"))
+        ui.pump_until(lambda: ui.root.view.data.letter == "C", what="letter filter")
         assert "Cardiology" in ui.texts() and "Paediatrics" not in ui.texts()
         ui.tap(ui.button("Cardiology"))
         ui.pump_until(lambda: "Doctors today" in ui.texts(), what="department page")
         assert "李明" in ui.texts()
         ui.key("esc")
-        ui.pump_until(lambda: ui.root.local.get("dept") is None, what="department list")
+        ui.pump_until(lambda: ui.root.view.data.dept == "", what="department list")
+        ui.tap(ui.root.lang_button)  # to Chinese: the English letter filter goes
+        ui.pump_until(lambda: ui.root.view.lang == "zh", what="Chinese")
+        assert ui.root.view.data.letter == "" and "心内科" in ui.texts()
+        ui.tap(ui.root.lang_button)
+        ui.pump_until(lambda: ui.root.view.lang == "en", what="English again")
         ui.key("esc")
         ui.wait_screen("home")
+        assert ui.root.view.lang == "en"  # Back keeps the patient's language
+        ui.tap(ui.root.lang_button)
+        ui.pump_until(lambda: ui.root.view.lang == "zh", what="Chinese home")
         # feedback by keys: complaint, no department, a topic, a phone number on the keypad
         kiosk.service.go("feedback")
         ui.wait_screen("feedback")
         ui.tap(ui.button("投诉"))
-        ui.pump_until(lambda: ui.root.local.get("step") == "department")
+        ui.pump_until(lambda: ui.root.view.data.step == "department")
         ui.key("enter")  # "不指定" has the focus
-        ui.pump_until(lambda: ui.root.local.get("step") == "topics")
-        assert ui.root.focused.text == "下一步"  # topics are optional: Enter goes on
+        ui.pump_until(lambda: ui.root.view.data.step == "topics")
+        assert ui.root.focused.text == "下一步"
         ui.key("up", 4)
         ui.key("enter")  # toggles the first topic; the focus stays on it
         ui.pump_until(lambda: ui.root.focused.text.startswith("✓"), what="topic chosen")
         ui.tap(ui.button("下一步"))
-        ui.pump_until(lambda: ui.root.local.get("step") == "phone")
+        ui.pump_until(lambda: ui.root.view.data.step == "phone")
         for d in "13912345678":
             ui.key(d)
         ui.key("enter")  # the focus starts on 提交
@@ -185,14 +184,18 @@ def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
         assert data["category"] == "complaint" and data["topics"] == ["服务态度"]
         assert data["callback_phone"] == "13912345678"
         # the idle countdown overlay: a touch dismisses it and does nothing else
-        kiosk.service.go("guide")
-        ui.wait_screen("guide")
-        kiosk.service.session.idle_timeout_s = 0.2
+        kiosk.service.card_read(CardRead("id_card", TOKEN_IN_UI, "1101**", "张*"))
+        ui.wait_screen("appointments")
+        m = kiosk.service.machine
+        kiosk.service.call(lambda: setattr(m, "_last_input", m.mono() - m.idle_timeout() - 1))
         ui.pump_until(lambda: ui.root._overlay is not None, what="idle overlay")
-        kiosk.service.session.idle_timeout_s = 60
+        # the patient's masked name and appointments are not legible under the overlay
+        assert ui.root.manager.opacity == 0
         ui.tap(ui.buttons()[-1])
         ui.pump_until(lambda: ui.root._overlay is None, what="overlay gone")
-        assert ui.screen == "guide"
+        assert ui.screen == "appointments" and ui.root.manager.opacity == 1
+        kiosk.service.go("home")
+        ui.wait_screen("home")
         # the hidden gesture: five taps on the title bar, then the PIN
         for _ in range(5):
             ui.tap(ui.root.title_label)
@@ -204,6 +207,18 @@ def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
         assert "kiosk-01" in ui.texts()
         ui.key("esc")
         ui.wait_screen("home")
+        # call staff and care mode are on every screen
+        ui.tap(ui.root.care_button)
+        ui.pump_until(lambda: ui.root.view.care and ui.root.sizes.care, what="care mode")
+        ui.tap(ui.root.help_button)
+        ui.wait_screen("help")
+        assert "工作人员马上就到" in ui.texts()
+        [alert] = [
+            json.loads(e.payload)["data"]
+            for e in kiosk.uplink.outbox.iter_all()
+            if e.type == "alert"
+        ]
+        assert alert["kind"] == "help" and alert["severity"] == "warning"
     finally:
         kiosk.stop()
 
@@ -230,7 +245,7 @@ def test_demo_kiosk_checks_in_a_demo_patient_by_tapping_a_demo_card(tmp_path, wi
         ui.wait_screen("appointments")
         ui.key("enter")
         ui.wait_screen("done")
-        if root.view.data["ticket"] == "printed":
+        if root.view.data.ticket == "printed":
             tickets = kiosk.printer.out_dir
             assert wait_for(lambda: list(tickets.glob("*.bin")), 5, what="simulated ticket")
             assert list(tickets.glob("*.png"))  # the preview a newcomer can open

@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from provisioning.certs import SiteCA
+from provisioning.doctor import system_timezone
 from tests.conftest import Pty, run_careterm
 from tests.provisioning.conftest import SITE
+
+# Configs name this machine's own zone, so the timezone check passes wherever tests run;
+# tests of the check itself give it their own /etc/localtime.
+HOST_ZONE = system_timezone() or "UTC"
 
 pytestmark = pytest.mark.broker
 
@@ -34,6 +39,7 @@ def write_config(
     key: Path | None = None,
     ca: Path | None = None,
     salt: Path | None = None,
+    timezone: str = HOST_ZONE,
 ) -> Path:
     window = '[window]\nid = "W03"\n' if role == "rating_pad" else ""
     path.write_text(
@@ -43,6 +49,7 @@ id = "{device_id}"
 role = "{role}"
 site = "{SITE}"
 data_dir = "{data_dir}"
+timezone = "{timezone}"
 
 [mqtt]
 url = "mqtts://{host}:{port}"
@@ -280,7 +287,9 @@ def test_tls_failures_say_whose_certificate_is_wrong(site, site_broker, tmp_path
     )
     res, by = doctor(wrong_ca)
     assert res.returncode == 1
-    assert_line(by, "tls", "FAIL", "broker certificate rejected", "provision broker")
+    assert_line(by, "certificate", "FAIL", "not issued by mqtt.ca_file", "different bundles")
+    assert_line(by, "tls", "FAIL", "broker certificate rejected", "two different bundles")
+    assert "provision broker" not in by["tls"]
 
     wrong_name = write_config(
         tmp_path / "b.toml",
@@ -294,7 +303,7 @@ def test_tls_failures_say_whose_certificate_is_wrong(site, site_broker, tmp_path
     )
     res, by = doctor(wrong_name)
     assert res.returncode == 1
-    assert_line(by, "tls", "FAIL", "--host 127.0.0.2")
+    assert_line(by, "tls", "FAIL", "(it names localhost, 127.0.0.1)", "--host 127.0.0.2")
 
     forged = other.issue_device("pad-w03", SITE)
     (tmp_path / "f.crt").write_bytes(forged.cert)
@@ -337,12 +346,15 @@ def test_a_certificate_close_to_expiry_warns_without_failing(site, site_broker, 
     assert_line(by, "certificate", "WARN", "expires in 11 days", "provision device")
 
 
-def test_a_plain_mqtt_device_is_checked_without_tls(broker, config_writer, tmp_path):
+def test_a_plain_mqtt_device_is_checked_without_tls(broker, tmp_path):
     salt = tmp_path / "site.salt"
     salt.write_text("ab" * 32)
-    cfg = config_writer(
-        broker_url=broker.url,
-        extra=f'[privacy]\nsalt_file = "{salt}"\n[buttons]\ndriver = "keyboard"\n',
+    cfg = tmp_path / "device.toml"
+    cfg.write_text(
+        f'[device]\nid = "pad-w03"\nrole = "rating_pad"\nsite = "main"\n'
+        f'data_dir = "{tmp_path / "data"}"\ntimezone = "{HOST_ZONE}"\n'
+        f'[mqtt]\nurl = "{broker.url}"\n[privacy]\nsalt_file = "{salt}"\n'
+        '[buttons]\ndriver = "keyboard"\n'
     )
     res, by = doctor(cfg)
     assert res.returncode == 0, res.stdout
@@ -414,3 +426,185 @@ def test_as_root_the_data_dir_is_judged_for_the_service_user(tmp_path):
         ).status
         == "ok"
     )  # created at start
+
+
+def test_a_bundle_from_another_ca_is_named_as_such_not_the_broker(site, site_broker, tmp_path):
+    """The issue's case: every file of the bundle is consistent, made with another CA."""
+    other = SiteCA.init(tmp_path / "other-ca")
+    issued = other.issue_device("pad-w03", SITE)
+    ident = tmp_path / "other-bundle"
+    ident.mkdir()
+    (ident / "device.crt").write_bytes(issued.cert)
+    (ident / "device.key").write_bytes(issued.key)
+    (ident / "ca.crt").write_bytes(other.cert_pem)
+    (ident / "site.salt").write_bytes(other.salt())
+    os.chmod(ident / "device.key", 0o600)
+    cfg = write_config(
+        tmp_path / "pad.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=ident,
+        data_dir=tmp_path / "d",
+        extra='[buttons]\ndriver = "keyboard"\n',
+    )
+    res, by = doctor(cfg)
+    assert res.returncode == 1
+    assert_line(by, "certificate", "ok", "pad-w03")  # the bundle itself is whole
+    assert_line(
+        by,
+        "tls",
+        "FAIL",
+        "this device's CA is 'CN=careterm site CA,O=careterm' (key",
+        "made with another CA than the broker's certificate",
+        "careterm provision device --ca <that CA folder> --id pad-w03",
+    )
+    assert "provision broker" not in by["tls"]
+
+
+def test_a_missing_ca_file_is_named_by_its_key_and_path(site, site_broker, tmp_path):
+    cfg = write_config(
+        tmp_path / "pad.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=site.identity("pad-w03"),
+        data_dir=tmp_path / "d",
+        ca=tmp_path / "gone" / "ca.crt",
+        extra='[buttons]\ndriver = "keyboard"\n',
+    )
+    res, by = doctor(cfg)
+    assert res.returncode == 1
+    missing = f"mqtt.ca_file {tmp_path / 'gone' / 'ca.crt'}: not found"
+    assert_line(by, "certificate", "FAIL", missing, "provision install --bundle")
+    assert_line(by, "tls", "FAIL", missing)
+    assert "None" not in res.stdout
+
+
+@pytest.mark.parametrize("synced, fix", [("1", "clock is ahead"), ("0", "set-ntp true")])
+def test_a_certificate_not_yet_valid_fails_with_the_clock_to_blame(
+    site, site_broker, tmp_path, monkeypatch, synced, fix
+):
+    import datetime as dt
+
+    from provisioning import certs
+
+    real = certs._now()
+    monkeypatch.setattr(certs, "_now", lambda: real + dt.timedelta(days=3))
+    early = SiteCA(site.ca).issue_device("pad-w03", SITE)
+    (tmp_path / "early.crt").write_bytes(early.cert)
+    (tmp_path / "early.key").write_bytes(early.key)
+    os.chmod(tmp_path / "early.key", 0o600)
+    cfg = write_config(
+        tmp_path / "pad.toml",
+        device_id="pad-w03",
+        role="rating_pad",
+        port=site.port,
+        ident=site.identity("pad-w03"),
+        data_dir=tmp_path / "d",
+        cert=tmp_path / "early.crt",
+        key=tmp_path / "early.key",
+        extra='[buttons]\ndriver = "keyboard"\n',
+    )
+    res, by = doctor(cfg, synced=synced)
+    assert res.returncode == 1
+    assert_line(by, "certificate", "FAIL", "pad-w03: not valid yet: valid from", fix)
+    assert "more days" not in by["certificate"]
+
+
+def test_the_time_zone_check_reads_the_systems_zone(tmp_path):
+    from provisioning.doctor import check_timezone
+    from terminal.config import parse_config
+
+    def cfg(zone: str = "Asia/Shanghai"):
+        return parse_config(
+            {"device": {"id": "pad-w03", "role": "rating_pad", "site": "main", "timezone": zone}}
+        )
+
+    zones = Path("/usr/share/zoneinfo")
+    if not (zones / "Asia/Shanghai").exists():
+        pytest.skip("no system zoneinfo")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    localtime = etc / "localtime"
+    localtime.symlink_to(zones / "Asia/Shanghai")
+    assert check_timezone(cfg(), localtime).status == "ok"
+    localtime.unlink()
+    localtime.symlink_to(zones / "Etc/UTC")  # a fresh Raspberry Pi OS image
+    check = check_timezone(cfg(), localtime)
+    assert check.status == "fail"
+    assert "the system's time zone is Etc/UTC (UTC+00:00)" in check.detail
+    assert "[device].timezone is Asia/Shanghai (UTC+08:00)" in check.detail
+    assert check.fix.startswith("sudo timedatectl set-timezone Asia/Shanghai")
+    localtime.unlink()
+    localtime.symlink_to(zones / "Asia/Chongqing")  # another name for the same rules
+    check = check_timezone(cfg(), localtime)
+    assert check.status == "ok" and "the same rules as Asia/Shanghai" in check.detail
+    localtime.unlink()
+    localtime.write_bytes((zones / "Asia/Shanghai").read_bytes())  # copied, not linked
+    assert check_timezone(cfg(), localtime).status == "ok"
+    localtime.unlink()  # no /etc/localtime: glibc uses UTC
+    assert check_timezone(cfg(), localtime).status == "fail"
+    assert check_timezone(cfg("UTC"), localtime).status == "ok"
+
+
+def test_doctor_prints_the_time_zone_step_when_the_zone_is_wrong(tmp_path):
+    wrong = "Pacific/Kiritimati" if HOST_ZONE != "Pacific/Kiritimati" else "Asia/Shanghai"
+    cfg = tmp_path / "pad.toml"
+    cfg.write_text(
+        f'[device]\nid = "pad-w03"\nrole = "rating_pad"\nsite = "main"\n'
+        f'data_dir = "{tmp_path / "d"}"\ntimezone = "{wrong}"\n'
+    )
+    res, by = doctor(cfg)
+    assert res.returncode == 1
+    assert_line(by, "timezone", "FAIL", f"timedatectl set-timezone {wrong}")
+
+
+def test_as_root_devices_are_judged_for_the_service_user(tmp_path, keypad):
+    """Root opens every device; the service's user (here `mosquitto` stands in for
+    `careterm`) may not. Its groups include the unit's SupplementaryGroups=."""
+    import grp
+    import pwd
+
+    from provisioning.doctor import ServiceUser, check_devices
+    from terminal.config import parse_config
+
+    if os.geteuid() != 0:
+        pytest.skip("only meaningful as root")
+    try:
+        pwd.getpwnam("mosquitto")
+        dialout = grp.getgrnam("dialout").gr_gid
+    except KeyError:
+        pytest.skip("no unprivileged system user or dialout group to stand in")
+    cfg = parse_config(
+        {
+            "device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
+            "buttons": {"driver": "serial", "device": keypad.path},
+        }
+    )
+    units = tmp_path / "units"
+    units.mkdir()
+
+    def buttons(unit_text: str = "") -> object:
+        (units / "careterm-pad.service").write_text(unit_text)
+        service = ServiceUser.lookup("mosquitto", "rating_pad", units)
+        assert service is not None
+        (check,) = check_devices(cfg, tmp_path, service)
+        return check
+
+    os.chmod(keypad.path, 0o620)  # a pty: root:tty crw--w----, as a port without udev rules
+    check = buttons()
+    assert check.status == "fail"
+    assert "the service user mosquitto cannot open it read-write" in check.detail
+    assert "careterm provision install" in check.fix and "udev" in check.fix
+    os.chown(keypad.path, 0, dialout)
+    os.chmod(keypad.path, 0o660)  # what careterm's udev rule sets
+    check = buttons()
+    assert check.status == "fail" and "(not in group dialout)" in check.detail
+    assert check.fix == (
+        "sudo usermod -aG dialout mosquitto && sudo systemctl restart careterm-pad.service"
+    )
+    check = buttons("[Service]\nUser=careterm\nSupplementaryGroups=video input dialout\n")
+    assert check.status == "ok", check  # the unit gives the group
+    os.chmod(keypad.path, 0o666)
+    assert buttons().status == "ok"
