@@ -296,11 +296,16 @@ def _where(engine: Engine) -> str:
 
 
 def create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create missing tables (collectors starting together may race, so try again), and
-    refuse a database made by the earlier schema."""
+    """Create missing tables (collectors starting together may race, so try again); refuse
+    (UsageError) a database made with the earlier schema."""
     for i in range(attempts):
         try:
-            _check_version(engine)
+            if _earlier_schema(engine):
+                raise UsageError(
+                    f"--db {_where(engine)}: this database has an earlier careterm schema "
+                    f"(before version {SCHEMA_VERSION}, outbox epochs); collect into a new "
+                    "database (docs/site.md, Upgrading)"
+                )
             metadata.create_all(engine)
             with engine.begin() as conn:
                 if conn.execute(select(meta.c.value).where(meta.c.key == "schema")).first() is None:
@@ -316,23 +321,12 @@ def create_schema(engine: Engine, attempts: int = 5) -> None:
             time.sleep(0.2)  # another process created it between the check and the CREATE
 
 
-def _check_version(engine: Engine) -> None:
+def _earlier_schema(engine: Engine) -> bool:
+    """A database with an `events` table made before schema version 2 (no `epoch`)."""
     names = set(inspect(engine).get_table_names())
     if "events" not in names:
-        return
-    old = "meta" not in names or "epoch" not in {
-        c["name"] for c in inspect(engine).get_columns("events")
-    }
-    if not old:
-        with engine.connect() as conn:
-            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema")).first()
-        old = row is not None and row[0] != str(SCHEMA_VERSION)
-    if old:
-        raise UsageError(
-            f"--db {_where(engine)}: this database has an earlier careterm schema (before "
-            f"version {SCHEMA_VERSION}, outbox epochs); collect into a new database and keep "
-            "this one for its reports (docs/site.md, Upgrading)"
-        )
+        return False
+    return "epoch" not in {c["name"] for c in inspect(engine).get_columns("events")}
 
 
 def insert_ignore(engine: Engine | Connection, table: Table):
