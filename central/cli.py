@@ -140,9 +140,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--out", default="", metavar="F", help="write here instead of stdout")
     r.set_defaults(func=_report)
 
-    g = ssub.add_parser("gaps", help="list detected gaps (open, filled, lost) as JSON lines")
+    g = ssub.add_parser(
+        "gaps", help="list detected gaps (open, filled, lost, before, superseded) as JSON lines"
+    )
     g.add_argument("--db", default="sqlite:///careterm-site.db", metavar="URL")
-    g.add_argument("--state", default="", choices=("", "open", "filled", "lost"))
+    g.add_argument(
+        "--state", default="", choices=("", "open", "filled", "lost", "before", "superseded")
+    )
     g.set_defaults(func=_gaps)
 
     a = ssub.add_parser(

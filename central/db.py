@@ -162,6 +162,19 @@ streams = Table(
     Column("first_seen", Float, nullable=False),
 )
 
+seq_aliases = Table(
+    "seq_aliases",
+    metadata,
+    # An event a device carried into a new epoch under a new seq (its outbox rotated, SPEC
+    # 9.2): stored once in `events` under its first (epoch, seq); its later place is recorded
+    # here, so the new epoch's accounting sees that seq as stored.
+    Column("device", String(64), primary_key=True),
+    Column("epoch", String(64), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("event_id", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+)
+
 sessions = Table(
     "sessions",
     metadata,
@@ -187,8 +200,9 @@ gaps = Table(
     Column("resend_at", Float),
     Column("cid", String(64)),
     # open | filled | lost (the device no longer has some) | before (a head gap: the device
-    # had forgotten them before this database first saw the epoch)
-    Column("state", String(8), nullable=False, default="open"),
+    # had forgotten them before this database first saw the epoch) | superseded (the device
+    # moved to a new epoch first: what it still held was carried into that epoch)
+    Column("state", String(12), nullable=False, default="open"),
     Column("lost", JSON, nullable=False, default=list),  # [[a, b], ...] the device no longer has
     Column("closed_at", Float),
     Index("gaps_stream_state", "device", "epoch", "state"),
@@ -282,11 +296,16 @@ def _where(engine: Engine) -> str:
 
 
 def create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create missing tables (collectors starting together may race, so try again), and
-    refuse a database made by the earlier schema."""
+    """Create missing tables (collectors starting together may race, so try again); refuse
+    (UsageError) a database made with the earlier schema."""
     for i in range(attempts):
         try:
-            _check_version(engine)
+            if _earlier_schema(engine):
+                raise UsageError(
+                    f"--db {_where(engine)}: this database has an earlier careterm schema "
+                    f"(before version {SCHEMA_VERSION}, outbox epochs); collect into a new "
+                    "database (docs/site.md, Upgrading)"
+                )
             metadata.create_all(engine)
             with engine.begin() as conn:
                 if conn.execute(select(meta.c.value).where(meta.c.key == "schema")).first() is None:
@@ -302,23 +321,12 @@ def create_schema(engine: Engine, attempts: int = 5) -> None:
             time.sleep(0.2)  # another process created it between the check and the CREATE
 
 
-def _check_version(engine: Engine) -> None:
+def _earlier_schema(engine: Engine) -> bool:
+    """A database with an `events` table made before schema version 2 (no `epoch`)."""
     names = set(inspect(engine).get_table_names())
     if "events" not in names:
-        return
-    old = "meta" not in names or "epoch" not in {
-        c["name"] for c in inspect(engine).get_columns("events")
-    }
-    if not old:
-        with engine.connect() as conn:
-            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema")).first()
-        old = row is not None and row[0] != str(SCHEMA_VERSION)
-    if old:
-        raise UsageError(
-            f"--db {_where(engine)}: this database has an earlier careterm schema (before "
-            f"version {SCHEMA_VERSION}, outbox epochs); collect into a new database and keep "
-            "this one for its reports (docs/site.md, Upgrading)"
-        )
+        return False
+    return "epoch" not in {c["name"] for c in inspect(engine).get_columns("events")}
 
 
 def insert_ignore(engine: Engine | Connection, table: Table):
@@ -349,3 +357,76 @@ def is_retryable(e: OperationalError) -> bool:
     if code in ("40P01", "40001"):
         return True
     return "database is locked" in str(e.orig)
+
+
+# -- bulk writes for the collector --------------------------------------------------------
+
+_COPY_IN = "careterm_events_in"
+
+
+def _cols(conn: Connection, cols: list[str]) -> str:
+    q = conn.dialect.identifier_preparer.quote
+    return ", ".join(q(c) for c in cols)
+
+
+def bulk_insert(conn: Connection, table: Table, cols: list[str], rows: list[tuple]) -> None:
+    """Insert rows the caller knows are new: COPY on PostgreSQL, executemany on SQLite (both
+    far cheaper per row than SQLAlchemy's multi-row INSERT, whose SQL text is parsed anew
+    for every batch size)."""
+    if not rows:
+        return
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table.name} ({_cols(conn, cols)}) FROM STDIN") as cp,
+        ):
+            for r in rows:
+                cp.write_row(r)
+    else:
+        marks = ", ".join("?" * len(cols))
+        raw.cursor().executemany(
+            f"INSERT INTO {table.name} ({_cols(conn, cols)}) VALUES ({marks})", rows
+        )
+
+
+def insert_new_events(conn: Connection, cols: list[str], rows: list[tuple]) -> set[str]:
+    """Insert event rows (`id` first, rows sorted by id) unless their id is stored already;
+    returns the ids that were new. PostgreSQL: COPY into a temporary table, then one
+    INSERT ... SELECT ... ORDER BY id ON CONFLICT DO NOTHING RETURNING id, so a collector
+    takes the id locks in id order (as every other collector does). SQLite: the caller holds
+    the database's one write lock (BEGIN IMMEDIATE), so a look-up then an insert is exact."""
+    if not rows:
+        return set()
+    assert cols[0] == "id"
+    names = _cols(conn, cols)
+    if conn.dialect.name == "postgresql":
+        info = conn.connection.info
+        if not info.get(_COPY_IN):
+            conn.exec_driver_sql(
+                f"CREATE TEMP TABLE IF NOT EXISTS {_COPY_IN} (LIKE events INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
+            )
+            info[_COPY_IN] = True
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {_COPY_IN} ({names}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            cur.execute(
+                f"INSERT INTO events ({names}) SELECT {names} FROM {_COPY_IN} ORDER BY id "
+                "ON CONFLICT (id) DO NOTHING RETURNING id"
+            )
+            return {r[0] for r in cur.fetchall()}
+    raw = conn.connection.driver_connection
+    cur = raw.cursor()
+    ids = [r[0] for r in rows]
+    seen: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        cur.execute(f"SELECT id FROM events WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        seen.update(r[0] for r in cur.fetchall())
+    new = [r for r in rows if r[0] not in seen]
+    if new:
+        cur.executemany(f"INSERT INTO events ({names}) VALUES ({', '.join('?' * len(cols))})", new)
+    return {r[0] for r in new}

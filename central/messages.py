@@ -100,6 +100,8 @@ class Event:
     model: BaseModel | None
     """`data` validated against its type's model; None for an unknown type or bad data."""
     data_error: str | None = None
+    text: str = ""
+    """The payload as received (JSON text: it parsed, so it holds no raw NUL)."""
 
 
 def _lenient(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
@@ -164,6 +166,7 @@ def parse_event(topic: str, payload: bytes, root: str = "careterm") -> Event:
         topic,
         model,
         error,
+        payload.decode("utf-8-sig") if isinstance(payload, bytes) else envelope_text(raw),
     )
 
 

@@ -37,9 +37,12 @@ def add_broker_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
     p.add_argument("--cafile", default="", metavar="F", help="mqtts: CA that signed the broker")
     p.add_argument(
-        "--cert", default="", metavar="F", help="mqtts: client certificate (site-service.crt)"
+        "--cert",
+        default="",
+        metavar="F",
+        help="mqtts: this tool's certificate from `provision broker` (collector.crt, roster.crt)",
     )
-    p.add_argument("--key", default="", metavar="F", help="mqtts: client key (site-service.key)")
+    p.add_argument("--key", default="", metavar="F", help="mqtts: its key (collector.key, ...)")
     p.add_argument("--username", default="", help="broker username, if the broker uses passwords")
     p.add_argument("--password-file", default="", metavar="F", help="file holding the password")
     p.add_argument(

@@ -323,3 +323,46 @@ def test_timers_ping_online_devices_and_republish_acks(engine) -> None:
     books.acct.tick()
     assert len(books.commands("ping")) == 1  # not again before the interval
     time.sleep(0)  # (the interval is 300 s)
+
+
+def test_events_carried_into_a_new_epoch_count_there_without_being_stored_twice(engine) -> None:
+    """A device whose outbox rotates (SPEC 9.2) carries the events it still holds into the
+    new epoch with new seqs and their own ids: stored once, accounted in both epochs."""
+    books = Books(engine, gap_timeout_s=0.0)
+    first = [env("pad-a", i, epoch=EPOCH_A) for i in range(1, 6)]
+    books.store(*first)
+    carried = [
+        {**first[3], "epoch": EPOCH_B, "seq": 1},
+        {**first[4], "epoch": EPOCH_B, "seq": 2},
+    ]
+    books.store(*carried, env("pad-a", 3, epoch=EPOCH_B))
+    books.acct.tick()
+    assert books.acct.stored == 6 and books.acct.duplicates == 2
+    assert {s.epoch: s.acked_seq for s in books.rows(streams)} == {EPOCH_A: 5, EPOCH_B: 3}
+    assert books.acks("pad-a")[-1] == {"seq": 3, "epoch": EPOCH_B}
+    assert books.rows(gaps) == [] and books.commands("resend") == []
+
+
+def test_gaps_of_an_epoch_the_device_has_left_are_closed_as_superseded(engine) -> None:
+    books = Books(engine, gap_timeout_s=0.0)
+    books.store(*[env("pad-a", i, epoch=EPOCH_A) for i in (1, 2, 5)])
+    books.store(*[env("pad-a", i, epoch=EPOCH_B) for i in (1, 2, 4)])
+    books.acct.tick()
+    resends = {b["epoch"]: b for _, b in books.commands("resend")}
+    # the device refuses the old epoch's resend ...
+    refusal = {
+        "cid": resends[EPOCH_A]["cid"],
+        "ok": False,
+        "error": f"epoch {EPOCH_A} is not this outbox's epoch ({EPOCH_B})",
+    }
+    books.store(raw=[("careterm/main/pad-a/reply", refusal)])
+    by_epoch = {g.epoch: g.state for g in books.rows(gaps)}
+    assert by_epoch == {EPOCH_A: "superseded", EPOCH_B: "open"}
+    # ... and a ping naming its epoch closes what is still open of other epochs
+    books.store(*[env("pad-a", i, epoch=EPOCH_A) for i in (7,)])  # a late one: gap 6
+    ping = {"cid": "site-ping-1", "ok": True, "result": {"epoch": EPOCH_B, "last_seq": 4}}
+    books.store(raw=[("careterm/main/pad-a/reply", ping)])
+    states = sorted((g.epoch, g.first_seq, g.state) for g in books.rows(gaps))
+    assert states == [(EPOCH_A, 3, "superseded"), (EPOCH_A, 6, "superseded"), (EPOCH_B, 3, "open")]
+    (d,) = books.rows(devices)
+    assert d.epoch == EPOCH_B

@@ -402,3 +402,38 @@ def test_collect_names_a_database_it_cannot_use() -> None:
     assert "Traceback" not in r.stderr
     r = run_careterm("site", "collect", "--broker", "mqtt://127.0.0.1:1", "--db", "oracle://x/y")
     assert r.returncode == 2 and "use sqlite:///path.db or postgresql+psycopg://" in r.stderr
+
+
+def test_a_device_whose_outbox_was_lost_is_collected_in_its_new_epoch(
+    broker, device_factory, collector_factory, tmp_path: Path
+) -> None:
+    """SPEC 9.2 end to end: the device starts a new epoch (and says so in a critical
+    storage alert); the site accounts it as its own stream: not a gap, not a duplicate."""
+    from central.db import alert_deliveries, streams
+    from terminal.outbox import outbox_path
+
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a", *FAST).start()
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
+    up = device_factory("pad-w03", broker.url)
+    for i in range(5):
+        up.record("rating", rating(i))
+    wait_for(lambda: outbox_empty(up) and db_count(db) == 5, 20, what="first epoch acked")
+    old_epoch = up.outbox.epoch
+    data_dir = up.cfg.data_dir
+    up.stop(2)
+    for p in Path(data_dir).glob(outbox_path(data_dir).name + "*"):
+        p.unlink()  # the outbox file is lost; the data folder's marker remains
+    again = device_factory("pad-w03", broker.url)
+    assert again.outbox.epoch != old_epoch
+    for i in range(3):
+        again.record("rating", rating(10 + i))
+    wait_for(lambda: db_count(db) == 9, 20, what="the new epoch's alert and three ratings")
+    wait_for(lambda: outbox_empty(again), 20, what="the new epoch acked")
+    by_epoch = {s.epoch: (s.first_seq, s.acked_seq) for s in db_rows(db, streams)}
+    assert by_epoch == {old_epoch: (1, 5), again.outbox.epoch: (1, 4)}
+    assert db_rows(db, gaps) == []
+    assert db_rows(db, devices)[0].epoch == again.outbox.epoch
+    alert = db_rows(db, events, events.c.type == "alert")[0]
+    assert (alert.kind, alert.epoch, alert.seq) == ("storage", again.outbox.epoch, 1)
+    assert [r.event_id for r in db_rows(db, alert_deliveries)] == [alert.id]
