@@ -122,7 +122,9 @@ def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness
     from drivers.card_reader.base import CardRead
 
     svc = harness.start()
-    appt = json.loads((harness.data / "roster.json").read_text())["appointments"][1]["id"]
+    appt = json.loads((harness.data / "documents" / "roster.json").read_text())["appointments"][1][
+        "id"
+    ]
     svc.card_read(CardRead("appointment_qr", None, "A202****0042", appointment=appt.lower()))
     v = harness.wait_view("appointments")
     assert [it.id for it in v.data.items] == [appt]
@@ -221,7 +223,9 @@ def test_roster_over_mqtt_is_kept_and_bad_input_never_crashes(harness):
     svc.on_roster("careterm/main/roster", json.dumps(doc).encode())
     wait_for(lambda: svc.call(lambda: svc.machine.roster.source) == "mqtt", 3, what="roster")
     assert (
-        json.loads((harness.data / "roster.json").read_text())["appointments"][0]["token"]
+        json.loads((harness.data / "documents" / "roster.json").read_text())["appointments"][0][
+            "token"
+        ]
         == "d" * 32
     )
     svc.card_read(card("d" * 32))

@@ -89,10 +89,11 @@ def survey() -> dict[str, Any]:
 
 def make_service(data: Path, long_names: bool = False, **kiosk: Any) -> KioskService:
     now = datetime.now().astimezone()
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "roster.json").write_text(json.dumps(roster(now, long_names), ensure_ascii=False))
-    (data / "directory.json").write_text(json.dumps(directory(long_names), ensure_ascii=False))
-    (data / "survey.json").write_text(json.dumps(survey(), ensure_ascii=False))
+    docs = data / "documents"  # where terminal.documents keeps them
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "roster.json").write_text(json.dumps(roster(now, long_names), ensure_ascii=False))
+    (docs / "directory.json").write_text(json.dumps(directory(long_names), ensure_ascii=False))
+    (docs / "survey.json").write_text(json.dumps(survey(), ensure_ascii=False))
     (data / "site.salt").write_bytes(SALT)
     cfg = parse_config(
         {

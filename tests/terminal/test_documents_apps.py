@@ -65,15 +65,17 @@ def test_a_kiosk_keeps_its_directory_and_todays_roster(tmp_path: Path) -> None:
         svc.on_directory("careterm/main/directory", DIRECTORY)
         svc.on_roster("careterm/main/roster", roster("2026-11-23"))
         svc.call(lambda: None)
-        assert svc.call(lambda: len(svc.directory.departments)) == 1
-        stored = (tmp_path / "data" / "roster.json").read_bytes()
+        assert svc.call(lambda: len(svc.machine.directory.departments)) == 1
+        on_disk = svc.documents["roster"].path  # data_dir/documents/roster.json
+        stored = on_disk.read_bytes()
         svc.on_directory("careterm/main/directory", b"{}")
         svc.on_roster("careterm/main/roster", roster("2026-11-24"))  # tomorrow's: kept aside
         svc.on_roster("careterm/main/roster", b'{"v":1,"date":"2026-11-23","appointments":[]}')
         svc.call(lambda: None)
-        assert svc.call(lambda: len(svc.directory.departments)) == 1
-        assert (tmp_path / "data" / "roster.json").read_bytes() == stored
-        assert svc.call(lambda: svc.rosters.today(NOW.date())) is not None
+        assert svc.call(lambda: len(svc.machine.directory.departments)) == 1
+        assert on_disk.read_bytes() == stored
+        today = svc.call(svc.machine.today_roster)
+        assert today is not None and today.date == NOW.date()
         assert svc.documents["roster"].aside() == [NOW.date() + timedelta(days=1)]
         assert {a["document"] for a in document_alerts(up)} == {"directory", "roster"}
         assert svc.is_alive() and svc.view.screen == "home"
