@@ -32,6 +32,7 @@ def built(tmp_path):
         str(salt),
         "--date",
         "2026-11-23",
+        "--force-date",  # the sample export is dated; a real one is built for today
         "--out",
         str(out),
     )

@@ -1,5 +1,6 @@
-"""The kiosk keeps its roster, directory and survey with terminal.documents (SPEC 9.4): the
-local `roster_file`, documents older kiosks left in data_dir, and midnight."""
+"""The kiosk keeps its roster, directory and survey with terminal.documents (SPEC 9.4): bad or
+other-date documents never replace the last good ones, the local `roster_file`, documents older
+kiosks left in data_dir, and midnight."""
 
 from __future__ import annotations
 
@@ -80,6 +81,33 @@ def alerts(up: Uplink) -> list[dict]:
 def tokens_today(svc: KioskService) -> set[str]:
     r = svc.call(svc.machine.today_roster)
     return {a.token for a in r.appointments} if r is not None else set()
+
+
+def test_a_kiosk_keeps_its_directory_and_todays_roster(tmp_path: Path) -> None:
+    """Issue 11: `{}` never replaces the directory, tomorrow's roster is kept aside, an empty
+    roster is refused and never written over today's on disk; each refusal is an alert."""
+    svc, up = start(tmp_path)
+    try:
+        svc.on_directory("careterm/main/directory", json.dumps(demo_directory()).encode())
+        svc.on_roster("careterm/main/roster", json.dumps(roster_at(NOW, "1" * 32)).encode())
+        departments = svc.call(lambda: len(svc.machine.directory.departments))
+        assert departments > 0
+        on_disk = svc.documents["roster"].path  # data_dir/documents/roster.json
+        stored = on_disk.read_bytes()
+        tomorrow = NOW + timedelta(days=1)
+        svc.on_directory("careterm/main/directory", b"{}")
+        svc.on_roster("careterm/main/roster", json.dumps(roster_at(tomorrow, "2" * 32)).encode())
+        svc.on_roster("careterm/main/roster", b'{"v":1,"date":"2026-11-23","appointments":[]}')
+        svc.call(lambda: None)
+        assert svc.call(lambda: len(svc.machine.directory.departments)) == departments
+        assert on_disk.read_bytes() == stored
+        assert tokens_today(svc) == {"1" * 32}
+        assert svc.documents["roster"].aside() == [tomorrow.date()]
+        got = {(a["kind"], a["severity"], a["document"]) for a in alerts(up)}
+        assert got == {("document", "warning", "directory"), ("document", "warning", "roster")}
+        assert svc.is_alive() and svc.view.screen == "home"
+    finally:
+        stop(svc, up)
 
 
 def test_roster_file_is_read_at_start_and_again_when_it_changes(tmp_path: Path) -> None:
