@@ -113,6 +113,7 @@ def test_card_gives_the_list_with_focus_on_the_open_one_then_checkin_effects_in_
     [
         (CardRead("unknown", None, "", valid=False, problem="unrecognised"), "unrecognised"),
         (CardRead("unknown", None, "", valid=False, problem="check_digit"), "check_digit"),
+        (CardRead("id_card", None, "", valid=False, problem="incomplete"), "incomplete"),
         (CardRead("id_card", TOKEN, "1101**", valid=False), "expired"),
         (CardRead("medical_card", "0" * 32, "1234****5678"), "no_appointment"),
         (

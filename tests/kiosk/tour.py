@@ -181,6 +181,7 @@ def tour(svc: KioskService, ui: Any, visit: Callable[[str], None], lang: str) ->
         ("noappt", CardRead("medical_card", "0" * 32, "1234****5678")),
         ("unrecognised", CardRead("unknown", None, "", valid=False, problem="unrecognised")),
         ("check-digit", CardRead("unknown", None, "", valid=False, problem="check_digit")),
+        ("incomplete", CardRead("id_card", None, "", valid=False, problem="incomplete")),
         ("qr-used", CardRead("appointment_qr", None, "A", appointment=first)),
         ("qr-other-day", CardRead("appointment_qr", None, "A", appointment="A20200101-0001")),
     ):
