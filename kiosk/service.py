@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -39,6 +37,7 @@ from kiosk.views import MaintenanceView, Screen, View
 from kiosk.voice import Voice
 from terminal import payloads
 from terminal.config import DeviceConfig
+from terminal.core import CoreLoop
 from terminal.documents import DocumentStore
 from terminal.outbox import StorageError
 from terminal.privacy import SaltError, load_salt
@@ -118,11 +117,8 @@ class KioskService:
         if card_reader is not None:
             self.machine.reader = card_reader.state
         self._view: View = self.machine.view()
-        self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
         self._listeners: list[ViewListener] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.heartbeat = time.monotonic()
+        self.core = CoreLoop("kiosk-core", tick=self._tick, tick_s=TICK_S, on_error=self._failed)
         self._load_documents()
         self._view = self._make_view()
 
@@ -149,36 +145,25 @@ class KioskService:
                     lambda: self._run_effects(self.machine.device_state("card_reader", s, d))
                 )
             )
-        self._thread = threading.Thread(target=self._run, name="kiosk-core", daemon=True)
-        self._thread.start()
+        self.core.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._put(lambda: None)
-        if self._thread is not None:
-            self._thread.join(5.0)
+        self.core.stop(timeout=5.0)
 
     def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.core.is_alive()
+
+    @property
+    def heartbeat(self) -> float:
+        return self.core.heartbeat
 
     def call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Run `fn` on the core thread and return its result (tests, benchmarks, maintenance)."""
-        done = threading.Event()
-        box: list[Any] = []
-
-        def job() -> None:
-            try:
-                box.append(fn())
-            finally:
-                done.set()
-
-        self._put(job)
-        if not done.wait(timeout):
-            raise TimeoutError("kiosk core thread did not answer")
-        return box[0] if box else None
+        return self.core.call(lambda: (self._sync_documents(), fn())[1], timeout)
 
     def _put(self, job: Callable[[], None]) -> None:
-        self._inbox.put(job)
+        # The documents first: a job just after midnight sees the new day's roster.
+        self.core.put(lambda: (self._sync_documents(), job()))
 
     def _input(self, fn: Callable[[], list[Effect]]) -> None:
         self._put(lambda: self._run_effects(fn()))
@@ -273,26 +258,19 @@ class KioskService:
 
     # -- the core thread -------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                job = self._inbox.get(timeout=TICK_S)
-            except queue.Empty:
-                job = None
-            self.heartbeat = time.monotonic()
-            try:
-                self._sync_documents()  # first: a job after midnight sees the new day's roster
-                if job is not None:
-                    job()
-                link = getattr(self.uplink, "link", None)
-                if link is not None:
-                    self.machine.network_up = link.connected.is_set()
-                self._run_effects(self.machine.tick())
-            except Exception:
-                # A bug in one flow must not take the kiosk down: log it, go home.
-                log.exception("kiosk flow failed; back to the home screen")
-                self.machine._reset()
-                self._publish()
+    def _tick(self) -> None:
+        """After every job and every TICK_S: network state, timeouts, midnight."""
+        self._sync_documents()
+        link = getattr(self.uplink, "link", None)
+        if link is not None:
+            self.machine.network_up = link.connected.is_set()
+        self._run_effects(self.machine.tick())
+
+    def _failed(self, e: BaseException) -> None:
+        """A bug in one flow must not take the kiosk down (CoreLoop logged it): go home."""
+        log.error("kiosk flow failed (%s); back to the home screen", type(e).__name__)
+        self.machine._reset()
+        self._publish()
 
     def _run_effects(self, effects: list[Effect]) -> None:
         """Carry out effects in order; results that matter go back into the machine."""
