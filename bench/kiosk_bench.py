@@ -1,6 +1,8 @@
 """Kiosk latency with a 20,000-entry roster, on the real window (run under Xvfb on a desktop-less
-machine): card read -> appointment list on screen (goal <= 150 ms) and Enter -> ticket bytes
-written (goal <= 200 ms). Prints one JSON object.
+machine): card read -> appointment list on screen (goal <= 150 ms), Enter -> ticket bytes written
+(goal <= 200 ms), and an ID card pulled away mid-read -> "place your card again" on screen (SPEC
+9.6: feedback within 300 ms; the simulated reader cuts the SAM reply, the real `SamSession`
+reports it). Prints one JSON object.
 
     KIVY_NO_ARGS=1 xvfb-run -a -s "-screen 0 1920x1920x24" python bench/kiosk_bench.py [--runs 20]
 """
@@ -24,6 +26,7 @@ for k in ("KIVY_NO_ARGS", "KIVY_NO_CONSOLELOG", "KIVY_NO_FILELOG"):
 
 GOAL_LIST_MS = 150
 GOAL_TICKET_MS = 200
+GOAL_FEEDBACK_MS = 300
 
 
 def summary(xs: list[float]) -> dict[str, float]:
@@ -126,12 +129,30 @@ idle_timeout_s = 600
             time.sleep(0.001)
         raise SystemExit(f"timed out; screen is {root.view.screen if root.view else None}")
 
+    from kiosk.machine import DONE_GRACE_S
+
+    def home() -> None:
+        end = time.perf_counter() + DONE_GRACE_S
+        while root.view.screen != "home" and time.perf_counter() < end:
+            EventLoop.idle()
+            time.sleep(0.01)
+        kiosk.service.go("home")
+        pump_until(lambda: root.view.screen == "home")
+
     pump_until(lambda: root.view is not None and root.view.screen == "home")
     list_ms: list[float] = []
     ticket_ms: list[float] = []
+    pulled_ms: list[float] = []
     for n in numbers:
-        kiosk.service.go("home")
-        pump_until(lambda: root.view.screen == "home")
+        home()  # (Home right after a result screen is a double press: ignored for 1 s)
+        t0 = time.perf_counter()
+        kiosk.card_reader.inject("pulled")
+        kiosk.card_reader.present("id_card", n, "测试")
+        t1 = pump_until(
+            lambda: root.view.screen == "problem" and root.view.data.problem == "incomplete"
+        )
+        pulled_ms.append((t1 - t0) * 1000)
+        home()
         t0 = time.perf_counter()
         kiosk.card_reader.present("id_card", n, "测试")
         t1 = pump_until(lambda: root.view.screen == "appointments")
@@ -153,11 +174,17 @@ idle_timeout_s = 600
         "first_enter_to_ticket_ms": round(ticket_ms[0], 1),
         "card_read_to_list_ms": summary(list_ms[1:]),
         "enter_to_ticket_bytes_ms": summary(ticket_ms[1:]),
-        "goals_ms": {"card_read_to_list": GOAL_LIST_MS, "enter_to_ticket_bytes": GOAL_TICKET_MS},
+        "card_pulled_to_message_ms": summary(pulled_ms[1:]),
+        "goals_ms": {
+            "card_read_to_list": GOAL_LIST_MS,
+            "enter_to_ticket_bytes": GOAL_TICKET_MS,
+            "card_pulled_to_message": GOAL_FEEDBACK_MS,
+        },
     }
     out["ok"] = (
         out["card_read_to_list_ms"]["p95"] <= GOAL_LIST_MS
         and out["enter_to_ticket_bytes_ms"]["p95"] <= GOAL_TICKET_MS
+        and out["card_pulled_to_message_ms"]["p95"] <= GOAL_FEEDBACK_MS
     )
     print(json.dumps(out))
     return 0 if out["ok"] else 1

@@ -1,18 +1,13 @@
-"""The hospital guide's data (retained `R/S/directory`): departments by floor, today's doctors,
-and lookup by the first letter of a department's pinyin (or English name)."""
+"""The hospital guide's data (retained `R/S/directory`, validated and kept by terminal.documents):
+departments by floor, today's doctors, and lookup by the first letter of a department's pinyin
+(or English name)."""
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("careterm.kiosk.directory")
-
-
-class DirectoryError(ValueError):
-    pass
+from terminal import payloads
 
 
 @dataclass(frozen=True)
@@ -76,40 +71,21 @@ class Directory:
         ]
 
     @classmethod
+    def of(cls, doc: payloads.Directory) -> Directory:
+        """The kiosk's guide from a validated directory document (terminal.payloads)."""
+        depts = tuple(
+            Department(d.id, d.name, d.name_en, d.floor, d.location, pinyin_initial(d.name))
+            for d in doc.departments
+        )
+        doctors = tuple(
+            Doctor(d.name, d.title, d.department_id, tuple(d.today), d.bio) for d in doc.doctors
+        )
+        return cls(depts, doctors)
+
+    @classmethod
     def parse(cls, payload: bytes | str | dict[str, Any]) -> Directory:
-        doc = json.loads(payload) if isinstance(payload, bytes | str) else payload
-        if not isinstance(doc, dict) or not isinstance(doc.get("departments", []), list):
-            raise DirectoryError("not a directory object with a departments list")
-        depts = []
-        for i, row in enumerate(doc.get("departments") or []):
-            if not isinstance(row, dict) or not row.get("id") or not row.get("name"):
-                raise DirectoryError(f"departments[{i}]: needs id and name")
-            name = str(row["name"])
-            depts.append(
-                Department(
-                    id=str(row["id"]),
-                    name=name,
-                    name_en=str(row.get("name_en") or ""),
-                    floor=str(row.get("floor") or ""),
-                    location=str(row.get("location") or ""),
-                    initial=pinyin_initial(name),
-                )
-            )
-        doctors = []
-        for i, row in enumerate(doc.get("doctors") or []):
-            if not isinstance(row, dict) or not row.get("name"):
-                raise DirectoryError(f"doctors[{i}]: needs a name")
-            today = row.get("today") or []
-            doctors.append(
-                Doctor(
-                    name=str(row["name"]),
-                    title=str(row.get("title") or ""),
-                    department_id=str(row.get("department_id") or ""),
-                    today=tuple(str(t) for t in today) if isinstance(today, list) else (),
-                    bio=str(row.get("bio") or ""),
-                )
-            )
-        return cls(tuple(depts), tuple(doctors))
+        """Validate with terminal.payloads (PayloadError naming the field), then index."""
+        return cls.of(payloads.parse(payloads.Directory, payload))
 
 
 def pinyin_initial(text: str) -> str:

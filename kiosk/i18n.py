@@ -115,6 +115,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The ID number read has a wrong check digit: it was probably misread.\n"
         "Place the card again, or type a number instead.",
     ),
+    "pr_incomplete_title": ("请重新放卡", "Place your card again"),
+    "pr_incomplete_text": (
+        "卡片没有读完就离开了读卡区。\n请把卡重新放在读卡区, 放稳不动, 直到屏幕显示您的预约。\n"
+        "也可以输入号码查询。",
+        "The card left the reader before it was read.\n"
+        "Place it on the reader again and hold it still until your appointments appear.\n"
+        "You can also type a number instead.",
+    ),
     "pr_expired_title": ("证件已过期", "Card expired"),
     "pr_expired_text": (
         "这张证件已过有效期。\n请使用就诊卡或预约二维码, 或输入号码查询。",

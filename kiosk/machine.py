@@ -124,7 +124,7 @@ class Save:
 
     name: str
     content: Any
-    """A JSON-able object, or bytes written as they are."""
+    """A JSON-able object."""
     must: bool = False
 
 
@@ -187,8 +187,8 @@ class KioskMachine:
         self.data: Any = HomeView()
         self.patient = _Patient()
         self.roster: Roster | None = None
-        self.roster_aside: Roster | None = None
-        """A valid roster for another date (SPEC 9.4): never used for check-in, kept for its day."""
+        self.rosters_aside: tuple[Roster, ...] = ()
+        """Valid rosters for other dates (SPEC 9.4): never used for check-in."""
         self.directory = Directory()
         self.survey: Survey | None = None
         self._survey_run: SurveyRun | None = None
@@ -430,14 +430,9 @@ class KioskMachine:
     # -- card reads ----------------------------------------------------------------------------
 
     def today_roster(self) -> Roster | None:
-        today = self.now().date()
-        if self.roster is not None and self.roster.is_for(today):
-            return self.roster
-        if self.roster_aside is not None and self.roster_aside.is_for(today):
-            # the roster kept aside for today has become today's (after midnight)
-            self.roster, self.roster_aside = self.roster_aside, None
-            return self.roster
-        return None
+        """The roster for today, or None (the one aside for today is handed over at midnight)."""
+        r = self.roster
+        return r if r is not None and r.is_for(self.now().date()) else None
 
     def _reader_ok(self) -> bool:
         return self.reader not in (DeviceState.ERROR, DeviceState.ABSENT)
@@ -483,8 +478,7 @@ class KioskMachine:
         return self._speak("list")
 
     def _qr_problem(self, appointment: str) -> str:
-        aside = self.roster_aside
-        if aside is not None and aside.get(appointment) is not None:
+        if any(r.get(appointment) is not None for r in self.rosters_aside):
             return "qr_other_day"
         m = DATE_IN_ID.search(appointment)
         if m:
@@ -910,54 +904,18 @@ class KioskMachine:
 
     # -- retained documents and devices --------------------------------------------------------
 
-    def roster_received(self, roster: Roster, raw: bytes | None = None) -> list[Effect]:
-        """A valid roster (MQTT: `raw` is kept on disk; at start-up from disk: None)."""
-        today = self.now().date()
-        if roster.is_for(today):
-            cur = self.roster
-            if (
-                cur is None
-                or not cur.is_for(today)
-                or raw is not None
-                or roster.generated >= cur.generated
-            ):
-                if cur is not None and not cur.is_for(today) and cur.date > today:
-                    self.roster_aside = cur
-                self.roster = roster
-            name = "roster.json"
-        else:
-            # SPEC 9.4: another date's roster is kept aside, never in place of today's
-            if self.roster is None or (
-                not self.roster.is_for(today) and roster.date >= self.roster.date
-            ):
-                if self.roster is not None and self.roster.date > today:
-                    self.roster_aside = self.roster
-                self.roster = roster
-            else:
-                self.roster_aside = roster
-            name = "roster.json" if self.roster is roster else "roster-aside.json"
-        log.info("roster of %s (%s): %d appointments", roster.date, roster.source, len(roster))
-        return [Save(name, raw)] if raw is not None else []
+    def set_rosters(self, today: Roster | None, aside: tuple[Roster, ...] = ()) -> None:
+        """The rosters terminal.documents keeps (validated; another date's aside, promoted on
+        its day): today's is used for check-in, those aside only to tell a QR for another day."""
+        self.roster, self.rosters_aside = today, aside
+        if today is not None:
+            log.info("roster of %s (%s): %d appointments", today.date, today.source, len(today))
 
-    def directory_received(self, directory: Directory, raw: bytes | None = None) -> list[Effect]:
+    def set_directory(self, directory: Directory) -> None:
         self.directory = directory
-        return [Save("directory.json", raw)] if raw is not None else []
 
-    def survey_received(self, survey: Survey, raw: bytes | None = None) -> list[Effect]:
+    def set_survey(self, survey: Survey | None) -> None:
         self.survey = survey
-        return [Save("survey.json", raw)] if raw is not None else []
-
-    def document_rejected(self, name: str, problem: str) -> list[Effect]:
-        """SPEC 9.4: the last good one stays (screen, memory, disk); staff hear of it."""
-        log.error("retained %s refused: %s; the last good one stays in use", name, problem)
-        return [
-            Alert(
-                "document",
-                "warning",
-                f"retained {name} refused: {problem}; the last good one stays in use",
-                {"document": name, "problem": problem},
-            )
-        ]
 
     def device_state(self, name: str, state: DeviceState, detail: str = "") -> list[Effect]:
         """A printer or card reader state change (`silent`: a printer that can report its

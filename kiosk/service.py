@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,8 +17,8 @@ from drivers.base import DeviceState
 from drivers.card_reader.base import CardRead, CardReader
 from drivers.printer.base import PrinterStatus, TicketPrinter
 from drivers.printer.document import Document, Feed, Rule, Text
-from kiosk.documents import DocumentError, parse_directory, parse_roster, parse_survey
-from kiosk.files import read_json, write_bytes_durably, write_json_durably
+from kiosk.directory import Directory
+from kiosk.files import read_json, write_json_durably
 from kiosk.i18n import tr
 from kiosk.machine import (
     Alert,
@@ -33,16 +31,28 @@ from kiosk.machine import (
     Speak,
     TestPrinter,
 )
-from kiosk.roster import RosterStore
+from kiosk.roster import Roster
+from kiosk.survey import Survey
 from kiosk.views import MaintenanceView, Screen, View
 from kiosk.voice import Voice
+from terminal import payloads
 from terminal.config import DeviceConfig
+from terminal.core import CoreLoop
+from terminal.documents import DocumentStore
 from terminal.outbox import StorageError
 from terminal.privacy import SaltError, load_salt
 
 log = logging.getLogger("careterm.kiosk")
 
 TICK_S = 0.25
+
+DOCUMENTS = ("roster", "directory", "survey")
+OLD_FILES = {
+    "roster": ("roster.json", "roster-aside.json"),
+    "directory": ("directory.json",),
+    "survey": ("survey.json",),
+}
+"""Where kiosks kept their documents in data_dir before terminal.documents: moved once."""
 
 ViewListener = Callable[[View], None]
 
@@ -70,7 +80,21 @@ class KioskService:
         self.on_exit = on_exit
         self.data_dir = cfg.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.rosters = RosterStore(self.data_dir, cfg.kiosk.roster_file)
+        self.documents = {
+            name: DocumentStore(
+                name, self.data_dir, alert=uplink.alert, today=lambda: self.now().date()
+            )
+            for name in DOCUMENTS
+        }
+        """Roster, directory and survey: validated, last good one kept, another date's roster
+        aside (terminal.documents, SPEC 9.4); the machine gets their indexed form."""
+        self.roster_file = Path(cfg.kiosk.roster_file) if cfg.kiosk.roster_file else None
+        self._file_mtime: float | None = None
+        self.problems: dict[str, str] = {}
+        """Why the last offered document was refused, by name (maintenance screen)."""
+        self._in_use: dict[str, Any] = {}
+        self._aside_dates: list[Any] = []
+        self._indexed: list[tuple[payloads.Roster, Roster]] = []
         salt = None
         try:
             salt = load_salt(cfg.privacy.salt_file)
@@ -93,11 +117,8 @@ class KioskService:
         if card_reader is not None:
             self.machine.reader = card_reader.state
         self._view: View = self.machine.view()
-        self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
         self._listeners: list[ViewListener] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.heartbeat = time.monotonic()
+        self.core = CoreLoop("kiosk-core", tick=self._tick, tick_s=TICK_S, on_error=self._failed)
         self._load_documents()
         self._view = self._make_view()
 
@@ -124,36 +145,25 @@ class KioskService:
                     lambda: self._run_effects(self.machine.device_state("card_reader", s, d))
                 )
             )
-        self._thread = threading.Thread(target=self._run, name="kiosk-core", daemon=True)
-        self._thread.start()
+        self.core.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._put(lambda: None)
-        if self._thread is not None:
-            self._thread.join(5.0)
+        self.core.stop(timeout=5.0)
 
     def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.core.is_alive()
+
+    @property
+    def heartbeat(self) -> float:
+        return self.core.heartbeat
 
     def call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Run `fn` on the core thread and return its result (tests, benchmarks, maintenance)."""
-        done = threading.Event()
-        box: list[Any] = []
-
-        def job() -> None:
-            try:
-                box.append(fn())
-            finally:
-                done.set()
-
-        self._put(job)
-        if not done.wait(timeout):
-            raise TimeoutError("kiosk core thread did not answer")
-        return box[0] if box else None
+        return self.core.call(lambda: (self._sync_documents(), fn())[1], timeout)
 
     def _put(self, job: Callable[[], None]) -> None:
-        self._inbox.put(job)
+        # The documents first: a job just after midnight sees the new day's roster.
+        self.core.put(lambda: (self._sync_documents(), job()))
 
     def _input(self, fn: Callable[[], list[Effect]]) -> None:
         self._put(lambda: self._run_effects(fn()))
@@ -248,25 +258,19 @@ class KioskService:
 
     # -- the core thread -------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                job = self._inbox.get(timeout=TICK_S)
-            except queue.Empty:
-                job = None
-            self.heartbeat = time.monotonic()
-            try:
-                if job is not None:
-                    job()
-                link = getattr(self.uplink, "link", None)
-                if link is not None:
-                    self.machine.network_up = link.connected.is_set()
-                self._run_effects(self.machine.tick())
-            except Exception:
-                # A bug in one flow must not take the kiosk down: log it, go home.
-                log.exception("kiosk flow failed; back to the home screen")
-                self.machine._reset()
-                self._publish()
+    def _tick(self) -> None:
+        """After every job and every TICK_S: network state, timeouts, midnight."""
+        self._sync_documents()
+        link = getattr(self.uplink, "link", None)
+        if link is not None:
+            self.machine.network_up = link.connected.is_set()
+        self._run_effects(self.machine.tick())
+
+    def _failed(self, e: BaseException) -> None:
+        """A bug in one flow must not take the kiosk down (CoreLoop logged it): go home."""
+        log.error("kiosk flow failed (%s); back to the home screen", type(e).__name__)
+        self.machine._reset()
+        self._publish()
 
     def _run_effects(self, effects: list[Effect]) -> None:
         """Carry out effects in order; results that matter go back into the machine."""
@@ -303,11 +307,7 @@ class KioskService:
             if self.voice is not None:
                 self.voice.say(eff.clip, eff.lang, care=self.machine.care)
         elif isinstance(eff, Save):
-            path = self.data_dir / eff.name
-            if isinstance(eff.content, bytes | bytearray):
-                write_bytes_durably(path, bytes(eff.content))
-            else:
-                write_json_durably(path, eff.content)
+            write_json_durably(self.data_dir / eff.name, eff.content)
         elif isinstance(eff, TestPrinter):
             ok, err = self._print_test()
             status: dict[str, Any] = {}
@@ -343,50 +343,95 @@ class KioskService:
     # -- documents ---------------------------------------------------------------------------
 
     def _load_documents(self) -> None:
-        """At start-up: the documents kept on disk (and beside `roster_file`), no alerts."""
-        today = self.now().date()
-        self.rosters.load(today)
-        for r in self.rosters.candidates:
-            self.machine.roster_received(r)
-        aside = self.data_dir / "roster-aside.json"
-        if aside.exists():
-            try:
-                self.machine.roster_received(parse_roster(aside.read_bytes(), f"stored {aside}"))
-            except (OSError, DocumentError) as e:
-                log.warning("%s ignored: %s", aside, e)
-        beside = Path(self.cfg.kiosk.roster_file).parent if self.cfg.kiosk.roster_file else None
-        for name, parse, take in (
-            ("directory.json", parse_directory, self.machine.directory_received),
-            ("survey.json", parse_survey, self.machine.survey_received),
-        ):
-            for path in (self.data_dir / name, beside / name if beside else None):
-                if path is None or not path.exists():
-                    continue
+        """At start-up: the last good documents on disk (moved once from where older kiosks kept
+        them), then the local `roster_file` and the directory and survey beside it."""
+        beside = self.roster_file.parent if self.roster_file is not None else None
+        local = {self.roster_file} | (
+            {beside / f"{n}.json" for n in DOCUMENTS} if beside else set()
+        )
+        local_paths = {p.resolve() for p in local if p is not None}
+        for name, store in self.documents.items():
+            for old in OLD_FILES[name]:
+                path = self.data_dir / old
+                if path.resolve() not in local_paths:  # never move a configured file away
+                    store.migrate(path)
+            store.load()
+        if self.roster_file is not None and not self.roster_file.exists():
+            log.warning("[kiosk] roster_file %s does not exist (yet)", self.roster_file)
+        self._refresh_roster_file()
+        for name in ("directory", "survey"):
+            path = beside / f"{name}.json" if beside is not None else None
+            # Beside roster_file: a site without publishing (used when none was received).
+            if path is not None and self.documents[name].current is None and path.exists():
                 try:
-                    take(parse(path.read_bytes()))
-                    break
-                except (OSError, DocumentError) as e:
-                    log.error("%s ignored: %s", path, e)
+                    self._offer(name, path.read_bytes(), str(path), save=False)
+                except OSError as e:
+                    log.error("%s: cannot read: %s", path, e.strerror)
+        self._sync_documents()
 
     def _refresh_roster_file(self) -> None:
-        """Pick up an edited roster_file without a restart (one stat per card read)."""
-        r = self.rosters.refresh_file()
-        if r is not None:
-            self._run_effects(self.machine.roster_received(r))
+        """Offer `roster_file` at start and whenever it changed (one stat per card read); it is
+        its own copy on disk, and never replaces a roster generated after it."""
+        path = self.roster_file
+        if path is None:
+            return
+        m = _mtime(path)
+        if m is None or m == self._file_mtime:
+            return
+        self._file_mtime = m
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            self.problems["roster"] = f"{path}: {e.strerror}"
+            log.error("roster_file %s: cannot read: %s", path, e.strerror)
+            return
+        self._offer("roster", raw, f"roster_file {path}", save=False, if_newer=True)
+        self._sync_documents()
 
     def _document(self, name: str, payload: bytes) -> None:
-        parse = {"roster": parse_roster, "directory": parse_directory, "survey": parse_survey}
-        try:
-            doc = parse[name](payload) if name != "roster" else parse_roster(payload, "mqtt")
-        except DocumentError as e:
-            self._run_effects(self.machine.document_rejected(name, str(e)))
-            return
-        take = {
-            "roster": self.machine.roster_received,
-            "directory": self.machine.directory_received,
-            "survey": self.machine.survey_received,
-        }[name]
-        self._run_effects(take(doc, payload))
+        """A retained document from the site (core thread)."""
+        self._offer(name, payload, "mqtt")
+        self._sync_documents()
+
+    def _offer(self, name: str, payload: bytes, source: str, **kw: bool) -> None:
+        r = self.documents[name].offer(payload, source, **kw)
+        if r.fault:
+            self.problems[name] = f"{source}: {r.fault}"
+        elif r.accepted:
+            self.problems.pop(name, None)
+        if isinstance(r.document, payloads.Roster) and (r.accepted or r.kept_aside):
+            self._index(r.document, source)
+
+    def _index(self, doc: payloads.Roster, source: str = "stored") -> Roster:
+        """The kiosk's index of a roster document, built once per document."""
+        for d, r in self._indexed:
+            if d is doc:
+                return r
+        r = Roster.of(doc, source)
+        self._indexed = [(doc, r), *self._indexed[:7]]
+        return r
+
+    def _sync_documents(self) -> None:
+        """Hand the documents in use to the machine when they change: a document accepted, or
+        midnight (the roster kept aside for the new day takes over in the store)."""
+        store = self.documents["roster"]
+        cur, aside = store.current, store.aside()
+        if cur is not self._in_use.get("roster") or aside != self._aside_dates:
+            self._in_use["roster"], self._aside_dates = cur, aside
+            self.machine.set_rosters(
+                self._index(cur) if isinstance(cur, payloads.Roster) else None,
+                tuple(self._index(r) for r in store.aside_rosters()),
+            )
+        d = self.documents["directory"].current
+        if d is not self._in_use.get("directory"):
+            self._in_use["directory"] = d
+            self.machine.set_directory(
+                Directory.of(d) if isinstance(d, payloads.Directory) else Directory()
+            )
+        sv = self.documents["survey"].current
+        if sv is not self._in_use.get("survey"):
+            self._in_use["survey"] = sv
+            self.machine.set_survey(Survey.of(sv) if isinstance(sv, payloads.Survey) else None)
 
     # -- devices -------------------------------------------------------------------------------
 
@@ -438,7 +483,8 @@ class KioskService:
         except Exception as e:
             outbox = {"error": str(e)}
         checkins = len(m.checked) if m.checked_day == today.isoformat() else 0
-        aside = f"; aside {m.roster_aside.date}" if m.roster_aside else ""
+        aside = "".join(f"; aside {r.date}" for r in m.rosters_aside)
+        problem = self.problems.get("roster", "")
         return (
             ("mt_device", f"{self.cfg.device.id} ({self.cfg.device.site})"),
             (
@@ -457,7 +503,7 @@ class KioskService:
                 (
                     f"{roster.date} {len(roster)} appointments ({roster.source})"
                     if roster
-                    else f"none {self.rosters.problem}".strip()
+                    else f"none {problem}".strip()
                 )
                 + aside,
             ),
@@ -465,6 +511,13 @@ class KioskService:
             ("mt_directory", f"{len(m.directory.departments)} departments"),
             ("mt_survey", m.survey.id if m.survey else "none"),
         )
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _checkins(doc: Any) -> tuple[str, dict[str, str]]:

@@ -1,14 +1,16 @@
-"""The satisfaction survey (retained `R/S/survey`): one question a screen, answers on a 1..scale."""
+"""The satisfaction survey (retained `R/S/survey`, validated and kept by terminal.documents): one
+question a screen, answers on a 1..scale."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from terminal import payloads
+
 
 class SurveyError(ValueError):
-    pass
+    """An answer outside the question's scale."""
 
 
 # Worst first. A question without its own `labels` gets these for its scale (careterm's
@@ -53,46 +55,21 @@ class Survey:
     questions: tuple[Question, ...]
 
     @classmethod
-    def parse(cls, payload: bytes | str | dict[str, Any]) -> Survey:
-        doc = json.loads(payload) if isinstance(payload, bytes | str) else payload
-        if not isinstance(doc, dict) or doc.get("v") != 1:
-            raise SurveyError("not a version 1 survey object")
-        sid = doc.get("id")
-        if not isinstance(sid, str) or not sid:
-            raise SurveyError("id: missing")
+    def of(cls, doc: payloads.Survey) -> Survey:
+        """The kiosk's survey from a validated document (terminal.payloads); a question without
+        its own labels gets the scale's defaults (English: its Chinese labels when it has
+        those, so a custom scale is never shown with the generic words)."""
         qs = []
-        for i, q in enumerate(doc.get("questions") or []):
-            if not isinstance(q, dict) or not q.get("id") or not q.get("text"):
-                raise SurveyError(f"questions[{i}]: needs id and text")
-            scale = q.get("scale", 5)
-            if not isinstance(scale, int) or not 2 <= scale <= 10:
-                raise SurveyError(f"questions[{i}].scale: must be 2..10")
-            labels = _labels(q, "labels", scale, i) or default_labels(scale)[0]
-            labels_en = _labels(q, "labels_en", scale, i) or (
-                default_labels(scale)[1] if "labels" not in q else labels
-            )
-            qs.append(
-                Question(
-                    str(q["id"]),
-                    str(q["text"]),
-                    str(q.get("text_en") or ""),
-                    scale,
-                    labels,
-                    labels_en,
-                )
-            )
-        if not qs:
-            raise SurveyError("questions: empty")
-        return cls(sid, tuple(qs))
+        for q in doc.questions:
+            labels = tuple(q.labels) or default_labels(q.scale)[0]
+            labels_en = tuple(q.labels_en) or (labels if q.labels else default_labels(q.scale)[1])
+            qs.append(Question(q.id, q.text, q.text_en, q.scale, labels, labels_en))
+        return cls(doc.id, tuple(qs))
 
-
-def _labels(q: dict[str, Any], key: str, scale: int, i: int) -> tuple[str, ...]:
-    v = q.get(key)
-    if v is None:
-        return ()
-    if not isinstance(v, list) or len(v) != scale or not all(isinstance(x, str) and x for x in v):
-        raise SurveyError(f"questions[{i}].{key}: needs {scale} texts (one per point, worst first)")
-    return tuple(v)
+    @classmethod
+    def parse(cls, payload: bytes | str | dict[str, Any]) -> Survey:
+        """Validate with terminal.payloads (PayloadError naming the field), then build."""
+        return cls.of(payloads.parse(payloads.Survey, payload))
 
 
 @dataclass

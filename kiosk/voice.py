@@ -62,6 +62,10 @@ CLIPS: dict[str, tuple[str, str]] = {
         "身份证没有读对。请重新放卡, 或输入号码查询。",
         "The ID card was misread. Place it again, or type a number.",
     ),
+    "problem_incomplete": (
+        "卡没有读完。请重新放卡, 放稳不要移动。",
+        "The card was not read. Please place it again and hold it still.",
+    ),
     "problem_expired": (
         "证件已过期。请使用就诊卡, 或输入号码查询。",
         "This card has expired. Use your hospital card, or type a number.",

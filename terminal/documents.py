@@ -8,9 +8,13 @@ date is kept aside (`roster-YYYY-MM-DD.json`), never in place of today's, and be
 current one on its day.
 
     store = DocumentStore("staff", cfg.data_dir, alert=uplink.alert)
+    store.migrate(old_path)           # once: a file an older version kept elsewhere
     store.load()                      # at start: the last good one from disk, or None
     result = store.offer(payload)     # a retained message arrived
     if result.accepted: use(store.current)
+
+A document from a local file (the kiosk's `roster_file`) is offered with `save=False` (the file
+is its own copy on disk) and `if_newer=True` (it never replaces a roster generated later).
 
 Thread-safe; `offer` writes a file (fsync), so call it from the app's core thread rather than
 the link thread.
@@ -24,7 +28,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +98,11 @@ class DocumentStore:
         with self._lock:
             return sorted(self._aside)
 
+    def aside_rosters(self) -> list[Roster]:
+        """The valid rosters kept aside for another day, by date."""
+        with self._lock:
+            return [self._aside[d][0] for d in sorted(self._aside)]
+
     def load(self) -> BaseModel | None:
         """Read the last good copy (and any rosters kept aside) from disk at start-up."""
         with self._lock:
@@ -126,8 +135,13 @@ class DocumentStore:
 
     # -- offering ----------------------------------------------------------------------------
 
-    def offer(self, payload: bytes, source: str = "mqtt") -> Offer:
-        """Validate `payload`; keep it when it is good. Never raises for a bad document."""
+    def offer(
+        self, payload: bytes, source: str = "mqtt", *, save: bool = True, if_newer: bool = False
+    ) -> Offer:
+        """Validate `payload`; keep it when it is good. Never raises for a bad document.
+
+        `save=False`: used in memory but not written (a local file is its own copy on disk).
+        `if_newer`: a roster for today generated before the one in use is not taken."""
         if not payload:
             # An empty retained message clears the topic at the broker: nothing to use.
             log.info("%s: empty retained message ignored; the last good one stays", self.name)
@@ -139,23 +153,30 @@ class DocumentStore:
             return Offer(False, fault=str(e))
         with self._lock:
             if isinstance(doc, Roster) and doc.date != self._today():
-                return self._keep_aside(doc, payload)
+                return self._keep_aside(doc, payload, save)
+            if if_newer and self.name == "roster":
+                self._roll_over()
+                if _generated(doc) < _generated(self._current):
+                    log.info("roster from %s is older than the one in use; not used", source)
+                    return Offer(False, document=doc)
             self._current = doc
             self._aside.pop(getattr(doc, "date", None), None)  # type: ignore[arg-type]
-        self._save(self.path, payload)
+        if save:
+            self._save(self.path, payload)
         if isinstance(doc, Roster):
             self._unlink(self._aside_path(doc.date))
         log.info("%s from %s accepted", self.name, source)
         return Offer(True, document=doc)
 
-    def _keep_aside(self, doc: Roster, payload: bytes) -> Offer:
+    def _keep_aside(self, doc: Roster, payload: bytes, save: bool = True) -> Offer:
         today = self._today()
         if doc.date < today or (doc.date - today).days > KEEP_ASIDE_DAYS:
             fault = f"roster for {doc.date} is not for today ({today}) nor the coming days"
             log.warning("roster: %s; not used, not kept", fault)
             return Offer(False, fault=fault, document=doc)
         self._aside[doc.date] = (doc, payload)
-        self._save(self._aside_path(doc.date), payload)
+        if save:
+            self._save(self._aside_path(doc.date), payload)
         log.info("roster for %s kept aside; today's (%s) stays in use", doc.date, today)
         return Offer(False, kept_aside=True, document=doc)
 
@@ -205,6 +226,41 @@ class DocumentStore:
 
     # -- files -------------------------------------------------------------------------------
 
+    def migrate(self, old: Path) -> None:
+        """Adopt, once, a file an older version kept at `old` (call before `load`): a valid one
+        becomes this store's file (a roster for another date its file kept aside) unless the
+        store has one there already, and `old` is removed; an unusable one is renamed
+        `<old>.unusable` so that it is neither used nor looked at again."""
+        try:
+            raw = old.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            log.error("%s: cannot read %s to move it: %s", self.name, old, e.strerror)
+            return
+        try:
+            doc = parse(self.model, raw)
+        except PayloadError as e:
+            log.error("%s: %s is not usable (%s); renamed .unusable", self.name, old, e)
+            try:
+                old.rename(old.with_name(old.name + ".unusable"))
+            except OSError as err:
+                log.error("%s: cannot rename %s: %s", self.name, old, err.strerror)
+            return
+        dest = self.path
+        if isinstance(doc, Roster) and doc.date != self._today():
+            dest = self._aside_path(doc.date)
+        if dest.exists():
+            log.info("%s: %s left from an older version; %s is newer", self.name, old, dest)
+        else:
+            try:
+                write_durably(dest, raw)
+            except OSError as e:
+                log.error("%s: cannot move %s to %s: %s", self.name, old, dest, e)
+                return
+            log.info("%s: %s moved to %s", self.name, old, dest)
+        self._unlink(old)
+
     def _save(self, path: Path, payload: bytes) -> None:
         try:
             write_durably(path, payload)
@@ -217,6 +273,18 @@ class DocumentStore:
             path.unlink()
         except OSError:
             pass
+
+
+def _generated(doc: BaseModel | None) -> datetime:
+    """When a document was generated (a naive time is local); the oldest time when unknown."""
+    text = getattr(doc, "generated", None)
+    try:
+        when = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return when if when.tzinfo is not None else when.astimezone()
 
 
 def summary(doc: Any) -> str:

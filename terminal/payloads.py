@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -493,6 +493,15 @@ class Appointment(_In):
     """End of the slot, ISO 8601 with offset."""
     queue_no: Annotated[StrictStr, Field(min_length=1, max_length=16)]
     """Queue number printed on the ticket."""
+
+    @field_validator("slot_start", "slot_end")
+    @classmethod
+    def _iso_time(cls, v: str) -> str:
+        try:
+            datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"not an ISO 8601 time ({v!r})") from None
+        return v
 
 
 class Roster(_In):

@@ -26,8 +26,10 @@ class CardRead:
     """An ID card of a patient aged 65 or more (the kiosk turns care mode on); the birth date
     itself never leaves the reader code."""
     problem: str | None = None
-    """A read that failed: "unrecognised" (no classify rule matched) or "check_digit" (an ID
-    number whose check character is wrong); `token` is None then. Lets the kiosk say so."""
+    """A read that failed: "unrecognised" (no classify rule matched), "check_digit" (an ID
+    number whose check character is wrong) or "incomplete" (an ID card read that failed midway:
+    the card left the field, or the reply was damaged); `token` is None then. Lets the kiosk
+    say so."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}

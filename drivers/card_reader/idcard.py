@@ -24,6 +24,9 @@ log = logging.getLogger("careterm.drivers.idcard")
 
 POLL_EVERY_S = 0.25
 REPLY_TIMEOUT_S = 0.6  # the 1295-byte read reply takes ~0.11 s at 115200 baud
+REPLY_GAP_S = 0.05
+"""A reply that stops mid-frame this long is cut short (the card left): at 115200 baud bytes
+come every 0.1 ms, so the patient hears of it at once rather than after REPLY_TIMEOUT_S."""
 SILENT_POLLS_BEFORE_ERROR = 3
 
 Transact = Callable[[bytes], "sam.Frame | None"]
@@ -40,6 +43,7 @@ class SamSession:
         self._transact = transact
         self._classifier = classifier
         self._current: bytes | None = None  # a hash of the card on the reader, never the number
+        self._failed = False  # an incomplete read of the card in the field was reported
         self.bad_reads = 0
 
     def _ask(self, request: bytes) -> sam.Frame:
@@ -50,35 +54,46 @@ class SamSession:
 
     def card_left(self) -> None:
         self._current = None
+        self._failed = False
 
     def poll(self) -> CardRead | None:
         found = self._ask(sam.find_request())
         if found.status != sam.SW_FIND_OK:
             # 80 "no card" also comes back for a card already read and still in the field:
             # that card cannot be found again until it has left and come back.
-            self._current = None
+            self.card_left()
             return None
         if self._ask(sam.select_request()).status != sam.SW_OK:
             return None
         reply = self._transact(sam.read_request())
         if reply is None or reply.status != sam.SW_OK:
             self.bad_reads += 1
-            log.info(
-                "idcard: read failed (card pulled away or reply damaged); waiting for it again"
-            )
-            return None
+            log.info("idcard: read failed (card pulled away or reply damaged)")
+            return self._incomplete()
         try:
             text_raw, _photo = sam.split_read_data(reply.data)
             text = sam.decode_text(text_raw)
         except sam.FrameError as e:
             self.bad_reads += 1
             log.info("idcard: unreadable card data: %s", e)
-            return None
+            return self._incomplete()
+        self._failed = False
         seen = hashlib.sha256(text.number.encode("utf-8", "replace")).digest()
         if seen == self._current:
             return None
         self._current = seen
-        return self._classifier.id_card(text)
+        read = self._classifier.id_card(text)
+        if read is None:  # the check character is wrong: a misread, said once for this card
+            return CardRead("id_card", None, "", valid=False, problem="check_digit")
+        return read
+
+    def _incomplete(self) -> CardRead | None:
+        """A read that failed midway, reported once until a good read or the card leaves: the
+        patient is asked to place the card again (it is read again when found again)."""
+        if self._failed:
+            return None
+        self._failed = True
+        return CardRead("id_card", None, "", valid=False, problem="incomplete")
 
 
 class SamPort(ReopeningPort):
@@ -131,10 +146,14 @@ class SamPort(ReopeningPort):
         self._parser.reset()
         port.write(request)
         deadline = time.monotonic() + self.reply_timeout
+        last: float | None = None  # when the last byte of this reply came
         while time.monotonic() < deadline and not self.stopping:
             data = port.read(max(1, min(port.in_waiting, 4096)))
             if not data:
+                if last is not None and time.monotonic() - last > REPLY_GAP_S:
+                    return None  # the reply stopped midway: cut short
                 continue
+            last = time.monotonic()
             frames = self._parser.feed(data)
             if frames:
                 return frames[0]

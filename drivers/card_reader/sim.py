@@ -1,8 +1,11 @@
 """Simulated card readers: a SAM module that speaks SPEC 6.3, and the reader `careterm demo` uses.
 
 Faults are part of the fakes (one-shot, armed with `inject`):
-- `"pulled"`: the card leaves the field between select and read (no read reply; a line is cut);
+- `"pulled"`: the card leaves the field between select and read (the read reply is cut short;
+  a line is cut);
 - `"bad_checksum"`: the read reply arrives with a wrong checksum byte.
+An ID card presentation lost to either is reported as a read with `problem="incomplete"` (by the
+real `SamSession`); another kind's is lost (a cut line never reaches the classifier).
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ from kiosk.feedback import CATEGORIES
 from kiosk.i18n import FEEDBACK_TOPICS, tr
 from kiosk.ui.widgets import (
     BAD,
+    BAD_TINT,
     GOOD,
+    GOOD_INK,
+    GOOD_TINT,
     INK,
     MUTED,
     PRIMARY,
@@ -27,6 +30,8 @@ from kiosk.ui.widgets import (
     WHITE,
     AutoButton,
     FitButton,
+    FitLabel,
+    FitStack,
     FocusButton,
     Panel,
     Sizes,
@@ -453,60 +458,123 @@ class Screens:
         )
 
     def screen_done(self, v: View) -> Built:
+        """Everything the patient needs at one glance, never scrolled: the number, where to go,
+        what to do with the ticket (or the ticket itself on screen). Landscape: the number on
+        the left, where to go on the right (and the QR when the printer failed); portrait: one
+        column. Lines that do not fit their area shrink together rather than scroll."""
         s, L, d = self.s, v.lang, v.data
         failed = d.ticket == "failed"
-        col = self.column()
-        title = tr("done_title", L)
+        title_key = "done_title"
         if d.repeat:
-            title = tr("done_already_title" if failed else "done_reprint_title", L)
-        col.add_widget(self.title(title, color=GOOD))
-        body = BoxLayout(orientation="horizontal" if not s.portrait else "vertical", spacing=s.gap)
-        left = BoxLayout(orientation="vertical", spacing=s.gap, size_hint_y=None)
-        left.bind(minimum_height=left.setter("height"))
-        left.add_widget(self.text(tr("done_queue", L), color=MUTED, halign="center"))
-        q = WrapLabel(
+            title_key = "done_already_title" if failed else "done_reprint_title"
+        title = self.title(tr(title_key, L), color=GOOD)
+        queue = self.text(tr("done_queue", L), color=MUTED, halign="center")
+        number = WrapLabel(
             d.queue_no,
-            font_size=round(s.u * (16 if s.portrait else 13) * (1.2 if s.care else 1)),
+            font_size=round(s.u * (16 if s.portrait else 15) * (1.2 if s.care else 1)),
             bold=True,
             color=PRIMARY,
             halign="center",
         )
-        q.queue_label = True
-        left.add_widget(q)
+        number.queue_label = True
         dept = d.department_en if L == "en" and d.department_en else d.department
-        left.add_widget(
-            self.text(" · ".join(x for x in (dept, d.doctor, d.time) if x), halign="center")
-        )
+        details = self.text(" · ".join(x for x in (dept, d.doctor, d.time) if x), halign="center")
         where = tr("done_go", L, where=d.where)
         if d.location:
             where += f" ({d.location})"
-        left.add_widget(Panel(where, font_size=s.body, halign="center"))
-        status = (
-            tr("done_ticket_failed", L)
-            if failed
-            else (tr("done_take", L) if d.ticket == "printed" else "")
-        )
-        if status:
-            left.add_widget(self.text(status, color=BAD if failed else GOOD, halign="center"))
-        body.add_widget(self.scroll(left) if not failed or s.portrait else self._wrap(left))
-        if failed:
-            side = min(s.u * (30 if s.portrait else 28), s.h * 0.3)
-            qr = qr_image(d.qr, side)
-            box = BoxLayout(
-                orientation="vertical",
-                size_hint=(None, None) if not s.portrait else (1, None),
-                width=side,
-                height=side + s.small * 2,
+        go = Panel(where, font_size=s.body, halign="center", padding=(s.pad, s.gap))
+        lines: list[Widget] = [title, number, go]  # (+ status): never scrolled away
+        status = None
+        if failed or d.ticket == "printed":
+            # A tinted band, not a button's solid colour: it says what to do, it does nothing.
+            status = Panel(
+                tr("done_ticket_failed" if failed else "done_take", L),
+                tint=BAD_TINT if failed else GOOD_TINT,
+                color=BAD if failed else GOOD_INK,
+                font_size=s.body,
+                bold=True,
+                halign="center",
+                padding=(s.pad, s.gap),
             )
-            box.add_widget(self.centered(qr, side))
-            box.add_widget(self.text(d.appointment, size=s.small, halign="center"))
-            body.add_widget(box)
-        col.add_widget(body)
-        back_in = self.text("", size=s.small, color=MUTED, halign="center")
-        col.add_widget(back_in)
+            lines.append(status)
+        qr = self._qr_box(d.qr, d.appointment) if failed else None
+        back_in = self.text(
+            "", size=s.small, color=MUTED, halign="right" if not s.portrait else "center"
+        )
         home = self.home_button(L)
+        col = self.column()
+        if s.portrait:
+            col.add_widget(title)
+            stack = FitStack(spacing=s.gap, floor=s.floor)
+            for w in (queue, number, go):
+                stack.add_line(w, key=True)
+            stack.add_line(details)
+            col.add_widget(stack)
+            if qr is not None:
+                qr.size_hint_y = None
+                qr.height = s.u * 26 + s.small * 2
+                col.add_widget(qr)
+            if status is not None:
+                col.add_widget(status)
+            col.add_widget(back_in)
+        else:
+            header = BoxLayout(size_hint_y=None, spacing=s.gap)
+            back_in.size_hint_x = 0.45
+            header.add_widget(title)
+            header.add_widget(back_in)
+
+            def fit_header(*_: object) -> None:
+                header.height = max(title.height, back_in.height)
+
+            title.bind(height=fit_header)
+            back_in.bind(height=fit_header)
+            col.add_widget(header)
+            body = BoxLayout(spacing=s.pad)
+            left = FitStack(spacing=s.gap, floor=s.floor, size_hint_x=0.36 if failed else 0.42)
+            left.add_line(queue, key=True)  # above the number it names
+            left.add_line(number, key=True)
+            right = FitStack(spacing=s.gap, floor=s.floor)
+            right.add_line(go, key=True)
+            right.add_line(details)
+            body.add_widget(left)
+            body.add_widget(right)
+            if qr is not None:
+                qr.size_hint_x = None
+                qr.width = min(s.u * 28, s.w * 0.25)
+                body.add_widget(qr)
+            col.add_widget(body)
+            if status is not None:  # a band across the screen, above the button
+                col.add_widget(status)
         col.add_widget(self.row([home]))
+        for w in (*lines, home, *([qr] if qr is not None else [])):
+            w.key_line = True  # tests/kiosk/test_fit.py: visible without scrolling
         return Built(col, [home], 0, back=lambda: self.svc.go("home"), back_in_label=back_in)
+
+    def _qr_box(self, data: str, appointment: str) -> BoxLayout:
+        """The ticket's QR code and appointment number, as large as the box allows."""
+        s = self.s
+        box = BoxLayout(orientation="vertical", spacing=s.gap // 2)
+        holder = AnchorLayout(anchor_x="center", anchor_y="center")
+        img = qr_image(data, s.u * 28)
+        holder.add_widget(img)
+        label = FitLabel(
+            appointment,
+            floor=s.floor,
+            font_size=s.small,
+            halign="center",
+            color=INK,
+            size_hint_y=None,
+            height=round(s.small * 1.5),
+        )
+        box.add_widget(holder)
+        box.add_widget(label)
+
+        def fit(*_: object) -> None:
+            side = max(1, min(holder.width, holder.height))
+            img.size = (side, side)
+
+        holder.bind(size=fit)
+        return box
 
     def _wrap(self, inner: Widget) -> ScrollView:
         return self.scroll(inner)

@@ -10,9 +10,11 @@ from kivy.core.image import Image as CoreImage
 from kivy.core.text import DEFAULT_FONT, LabelBase
 from kivy.graphics import Color, Line, Rectangle, RoundedRectangle
 from kivy.properties import BooleanProperty, ListProperty
+from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.image import Image
 from kivy.uix.label import Label
+from kivy.uix.scrollview import ScrollView
 
 from terminal.fonts import MISSING_HINT, find_cjk_font
 
@@ -25,6 +27,8 @@ PRIMARY = (0.0, 0.42, 0.62, 1)
 PRIMARY_DARK = (0.0, 0.30, 0.46, 1)
 SECONDARY = (0.86, 0.90, 0.94, 1)
 GOOD = (0.10, 0.52, 0.28, 1)
+GOOD_INK, GOOD_TINT = (0.05, 0.38, 0.18, 1), (0.85, 0.93, 0.87, 1)  # 6.2:1
+BAD_TINT = (0.98, 0.88, 0.88, 1)  # BAD on it: 5.2:1
 WARN = (0.70, 0.30, 0.0, 1)  # white on it: 5.3:1
 BAD = (0.72, 0.12, 0.12, 1)
 FOCUS = (1.0, 0.72, 0.0, 1)
@@ -218,7 +222,8 @@ class Panel(WrapLabel):
     """A wrapping label on a tinted card."""
 
     def __init__(self, text: str = "", tint: tuple = SECONDARY, **kw) -> None:
-        super().__init__(text=text, padding=(20, 16), **kw)
+        kw.setdefault("padding", (20, 16))
+        super().__init__(text=text, **kw)
         self._tint = tint
         self.bind(pos=self._bg, size=self._bg)
 
@@ -227,6 +232,69 @@ class Panel(WrapLabel):
         with self.canvas.before:
             Color(*self._tint)
             RoundedRectangle(pos=self.pos, size=self.size, radius=[12])
+
+
+class FitStack(ScrollView):
+    """Lines stacked in the height a screen gives them, all visible at once: when they do not fit
+    at their own sizes their fonts shrink together (to `min_scale`, never under `floor` px). Key
+    lines (added first) shrink further, to MIN_FONT, rather than be scrolled out of sight; only
+    the other lines may then need scrolling (never clipped). Centred vertically when there is
+    room."""
+
+    SCROLL_BAR = 12
+    MIN_FONT = 14
+
+    def __init__(self, spacing: float = 0, min_scale: float = 0.5, floor: float = 14, **kw):
+        kw.setdefault("do_scroll_x", False)
+        super().__init__(bar_width=self.SCROLL_BAR, scroll_type=["bars", "content"], **kw)
+        self.box = BoxLayout(orientation="vertical", spacing=spacing, size_hint_y=None)
+        super().add_widget(self.box)
+        self.min_scale, self.floor = min_scale, floor
+        self.scale = 1.0
+        self._lines: list[tuple[Label, float, bool]] = []
+        self.bind(size=self._fit)
+
+    def add_line(self, label: Label, key: bool = False) -> Label:
+        """Add a label (a WrapLabel or Panel) at its own font size; key lines come first."""
+        if key and any(not k for _, _, k in self._lines):
+            raise ValueError("key lines come before the others")
+        label.size_hint_y = None
+        self._lines.append((label, label.font_size, key))
+        self.box.add_widget(label)
+        return label
+
+    def _heights(self, scale: float, floor: float, width: float) -> tuple[float, float]:
+        """Total height and the height down to the last key line, at this scale."""
+        gap = self.box.spacing
+        total = keys = -gap
+        for lbl, base, key in self._lines:
+            lbl.font_size = max(floor, base * scale)
+            lbl.text_size = (max(1, width), None)  # as WrapLabel does (padding inside)
+            lbl.texture_update()
+            lbl.height = lbl.texture_size[1]
+            total += lbl.height + gap
+            if key:
+                keys = total
+        return max(0.0, total), max(0.0, keys)
+
+    def _fit(self, *_: object) -> None:
+        if not self._lines or self.width <= 1 or self.height <= 1:
+            return
+        width = self.width - 2 * self.SCROLL_BAR  # clear of the bar, and centred
+        scale, floor = 1.0, self.floor
+        total, keys = self._heights(scale, floor, width)
+        while total > self.height and scale > self.min_scale:
+            scale = max(self.min_scale, scale * 0.92)
+            total, keys = self._heights(scale, floor, width)
+        floor = min(floor, self.MIN_FONT)
+        while keys > self.height and max(b * scale for _, b, _ in self._lines) > floor:
+            scale *= 0.92
+            total, keys = self._heights(scale, floor, width)
+        self.scale = scale
+        room = max(0.0, self.height - total)
+        self.box.padding = [self.SCROLL_BAR, room / 2, self.SCROLL_BAR, room / 2]
+        self.box.height = total + room
+        self.scroll_y = 1
 
 
 def paint_background(widget, color: tuple = BG) -> None:
@@ -252,6 +320,6 @@ def qr_image(data: str, side: float) -> Image:
     tex = CoreImage(buf, ext="png").texture
     tex.mag_filter = "nearest"
     tex.min_filter = "nearest"
-    img = Image(texture=tex, size_hint=(None, None), size=(side, side))
+    img = Image(texture=tex, size_hint=(None, None), size=(side, side), fit_mode="contain")
     img.qr_data = data
     return img

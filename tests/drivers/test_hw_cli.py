@@ -24,7 +24,7 @@ def kiosk_config(config_writer, salt_file: Path, extra: str) -> Path:
     )
 
 
-def test_card_reader_prints_token_and_mask_and_nothing_for_a_bad_check_digit(
+def test_card_reader_prints_token_and_mask_and_only_the_problem_for_a_bad_check_digit(
     pty, sam_server, config_writer, salt_file
 ) -> None:
     module = SamModule()
@@ -37,9 +37,18 @@ def test_card_reader_prints_token_and_mask_and_nothing_for_a_bad_check_digit(
     bad = run_careterm(
         "hw", "test", "card-reader", "--config", str(cfg), "--count", "1", "--timeout", "3"
     )
-    assert bad.stdout == ""
-    assert bad.returncode == 1 and "0 of 1 reads" in bad.stderr
-    assert BAD_CHECK not in bad.stderr
+    assert bad.returncode == 0, bad.stderr
+    assert [json.loads(x) for x in bad.stdout.splitlines()] == [
+        {
+            "kind": "id_card",
+            "token": None,
+            "masked": "",
+            "name_masked": None,
+            "valid": False,
+            "problem": "check_digit",
+        }
+    ]
+    assert BAD_CHECK not in bad.stdout + bad.stderr and "李四" not in bad.stdout + bad.stderr
 
     module.remove()
     module.present(SimCard(number=GOOD, name="张三丰"))

@@ -50,7 +50,9 @@ def test_one_report_per_presentation(pty, classifier, sam_server) -> None:
         r.stop()
 
 
-def test_wrong_check_digit_gives_nothing(pty, classifier, sam_server) -> None:
+def test_wrong_check_digit_is_one_read_with_a_problem_and_no_token(
+    pty, classifier, sam_server
+) -> None:
     module = SamModule()
     sam_server(pty.master, module)
     reads = []
@@ -59,35 +61,80 @@ def test_wrong_check_digit_gives_nothing(pty, classifier, sam_server) -> None:
     try:
         module.present(SimCard(number=BAD_CHECK))
         wait_for(lambda: module.requests > 10, 5)
-        assert reads == []
+        assert [x.to_json() for x in reads] == [
+            {
+                "kind": "id_card",
+                "token": None,
+                "masked": "",
+                "name_masked": None,
+                "valid": False,
+                "problem": "check_digit",
+            }
+        ]
         module.remove()
         module.present(SimCard(number=GOOD))
-        wait_for(lambda: reads, 5)
-        assert reads[0].masked == "1101**********002X"
+        wait_for(lambda: len(reads) == 2, 5)
+        assert reads[1].masked == "1101**********002X"
     finally:
         r.stop()
 
 
-def test_card_pulled_mid_read_and_bad_checksum_then_good_reads(pty, classifier, sam_server) -> None:
+def test_card_pulled_mid_read_and_bad_checksum_are_reads_with_a_problem_once(
+    pty, classifier, sam_server
+) -> None:
     module = SamModule()
     sam_server(pty.master, module)
     reads = []
-    r = fast_reader(pty.path, classifier)
+    # A reply cut short is noticed when its bytes stop, not at the (here huge) reply timeout.
+    r = IdCardReader(
+        pty.path, 115200, classifier, poll_every=0.05, reply_timeout=30, reopen_every=0.1
+    )
     r.start(reads.append)
     try:
         module.inject("pulled")
         module.present(SimCard(number=GOOD))
-        wait_for(lambda: r._session.bad_reads >= 1, 5, what="pulled card noticed")
-        assert reads == []
+        wait_for(lambda: reads, 5, what="pulled card reported")
+        assert reads[0].problem == "incomplete" and reads[0].token is None
+        assert not reads[0].valid and reads[0].masked == "" and r._session.bad_reads == 1
+        polls = module.requests
+        wait_for(lambda: module.requests > polls + 2, 5)  # the reader has seen the card gone
         module.inject("bad_checksum")
         module.present(SimCard(number=GOOD))
-        wait_for(lambda: r._session.bad_reads >= 2, 5, what="bad checksum noticed")
+        wait_for(lambda: len(reads) == 2, 5, what="bad checksum reported")
+        assert reads[1].problem == "incomplete"
+        polls = module.requests
+        wait_for(lambda: module.requests > polls + 5, 5)  # the card stays on the reader...
+        assert len(reads) == 2  # ...and the failure is not reported again
         module.remove()
-        assert reads == []
         module.present(SimCard(number=GOOD))
-        wait_for(lambda: reads, 5, what="a clean read afterwards")
+        wait_for(lambda: len(reads) == 3, 5, what="a clean read afterwards")
+        assert reads[2].problem is None and reads[2].token == spec_token("id_card", GOOD)
     finally:
         r.stop()
+
+
+def test_a_read_failing_at_every_poll_is_reported_once_until_the_card_leaves(classifier) -> None:
+    from drivers.card_reader import sam_protocol as sam
+    from drivers.card_reader.idcard import SamSession
+
+    module = SamModule()
+    module.present(SimCard(number=GOOD))
+
+    def flaky(request: bytes) -> sam.Frame | None:
+        reply = module.respond(request)
+        if request == sam.read_request():
+            return None  # the read never completes (a card at the edge of the field)
+        parser = sam.FrameParser()
+        frames = parser.feed(reply)
+        return frames[0] if frames else None
+
+    session = SamSession(flaky, classifier)
+    got = [session.poll() for _ in range(5)]
+    assert [x.problem if x else None for x in got] == ["incomplete", None, None, None, None]
+    module.remove()
+    assert session.poll() is None  # no card: it left
+    module.present(SimCard(number=GOOD))
+    assert session.poll().problem == "incomplete"  # a new presentation: said again
 
 
 def test_expired_card_is_reported_invalid(pty, classifier, sam_server) -> None:
@@ -158,12 +205,19 @@ def test_simulated_reader_uses_the_protocol_and_its_faults(classifier) -> None:
         r.present("appointment_qr", "A20261123-0042")
         r.inject("pulled")
         r.present("medical_card", "6225880112345678")
-        wait_for(lambda: r._jobs.empty() and len(reads) >= 3, 5)
+        wait_for(lambda: r._jobs.empty() and len(reads) >= 6, 5)
         time.sleep(0.1)
-        assert [x.kind for x in reads] == ["id_card", "staff_card", "appointment_qr"]
+        assert [(x.kind, x.problem) for x in reads] == [
+            ("id_card", None),
+            ("id_card", "incomplete"),
+            ("id_card", "incomplete"),
+            ("id_card", "check_digit"),
+            ("staff_card", None),
+            ("appointment_qr", None),
+        ]
         assert reads[0].name_masked == "张*"
-        assert reads[1].token == spec_token("staff_card", "1024")
-        assert reads[2].appointment == "A20261123-0042"
+        assert reads[4].token == spec_token("staff_card", "1024")
+        assert reads[5].appointment == "A20261123-0042"
         with pytest.raises(ValueError):
             r.present("library_card", "123")
     finally:

@@ -71,7 +71,10 @@ class Harness:
         self.printer = MemoryPrinter()
 
     def write(self, name: str, doc: Any) -> None:
-        (self.data / name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        """A document as the kiosk keeps it (`roster.json` -> data_dir/documents/roster.json)."""
+        path = self.data / "documents" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
 
     def start(
         self,

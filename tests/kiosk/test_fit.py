@@ -1,7 +1,9 @@
 """No text clips or overflows (SPEC 9.6): every reachable screen, with 30-character department,
 doctor and room names, at 1080x1920, 1920x1080, 1280x800 and 800x480, in Chinese and English,
 with and without care mode, in a real window; any label whose text is larger than its box, or
-that lies outside the window, fails the test. Care mode's sizes are checked too."""
+that lies outside the window, fails the test. Care mode's sizes are checked too. On the done
+screens (ticket printed, ticket on screen) every line a patient needs is visible without
+scrolling."""
 
 from __future__ import annotations
 
@@ -50,6 +52,49 @@ def overflows(root, window_size) -> list[str]:
     return bad
 
 
+DONE_SCREENS = ("done", "ticket")
+KEY_LINES = 6
+"""Title, queue number, where to go, what to do with the ticket, the home button (+ the QR)."""
+
+
+def hidden_key_lines(root, window_size) -> list[str]:
+    """The done screen's key lines (`key_line`) not wholly visible as the screen appears: outside
+    the window or cut by a scroll view around them (so seen only by scrolling)."""
+    from kivy.uix.scrollview import ScrollView
+
+    def rect(w) -> tuple[float, float, float, float]:
+        x, y = w.to_window(w.x, w.y)
+        return x, y, x + w.width, y + w.height
+
+    def inside(a, b) -> bool:
+        return a[0] >= b[0] - 1 and a[1] >= b[1] - 1 and a[2] <= b[2] + 1 and a[3] <= b[3] + 1
+
+    keys = []
+    stack = [root.manager]
+    while stack:
+        w = stack.pop()
+        if getattr(w, "key_line", False):
+            keys.append(w)
+        stack.extend(w.children)
+    W, H = window_size
+    bad = []
+    if len(keys) < KEY_LINES - 1:
+        bad.append(f"only {len(keys)} key lines marked")
+    for w in keys:
+        where = f"key line {getattr(w, 'text', type(w).__name__)[:30]!r}"
+        r = rect(w)
+        if w.width < 2 or w.height < 2 or not inside(r, (0, 0, W, H)):
+            bad.append(f"{where}: not on screen at {r}")
+            continue
+        p = w.parent
+        while p is not None and p is not root:
+            if isinstance(p, ScrollView) and not inside(r, rect(p)):
+                bad.append(f"{where}: only visible by scrolling")
+                break
+            p = p.parent
+    return bad
+
+
 def small_targets(root) -> list[str]:
     from kiosk.ui.widgets import FocusButton
 
@@ -66,12 +111,22 @@ def small_targets(root) -> list[str]:
 
 
 def test_care_mode_sizes_meet_the_elderly_figures():
-    from kiosk.ui.widgets import WARN, WHITE, Sizes, contrast
+    from kiosk.ui.widgets import (
+        BAD,
+        BAD_TINT,
+        GOOD_INK,
+        GOOD_TINT,
+        WARN,
+        WHITE,
+        Sizes,
+        contrast,
+    )
 
     normal, care = Sizes(1080, 1920), Sizes(1080, 1920, care=True)
     assert care.body >= 48 and care.body >= normal.body * 1.5 - 1
     assert care.title >= normal.title * 1.5 - 1 and care.button >= 60
     assert contrast(WHITE, WARN) >= 4.5
+    assert contrast(GOOD_INK, GOOD_TINT) >= 4.5 and contrast(BAD, BAD_TINT) >= 4.5
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -89,6 +144,8 @@ def test_no_label_is_larger_than_its_box_on_any_screen(size, tmp_path: Path, win
                     ui.pump_for(0.12)  # fitted texts settle after layout
                     where = f"{size[0]}x{size[1]} {lang}{' care' if care else ''} {name}"
                     problems.extend(f"{where}: {p}" for p in overflows(ui.root, size))
+                    if name in DONE_SCREENS:
+                        problems.extend(f"{where}: {p}" for p in hidden_key_lines(ui.root, size))
                     if care:
                         problems.extend(
                             f"{where}: small target {p}" for p in small_targets(ui.root)

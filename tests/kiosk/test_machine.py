@@ -69,9 +69,9 @@ def make(clock: Clock | None = None, **kiosk) -> tuple[KioskMachine, Clock]:
         lookup_token(SALT, "phone_birth", "1381234567819560312"),
         lookup_token(SALT, "appointment", "88001"),
     ]
-    m.roster_received(Roster.parse(doc))
-    m.directory_received(Directory.parse(demo_directory()))
-    m.survey_received(Survey.parse(demo_survey()))
+    m.set_rosters(Roster.parse(doc))
+    m.set_directory(Directory.parse(demo_directory()))
+    m.set_survey(Survey.parse(demo_survey()))
     m.device_state("printer", DeviceState.OK)
     m.device_state("card_reader", DeviceState.OK)
     return m, clock
@@ -113,6 +113,7 @@ def test_card_gives_the_list_with_focus_on_the_open_one_then_checkin_effects_in_
     [
         (CardRead("unknown", None, "", valid=False, problem="unrecognised"), "unrecognised"),
         (CardRead("unknown", None, "", valid=False, problem="check_digit"), "check_digit"),
+        (CardRead("id_card", None, "", valid=False, problem="incomplete"), "incomplete"),
         (CardRead("id_card", TOKEN, "1101**", valid=False), "expired"),
         (CardRead("medical_card", "0" * 32, "1234****5678"), "no_appointment"),
         (
@@ -145,15 +146,20 @@ def test_a_used_qr_says_so_with_the_queue_number_and_offers_a_reprint():
     assert kinds(eff)[:2] == ["Record", "Print"] and eff[0].data["repeat"] is True
 
 
-def test_no_roster_and_another_days_roster_kept_aside_until_its_day():
+def test_no_roster_for_today_and_a_qr_for_the_roster_kept_aside():
     clock = Clock()
     m, _ = make(clock)
-    tomorrow = patient_roster(clock.wall + timedelta(days=1), token="e" * 32)
-    eff = m.roster_received(Roster.parse(tomorrow), b"raw")
-    assert eff == [Save("roster-aside.json", b"raw")]  # never in place of today's
-    assert m.today_roster() is not None and m.roster_aside is not None
-    clock.advance(24 * 3600)
-    assert m.today_roster() is not None and m.today_roster().date == clock.wall.date()
+    doc = patient_roster(clock.wall + timedelta(days=1), token="e" * 32)
+    doc["appointments"][0]["id"] = "HIS-77"  # no date in the id: only the roster aside knows
+    tomorrow = Roster.parse(doc)
+    m.set_rosters(m.roster, (tomorrow,))  # terminal.documents keeps it aside
+    m.card(CardRead("appointment_qr", None, "X", appointment="his-77"))
+    assert m.view().data.problem == "qr_other_day"
+    m.card(card("e" * 32))
+    assert m.view().data.problem == "no_appointment"  # never used for check-in
+    clock.advance(24 * 3600)  # midnight, before the service hands over the new day's roster
+    assert m.today_roster() is None and "status_roster" in m.view().status
+    m.set_rosters(tomorrow)
     m.card(card("e" * 32))
     assert m.view().screen == Screen.APPOINTMENTS
     fresh, _ = make()
@@ -300,7 +306,7 @@ def test_language_switch_resets_the_guide_letter_and_back_keeps_english():
 
 def test_survey_starts_unanswered_with_each_questions_own_labels():
     m, _ = make()
-    m.survey_received(
+    m.set_survey(
         Survey.parse(
             {
                 "v": 1,
@@ -365,13 +371,6 @@ def test_a_failed_outbox_write_promises_nothing():
     m.choose(m.view().data.items[1].id)
     m.storage_failed()
     assert m.view().screen == Screen.NOTICE and m.view().data.text == "failed_text"
-
-
-def test_a_bad_document_raises_a_warning_and_the_last_good_one_stays():
-    m, _ = make()
-    eff = m.document_rejected("roster", "appointments[3].slot_start: not an ISO time")
-    assert eff[0].kind == "document" and eff[0].details["document"] == "roster"
-    assert m.today_roster() is not None
 
 
 # -- stateful: any interleaving keeps the kiosk consistent ---------------------------------------

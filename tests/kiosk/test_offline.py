@@ -25,7 +25,11 @@ def test_offline_checkin_from_the_stored_roster_then_the_backlog_drains(
         "careterm/main/roster", json.dumps(roster, ensure_ascii=False).encode(), retain=True
     )
     svc = h.start(broker_url=broker.url)
-    wait_for(lambda: (h.data / "roster.json").exists(), 10, what="retained roster kept on disk")
+    wait_for(
+        lambda: (h.data / "documents" / "roster.json").exists(),
+        10,
+        what="retained roster kept on disk",
+    )
     h.stop()
     broker.kill()
 

@@ -31,7 +31,7 @@ NOW = datetime(2026, 11, 23, 9, 50, tzinfo=CST)
 def appointment(**over):
     row = {
         "id": "A20261123-0042",
-        "token": "t" * 32,
+        "token": "7" * 32,
         "name": "张*三",
         "department_id": "endo",
         "department": "内分泌与代谢病科（糖尿病专病门诊）",

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 
 from drivers.base import DeviceState
+from drivers.card_reader.classify import Classifier, compile_rules
+from drivers.card_reader.idcard import IdCardReader
+from drivers.card_reader.sim import SamModule, SimCard
 from drivers.printer.document import QR, Text
+from terminal.config import DEFAULT_CLASSIFY
+from terminal.privacy import card_token
 
 from ..conftest import wait_for
 from .conftest import TOKEN, card, patient_roster
@@ -122,7 +128,9 @@ def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness
     from drivers.card_reader.base import CardRead
 
     svc = harness.start()
-    appt = json.loads((harness.data / "roster.json").read_text())["appointments"][1]["id"]
+    appt = json.loads((harness.data / "documents" / "roster.json").read_text())["appointments"][1][
+        "id"
+    ]
     svc.card_read(CardRead("appointment_qr", None, "A202****0042", appointment=appt.lower()))
     v = harness.wait_view("appointments")
     assert [it.id for it in v.data.items] == [appt]
@@ -221,7 +229,9 @@ def test_roster_over_mqtt_is_kept_and_bad_input_never_crashes(harness):
     svc.on_roster("careterm/main/roster", json.dumps(doc).encode())
     wait_for(lambda: svc.call(lambda: svc.machine.roster.source) == "mqtt", 3, what="roster")
     assert (
-        json.loads((harness.data / "roster.json").read_text())["appointments"][0]["token"]
+        json.loads((harness.data / "documents" / "roster.json").read_text())["appointments"][0][
+            "token"
+        ]
         == "d" * 32
     )
     svc.card_read(card("d" * 32))
@@ -278,3 +288,41 @@ def test_a_double_enter_or_double_submit_records_once(harness):
     harness.wait_view("feedback_done")
     svc.call(lambda: None)
     assert len(harness.events("feedback")) == 1
+
+
+def test_an_id_card_pulled_away_mid_read_asks_to_place_it_again(kiosk_harness, pty):
+    """A SAM read cut short (the card left the field) reaches the patient through the driver
+    interface (`CardRead.problem`), not as silence; placed again, the card checks in."""
+    salt, number = b"kiosk-sam-salt", "11010519491231002X"
+    h = kiosk_harness()
+    h.write(
+        "roster.json",
+        patient_roster(datetime.now().astimezone(), token=card_token(salt, "id_card", number)),
+    )
+    module, stop = SamModule(), threading.Event()
+    threading.Thread(target=module.serve, args=(pty.master, stop), daemon=True).start()
+    # A reply cut short is noticed when its bytes stop, not at the (here huge) reply timeout.
+    reader = IdCardReader(
+        pty.path,
+        115200,
+        Classifier(compile_rules(DEFAULT_CLASSIFY), salt),
+        poll_every=0.05,
+        reply_timeout=30,
+        reopen_every=0.1,
+    )
+    try:
+        svc = h.start(card_reader=reader)
+        wait_for(lambda: module.requests > 2, 5, what="reader polling")
+        module.inject("pulled")
+        module.present(SimCard(number=number))
+        v = h.wait_view("problem")
+        assert v.data.problem == "incomplete" and v.data.lookup  # typing a number is offered
+        polls = module.requests
+        wait_for(lambda: module.requests > polls + 2, 5)  # the reader saw the card leave
+        module.present(SimCard(number=number))
+        v = h.wait_view("appointments")
+        assert [i.queue_no for i in v.data.items] == ["G015", "B023", "D007"]
+        assert svc.is_alive() and h.events() == []  # a failed read records nothing
+    finally:
+        h.stop()
+        stop.set()

@@ -13,6 +13,7 @@ from kiosk.feedback import FeedbackForm, mask_phone
 from kiosk.roster import Roster
 from kiosk.survey import Survey, SurveyError, SurveyRun
 from kiosk.ticket import Place, checkin_ticket, feedback_slip
+from terminal.payloads import PayloadError
 
 CST = timezone(timedelta(hours=8))
 
@@ -25,7 +26,7 @@ def appointment():
             "appointments": [
                 {
                     "id": "A20261123-0042",
-                    "token": "t" * 32,
+                    "token": "7" * 32,
                     "name": "张*三",
                     "department_id": "cardio",
                     "department": "心内科",
@@ -130,7 +131,7 @@ def test_survey_one_question_at_a_time_with_skip_and_back():
     run.answer(4)
     run.answer(None)
     assert run.finished and run.event_data() == {"survey": "opd", "answers": {"q1": 4}}
-    with pytest.raises(SurveyError):
+    with pytest.raises(PayloadError, match="questions"):
         Survey.parse({"v": 1, "id": "x", "questions": []})
 
 

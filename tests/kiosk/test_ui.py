@@ -35,9 +35,11 @@ def kiosk_config(
     roster = patient_roster(now, token=card_token(SALT, "id_card", NUMBER))
     (tmp_path / "roster.json").write_text(json.dumps(roster, ensure_ascii=False))
     data = tmp_path / "data"
-    data.mkdir(exist_ok=True)
-    (data / "directory.json").write_text(json.dumps(demo_directory(), ensure_ascii=False))
-    (data / "survey.json").write_text(json.dumps(demo_survey(), ensure_ascii=False))
+    (data / "documents").mkdir(parents=True, exist_ok=True)
+    (data / "documents" / "directory.json").write_text(
+        json.dumps(demo_directory(), ensure_ascii=False)
+    )
+    (data / "documents" / "survey.json").write_text(json.dumps(demo_survey(), ensure_ascii=False))
     extra.setdefault("maintenance_pin_sha256", f'"{PIN_1234}"')
     kiosk_extra = "".join(f"{k} = {v}\n" for k, v in extra.items())
     return config_writer(

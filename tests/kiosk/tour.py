@@ -89,10 +89,11 @@ def survey() -> dict[str, Any]:
 
 def make_service(data: Path, long_names: bool = False, **kiosk: Any) -> KioskService:
     now = datetime.now().astimezone()
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "roster.json").write_text(json.dumps(roster(now, long_names), ensure_ascii=False))
-    (data / "directory.json").write_text(json.dumps(directory(long_names), ensure_ascii=False))
-    (data / "survey.json").write_text(json.dumps(survey(), ensure_ascii=False))
+    docs = data / "documents"  # where terminal.documents keeps them
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "roster.json").write_text(json.dumps(roster(now, long_names), ensure_ascii=False))
+    (docs / "directory.json").write_text(json.dumps(directory(long_names), ensure_ascii=False))
+    (docs / "survey.json").write_text(json.dumps(survey(), ensure_ascii=False))
     (data / "site.salt").write_bytes(SALT)
     cfg = parse_config(
         {
@@ -180,6 +181,7 @@ def tour(svc: KioskService, ui: Any, visit: Callable[[str], None], lang: str) ->
         ("noappt", CardRead("medical_card", "0" * 32, "1234****5678")),
         ("unrecognised", CardRead("unknown", None, "", valid=False, problem="unrecognised")),
         ("check-digit", CardRead("unknown", None, "", valid=False, problem="check_digit")),
+        ("incomplete", CardRead("id_card", None, "", valid=False, problem="incomplete")),
         ("qr-used", CardRead("appointment_qr", None, "A", appointment=first)),
         ("qr-other-day", CardRead("appointment_qr", None, "A", appointment="A20200101-0001")),
     ):

@@ -147,3 +147,44 @@ def test_a_failing_alert_never_breaks_the_store(tmp_path: Path) -> None:
 
     store = DocumentStore("staff", tmp_path, alert=broken)
     assert not store.offer(b"{}").accepted
+
+
+def test_a_local_file_is_used_without_a_copy_and_never_replaces_a_newer_roster(
+    tmp_path: Path,
+) -> None:
+    def generated(hh: int) -> bytes:
+        doc = json.loads(roster(TODAY))
+        doc["generated"] = f"{TODAY}T{hh:02d}:00:00+08:00"
+        return json.dumps(doc).encode()
+
+    store = DocumentStore("roster", tmp_path, today=Day(TODAY))
+    assert store.offer(generated(6), "roster_file", save=False, if_newer=True).accepted
+    assert not store.path.exists()  # the local file is its own copy
+    assert store.offer(generated(7)).accepted  # from the site: saved
+    older = store.offer(generated(5), "roster_file", save=False, if_newer=True)
+    assert not older.accepted and older.fault is None  # not a fault: just not newer
+    assert json.loads(store.path.read_bytes())["generated"].startswith(f"{TODAY}T07")
+    assert store.offer(generated(8), "roster_file", save=False, if_newer=True).accepted
+
+
+def test_files_an_older_version_kept_elsewhere_are_moved_once(tmp_path: Path) -> None:
+    old = tmp_path / "roster.json"
+    old_aside = tmp_path / "roster-aside.json"
+    old.write_bytes(roster(TODAY))
+    tomorrow = TODAY + timedelta(days=1)
+    old_aside.write_bytes(roster(tomorrow))
+    store = DocumentStore("roster", tmp_path, today=Day(TODAY))
+    store.migrate(old)
+    store.migrate(old_aside)
+    assert not old.exists() and not old_aside.exists()
+    loaded = store.load()
+    assert isinstance(loaded, Roster) and loaded.date == TODAY
+    assert [r.date for r in store.aside_rosters()] == [tomorrow]
+    # A file of the store's own is never overwritten by an old one; a bad one is renamed.
+    old.write_bytes(roster(TODAY, 3))
+    store.migrate(old)
+    assert not old.exists() and len(json.loads(store.path.read_bytes())["appointments"]) == 1
+    bad = tmp_path / "directory.json"
+    bad.write_bytes(b"{}")
+    DocumentStore("directory", tmp_path).migrate(bad)
+    assert not bad.exists() and (tmp_path / "directory.json.unusable").exists()
