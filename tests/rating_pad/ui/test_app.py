@@ -220,13 +220,31 @@ def test_full_screen_fills_a_panel_without_a_window_manager(
 
     if not shutil.which("Xvfb"):
         pytest.skip("no Xvfb")
-    display = f":{77 + os.getpid() % 100}"
+    # Xvfb picks a free display number itself and writes it to the pipe (-displayfd): a number
+    # of our own choosing could be taken by another X server (xvfb-run, other test runs).
+    read_fd, write_fd = os.pipe()
     xvfb = subprocess.Popen(
-        ["Xvfb", display, "-screen", "0", "1024x600x24", "-br", "-nolisten", "tcp"],
+        [
+            "Xvfb",
+            "-displayfd",
+            str(write_fd),
+            "-screen",
+            "0",
+            "1024x600x24",
+            "-br",
+            "-nolisten",
+            "tcp",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
     )
+    os.close(write_fd)
     try:
+        with os.fdopen(read_fd) as f:
+            number = f.readline().strip()
+        assert number.isdigit(), "Xvfb did not report its display"
+        display = f":{number}"
         wait_for(lambda: _grab(ImageGrab, display) is not None, 10, what="Xvfb up")
         path = config_writer(
             broker_url=broker.url,
