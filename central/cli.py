@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from central.dashboard import cli as dashboard_cli
 from terminal.cliutil import UsageError
 
 PUBLISH_KINDS = ("roster", "directory", "staff", "survey")
@@ -152,6 +153,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_session_expiry(a)
     a.set_defaults(func=_alerts)
+
+    dashboard_cli.register(ssub)  # `site dashboard`, `site users` (SPEC 9.7)
 
 
 def _add_session_expiry(p: argparse.ArgumentParser) -> None:

@@ -24,7 +24,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from central.accounting import Accounting, Batch
-from central.messages import BadMessage, parse_event, parse_reply, parse_status, parse_topic
+from central.health import HealthBook
+from central.messages import (
+    BadMessage,
+    Status,
+    Telemetry,
+    parse_event,
+    parse_reply,
+    parse_status,
+    parse_telemetry,
+    parse_topic,
+)
 from central.mqtt import DEFAULT_SESSION_EXPIRY_S, BrokerOptions, new_client
 from terminal.envelope import dumps
 
@@ -58,9 +68,11 @@ class Collector:
             gap_timeout_s=opts.gap_timeout_s,
             ping_interval_s=opts.ping_interval_s,
         )
+        self.health = HealthBook(engine)  # the site console's device health (SPEC 9.7)
         self._client: mqtt.Client | None = None
         self._connected = False
         self._batch = Batch()
+        self._telemetry: list[Telemetry] = []
         self._db_failures = 0
         self._drops = 0
         self._connected_at = 0.0
@@ -75,6 +87,7 @@ class Collector:
             (f"{share}{base}/events/#", 1),
             (f"{share}{base}/alerts/#", 1),
             (f"{share}{base}/reply", 1),
+            (f"{share}{base}/telemetry", 0),  # device health for the site console
             # Status is small and retained; shared subscriptions get no retained messages,
             # so every collector reads it directly (applying it twice is harmless).
             (f"{base}/status", 1),
@@ -106,6 +119,8 @@ class Collector:
                     break
             if self._batch:
                 self._commit()
+            elif self._telemetry:
+                self._record_health([])
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 self._lost(f"loop: {mqtt.error_string(rc)}")
                 continue
@@ -218,6 +233,8 @@ class Collector:
                     b.statuses.append(parse_status(msg.topic, msg.payload))
             elif kind == "reply":
                 b.replies.append(parse_reply(msg.topic, msg.payload))
+            elif kind == "telemetry":
+                self._telemetry.append(parse_telemetry(msg.topic, msg.payload))
         except BadMessage as e:
             b.rejected += 1
             self.books.rejected += 1
@@ -246,6 +263,11 @@ class Collector:
             for mid, qos in batch.mids:
                 client.ack(mid, qos)  # only now may the broker forget them
         self.books.settle(touched)
+        self._record_health(batch.statuses)
+
+    def _record_health(self, statuses: list[Status]) -> None:
+        telemetry, self._telemetry = self._telemetry, []
+        self.health.record(telemetry, {s.device for s in statuses})
 
     def _publish(self, topic: str, body: dict[str, Any], retain: bool) -> bool:
         client = self._client

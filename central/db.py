@@ -125,6 +125,39 @@ gaps = Table(
     UniqueConstraint("device", "first_seq", name="gaps_device_first"),
 )
 
+# -- Site console (SPEC 9.7): written by the collector (central/health.py) and the console ------
+
+device_health = Table(
+    "device_health",
+    metadata,
+    Column("device", String(64), primary_key=True),
+    Column("site", String(64), nullable=False),
+    # Since when the device has been in its current `devices.state` (collector clock, Unix
+    # time): a Last Will carries the time of its connect, not of the loss.
+    Column("state", String(16)),
+    Column("session", Integer),
+    Column("state_since", Float),
+    # The latest telemetry (SPEC 4), as sent.
+    Column("telemetry_ts", String(40)),  # the device's clock
+    Column("telemetry_at", Float),  # Unix time at the collector
+    Column("uptime_s", Float),
+    Column("outbox_depth", Integer),
+    Column("oldest_pending_s", Float),
+    Column("printer", String(32)),
+    Column("card_reader", String(32)),
+    Column("buttons", String(32)),
+    Column("clock_synced", Boolean),
+    Column("extra", Text),  # other telemetry keys (JSON), e.g. cert_days_left, pad_state
+)
+
+alert_acks = Table(
+    "alert_acks",
+    metadata,
+    Column("event_id", String(64), primary_key=True),  # the alert's envelope id
+    Column("acked_by", String(64), nullable=False),  # console user name
+    Column("acked_at", Float, nullable=False),  # Unix time
+)
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()

@@ -213,3 +213,63 @@ def parse_reply(topic: str, payload: bytes) -> Reply:
         raise BadMessage("reply without a cid")
     result = body.get("result") if isinstance(body.get("result"), dict) else {}
     return Reply(t.device, t.site, cid, body.get("ok") is True, result)
+
+
+# Telemetry (SPEC 4) for the site console's device health (central/health.py).
+TELEMETRY_KEYS = {
+    "v",
+    "ts",
+    "uptime_s",
+    "outbox_depth",
+    "oldest_pending_s",
+    "printer",
+    "card_reader",
+    "buttons",
+    "clock_synced",
+}
+TELEMETRY_EXTRA_MAX = 2000  # characters of the other telemetry keys kept
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    device: str
+    site: str
+    ts: str | None
+    uptime_s: float | None
+    outbox_depth: int | None
+    oldest_pending_s: float | None
+    printer: str | None
+    card_reader: str | None
+    buttons: str | None
+    clock_synced: bool | None
+    extra: str | None
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 else None
+
+
+def parse_telemetry(topic: str, payload: bytes) -> Telemetry:
+    t = parse_topic(topic)
+    if t.kind != "telemetry":
+        raise BadMessage(f"{topic}: not a telemetry topic")
+    body = _json_object(payload)
+    depth = _num(body.get("outbox_depth"))
+    extra = {k: v for k, v in body.items() if k not in TELEMETRY_KEYS}
+    extra_text = (
+        clean(json.dumps(extra, ensure_ascii=False))[:TELEMETRY_EXTRA_MAX] if extra else None
+    )
+    synced = body.get("clock_synced")
+    return Telemetry(
+        t.device,
+        t.site,
+        _opt_str(body.get("ts"), 40),
+        _num(body.get("uptime_s")),
+        int(min(depth, 2**31 - 1)) if depth is not None else None,
+        _num(body.get("oldest_pending_s")),
+        _opt_str(body.get("printer"), 32),
+        _opt_str(body.get("card_reader"), 32),
+        _opt_str(body.get("buttons"), 32),
+        synced if isinstance(synced, bool) else None,
+        extra_text,
+    )

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from central.db import devices, gaps, open_db, ratings
+from central.db import devices, events, gaps, open_db, ratings
 from terminal.cliutil import UsageError
 
 UNKNOWN = "(none)"
@@ -376,3 +376,92 @@ def render_report(args: argparse.Namespace) -> str:
         gap_list=gap_list,
         device_list=device_rows(engine),
     )
+
+
+# -- Response rate (评价率, SPEC 9.3): prompted ratings / prompts --------------------------------
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """A prompt that closed: `rated` (a rating without misuse carries its id) or the
+    `outcome` of its `prompt` event (`expired`, `superseded`). Has the grouping fields of
+    `RatingRow`, so `key_fn` groups it alike."""
+
+    prompt: str
+    window: str | None
+    staff: str | None
+    outcome: str
+    day: str | None
+    hour: int | None
+
+
+def load_prompts(engine: Engine, day_from: str = "", day_to: str = "") -> list[PromptRow]:
+    """Every closed prompt in the period, each once (by prompt id; a rating wins)."""
+    cond_r = [ratings.c.misuse.is_(False)]
+    cond_p = [events.c.type == "prompt"]
+    if day_from:
+        cond_r.append(ratings.c.day >= day_from)
+        cond_p.append(events.c.day >= day_from)
+    if day_to:
+        cond_r.append(ratings.c.day <= day_to)
+        cond_p.append(events.c.day <= day_to)
+    rated = (
+        select(events.c.payload, ratings.c.day, ratings.c.hour)
+        .join(ratings, ratings.c.event_id == events.c.id)
+        .where(and_(*cond_r))
+    )
+    closed = select(events.c.payload, events.c.day, events.c.hour).where(and_(*cond_p))
+    out: dict[str, PromptRow] = {}
+    with engine.connect() as conn:
+        for payload, day, hour in conn.execute(rated):
+            row = _prompt_row(payload, day, hour, "rated")
+            if row is not None:
+                out[row.prompt] = row
+        for payload, day, hour in conn.execute(closed):
+            row = _prompt_row(payload, day, hour, None)
+            if row is not None and row.prompt not in out:
+                out[row.prompt] = row
+    return list(out.values())
+
+
+def _prompt_row(
+    payload: str, day: str | None, hour: int | None, outcome: str | None
+) -> PromptRow | None:
+    try:
+        data = json.loads(payload).get("data") or {}
+    except (ValueError, AttributeError):
+        return None
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        return None  # an unprompted rating (free mode) or a malformed prompt event
+    if outcome is None:
+        outcome = str(data.get("outcome") or "closed")[:16]
+
+    def text(k: str) -> str | None:
+        v = data.get(k)
+        return v[:64] if isinstance(v, str) and v else None
+
+    return PromptRow(prompt, text("window"), text("staff"), outcome, day, hour)
+
+
+@dataclass
+class Response:
+    prompts: int = 0
+    rated: int = 0
+
+    @property
+    def pct(self) -> float | None:
+        return round(100.0 * self.rated / self.prompts, 1) if self.prompts else None
+
+
+def response_rates(
+    rows: Iterable[PromptRow], key: Callable[[Any], Any]
+) -> tuple[dict[Any, Response], Response]:
+    """Prompts and prompted ratings per group (same keys as `aggregate`), and the total."""
+    groups: dict[Any, Response] = {}
+    total = Response()
+    for r in rows:
+        for g in (groups.setdefault(key(r), Response()), total):
+            g.prompts += 1
+            g.rated += r.outcome == "rated"
+    return groups, total
