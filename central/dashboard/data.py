@@ -216,7 +216,7 @@ class ConsoleData:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
-            open_gaps = dict(conn.execute(gq).tuples().all())
+            open_gaps = {dev: n for dev, n in conn.execute(gq)}
         out = [self._device(r, open_gaps.get(r["device"], 0), now) for r in rows]
         rank = {"critical": 0, "warning": 1, "ok": 2}
         out.sort(key=lambda d: (rank[d.level], d.site, d.device))
