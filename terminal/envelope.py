@@ -6,21 +6,14 @@ import json
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 from terminal.clock import clock_synced, now_iso
+from terminal.payloads import EVENT_DATA, AlertKind
 
 ENVELOPE_VERSION = 1
-EVENT_TYPES = ("rating", "staff", "checkin", "feedback", "survey", "alert")
-ALERT_KINDS = (
-    "dissatisfied",
-    "printer",
-    "card_reader",
-    "buttons",
-    "storage",
-    "outbox_backlog",
-    "clock",
-)
+EVENT_TYPES = tuple(EVENT_DATA)
+ALERT_KINDS = get_args(AlertKind)
 SEVERITIES = ("info", "warning", "critical")
 
 

@@ -1,0 +1,523 @@
+"""Pydantic models of every MQTT payload of the contract (SPEC 4, 6.5, 9), validated in one place.
+
+Devices validate what they receive (commands, acks, the site's retained documents) and site
+tools validate what devices send, with these models; the JSON Schemas integrators get in
+docs/reference/ are generated from them. `parse(model, payload)` turns any bad input (not
+UTF-8, not JSON, nested too deep, the wrong shape) into one `PayloadError` whose message
+names the fault in a line.
+
+Incoming documents may carry fields a newer site adds (they are ignored); the fields the
+contract names are strictly typed: a string is never taken for a number.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from terminal.topics import LEAF_RE, NAME_RE
+
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+"""Largest payload parsed at all (a roster of ~50,000 appointments fits)."""
+MAX_DEPTH = 32
+"""Deepest JSON nesting accepted; the contract's payloads are at most 4 levels deep."""
+
+Name = Annotated[StrictStr, Field(pattern=NAME_RE.pattern)]
+Leaf = Annotated[StrictStr, Field(pattern=LEAF_RE.pattern)]
+Text = Annotated[StrictStr, Field(max_length=200)]
+ShortText = Annotated[StrictStr, Field(max_length=64)]
+Token = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
+"""SPEC 6.4: the first 32 lower-case hex characters of the HMAC."""
+Cid = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+Seq = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
+Epoch = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16,64}$")]
+"""An outbox epoch (SPEC 9.2): random lower-case hex made when the outbox is created."""
+IsoTime = Annotated[StrictStr, Field(min_length=10, max_length=40)]
+NonNegInt = Annotated[StrictInt, Field(ge=0)]
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class PayloadError(ValueError):
+    """A payload that cannot be used; the message is one line saying why."""
+
+
+class _In(BaseModel):
+    """Something received: extra fields of a newer sender are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class _Out(BaseModel):
+    """Something this project sends: exactly the named fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# -- JSON, safely ----------------------------------------------------------------------------
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth without recursion (a hostile payload must not exhaust the stack)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            return d
+        if isinstance(o, dict):
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, list):
+            stack.extend((v, d + 1) for v in o)
+    return deepest
+
+
+def loads(payload: bytes | str) -> Any:
+    """JSON from a payload, or PayloadError (never RecursionError or UnicodeDecodeError)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
+    try:
+        text = payload.decode("utf-8-sig") if isinstance(payload, bytes) else payload
+        obj = json.loads(text)
+    except UnicodeDecodeError:
+        raise PayloadError("payload is not UTF-8") from None
+    except RecursionError:
+        raise PayloadError(f"payload is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as e:
+        raise PayloadError(f"payload is not JSON ({e.args[0].split(':')[0]})") from None
+    if _depth(obj) > MAX_DEPTH:
+        raise PayloadError(f"payload is nested deeper than {MAX_DEPTH} levels")
+    return obj
+
+
+def describe(e: ValidationError, limit: int = 3) -> str:
+    """A one-line summary of a validation error: where and what, for logs and alerts."""
+    parts = []
+    for err in e.errors()[:limit]:
+        where = ".".join(str(x) for x in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(e.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def parse(model: type[T], payload: bytes | str | Any) -> T:
+    """Validate `payload` (bytes or text of JSON, or an already decoded object) as `model`."""
+    obj = loads(payload) if isinstance(payload, bytes | str) else payload
+    try:
+        return model.model_validate(obj)
+    except ValidationError as e:
+        raise PayloadError(describe(e)) from None
+
+
+def read_cid(payload: bytes) -> str | None:
+    """The command's `cid` when one can be read at all, so that even a malformed command
+    gets its one `ok:false` reply (SPEC 9.4): also from a payload nested too deep to parse."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        obj = json.loads(payload.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    except RecursionError:
+        m = _CID_RE.search(payload[:4096])
+        return m.group(1).decode() if m else None
+    cid = obj.get("cid") if isinstance(obj, dict) else None
+    return cid if isinstance(cid, str) and 0 < len(cid) <= 128 else None
+
+
+_CID_RE = re.compile(rb'^\s*\{\s*"cid"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
+
+
+# -- device -> site --------------------------------------------------------------------------
+
+
+class Envelope(_In):
+    """SPEC 4.1 and 9.2: every event and alert."""
+
+    v: Literal[1] = 1
+    id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    """UUIDv7; unique forever; consumers drop repeats by id."""
+    seq: Seq | None
+    """Grows by exactly 1 per event within an epoch; null only for the non-durable storage
+    alert a device publishes while its disk refuses writes."""
+    epoch: Epoch | None = None
+    """The outbox epoch (SPEC 9.2); absent only from version 1 devices."""
+    device: Name
+    site: Name
+    type: Leaf
+    ts: IsoTime
+    """The device's local time with its UTC offset."""
+    clock_synced: StrictBool
+    data: dict[str, Any]
+
+
+class Status(_In):
+    """`R/S/D/status`, retained; also the Last Will."""
+
+    v: Literal[1] = 1
+    state: Literal["online", "offline"]
+    reason: Literal["shutdown", "lost"] | None = None
+    role: Literal["rating_pad", "kiosk"] | None = None
+    version: ShortText | None = None
+    session: NonNegInt
+    """Grows by 1 on every connect; the Will carries the same number."""
+    ts: IsoTime | None = None
+
+
+class DeviceState(_In):
+    """One device's health in telemetry: ok, fault or unknown, with a short reason."""
+
+    state: ShortText
+    detail: Text | None = None
+
+
+class Telemetry(_In):
+    """`R/S/D/telemetry`, QoS 0, every 60 s."""
+
+    v: Literal[1] = 1
+    ts: IsoTime
+    uptime_s: Annotated[float, Field(ge=0)]
+    outbox_depth: NonNegInt
+    oldest_pending_s: Annotated[float, Field(ge=0)] | None = None
+    printer: Any = None
+    card_reader: Any = None
+    buttons: Any = None
+    clock_synced: StrictBool
+    cert_days_left: StrictInt | None = None
+
+
+class Reply(_Out):
+    """`R/S/D/reply`: exactly one per command whose `cid` could be read."""
+
+    cid: Cid
+    ok: StrictBool
+    result: dict[str, Any] | None = None
+    error: Text | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Reply:
+        if self.ok and self.error is not None:
+            raise ValueError("a successful reply carries `result`, not `error`")
+        if not self.ok and not self.error:
+            raise ValueError("a failed reply carries an `error`")
+        return self
+
+
+# -- event data (the envelope's `data`, by type) ---------------------------------------------
+
+Score = Annotated[StrictInt, Field(ge=1, le=5)]
+
+
+class RatingData(_Out):
+    window: ShortText
+    staff: ShortText | None
+    score: Score
+    scale: Annotated[StrictInt, Field(ge=3, le=5)]
+    label: ShortText
+    reason: Text | None = None
+    """Version 1 only; version 2 sends the reason in its own `reason` event."""
+    reason_asked: StrictBool = False
+    """True when the pad asks for a reason after this rating (a `reason` event follows)."""
+    prompt: ShortText | None
+    """The prompt this rating answers; null when no prompt was open."""
+    ticket: ShortText | None = None
+    """The queue number `cmd/prompt` carried."""
+    misuse: StrictBool
+    """Never counted in satisfaction: no open prompt, too fast, or a second press."""
+    response_ms: NonNegInt | None
+
+    @model_validator(mode="after")
+    def _score_in_scale(self) -> RatingData:
+        if self.score > self.scale:
+            raise ValueError(f"score {self.score} is above the scale of {self.scale}")
+        return self
+
+
+class ReasonData(_Out):
+    rating: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    """The id of the rating event this reason belongs to."""
+    window: ShortText
+    staff: ShortText | None
+    reason: Text | None
+    """Null: the patient did not answer in time, or skipped."""
+
+
+class PromptData(_Out):
+    """A prompt that closed without a rating (SPEC 9.3)."""
+
+    prompt: ShortText
+    ticket: ShortText | None
+    window: ShortText
+    staff: ShortText | None
+    outcome: Literal["expired", "superseded"]
+
+
+class StaffData(_Out):
+    window: ShortText
+    action: Literal["sign_in", "sign_out", "pause", "resume"]
+    staff: ShortText | None
+
+
+CardKind = Literal[
+    "id_card", "medical_card", "appointment_qr", "staff_card", "appointment", "phone_birth"
+]
+
+
+class CheckinData(_Out):
+    appointment: ShortText
+    department_id: ShortText
+    queue_no: ShortText
+    card_kind: CardKind
+    token: Token | None
+    timing: Literal["early", "on_time", "late"]
+    ticket: Literal["printed", "failed", "none"]
+    repeat: StrictBool
+
+
+class FeedbackData(_Out):
+    category: Literal["praise", "suggestion", "complaint"]
+    department_id: ShortText | None
+    topics: list[ShortText]
+    text: Annotated[StrictStr, Field(max_length=2000)]
+    callback_phone: Annotated[StrictStr, Field(pattern=r"^1[0-9]{10}$")] | None
+    tracking_no: ShortText | None
+
+
+class SurveyData(_Out):
+    survey: ShortText
+    answers: dict[ShortText, Annotated[StrictInt, Field(ge=1, le=10)]]
+
+
+AlertKind = Literal[
+    "dissatisfied",
+    "printer",
+    "card_reader",
+    "buttons",
+    "storage",
+    "outbox_backlog",
+    "clock",
+    "help",
+    "document",
+]
+
+
+class AlertData(_In):
+    """`data` of an alert; kind-specific details ride along as extra fields."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: AlertKind
+    severity: Literal["info", "warning", "critical"]
+    message: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+
+
+EVENT_DATA: dict[str, type[BaseModel]] = {
+    "rating": RatingData,
+    "reason": ReasonData,
+    "prompt": PromptData,
+    "staff": StaffData,
+    "checkin": CheckinData,
+    "feedback": FeedbackData,
+    "survey": SurveyData,
+    "alert": AlertData,
+}
+"""Event type -> model of its `data`."""
+
+
+# -- site -> device: acks and commands -------------------------------------------------------
+
+
+class Ack(_In):
+    """`R/S/D/ack`, retained: every event of `epoch` up to `seq` is stored at the site."""
+
+    seq: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+    epoch: Epoch
+
+
+class Command(_In):
+    """Every command carries a `cid`; the reply echoes it."""
+
+    cid: Cid
+
+
+class PromptCommand(Command):
+    ticket: ShortText | None = None
+    """The queue number being served; copied into the rating as `ticket`."""
+
+
+class StaffCommand(Command):
+    action: Literal["sign_in", "sign_out"]
+    staff: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _staff_for_sign_in(self) -> StaffCommand:
+        if self.action == "sign_in" and not self.staff:
+            raise ValueError("sign_in needs `staff` (a staff number)")
+        return self
+
+
+class ResendCommand(Command):
+    first: Seq = Field(validation_alias=AliasChoices("from", "first"), serialization_alias="from")
+    last: Seq = Field(validation_alias=AliasChoices("to", "last"), serialization_alias="to")
+    epoch: Epoch | None = None
+    """When given, only events of this epoch (the device's current one) are resent."""
+
+    @model_validator(mode="after")
+    def _range(self) -> ResendCommand:
+        if self.last < self.first:
+            raise ValueError("`to` must be >= `from`")
+        return self
+
+
+COMMANDS: dict[str, type[Command]] = {
+    "ping": Command,
+    "prompt": PromptCommand,
+    "staff": StaffCommand,
+    "pause": Command,
+    "resume": Command,
+    "print_test": Command,
+    "resend": ResendCommand,
+}
+"""Command name -> model of its payload."""
+
+
+# -- site -> devices: retained documents -----------------------------------------------------
+
+
+class Appointment(_In):
+    id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    token: Token | None = None
+    """Card token of the patient's ID or medical card (SPEC 6.4)."""
+    lookup: list[Token] = Field(default_factory=list)
+    """More tokens that find this appointment by manual lookup (SPEC 9.6): kinds
+    `appointment` (the appointment number) and `phone_birth` (phone and birth date)."""
+    name: Annotated[StrictStr, Field(max_length=32)] = ""
+    """Masked name (张*三); never a full name."""
+    department_id: ShortText
+    department: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    doctor: Annotated[StrictStr, Field(max_length=64)] = ""
+    room: Annotated[StrictStr, Field(max_length=64)] = ""
+    slot_start: IsoTime
+    slot_end: IsoTime
+    queue_no: Annotated[StrictStr, Field(min_length=1, max_length=16)]
+
+
+class Roster(_In):
+    """`R/S/roster` (SPEC 6.5): today's appointments; never empty."""
+
+    v: Literal[1] = 1
+    date: date
+    generated: IsoTime | None = None
+    appointments: Annotated[list[Appointment], Field(min_length=1)]
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso_date(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            raise ValueError("must be a date string like 2026-11-23")
+        return v
+
+
+class Department(_In):
+    id: ShortText
+    name: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    name_en: Annotated[StrictStr, Field(max_length=96)] = ""
+    floor: Annotated[StrictStr, Field(max_length=64)] = ""
+    location: Annotated[StrictStr, Field(max_length=96)] = ""
+
+
+class Doctor(_In):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    title: Annotated[StrictStr, Field(max_length=32)] = ""
+    department_id: ShortText
+    today: list[Annotated[StrictStr, Field(max_length=32)]] = Field(default_factory=list)
+    bio: Annotated[StrictStr, Field(max_length=2000)] = ""
+
+
+class Directory(_In):
+    """`R/S/directory`: departments, floors, today's doctors; at least one department."""
+
+    v: Literal[1] = 1
+    departments: Annotated[list[Department], Field(min_length=1)]
+    doctors: list[Doctor] = Field(default_factory=list)
+
+
+class Question(_In):
+    id: ShortText
+    text: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    text_en: Annotated[StrictStr, Field(max_length=300)] = ""
+    scale: Annotated[StrictInt, Field(ge=2, le=10)] = 5
+    labels: list[ShortText] = Field(default_factory=list)
+    """One label per answer, worst first (empty: the kiosk's default labels for the scale)."""
+    labels_en: list[ShortText] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _labels_fit(self) -> Question:
+        for key, labels in (("labels", self.labels), ("labels_en", self.labels_en)):
+            if labels and len(labels) != self.scale:
+                raise ValueError(f"{key} has {len(labels)} entries for a scale of {self.scale}")
+        return self
+
+
+class Survey(_In):
+    """`R/S/survey`: one survey with at least one question, ids unique."""
+
+    v: Literal[1] = 1
+    id: ShortText
+    questions: Annotated[list[Question], Field(min_length=1, max_length=20)]
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Survey:
+        ids = [q.id for q in self.questions]
+        if len(set(ids)) != len(ids):
+            raise ValueError("question ids repeat")
+        return self
+
+
+class StaffMember(_In):
+    staff: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    """Staff number as shown on screen (E1024)."""
+    name: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    title: Annotated[StrictStr, Field(max_length=32)] = ""
+    token: Token | None = None
+    """Card token of the clerk's staff card (SPEC 6.4)."""
+    photo: StrictStr | None = None
+    """Base64 JPEG or null."""
+
+
+class StaffDirectory(RootModel[Annotated[list[StaffMember], Field(min_length=1)]]):
+    """`R/S/staff`: the clerks a pad may show; never empty."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="after")
+    def _unique_staff(self) -> StaffDirectory:
+        numbers = [m.staff for m in self.root]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("staff numbers repeat")
+        return self
+
+
+DOCUMENTS: dict[str, type[BaseModel]] = {
+    "roster": Roster,
+    "directory": Directory,
+    "survey": Survey,
+    "staff": StaffDirectory,
+}
+"""Retained site document name -> model."""
