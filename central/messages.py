@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from terminal import payloads
+
 MAX_ID_LEN = 64
 
 
@@ -216,18 +218,7 @@ def parse_reply(topic: str, payload: bytes) -> Reply:
 
 
 # Telemetry (SPEC 4) for the site console's device health (central/health.py).
-TELEMETRY_KEYS = {
-    "v",
-    "ts",
-    "uptime_s",
-    "outbox_depth",
-    "oldest_pending_s",
-    "printer",
-    "card_reader",
-    "buttons",
-    "clock_synced",
-}
-TELEMETRY_EXTRA_MAX = 2000  # characters of the other telemetry keys kept
+TELEMETRY_EXTRA_MAX = 2000  # characters of the other telemetry keys kept (JSON)
 
 
 @dataclass(frozen=True)
@@ -238,38 +229,55 @@ class Telemetry:
     uptime_s: float | None
     outbox_depth: int | None
     oldest_pending_s: float | None
-    printer: str | None
+    printer: str | None  # a driver state: ok, absent, error, unknown, disabled, ...
     card_reader: str | None
     buttons: str | None
     clock_synced: bool | None
-    extra: str | None
+    extra: str | None  # JSON: other keys (cert_days_left, pad_state, ...) and `detail` per part
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 else None
+def _part_state(v: Any) -> tuple[str | None, str | None]:
+    """A part's state as sent: `"ok"`, or `{"state": "error", "detail": "paper out"}`."""
+    if isinstance(v, str):
+        return _opt_str(v, 32), None
+    if isinstance(v, dict) and isinstance(v.get("state"), str):
+        return _opt_str(v["state"], 32), _opt_str(v.get("detail"), 200)
+    return None, None
 
 
 def parse_telemetry(topic: str, payload: bytes) -> Telemetry:
     t = parse_topic(topic)
     if t.kind != "telemetry":
         raise BadMessage(f"{topic}: not a telemetry topic")
-    body = _json_object(payload)
-    depth = _num(body.get("outbox_depth"))
-    extra = {k: v for k, v in body.items() if k not in TELEMETRY_KEYS}
-    extra_text = (
-        clean(json.dumps(extra, ensure_ascii=False))[:TELEMETRY_EXTRA_MAX] if extra else None
-    )
-    synced = body.get("clock_synced")
+    try:
+        m = payloads.parse(payloads.Telemetry, payload)
+    except payloads.PayloadError as e:
+        raise BadMessage(f"telemetry: {e}") from None
+    raw = _json_object(payload)
+    extra = {k: v for k, v in raw.items() if k not in payloads.Telemetry.model_fields}
+    if m.cert_days_left is not None:
+        extra["cert_days_left"] = m.cert_days_left
+    parts = {}
+    detail = {}
+    for name in ("printer", "card_reader", "buttons"):
+        parts[name], why = _part_state(getattr(m, name))
+        if why:
+            detail[name] = why
+    if detail:
+        extra["detail"] = detail
+    text = clean(json.dumps(extra, ensure_ascii=False)) if extra else None
+    if text is not None and len(text) > TELEMETRY_EXTRA_MAX:
+        text = json.dumps({"detail": detail} if detail else {}, ensure_ascii=False)
     return Telemetry(
         t.device,
         t.site,
-        _opt_str(body.get("ts"), 40),
-        _num(body.get("uptime_s")),
-        int(min(depth, 2**31 - 1)) if depth is not None else None,
-        _num(body.get("oldest_pending_s")),
-        _opt_str(body.get("printer"), 32),
-        _opt_str(body.get("card_reader"), 32),
-        _opt_str(body.get("buttons"), 32),
-        synced if isinstance(synced, bool) else None,
-        extra_text,
+        clean(m.ts),
+        m.uptime_s,
+        min(m.outbox_depth, 2**31 - 1),
+        m.oldest_pending_s,
+        parts["printer"],
+        parts["card_reader"],
+        parts["buttons"],
+        m.clock_synced,
+        text,
     )

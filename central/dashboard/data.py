@@ -36,6 +36,7 @@ class Thresholds:
     backlog_s: float = 600.0  # oldest unsent event older than this (SPEC 5: outbox_backlog)
     silent_s: float = 300.0  # an online device not heard from (event or telemetry) this long
     skew_s: float = 60.0  # device clock this far from the collector's
+    cert_days: int = 30  # device certificate expiring within this many days
 
 
 @dataclass
@@ -58,6 +59,8 @@ class DeviceView:
     buttons: str | None
     clock_synced: bool | None
     clock_skew_s: float | None  # device clock minus collector clock, from the last telemetry
+    details: dict[str, str] = field(default_factory=dict)  # part -> what is wrong, as sent
+    cert_days_left: int | None = None
     problems: list[str] = field(default_factory=list)
     level: str = "ok"  # ok | warning | critical
 
@@ -142,6 +145,14 @@ def _unix(ts: str | None) -> float | None:
     return t.timestamp() if t.tzinfo is not None else None
 
 
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        v = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return v if isinstance(v, dict) else {}
+
+
 def _data(payload: str) -> dict[str, Any]:
     try:
         d = json.loads(payload).get("data")
@@ -208,6 +219,7 @@ class ConsoleData:
             h.card_reader,
             h.buttons,
             h.clock_synced,
+            h.extra,
         ).select_from(devices.outerjoin(device_health, h.device == devices.c.device))
         gq = (
             select(gaps.c.device, func.count())
@@ -252,6 +264,12 @@ class ConsoleData:
             clock_synced=r["clock_synced"],
             clock_skew_s=skew,
         )
+        extra = _json(r["extra"])
+        detail = extra.get("detail")
+        if isinstance(detail, dict):
+            d.details = {k: str(v)[:200] for k, v in detail.items() if isinstance(k, str)}
+        cert = extra.get("cert_days_left")
+        d.cert_days_left = cert if isinstance(cert, int) and not isinstance(cert, bool) else None
         lim = self.limits
         problems = []
         if state == "offline":
@@ -268,6 +286,8 @@ class ConsoleData:
         heard = max(d.telemetry_at or 0, d.last_event or 0)
         if state == "online" and heard and now - heard > lim.silent_s:
             problems.append("silent")
+        if d.cert_days_left is not None and d.cert_days_left < lim.cert_days:
+            problems.append("cert")
         if open_gaps:
             problems.append("gaps")
         d.problems = problems

@@ -150,8 +150,9 @@ def test_device_health_from_status_and_telemetry(engine) -> None:
         engine,
         "kiosk-02",
         now + 300,
-        printer="error",
+        printer={"state": "error", "detail": "缺纸"},
         card_reader="absent",
+        cert_days_left=12,
         buttons=None,
         outbox_depth=17,
         oldest_pending_s=900.0,
@@ -174,7 +175,8 @@ def test_device_health_from_status_and_telemetry(engine) -> None:
 
     k2 = devs["kiosk-02"]
     assert k2.level == "warning"
-    assert k2.problems == ["printer", "card_reader", "backlog", "clock", "skew", "gaps"]
+    assert k2.problems == ["printer", "card_reader", "backlog", "clock", "skew", "cert", "gaps"]
+    assert (k2.printer, k2.details, k2.cert_days_left) == ("error", {"printer": "缺纸"}, 12)
     assert (k2.outbox_depth, k2.oldest_pending_s, k2.open_gaps) == (17, 900.0, 1)
     assert k2.clock_skew_s is not None and k2.clock_skew_s > 250
 

@@ -65,13 +65,12 @@ def test_telemetry_parsing_keeps_known_fields_and_bounds_the_rest() -> None:
         "uptime_s": 12.5,
         "outbox_depth": 10**12,
         "oldest_pending_s": 3.0,
-        "printer": "error",
+        "printer": {"state": "error", "detail": "paper out"},
         "card_reader": "ok",
         "buttons": None,
         "clock_synced": False,
         "cert_days_left": 300,
         "pad_state": "idle",
-        "big": "x" * 5000,
     }
     t = parse_telemetry("careterm/main/kiosk-01/telemetry", json.dumps(body).encode())
     assert (t.device, t.site, t.printer, t.card_reader, t.buttons) == (
@@ -82,8 +81,17 @@ def test_telemetry_parsing_keeps_known_fields_and_bounds_the_rest() -> None:
         None,
     )
     assert t.outbox_depth == 2**31 - 1 and t.clock_synced is False
-    assert t.extra is not None and len(t.extra) <= 2000 and '"cert_days_left": 300' in t.extra
+    assert json.loads(t.extra) == {
+        "pad_state": "idle",
+        "cert_days_left": 300,
+        "detail": {"printer": "paper out"},
+    }
+    big = parse_telemetry(
+        "careterm/main/kiosk-01/telemetry", json.dumps(body | {"big": "x" * 5000}).encode()
+    )
+    assert json.loads(big.extra) == {"detail": {"printer": "paper out"}}  # valid JSON, bounded
+    for bad in (b"[1]", b"{}", b"not json", json.dumps(body | {"outbox_depth": "many"}).encode()):
+        with pytest.raises(BadMessage):
+            parse_telemetry("careterm/main/kiosk-01/telemetry", bad)
     with pytest.raises(BadMessage):
-        parse_telemetry("careterm/main/kiosk-01/status", b"{}")
-    with pytest.raises(BadMessage):
-        parse_telemetry("careterm/main/kiosk-01/telemetry", b"[1]")
+        parse_telemetry("careterm/main/kiosk-01/status", json.dumps(body).encode())
