@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -199,6 +200,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return p
 
     me = [sys.executable, "-m", "careterm"]
+    console: list[str] = []
     if mosquitto:
         conf = folder / "mosquitto.conf"
         conf.write_text(
@@ -216,6 +218,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 me
                 + ["site", "collect", "--broker", url, "--db", f"sqlite:///{folder / 'site.db'}"],
             )
+            console = _start_console(folder, files, spawn, me)
         except ModuleNotFoundError:
             pass
     else:
@@ -251,7 +254,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"  pad:      {'headless' if args.headless else 'on screen'}; keys 1-4 rate, P prompts, S pauses\n"
         f"  tickets:  {folder / 'tickets'} (ESC/POS .bin and .png previews)\n"
         f"  logs:     {folder}/*.log\n"
-        f"  report:   careterm site report --db sqlite:///{folder / 'site.db'}",
+        f"  report:   careterm site report --db sqlite:///{folder / 'site.db'}"
+        + "".join(f"\n  {line}" for line in console),
         flush=True,
     )
 
@@ -288,6 +292,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
     return rc
+
+
+def _start_console(
+    folder: Path, files: dict[str, Path], spawn: Callable[..., object], me: list[str]
+) -> list[str]:
+    """The site console over the demo's database, with a demo login; lines for the summary."""
+    try:
+        import central.dashboard.server  # noqa: F401 - the optional `site` extra
+    except ModuleNotFoundError:
+        return ["console:  not installed (pip install 'careterm[site]')"]
+    from central.dashboard.users import hash_password, read_users, write_users
+
+    users, login = folder / "console-users.txt", folder / "console-login.txt"
+    password = login.read_text().strip() if login.exists() else ""
+    if not password or "demo" not in read_users(users):
+        password = secrets.token_urlsafe(9)
+        write_users(users, {"demo": hash_password(password)})
+        login.write_text(password + "\n")
+        os.chmod(login, 0o600)
+    port = 8080
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        port = _free_port()
+    spawn(
+        "console",
+        me
+        + ["site", "dashboard", "--db", f"sqlite:///{folder / 'site.db'}"]
+        + ["--listen", f"127.0.0.1:{port}", "--users", str(users), "--staff", str(files["staff"])]
+        + ["--site-name", "careterm demo"],
+    )
+    return [
+        f"console:  http://127.0.0.1:{port}/  (log in as demo / {password}; wall display: /wall)"
+    ]
 
 
 def _wait_port(port: int, timeout: float = 10.0) -> None:
