@@ -26,7 +26,8 @@ from central.report import (
 )
 
 OPEN_ALERTS_MAX = 200  # newest open alerts listed (the count is exact)
-ACKED_SHOWN = 30  # acknowledged alerts of today kept in view, newest first
+ACKED_SHOWN = 30
+RECHECK_S = 60.0  # alerts and figures are read again at least this often  # acknowledged alerts of today kept in view, newest first
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 BAD_DRIVER_STATES = ("error", "absent")
 
@@ -188,6 +189,7 @@ class ConsoleData:
         self.staff_names = staff_names or {}
         self.alert_days = alert_days
         self.limits = thresholds or Thresholds()
+        self._cache: tuple[Any, float, Any, Any] | None = None
 
     def today(self, now: float | None = None) -> date:
         return datetime.fromtimestamp(time.time() if now is None else now, self.tz).date()
@@ -196,11 +198,25 @@ class ConsoleData:
         now = time.time() if now is None else now
         day = self.today(now)
         devs = self.devices(now)
-        open_count, alerts = self.alerts(now, day)
-        scale, windows, staff, total = self.figures(day.isoformat())
+        # Alerts and figures read (and parse) the day's events: only when some arrived, an
+        # alert was acknowledged, the day turned, or once a minute anyway.
+        mark = (day, self._marker())
+        if self._cache is None or self._cache[0] != mark or now - self._cache[1] >= RECHECK_S:
+            open_count, alerts = self.alerts(now, day)
+            figures = self.figures(day.isoformat())
+            self._cache = (mark, now, (open_count, alerts), figures)
+        (open_count, alerts), (scale, windows, staff, total) = self._cache[2], self._cache[3]
         return Snapshot(
             day.isoformat(), now, devs, open_count, alerts, scale, windows, staff, total
         )
+
+    def _marker(self) -> tuple[Any, ...]:
+        with self.engine.connect() as conn:
+            seen = conn.execute(select(func.max(devices.c.last_seen))).scalar()
+            acks = conn.execute(
+                select(func.count(), func.max(alert_acks.c.acked_at)).select_from(alert_acks)
+            ).one()
+        return (seen, *acks)
 
     # -- devices --------------------------------------------------------------------------
 
