@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from careterm.localbroker import Broker
 from terminal.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -577,8 +578,6 @@ class ScenarioResult:
 def run_scenario(
     sc: Scenario, tmp: Path, *, profile: Path | None = None, log: Callable[[str], None] = print
 ) -> tuple[ScenarioResult, list[float]]:
-    from tests.conftest import Broker
-
     raise_fd_limit()
     work = tmp / sc.name
     shutil.rmtree(work, ignore_errors=True)

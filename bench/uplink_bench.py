@@ -18,7 +18,6 @@ import os
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,10 +26,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.conftest import Broker, Pty, careterm_cmd, careterm_env, wait_for, write_config  # noqa: E402
+from careterm.harness import Pty, careterm_cmd, careterm_env, write_config
+from careterm.localbroker import Broker, wait_for
 
 BASE = "careterm/main/pad-w03"
 

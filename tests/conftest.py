@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import threading
-import time
-import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,104 +13,17 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from careterm.harness import (
+    ROOT,
+    Pty,
+    careterm_cmd,
+    careterm_env,
+    run_careterm,
+    write_config,
+)
+from careterm.localbroker import Broker, free_port, wait_for
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(
-    pred: Callable[[], Any], timeout: float = 10.0, every: float = 0.02, what: str = "condition"
-) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Broker:
-    """A real mosquitto the test owns: it can be killed and restarted on the same port."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        port: int | None = None,
-        persistence: bool = False,
-        extra_conf: str = "",
-    ) -> None:
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o777)
-        self.port = port or free_port()
-        self.persistence = persistence
-        self.extra_conf = extra_conf
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.conf = self.dir / "mosquitto.conf"
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def write_conf(self) -> None:
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"persistence {'true' if self.persistence else 'false'}",
-            f"persistence_location {self.dir}/",
-            "autosave_interval 1",
-            "max_queued_messages 100000",
-            f"log_dest file {self.dir}/mosquitto.log",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-        ]
-        if os.geteuid() == 0:
-            lines.insert(0, "user root")
-        self.conf.write_text("\n".join(lines) + "\n" + self.extra_conf)
-
-    def start(self) -> Broker:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.write_conf()
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        wait_for(self._accepting, 10, what=f"mosquitto on port {self.port}")
-        return self
-
-    def _accepting(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            log = self.dir / "mosquitto.log"
-            raise RuntimeError(f"mosquitto exited: {log.read_text() if log.exists() else ''}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(5)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc = None
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
+__all__ = ["ROOT", "Broker", "Pty", "careterm_cmd", "free_port", "run_careterm", "wait_for"]
 
 
 @pytest.fixture
@@ -206,69 +113,11 @@ def subscriber_factory() -> Iterator[Callable[..., Subscriber]]:
             pass
 
 
-class Pty:
-    """A pseudo-terminal: the code under test opens `path` with pyserial; the test owns `master`."""
-
-    def __init__(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        tty.setraw(self.master)
-        self.path = os.ttyname(self.slave)
-
-    def write(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def read(self, n: int = 4096, timeout: float = 1.0) -> bytes:
-        import select
-
-        r, _, _ = select.select([self.master], [], [], timeout)
-        return os.read(self.master, n) if r else b""
-
-    def close(self) -> None:
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 @pytest.fixture
 def pty() -> Iterator[Pty]:
     p = Pty()
     yield p
     p.close()
-
-
-def write_config(
-    path: Path,
-    *,
-    device_id: str = "pad-w03",
-    role: str = "rating_pad",
-    site: str = "main",
-    data_dir: Path,
-    broker_url: str = "mqtt://127.0.0.1:1",
-    extra: str = "",
-) -> Path:
-    path.write_text(
-        f"""
-[device]
-id = "{device_id}"
-role = "{role}"
-site = "{site}"
-data_dir = "{data_dir}"
-
-[mqtt]
-url = "{broker_url}"
-keepalive_s = 5
-
-[window]
-id = "W03"
-name = "收费处 3号窗口"
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 @pytest.fixture
@@ -308,25 +157,3 @@ def processes() -> Iterator[Processes]:
     ps = Processes()
     yield ps
     ps.kill_all()
-
-
-def careterm_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "careterm", *args]
-
-
-def careterm_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("CARETERM_BACKOFF_MAX_S", "1")
-    env.update(extra)
-    return env
-
-
-def run_careterm(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        careterm_cmd(*args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=careterm_env(**env),
-    )
