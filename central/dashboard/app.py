@@ -46,7 +46,7 @@ from central.dashboard.users import User, UserStore
 log = logging.getLogger("careterm.dashboard")
 
 HERE = Path(__file__).resolve().parent
-PUBLIC_PREFIXES = ("/login", "/static/")
+PUBLIC_PATH, PUBLIC_PREFIX = "/login", "/static/"  # all else needs a session
 DATA_PREFIXES = ("/api/", "/events", "/alerts/")  # answered with 401 instead of a redirect
 RERENDER_S = 30.0  # pages get fresh "3 min ago" texts at least this often
 LOGIN_FAIL_DELAY_S = 1.0
@@ -151,7 +151,7 @@ class RequireLogin:
             await send({"type": "websocket.close", "code": 1008})
             return
         path: str = scope["path"]
-        if path == "/login" or path.startswith(PUBLIC_PREFIXES[1:]):
+        if path == PUBLIC_PATH or path.startswith(PUBLIC_PREFIX):
             await self.app(scope, receive, send)
             return
         user = self.users.session_user(scope.get("session") or {})
