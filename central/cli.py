@@ -119,18 +119,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--state", default="", choices=("", "open", "filled", "lost"))
     g.set_defaults(func=_gaps)
 
-    a = ssub.add_parser("alerts", help="forward alerts to a webhook (or print them)")
-    add_broker_args(a)
-    a.add_argument("--webhook", default="", metavar="URL", help="POST each alert as JSON here")
-    a.add_argument("--site", default="+", metavar="S", help="only this site (default: all)")
-    a.add_argument(
-        "--queue",
-        default="careterm-alerts.sqlite",
-        metavar="F",
-        help="durable queue file (default careterm-alerts.sqlite)",
+    a = ssub.add_parser(
+        "alerts", help="forward every alert stored in the site database to a webhook (or print it)"
     )
-    a.add_argument("--group", default="careterm-alerts", metavar="NAME")
-    a.add_argument("--client-id", default="", metavar="ID")
+    a.add_argument(
+        "--db",
+        default="sqlite:///careterm-site.db",
+        metavar="URL",
+        help="the site database `site collect` writes (default sqlite:///careterm-site.db)",
+    )
+    a.add_argument("--webhook", default="", metavar="URL", help="POST each alert as JSON here")
     a.add_argument(
         "--staff",
         default="",
@@ -151,7 +149,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="S",
         help="longest wait between webhook retries (default 300)",
     )
-    _add_session_expiry(a)
     a.set_defaults(func=_alerts)
 
     dashboard_cli.register(ssub)  # `site dashboard`, `site users` (SPEC 9.7)
@@ -232,7 +229,7 @@ def _collect(args: argparse.Namespace) -> int:
     if args.gap_timeout <= 0 or args.ping_interval <= 0:
         raise UsageError("--gap-timeout and --ping-interval must be positive seconds")
     broker = broker_options(args)
-    engine = open_db(args.db)
+    engine = open_db(args.db, writer=True)
     opts = CollectOptions(
         topic_root=args.topic_root,
         site=args.site,
@@ -266,24 +263,17 @@ def _gaps(args: argparse.Namespace) -> int:
 
 def _alerts(args: argparse.Namespace) -> int:
     from central.alerts import AlertOptions, run_alerts
-    from central.mqtt import broker_options, default_client_id
+    from central.db import open_db
+    from central.report import load_staff_names
 
     if args.webhook and not args.webhook.startswith(("http://", "https://")):
         raise UsageError(f"--webhook {args.webhook!r}: use an http:// or https:// URL")
     if not 0 < args.retry_min <= args.retry_max:
         raise UsageError("--retry-min and --retry-max must be positive, min <= max (seconds)")
-    from central.report import load_staff_names
-
     opts = AlertOptions(
-        topic_root=args.topic_root,
-        site=args.site,
-        group=args.group,
-        staff_names=load_staff_names(args.staff),
-        client_id=args.client_id or default_client_id(args.group),
         webhook=args.webhook,
-        queue=args.queue,
         retry_min_s=args.retry_min,
         retry_max_s=args.retry_max,
-        session_expiry_s=max(0, args.session_expiry),
+        staff_names=load_staff_names(args.staff),
     )
-    return run_alerts(broker_options(args), opts)
+    return run_alerts(open_db(args.db, writer=True), opts)

@@ -1,19 +1,27 @@
 """`site collect`: events from the broker into the database, each once, acked end to end.
 
 One thread (the caller of `run`) owns the paho client, the database work and every publish.
-Messages are received with manual acknowledgement: the broker gets its PUBACK only after the
-batch holding the message is committed, and a device gets its `ack` (retained, `{"seq": N}`)
-only once every event up to N is committed here. All accounting lives in the database, so
-several collectors in one shared-subscription group see the same state.
+Messages are received with manual acknowledgement and committed in batches, one transaction
+each: the broker gets its PUBACK for a message only after the batch holding it is committed,
+and a device gets its `ack` (retained, `{"seq": N, "epoch": E}`) only once every event of
+that epoch up to N is committed here. A batch is whatever arrived while the previous one was
+being committed (at most `batch_max`), so batches stay small when traffic is light and grow
+under load; `receive_maximum` (MQTT 5 Receive Maximum) lets the broker have that many
+messages in flight to this collector.
+
+Topics and payloads are parsed strictly (SPEC 9.1): anything of another shape, or an
+envelope that names another device or site than its topic, is refused: counted, logged once
+per device, never stored and never acked to the device (the broker still gets its PUBACK:
+the message is consumed, not retried).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,23 +32,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from central.accounting import Accounting, Batch
-from central.health import HealthBook
-from central.messages import (
-    BadMessage,
-    Status,
-    Telemetry,
-    parse_event,
-    parse_reply,
-    parse_status,
-    parse_telemetry,
-    parse_topic,
-)
+from central.messages import Event, Refused, Reply, Status, Telemetry, parse_message
 from central.mqtt import DEFAULT_SESSION_EXPIRY_S, BrokerOptions, new_client
+from terminal import topics
+from terminal.backoff import Backoff
 from terminal.envelope import dumps
 
 log = logging.getLogger("careterm.collect")
 
-BATCH_MAX = 500
+BATCH_MAX = 2000
+RECEIVE_MAXIMUM = 4000
+REFUSAL_SUMMARY_S = 600.0
 
 
 @dataclass
@@ -53,6 +55,8 @@ class CollectOptions:
     ping_interval_s: float = 300.0
     session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S
     tick_s: float = 1.0
+    batch_max: int = BATCH_MAX
+    receive_maximum: int = RECEIVE_MAXIMUM
 
 
 class Collector:
@@ -68,59 +72,58 @@ class Collector:
             gap_timeout_s=opts.gap_timeout_s,
             ping_interval_s=opts.ping_interval_s,
         )
-        self.health = HealthBook(engine)  # the site console's device health (SPEC 9.7)
         self._client: mqtt.Client | None = None
         self._connected = False
         self._batch = Batch()
-        self._telemetry: list[Telemetry] = []
-        self._db_failures = 0
+        self._received = 0
+        self._db_backoff = Backoff(first=0.5, cap=10.0)
         self._drops = 0
         self._connected_at = 0.0
         self._subscribed = False
+        self.refused: Counter[str] = Counter()
+        self._refused_from: set[tuple[str, str]] = set()
+        self._refusals_logged_at = time.monotonic()
 
     # -- topics ---------------------------------------------------------------------------
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        base = f"{self.opts.topic_root}/{self.opts.site}/+"
+        root, site = self.opts.topic_root, self.opts.site
         share = f"$share/{self.opts.group}/"
+        # `events/#` and `alerts/#` rather than `/+`: a topic of another shape that a broker
+        # lets through is then seen, counted and logged, instead of passing unnoticed.
+        base = f"{root}/{site}/+"
         return [
             (f"{share}{base}/events/#", 1),
             (f"{share}{base}/alerts/#", 1),
-            (f"{share}{base}/reply", 1),
-            (f"{share}{base}/telemetry", 0),  # device health for the site console
+            (f"{share}{topics.device_filter(root, 'reply', site=site)}", 1),
+            (f"{share}{topics.device_filter(root, 'telemetry', site=site)}", 1),
             # Status is small and retained; shared subscriptions get no retained messages,
             # so every collector reads it directly (applying it twice is harmless).
-            (f"{base}/status", 1),
+            (topics.device_filter(root, "status", site=site), 1),
         ]
 
     # -- main loop ------------------------------------------------------------------------
 
     def run(self) -> None:
-        failures = 0
+        backoff = Backoff(first=0.5, cap=30.0)
         next_tick = 0.0
         while not self.stop_event.is_set():
             if self._client is None:
                 if not self._connect():
-                    failures += 1
-                    self.stop_event.wait(
-                        min(30.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.5, 1)
-                    )
+                    self.stop_event.wait(backoff.next())
                     continue
-                failures = 0
+                backoff.reset()
             client = self._client
             assert client is not None
-            rc = client.loop(0.2)
-            for _ in range(50):  # gather a batch while messages keep coming
-                if rc != mqtt.MQTT_ERR_SUCCESS or len(self._batch) >= BATCH_MAX:
-                    break
-                before = len(self._batch)
-                rc = client.loop(0.0)
-                if len(self._batch) == before:
+            rc = client.loop(0.2 if not self._batch else 0.0)
+            # Drain what the socket holds (one packet per read) up to a batch.
+            while rc == mqtt.MQTT_ERR_SUCCESS and len(self._batch) < self.opts.batch_max:
+                before = self._received
+                rc = client.loop_read()
+                if self._received == before:
                     break
             if self._batch:
                 self._commit()
-            elif self._telemetry:
-                self._record_health([])
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 self._lost(f"loop: {mqtt.error_string(rc)}")
                 continue
@@ -129,6 +132,7 @@ class Collector:
                 next_tick = now + self.opts.tick_s
                 if self._connected:
                     self.books.tick()
+                self._summarise_refusals(now)
         if self._batch:
             self._commit()
         if self._client is not None:
@@ -149,6 +153,7 @@ class Collector:
         client.on_subscribe = self._on_subscribe
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.opts.session_expiry_s
+        props.ReceiveMaximum = self.opts.receive_maximum
         try:
             client.connect(
                 self.broker.host,
@@ -164,6 +169,7 @@ class Collector:
         self._connected_at = time.monotonic()
         self._batch.mids.clear()
         self.books.acked_here.clear()
+        self.books.republish = True
         return True
 
     def _lost(self, why: str) -> None:
@@ -174,14 +180,15 @@ class Collector:
         self._client = None
         self._batch.mids.clear()  # those PUBACKs belong to a dead connection: the broker resends
         # Links that drop right away (refused, or a second collector with the same client id
-        # taking the session over) must not turn into a reconnect storm.
+        # or certificate taking the session over) must not turn into a reconnect storm.
         self._drops = 0 if time.monotonic() - self._connected_at > 30 else self._drops + 1
         if was_up and self._drops == 3:
             # Mosquitto just closes the socket of a client whose id is taken over.
             log.error(
-                "collect: the broker keeps dropping the link right after it is set up: "
-                "is another collector using the client id %s? Give every collector its "
-                "own --client-id",
+                "collect: the broker keeps dropping the link right after it is set up: is "
+                "another collector using the client id %s, or the same certificate (the site "
+                "broker makes a certificate's name its client id)? Give every collector its "
+                "own certificate (provision broker --collectors N) and --client-id",
                 self.opts.client_id,
             )
         if self._drops:
@@ -190,7 +197,7 @@ class Collector:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error(
-                "collect: the broker refused the connection: %s (check the site-service "
+                "collect: the broker refused the connection: %s (check the collector "
                 "certificate or credentials)",
                 reason_code,
             )
@@ -209,7 +216,7 @@ class Collector:
         if bad:
             log.error(
                 "collect: the broker refused subscriptions: %s (check the ACL of the "
-                "site-service identity and that the broker supports MQTT 5 shared "
+                "collector identity and that the broker supports MQTT 5 shared "
                 "subscriptions)",
                 ", ".join(bad),
             )
@@ -222,32 +229,59 @@ class Collector:
 
     def _on_message(self, client, userdata, msg) -> None:
         b = self._batch
+        self._received += 1
         if msg.qos > 0:
             b.mids.append((msg.mid, msg.qos))
         try:
-            kind = parse_topic(msg.topic).kind
-            if kind in ("events", "alerts"):
-                b.events.append(parse_event(msg.topic, msg.payload))
-            elif kind == "status":
-                if msg.payload:  # an empty retained message clears the topic
-                    b.statuses.append(parse_status(msg.topic, msg.payload))
-            elif kind == "reply":
-                b.replies.append(parse_reply(msg.topic, msg.payload))
-            elif kind == "telemetry":
-                self._telemetry.append(parse_telemetry(msg.topic, msg.payload))
-        except BadMessage as e:
+            m = parse_message(msg.topic, msg.payload, self.opts.topic_root)
+        except Refused as e:
+            self._refuse(e)
             b.rejected += 1
-            self.books.rejected += 1
-            log.warning("collect: ignored a message on %s: %s", msg.topic, e)
+            return
+        if isinstance(m, Event):
+            b.events.append(m)
+        elif isinstance(m, Status):
+            b.statuses.append(m)
+        elif isinstance(m, Reply):
+            b.replies.append(m)
+        elif isinstance(m, Telemetry):
+            b.telemetry.append(m)
+
+    def _refuse(self, e: Refused) -> None:
+        self.refused[e.kind] += 1
+        self.books.rejected += 1
+        key = (e.device, e.kind)
+        if key in self._refused_from:
+            log.debug("collect: refused: %s", e)
+            return
+        self._refused_from.add(key)
+        what = {
+            "topic": "a topic of another shape",
+            "mismatch": "an envelope that does not match its topic",
+            "payload": "a payload that is not the contract's",
+        }[e.kind]
+        log.warning(
+            "collect: refused %s from %s: %s (not stored, not acked; further ones from this "
+            "device are counted, not logged)",
+            what,
+            e.device,
+            e,
+        )
+
+    def _summarise_refusals(self, now: float) -> None:
+        if now - self._refusals_logged_at < REFUSAL_SUMMARY_S:
+            return
+        self._refusals_logged_at = now
+        if self.refused:
+            log.warning("collect: refused so far: %s", _counts(self.refused))
 
     # -- committing -----------------------------------------------------------------------
 
     def _commit(self) -> None:
         batch, self._batch = self._batch, Batch()
         try:
-            touched = self.books.store_batch(batch)
+            self.books.store_batch(batch)
         except OperationalError as e:  # the database is unreachable or busy: keep everything
-            self._db_failures += 1
             log.error(
                 "collect: database write failed (%s); %d messages will be retried",
                 str(e).splitlines()[0],
@@ -255,19 +289,13 @@ class Collector:
             )
             batch.rejected = 0
             self._batch = batch + self._batch
-            self.stop_event.wait(min(10.0, 0.5 * 2 ** min(self._db_failures, 5)))
+            self.stop_event.wait(self._db_backoff.next())
             return
-        self._db_failures = 0
+        self._db_backoff.reset()
         client = self._client
         if client is not None and self._connected:
             for mid, qos in batch.mids:
                 client.ack(mid, qos)  # only now may the broker forget them
-        self.books.settle(touched)
-        self._record_health(batch.statuses)
-
-    def _record_health(self, statuses: list[Status]) -> None:
-        telemetry, self._telemetry = self._telemetry, []
-        self.health.record(telemetry, {s.device for s in statuses})
 
     def _publish(self, topic: str, body: dict[str, Any], retain: bool) -> bool:
         client = self._client
@@ -275,6 +303,10 @@ class Collector:
             return False
         info = client.publish(topic, dumps(body), qos=1, retain=retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+
+def _counts(c: Counter[str]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in sorted(c.items())) or "none"
 
 
 def run_collector(engine: Engine, broker: BrokerOptions, opts: CollectOptions) -> int:
@@ -293,9 +325,11 @@ def run_collector(engine: Engine, broker: BrokerOptions, opts: CollectOptions) -
     )
     c.run()
     log.info(
-        "collect: stopped; %d stored, %d duplicates, %d rejected",
+        "collect: stopped; %d stored, %d duplicates, %d refused (%s), %d transactions retried",
         c.books.stored,
         c.books.duplicates,
         c.books.rejected,
+        _counts(c.refused),
+        c.books.retries,
     )
     return 0

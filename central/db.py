@@ -1,4 +1,9 @@
-"""The site database: schema (SQLAlchemy Core) and engine set-up for SQLite and PostgreSQL."""
+"""The site database: schema (SQLAlchemy Core) and engine set-up for SQLite and PostgreSQL.
+
+docs/site.md ("Database") describes every table for the people who write reports and the
+site console against it. Schema version 2: outbox epochs (SPEC 9.2), reason and prompt
+events (SPEC 9.3), latest telemetry, and the alert forwarder's delivery state (SPEC 9.5).
+"""
 
 from __future__ import annotations
 
@@ -17,16 +22,28 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from terminal.cliutil import UsageError
 
+SCHEMA_VERSION = 2
+NO_EPOCH = ""
+"""The `epoch` stored for events of version-1 devices, whose envelopes carry none."""
+
 metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("value", String(64), nullable=False),
+)
 
 events = Table(
     "events",
@@ -34,17 +51,19 @@ events = Table(
     Column("id", String(64), primary_key=True),  # the envelope id: each event stored once
     Column("device", String(64), nullable=False),
     Column("site", String(64), nullable=False),
+    Column("epoch", String(64), nullable=False, default=NO_EPOCH),  # '' for version 1
     Column("seq", BigInteger),  # null for the non-durable storage alert
-    Column("type", String(16), nullable=False),
+    Column("type", String(32), nullable=False),
     Column("kind", String(32)),  # alert kind
     Column("ts", String(40)),  # the device's local time, as sent
     Column("day", String(10)),  # local date of `ts` (YYYY-MM-DD)
     Column("hour", Integer),  # local hour of `ts`
     Column("clock_synced", Boolean),
+    Column("valid", Boolean, nullable=False, default=True),  # `data` matches its type's model
     Column("received_at", Float, nullable=False),  # Unix time at the collector
     Column("topic", String(255), nullable=False),
     Column("payload", Text, nullable=False),  # the whole envelope as received (JSON)
-    Index("events_device_seq", "device", "seq"),
+    Index("events_stream_seq", "device", "epoch", "seq"),
     Index("events_type_day", "type", "day"),
 )
 
@@ -59,7 +78,10 @@ ratings = Table(
     Column("score", Integer, nullable=False),
     Column("scale", Integer, nullable=False),
     Column("label", String(64)),
-    Column("reason", String(200)),
+    Column("reason", String(200)),  # from the `reason` event (v2) or the rating itself (v1)
+    Column("reason_asked", Boolean, nullable=False, default=False),
+    Column("prompt", String(64)),  # the prompt answered; null: no prompt was open
+    Column("ticket", String(64)),  # queue number from `cmd/prompt`
     Column("misuse", Boolean, nullable=False),
     Column("response_ms", Integer),
     Column("ts", String(40)),
@@ -68,31 +90,76 @@ ratings = Table(
     Index("ratings_day", "day"),
 )
 
+reasons = Table(
+    "reasons",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("rating", String(64), nullable=False),  # the rating event's id
+    Column("device", String(64), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("window", String(64)),
+    Column("staff", String(64)),
+    Column("reason", String(200)),  # null: timed out or skipped
+    Column("ts", String(40)),
+    Column("day", String(10)),
+    Column("hour", Integer),
+    Index("reasons_rating", "rating"),
+)
+
+prompts = Table(
+    "prompts",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("prompt", String(64), nullable=False),
+    Column("ticket", String(64)),
+    Column("device", String(64), nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("window", String(64)),
+    Column("staff", String(64)),
+    Column("outcome", String(16), nullable=False),  # expired | superseded
+    Column("ts", String(40)),
+    Column("day", String(10)),
+    Column("hour", Integer),
+    Index("prompts_day", "day"),
+)
+
 devices = Table(
     "devices",
     metadata,
     Column("device", String(64), primary_key=True),
     Column("site", String(64), nullable=False),
     Column("role", String(32)),
-    Column("version", String(32)),
-    Column("first_seq", BigInteger),  # the first seq this site saw (its baseline)
-    Column(
-        "acked_seq", BigInteger, nullable=False, default=0
-    ),  # every seq <= this is accounted for
-    Column("ack_published", BigInteger, nullable=False, default=0),
+    Column("version", String(64)),
+    Column("epoch", String(64)),  # the current outbox epoch ('' for version 1; null: no events)
+    # The current epoch's accounting, copied from `streams` for reports and the console:
+    Column("first_seq", BigInteger),
+    Column("acked_seq", BigInteger, nullable=False, default=0),
     Column("max_seq", BigInteger, nullable=False, default=0),
-    Column("reported_seq", BigInteger),  # last_seq from the device's answer to `ping`
-    Column(
-        "probe", String(16), nullable=False, default="done"
-    ),  # "asking" while the baseline is checked
-    Column("probe_cid", String(64)),
-    Column("probe_at", Float),
-    Column("ping_at", Float),
     Column("state", String(16)),  # online | offline (from the retained status)
-    Column("reason", String(16)),
+    Column("reason", String(16)),  # offline reason: shutdown | lost
     Column("session", Integer, nullable=False, default=0),
-    Column("status_ts", String(40)),
-    Column("last_seen", Float),
+    Column("status_ts", String(40)),  # the status message's own ts
+    Column("state_since", Float),  # Unix time at the collector when `state` last changed
+    Column("last_seen", Float),  # Unix time of the last message of any kind
+    Column("last_event_at", Float),  # Unix time of the last event stored
+    Column("ping_at", Float),
+    Column("alerts_stored", BigInteger, nullable=False, default=0),  # orders alert_deliveries.n
+)
+
+streams = Table(
+    "streams",
+    metadata,
+    # One outbox epoch of one device: seq accounting happens here (SPEC 9.2).
+    Column("device", String(64), primary_key=True),
+    Column("epoch", String(64), primary_key=True),  # '' for version 1
+    Column("site", String(64), nullable=False),
+    Column("first_seq", BigInteger),  # lowest seq stored
+    Column("max_seq", BigInteger, nullable=False, default=0),  # highest seq known of
+    Column("acked_seq", BigInteger, nullable=False, default=0),  # all seqs <= this accounted for
+    Column("ack_published", BigInteger, nullable=False, default=0),
+    Column("reported_seq", BigInteger),  # last_seq from the device's answer to `ping`
+    Column("open_gaps", Integer, nullable=False, default=0),
+    Column("first_seen", Float, nullable=False),
 )
 
 sessions = Table(
@@ -112,43 +179,58 @@ gaps = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("device", String(64), nullable=False),
     Column("site", String(64), nullable=False),
+    Column("epoch", String(64), nullable=False, default=NO_EPOCH),
     Column("first_seq", BigInteger, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
     Column("detected_at", Float, nullable=False),
     Column("resends", Integer, nullable=False, default=0),
     Column("resend_at", Float),
     Column("cid", String(64)),
-    Column("state", String(8), nullable=False, default="open"),  # open | filled | lost
+    # open | filled | lost (the device no longer has some) | before (a head gap: the device
+    # had forgotten them before this database first saw the epoch)
+    Column("state", String(8), nullable=False, default="open"),
     Column("lost", JSON, nullable=False, default=list),  # [[a, b], ...] the device no longer has
     Column("closed_at", Float),
-    Index("gaps_device_state", "device", "state"),
-    UniqueConstraint("device", "first_seq", name="gaps_device_first"),
+    Index("gaps_stream_state", "device", "epoch", "state"),
+    Index("gaps_cid", "cid"),
 )
 
-# -- Site console (SPEC 9.7): written by the collector (central/health.py) and the console ------
-
-device_health = Table(
-    "device_health",
+telemetry = Table(
+    "telemetry",
     metadata,
+    # The latest telemetry of each device (SPEC 4), for the site console.
     Column("device", String(64), primary_key=True),
     Column("site", String(64), nullable=False),
-    # Since when the device has been in its current `devices.state` (collector clock, Unix
-    # time): a Last Will carries the time of its connect, not of the loss.
-    Column("state", String(16)),
-    Column("session", Integer),
-    Column("state_since", Float),
-    # The latest telemetry (SPEC 4), as sent.
-    Column("telemetry_ts", String(40)),  # the device's clock
-    Column("telemetry_at", Float),  # Unix time at the collector
+    Column("received_at", Float, nullable=False),
+    Column("ts", String(40)),
     Column("uptime_s", Float),
-    Column("outbox_depth", Integer),
+    Column("outbox_depth", BigInteger),
     Column("oldest_pending_s", Float),
-    Column("printer", String(32)),
-    Column("card_reader", String(32)),
-    Column("buttons", String(32)),
+    Column("printer", JSON),
+    Column("card_reader", JSON),
+    Column("buttons", JSON),
     Column("clock_synced", Boolean),
-    Column("extra", Text),  # other telemetry keys (JSON), e.g. cert_days_left, pad_state
+    Column("cert_days_left", Integer),
+    Column("payload", Text, nullable=False),
 )
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    # One row per stored alert: the webhook forwarder's durable position (SPEC 9.5).
+    Column("event_id", String(64), primary_key=True),
+    Column("device", String(64), nullable=False),
+    Column("n", BigInteger, nullable=False),  # order of storing, per device
+    Column("stored_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_try", Float, nullable=False, default=0.0),
+    Column("delivered_at", Float),
+    Column("last_error", String(300)),
+    Index("alert_deliveries_order", "device", "n"),
+    Index("alert_deliveries_pending", "delivered_at", "device", "n"),
+)
+
+# -- Site console (SPEC 9.7, central/dashboard): who acknowledged which alert ----------------
 
 alert_acks = Table(
     "alert_acks",
@@ -167,48 +249,113 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def open_db(url: str, create: bool = True) -> Engine:
-    """An engine for `url` (a plain path means SQLite), with the schema created if missing."""
+def _sqlite_writer(engine: Engine) -> None:
+    """Transactions take SQLite's write lock at BEGIN: two writers never both hold a read
+    lock and then fail to upgrade it (SQLITE_BUSY at once, which busy_timeout does not cover)."""
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_db(url: str, create: bool = True, *, writer: bool = False) -> Engine:
+    """An engine for `url` (a plain path means SQLite), with the schema created if missing.
+    `writer`: the caller writes (collector, alert forwarder), so SQLite locks at BEGIN."""
     if "://" not in url:
         url = f"sqlite:///{url}"
     try:
-        engine = create_engine(url, future=True, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True)
     except Exception as e:  # unknown dialect, missing driver, malformed URL
         raise UsageError(
             f"--db {url!r}: {e} (use sqlite:///path.db or postgresql+psycopg://user@host/db)"
         ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        if writer:
+            _sqlite_writer(engine)
+    elif engine.dialect.name != "postgresql":
+        raise UsageError(
+            f"--db {url!r}: database {engine.dialect.name!r} is not supported: "
+            "use sqlite:///path.db or postgresql+psycopg://user@host/db"
+        )
     if create:
         create_schema(engine)
     return engine
 
 
+def _where(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
 def create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create missing tables; collectors starting together may race, so try again."""
+    """Create missing tables (collectors starting together may race, so try again), and
+    refuse a database made by the earlier schema."""
     for i in range(attempts):
         try:
+            _check_version(engine)
             metadata.create_all(engine)
+            with engine.begin() as conn:
+                if conn.execute(select(meta.c.value).where(meta.c.key == "schema")).first() is None:
+                    conn.execute(
+                        insert_ignore(engine, meta), {"key": "schema", "value": str(SCHEMA_VERSION)}
+                    )
             return
         except OperationalError as e:
             if i == attempts - 1:
-                raise UsageError(
-                    f"--db {engine.url.render_as_string(hide_password=True)}: "
-                    f"{str(e).splitlines()[0]}"
-                ) from None
+                raise UsageError(f"--db {_where(engine)}: {str(e).splitlines()[0]}") from None
             time.sleep(0.2 * (i + 1))
         except (ProgrammingError, IntegrityError):
             time.sleep(0.2)  # another process created it between the check and the CREATE
 
 
-def insert_ignore(engine: Engine, table: Table):
+def _check_version(engine: Engine) -> None:
+    names = set(inspect(engine).get_table_names())
+    if "events" not in names:
+        return
+    old = "meta" not in names or "epoch" not in {
+        c["name"] for c in inspect(engine).get_columns("events")
+    }
+    if not old:
+        with engine.connect() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema")).first()
+        old = row is not None and row[0] != str(SCHEMA_VERSION)
+    if old:
+        raise UsageError(
+            f"--db {_where(engine)}: this database has an earlier careterm schema (before "
+            f"version {SCHEMA_VERSION}, outbox epochs); collect into a new database and keep "
+            "this one for its reports (docs/site.md, Upgrading)"
+        )
+
+
+def insert_ignore(engine: Engine | Connection, table: Table):
     """INSERT ... ON CONFLICT DO NOTHING for the engine's dialect."""
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
-    elif engine.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
     else:
-        raise UsageError(
-            f"database {engine.dialect.name!r} is not supported: use SQLite or PostgreSQL"
-        )
+        from sqlalchemy.dialects.sqlite import insert
     return insert(table).on_conflict_do_nothing()
+
+
+def upsert(engine: Engine | Connection, table: Table, key: list[str], columns: list[str]):
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET columns = the new values."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=key, set_={c: getattr(stmt.excluded, c) for c in columns}
+    )
+
+
+def is_retryable(e: OperationalError) -> bool:
+    """A deadlock or serialization failure (PostgreSQL), or a busy database (SQLite): the
+    transaction was rolled back as a whole and may simply run again."""
+    code = getattr(e.orig, "sqlstate", None) or getattr(e.orig, "pgcode", None)
+    if code in ("40P01", "40001"):
+        return True
+    return "database is locked" in str(e.orig)

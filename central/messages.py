@@ -1,54 +1,41 @@
-"""Parsing what devices publish (envelopes, status, replies) without trusting any of it."""
+"""What devices publish, parsed strictly (SPEC 9.1): topics by terminal.topics, payloads by
+terminal.payloads, and every envelope checked against the topic it came on.
+
+Nothing here trusts a device: a topic of another shape, an envelope that names another
+device or site than its topic, or a payload that is not the contract's shape is `Refused`
+(the collector counts it, logs it once per device, never stores or acks it). An event whose
+envelope is sound but whose `data` does not match its type's model is kept (stored, not
+counted in reports): the device already holds it durably, and refusing it would stop its
+acks for good.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from terminal import payloads
+from pydantic import BaseModel, ValidationError
 
-MAX_ID_LEN = 64
+from terminal import payloads, topics
+from terminal.payloads import PayloadError
 
-
-class BadMessage(ValueError):
-    """A payload or topic the site cannot use; the message says why."""
-
-
-@dataclass(frozen=True)
-class Topic:
-    root: str
-    site: str
-    device: str
-    kind: str  # "events" | "alerts" | "status" | "reply" | ...
-    leaf: str  # event type or alert kind ("" for status/reply)
+RefusalKind = Literal["topic", "mismatch", "payload"]
 
 
-def parse_topic(topic: str) -> Topic:
-    parts = topic.split("/")
-    if len(parts) >= 5 and parts[-2] in ("events", "alerts"):
-        return Topic("/".join(parts[:-4]), parts[-4], parts[-3], parts[-2], parts[-1])
-    if len(parts) >= 4 and parts[-1] in ("status", "reply", "telemetry", "ack"):
-        return Topic("/".join(parts[:-3]), parts[-3], parts[-2], parts[-1], "")
-    raise BadMessage(f"unexpected topic {topic!r}")
+class Refused(ValueError):
+    """A message the site will not use. `device` is the device the topic names (the topic
+    itself when it names none), `kind` says which check failed."""
+
+    def __init__(self, kind: RefusalKind, device: str, why: str) -> None:
+        super().__init__(why)
+        self.kind = kind
+        self.device = device
 
 
-@dataclass(frozen=True)
-class Event:
-    id: str
-    device: str
-    site: str
-    seq: int | None
-    type: str
-    kind: str | None
-    ts: str | None
-    day: str | None
-    hour: int | None
-    clock_synced: bool | None
-    data: dict[str, Any]
-    envelope: dict[str, Any]
-    topic: str
+BadMessage = Refused
+"""The earlier name, kept for callers that only catch."""
 
 
 def clean(s: str) -> str:
@@ -65,16 +52,6 @@ def envelope_text(env: dict[str, Any]) -> str:
     return text.replace("\x00", "")
 
 
-def _json_object(payload: bytes) -> dict[str, Any]:
-    try:
-        obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        raise BadMessage("payload is not JSON") from None
-    if not isinstance(obj, dict):
-        raise BadMessage("payload is not a JSON object")
-    return obj
-
-
 def local_day_hour(ts: Any) -> tuple[str | None, int | None]:
     """Date and hour of the device's own local time (`...+08:00` stays 08:00-based)."""
     if not isinstance(ts, str):
@@ -86,83 +63,111 @@ def local_day_hour(ts: Any) -> tuple[str | None, int | None]:
     return t.date().isoformat(), t.hour
 
 
-def parse_event(topic: str, payload: bytes) -> Event:
-    t = parse_topic(topic)
-    if t.kind not in ("events", "alerts"):
-        raise BadMessage(f"{topic}: not an event topic")
-    env = _json_object(payload)
-    eid = env.get("id")
-    if not isinstance(eid, str) or not eid or len(eid) > MAX_ID_LEN or clean(eid) != eid:
-        raise BadMessage("envelope without a usable `id`")
-    seq = env.get("seq")
-    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 1):
-        raise BadMessage(f"envelope {eid}: `seq` {seq!r} is not a positive integer or null")
-    data = env.get("data")
-    if not isinstance(data, dict):
-        raise BadMessage(f"envelope {eid}: `data` is not an object")
-    etype = env.get("type")
-    if not isinstance(etype, str) or not etype or len(etype) > 16 or clean(etype) != etype:
-        raise BadMessage(f"envelope {eid}: missing `type`")
-    kind = None
-    if t.kind == "alerts":
-        kind = data.get("kind") if isinstance(data.get("kind"), str) else t.leaf
-        kind = clean(kind[:32])
-    ts = clean(env["ts"][:40]) if isinstance(env.get("ts"), str) else None
-    day, hour = local_day_hour(ts)
-    synced = env.get("clock_synced")
-    return Event(
-        eid,
-        t.device,
-        t.site,
-        seq,
-        etype,
-        kind,
-        ts[:40] if ts else None,
-        day,
-        hour,
-        synced if isinstance(synced, bool) else None,
-        data,
-        env,
-        topic,
-    )
+def parse_topic(topic: str, root: str = "careterm") -> topics.DeviceTopic:
+    """The device topic's parts, or Refused("topic") for any other shape."""
+    try:
+        return topics.parse_device(topic, root)
+    except topics.TopicError as e:
+        raise Refused("topic", _named_device(topic, root), str(e)) from None
+
+
+def _named_device(topic: str, root: str) -> str:
+    """Who a malformed topic claims to be, for logging once per device."""
+    rest = topic[len(root) + 1 :] if topic.startswith(root + "/") else topic
+    parts = rest.split("/")
+    return clean(parts[1][:64]) if len(parts) > 1 and parts[1] else clean(topic[:64])
+
+
+# -- events ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Rating:
-    window: str | None
-    staff: str | None
-    score: int
-    scale: int
-    label: str | None
-    reason: str | None
-    misuse: bool
-    response_ms: int | None
+class Event:
+    id: str
+    device: str
+    site: str
+    epoch: str | None
+    seq: int | None
+    type: str
+    kind: str | None  # alert kind
+    ts: str
+    day: str | None
+    hour: int | None
+    clock_synced: bool
+    data: dict[str, Any]
+    envelope: dict[str, Any]
+    topic: str
+    model: BaseModel | None
+    """`data` validated against its type's model; None for an unknown type or bad data."""
+    data_error: str | None = None
 
 
-def _opt_str(v: Any, n: int) -> str | None:
-    return clean(v[:n]) or None if isinstance(v, str) and v else None
+def _lenient(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
+    """Validate the fields the contract names; fields a newer device adds are dropped."""
+    known = {k: v for k, v in data.items() if k in model.model_fields}
+    if model.model_config.get("extra") == "allow":
+        known = data
+    return model.model_validate(known)
 
 
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def parse_rating(data: dict[str, Any]) -> Rating | None:
-    """The rating fields the reports need, or None when the score is unusable."""
-    score, scale = _int(data.get("score")), _int(data.get("scale"))
-    if score is None or scale is None or not (3 <= scale <= 5) or not (1 <= score <= scale):
-        return None
-    resp = _int(data.get("response_ms"))
-    return Rating(
-        _opt_str(data.get("window"), 64),
-        _opt_str(data.get("staff"), 64),
-        score,
-        scale,
-        _opt_str(data.get("label"), 64),
-        _opt_str(data.get("reason"), 200),
-        data.get("misuse") is True,
-        resp if resp is not None and resp >= 0 else None,
+def parse_event(topic: str, payload: bytes, root: str = "careterm") -> Event:
+    t = parse_topic(topic, root)
+    if t.leaf not in ("events", "alerts"):
+        raise Refused("topic", t.device, f"{topic}: not an event topic")
+    try:
+        raw = payloads.loads(payload)
+        env = payloads.parse(payloads.Envelope, raw)
+    except PayloadError as e:
+        raise Refused("payload", t.device, f"{topic}: {e}") from None
+    if env.device != t.device or env.site != t.site:
+        raise Refused(
+            "mismatch",
+            t.device,
+            f"{topic}: the envelope says device {env.device!r} at site {env.site!r}",
+        )
+    if t.leaf == "events" and (env.type != t.name or env.type == "alert"):
+        raise Refused("mismatch", t.device, f"{topic}: the envelope's type is {env.type!r}")
+    kind = None
+    if t.leaf == "alerts":
+        kind = env.data.get("kind")
+        if env.type != "alert" or kind != t.name:
+            raise Refused(
+                "mismatch",
+                t.device,
+                f"{topic}: the envelope is type {env.type!r}, alert kind {kind!r}",
+            )
+    if clean(env.id) != env.id:
+        raise Refused("payload", t.device, f"{topic}: the envelope id is not plain text")
+    model, error = None, None
+    schema = payloads.EVENT_DATA.get(env.type)
+    if schema is not None:
+        try:
+            model = _lenient(schema, env.data)
+        except ValidationError as e:
+            error = payloads.describe(e)
+    ts = clean(env.ts)
+    day, hour = local_day_hour(ts)
+    return Event(
+        env.id,
+        t.device,
+        t.site,
+        env.epoch,
+        env.seq,
+        env.type,
+        kind,
+        ts,
+        day,
+        hour,
+        env.clock_synced,
+        env.data,
+        raw,
+        topic,
+        model,
+        error,
     )
+
+
+# -- status, telemetry, replies --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -177,25 +182,44 @@ class Status:
     ts: str | None
 
 
-def parse_status(topic: str, payload: bytes) -> Status:
-    t = parse_topic(topic)
-    body = _json_object(payload)
-    state = body.get("state")
-    if state not in ("online", "offline"):
-        raise BadMessage(f"status state {state!r} is not online/offline")
-    session = _int(body.get("session"))
-    if session is None or session < 0:
-        raise BadMessage("status without an integer `session`")
+def parse_status(topic: str, payload: bytes, root: str = "careterm") -> Status:
+    t = parse_topic(topic, root)
+    if t.leaf != "status":
+        raise Refused("topic", t.device, f"{topic}: not a status topic")
+    try:
+        st = payloads.parse(payloads.Status, payload)
+    except PayloadError as e:
+        raise Refused("payload", t.device, f"{topic}: {e}") from None
     return Status(
         t.device,
         t.site,
-        state,
-        _opt_str(body.get("reason"), 16),
-        session,
-        _opt_str(body.get("role"), 32),
-        _opt_str(body.get("version"), 32),
-        _opt_str(body.get("ts"), 40),
+        st.state,
+        st.reason,
+        st.session,
+        st.role,
+        clean(st.version) if st.version else None,
+        clean(st.ts) if st.ts else None,
     )
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    device: str
+    site: str
+    body: payloads.Telemetry
+    raw: dict[str, Any]
+
+
+def parse_telemetry(topic: str, payload: bytes, root: str = "careterm") -> Telemetry:
+    t = parse_topic(topic, root)
+    if t.leaf != "telemetry":
+        raise Refused("topic", t.device, f"{topic}: not a telemetry topic")
+    try:
+        raw = payloads.loads(payload)
+        body = payloads.parse(payloads.Telemetry, raw)
+    except PayloadError as e:
+        raise Refused("payload", t.device, f"{topic}: {e}") from None
+    return Telemetry(t.device, t.site, body, raw)
 
 
 @dataclass(frozen=True)
@@ -207,77 +231,91 @@ class Reply:
     result: dict[str, Any]
 
 
-def parse_reply(topic: str, payload: bytes) -> Reply:
-    t = parse_topic(topic)
-    body = _json_object(payload)
-    cid = body.get("cid")
-    if not isinstance(cid, str):
-        raise BadMessage("reply without a cid")
+def parse_reply(topic: str, payload: bytes, root: str = "careterm") -> Reply:
+    t = parse_topic(topic, root)
+    if t.leaf != "reply":
+        raise Refused("topic", t.device, f"{topic}: not a reply topic")
+    try:
+        body = payloads.loads(payload)
+        if not isinstance(body, dict):
+            raise PayloadError("a reply is a JSON object")
+        cid, ok = body.get("cid"), body.get("ok")
+        if not isinstance(cid, str) or not cid or not isinstance(ok, bool):
+            raise PayloadError("a reply needs a `cid` and `ok`")
+    except PayloadError as e:
+        raise Refused("payload", t.device, f"{topic}: {e}") from None
     result = body.get("result") if isinstance(body.get("result"), dict) else {}
-    return Reply(t.device, t.site, cid, body.get("ok") is True, result)
+    if not ok and "error" in body:
+        result = {"error": body.get("error")}
+    return Reply(t.device, t.site, cid, ok, result)
 
 
-# Telemetry (SPEC 4) for the site console's device health (central/health.py).
-TELEMETRY_EXTRA_MAX = 2000  # characters of the other telemetry keys kept (JSON)
+Message = Event | Status | Telemetry | Reply
+
+
+def parse_message(topic: str, payload: bytes, root: str = "careterm") -> Message | None:
+    """Any device message the collector takes; None for an empty retained status (a cleared
+    topic) and for the device's own ack and commands (not the collector's business)."""
+    t = parse_topic(topic, root)
+    if t.leaf in ("events", "alerts"):
+        return parse_event(topic, payload, root)
+    if t.leaf == "status":
+        return parse_status(topic, payload, root) if payload else None
+    if t.leaf == "telemetry":
+        return parse_telemetry(topic, payload, root)
+    if t.leaf == "reply":
+        return parse_reply(topic, payload, root)
+    return None
+
+
+# -- what reports need from event data -------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Telemetry:
-    device: str
-    site: str
-    ts: str | None
-    uptime_s: float | None
-    outbox_depth: int | None
-    oldest_pending_s: float | None
-    printer: str | None  # a driver state: ok, absent, error, unknown, disabled, ...
-    card_reader: str | None
-    buttons: str | None
-    clock_synced: bool | None
-    extra: str | None  # JSON: other keys (cert_days_left, pad_state, ...) and `detail` per part
+class Rating:
+    window: str | None
+    staff: str | None
+    score: int
+    scale: int
+    label: str | None
+    reason: str | None
+    reason_asked: bool
+    prompt: str | None
+    ticket: str | None
+    misuse: bool
+    response_ms: int | None
 
 
-def _part_state(v: Any) -> tuple[str | None, str | None]:
-    """A part's state as sent: `"ok"`, or `{"state": "error", "detail": "paper out"}`."""
-    if isinstance(v, str):
-        return _opt_str(v, 32), None
-    if isinstance(v, dict) and isinstance(v.get("state"), str):
-        return _opt_str(v["state"], 32), _opt_str(v.get("detail"), 200)
-    return None, None
+def _opt(v: str | None) -> str | None:
+    return clean(v) or None if v else None
 
 
-def parse_telemetry(topic: str, payload: bytes) -> Telemetry:
-    t = parse_topic(topic)
-    if t.kind != "telemetry":
-        raise BadMessage(f"{topic}: not a telemetry topic")
-    try:
-        m = payloads.parse(payloads.Telemetry, payload)
-    except payloads.PayloadError as e:
-        raise BadMessage(f"telemetry: {e}") from None
-    raw = _json_object(payload)
-    extra = {k: v for k, v in raw.items() if k not in payloads.Telemetry.model_fields}
-    if m.cert_days_left is not None:
-        extra["cert_days_left"] = m.cert_days_left
-    parts = {}
-    detail = {}
-    for name in ("printer", "card_reader", "buttons"):
-        parts[name], why = _part_state(getattr(m, name))
-        if why:
-            detail[name] = why
-    if detail:
-        extra["detail"] = detail
-    text = clean(json.dumps(extra, ensure_ascii=False)) if extra else None
-    if text is not None and len(text) > TELEMETRY_EXTRA_MAX:
-        text = json.dumps({"detail": detail} if detail else {}, ensure_ascii=False)
-    return Telemetry(
-        t.device,
-        t.site,
-        clean(m.ts),
-        m.uptime_s,
-        min(m.outbox_depth, 2**31 - 1),
-        m.oldest_pending_s,
-        parts["printer"],
-        parts["card_reader"],
-        parts["buttons"],
-        m.clock_synced,
-        text,
+def _rating(m: BaseModel | None) -> Rating | None:
+    if not isinstance(m, payloads.RatingData):
+        return None
+    return Rating(
+        _opt(m.window),
+        _opt(m.staff),
+        m.score,
+        m.scale,
+        _opt(m.label),
+        _opt(m.reason),
+        m.reason_asked,
+        _opt(m.prompt),
+        _opt(m.ticket),
+        m.misuse,
+        m.response_ms,
     )
+
+
+def rating_of(ev: Event) -> Rating | None:
+    """The rating fields the reports need, or None when the data is not a valid rating."""
+    return _rating(ev.model)
+
+
+def parse_rating(data: dict[str, Any]) -> Rating | None:
+    """A rating from bare `data` (tests and tools that have no envelope)."""
+    try:
+        return _rating(_lenient(payloads.RatingData, data))
+    except ValidationError:
+        return None

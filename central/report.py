@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Engine
 
-from central.db import devices, events, gaps, open_db, ratings
+from central.db import devices, gaps, open_db, prompts, ratings
 from terminal.cliutil import UsageError
 
 UNKNOWN = "(none)"
@@ -397,51 +397,24 @@ class PromptRow:
 
 def load_prompts(engine: Engine, day_from: str = "", day_to: str = "") -> list[PromptRow]:
     """Every closed prompt in the period, each once (by prompt id; a rating wins)."""
-    cond_r = [ratings.c.misuse.is_(False)]
-    cond_p = [events.c.type == "prompt"]
+    cond_r = [ratings.c.misuse.is_(False), ratings.c.prompt.is_not(None)]
+    cond_p = []
     if day_from:
         cond_r.append(ratings.c.day >= day_from)
-        cond_p.append(events.c.day >= day_from)
+        cond_p.append(prompts.c.day >= day_from)
     if day_to:
         cond_r.append(ratings.c.day <= day_to)
-        cond_p.append(events.c.day <= day_to)
-    rated = (
-        select(events.c.payload, ratings.c.day, ratings.c.hour)
-        .join(ratings, ratings.c.event_id == events.c.id)
-        .where(and_(*cond_r))
-    )
-    closed = select(events.c.payload, events.c.day, events.c.hour).where(and_(*cond_p))
+        cond_p.append(prompts.c.day <= day_to)
+    r, p = ratings.c, prompts.c
+    rated = select(r.prompt, r.window, r.staff, r.day, r.hour).where(and_(*cond_r))
+    closed = select(p.prompt, p.window, p.staff, p.outcome, p.day, p.hour).where(and_(*cond_p))
     out: dict[str, PromptRow] = {}
     with engine.connect() as conn:
-        for payload, day, hour in conn.execute(rated):
-            row = _prompt_row(payload, day, hour, "rated")
-            if row is not None:
-                out[row.prompt] = row
-        for payload, day, hour in conn.execute(closed):
-            row = _prompt_row(payload, day, hour, None)
-            if row is not None and row.prompt not in out:
-                out[row.prompt] = row
+        for prompt, window, staff, day, hour in conn.execute(rated):
+            out[prompt] = PromptRow(prompt, window, staff, "rated", day, hour)
+        for prompt, window, staff, outcome, day, hour in conn.execute(closed):
+            out.setdefault(prompt, PromptRow(prompt, window, staff, outcome, day, hour))
     return list(out.values())
-
-
-def _prompt_row(
-    payload: str, day: str | None, hour: int | None, outcome: str | None
-) -> PromptRow | None:
-    try:
-        data = json.loads(payload).get("data") or {}
-    except (ValueError, AttributeError):
-        return None
-    prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not prompt:
-        return None  # an unprompted rating (free mode) or a malformed prompt event
-    if outcome is None:
-        outcome = str(data.get("outcome") or "closed")[:16]
-
-    def text(k: str) -> str | None:
-        v = data.get(k)
-        return v[:64] if isinstance(v, str) and v else None
-
-    return PromptRow(prompt, text("window"), text("staff"), outcome, day, hour)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -12,9 +13,10 @@ log = logging.getLogger("careterm.drivers")
 
 class DeviceState(enum.StrEnum):
     OK = "ok"
+    WARNING = "warning"  # working, but needs attention soon (printer paper near its end)
     ABSENT = "absent"  # unplugged or not found; the driver keeps looking
     ERROR = "error"  # present but failing (paper out, bad frames, ...)
-    UNKNOWN = "unknown"  # the transport cannot tell (write-only printer)
+    UNKNOWN = "unknown"  # cannot tell: a write-only printer, or one that never answers status
     DISABLED = "disabled"  # driver = "none"
 
 
@@ -64,7 +66,5 @@ def resolve_device(path: str) -> str:
 
     Falls back to the path itself when the link target is not a file name (a /proc fd link).
     """
-    import os
-
     real = os.path.realpath(path)
     return real if os.path.exists(real) else path

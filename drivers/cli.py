@@ -14,10 +14,15 @@ import threading
 import time
 from typing import Any
 
+from drivers.buttons.factory import open_keypad
+from drivers.card_reader.factory import make_classifier, open_card_reader
+from drivers.hwlist import list_all
+from drivers.printer.document import QR, Document, Feed, Rule, Text
+from terminal.cliutil import UsageError, add_config_arg
+from terminal.config import ConfigError, config_path, load_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from terminal.cliutil import add_config_arg
-
     hw = sub.add_parser("hw", help="list and test the hardware")
     hsub = hw.add_subparsers(dest="hw_cmd", metavar="ACTION", required=True)
     ls = hsub.add_parser("list", help="candidate serial ports, input devices, USB printers")
@@ -43,15 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, str]:
-    from terminal.config import config_path, load_config
-
     path = config_path(args.config)
     return load_config(path), path
 
 
 def _check_limits(args: argparse.Namespace) -> None:
-    from terminal.cliutil import UsageError
-
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
     if args.timeout is not None and args.timeout <= 0:
@@ -107,8 +108,6 @@ def _stdin_lines(events: queue.Queue, fn: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from drivers.hwlist import list_all
-
     found = list_all()
     if args.json:
         for f in found:
@@ -131,9 +130,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_test_card_reader(args: argparse.Namespace) -> int:
-    from drivers.card_reader.factory import make_classifier, open_card_reader
-    from terminal.config import ConfigError
-
     _check_limits(args)
     cfg, path = _load(args)
     if cfg.card_reader.driver == "none":
@@ -160,9 +156,6 @@ def cmd_test_card_reader(args: argparse.Namespace) -> int:
 
 
 def cmd_test_buttons(args: argparse.Namespace) -> int:
-    from drivers.buttons.factory import open_keypad
-    from terminal.config import ConfigError
-
     _check_limits(args)
     cfg, path = _load(args)
     keys = cfg.buttons.keys
@@ -189,7 +182,6 @@ def cmd_test_buttons(args: argparse.Namespace) -> int:
 
 
 def test_ticket(now: str) -> Any:
-    from drivers.printer.document import QR, Document, Feed, Rule, Text
 
     return Document(
         (
@@ -208,8 +200,8 @@ def test_ticket(now: str) -> Any:
 
 
 def cmd_test_printer(args: argparse.Namespace) -> int:
+    # python-escpos loads its printer capability tables (~0.3 s): only for this command
     from drivers.printer.factory import open_printer
-    from terminal.config import ConfigError
 
     cfg, path = _load(args)
     if cfg.printer.driver == "none":

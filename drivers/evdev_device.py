@@ -13,19 +13,17 @@ import fcntl
 import logging
 import os
 import select
-import threading
 from collections.abc import Callable
 
-from drivers.base import DeviceState, Watchable, resolve_device
 from drivers.input_events import EventStream, InputEvent
+from drivers.reopening import REOPEN_EVERY_S, DeviceGone, ReopeningPort
 
 log = logging.getLogger("careterm.drivers.evdev")
 
 EVIOCGRAB = 0x40044590  # _IOW('E', 0x90, int)
-REOPEN_EVERY_S = 1.0
 
 
-class EvdevDevice(Watchable):
+class EvdevDevice(ReopeningPort):
     def __init__(
         self,
         name: str,
@@ -38,37 +36,23 @@ class EvdevDevice(Watchable):
         idle_every: float = 0.5,
         quiet: bool = False,
     ) -> None:
-        super().__init__(name, quiet=quiet)
-        self.path = path
+        super().__init__(
+            name, path, reopen_every=reopen_every, quiet=quiet, thread_name=f"evdev-{name}"
+        )
         self.grab = grab
-        self.reopen_every = reopen_every
         self.grabbed = False
         self._on_event = on_event
         self._on_idle = on_idle
         self._idle_every = idle_every
         self._fd: int | None = None
         self._stream = EventStream()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"evdev-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
-        self._close()
-
-    def _open(self) -> bool:
-        real = resolve_device(self.path)
+    def _open(self, real: str) -> None:
         try:
             fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as e:
             hint = " (is the user in group 'input'?)" if e.errno == errno.EACCES else ""
-            self._set_state(DeviceState.ABSENT, f"{self.path}: {e.strerror}{hint}")
-            return False
+            raise DeviceGone(f"{e.strerror}{hint}") from None
         self.grabbed = False
         if self.grab:
             try:
@@ -83,10 +67,6 @@ class EvdevDevice(Watchable):
                 )
         self._fd = fd
         self._stream = EventStream()
-        self._set_state(
-            DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}"
-        )
-        return True
 
     def _close(self) -> None:
         fd, self._fd = self._fd, None
@@ -97,37 +77,28 @@ class EvdevDevice(Watchable):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _gone(self, why: str) -> None:
-        log.warning("%s: %s went away (%s); waiting for it to come back", self.name, self.path, why)
-        self._set_state(DeviceState.ABSENT, f"{self.path}: unplugged")
-        self._close()
-        self._stop.wait(self.reopen_every)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._fd is None and not self._open():
-                self._stop.wait(self.reopen_every)
-                continue
-            try:
-                r, _, _ = select.select([self._fd], [], [], self._idle_every)
-                data = os.read(self._fd, 4096) if r else None  # type: ignore[arg-type]
-            except BlockingIOError:
-                continue
-            except OSError as e:  # ENODEV after an unplug
-                self._gone(e.strerror or str(e))
-                continue
-            if data is None:
-                self._idle()
-                continue
-            if not data:  # end of file: a pipe whose writer left
-                self._gone("end of input")
-                continue
-            for ev in self._stream.feed(data):
-                try:
-                    self._on_event(ev)
-                except Exception:
-                    log.exception("%s: handling an input event failed", self.name)
+    def _serve(self) -> None:
+        fd = self._fd
+        if fd is None:
+            raise DeviceGone("closed")
+        try:
+            r, _, _ = select.select([fd], [], [], self._idle_every)
+            data = os.read(fd, 4096) if r else None
+        except BlockingIOError:
+            return
+        except OSError as e:  # ENODEV after an unplug
+            raise DeviceGone(e.strerror or str(e)) from None
+        if data is None:
             self._idle()
+            return
+        if not data:  # end of file: a pipe whose writer left
+            raise DeviceGone("end of input")
+        for ev in self._stream.feed(data):
+            try:
+                self._on_event(ev)
+            except Exception:
+                log.exception("%s: handling an input event failed", self.name)
+        self._idle()
 
     def _idle(self) -> None:
         if self._on_idle is not None:

@@ -17,7 +17,7 @@ RELEASE, PRESS, REPEAT = 0, 1, 2
 
 
 def _key_names() -> dict[int, str]:
-    try:
+    try:  # python-evdev only for its key-name table; optional (not on every platform)
         from evdev import ecodes
     except ImportError:  # pragma: no cover - evdev is a dependency on Linux
         return {}

@@ -4,8 +4,11 @@ the core service, and the Kivy screen."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from drivers.card_reader.base import CardReader
+from drivers.card_reader.factory import open_card_reader
+from drivers.printer.base import TicketPrinter
+from drivers.printer.factory import open_printer
 from kiosk.service import KioskService
 from terminal.config import DeviceConfig
 from terminal.lifecycle import Lifecycle
@@ -14,18 +17,17 @@ from terminal.uplink import Uplink
 log = logging.getLogger("careterm.kiosk")
 
 
-def _open(kind: str, cfg: DeviceConfig) -> Any:
-    """The configured driver, or None for driver = "none"."""
-    if kind == "printer":
-        if cfg.printer.driver == "none":
-            return None
-        from drivers.printer.factory import open_printer
+def _open_printer(cfg: DeviceConfig) -> TicketPrinter | None:
+    """The configured printer, or None for driver = "none"."""
+    if cfg.printer.driver == "none":
+        return None
+    return open_printer(cfg)
 
-        return open_printer(cfg)
+
+def _open_card_reader(cfg: DeviceConfig) -> CardReader | None:
+    """The configured card reader, or None for driver = "none"."""
     if cfg.card_reader.driver == "none":
         return None
-    from drivers.card_reader.factory import open_card_reader
-
     return open_card_reader(cfg)
 
 
@@ -36,16 +38,14 @@ class Kiosk:
         self,
         cfg: DeviceConfig,
         *,
-        printer: Any = None,
-        card_reader: Any = None,
+        printer: TicketPrinter | None = None,
+        card_reader: CardReader | None = None,
         open_drivers: bool = True,
     ) -> None:
         self.cfg = cfg
-        self.printer = printer if printer is not None or not open_drivers else _open("printer", cfg)
+        self.printer = printer if printer is not None or not open_drivers else _open_printer(cfg)
         self.card_reader = (
-            card_reader
-            if card_reader is not None or not open_drivers
-            else _open("card_reader", cfg)
+            card_reader if card_reader is not None or not open_drivers else _open_card_reader(cfg)
         )
         topics = cfg.topics
         self.uplink = Uplink(

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import DeviceState
-from drivers.card_reader.base import CardRead
+from drivers.card_reader.base import CardRead, CardReader
+from drivers.printer.base import TicketPrinter
 from drivers.printer.document import Document, Feed, Rule, Text
 from kiosk.checkin import CheckinLog, Decision, decide_all, first_allowed
 from kiosk.directory import Directory, DirectoryError
@@ -37,6 +38,7 @@ from kiosk.ticket import (
     slot_text,
 )
 from terminal.config import DeviceConfig
+from terminal.documents import DocumentStore
 from terminal.outbox import StorageError
 
 log = logging.getLogger("careterm.kiosk")
@@ -72,8 +74,8 @@ class KioskService:
         self,
         cfg: DeviceConfig,
         uplink: Any,
-        printer: Any = None,
-        card_reader: Any = None,
+        printer: TicketPrinter | None = None,
+        card_reader: CardReader | None = None,
         *,
         now: Callable[[], datetime] | None = None,
         on_exit: Callable[[], None] | None = None,
@@ -93,6 +95,14 @@ class KioskService:
         self._survey_path = data_dir / "survey.json"
         self.directory = Directory()
         self.survey: Survey | None = None
+        # SPEC 9.4: every retained document is validated by terminal.documents first; a bad
+        # one keeps the last good one and raises a `document` alert.
+        self.documents = {
+            name: DocumentStore(
+                name, data_dir, alert=getattr(uplink, "alert", None), today=self._today
+            )
+            for name in ("roster", "directory", "survey")
+        }
         self.session = Session(cfg.kiosk.idle_timeout_s)
         self.lang = cfg.kiosk.language
         self._survey_run: SurveyRun | None = None
@@ -636,6 +646,8 @@ class KioskService:
     # -- retained data ---------------------------------------------------------------------------
 
     def _roster(self, payload: bytes) -> None:
+        if not self.documents["roster"].offer(payload).accepted:
+            return  # refused, or for another date (kept aside): today's stays in place
         try:
             self.rosters.received(payload, self._today())
         except RosterError as e:
@@ -645,6 +657,8 @@ class KioskService:
         self._tick()
 
     def _directory(self, raw: bytes | dict[str, Any], save: bool) -> None:
+        if isinstance(raw, bytes) and not self.documents["directory"].offer(raw).accepted:
+            return
         try:
             self.directory = Directory.parse(raw)
         except (DirectoryError, ValueError) as e:
@@ -654,6 +668,8 @@ class KioskService:
             _keep(self._dir_path, raw)
 
     def _survey(self, raw: bytes | dict[str, Any], save: bool) -> None:
+        if isinstance(raw, bytes) and not self.documents["survey"].offer(raw).accepted:
+            return
         try:
             self.survey = Survey.parse(raw)
         except (SurveyError, ValueError) as e:

@@ -1,48 +1,123 @@
-"""The site broker's Mosquitto configuration: one mutual-TLS listener, identity as username, a %u ACL."""
+"""The site broker's Mosquitto configuration: one mutual-TLS listener, the certificate's name
+as username and as client id, a %u ACL for devices and one narrow ACL per site role.
+
+Device topics in the ACL come from terminal.topics (`events/+`, `alerts/+`: exactly one
+level, never `#`), the same module devices build their topics with and site tools parse them
+with (SPEC 9.1).
+"""
 
 from __future__ import annotations
 
 import os
 import pwd
+from dataclasses import dataclass
 from pathlib import Path
 
-from provisioning.certs import CRL, SiteCA, service_identity, write_public, write_secret
+from provisioning.certs import CRL, SiteCA, role_identity, write_public, write_secret
+from terminal.topics import SITE_DOCUMENTS, acl_device_pattern, device_filter, site_document
 
-RETAINED_SITE_TOPICS = ("roster", "directory", "survey", "staff")
-DEVICE_WRITES = ("status", "events/#", "alerts/#", "telemetry", "reply")
-DEVICE_READS = ("cmd/#", "ack")
+DEVICE_WRITES = ("status", "events", "alerts", "telemetry", "reply")
+DEVICE_READS = ("cmd", "ack")
+
+MAX_QUEUED_MESSAGES = 500_000
+"""Per client: QoS 1 messages Mosquitto keeps for a client (beyond those in flight) before it
+drops new ones. docs/site.md, "Broker queue limits", says why this size."""
+MAX_QUEUED_BYTES = 256 * 1024 * 1024
+"""Per client: payload bytes of those messages; whichever limit is reached first applies."""
+MAX_INFLIGHT_MESSAGES = 20
+"""Unacknowledged QoS 1 messages per client in each direction, for clients that announce no
+Receive Maximum of their own (the collector announces a larger one); also the Receive
+Maximum the broker announces to devices."""
 
 
-def render_acl(root: str, site: str) -> str:
-    base = f"{root}/{site}"
-    service = service_identity(site)
+@dataclass(frozen=True)
+class Role:
+    """A site role's rights: topic filters below `R/S/` it may read and write."""
+
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    why: str
+
+
+def roles(root: str, site: str) -> dict[str, Role]:
+    def dev(leaf: str, name: str = "") -> str:
+        # Reads of events and alerts take `#` so that the collector sees (and refuses)
+        # a topic of another shape should a broker ever let one through.
+        if name == "#":
+            return f"{root}/{site}/+/{leaf}/#"
+        if name:
+            return f"{root}/{site}/+/{leaf}/{name}"
+        return device_filter(root, leaf, site=site)  # type: ignore[arg-type]
+
+    docs = tuple(site_document(root, site, d) for d in SITE_DOCUMENTS)
+    return {
+        "collector": Role(
+            reads=(
+                dev("events", "#"),
+                dev("alerts", "#"),
+                dev("status"),
+                dev("telemetry"),
+                dev("reply"),
+            ),
+            writes=(dev("ack"), dev("cmd", "resend"), dev("cmd", "ping")),
+            why="site collect: reads what devices publish; writes acks, resend and ping",
+        ),
+        "alerts": Role(
+            reads=(),
+            writes=(),
+            why="site alerts --db reads the database, not the broker: no topic at all",
+        ),
+        "roster": Role(
+            reads=(),
+            writes=docs,
+            why="site publish: writes the retained roster, directory, survey and staff list",
+        ),
+        "dashboard": Role(
+            reads=(),
+            writes=(),
+            why="site dashboard reads the database, not the broker: no topic at all",
+        ),
+        "queue": Role(
+            reads=(dev("reply"), dev("events", "rating"), dev("events", "prompt")),
+            writes=(dev("cmd", "prompt"), dev("cmd", "staff")),
+            why="the queue-calling system: sends prompt and staff commands, reads their "
+            "replies and the ratings and closed prompts they lead to",
+        ),
+    }
+
+
+def render_acl(root: str, site: str, collectors: int = 1) -> str:
     lines = [
         f"# careterm broker ACL for site {site!r} (topic root {root!r}).",
-        "# %u is the common name of the client's certificate (use_identity_as_username).",
-        "# Never %c: a client chooses its own client id, so %c would let a device speak for another.",
-        "# Mosquitto denies whatever no line below allows.",
+        "# %u is the common name of the client's certificate (use_identity_as_username), which",
+        "# is also its client id (use_username_as_clientid). Never %c: a client chooses its own",
+        "# client id. Mosquitto denies whatever no line below allows; a `deny` line wins over",
+        "# every allow.",
         "",
-        "# Every device: publish only its own topics, read only its own commands and ack,",
-        "# and the site's retained topics.",
+        "# Every device: publish only its own topics of the contract's shapes (`events/+`,",
+        "# exactly one level: never `#`), read only its own commands and ack, and the site's",
+        "# retained documents.",
     ]
-    lines += [f"pattern write {base}/%u/{t}" for t in DEVICE_WRITES]
-    lines += [f"pattern read {base}/%u/{t}" for t in DEVICE_READS]
-    lines += [f"pattern read {base}/{t}" for t in RETAINED_SITE_TOPICS]
-    lines += [
-        "",
-        "# The site service (roster publisher, collector, alert forwarder): reads everything,",
-        "# publishes the site's retained topics, acks and commands.",
-        f"user {service}",
-        "topic read #",
-        "topic read $SYS/#",
-    ]
-    lines += [f"topic write {base}/{t}" for t in RETAINED_SITE_TOPICS]
-    lines += [f"topic write {base}/+/ack", f"topic write {base}/+/cmd/#"]
+    lines += [f"pattern write {acl_device_pattern(root, site, leaf)}" for leaf in DEVICE_WRITES]
+    lines += [f"pattern read {acl_device_pattern(root, site, leaf)}" for leaf in DEVICE_READS]
+    lines += [f"pattern read {site_document(root, site, d)}" for d in SITE_DOCUMENTS]
+    for name, role in roles(root, site).items():
+        count = collectors if name == "collector" else 1
+        for n in range(1, count + 1):
+            lines += ["", f"# {role.why}", f"user {role_identity(name, site, n)}"]
+            if not role.reads and not role.writes:
+                lines.append("topic deny #")
+                continue
+            lines += [f"topic read {t}" for t in role.reads]
+            lines += [f"topic write {t}" for t in role.writes]
     return "\n".join(lines) + "\n"
 
 
-def render_conf(dest: Path, *, port: int, site: str, run_as: str = "", crl: bool = False) -> str:
+def render_conf(
+    dest: Path, *, port: int, site: str, bind: str = "", run_as: str = "", crl: bool = False
+) -> str:
     d = dest
+    listener = f"listener {port} {bind}" if bind else f"listener {port}"
     lines = [
         f"# careterm site broker for site {site!r}, written by `careterm provision broker`.",
         f"# Run it as is: mosquitto -c {d}/mosquitto.conf",
@@ -52,7 +127,7 @@ def render_conf(dest: Path, *, port: int, site: str, run_as: str = "", crl: bool
         "allow_anonymous false",
         f"acl_file {d}/acl",
         "",
-        f"listener {port}",
+        listener,
         f"cafile {d}/ca.crt",
         f"certfile {d}/server.crt",
         f"keyfile {d}/server.key",
@@ -60,14 +135,24 @@ def render_conf(dest: Path, *, port: int, site: str, run_as: str = "", crl: bool
         "tls_version tlsv1.2",
         "require_certificate true",
         "use_identity_as_username true",
+        "# The client id is the certificate's name too: a certificate can neither take over nor",
+        "# disturb another client's session by choosing its client id (SPEC 9.1).",
+        "use_username_as_clientid true",
         "",
         "# Persistent sessions keep commands for devices that are away; the site `ack` covers",
         "# what Mosquitto acknowledged from memory before its next save.",
         "persistence true",
         f"persistence_location {d}/data/",
         "autosave_interval 30",
-        "max_queued_messages 10000",
         "persistent_client_expiration 14d",
+        "",
+        "# Per client. A collector that falls behind a burst must not lose events here:",
+        f"# {MAX_QUEUED_MESSAGES:,} messages (25 times a burst of 20,000) or"
+        f" {MAX_QUEUED_BYTES // 2**20} MiB of payload,",
+        "# about 0.4 GB of broker memory when full (docs/site.md, Broker queue limits).",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "",
         "# Nagle's algorithm on the broker's sockets doubles p99 latency for small QoS 1",
         "# messages (BENCHMARKS.md, fleet at 10x): send them at once.",
@@ -84,6 +169,15 @@ def render_conf(dest: Path, *, port: int, site: str, run_as: str = "", crl: bool
     return "\n".join(lines) + "\n"
 
 
+def role_files(collectors: int = 1) -> list[tuple[str, int, str]]:
+    """(role, n, file stem) of every site identity a broker folder holds."""
+    out = []
+    for name in roles("r", "s"):
+        for n in range(1, (collectors if name == "collector" else 1) + 1):
+            out.append((name, n, name if n == 1 else f"{name}-{n}"))
+    return out
+
+
 def write_broker_dir(
     ca: SiteCA,
     out: Path,
@@ -91,18 +185,20 @@ def write_broker_dir(
     site: str,
     hosts: list[str],
     port: int = 8883,
+    bind: str = "",
     topic_root: str = "careterm",
+    collectors: int = 1,
     run_as: str = "",
     dest: Path | None = None,
 ) -> list[Path]:
-    """Write DIR/{mosquitto.conf, acl, ca.crt, server.crt, server.key, site-service.crt/.key}.
+    """Write DIR/{mosquitto.conf, acl, ca.crt, server.crt, server.key} and one
+    `<role>.crt`/`<role>.key` per site role (`collector-2.crt`, ... for more collectors).
 
     The configuration names its files by absolute path: `dest` when the folder will be
     copied to that place on the broker host, else where it is written.
     """
     out.mkdir(parents=True, exist_ok=True)
     server = ca.issue_server(hosts, site)
-    service = ca.issue_service(site)
     written = []
 
     def put(name: str, data: bytes, secret: bool = False) -> None:
@@ -113,13 +209,17 @@ def write_broker_dir(
     put("ca.crt", ca.cert_pem)
     put("server.crt", server.cert)
     put("server.key", server.key, secret=True)
-    put("site-service.crt", service.cert)
-    put("site-service.key", service.key, secret=True)
-    put("acl", render_acl(topic_root, site).encode())
+    for role, n, stem in role_files(collectors):
+        issued = ca.issue_role(role, site, n)
+        put(f"{stem}.crt", issued.cert)
+        put(f"{stem}.key", issued.key, secret=True)
+    put("acl", render_acl(topic_root, site, collectors).encode())
     crl = ca.dir / CRL
     if crl.exists():
         put(CRL, crl.read_bytes())
-    conf = render_conf(dest or out.resolve(), port=port, site=site, run_as=run_as, crl=crl.exists())
+    conf = render_conf(
+        dest or out.resolve(), port=port, site=site, bind=bind, run_as=run_as, crl=crl.exists()
+    )
     put("mosquitto.conf", conf.encode())
     data = out / "data"
     data.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""The site CA: EC P-256 keys and X.509 certificates for devices, the broker and the site service."""
+"""The site CA: EC P-256 keys and X.509 certificates for devices, the broker and the site roles."""
 
 from __future__ import annotations
 
@@ -26,17 +26,25 @@ LEAF_DAYS = 730
 # Clocks on a Pi without an RTC can lag before NTP syncs: backdate so a fresh cert is valid.
 BACKDATE = dt.timedelta(hours=1)
 
-SERVICE_PREFIX = "site-service."
-"""The site service's certificate name: `site-service.<site>`. The dot keeps it out of the
-device-id pattern, so no device certificate can ever carry the service's name."""
+SITE_ROLES = ("collector", "alerts", "roster", "dashboard", "queue")
+"""The site tools' identities (SPEC 9.5), one certificate each, each with its own ACL
+(provisioning/broker.py): `collector` (site collect), `alerts` (site alerts), `roster`
+(site publish), `dashboard` (site dashboard), `queue` (the queue-calling system that
+sends `cmd/prompt`)."""
 
 
 class CAError(Exception):
     """A CA directory problem the technician can fix (missing, already there, unreadable)."""
 
 
-def service_identity(site: str) -> str:
-    return f"{SERVICE_PREFIX}{site}"
+def role_identity(role: str, site: str, n: int = 1) -> str:
+    """A site role's certificate name: `collector.main`, `collector-2.main`, ... The dot keeps
+    it out of the device-id pattern, so no device certificate can ever carry a role's name.
+    The broker makes the name the client id, so each running tool needs its own: a second
+    collector gets `collector-2.<site>`."""
+    if role not in SITE_ROLES:
+        raise CAError(f"unknown site role {role!r} (one of {', '.join(SITE_ROLES)})")
+    return f"{role}.{site}" if n == 1 else f"{role}-{n}.{site}"
 
 
 def _now() -> dt.datetime:
@@ -248,8 +256,9 @@ class SiteCA:
     def issue_device(self, device_id: str, site: str, days: int = LEAF_DAYS) -> Issued:
         return self._issue(device_id, client=True, server=False, site=site, days=days)
 
-    def issue_service(self, site: str, days: int = LEAF_DAYS) -> Issued:
-        return self._issue(service_identity(site), client=True, server=False, site=site, days=days)
+    def issue_role(self, role: str, site: str, n: int = 1, days: int = LEAF_DAYS) -> Issued:
+        name = role_identity(role, site, n)
+        return self._issue(name, client=True, server=False, site=site, days=days)
 
     def issue_server(self, hosts: list[str], site: str, days: int = LEAF_DAYS) -> Issued:
         if not hosts:

@@ -61,6 +61,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="broker DNS name or IP address devices use (repeat for each)",
     )
     brk.add_argument("--port", type=int, default=8883)
+    brk.add_argument(
+        "--bind",
+        metavar="ADDRESS",
+        default="",
+        help="address the listener binds to (default: every interface)",
+    )
+    brk.add_argument(
+        "--collectors",
+        type=int,
+        default=1,
+        metavar="N",
+        help="collector identities to issue (collector.crt, collector-2.crt, ...): one per "
+        "`site collect` process (default 1)",
+    )
     brk.add_argument("--topic-root", metavar="R", default="careterm")
     brk.add_argument(
         "--dest",
@@ -76,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--id",
         required=True,
         metavar="ID",
-        help="device id (or site-service.<site> for the site tools)",
+        help="device id (or a site identity such as collector.<site>)",
     )
     rev.add_argument(
         "--broker-dir",
@@ -203,8 +217,8 @@ def cmd_device(args: argparse.Namespace) -> int:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from provisioning.broker import write_broker_dir
-    from provisioning.certs import CAError, SiteCA, service_identity
+    from provisioning.broker import role_files, write_broker_dir
+    from provisioning.certs import CAError, SiteCA, role_identity
 
     site = _name("site", args.site)
     if not args.host:
@@ -214,6 +228,9 @@ def cmd_broker(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.port <= 65535:
         raise _usage(f"--port {args.port}: not a TCP port")
+    if not 1 <= args.collectors <= 64:
+        raise _usage(f"--collectors {args.collectors}: give 1 to 64")
+    bind = _bind_address(args.bind)
     out = Path(args.out)
     if args.dest and not Path(args.dest).is_absolute():
         raise _usage(f"--dest {args.dest!r}: give an absolute folder, e.g. /etc/mosquitto/careterm")
@@ -225,18 +242,36 @@ def cmd_broker(args: argparse.Namespace) -> int:
             site=site,
             hosts=args.host,
             port=args.port,
+            bind=bind,
             topic_root=args.topic_root,
+            collectors=args.collectors,
             dest=dest,
         )
     except CAError as e:
         raise _usage(str(e)) from None
-    print(
-        f"{out}/mosquitto.conf: TLS on port {args.port} for {', '.join(args.host)}; "
-        f"site service identity {service_identity(site)!r} in site-service.crt/.key"
-    )
+    where_bound = f" on {bind}" if bind else ""
+    print(f"{out}/mosquitto.conf: TLS on port {args.port}{where_bound} for {', '.join(args.host)}")
+    for role, n, stem in role_files(args.collectors):
+        print(f"  {stem}.crt/.key: identity {role_identity(role, site, n)!r}")
     where = "" if dest == out.resolve() else f"copy {out} to {dest} on the broker host, then "
     print(f"{where}run: mosquitto -c {dest}/mosquitto.conf")
     return 0
+
+
+def _bind_address(value: str) -> str:
+    """An IP address or a host name for Mosquitto's `listener PORT ADDRESS`, or ''."""
+    import ipaddress
+    import re
+
+    if not value:
+        return ""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if re.fullmatch(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+", value):
+        return value
+    raise _usage(f"--bind {value!r}: give an IP address (e.g. 10.1.2.3) or a host name")
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:

@@ -45,6 +45,100 @@ class InstallError(Exception):
     """Installation stopped; the message names the step and the fix."""
 
 
+# What the hardened units hide from the service (systemd.exec(5)).
+HIDDEN_BY = {
+    "ProtectHome": ("/home", "/root", "/run/user"),
+    "PrivateTmp": ("/tmp", "/var/tmp"),
+}
+ROLE_BOOTSTRAP = {"kiosk": "kiosk", "rating_pad": "pad"}
+"""`scripts/bootstrap --device` argument per role (a pad without a screen: pad-headless)."""
+
+
+def hidden_paths(unit_text: str) -> dict[str, tuple[str, ...]]:
+    """The unit's settings that hide folders from the service, with the folders they hide."""
+    out: dict[str, tuple[str, ...]] = {}
+    for line in unit_text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key in HIDDEN_BY and value.strip().lower() in ("yes", "true", "on", "1", "read-only"):
+            out[key] = HIDDEN_BY[key]
+    return out
+
+
+def _interpreter(script: Path) -> Path | None:
+    """The `#!` interpreter of a console script such as .venv/bin/careterm."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(512)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    parts = first[2:].decode(errors="replace").split()
+    return Path(parts[0]) if parts else None
+
+
+def _others_may(path: Path, want: int) -> bool:
+    try:
+        return path.stat().st_mode & want == want
+    except OSError:
+        return False
+
+
+def service_access_problem(
+    exe: str, role: str, hidden: dict[str, tuple[str, ...]], source: Path | None = None
+) -> str | None:
+    """Why the service user could not run `exe` under the unit's protections, with the fix;
+    None when it can. Checks the script, its interpreter (also where its symlinks lead), the
+    virtual environment and careterm's source tree: each must lie outside what the unit hides
+    and be reachable by others (the service user owns none of them)."""
+    script = Path(exe)
+    source = source or Path(__file__).resolve().parent.parent
+    targets: list[tuple[Path, str, int]] = [(script, "the careterm script", 0o5)]
+    python = _interpreter(script)
+    if python is not None:
+        targets.append((python, "its Python", 0o1))
+        real = Path(os.path.realpath(python))
+        if real != python:
+            targets.append((real, f"its Python (where {python} leads)", 0o1))
+    targets.append((source, "careterm's source tree", 0o5))
+    bootstrap = f"scripts/bootstrap --device {ROLE_BOOTSTRAP.get(role, 'pad')}"
+    fix = (
+        "install careterm in /opt/careterm with a virtual environment made from the system "
+        f"Python: `sudo git clone <repository> /opt/careterm && sudo PYTHON=/usr/bin/python3 "
+        f"/opt/careterm/{bootstrap}`, then run `sudo /opt/careterm/.venv/bin/careterm provision "
+        "install --bundle ...`"
+    )
+    for path, what, mode in targets:
+        for setting, prefixes in hidden.items():
+            for prefix in prefixes:
+                if path == Path(prefix) or path.is_relative_to(prefix):
+                    return (
+                        f"{what} {path} is below {prefix}, which the service cannot see "
+                        f"({setting}=yes in its unit); fix: {fix}"
+                    )
+        for parent in reversed(path.parents):
+            if not _others_may(parent, 0o1):
+                return (
+                    f"{what} {path}: the folder {parent} is closed to other users (mode "
+                    f"{_mode(parent)}), so the service user {USER} cannot reach it; fix: "
+                    f"`sudo chmod o+rx {parent}`, or {fix}"
+                )
+        if not _others_may(path, mode):
+            return (
+                f"{what} {path} is not {'readable and ' if mode & 0o4 else ''}executable by "
+                f"other users (mode {_mode(path)}), so the service user {USER} cannot run it; "
+                f"fix: `sudo chmod -R o+rX {path if path.is_dir() else path.parent}`, or {fix}"
+            )
+    return None
+
+
+def _mode(path: Path) -> str:
+    try:
+        return f"{path.stat().st_mode & 0o7777:04o}"
+    except OSError:
+        return "unknown: it does not exist"
+
+
 def systemd_dir() -> Path:
     """The repository's `systemd/` folder (units and udev rules shipped with careterm)."""
     return Path(__file__).resolve().parent.parent / "systemd"
@@ -187,12 +281,14 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
 
     # The service.
     exe = exe or careterm_executable()
-    if exe.startswith(("/home/", "/root/")):
-        plan.notes.append(
-            f"ExecStart {exe} is in a home directory, which the service cannot "
-            "see (ProtectHome=yes): install careterm in /opt/careterm instead"
-        )
-    plan.file(f"{UNIT_DIR}/{unit}", render_unit(role, exe), 0o644)
+    unit_text = render_unit(role, exe)
+    problem = service_access_problem(exe, role, hidden_paths(unit_text.decode()))
+    if problem and real:
+        # A unit that cannot start its program fails only at boot, far from the technician.
+        raise InstallError(problem)
+    if problem:
+        plan.notes.append(problem)
+    plan.file(f"{UNIT_DIR}/{unit}", unit_text, 0o644)
     dropin = f"{UNIT_DIR}/{unit}.d/data-dir.conf"
     if extra_rw:
         # The unit may write only below /var/lib/careterm: open the configured data_dir too.

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers.repeat import RepeatFilter
 from terminal.config import DeviceConfig
 from terminal.envelope import alert_data, uuid7
 
@@ -147,7 +148,7 @@ class PadMachine:
         self._last_counted: float | None = None
         self._pending: _Pending | None = None
         self._last_score: int | None = None
-        self._last_input: tuple[str, float] = ("", 0.0)
+        self._inputs = RepeatFilter(REPEAT_S, per_key=False)
         self._notice: tuple[str, float] | None = None
         self._recent: deque[bool] = deque(maxlen=max(1, r.trend_window))
         self._trend_alerted = False
@@ -180,9 +181,7 @@ class PadMachine:
     def _is_repeat(self, source: str, t: float, window: float = REPEAT_S) -> bool:
         """Auto-repeat is the same key again and again with nothing between: a press of the
         key that was also the previous input, within `window` of it."""
-        last_source, last_t = self._last_input
-        self._last_input = (source, t)
-        return source == last_source and 0 <= t - last_t < window
+        return not self._inputs.fresh(source, t, window)
 
     def score(self, score: int, t: float) -> list[Record]:
         """A score pressed (key or touch). On the reason screen, score N picks reason N."""

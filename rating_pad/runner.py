@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from drivers.buttons.factory import open_keypad
+from drivers.card_reader.base import CardRead, CardReader
 from rating_pad.service import PadService
 from rating_pad.voice import Voice
 from terminal.config import ConfigError, DeviceConfig
@@ -29,7 +30,7 @@ class Pad:
                 f"{cfg.buttons.driver!r} is not available in this build "
                 f'({e.name}); use "serial" or "touch"',
             ) from None
-        self.card_reader: Any = None
+        self.card_reader: CardReader | None = None
         staff_topic = cfg.topics.site_document("staff")
         self._service: PadService | None = None
         self.uplink = Uplink(
@@ -81,7 +82,7 @@ class Pad:
         )
         self.card_reader.start(self.on_card_read)
 
-    def on_card_read(self, read: Any) -> None:
+    def on_card_read(self, read: CardRead) -> None:
         """Reader thread: only a valid staff card means something on a pad."""
         if (
             getattr(read, "kind", "") == "staff_card"

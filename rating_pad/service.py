@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +13,11 @@ from typing import Any
 
 from rating_pad.machine import PadMachine, PadState, PadView, Record, Staff
 from terminal.config import DeviceConfig
+from terminal.core import CoreLoop
+from terminal.documents import DocumentStore
 from terminal.envelope import alert_data
 from terminal.outbox import StorageError
+from terminal.payloads import Command, StaffDirectory
 from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.pad")
@@ -81,19 +82,24 @@ class PadService:
         self.clock = clock
         self.machine = PadMachine(cfg)
         self.state_file = cfg.data_dir / STATE_FILE
-        self._inbox: queue.Queue[Callable[[], None]] = queue.Queue()
+        self.core = CoreLoop("pad-core", tick=self._tick, tick_s=TICK_S)
+        self.staff_doc = DocumentStore("staff", cfg.data_dir, alert=uplink.alert)
         self._listeners: list[ViewListener] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_view_key: Any = None
         self._unstored: list[Record] = []
         self._retry_at = 0.0
         self._saved: Any = None
-        self.heartbeat = time.monotonic()
         self.last_view: PadView | None = None
-        self.handled = 0
         self._devices_down: set[str] = set()
+
+    @property
+    def heartbeat(self) -> float:
+        return self.core.heartbeat
+
+    @property
+    def handled(self) -> int:
         """Inputs taken off the queue so far (tests wait on it; a stalled core shows here)."""
+        return self.core.handled
 
     @property
     def storage_ok(self) -> bool:
@@ -107,48 +113,40 @@ class PadService:
 
     def start(self) -> None:
         self._restore()
-        self._thread = threading.Thread(target=self._run, name="pad-core", daemon=True)
-        self._thread.start()
-        self._inbox.put(lambda: self._render(force=True))
+        self.core.start()
+        self.core.put(lambda: self._use_staff(self.staff_doc.load() is not None))
+        self.core.put(lambda: self._render(force=True))
 
     def stop(self) -> None:
         """Record what is pending (a rating waiting for its reason), then stop the core."""
 
         def last_job() -> None:
-            try:
-                self._apply(self.machine.flush(self.clock()))
-                if self._unstored:
-                    log.error(
-                        "pad: stopping with %d events the disk refused; they are lost",
-                        len(self._unstored),
-                    )
-            finally:
-                self._stop.set()
+            self._apply(self.machine.flush(self.clock()))
+            if self._unstored:
+                log.error(
+                    "pad: stopping with %d events the disk refused; they are lost",
+                    len(self._unstored),
+                )
 
-        if self.is_alive():
-            self._inbox.put(last_job)
-        else:
-            self._stop.set()
-        if self._thread is not None:
-            self._thread.join(3.0)
+        self.core.stop(last_job)
 
     def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.core.is_alive()
 
     def submit(self, fn: Callable[[PadMachine, float], list[Record]]) -> None:
         """Run `fn(machine, now)` on the core thread and record what it returns."""
-        self._inbox.put(lambda: self._apply(fn(self.machine, self.clock())))
+        self.core.put(lambda: self._apply(fn(self.machine, self.clock())))
 
     def refresh(self) -> None:
         """Send the current view to the listeners again (a new screen attached)."""
-        self._inbox.put(lambda: self._render(force=True))
+        self.core.put(lambda: self._render(force=True))
 
     # -- inputs from any thread -------------------------------------------------------------
 
     def press(self, key: str, t: float | None = None) -> None:
         """A keypad key by name; `t` is the driver's monotonic time of the press."""
         when = self.clock() if t is None else t
-        self._inbox.put(lambda: self._apply(self.machine.key(key, when)))
+        self.core.put(lambda: self._apply(self.machine.key(key, when)))
 
     def touch(self, score: int) -> None:
         """A rating button on the screen."""
@@ -198,23 +196,27 @@ class PadService:
         return []
 
     def on_staff_directory(self, topic: str, payload: bytes) -> None:
-        """Retained `R/S/staff` (link thread): parsed here, applied on the core thread."""
-        try:
-            staff = parse_staff_directory(payload)
-        except (ValueError, UnicodeDecodeError) as e:
-            log.warning("staff directory on %s ignored (the last good one stays): %s", topic, e)
+        """Retained `R/S/staff` (link thread): validated and kept by terminal.documents on the
+        core thread; a bad one keeps the last good one and raises a `document` alert."""
+        self.core.put(lambda: self._use_staff(self.staff_doc.offer(payload).accepted))
+
+    def _use_staff(self, changed: bool) -> None:
+        doc = self.staff_doc.current
+        if not changed or not isinstance(doc, StaffDirectory):
             return
+        staff = parse_staff_directory(doc.model_dump_json().encode())
         log.info("staff directory: %d clerks", len(staff))
-        self._inbox.put(lambda: (self.machine.set_directory(staff), self._render(force=True)))
+        self.machine.set_directory(staff)
+        self._render(force=True)
 
     # -- commands ---------------------------------------------------------------------------
 
-    def on_command(self, name: str, body: dict[str, Any], reply: Reply) -> None:
+    def on_command(self, name: str, body: Command, reply: Reply) -> None:
         """MQTT commands (link thread): checked here, run on the core thread, replied after the
         events they cause are stored. A rejected command changes nothing."""
         run: CommandRun
         if name == "prompt":
-            ticket = body.get("ticket")
+            ticket = getattr(body, "ticket", None)
             if ticket is not None and not (
                 isinstance(ticket, str | int)
                 and not isinstance(ticket, bool)
@@ -224,11 +226,11 @@ class PadService:
                 return
             run = self._cmd_prompt(ticket)
         elif name == "staff":
-            action = body.get("action")
+            action = getattr(body, "action", None)
             if action not in ("sign_in", "sign_out"):
                 reply(False, None, 'action must be "sign_in" or "sign_out"')
                 return
-            raw = body.get("staff")
+            raw = getattr(body, "staff", None)
             staff_no = _staff_number(raw)
             if staff_no is None and (raw is not None or action == "sign_in"):
                 reply(
@@ -251,7 +253,7 @@ class PadService:
                 "resume, ping, resend)",
             )
             return
-        self._inbox.put(lambda: self._command(run, reply))
+        self.core.put(lambda: self._command(run, reply))
 
     def _command(self, run: CommandRun, reply: Reply) -> None:
         now = self.clock()
@@ -315,21 +317,8 @@ class PadService:
 
     # -- the core thread --------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                job = self._inbox.get(timeout=TICK_S)
-            except queue.Empty:
-                job = None
-            self.heartbeat = time.monotonic()
-            try:
-                if job is not None:
-                    job()
-                self._apply(self.machine.tick(self.clock()))
-            except Exception:
-                log.exception("pad: an input could not be handled")
-            if job is not None:
-                self.handled += 1
+    def _tick(self) -> None:
+        self._apply(self.machine.tick(self.clock()))
 
     def _apply(self, records: list[Record]) -> bool:
         """Store `records` in order; False when they (or older ones) wait for the disk."""

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
+from drivers.speaker.base import Speaker
+from drivers.speaker.factory import open_speaker
+from drivers.speaker.player import PLAYERS, PlayerSpeaker, find_player
 from rating_pad.machine import PadState, PadView
 
 log = logging.getLogger("careterm.pad")
 
-PLAYERS = ("aplay", "paplay", "pw-play")
+__all__ = ["FILES", "FAULT_FILE", "PLAYERS", "Voice", "find_player"]
+
 FILES = {
     PadState.PROMPTED: "prompt.wav",  # 请您对我的服务做出评价
     PadState.REASON: "reason.wav",  # 请选择不满意的原因
@@ -22,26 +23,21 @@ FILES = {
 FAULT_FILE = "fault.wav"
 
 
-def find_player() -> list[str] | None:
-    """`$CARETERM_AUDIO_PLAYER` (a command line) or the first of aplay, paplay, pw-play."""
-    explicit = os.environ.get("CARETERM_AUDIO_PLAYER", "").split()
-    if explicit:
-        return explicit
-    for name in PLAYERS:
-        exe = shutil.which(name)
-        if exe:
-            return [exe, "-q"] if name == "aplay" else [exe]
-    return None
-
-
 class Voice:
-    """A view listener; never blocks (the player runs as a child process, one at a time)."""
+    """A view listener; never blocks (the speaker driver plays one clip at a time).
 
-    def __init__(self, voice_dir: str, player: list[str] | None = None) -> None:
+    `speaker` defaults to `drivers.speaker.factory.open_speaker()` (the real player, or the
+    simulated one under `careterm demo`); `player` is a player command line for the real one.
+    """
+
+    def __init__(
+        self, voice_dir: str, player: list[str] | None = None, speaker: Speaker | None = None
+    ) -> None:
         self.dir = Path(voice_dir)
-        self.player = player if player is not None else find_player()
+        if speaker is None:
+            speaker = PlayerSpeaker(player) if player is not None else open_speaker()
+        self.speaker: Speaker | None = speaker
         self._last: tuple[PadState, str | None] | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         if not self.dir.is_dir():
             log.warning(
                 "voice: [rating].voice_dir %s is not a folder; voice prompts are off", self.dir
@@ -50,6 +46,18 @@ class Voice:
             log.warning(
                 "voice: no audio player (%s) found; voice prompts are off", ", ".join(PLAYERS)
             )
+
+    @property
+    def player(self) -> list[str] | None:
+        """The real speaker's player command line (None when there is none)."""
+        if isinstance(self.speaker, PlayerSpeaker):
+            return self.speaker.player or None
+        return ["simulated"] if self.speaker is not None else None
+
+    @player.setter
+    def player(self, value: list[str] | None) -> None:
+        if isinstance(self.speaker, PlayerSpeaker):
+            self.speaker.player = list(value or [])
 
     def on_view(self, view: PadView) -> None:
         now = (view.state, view.fault)
@@ -65,26 +73,10 @@ class Voice:
 
     def play(self, name: str) -> bool:
         path = self.dir / name
-        if not self.player or not path.is_file():
+        if self.speaker is None or not path.is_file():
             return False
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()  # the new screen's prompt wins
-        try:
-            self._proc = subprocess.Popen(
-                [*self.player, str(path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError as e:
-            log.warning("voice: cannot run %s: %s", self.player[0], e)
-            return False
-        return True
+        return self.speaker.play(path)
 
     def close(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(2)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        if self.speaker is not None:
+            self.speaker.close()

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
-from terminal.config import config_path, load_config
+from terminal.cliutil import add_config_arg
+from terminal.config import ConfigError, config_path, file_problems, load_config
 from terminal.outbox import Outbox, outbox_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from terminal.cliutil import add_config_arg
-
     cfg = sub.add_parser("config", help="device configuration")
     csub = cfg.add_subparsers(dest="config_cmd", metavar="ACTION", required=True)
     check = csub.add_parser("check", help="validate a configuration file")
@@ -32,7 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    """Exit 0 when the file is valid and every path in it can work; 2 with one line per
+    problem (`FILE: section.key: problem`) otherwise."""
     cfg = load_config(args.file)
+    problems = file_problems(cfg)
+    if len(problems) > 1:
+        for key, problem in problems[:-1]:
+            print(ConfigError(args.file, key, problem), file=sys.stderr)
+    if problems:
+        raise ConfigError(args.file, *problems[-1])
     print(f"{args.file}: ok ({cfg.device.role} {cfg.device.id} at site {cfg.device.site})")
     return 0
 
@@ -41,14 +49,19 @@ def _open(args: argparse.Namespace) -> Outbox:
     cfg = load_config(config_path(args.config))
     path = outbox_path(cfg.data_dir)
     if not path.exists():
-        from terminal.config import ConfigError
-
         raise ConfigError(
             config_path(args.config),
             "device.data_dir",
             f"no outbox at {path} (has this device run yet?)",
         )
-    return Outbox(path, device=cfg.device.id, site=cfg.device.site, topic_root=cfg.mqtt.topic_root)
+    # Read-only: inspecting never recovers, migrates or moves a file (the service does that).
+    return Outbox(
+        path,
+        device=cfg.device.id,
+        site=cfg.device.site,
+        topic_root=cfg.mqtt.topic_root,
+        readonly=True,
+    )
 
 
 def cmd_outbox_stats(args: argparse.Namespace) -> int:
@@ -57,6 +70,7 @@ def cmd_outbox_stats(args: argparse.Namespace) -> int:
     print(
         json.dumps(
             {
+                "epoch": ob.epoch,
                 "last_seq": st.last_seq,
                 "waiting_for_broker": st.waiting,
                 "oldest_waiting_s": st.oldest_waiting_s,
@@ -65,6 +79,7 @@ def cmd_outbox_stats(args: argparse.Namespace) -> int:
                 "site_acked_seq": st.site_acked_seq,
                 "session": ob.meta("session"),
                 "size_bytes": st.size_bytes,
+                "kept_synced_s": st.kept_s,
             },
             ensure_ascii=False,
         )

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -57,26 +61,67 @@ class _Section(BaseModel):
 
 
 class DeviceSection(_Section):
+    """Who the device is and where it keeps its state."""
+
     id: Name
+    """Device id: MQTT client id, certificate name and topic segment (`pad-w03`); 1-32 lower-case
+    letters, digits and `-`."""
     role: Literal["rating_pad", "kiosk"]
+    """`rating_pad` (window rating pad, `careterm pad`) or `kiosk` (lobby kiosk, `careterm
+    kiosk`)."""
     site: Name
+    """Site id, the topic segment after the topic root; same pattern as `id`."""
     data_dir: StrictStr = "/var/lib/careterm"
-    """Folder for the outbox and device state; created if missing."""
+    """Folder for the outbox and device state; created if missing; an absolute path."""
     retain_days: Annotated[StrictInt, Field(ge=1, le=365)] = 7
-    """Days a sent event is kept for `resend` when the site never acks it."""
+    """Days a sent event is kept for `resend` when the site never acks it (counted on a
+    synchronised clock by the device itself, so a clock jump never shortens it)."""
+    timezone: StrictStr = "Asia/Shanghai"
+    """IANA time zone the device's local time must be in (SPEC 9.5); `careterm doctor` checks."""
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is empty: give the folder for the outbox, e.g. /var/lib/careterm")
+        if not os.path.isabs(v):
+            raise ValueError(f"{v!r} is not an absolute path (e.g. /var/lib/careterm)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone name (e.g. Asia/Shanghai)") from None
+        return v
 
 
 class MqttSection(_Section):
+    """How the device reaches the site's broker."""
+
     url: StrictStr = "mqtt://127.0.0.1:1883"
+    """Broker address: `mqtt://host:1883`, or `mqtts://host:8883` for TLS (the site broker
+    `provision broker` writes accepts only TLS with client certificates)."""
     username: StrictStr = ""
+    """MQTT user name; empty: none (the site broker takes the certificate's name)."""
     password_file: StrictStr = ""
+    """File holding the MQTT password (its content, surrounding white space removed); used
+    only with `username`."""
     ca_file: StrictStr = ""
+    """mqtts: CA certificate(s) the broker's certificate must chain to."""
     cert_file: StrictStr = ""
+    """mqtts: this device's client certificate (PEM); goes with `key_file`."""
     key_file: StrictStr = ""
+    """mqtts: the private key of `cert_file` (PEM, readable by the service only)."""
     keepalive_s: Annotated[StrictInt, Field(ge=5, le=3600)] = 30
+    """MQTT keep-alive: the broker declares the device lost (Last Will) after 1.5 times this without
+    traffic."""
     topic_root: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = (
         "careterm"
     )
+    """First segment(s) of every topic (`R` in the topic reference)."""
 
     @field_validator("url")
     @classmethod
@@ -104,28 +149,51 @@ class MqttSection(_Section):
 
 
 class PrivacySection(_Section):
+    """The site secret that turns card numbers into tokens."""
+
     salt_file: StrictStr = "/etc/careterm/site.salt"
+    """The site's secret salt for card tokens (HMAC key; surrounding white space ignored); the same
+    file on every device and site tool of a site."""
 
 
 class WindowSection(_Section):
+    """The service window a rating pad stands at."""
+
     id: Annotated[StrictStr, Field(min_length=1, max_length=32)] = "W01"
+    """Window id carried in every rating and staff event (`W03`)."""
     name: StrictStr = ""
+    """Window name shown on the pad and in alerts (`收费处 3号窗口`)."""
 
 
 class RatingSection(_Section):
+    """What a rating pad asks, and when a press counts."""
+
     labels: Annotated[list[StrictStr], Field(min_length=3, max_length=5)] = Field(
         default_factory=lambda: list(DEFAULT_LABELS)
     )
     """Worst first; score = index + 1."""
     mode: Literal["prompted", "free"] = "prompted"
+    """`prompted`: a press counts only within `prompt_window_s` after a prompt (`cmd/prompt` or the
+    prompt key), once; `free`: any press counts, and a press within `cooldown_s` of the last is kept
+    with `misuse: true`."""
     prompt_window_s: Annotated[StrictInt, Field(ge=1, le=600)] = 15
+    """How long a prompt stays open for a rating."""
     cooldown_s: Annotated[StrictInt, Field(ge=0, le=600)] = 5
+    """Presses closer than this to the last rating are kept with `misuse: true` (a stuck or hammered
+    key)."""
     debounce_ms: Annotated[StrictInt, Field(ge=0, le=2000)] = 80
+    """Repeats of the same key within this time are one press (contact bounce)."""
     reasons: Annotated[list[StrictStr], Field(min_length=1, max_length=9)] = Field(
         default_factory=lambda: list(DEFAULT_REASONS)
     )
+    """Reasons offered after a low score, numbered from 1; on a keypad, the key that gives score N
+    picks reason N."""
     reason_timeout_s: Annotated[StrictInt, Field(ge=1, le=600)] = 10
+    """Without an answer in this time the reason is sent as null."""
+    min_response_ms: Annotated[StrictInt, Field(ge=0, le=60_000)] = 700
+    """A press sooner than this after its prompt is kept with `misuse: true` (SPEC 9.3)."""
     alert_at_or_below: Annotated[StrictInt, Field(ge=0, le=5)] = 1
+    """Scores at or below this raise a `dissatisfied` alert and ask for a reason; 0: never."""
     thanks_s: Annotated[StrictInt, Field(ge=1, le=60)] = 3
     """Seconds the thank-you screen stays (careterm extension)."""
     voice_dir: StrictStr = ""
@@ -138,7 +206,7 @@ class RatingSection(_Section):
     """English reasons, same order as `reasons`; empty: built-in ones (careterm extension)."""
     trend_window: Annotated[StrictInt, Field(ge=0, le=500)] = 0
     """Last N ratings watched for a rising share of low scores; 0: off (careterm extension)."""
-    trend_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    trend_share: Annotated[StrictFloat, Field(gt=0, le=1)] = 0.5
     """Share of low scores among the last `trend_window` that raises a critical alert."""
     staff_required: StrictBool = False
     """true: closed until a clerk signs in; false: open, ratings carry `staff: null` until a
@@ -164,10 +232,18 @@ class RatingSection(_Section):
 
 
 class ButtonsSection(_Section):
+    """The rating pad's keys."""
+
     driver: Literal["serial", "evdev", "touch", "keyboard", "sim"] = "serial"
+    """Where keys come from: `serial` (one ASCII byte per key), `evdev` (a USB-HID keypad), `touch`
+    (the screen's buttons only), `keyboard`/`sim` (simulated, for the demo and tests)."""
     device: StrictStr = "/dev/ttyUSB0"
+    """Serial port (prefer `/dev/serial/by-id/...`) or input device (`/dev/input/by-id/...`)."""
     baudrate: PosInt = 9600
+    """Serial speed of the keypad."""
     keys: dict[StrictStr, StrictInt | StrictStr] = Field(default_factory=lambda: dict(DEFAULT_KEYS))
+    """Key name (the serial byte, or an evdev name such as `KEY_KP4`) -> score 1-5 or an action:
+    `prompt`, `pause`, `resume`, `sign_out`."""
 
     @field_validator("keys")
     @classmethod
@@ -184,8 +260,12 @@ class ButtonsSection(_Section):
 
 
 class ClassifyRule(_Section):
+    """One rule of `[card_reader].classify`: what a line read from a reader is."""
+
     kind: Literal["id_card", "medical_card", "appointment_qr", "staff_card"]
+    """What a line matching `pattern` is."""
     pattern: StrictStr
+    """Python regular expression with a named group `(?P<number>...)`; first matching rule wins."""
 
     @field_validator("pattern")
     @classmethod
@@ -200,23 +280,43 @@ class ClassifyRule(_Section):
 
 
 class CardReaderSection(_Section):
+    """The card or QR reader (patients' cards on a kiosk, staff cards on a pad)."""
+
     driver: Literal["idcard", "serial", "evdev", "keyboard", "sim", "none"] = "none"
+    """`idcard` (second-generation ID card SAM reader), `serial` or `evdev` (line readers:
+    magstripe, hospital card, QR scanner), `keyboard`/`sim` (simulated), `none`."""
     device: StrictStr = ""
+    """Serial port (prefer `/dev/serial/by-id/...`) or input device of the reader."""
     baudrate: PosInt = 115200
+    """Serial speed of the reader (SAM readers: 115200)."""
     classify: list[ClassifyRule] = Field(
         default_factory=lambda: [ClassifyRule(**r) for r in DEFAULT_CLASSIFY]
     )
+    """Rules that tell what a line read from a `serial`/`evdev` reader is; absent: the four default
+    rules."""
 
 
 class PrinterSection(_Section):
+    """The kiosk's ticket printer (ESC/POS)."""
+
     driver: Literal["usb", "serial", "network", "file", "sim", "none"] = "none"
+    """`usb`, `serial`, `network` (`host:9100`), `file` (write ESC/POS bytes to a file), `sim` (a
+    folder of .bin and .png previews), `none`."""
     device: StrictStr = ""
+    """Serial port, `host:port` for `network`, a file path for `file`, a folder for `sim`; unused
+    for `usb`."""
     usb_vendor: Annotated[StrictInt, Field(ge=0, le=0xFFFF)] = 0x0416
+    """USB vendor id of the printer (`usb` driver; `careterm hw list` shows it)."""
     usb_product: Annotated[StrictInt, Field(ge=0, le=0xFFFF)] = 0x5011
+    """USB product id of the printer (`usb` driver)."""
     baudrate: PosInt = 9600
+    """Serial speed of the printer (`serial` driver)."""
     encoding: StrictStr = "gb18030"
+    """Text encoding the printer's Chinese font expects."""
     columns: Annotated[StrictInt, Field(ge=16, le=96)] = 48
+    """Characters per line at normal size (58 mm paper: 32, 80 mm: 48)."""
     cut: StrictBool = True
+    """Cut the paper after each ticket (`GS V`)."""
     profile: StrictStr = ""
     """python-escpos printer profile (e.g. "ZJ-5870"); one without native QR gets a raster QR.
     Empty: native `GS ( k` QR (careterm extension)."""
@@ -224,8 +324,6 @@ class PrinterSection(_Section):
     @field_validator("encoding")
     @classmethod
     def _encoding(cls, v: str) -> str:
-        import codecs
-
         try:
             codecs.lookup(v)
         except LookupError:
@@ -234,13 +332,23 @@ class PrinterSection(_Section):
 
 
 class KioskSection(_Section):
+    """The lobby kiosk's behaviour."""
+
     idle_timeout_s: Annotated[StrictInt, Field(ge=10, le=3600)] = 60
+    """Without a touch or card for this long the kiosk returns home and forgets the patient."""
     checkin_early_min: Annotated[StrictInt, Field(ge=0, le=24 * 60)] = 60
+    """Check-in opens this long before the appointment's slot."""
     checkin_late_min: Annotated[StrictInt, Field(ge=0, le=24 * 60)] = 30
+    """Check-in stays open this long after the slot starts."""
     language: Literal["zh", "en"] = "zh"
+    """Screen language the kiosk starts in and returns to; the patient can switch."""
     fullscreen: StrictBool = True
+    """Full screen (a real kiosk); false: a window (demo, development)."""
     roster_file: StrictStr = ""
+    """Optional local roster JSON (demo, or a site without roster publishing); empty: only the
+    published roster."""
     maintenance_pin_sha256: Annotated[StrictStr, Field(pattern=r"^([0-9a-f]{64})?$")] = ""
+    """SHA-256 (hex) of the maintenance PIN; empty: no maintenance screen."""
 
 
 class DeviceConfig(_Section):
@@ -253,6 +361,12 @@ class DeviceConfig(_Section):
     card_reader: CardReaderSection = Field(default_factory=CardReaderSection)
     printer: PrinterSection = Field(default_factory=PrinterSection)
     kiosk: KioskSection = Field(default_factory=KioskSection)
+    _source: str = PrivateAttr(default="device.toml")
+
+    @property
+    def source(self) -> str:
+        """The file this configuration was read from (for messages naming file and key)."""
+        return self._source
 
     @model_validator(mode="after")
     def _cross_checks(self) -> DeviceConfig:
@@ -269,8 +383,17 @@ class DeviceConfig(_Section):
                     "rating.alert_at_or_below",
                     f"{self.rating.alert_at_or_below} would alert on every score of a {scale}-key scale",
                 )
+            if self.buttons.driver != "touch" and not self.buttons.keys:
+                raise _KeyedError(
+                    "buttons.keys",
+                    'is empty: no key could rate (map key names to scores, or driver = "touch")',
+                )
         if self.mqtt.tls and bool(self.mqtt.cert_file) != bool(self.mqtt.key_file):
             raise _KeyedError("mqtt.key_file", "cert_file and key_file go together")
+        if self.mqtt.tls and not self.mqtt.ca_file:
+            raise _KeyedError(
+                "mqtt.ca_file", "mqtts:// needs the broker's CA bundle (e.g. /etc/careterm/ca.crt)"
+            )
         return self
 
     @property
@@ -311,10 +434,12 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
 
 def parse_config(data: dict[str, Any], path: str | os.PathLike[str] = "<config>") -> DeviceConfig:
     try:
-        return DeviceConfig.model_validate(data)
+        cfg = DeviceConfig.model_validate(data)
     except ValidationError as e:
         key, problem = _describe(e.errors()[0])
         raise ConfigError(path, key, problem) from None
+    cfg._source = str(path)
+    return cfg
 
 
 def load_config(path: str | os.PathLike[str]) -> DeviceConfig:
@@ -327,12 +452,58 @@ def load_config(path: str | os.PathLike[str]) -> DeviceConfig:
     except OSError as e:
         raise ConfigError(p, "", f"cannot read: {e.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # a BOM from Windows Notepad is fine
     except UnicodeDecodeError:
         raise ConfigError(p, "", "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(p, "", f"not valid TOML: {e}") from None
-    return parse_config(data, p)
+    cfg = parse_config(data, p)
+    data_dir = cfg.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(p, "device.data_dir", f"{data_dir} is a file, not a folder")
+    return cfg
+
+
+def file_problems(cfg: DeviceConfig) -> list[tuple[str, str]]:
+    """(key, problem) for every configured path that cannot work as it is: files that must be
+    readable, folders that must be folders. `careterm config check` and `doctor` use it; the
+    services find the same faults when they open the device or the broker."""
+    out: list[tuple[str, str]] = []
+
+    def readable(key: str, value: str, what: str) -> None:
+        if not value:
+            return
+        path = Path(value)
+        if not path.exists():
+            out.append((key, f"{value}: no such file ({what})"))
+        elif not path.is_file():
+            out.append((key, f"{value}: not a file ({what})"))
+        elif not os.access(path, os.R_OK):
+            out.append((key, f"{value}: not readable by this user ({what})"))
+
+    d = cfg.data_dir
+    if d.exists() and not d.is_dir():
+        out.append(("device.data_dir", f"{d} is a file, not a folder"))
+    elif not d.exists():
+        parent = next((p for p in d.parents if p.exists()), None)
+        if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            out.append(("device.data_dir", f"{d} does not exist and cannot be created here"))
+    elif not os.access(d, os.W_OK | os.X_OK):
+        out.append(("device.data_dir", f"{d} is not writable by this user"))
+    m = cfg.mqtt
+    readable("mqtt.password_file", m.password_file, "the broker password")
+    if m.tls:
+        readable("mqtt.ca_file", m.ca_file, "the broker's CA bundle")
+        readable("mqtt.cert_file", m.cert_file, "the device certificate")
+        readable("mqtt.key_file", m.key_file, "the device key")
+    uses_cards = cfg.card_reader.driver != "none"
+    if uses_cards:
+        readable("privacy.salt_file", cfg.privacy.salt_file, "the site salt for card tokens")
+    if cfg.device.role == "kiosk":
+        readable("kiosk.roster_file", cfg.kiosk.roster_file, "the local roster")
+    elif cfg.rating.voice_dir and not Path(cfg.rating.voice_dir).is_dir():
+        out.append(("rating.voice_dir", f"{cfg.rating.voice_dir}: not a folder"))
+    return out
 
 
 def config_path(explicit: str | None) -> str:

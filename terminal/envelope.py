@@ -33,23 +33,31 @@ def build_envelope(
     *,
     event_id: str,
     seq: int | None,
+    epoch: str | None = None,
     device: str,
     site: str,
     etype: str,
     data: dict[str, Any],
     ts: float | None = None,
+    synced: bool | None = None,
 ) -> dict[str, Any]:
-    return {
+    """SPEC 4.1 and 9.2. `epoch` is left out only of the non-durable storage alert (seq null)
+    when no outbox could be opened at all; `synced` defaults to the kernel's NTP state."""
+    env: dict[str, Any] = {
         "v": ENVELOPE_VERSION,
         "id": event_id,
         "seq": seq,
+        "epoch": epoch,
         "device": device,
         "site": site,
         "type": etype,
         "ts": now_iso(ts),
-        "clock_synced": clock_synced(),
+        "clock_synced": clock_synced() if synced is None else synced,
         "data": data,
     }
+    if epoch is None:
+        del env["epoch"]
+    return env
 
 
 def alert_data(kind: str, severity: str, message: str, **details: Any) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """The MQTT link: one thread owns the paho client and moves the outbox to the broker in `seq` order.
 
+This module is the connection and the pump only: connect with back-off, the in-flight window,
+PUBACKs back to the outbox, and a clean stop. What arrives (acks, commands, retained
+documents) goes to one `on_message` callback; `terminal.uplink` routes it.
+
 paho-mqtt is used as a transport only. Its in-memory queue and `MQTTMessageInfo` are not a
 delivery record: a fresh paho client is made for every connection, events are published
 from the outbox with our own in-flight window, PUBACKs are mapped back to `seq` by `mid`,
@@ -8,11 +12,9 @@ and whatever was in flight when a link drops is published again from the outbox.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
-import random
 import select
 import socket
 import ssl
@@ -27,29 +29,30 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from terminal import __version__
-from terminal.certinfo import cert_days_left
-from terminal.clock import clock_synced, now_iso
+from terminal.backoff import Backoff
+from terminal.clock import now_iso
 from terminal.config import DeviceConfig
 from terminal.envelope import dumps
-from terminal.outbox import Outbox, StorageError
+from terminal.outbox import Outbox
 
 log = logging.getLogger("careterm.link")
 
 SESSION_EXPIRY_S = 86400
 DEFAULT_WINDOW = 20
-BACKLOG_ALERT_S = 600
+BACKOFF_MAX_S = 2.0
+"""Reconnect attempts at least this often, so a backlog drains within ~3 s of the broker
+accepting connections again (SPEC 9.3). A refused TCP connection costs the broker nothing."""
 
-ReplyFn = Callable[[bool, dict[str, Any] | None, str | None], None]
-CommandHandler = Callable[[str, dict[str, Any], ReplyFn], None]
-"""Called on the link thread; must not block: hand the work to another thread and reply later."""
 MessageHandler = Callable[[str, bytes], None]
-"""A retained topic's payload (roster, staff, ...); called on the link thread; must not block."""
+"""A message that arrived (topic, payload); called on the link thread; must not block."""
+TickHandler = Callable[[float], None]
+"""Called on the link thread once per loop turn with `time.monotonic()`; must be quick."""
 
 
 @dataclass
 class LinkOptions:
-    backoff_min_s: float = 1.0
-    backoff_max_s: float = 30.0
+    backoff_min_s: float = 0.25
+    backoff_max_s: float = BACKOFF_MAX_S
     telemetry_interval_s: float = 60.0
     window: int = DEFAULT_WINDOW
     connect_timeout_s: float = 5.0
@@ -79,8 +82,13 @@ class _Outgoing:
 
 @dataclass
 class LinkState:
-    connected: bool = False
+    """Counters and the last error; whether the link is up is `MqttLink.connected` alone."""
+
     connects: int = 0
+    attempts: int = 0
+    """Connection attempts so far (each a TCP connect to the broker)."""
+    longest_wait_s: float = 0.0
+    """The longest back-off chosen between two attempts (never above `backoff_max_s`)."""
     last_error: str = ""
     published: int = 0
     acked: int = 0
@@ -94,20 +102,23 @@ class MqttLink:
         cfg: DeviceConfig,
         outbox: Outbox,
         *,
-        subscriptions: dict[str, MessageHandler] | None = None,
-        on_command: CommandHandler | None = None,
-        telemetry: Callable[[], dict[str, Any]] | None = None,
+        on_message: MessageHandler,
+        subscriptions: list[str] | None = None,
+        on_connected: Callable[[], None] | None = None,
+        on_tick: TickHandler | None = None,
         options: LinkOptions | None = None,
     ) -> None:
         self.cfg = cfg
         self.outbox = outbox
         self.opts = options or LinkOptions.from_env()
         self.topics = cfg.topics
-        self._subs = dict(subscriptions or {})
-        self._on_command = on_command
-        self._telemetry = telemetry
+        self._subs = [self.topics.commands, self.topics.ack, *(subscriptions or [])]
+        self._on_message_cb = on_message
+        self._on_connected = on_connected
+        self._on_tick = on_tick
         self.state = LinkState()
         self.connected = threading.Event()
+        """Set while a connection is up and CONNACKed: the one connection state."""
         self._stop = threading.Event()
         self._started = time.monotonic()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -119,13 +130,16 @@ class MqttLink:
         self._client: mqtt.Client | None = None
         self._inflight: dict[int, int] = {}
         self._queued_upto = 0
+        self._epoch = outbox.epoch
         self._window = self.opts.window
         self._sent: list[int] = []
         self._resend_from: int | None = None
-        self._session = 0
+        self._resend_lock = threading.Lock()
+        self.session = 0
+        """The durable session counter of the current (or last) connection."""
         self._attempt_sent_connect = True
-        self._backlog_alerted = False
         self._shutdown_mid: int | None = None
+        self._connack_due = 0.0
         self._shutdown_acked = threading.Event()
 
     # -- public ---------------------------------------------------------------------------
@@ -146,6 +160,14 @@ class MqttLink:
         self._outgoing.put(_Outgoing(topic, payload, qos, retain))
         self.notify()
 
+    def resend_from(self, first: int) -> None:
+        """Publish stored events again from `first` on (after `outbox.mark_waiting`)."""
+        with self._resend_lock:
+            self._resend_from = (
+                first if self._resend_from is None else min(self._resend_from, first)
+            )
+        self.notify()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Clean stop: `offline`/`shutdown` (retained) goes out before the disconnect."""
         self._stop.set()
@@ -159,17 +181,17 @@ class MqttLink:
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        failures = 0
-        next_housekeeping = 0.0
-        next_telemetry = time.monotonic() + min(5.0, self.opts.telemetry_interval_s)
+        backoff = Backoff(first=self.opts.backoff_min_s, cap=self.opts.backoff_max_s)
         while not self._stop.is_set():
             try:
                 if self._client is None:
+                    self.state.attempts += 1
                     if self._connect():
-                        failures = 0
+                        backoff.reset()
                     else:
-                        failures += 1
-                        self._backoff(failures)
+                        delay = backoff.next()
+                        self.state.longest_wait_s = max(self.state.longest_wait_s, delay)
+                        self._wait(delay)
                     continue
                 self._pump(self._client)
             except Exception:  # a bug here must not kill the link thread
@@ -177,30 +199,12 @@ class MqttLink:
                 self._drop_connection("internal error")
                 self._wait(1.0)  # never spin on a repeating fault
                 continue
-            now = time.monotonic()
-            if now >= next_housekeeping:
-                next_housekeeping = now + 3600
+            if self._on_tick is not None:
                 try:
-                    dropped = self.outbox.expire(self.cfg.device.retain_days)
-                    if dropped:
-                        log.warning(
-                            "outbox: forgot %d sent events older than %d days that the "
-                            "site never acked",
-                            dropped,
-                            self.cfg.device.retain_days,
-                        )
-                except Exception as e:
-                    log.error("outbox: expiry failed: %s", e)
-            if now >= next_telemetry:
-                next_telemetry = now + self.opts.telemetry_interval_s
-                if self.state.connected and self._client is not None:
-                    self._publish_telemetry(self._client)
+                    self._on_tick(time.monotonic())
+                except Exception:
+                    log.exception("link: periodic work failed")
         self._shutdown()
-
-    def _backoff(self, failures: int) -> None:
-        cap = min(self.opts.backoff_max_s, self.opts.backoff_min_s * 2 ** min(failures - 1, 16))
-        delay = cap * random.uniform(0.5, 1.0)
-        self._wait(delay)
 
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -226,15 +230,15 @@ class MqttLink:
                 "reason": reason,
                 "role": self.cfg.device.role,
                 "version": __version__,
-                "session": self._session,
+                "session": self.session,
                 "ts": now_iso(),
             }
         )
 
     def _connect(self) -> bool:
         m = self.cfg.mqtt
-        if self._attempt_sent_connect or self._session == 0:
-            self._session = self.outbox.next_session()
+        if self._attempt_sent_connect or self.session == 0:
+            self.session = self.outbox.next_session()
         self._attempt_sent_connect = False
         client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -284,6 +288,7 @@ class MqttLink:
             self.state.last_error = str(e)
             return False
         self._attempt_sent_connect = True
+        self._connack_due = time.monotonic() + self.opts.connect_timeout_s
         self._client = client
         self._inflight.clear()
         self._queued_upto = 0
@@ -295,9 +300,8 @@ class MqttLink:
         self._client = None
         self._inflight.clear()
         self._queued_upto = 0
-        if self.state.connected and not self._stop.is_set():
+        if self.connected.is_set() and not self._stop.is_set():
             log.warning("mqtt: link lost (%s); events wait in the outbox", why)
-        self.state.connected = False
         self.connected.clear()
         if client is not None:
             try:
@@ -310,7 +314,7 @@ class MqttLink:
     def _pump(self, client: mqtt.Client) -> None:
         """One turn: send what waits, then wait for the socket, the wake pipe or a timer."""
         self._flush_sent()
-        if self.state.connected:
+        if self.connected.is_set():
             self._fill_window(client)
             self._send_outgoing(client)
         sock = client.socket()
@@ -340,14 +344,27 @@ class MqttLink:
         if client.loop_misc() != mqtt.MQTT_ERR_SUCCESS:
             self._drop_connection("keepalive timed out")
             return
+        if not self.connected.is_set() and time.monotonic() > self._connack_due:
+            # The broker took the TCP connection but never answered CONNECT: try again soon
+            # rather than wait a whole keepalive.
+            self.state.last_error = "no CONNACK from the broker"
+            self._drop_connection("no CONNACK")
+            return
         if self._client is None:
             return
         self._flush_sent()
 
     def _fill_window(self, client: mqtt.Client) -> None:
-        if self._resend_from is not None:
-            self._queued_upto = min(self._queued_upto, self._resend_from - 1)
-            self._resend_from = None
+        if self.outbox.epoch != self._epoch:
+            # A new epoch renumbered the outbox: PUBACKs still due are for old numbers.
+            self._epoch = self.outbox.epoch
+            self._inflight.clear()
+            self._sent.clear()
+            self._queued_upto = 0
+        with self._resend_lock:
+            first, self._resend_from = self._resend_from, None
+        if first is not None:
+            self._queued_upto = min(self._queued_upto, first - 1)
         room = self._window - len(self._inflight)
         while room > 0:
             events = self.outbox.waiting(after_seq=self._queued_upto, limit=room)
@@ -375,7 +392,7 @@ class MqttLink:
             return
         seqs, self._sent = self._sent, []
         try:
-            self.outbox.mark_sent(seqs)
+            self.outbox.mark_sent(seqs, epoch=self._epoch)
         except Exception as e:  # the mark is an optimisation: without it we resend
             log.error("outbox: cannot record PUBACKs (%s); those events will be sent again", e)
 
@@ -390,21 +407,22 @@ class MqttLink:
         recv_max = getattr(properties, "ReceiveMaximum", None)
         if recv_max:
             self._window = max(1, min(self.opts.window, int(recv_max)))
-        self.state.connected = True
         self.state.connects += 1
         self.state.last_error = ""
         log.info(
             "mqtt: connected to %s (session %d, broker kept session: %s)",
             self.cfg.mqtt.url,
-            self._session,
+            self.session,
             flags.session_present,
         )
-        topics = [(self.topics.commands, 1), (self.topics.ack, 1)]
-        topics += [(t, 1) for t in self._subs]
-        client.subscribe(topics)
+        client.subscribe([(t, 1) for t in self._subs])
         client.publish(self.topics.status, self._status("online", None), qos=1, retain=True)
         self.connected.set()
-        self._check_backlog()
+        if self._on_connected is not None:
+            try:
+                self._on_connected()
+            except Exception:
+                log.exception("link: on_connected failed")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._client is client:
@@ -427,164 +445,14 @@ class MqttLink:
         self._sent.append(seq)
 
     def _on_message(self, client, userdata, msg) -> None:
-        topic: str = msg.topic
         try:
-            if topic == self.topics.ack:
-                self._handle_ack(msg.payload)
-            elif topic.startswith(f"{self.topics.base}/cmd/"):
-                self._handle_command(topic.rsplit("/", 1)[1], msg.payload)
-            elif topic in self._subs:
-                self._subs[topic](topic, msg.payload)
+            self._on_message_cb(msg.topic, msg.payload)
         except Exception:
-            log.exception("mqtt: handling a message on %s failed", topic)
-
-    # -- incoming -------------------------------------------------------------------------
-
-    def _handle_ack(self, payload: bytes) -> None:
-        try:
-            upto = json.loads(payload)["seq"]
-            if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            if payload:
-                log.warning("mqtt: ignored a malformed ack: %r", payload[:80])
-            return
-        dropped = self.outbox.site_ack(upto)
-        log.debug("site acked up to seq %d (%d events forgotten)", upto, dropped)
-
-    def reply(
-        self, cid: Any, ok: bool, result: dict[str, Any] | None = None, error: str | None = None
-    ) -> None:
-        body: dict[str, Any] = {"cid": cid, "ok": ok}
-        if ok:
-            body["result"] = result or {}
-        else:
-            body["error"] = error or "failed"
-        self.publish(self.topics.reply, dumps(body), qos=1)
-
-    def _handle_command(self, name: str, payload: bytes) -> None:
-        try:
-            body = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            self.reply(None, False, error="payload is not JSON")
-            return
-        if not isinstance(body, dict):
-            self.reply(None, False, error="payload must be a JSON object")
-            return
-        cid = body.get("cid")
-        if not isinstance(cid, str) or not cid:
-            self.reply(cid, False, error="missing cid (a non-empty string)")
-            return
-
-        def reply(ok: bool, result: dict[str, Any] | None = None, error: str | None = None) -> None:
-            self.reply(cid, ok, result, error)
-
-        if name == "ping":
-            st = self.outbox.stats()
-            reply(
-                True,
-                {
-                    "pong": True,
-                    "ts": now_iso(),
-                    "version": __version__,
-                    "session": self._session,
-                    "last_seq": st.last_seq,
-                    "outbox_depth": st.waiting,
-                    "clock_synced": clock_synced(),
-                },
-            )
-        elif name == "resend":
-            self._command_resend(body, reply)
-        elif self._on_command is not None:
-            self._on_command(name, body, reply)
-        else:
-            reply(False, error=f"unknown command {name!r}")
-
-    def _command_resend(self, body: dict[str, Any], reply: ReplyFn) -> None:
-        first, last = body.get("from"), body.get("to")
-        if not all(
-            isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in (first, last)
-        ):
-            reply(False, None, "resend needs integers from >= 1 and to >= from")
-            return
-        assert isinstance(first, int) and isinstance(last, int)
-        if last < first:
-            reply(False, None, "resend needs to >= from")
-            return
-        if last - first > 1_000_000:
-            reply(False, None, "resend range too large (at most 1,000,000 events)")
-            return
-        found = self.outbox.mark_waiting(first, last)
-        self._resend_from = first if self._resend_from is None else min(self._resend_from, first)
-        missing = _missing_ranges(first, last, found)
-        log.info(
-            "resend %d..%d: %d stored, %d ranges no longer stored",
-            first,
-            last,
-            len(found),
-            len(missing),
-        )
-        reply(True, {"from": first, "to": last, "count": len(found), "missing": missing}, None)
-
-    # -- telemetry, alerts, shutdown --------------------------------------------------------
-
-    def telemetry_payload(self) -> dict[str, Any]:
-        st = self.outbox.stats()
-        body: dict[str, Any] = {
-            "v": 1,
-            "ts": now_iso(),
-            "uptime_s": round(time.monotonic() - self._started, 1),
-            "outbox_depth": st.waiting,
-            "oldest_pending_s": st.oldest_waiting_s,
-            "printer": None,
-            "card_reader": None,
-            "buttons": None,
-            "clock_synced": clock_synced(),
-        }
-        if self.cfg.mqtt.cert_file:
-            body["cert_days_left"] = cert_days_left(self.cfg.mqtt.cert_file)
-        if self._telemetry is not None:
-            try:
-                body.update(self._telemetry())
-            except Exception:
-                log.exception("telemetry: the app's status callback failed")
-        return body
-
-    def _publish_telemetry(self, client: mqtt.Client) -> None:
-        try:
-            client.publish(self.topics.telemetry, dumps(self.telemetry_payload()), qos=0)
-        except Exception as e:
-            log.warning("telemetry not sent: %s", e)
-
-    def _check_backlog(self) -> None:
-        try:
-            st = self.outbox.stats()
-        except Exception:
-            return
-        if st.waiting == 0:
-            self._backlog_alerted = False
-            return
-        age = st.oldest_waiting_s or 0.0
-        if age > BACKLOG_ALERT_S and not self._backlog_alerted:
-            self._backlog_alerted = True
-            try:
-                self.outbox.store(
-                    "alert",
-                    {
-                        "kind": "outbox_backlog",
-                        "severity": "warning",
-                        "message": f"{st.waiting} events waited up to {int(age)} s for the broker",
-                        "waiting": st.waiting,
-                        "oldest_s": int(age),
-                    },
-                    alert_kind="outbox_backlog",
-                )
-            except StorageError as e:
-                log.error("outbox_backlog alert not stored: %s", e)
+            log.exception("mqtt: handling a message on %s failed", msg.topic)
 
     def _shutdown(self) -> None:
         client = self._client
-        if client is None or not self.state.connected:
+        if client is None or not self.connected.is_set():
             self._drop_connection("stopping")
             return
         try:
@@ -609,7 +477,6 @@ class MqttLink:
         except Exception as e:
             log.warning("mqtt: unclean shutdown: %s", e)
         finally:
-            self.state.connected = False
             self.connected.clear()
             self._client = None
 
@@ -636,15 +503,3 @@ def _wait_io(readers: list[Any], writers: list[Any], timeout: float) -> tuple[li
         if ev & select.POLLOUT:
             writable.append(o)
     return readable, writable
-
-
-def _missing_ranges(first: int, last: int, found: list[int]) -> list[list[int]]:
-    out: list[list[int]] = []
-    expect = first
-    for s in found:
-        if s > expect:
-            out.append([expect, s - 1])
-        expect = s + 1
-    if expect <= last:
-        out.append([expect, last])
-    return out

@@ -111,7 +111,7 @@ def describe(e: ValidationError, limit: int = 3) -> str:
     parts = []
     for err in e.errors()[:limit]:
         where = ".".join(str(x) for x in err["loc"]) or "payload"
-        parts.append(f"{where}: {err['msg']}")
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     more = len(e.errors()) - limit
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
@@ -151,6 +151,7 @@ class Envelope(_In):
     """SPEC 4.1 and 9.2: every event and alert."""
 
     v: Literal[1] = 1
+    """Envelope version; 1."""
     id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     """UUIDv7; unique forever; consumers drop repeats by id."""
     seq: Seq | None
@@ -159,12 +160,17 @@ class Envelope(_In):
     epoch: Epoch | None = None
     """The outbox epoch (SPEC 9.2); absent only from version 1 devices."""
     device: Name
+    """The device id; equals the topic's device segment."""
     site: Name
+    """The site id; equals the topic's site segment."""
     type: Leaf
+    """The event type; equals the topic's last segment (`alert` on `alerts/<kind>`)."""
     ts: IsoTime
     """The device's local time with its UTC offset."""
     clock_synced: StrictBool
+    """False while the device's clock is not NTP-synchronised: `ts` may be off."""
     data: dict[str, Any]
+    """The event's content; its schema depends on `type` (event-data/<type>.schema.json)."""
 
 
 class Status(_In):
@@ -172,12 +178,17 @@ class Status(_In):
 
     v: Literal[1] = 1
     state: Literal["online", "offline"]
+    """`online` while connected; `offline` after a clean stop or as the Last Will."""
     reason: Literal["shutdown", "lost"] | None = None
+    """With `offline`: `shutdown` (a clean stop) or `lost` (the Last Will)."""
     role: Literal["rating_pad", "kiosk"] | None = None
+    """`rating_pad` or `kiosk`."""
     version: ShortText | None = None
+    """careterm version the device runs."""
     session: NonNegInt
     """Grows by 1 on every connect; the Will carries the same number."""
     ts: IsoTime | None = None
+    """Device time of the change, with its UTC offset."""
 
 
 class DeviceState(_In):
@@ -192,23 +203,36 @@ class Telemetry(_In):
 
     v: Literal[1] = 1
     ts: IsoTime
+    """Device time of the sample, with its UTC offset."""
     uptime_s: Annotated[float, Field(ge=0)]
+    """Seconds since the service started."""
     outbox_depth: NonNegInt
+    """Events stored and not yet acknowledged by the broker."""
     oldest_pending_s: Annotated[float, Field(ge=0)] | None = None
+    """Age in seconds of the oldest event waiting for the broker; null: none waits."""
     printer: Any = None
+    """Ticket printer state (kiosk); null where there is none."""
     card_reader: Any = None
+    """Card reader state; null where there is none."""
     buttons: Any = None
+    """Keypad state (pad); `touch` for a touchscreen pad."""
     clock_synced: StrictBool
+    """Whether the system clock is NTP-synchronised."""
     cert_days_left: StrictInt | None = None
+    """Days until the device certificate expires; null without TLS."""
 
 
 class Reply(_Out):
     """`R/S/D/reply`: exactly one per command whose `cid` could be read."""
 
     cid: Cid
+    """The command's `cid`."""
     ok: StrictBool
+    """Whether the command was carried out."""
     result: dict[str, Any] | None = None
+    """With `ok: true`: what the command returned (`prompt` returns the prompt's id)."""
     error: Text | None = None
+    """With `ok: false`: why, in a line."""
 
     @model_validator(mode="after")
     def _one_of(self) -> Reply:
@@ -226,10 +250,15 @@ Score = Annotated[StrictInt, Field(ge=1, le=5)]
 
 class RatingData(_Out):
     window: ShortText
+    """The window id (`[window] id`)."""
     staff: ShortText | None
+    """Staff number of the clerk signed in; null when none is."""
     score: Score
+    """1 (worst) to `scale` (best)."""
     scale: Annotated[StrictInt, Field(ge=3, le=5)]
+    """Number of keys, 3 to 5."""
     label: ShortText
+    """The label of `score` (`[rating] labels`)."""
     reason: Text | None = None
     """Version 1 only; version 2 sends the reason in its own `reason` event."""
     reason_asked: StrictBool = False
@@ -241,6 +270,7 @@ class RatingData(_Out):
     misuse: StrictBool
     """Never counted in satisfaction: no open prompt, too fast, or a second press."""
     response_ms: NonNegInt | None
+    """Milliseconds from the prompt to the press; null without a prompt."""
 
     @model_validator(mode="after")
     def _score_in_scale(self) -> RatingData:
@@ -253,7 +283,9 @@ class ReasonData(_Out):
     rating: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     """The id of the rating event this reason belongs to."""
     window: ShortText
+    """The window id."""
     staff: ShortText | None
+    """Staff number of the clerk signed in; null when none is."""
     reason: Text | None
     """Null: the patient did not answer in time, or skipped."""
 
@@ -262,16 +294,24 @@ class PromptData(_Out):
     """A prompt that closed without a rating (SPEC 9.3)."""
 
     prompt: ShortText
+    """The prompt's id (as in the reply to `cmd/prompt`)."""
     ticket: ShortText | None
+    """The queue number the prompt carried."""
     window: ShortText
+    """The window id."""
     staff: ShortText | None
+    """Staff number of the clerk signed in; null when none is."""
     outcome: Literal["expired", "superseded"]
+    """`expired`: no press within `prompt_window_s`; `superseded`: a new prompt replaced it."""
 
 
 class StaffData(_Out):
     window: ShortText
+    """The window id."""
     action: Literal["sign_in", "sign_out", "pause", "resume"]
+    """What happened at the window."""
     staff: ShortText | None
+    """Staff number of the clerk concerned; null when none is signed in."""
 
 
 CardKind = Literal[
@@ -281,27 +321,43 @@ CardKind = Literal[
 
 class CheckinData(_Out):
     appointment: ShortText
+    """The appointment id (roster `id`)."""
     department_id: ShortText
+    """The appointment's department."""
     queue_no: ShortText
+    """The queue number on the ticket."""
     card_kind: CardKind
+    """How the patient identified: a card kind, or `appointment` / `phone_birth` (manual lookup)."""
     token: Token | None
+    """The card token (SPEC 6.4); null for an appointment QR or a manual lookup."""
     timing: Literal["early", "on_time", "late"]
+    """When the check-in came relative to the slot."""
     ticket: Literal["printed", "failed", "none"]
+    """`printed`, `failed` (shown on screen instead) or `none`."""
     repeat: StrictBool
+    """True for a second check-in of the same appointment today (a reprint)."""
 
 
 class FeedbackData(_Out):
     category: Literal["praise", "suggestion", "complaint"]
+    """The kind of feedback."""
     department_id: ShortText | None
+    """The department it is about; null: none chosen."""
     topics: list[ShortText]
+    """Topics the patient ticked."""
     text: Annotated[StrictStr, Field(max_length=2000)]
+    """What the patient wrote."""
     callback_phone: Annotated[StrictStr, Field(pattern=r"^1[0-9]{10}$")] | None
+    """Only when the patient typed it in asking for a call back."""
     tracking_no: ShortText | None
+    """The number printed on the patient's slip."""
 
 
 class SurveyData(_Out):
     survey: ShortText
+    """The survey's id (`R/S/survey`)."""
     answers: dict[ShortText, Annotated[StrictInt, Field(ge=1, le=10)]]
+    """Question id -> the answer, 1 to the question's scale."""
 
 
 AlertKind = Literal[
@@ -323,8 +379,11 @@ class AlertData(_In):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: AlertKind
+    """What the alert is about; also the topic's last segment."""
     severity: Literal["info", "warning", "critical"]
+    """`info`, `warning` or `critical`."""
     message: Annotated[StrictStr, Field(min_length=1, max_length=500)]
+    """One line for a person."""
 
 
 EVENT_DATA: dict[str, type[BaseModel]] = {
@@ -347,13 +406,16 @@ class Ack(_In):
     """`R/S/D/ack`, retained: every event of `epoch` up to `seq` is stored at the site."""
 
     seq: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+    """Every event of `epoch` up to this `seq` is stored at the site."""
     epoch: Epoch
+    """The outbox epoch the ack is for; a device ignores an ack for another."""
 
 
 class Command(_In):
     """Every command carries a `cid`; the reply echoes it."""
 
     cid: Cid
+    """Command id chosen by the sender; the reply carries it. Reusing it repeats nothing."""
 
 
 class PromptCommand(Command):
@@ -363,7 +425,9 @@ class PromptCommand(Command):
 
 class StaffCommand(Command):
     action: Literal["sign_in", "sign_out"]
+    """`sign_in` or `sign_out`."""
     staff: ShortText | None = None
+    """The clerk's staff number (required for `sign_in`)."""
 
     @model_validator(mode="after")
     def _staff_for_sign_in(self) -> StaffCommand:
@@ -374,7 +438,9 @@ class StaffCommand(Command):
 
 class ResendCommand(Command):
     first: Seq = Field(validation_alias=AliasChoices("from", "first"), serialization_alias="from")
+    """First `seq` to publish again (`from` on the wire)."""
     last: Seq = Field(validation_alias=AliasChoices("to", "last"), serialization_alias="to")
+    """Last `seq` to publish again (`to` on the wire)."""
     epoch: Epoch | None = None
     """When given, only events of this epoch (the device's current one) are resent."""
 
@@ -402,6 +468,7 @@ COMMANDS: dict[str, type[Command]] = {
 
 class Appointment(_In):
     id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    """Appointment id; what its QR code carries after `CT1:`."""
     token: Token | None = None
     """Card token of the patient's ID or medical card (SPEC 6.4)."""
     lookup: list[Token] = Field(default_factory=list)
@@ -410,12 +477,19 @@ class Appointment(_In):
     name: Annotated[StrictStr, Field(max_length=32)] = ""
     """Masked name (张*三); never a full name."""
     department_id: ShortText
+    """Department code, as in the directory."""
     department: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    """Department name shown on screen and ticket."""
     doctor: Annotated[StrictStr, Field(max_length=64)] = ""
+    """Doctor's name."""
     room: Annotated[StrictStr, Field(max_length=64)] = ""
+    """Where to go."""
     slot_start: IsoTime
+    """Start of the slot, ISO 8601 with offset."""
     slot_end: IsoTime
+    """End of the slot, ISO 8601 with offset."""
     queue_no: Annotated[StrictStr, Field(min_length=1, max_length=16)]
+    """Queue number printed on the ticket."""
 
 
 class Roster(_In):
@@ -423,8 +497,11 @@ class Roster(_In):
 
     v: Literal[1] = 1
     date: date
+    """The day the roster is for (YYYY-MM-DD)."""
     generated: IsoTime | None = None
+    """When it was built, ISO 8601 with offset."""
     appointments: Annotated[list[Appointment], Field(min_length=1)]
+    """One entry per appointment and card; an appointment may appear once per card."""
 
     @field_validator("date", mode="before")
     @classmethod
@@ -436,18 +513,28 @@ class Roster(_In):
 
 class Department(_In):
     id: ShortText
+    """Department code."""
     name: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    """Name in Chinese."""
     name_en: Annotated[StrictStr, Field(max_length=96)] = ""
+    """Name in English."""
     floor: Annotated[StrictStr, Field(max_length=64)] = ""
+    """Building and floor."""
     location: Annotated[StrictStr, Field(max_length=96)] = ""
+    """How to find it from the lift or stairs."""
 
 
 class Doctor(_In):
     name: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    """Doctor's name."""
     title: Annotated[StrictStr, Field(max_length=32)] = ""
+    """Title (主任医师)."""
     department_id: ShortText
+    """Department code."""
     today: list[Annotated[StrictStr, Field(max_length=32)]] = Field(default_factory=list)
+    """Today's consulting hours (`08:00-12:00`)."""
     bio: Annotated[StrictStr, Field(max_length=2000)] = ""
+    """Short introduction."""
 
 
 class Directory(_In):
@@ -460,9 +547,13 @@ class Directory(_In):
 
 class Question(_In):
     id: ShortText
+    """Question id, the key in the survey event's `answers`."""
     text: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    """The question in Chinese."""
     text_en: Annotated[StrictStr, Field(max_length=300)] = ""
+    """The question in English."""
     scale: Annotated[StrictInt, Field(ge=2, le=10)] = 5
+    """Number of answers, 2 to 10."""
     labels: list[ShortText] = Field(default_factory=list)
     """One label per answer, worst first (empty: the kiosk's default labels for the scale)."""
     labels_en: list[ShortText] = Field(default_factory=list)
@@ -480,7 +571,9 @@ class Survey(_In):
 
     v: Literal[1] = 1
     id: ShortText
+    """Survey id, carried in survey events."""
     questions: Annotated[list[Question], Field(min_length=1, max_length=20)]
+    """1 to 20 questions, ids unique."""
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Survey:
@@ -494,7 +587,9 @@ class StaffMember(_In):
     staff: Annotated[StrictStr, Field(min_length=1, max_length=32)]
     """Staff number as shown on screen (E1024)."""
     name: Annotated[StrictStr, Field(min_length=1, max_length=32)]
+    """Name shown on the pad."""
     title: Annotated[StrictStr, Field(max_length=32)] = ""
+    """Job title shown on the pad."""
     token: Token | None = None
     """Card token of the clerk's staff card (SPEC 6.4)."""
     photo: StrictStr | None = None

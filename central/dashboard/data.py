@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
-from central.db import alert_acks, device_health, devices, events, gaps, insert_ignore
+from central.db import alert_acks, devices, events, gaps, insert_ignore, reasons, telemetry
 from central.report import (
     UNKNOWN,
     Group,
@@ -146,12 +146,14 @@ def _unix(ts: str | None) -> float | None:
     return t.timestamp() if t.tzinfo is not None else None
 
 
-def _json(text: str | None) -> dict[str, Any]:
-    try:
-        v = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return v if isinstance(v, dict) else {}
+def _part(v: Any) -> tuple[str | None, str | None]:
+    """A part's state from telemetry: `"ok"`, or `{"state": "error", "detail": "paper out"}`."""
+    if isinstance(v, str) and v:
+        return v[:32], None
+    if isinstance(v, dict) and isinstance(v.get("state"), str):
+        detail = v.get("detail")
+        return v["state"][:32], detail[:200] if isinstance(detail, str) and detail else None
+    return None, None
 
 
 def _data(payload: str) -> dict[str, Any]:
@@ -221,22 +223,19 @@ class ConsoleData:
     # -- devices --------------------------------------------------------------------------
 
     def devices(self, now: float) -> list[DeviceView]:
-        h = device_health.c
+        t = telemetry.c
         q = select(
             *devices.c,
-            h.state.label("health_state"),
-            h.session.label("health_session"),
-            h.state_since,
-            h.telemetry_ts,
-            h.telemetry_at,
-            h.outbox_depth,
-            h.oldest_pending_s,
-            h.printer,
-            h.card_reader,
-            h.buttons,
-            h.clock_synced,
-            h.extra,
-        ).select_from(devices.outerjoin(device_health, h.device == devices.c.device))
+            t.received_at.label("telemetry_at"),
+            t.ts.label("telemetry_ts"),
+            t.outbox_depth,
+            t.oldest_pending_s,
+            t.printer,
+            t.card_reader,
+            t.buttons,
+            t.clock_synced,
+            t.cert_days_left,
+        ).select_from(devices.outerjoin(telemetry, t.device == devices.c.device))
         gq = (
             select(gaps.c.device, func.count())
             .where(gaps.c.state == "open")
@@ -252,14 +251,15 @@ class ConsoleData:
 
     def _device(self, r: Any, open_gaps: int, now: float) -> DeviceView:
         state = r["state"] or "unknown"
-        same = (r["health_state"], r["health_session"]) == (state, r["session"])
-        since = r["state_since"] if same else None
-        if since is None:  # no health row yet: the status message's own time
-            since = _unix(r["status_ts"]) if r["reason"] != "lost" else None
+        since = r["state_since"]  # the collector's clock when the state last changed
+        if since is None and r["reason"] != "lost":
+            since = _unix(r["status_ts"])  # a Will's own ts is its connect time: never that
         skew = None
         told = _unix(r["telemetry_ts"])
         if told is not None and r["telemetry_at"] is not None:
             skew = round(told - r["telemetry_at"], 1)
+        parts = {k: _part(r[k]) for k in ("printer", "card_reader", "buttons")}
+        cert = r["cert_days_left"]
         d = DeviceView(
             device=r["device"],
             site=r["site"],
@@ -268,24 +268,20 @@ class ConsoleData:
             state=state,
             reason=r["reason"] if state == "offline" else None,
             since=since,
-            last_event=r["last_seen"],
+            last_event=r["last_event_at"],
             max_seq=r["max_seq"] or 0,
             open_gaps=open_gaps,
             telemetry_at=r["telemetry_at"],
             outbox_depth=r["outbox_depth"],
             oldest_pending_s=r["oldest_pending_s"],
-            printer=r["printer"],
-            card_reader=r["card_reader"],
-            buttons=r["buttons"],
+            printer=parts["printer"][0],
+            card_reader=parts["card_reader"][0],
+            buttons=parts["buttons"][0],
             clock_synced=r["clock_synced"],
             clock_skew_s=skew,
+            details={k: why for k, (_, why) in parts.items() if why},
+            cert_days_left=cert if isinstance(cert, int) else None,
         )
-        extra = _json(r["extra"])
-        detail = extra.get("detail")
-        if isinstance(detail, dict):
-            d.details = {k: str(v)[:200] for k, v in detail.items() if isinstance(k, str)}
-        cert = extra.get("cert_days_left")
-        d.cert_days_left = cert if isinstance(cert, int) and not isinstance(cert, bool) else None
         lim = self.limits
         problems = []
         if state == "offline":
@@ -299,7 +295,7 @@ class ConsoleData:
             problems.append("clock")
         if skew is not None and abs(skew) > lim.skew_s:
             problems.append("skew")
-        heard = max(d.telemetry_at or 0, d.last_event or 0)
+        heard = max(d.telemetry_at or 0, r["last_seen"] or 0)
         if state == "online" and heard and now - heard > lim.silent_s:
             problems.append("silent")
         if d.cert_days_left is not None and d.cert_days_left < lim.cert_days:
@@ -320,6 +316,7 @@ class ConsoleData:
             events.c.id,
             events.c.device,
             events.c.site,
+            events.c.epoch,
             events.c.seq,
             events.c.kind,
             events.c.ts,
@@ -350,8 +347,8 @@ class ConsoleData:
             open_rows = conn.execute(q_open).all()
             count = conn.execute(q_count).scalar_one()
             acked_rows = conn.execute(q_acked).all()
-            reasons = self._reasons(conn, since_day, open_rows + acked_rows)
-        views = [self._alert(r, reasons) for r in open_rows + acked_rows]
+            found = self._reasons(conn, open_rows + acked_rows)
+        views = [self._alert(r, found) for r in open_rows + acked_rows]
         views.sort(
             key=lambda a: (
                 a.acked_by is not None,
@@ -361,10 +358,10 @@ class ConsoleData:
         )
         return count, views
 
-    def _reasons(self, conn: Any, since_day: str, rows: list[Any]) -> dict[str, str]:
-        """alert id -> the reason a `reason` event gave later (SPEC 9.3) for its rating."""
+    def _reasons(self, conn: Any, rows: list[Any]) -> dict[str, str]:
+        """alert id -> the reason its rating got later in a `reason` event (SPEC 9.3)."""
         wanted: dict[str, str] = {}  # rating event id -> alert id
-        by_seq: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
+        by_seq: dict[tuple[str, str, int], tuple[str, dict[str, Any]]] = {}
         for r in rows:
             d = _data(r.payload)
             if r.kind != "dissatisfied" or d.get("reason") or _int(d, "score") is None:
@@ -372,17 +369,19 @@ class ConsoleData:
             if isinstance(d.get("rating"), str):
                 wanted[d["rating"]] = r.id
             elif r.seq is not None:
-                by_seq[(r.device, r.seq - 1)] = (r.id, d)  # the rating is stored just before
+                # The pad stores the rating, then its alert: the event just before it.
+                by_seq[(r.device, r.epoch, r.seq - 1)] = (r.id, d)
         if by_seq:
-            q = select(events.c.id, events.c.device, events.c.seq, events.c.payload).where(
+            e = events.c
+            q = select(e.id, e.device, e.epoch, e.seq, e.payload).where(
                 and_(
-                    events.c.type == "rating",
-                    events.c.device.in_({k[0] for k in by_seq}),
-                    events.c.seq.in_({k[1] for k in by_seq}),
+                    e.type == "rating",
+                    e.device.in_({k[0] for k in by_seq}),
+                    e.seq.in_({k[2] for k in by_seq}),
                 )
             )
-            for rid, dev, seq, payload in conn.execute(q):
-                hit = by_seq.get((dev, seq))
+            for rid, dev, epoch, seq, payload in conn.execute(q):
+                hit = by_seq.get((dev, epoch, seq))
                 rd = _data(payload)
                 if hit and (rd.get("window"), rd.get("score")) == (
                     hit[1].get("window"),
@@ -391,19 +390,10 @@ class ConsoleData:
                     wanted[rid] = hit[0]
         if not wanted:
             return {}
-        q = select(events.c.payload).where(
-            and_(events.c.type == "reason", events.c.day >= since_day)
-        )
-        out: dict[str, str] = {}
-        for (payload,) in conn.execute(q):
-            d = _data(payload)
-            alert = wanted.get(str(d.get("rating")))
-            reason = _text(d, "reason", 200)
-            if alert and reason:
-                out[alert] = reason
-        return out
+        q = select(reasons.c.rating, reasons.c.reason).where(reasons.c.rating.in_(list(wanted)))
+        return {wanted[rating]: reason for rating, reason in conn.execute(q) if reason}
 
-    def _alert(self, r: Any, reasons: dict[str, str]) -> AlertView:
+    def _alert(self, r: Any, found: dict[str, str]) -> AlertView:
         d = _data(r.payload)
         staff = _text(d, "staff", 64)
         return AlertView(
@@ -419,7 +409,7 @@ class ConsoleData:
             staff_name=self.staff_names.get(staff) if staff else None,
             score=_int(d, "score"),
             label=_text(d, "label", 64),
-            reason=_text(d, "reason", 200) or reasons.get(r.id),
+            reason=_text(d, "reason", 200) or found.get(r.id),
             acked_by=r.acked_by,
             acked_at=r.acked_at,
         )

@@ -1,12 +1,14 @@
-"""The keypad interface: a source of named key presses, with debounce and stuck-key handling."""
+"""The keypad interface: a source of named key presses (debounced, stuck keys reported)."""
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from drivers.base import Watchable
+from drivers.repeat import RepeatFilter
 
 
 @dataclass(frozen=True)
@@ -20,28 +22,19 @@ class KeyPress:
 KeyListener = Callable[[KeyPress], None]
 
 
-class KeySource(Watchable):
+class KeySource(Watchable, ABC):
     """Calls the listener once per accepted press, from the driver's own thread."""
 
+    @abstractmethod
     def start(self, on_key: KeyListener) -> None:
-        raise NotImplementedError
+        """Open the keypad (in the background) and deliver presses to `on_key`."""
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop delivering presses and release the device."""
 
 
-class Debouncer:
-    """Drops a press of a key seen less than `debounce_ms` before.
-
-    The window restarts at every press seen, accepted or not, so contact bounce and a key
-    that is stuck and auto-repeats never produce a second press until it is released.
-    """
-
-    def __init__(self, debounce_ms: int) -> None:
-        self.window = debounce_ms / 1000.0
-        self._last_seen: dict[str, float] = {}
-
-    def accept(self, key: str, t: float) -> bool:
-        last = self._last_seen.get(key)
-        self._last_seen[key] = t
-        return last is None or t - last >= self.window
+def debouncer(debounce_ms: int) -> RepeatFilter:
+    """`[rating].debounce_ms`: a second press of a key within the window is dropped and the
+    window restarts, so contact bounce and an auto-repeating key give one press."""
+    return RepeatFilter(debounce_ms / 1000.0, per_key=True)

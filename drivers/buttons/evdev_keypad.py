@@ -12,7 +12,7 @@ import logging
 import time
 
 from drivers.base import DeviceState
-from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
+from drivers.buttons.base import KeyListener, KeyPress, KeySource, debouncer
 from drivers.evdev_device import EvdevDevice
 from drivers.input_events import EV_KEY, EV_SYN, KEY_CHARS, PRESS, RELEASE, SYN_DROPPED, InputEvent
 
@@ -83,7 +83,7 @@ class EvdevKeypad(KeySource):
         self.path = path
         self.keys = set(keys)
         self._decoder = KeypadDecoder(self.keys, stuck_s)
-        self._debouncer = Debouncer(debounce_ms)
+        self._debouncer = debouncer(debounce_ms)
         self._listener: KeyListener | None = None
         # event times are wall clock (kernel timeval); the stuck check compares against it
         self.device = EvdevDevice(
@@ -123,7 +123,7 @@ class EvdevKeypad(KeySource):
         if name is None:
             return
         now = time.monotonic()
-        if not self._debouncer.accept(name, now):
+        if not self._debouncer.fresh(name, now):
             return
         if self._listener is not None:
             self._listener(KeyPress(name, now))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from drivers.buttons.base import KeySource
+from drivers.buttons.evdev_keypad import EvdevKeypad
+from drivers.buttons.serial_keypad import SerialKeypad
+from drivers.buttons.sim import SimulatedKeypad
 from terminal.config import DeviceConfig
 
 
@@ -12,15 +15,9 @@ def open_keypad(cfg: DeviceConfig, config_file: str = "device.toml") -> KeySourc
     names = set(b.keys)
     debounce = cfg.rating.debounce_ms
     if b.driver == "serial":
-        from drivers.buttons.serial_keypad import SerialKeypad
-
         return SerialKeypad(b.device, b.baudrate, names, debounce)
     if b.driver == "evdev":
-        from drivers.buttons.evdev_keypad import EvdevKeypad
-
         return EvdevKeypad(b.device, names, debounce)
     if b.driver in ("keyboard", "sim"):
-        from drivers.buttons.sim import SimulatedKeypad
-
         return SimulatedKeypad(names, debounce)
     return None

@@ -6,7 +6,8 @@ import logging
 import time
 
 from drivers.base import DeviceState
-from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
+from drivers.buttons.base import KeyListener, KeyPress, KeySource, debouncer
+from drivers.repeat import RepeatFilter
 from drivers.serial_port import SerialPort
 
 log = logging.getLogger("careterm.drivers.keypad")
@@ -42,8 +43,8 @@ class SerialKeypad(KeySource):
         super().__init__("buttons")
         self.keys = set(keys)
         self.stuck_s = stuck_s
-        self._run: tuple[str, float, float] | None = None  # key, first byte, last byte
-        self._debouncer = Debouncer(debounce_ms)
+        self._runs = RepeatFilter(REPEAT_GAP_S, per_key=False)
+        self._debouncer = debouncer(debounce_ms)
         self._listener: KeyListener | None = None
         self._port = SerialPort("buttons port", path, baudrate, self._on_bytes, quiet=True)
         self._port.on_state(lambda st, detail: self._set_state(st, detail))
@@ -63,18 +64,16 @@ class SerialKeypad(KeySource):
             log.debug("buttons: ignored %d bytes not in [buttons].keys", ignored)
         for name in names:
             self._track_run(name, now)
-            if not self._debouncer.accept(name, now):
+            if not self._debouncer.fresh(name, now):
                 continue
             if self._listener is not None:
                 self._listener(KeyPress(name, now))
 
     def _track_run(self, name: str, now: float) -> None:
-        run = self._run
-        if run is not None and run[0] == name and now - run[2] < REPEAT_GAP_S:
-            self._run = (name, run[1], now)
-            if now - run[1] > self.stuck_s and self._port.state == DeviceState.OK:
+        if not self._runs.fresh(name, now):
+            started = self._runs.run_started(name) or now
+            if now - started > self.stuck_s and self._port.state == DeviceState.OK:
                 self._set_state(DeviceState.ERROR, f"{self._port.path}: key {name!r} stuck")
             return
-        self._run = (name, now, now)
         if self.state == DeviceState.ERROR and self._port.state == DeviceState.OK:
             self._set_state(DeviceState.OK, self._port.path)

@@ -8,7 +8,7 @@ import threading
 import time
 
 from drivers.base import DeviceState
-from drivers.buttons.base import Debouncer, KeyListener, KeyPress, KeySource
+from drivers.buttons.base import KeyListener, KeyPress, KeySource, debouncer
 
 log = logging.getLogger("careterm.drivers.keypad.sim")
 
@@ -19,7 +19,7 @@ class SimulatedKeypad(KeySource):
     def __init__(self, keys: set[str], debounce_ms: int = 0) -> None:
         super().__init__("buttons")
         self.keys = set(keys)
-        self._debouncer = Debouncer(debounce_ms)
+        self._debouncer = debouncer(debounce_ms)
         self._queue: queue.Queue[KeyPress | None] = queue.Queue()
         self._listener: KeyListener | None = None
         self._thread: threading.Thread | None = None
@@ -57,7 +57,7 @@ class SimulatedKeypad(KeySource):
             press = self._queue.get()
             if press is None:
                 return
-            if not self._debouncer.accept(press.key, press.t):
+            if not self._debouncer.fresh(press.key, press.t):
                 continue
             if self._listener is not None:
                 try:

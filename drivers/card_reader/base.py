@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,11 +36,13 @@ class CardRead:
 ReadListener = Callable[[CardRead], None]
 
 
-class CardReader(Watchable):
+class CardReader(Watchable, ABC):
     """Calls the listener once per card presentation, from the driver's own thread."""
 
+    @abstractmethod
     def start(self, on_read: ReadListener) -> None:
-        raise NotImplementedError
+        """Open the reader (in the background) and deliver reads to `on_read`."""
 
+    @abstractmethod
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop reading and release the device."""

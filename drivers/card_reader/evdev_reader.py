@@ -11,7 +11,7 @@ import time
 
 from drivers.card_reader.base import CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
-from drivers.card_reader.line_reader import Repeats, check_line
+from drivers.card_reader.line_reader import check_line, double_sends
 from drivers.evdev_device import EvdevDevice
 from drivers.input_events import InputEvent, WedgeDecoder
 
@@ -26,7 +26,7 @@ class EvdevLineReader(CardReader):
         self.path = path
         self._classifier = classifier
         self._decoder = WedgeDecoder()
-        self._repeats = Repeats()
+        self._repeats = double_sends()
         self._listener: ReadListener | None = None
         self.device = EvdevDevice(
             "card_reader device",

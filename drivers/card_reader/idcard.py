@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import termios
-import threading
 import time
 from collections.abc import Callable
 
 import serial
 
-from drivers.base import DeviceState, resolve_device
+from drivers.base import DeviceState
 from drivers.card_reader import sam_protocol as sam
 from drivers.card_reader.base import CardRead, CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
+from drivers.reopening import REOPEN_EVERY_S, DeviceGone, ReopeningPort
+from drivers.serial_port import SERIAL_GONE, open_serial
 
 log = logging.getLogger("careterm.drivers.idcard")
 
 POLL_EVERY_S = 0.25
 REPLY_TIMEOUT_S = 0.6  # the 1295-byte read reply takes ~0.11 s at 115200 baud
-REOPEN_EVERY_S = 1.0
 SILENT_POLLS_BEFORE_ERROR = 3
 
 Transact = Callable[[bytes], "sam.Frame | None"]
@@ -82,58 +81,39 @@ class SamSession:
         return self._classifier.id_card(text)
 
 
-class IdCardReader(CardReader):
-    """The SAM module on `path` (a /dev/serial/by-id name is re-resolved at every reopen)."""
+class SamPort(ReopeningPort):
+    """The serial port of the SAM module: each step is one poll of the session."""
 
     def __init__(
         self,
         path: str,
         baudrate: int,
-        classifier: Classifier,
+        session_for: Callable[[Transact], SamSession],
+        on_read: Callable[[CardRead], None],
         *,
-        poll_every: float = POLL_EVERY_S,
-        reply_timeout: float = REPLY_TIMEOUT_S,
-        reopen_every: float = REOPEN_EVERY_S,
+        poll_every: float,
+        reply_timeout: float,
+        reopen_every: float,
     ) -> None:
-        super().__init__("card_reader")
-        self.path = path
+        super().__init__(
+            "card_reader port", path, reopen_every=reopen_every, quiet=True, thread_name="idcard"
+        )
         self.baudrate = baudrate
         self.poll_every = poll_every
         self.reply_timeout = reply_timeout
-        self.reopen_every = reopen_every
-        self._session = SamSession(self._transact, classifier)
+        self.session = session_for(self._transact)
+        self._on_read = on_read
         self._parser = sam.FrameParser()
         self._port: serial.Serial | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._listener: ReadListener | None = None
+        self._silent = 0
 
-    def start(self, on_read: ReadListener) -> None:
-        self._listener = on_read
-        self._thread = threading.Thread(target=self._run, name="idcard", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(3.0)
-        self._close()
-
-    def _open(self) -> bool:
-        real = resolve_device(self.path)
-        try:
-            self._port = serial.Serial(
-                real, self.baudrate, timeout=min(0.05, self.reply_timeout), write_timeout=1.0
-            )
-        except (serial.SerialException, OSError, ValueError) as e:
-            self._set_state(DeviceState.ABSENT, f"{self.path}: {e}")
-            return False
-        self._parser.reset()
-        self._session.card_left()
-        self._set_state(
-            DeviceState.OK, self.path if real == self.path else f"{self.path} -> {real}"
+    def _open(self, real: str) -> None:
+        self._port = open_serial(
+            real, self.baudrate, timeout=min(0.05, self.reply_timeout), write_timeout=1.0
         )
-        return True
+        self._parser.reset()
+        self.session.card_left()
+        self._silent = 0
 
     def _close(self) -> None:
         port, self._port = self._port, None
@@ -151,7 +131,7 @@ class IdCardReader(CardReader):
         self._parser.reset()
         port.write(request)
         deadline = time.monotonic() + self.reply_timeout
-        while time.monotonic() < deadline and not self._stop.is_set():
+        while time.monotonic() < deadline and not self.stopping:
             data = port.read(max(1, min(port.in_waiting, 4096)))
             if not data:
                 continue
@@ -160,37 +140,68 @@ class IdCardReader(CardReader):
                 return frames[0]
         return None
 
-    def _run(self) -> None:
-        silent = 0
-        while not self._stop.is_set():
-            if self._port is None and not self._open():
-                self._stop.wait(self.reopen_every)
-                continue
+    def _serve(self) -> None:
+        try:
+            read = self.session.poll()
+        except NoAnswer:
+            self._silent += 1
+            if self._silent >= SILENT_POLLS_BEFORE_ERROR:
+                self._set_state(
+                    DeviceState.ERROR,
+                    f"{self.path}: no answer from the ID card module "
+                    f"(power, cable, baudrate {self.baudrate}?)",
+                )
+            read = None
+        except SERIAL_GONE as e:
+            raise DeviceGone(str(e)) from None
+        else:
+            self._silent = 0
+            if self.state != DeviceState.OK:
+                self._set_state(DeviceState.OK, self.path)
+        if read is not None:
             try:
-                read = self._session.poll()
-                silent = 0
-                if self.state != DeviceState.OK:
-                    self._set_state(DeviceState.OK, self.path)
-            except NoAnswer:
-                silent += 1
-                if silent >= SILENT_POLLS_BEFORE_ERROR:
-                    self._set_state(
-                        DeviceState.ERROR,
-                        f"{self.path}: no answer from the ID card module "
-                        f"(power, cable, baudrate {self.baudrate}?)",
-                    )
-                read = None
-            except (serial.SerialException, OSError, TypeError, termios.error) as e:
-                # TypeError: pyserial on a vanished pty can fail inside select();
-                # termios.error: tcflush on a port whose device is gone.
-                log.warning("idcard: %s went away (%s); waiting for it to come back", self.path, e)
-                self._set_state(DeviceState.ABSENT, f"{self.path}: unplugged")
-                self._close()
-                self._stop.wait(self.reopen_every)
-                continue
-            if read is not None and self._listener is not None:
-                try:
-                    self._listener(read)
-                except Exception:
-                    log.exception("idcard: read listener failed")
-            self._stop.wait(self.poll_every)
+                self._on_read(read)
+            except Exception:
+                log.exception("idcard: read listener failed")
+        self._stop.wait(self.poll_every)
+
+
+class IdCardReader(CardReader):
+    """The SAM module on `path` (a /dev/serial/by-id name is re-resolved at every reopen)."""
+
+    def __init__(
+        self,
+        path: str,
+        baudrate: int,
+        classifier: Classifier,
+        *,
+        poll_every: float = POLL_EVERY_S,
+        reply_timeout: float = REPLY_TIMEOUT_S,
+        reopen_every: float = REOPEN_EVERY_S,
+    ) -> None:
+        super().__init__("card_reader")
+        self.path = path
+        self.baudrate = baudrate
+        self._listener: ReadListener | None = None
+        self.port = SamPort(
+            path,
+            baudrate,
+            lambda transact: SamSession(transact, classifier),
+            self._deliver,
+            poll_every=poll_every,
+            reply_timeout=reply_timeout,
+            reopen_every=reopen_every,
+        )
+        self.port.on_state(self._set_state)
+        self._session = self.port.session
+
+    def start(self, on_read: ReadListener) -> None:
+        self._listener = on_read
+        self.port.start()
+
+    def stop(self) -> None:
+        self.port.stop()
+
+    def _deliver(self, read: CardRead) -> None:
+        if self._listener is not None:
+            self._listener(read)

@@ -13,6 +13,7 @@ import time
 
 from drivers.card_reader.base import CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
+from drivers.repeat import RepeatFilter
 from drivers.serial_port import SerialPort
 
 log = logging.getLogger("careterm.drivers.lines")
@@ -84,17 +85,9 @@ class LineAssembler:
         return None
 
 
-class Repeats:
-    """Drops the same read seen again within `repeat_s` (a scanner's double send)."""
-
-    def __init__(self, repeat_s: float = REPEAT_S) -> None:
-        self.repeat_s = repeat_s
-        self._last: tuple[object, float] | None = None
-
-    def fresh(self, key: object, now: float) -> bool:
-        last = self._last
-        self._last = (key, now)
-        return last is None or last[0] != key or now - last[1] >= self.repeat_s
+def double_sends() -> RepeatFilter:
+    """The same read again within `REPEAT_S` with nothing between is a scanner's double send."""
+    return RepeatFilter(REPEAT_S, per_key=False)
 
 
 class SerialLineReader(CardReader):
@@ -103,7 +96,7 @@ class SerialLineReader(CardReader):
         self.path = path
         self._classifier = classifier
         self._lines = LineAssembler()
-        self._repeats = Repeats()
+        self._repeats = double_sends()
         self._listener: ReadListener | None = None
         self._port = SerialPort("card_reader port", path, baudrate, self._on_bytes, quiet=True)
         self._port.on_state(lambda st, detail: self._set_state(st, detail))

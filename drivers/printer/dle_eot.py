@@ -1,6 +1,16 @@
-"""`DLE EOT n` real-time status requests and the parsing of their one-byte answers. Pure."""
+"""What the one-byte answers to `DLE EOT n` mean. Pure.
+
+The question goes through python-escpos (`Escpos.query_status`, see `transports.Deadlined`);
+its own readings cannot serve here: `is_online()` calls a printer that does not answer
+offline, `paper_status()` calls it "paper adequate" (both read an empty answer that way),
+neither checks the answer's fixed bits, and there is no cover-open reading (`DLE EOT 2`).
+A kiosk must tell "cannot tell" apart from "offline" and "paper ok" (python-escpos issues
+#275, #434), so every field here is None unless a valid answer says otherwise.
+"""
 
 from __future__ import annotations
+
+from escpos.constants import RT_STATUS
 
 from drivers.printer.base import PrinterStatus
 
@@ -13,7 +23,7 @@ FIXED_BITS = 0x12  # ... as 0, 1, 1, 0
 
 
 def request(n: int) -> bytes:
-    return bytes([0x10, 0x04, n])
+    return RT_STATUS + bytes([n])
 
 
 def valid_answer(b: int) -> bool:
@@ -50,10 +60,4 @@ def answer_bytes(status: PrinterStatus) -> dict[int, int]:
 
 def problem(status: PrinterStatus) -> str | None:
     """What stops printing, in words for a technician; None when nothing known does."""
-    if status.paper_out:
-        return "paper out"
-    if status.cover_open:
-        return "cover open"
-    if status.online is False:
-        return "offline"
-    return None
+    return status.problem

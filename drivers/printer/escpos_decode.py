@@ -41,6 +41,8 @@ class Ticket:
     initialized: bool = False
     feeds: int = 0
     status_requests: list[int] = field(default_factory=list)
+    code_table: int | None = None
+    """The last `ESC t n` (python-escpos selects one before its own text)."""
 
     @property
     def texts(self) -> list[str]:
@@ -102,6 +104,9 @@ def decode(data: bytes, encoding: str = "gb18030") -> Ticket:
                 i += 3
             elif cmd == 0x64:  # ESC d n
                 t.feeds += need(3)[2]
+                i += 3
+            elif cmd == 0x74:  # ESC t n: code table for single-byte characters
+                t.code_table = need(3)[2]
                 i += 3
             else:
                 raise DecodeError(f"unknown ESC {cmd:#04x} at byte {i}")
@@ -166,15 +171,16 @@ def decode(data: bytes, encoding: str = "gb18030") -> Ticket:
     return t
 
 
-def raster_modules(img: Raster, modules: int) -> list[list[bool]]:
-    """Sample a raster QR (with a 4-module quiet zone) back into its module matrix."""
-    total = modules + 8
+def raster_modules(img: Raster, modules: int, border: int = 1) -> list[list[bool]]:
+    """Sample a raster QR (`border` quiet modules around it, python-escpos draws one) back
+    into its module matrix."""
+    total = modules + 2 * border
     scale = img.height // total
     if scale < 1:
         raise DecodeError("image is smaller than the QR it should hold")
     return [
         [
-            img.rows[(y + 4) * scale + scale // 2][(x + 4) * scale + scale // 2]
+            img.rows[(y + border) * scale + scale // 2][(x + border) * scale + scale // 2]
             for x in range(modules)
         ]
         for y in range(modules)

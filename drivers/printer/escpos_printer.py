@@ -1,9 +1,11 @@
-"""An ESC/POS ticket printer over one transport: prints within a deadline, watches DLE EOT status.
+"""An ESC/POS ticket printer over one python-escpos transport: prints within a deadline,
+watches `DLE EOT` status.
 
 A printer that vanishes makes `print_document` return a failed `PrintResult` within its
 timeout; the watcher thread notices it coming back. Status listeners (`on_status`) hear
 every change of `PrinterStatus`; the `Watchable` state follows it (paper out, cover open,
-offline: ERROR; unreachable: ABSENT; write-only or silent: UNKNOWN).
+offline: `error`; paper near end: `warning`; unreachable: `absent`; write-only, or a printer
+that never answers: `unknown`, "cannot tell").
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from drivers.printer import dle_eot
 from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
 from drivers.printer.document import Document
 from drivers.printer.escpos_build import TicketStyle, build
-from drivers.printer.transports import Transport, TransportError
+from drivers.printer.transports import Deadlined, TransportError
 
 log = logging.getLogger("careterm.drivers.printer")
 
@@ -27,7 +29,7 @@ POLL_EVERY_S = 5.0
 
 class EscposPrinter(TicketPrinter):
     def __init__(
-        self, transport: Transport, style: TicketStyle, *, poll_every: float | None = POLL_EVERY_S
+        self, transport: Deadlined, style: TicketStyle, *, poll_every: float | None = POLL_EVERY_S
     ) -> None:
         super().__init__("printer")
         self.transport = transport
@@ -58,10 +60,10 @@ class EscposPrinter(TicketPrinter):
                     min(STATUS_TIMEOUT_S, max(0.05, deadline - time.monotonic()))
                 )
                 self._publish(status)
-                why = dle_eot.problem(status)
+                why = status.problem
                 if why:
                     return PrintResult(False, f"{self.transport.name}: {why}")
-            self.transport.write(data, deadline)
+            self.transport.send(data, deadline)
         except TransportError as e:
             self.transport.close()
             self._set_state(DeviceState.ABSENT, str(e))
@@ -91,33 +93,27 @@ class EscposPrinter(TicketPrinter):
 
     def _query_locked(self, timeout: float) -> PrinterStatus:
         if not self.transport.can_read:
-            self.transport.open()
+            self.transport.connect()
             return PrinterStatus()
         answers: list[int | None] = []
         for n in (dle_eot.PRINTER, dle_eot.OFFLINE_CAUSE, dle_eot.PAPER):
-            self._drain()
-            self.transport.write(dle_eot.request(n), time.monotonic() + timeout)
-            got = self.transport.read(1, timeout)
-            answers.append(got[-1] if got else None)
+            self.transport.drain()
+            answers.append(self.transport.ask_status(n, timeout))
         # a printer that never answers is not asked again before every ticket (0.9 s each);
         # the watcher keeps asking, and one answer turns the checks back on
         self._answers = any(a is not None for a in answers)
         return dle_eot.parse(*answers)
 
-    def _drain(self) -> None:
-        while self.transport.read(64, 0):
-            pass
-
     def _publish(self, status: PrinterStatus, gone: str | None = None) -> None:
-        why = dle_eot.problem(status)
         if gone:
             self._set_state(DeviceState.ABSENT, gone)
-        elif why:
-            self._set_state(DeviceState.ERROR, why)
-        elif status.online is None:
-            self._set_state(DeviceState.UNKNOWN, f"{self.transport.name}: status not readable")
         else:
-            self._set_state(DeviceState.OK, "paper near end" if status.paper_near_end else "")
+            cannot_tell = (
+                "does not answer status (DLE EOT)"
+                if self.transport.can_read
+                else "status not readable (write-only)"
+            )
+            self._set_state(*status.device_state(f"{self.transport.name}: {cannot_tell}"))
         if status != self._last_status:
             self._last_status = status
             self._status_changed(status)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drivers.printer.base import TicketPrinter
+from escpos import capabilities
+
+from drivers.base import DeviceState
+from drivers.printer import transports as t
+from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
+from drivers.printer.document import Document
 from drivers.printer.escpos_build import TicketStyle
+from drivers.printer.escpos_printer import EscposPrinter
+from drivers.printer.sim import SimulatedPrinter
 from terminal.config import ConfigError, DeviceConfig
 
 
@@ -13,8 +20,6 @@ def native_qr(profile: str, config_file: str = "device.toml") -> bool:
     """Whether the python-escpos profile prints `GS ( k` QR codes (empty profile: yes)."""
     if not profile:
         return True
-    from escpos import capabilities
-
     try:
         return bool(capabilities.get_profile(profile).supports("qrCode"))
     except KeyError:
@@ -33,7 +38,24 @@ def ticket_style(cfg: DeviceConfig, config_file: str = "device.toml") -> TicketS
         encoding=p.encoding,
         cut=p.cut,
         native_qr=native_qr(p.profile, config_file),
+        profile=p.profile,
     )
+
+
+class FaultyPrinter(TicketPrinter):
+    """A printer that cannot work as configured (its folder cannot be made, ...): state
+    `error` with the reason, every ticket refused at once. The kiosk goes on without it."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__("printer")
+        self.why = why
+        self._set_state(DeviceState.ERROR, why)
+
+    def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
+        return PrintResult(False, self.why)
+
+    def status(self) -> PrinterStatus:
+        return PrinterStatus()
 
 
 def open_printer(
@@ -54,19 +76,14 @@ def open_printer(
         return None
     style = ticket_style(cfg, config_file)
     if p.driver == "sim":
-        from drivers.printer.sim import SimulatedPrinter
-
         folder = (
             Path(out_dir) if out_dir else Path(p.device) if p.device else cfg.data_dir / "tickets"
         )
         return SimulatedPrinter(folder, style)
 
-    from drivers.printer import transports as t
-    from drivers.printer.escpos_printer import EscposPrinter
-
-    transport: t.Transport
+    transport: t.Deadlined
     if p.driver == "usb":
-        transport = t.UsbTransport(p.usb_vendor, p.usb_product)
+        transport = t.UsbPrinter(p.usb_vendor, p.usb_product)
     elif p.driver == "file":
         target = p.device or (str(out_dir) if out_dir else "")
         if not target:
@@ -74,10 +91,14 @@ def open_printer(
                 config_file, "printer.device", 'driver "file" needs a file or folder path'
             )
         if Path(target).is_char_device():
-            transport = t.DeviceTransport(target)
+            transport = t.DevicePrinter(target)
         else:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            transport = t.FileTransport(target)
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                why = f"{Path(target).parent}: cannot create the folder ({e.strerror or e})"
+                return FaultyPrinter(f"[printer].device: {why}")
+            transport = t.FilePrinter(target)
     elif p.driver == "serial":
         if not p.device:
             raise ConfigError(
@@ -85,10 +106,10 @@ def open_printer(
                 "printer.device",
                 'driver "serial" needs a port (/dev/serial/by-id/...)',
             )
-        transport = t.SerialTransport(p.device, p.baudrate)
+        transport = t.SerialPrinter(p.device, p.baudrate)
     elif p.driver == "network":
         try:
-            transport = t.NetworkTransport.parse(p.device)
+            transport = t.NetworkPrinter.parse(p.device)
         except ValueError:
             raise ConfigError(
                 config_file,

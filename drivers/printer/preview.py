@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 
+import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
 from drivers.printer.document import QR, Document, Feed, Rule, Text
-from drivers.printer.escpos_build import TicketStyle, encode_text, qr_matrix, text_width, wrap
+from drivers.printer.escpos_build import TicketStyle, safe_payload
+from drivers.printer.gb18030 import encode_text, text_width, wrap
 from terminal.fonts import find_cjk_font
 
 log = logging.getLogger("careterm.drivers.preview")
@@ -16,6 +18,14 @@ log = logging.getLogger("careterm.drivers.preview")
 CELL_W = 12  # dots per column, like Font A
 LINE_H = 30
 MARGIN = 16
+
+
+def qr_matrix(data: str) -> list[list[bool]]:
+    """The QR code's modules (level M, as the printer draws it), True for a dark module."""
+    q = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+    q.add_data(safe_payload(data))
+    q.make(fit=True)
+    return [list(row) for row in q.get_matrix()]
 
 
 @functools.lru_cache(maxsize=8)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.base import DeviceState
-from drivers.printer import dle_eot
+from drivers.printer import dle_eot, preview
 from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
 from drivers.printer.document import Document
 from drivers.printer.escpos_build import TicketStyle, build
@@ -64,15 +64,11 @@ class SimulatedPrinter(TicketPrinter):
 
     def _changed(self) -> None:
         st = self.status()
-        why = dle_eot.problem(st)
-        if why:
-            self._set_state(DeviceState.ERROR, why)
-        else:
-            self._set_state(DeviceState.OK, "paper near end" if st.paper_near_end else "")
+        self._set_state(*st.device_state())
         self._status_changed(st)
 
     def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
-        why = dle_eot.problem(self.status())
+        why = self.status().problem
         if why:
             return PrintResult(False, f"simulated printer: {why}")
         data = build(doc, self.style)
@@ -83,9 +79,7 @@ class SimulatedPrinter(TicketPrinter):
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 stem.with_suffix(".bin").write_bytes(data)
                 if self.preview:
-                    from drivers.printer.preview import render
-
-                    render(doc, self.style).save(stem.with_suffix(".png"))
+                    preview.render(doc, self.style).save(stem.with_suffix(".png"))
             except OSError as e:
                 return PrintResult(False, f"{self.out_dir}: {e.strerror}")
             self.tickets.append(stem.with_suffix(".bin"))

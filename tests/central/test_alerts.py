@@ -1,4 +1,5 @@
-"""`site alerts`: device alerts reach a webhook once each, through outages and restarts."""
+"""`site alerts --db`: every stored alert reaches a webhook, in order per device, once per key,
+however long the forwarder or the webhook was away."""
 
 from __future__ import annotations
 
@@ -13,25 +14,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from central.db import alert_deliveries, open_db
+from tests.central.test_collector_e2e import outbox_empty
 from tests.conftest import careterm_cmd, careterm_env, wait_for
 
 pytestmark = [pytest.mark.broker]
 
 
 class Webhook:
-    """A local HTTP endpoint that answers 500 to the first `fail` POSTs, then 200."""
+    """A local HTTP endpoint. `answer(body) -> status` decides each reply (200 by default)."""
 
     def __init__(self, fail: int = 0) -> None:
         self.fail = fail
+        self.answer = None
+        self.lock = threading.Lock()
         self.calls: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         hook = self
 
         class H(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                code = 500 if len(hook.calls) < hook.fail else 200
-                hook.calls.append((code, body, dict(self.headers)))
+                with hook.lock:
+                    code = 500 if len(hook.calls) < hook.fail else 200
+                    if hook.answer is not None:
+                        code = hook.answer(body)
+                    hook.calls.append((code, body, dict(self.headers)))
                 self.send_response(code)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -46,7 +55,8 @@ class Webhook:
         self.thread.start()
 
     def delivered(self) -> list[dict[str, Any]]:
-        return [b for code, b, _ in self.calls if code == 200]
+        with self.lock:
+            return [b for code, b, _ in self.calls if code == 200]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -68,7 +78,9 @@ def webhook_factory() -> Iterator[Any]:
 
 
 class AlertsProc:
-    def __init__(self, broker, tmp_path: Path, *extra: str) -> None:
+    """`careterm site alerts --db ...` as a process."""
+
+    def __init__(self, db: str, tmp_path: Path, *extra: str) -> None:
         n = len(list(tmp_path.glob("alerts-*.out")))
         self.out, self.err = tmp_path / f"alerts-{n}.out", tmp_path / f"alerts-{n}.err"
         with self.out.open("w") as o, self.err.open("w") as e:
@@ -77,12 +89,8 @@ class AlertsProc:
                     "-v",
                     "site",
                     "alerts",
-                    "--broker",
-                    broker.url,
-                    "--queue",
-                    str(tmp_path / "alerts.sqlite"),
-                    "--client-id",
-                    "alerts-a",
+                    "--db",
+                    db,
                     "--retry-min",
                     "0.2",
                     "--retry-max",
@@ -93,48 +101,71 @@ class AlertsProc:
                 stderr=e,
                 env=careterm_env(),
             )
-        wait_for(lambda: "alerts: subscribed" in self.err.read_text(), 15, what="forwarder up")
+        wait_for(lambda: "alerts: forwarding" in self.err.read_text(), 15, what="forwarder up")
+
+    def stop(self) -> tuple[str, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(15)
+        err = self.err.read_text()
+        assert self.proc.returncode == 0, err
+        return self.out.read_text(), err
 
 
-def start_alerts(broker, tmp_path: Path, *extra: str) -> AlertsProc:
-    return AlertsProc(broker, tmp_path, *extra)
+@pytest.fixture
+def alerts_factory(tmp_path: Path) -> Iterator[Any]:
+    made: list[AlertsProc] = []
+
+    def make(db: str, *extra: str) -> AlertsProc:
+        p = AlertsProc(db, tmp_path, *extra)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait(5)
 
 
-def stop(p: AlertsProc) -> tuple[str, str]:
-    p.proc.send_signal(signal.SIGTERM)
-    p.proc.wait(15)
-    err = p.err.read_text()
-    assert p.proc.returncode == 0, err
-    return p.out.read_text(), err
+def pending(db: str) -> int:
+    eng = open_db(db, create=False)
+    with eng.connect() as c:
+        n = len(
+            c.execute(
+                select(alert_deliveries.c.event_id).where(alert_deliveries.c.delivered_at.is_(None))
+            ).all()
+        )
+    eng.dispose()
+    return n
 
 
 def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
-    broker, device_factory, webhook_factory, tmp_path: Path
+    broker, device_factory, collector_factory, alerts_factory, webhook_factory, tmp_path: Path
 ) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a").start()
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector subscribed")
     hook = webhook_factory(fail=2)
     staff = tmp_path / "staff.json"
     staff.write_text(json.dumps([{"staff": "E1024", "name": "王芳"}], ensure_ascii=False))
-    p = start_alerts(broker, tmp_path, "--webhook", hook.url, "--staff", str(staff))
-    try:
-        up = device_factory("pad-w03", broker.url)
-        wait_for(lambda: up.link.state.connected, 10, what="device connected")
-        ev = up.alert(
-            "dissatisfied",
-            "warning",
-            "score 1 at W03",
-            window="W03",
-            staff="E1024",
-            score=1,
-            reason="等候时间长",
-        )
-        up.alert("printer", "critical", "paper out", printer="paper_out")
-        wait_for(lambda: len(hook.delivered()) == 2, 20, what="two alerts delivered")
-    finally:
-        _, err = stop(p)
+    p = alerts_factory(db, "--webhook", hook.url, "--staff", str(staff))
+    up = device_factory("pad-w03", broker.url)
+    wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
+    ev = up.alert(
+        "dissatisfied",
+        "warning",
+        "score 1 at W03",
+        window="W03",
+        staff="E1024",
+        score=1,
+        reason="等候时间长",
+    )
+    up.alert("printer", "critical", "paper out", printer="paper_out")
+    wait_for(lambda: len(hook.delivered()) == 2, 20, what="two alerts delivered")
+    _, err = p.stop()
     assert [c for c, _, _ in hook.calls] == [500, 500, 200, 200]
-    # each alert has its own backoff: a retried one may arrive after a newer one
-    first = next(b for b in hook.delivered() if b["id"] == ev.id)
-    assert first["kind"] == "dissatisfied"
+    first, second = hook.delivered()  # one device: in the order it raised them
+    assert (first["id"], second["kind"]) == (ev.id, "printer")
     assert (first["window"], first["staff"], first["score"], first["reason"]) == (
         "W03",
         "E1024",
@@ -146,50 +177,107 @@ def test_dissatisfied_rating_reaches_a_failing_webhook_once_after_retries(
         "【不满意评价】窗口 W03 工号 E1024 王芳 评分 1 原因: 等候时间长 "
     )
     assert first["event"]["seq"] == ev.seq
-    assert {c[2]["Idempotency-Key"] for c in hook.calls if c[0] == 200} == {
-        b["id"] for b in hook.delivered()
-    }
-    assert sorted(b["kind"] for b in hook.delivered()) == ["dissatisfied", "printer"]
+    assert [c[2]["Idempotency-Key"] for c in hook.calls] == [ev.id, ev.id, ev.id, second["id"]]
     assert "webhook failed" in err
+    assert pending(db) == 0
 
 
-def test_alerts_wait_in_the_queue_through_a_webhook_outage_and_a_restart(
-    broker, subscriber_factory, tmp_path: Path
+def test_alerts_stored_while_the_forwarder_was_away_longer_than_any_session_all_arrive_in_order(
+    broker, device_factory, collector_factory, alerts_factory, webhook_factory, tmp_path: Path
 ) -> None:
-    dead = "http://127.0.0.1:1/hook"
-    p = start_alerts(broker, tmp_path, "--webhook", dead)
-    pub = subscriber_factory(broker.port, ["careterm/main/pad-x/ack"])
-    env = {
-        "v": 1,
-        "id": "0193a1b2-0000-7000-8000-0000000000a1",
-        "seq": 7,
-        "device": "pad-x",
-        "site": "main",
-        "type": "alert",
-        "ts": "2026-11-23T09:41:12+08:00",
-        "clock_synced": True,
-        "data": {"kind": "card_reader", "severity": "warning", "message": "reader unplugged"},
-    }
-    pub.publish("careterm/main/pad-x/alerts/card_reader", env)
-    pub.publish("careterm/main/pad-x/alerts/card_reader", env)  # the same event again
-    time.sleep(1.5)
-    stop(p)
-    hook_server = Webhook()
-    try:
-        p = start_alerts(broker, tmp_path, "--webhook", hook_server.url)
-        wait_for(lambda: len(hook_server.delivered()) == 1, 15, what="queued alert delivered")
-        time.sleep(0.5)
-        stop(p)
-        assert len(hook_server.calls) == 1
-        assert hook_server.delivered()[0]["message"] == "reader unplugged"
-    finally:
-        hook_server.close()
+    """Issue 12: the forwarder used to rely on its broker session (120 s): down longer, and
+    every alert raised meanwhile was gone. It now reads the database, which has them all."""
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a", "--session-expiry", "1").start()
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector subscribed")
+    hook = webhook_factory()
+    p = alerts_factory(db, "--webhook", hook.url)
+    pads = [device_factory(f"pad-w0{i}", broker.url) for i in (1, 2)]
+    for up in pads:
+        wait_for(lambda up=up: up.link.connected.is_set(), 10, what="device connected")
+    raised: dict[str, list[str]] = {"pad-w01": [], "pad-w02": []}
+
+    def raise_alerts(n: int) -> None:
+        for _ in range(n):
+            for up in pads:
+                ev = up.alert("help", "warning", "call staff", location="大厅")
+                raised[up.cfg.device.id].append(ev.id)
+
+    raise_alerts(3)
+    wait_for(lambda: len(hook.delivered()) == 6, 15, what="the first alerts")
+    p.stop()
+    raise_alerts(20)  # the forwarder is away ...
+    for up in pads:
+        wait_for(lambda up=up: outbox_empty(up), 20, what="alerts stored and acked at the site")
+    time.sleep(2.5)  # ... longer than any broker session here (the collector's is 1 s)
+    assert len(hook.delivered()) == 6
+    p = alerts_factory(db, "--webhook", hook.url)
+    wait_for(lambda: len(hook.delivered()) == 46, 30, what="every alert raised meanwhile")
+    # killed mid-stream: nothing lost; a repeat carries the same key
+    raise_alerts(10)
+    wait_for(lambda: len(hook.delivered()) >= 50, 15, what="some of the next ones")
+    p.proc.send_signal(signal.SIGKILL)
+    p.proc.wait(5)
+    p = alerts_factory(db, "--webhook", hook.url)
+    wait_for(lambda: pending(db) == 0, 30, what="the rest")
+    p.stop()
+    got: dict[str, list[str]] = {"pad-w01": [], "pad-w02": []}
+    for body in hook.delivered():
+        ids = got[body["device"]]
+        if body["id"] not in ids:  # at least once: a repeat may follow a kill
+            ids.append(body["id"])
+    assert got == raised  # every one, in the order each device raised them
+    keys = [c[2]["Idempotency-Key"] for c in hook.calls]
+    assert len(keys) - len(set(keys)) <= 1  # only the one in flight at the kill may repeat
+    assert all(c[2]["Idempotency-Key"] == c[1]["id"] for c in hook.calls)
+
+
+def test_an_alert_the_webhook_refuses_holds_back_only_its_own_device(
+    broker, subscriber_factory, collector_factory, alerts_factory, webhook_factory, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a").start()
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector subscribed")
+    hook = webhook_factory()
+    refuse = {"on": True}
+    hook.answer = lambda body: 400 if refuse["on"] and body["device"] == "pad-x" else 200
+    pub = subscriber_factory(broker.port, ["careterm/main/+/ack"])
+
+    def alert(dev: str, seq: int, kind: str) -> None:
+        env = {
+            "v": 1,
+            "id": f"0193a1b2-0000-7000-8000-{dev[-1]}{seq:011d}",
+            "seq": seq,
+            "device": dev,
+            "site": "main",
+            "type": "alert",
+            "ts": "2026-11-23T09:41:12+08:00",
+            "clock_synced": True,
+            "data": {"kind": kind, "severity": "warning", "message": kind},
+        }
+        pub.publish(f"careterm/main/{dev}/alerts/{kind}", env)
+
+    alert("pad-x", 1, "printer")
+    alert("pad-x", 2, "buttons")
+    alert("pad-y", 1, "printer")
+    p = alerts_factory(db, "--webhook", hook.url)
+    wait_for(lambda: [b["device"] for b in hook.delivered()] == ["pad-y"], 15, what="pad-y")
+    time.sleep(1.0)
+    assert [b["device"] for b in hook.delivered()] == ["pad-y"]  # pad-x's second waits
+    refuse["on"] = False
+    wait_for(lambda: len(hook.delivered()) == 3, 15, what="pad-x after the fix")
+    _, err = p.stop()
+    assert [b["kind"] for b in hook.delivered() if b["device"] == "pad-x"] == ["printer", "buttons"]
+    assert "HTTP 400" in err
 
 
 def test_without_a_webhook_alerts_are_printed_one_json_line_each(
-    broker, subscriber_factory, tmp_path: Path
+    broker, subscriber_factory, collector_factory, alerts_factory, tmp_path: Path
 ) -> None:
-    p = start_alerts(broker, tmp_path)
+    db = f"sqlite:///{tmp_path}/site.db"
+    col = collector_factory(broker.url, db, "--client-id", "col-a").start()
+    wait_for(lambda: "subscribed" in col.output(), 15, what="collector subscribed")
+    p = alerts_factory(db)
     pub = subscriber_factory(broker.port, ["careterm/main/pad-x/ack"])
     env = {
         "v": 1,
@@ -210,9 +298,8 @@ def test_without_a_webhook_alerts_are_printed_one_json_line_each(
     pub.publish("careterm/main/pad-x/alerts/storage", env)
     pub.publish("careterm/main/pad-x/alerts/storage", b"garbage")
     pub.publish("careterm/main/pad-x/alerts/storage", {**env, "id": "a-2"})
-    time.sleep(2.0)
-    out, err = stop(p)
+    wait_for(lambda: pending(db) == 0 and len(p.out.read_text().splitlines()) == 2, 15, what="2")
+    out, _ = p.stop()
     lines = [json.loads(x) for x in out.splitlines()]
     assert [x["id"] for x in lines] == ["a-1", "a-2"]
     assert lines[0]["kind"] == "storage" and lines[0]["severity"] == "critical"
-    assert "ignored a message" in err

@@ -60,7 +60,7 @@ def test_events_stored_once_and_outbox_emptied_by_the_site_ack(
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a").start()
     up = device_factory("pad-w03", broker.url)
-    wait_for(lambda: up.link.state.connected, 10, what="device connected")
+    wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     for i in range(20):
         up.record("rating", rating(i))
@@ -120,7 +120,7 @@ def _stop_collect_lose_in_broker(broker, up, col, db: str, n_before: int, n_lost
     assert up.outbox.stats().sent_unacked == n_lost
     broker.restart()  # no persistence: the queued events are gone
     wait_for(
-        lambda: up.link.state.connected and up.link.state.connects >= 2,
+        lambda: up.link.connected.is_set() and up.link.state.connects >= 2,
         15,
         what="device reconnected",
     )
@@ -176,7 +176,8 @@ def test_an_unfillable_gap_is_recorded_as_lost_and_reported(
     up = device_factory("pad-w03", broker.url)
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector connected")
     _stop_collect_lose_in_broker(broker, up, col, db, 3, 5)
-    up.outbox.site_ack(6)  # a wrong ack (or expiry) made the device forget seq 4..6
+    # a wrong ack (or expiry) made the device forget seq 4..6
+    up.outbox.site_ack(6, up.outbox.epoch)
     col.start()
     wait_for(lambda: col.output().count("subscribed") >= 2, 15, what="collector back")
     up.record("rating", rating(8))  # seq 9
@@ -205,7 +206,7 @@ def test_a_device_that_ran_before_the_site_saw_it_is_collected_from_its_oldest_e
 ) -> None:
     db = f"sqlite:///{tmp_path}/site.db"
     up = device_factory("kiosk-01", broker.url)
-    wait_for(lambda: up.link.state.connected, 10, what="device connected")
+    wait_for(lambda: up.link.connected.is_set(), 10, what="device connected")
     for i in range(5):  # nobody subscribed yet: the broker drops them after its PUBACK
         up.record(
             "checkin",
@@ -274,7 +275,10 @@ def test_duplicates_malformed_payloads_and_null_seq_alerts(
     alert = db_rows(db, events, events.c.seq.is_(None))[0]
     assert (alert.kind, alert.type) == ("storage", "alert")
     assert db_rows(db, gaps) == []
-    assert col.output().count("ignored a message") == 3
+    # three refused payloads from one device: logged once, all counted
+    assert col.output().count("refused a payload that is not the contract's from pad-x") == 1
+    assert col.stop() == 0
+    assert "1 duplicates, 3 refused (3 payload)" in col.output()
 
 
 def test_a_late_will_from_an_older_session_does_not_override_online(
@@ -373,7 +377,7 @@ def test_two_collectors_with_one_client_id_are_told_apart_in_the_log(
     wait_for(lambda: "subscribed" in a.output(), 15, what="first collector subscribed")
     b = collector_factory(broker.url, db, "--client-id", "same").start()
     wait_for(
-        lambda: "Give every collector its own --client-id" in a.output() + b.output(),
+        lambda: "Give every collector its own certificate" in a.output() + b.output(),
         20,
         what="session takeover explained",
     )

@@ -80,8 +80,9 @@ def test_nul_characters_and_lone_surrogates_do_not_wedge_the_collector(
     raw = (
         b'{"v":1,"id":"0193a1b2-0000-7000-8000-00000000000f","seq":1,"device":"pad-z",'
         b'"site":"main","type":"rating","ts":"2026-11-23T09:00:00\\u0000+08:00",'
-        b'"data":{"window":"W\\u00000","staff":"\\ud800","score":4,"scale":4,'
-        b'"reason":"\\u0000","misuse":false}}'
+        b'"clock_synced":true,"data":{"window":"W\\u00000","staff":"\\ud800","score":4,'
+        b'"scale":4,"label":"x","prompt":null,"reason":"\\u0000","misuse":false,'
+        b'"response_ms":null}}'
     )
     pub.publish("careterm/main/pad-z/events/rating", raw)
     ok = envelope("pad-z", 2, "2026-11-23T09:01:00+08:00", rating("W03", "E1", 3))

@@ -19,8 +19,9 @@ from drivers.card_reader.line_reader import LineAssembler, SerialLineReader
 from drivers.card_reader.sim import SamModule, SimCard
 from drivers.input_events import EV_KEY, EventStream, WedgeDecoder, pack, text_to_key_events
 from drivers.printer.document import QR, Document, Rule, Text
-from drivers.printer.escpos_build import TicketStyle, build, text_width
+from drivers.printer.escpos_build import TicketStyle, build
 from drivers.printer.escpos_decode import decode
+from drivers.printer.gb18030 import text_width
 from tests.conftest import wait_for
 
 GOOD = "11010519491231002X"
@@ -188,7 +189,7 @@ def test_serial_line_reader_through_a_pty_after_noise(pty, classifier: Classifie
         time.sleep(0.1)
         pty.write(b"\r\nS1024\r\n")
         wait_for(lambda: any(x.kind == "staff_card" for x in reads), 10, what="read after noise")
-        assert r._port._thread.is_alive()
+        assert r._port.is_alive()
     finally:
         r.stop()
 
@@ -234,7 +235,7 @@ def test_id_card_reader_through_a_pty_after_garbage_replies(pty, classifier: Cla
             10,
             what="a good read after garbage",
         )
-        assert r._thread.is_alive()
+        assert r.port.is_alive()
     finally:
         state["served"] = -(10**9)
         r.stop()
@@ -258,7 +259,7 @@ def test_wedge_reader_through_a_pipe_after_random_events(tmp_path, classifier: C
             )
         os.write(wfd, text_to_key_events("S1024", t0 + 10))
         wait_for(lambda: any(x.kind == "staff_card" for x in reads), 10)
-        assert r.device._thread.is_alive()
+        assert r.device.is_alive()
     finally:
         r.stop()
         os.close(wfd)

@@ -26,7 +26,14 @@ from tests.conftest import free_port, run_careterm, wait_for
 SITE = "main"
 ROOT = "careterm"
 BASE = f"{ROOT}/{SITE}"
-DEVICES = {"pad-w03": "rating_pad", "kiosk-01": "kiosk"}
+DEVICES = {
+    "pad-w03": "rating_pad",
+    "kiosk-01": "kiosk",
+    "pad-a": "rating_pad",
+    "pad-b": "rating_pad",
+}
+ROLES = ("collector", "collector-2", "alerts", "roster", "dashboard", "queue")
+"""The site identities `make_site` issues (two collectors), by file stem in the broker folder."""
 
 
 def careterm_ok(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -103,6 +110,8 @@ def make_site(base: Path, port: int) -> Site:
         "127.0.0.1",
         "--port",
         str(port),
+        "--collectors",
+        "2",
     )
     return site
 
@@ -263,8 +272,8 @@ def peers(site: Site, site_broker: SiteBroker) -> Iterator[Any]:
         key: Path | None = None,
         connect: bool = True,
     ) -> Peer:
-        if name == "site-service":
-            cert, key = site.broker_dir / "site-service.crt", site.broker_dir / "site-service.key"
+        if name in ROLES:
+            cert, key = site.broker_dir / f"{name}.crt", site.broker_dir / f"{name}.key"
         elif name in DEVICES:
             cert, key = site.identity(name) / "device.crt", site.identity(name) / "device.key"
         p = Peer(site.port, site.broker_dir / "ca.crt", cert, key, client_id or name)

@@ -18,9 +18,10 @@ pytestmark = pytest.mark.broker
 QUIET_S = 0.3
 
 
-def test_each_device_connects_with_its_own_certificate_and_the_site_reads_its_events(peers):
-    site = peers("site-service")
-    site.subscribe("#")
+def test_each_device_connects_with_its_own_certificate_and_the_collector_reads_its_events(peers):
+    site = peers("collector")
+    site.subscribe(f"{BASE}/+/events/#")
+    site.subscribe(f"{BASE}/+/status")
     pad, kiosk = peers("pad-w03"), peers("kiosk-01")
     pad.publish(f"{BASE}/pad-w03/events/rating", b'{"seq": 1}')
     kiosk.publish(f"{BASE}/kiosk-01/events/checkin", b'{"seq": 1}')
@@ -35,8 +36,9 @@ def test_each_device_connects_with_its_own_certificate_and_the_site_reads_its_ev
 
 
 def test_a_device_cannot_publish_under_another_device(peers):
-    site = peers("site-service")
-    site.subscribe(f"{BASE}/#")
+    site = peers("collector")
+    site.subscribe(f"{BASE}/+/events/#")
+    site.subscribe(f"{BASE}/+/status")
     pad = peers("pad-w03")
     spoofed = pad.publish(f"{BASE}/kiosk-01/events/checkin", b'{"forged": true}')
     assert spoofed.is_failure  # MQTT 5 PUBACK: not authorized
@@ -47,19 +49,37 @@ def test_a_device_cannot_publish_under_another_device(peers):
     wait_for(lambda: site.received(f"{BASE}/pad-w03/events/rating"), 5, what="the marker")
     time.sleep(QUIET_S)
     assert site.live_topics() == [f"{BASE}/pad-w03/events/rating"]
+    pad.close()
     # nor did the retained forgeries stick for later readers
-    late = peers("site-service", client_id="late-reader")
-    late.subscribe(f"{BASE}/roster")
+    late = peers("collector-2")
     late.subscribe(f"{BASE}/kiosk-01/status")
-    late.subscribe(f"{BASE}/pad-w03/ack")
+    kiosk = peers("kiosk-01")
+    kiosk.subscribe(f"{BASE}/roster")
+    pad_again = peers("pad-w03")
+    pad_again.subscribe(f"{BASE}/pad-w03/ack")
     time.sleep(QUIET_S)
-    assert not any(b"forged" in p or b"999999" in p or b"offline" in p for _, p in late.received())
+    received = late.received() + kiosk.received() + pad_again.received()
+    assert not any(b"forged" in p or b"999999" in p or b"offline" in p for _, p in received)
+
+
+def test_a_nested_topic_naming_another_device_is_refused_by_the_broker(peers):
+    """Issue 12: `events/#` let pad-a publish below its own events what looked like pad-b's."""
+    site = peers("collector")
+    site.subscribe(f"{BASE}/+/events/#")
+    pad = peers("pad-a")
+    forged = f"{BASE}/pad-a/events/{BASE}/pad-b/events/rating"
+    assert pad.publish(forged, b'{"forged": true}').is_failure  # not authorized
+    assert pad.publish(f"{BASE}/pad-a/alerts/x/y", b'{"forged": true}').is_failure
+    assert not pad.publish(f"{BASE}/pad-a/events/rating", b"marker").is_failure
+    wait_for(lambda: site.received(f"{BASE}/pad-a/events/rating"), 5, what="the marker")
+    time.sleep(QUIET_S)
+    assert site.live_topics() == [f"{BASE}/pad-a/events/rating"]
 
 
 def test_a_client_id_naming_another_device_gives_no_rights_over_it(peers):
     """%u is the certificate's name: choosing another device's client id changes nothing."""
-    site = peers("site-service")
-    site.subscribe(f"{BASE}/#")
+    site = peers("collector")
+    site.subscribe(f"{BASE}/+/events/#")
     impostor = peers("pad-w03", client_id="kiosk-01")
     assert impostor.publish(f"{BASE}/kiosk-01/events/checkin", b"forged").is_failure
     assert not impostor.publish(f"{BASE}/pad-w03/events/rating", b"marker").is_failure
@@ -75,7 +95,7 @@ def test_a_device_reads_only_its_own_commands_and_ack(peers):
     pad.subscribe(f"{BASE}/+/events/#")
     pad.subscribe(f"{BASE}/pad-w03/cmd/#")
     kiosk.subscribe(f"{BASE}/kiosk-01/cmd/#")
-    site = peers("site-service")
+    site = peers("collector")
     assert not site.publish(f"{BASE}/kiosk-01/cmd/ping", b'{"cid": "k1"}').is_failure
     assert not site.publish(f"{BASE}/kiosk-01/ack", b'{"seq": 5}', retain=True).is_failure
     kiosk.publish(f"{BASE}/kiosk-01/events/checkin", b"{}")
@@ -88,7 +108,7 @@ def test_a_device_reads_only_its_own_commands_and_ack(peers):
 
 
 def test_devices_read_the_sites_retained_topics_and_only_the_site_writes_them(peers):
-    site = peers("site-service")
+    site = peers("roster")
     for name in ("roster", "directory", "survey", "staff"):
         payload = json.dumps({"v": 1, "what": name}).encode()
         assert not site.publish(f"{BASE}/{name}", payload, retain=True).is_failure
@@ -101,16 +121,20 @@ def test_devices_read_the_sites_retained_topics_and_only_the_site_writes_them(pe
     assert all(json.loads(p)["v"] == 1 for _, p in pad.received())
 
 
-def test_the_site_service_may_use_a_shared_subscription(peers):
-    collector = peers("site-service", client_id="collector-1")
-    collector.subscribe(f"$share/collect/{BASE}/+/events/#")
+def test_two_collectors_with_their_own_certificates_share_a_subscription(peers):
+    one, two = peers("collector"), peers("collector-2")
+    for c in (one, two):
+        c.subscribe(f"$share/collect/{BASE}/+/events/#")
     kiosk = peers("kiosk-01")
-    kiosk.publish(f"{BASE}/kiosk-01/events/feedback", b'{"seq": 2}')
+    for i in range(10):
+        kiosk.publish(f"{BASE}/kiosk-01/events/feedback", f'{{"seq": {i}}}'.encode())
     wait_for(
-        lambda: collector.received(f"{BASE}/kiosk-01/events/feedback"),
+        lambda: len(one.received() + two.received()) == 10,
         5,
-        what="the event through the shared subscription",
+        what="every event through the shared subscription",
     )
+    assert one.received() and two.received()  # both members got a share
+    assert not one.disconnected.is_set() and not two.disconnected.is_set()
 
 
 def test_a_client_without_a_certificate_is_refused(peers):

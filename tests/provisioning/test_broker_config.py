@@ -35,19 +35,17 @@ def test_broker_folder_is_complete_absolute_and_closed(tmp_path):
         "mqtt.east.local",
         "--port",
         "18883",
+        "--bind",
+        "10.1.2.3",
     )
     assert res.returncode == 0, res.stderr
-    for name in (
-        "mosquitto.conf",
-        "acl",
-        "ca.crt",
-        "server.crt",
-        "server.key",
-        "site-service.crt",
-        "site-service.key",
-    ):
+    for name in ("mosquitto.conf", "acl", "ca.crt", "server.crt", "server.key"):
         assert (out / name).is_file(), name
-    assert stat.S_IMODE((out / "site-service.key").stat().st_mode) == 0o600
+    for role in ("collector", "alerts", "roster", "dashboard", "queue"):
+        assert (out / f"{role}.crt").is_file(), role
+        assert stat.S_IMODE((out / f"{role}.key").stat().st_mode) == 0o600
+        assert f"{role}.crt/.key: identity '{role}.east'" in res.stdout
+    assert not (out / "site-service.crt").exists()
     key_mode = stat.S_IMODE((out / "server.key").stat().st_mode)
     if key_mode == 0o640:  # as root: readable by the user Mosquitto drops to, nobody else
         assert os.geteuid() == 0
@@ -57,10 +55,13 @@ def test_broker_folder_is_complete_absolute_and_closed(tmp_path):
 
     conf = conf_lines(out / "mosquitto.conf")
     keys = [k for k, _ in conf]
-    assert keys.count("listener") == 1 and dict(conf)["listener"] == "18883"
+    assert keys.count("listener") == 1 and dict(conf)["listener"] == "18883 10.1.2.3"
     settings = dict(conf)
     assert settings["require_certificate"] == "true"
     assert settings["use_identity_as_username"] == "true"
+    assert settings["use_username_as_clientid"] == "true"  # SPEC 9.1
+    assert int(settings["max_queued_messages"]) >= 20_000 * 10
+    assert int(settings["max_queued_bytes"]) >= 20_000 * 10 * 1024
     assert settings["allow_anonymous"] == "false"
     assert settings["persistence"] == "true"
     assert settings["set_tcp_nodelay"] == "true"  # BENCHMARKS.md: Nagle doubles p99
@@ -72,7 +73,29 @@ def test_broker_folder_is_complete_absolute_and_closed(tmp_path):
     acl = (out / "acl").read_text()
     rules = [ln for ln in acl.splitlines() if ln and not ln.startswith("#")]
     assert not any("%c" in ln for ln in rules)
-    assert all("careterm/east/" in ln or ln.startswith("user ") or ln.endswith("#") for ln in rules)
-    device_rules = rules[: rules.index("user site-service.east")]
+    assert all(
+        "careterm/east/" in ln or ln.startswith("user ") or ln == "topic deny #" for ln in rules
+    )
+    device_rules = rules[: rules.index("user collector.east")]
     assert all(ln.startswith("pattern ") for ln in device_rules)
     assert {ln.split()[1] for ln in device_rules if "%u" not in ln} == {"read"}
+    # SPEC 9.1: exactly one level below events/alerts, never `#`, for devices
+    assert "pattern write careterm/east/%u/events/+" in device_rules
+    assert "pattern write careterm/east/%u/alerts/+" in device_rules
+    assert not any(ln.endswith("#") for ln in device_rules)
+
+
+def test_provision_broker_refuses_a_bad_bind_address_and_collector_count(tmp_path):
+    ca = tmp_path / "ca"
+    assert run_careterm("provision", "ca", "init", "--dir", str(ca)).returncode == 0
+    base = ["provision", "broker", "--ca", str(ca), "--site", "main", "--host", "b"]
+    res = run_careterm(*base, "--out", str(tmp_path / "b1"), "--bind", "10.0.0.1 extra")
+    assert res.returncode == 2 and "--bind" in res.stderr
+    res = run_careterm(*base, "--out", str(tmp_path / "b2"), "--collectors", "0")
+    assert res.returncode == 2 and "--collectors" in res.stderr
+    res = run_careterm(*base, "--out", str(tmp_path / "b3"), "--collectors", "3")
+    assert res.returncode == 0, res.stderr
+    for stem in ("collector", "collector-2", "collector-3"):
+        assert (tmp_path / "b3" / f"{stem}.crt").is_file()
+    acl = (tmp_path / "b3" / "acl").read_text()
+    assert "user collector-3.main" in acl and "user collector-4.main" not in acl

@@ -12,7 +12,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 def test_retained_topics_and_queued_commands_survive_a_broker_restart(site):
     ca = site.broker_dir / "ca.crt"
-    service = (site.broker_dir / "site-service.crt", site.broker_dir / "site-service.key")
+    roster = (site.broker_dir / "roster.crt", site.broker_dir / "roster.key")
+    queue = (site.broker_dir / "queue.crt", site.broker_dir / "queue.key")
     pad = (site.identity("pad-w03") / "device.crt", site.identity("pad-w03") / "device.key")
     assert "pad-w03" in DEVICES
 
@@ -23,11 +24,14 @@ def test_retained_topics_and_queued_commands_survive_a_broker_restart(site):
         assert p.connect(clean_start=False, session_expiry=3600)
         p.subscribe(f"{BASE}/pad-w03/cmd/#")
         p.close()
-        s = Peer(site.port, ca, *service, "roster-publisher")
+        s = Peer(site.port, ca, *roster, "roster-publisher")
         assert s.connect()
         s.publish(f"{BASE}/roster", b'{"v": 1, "date": "2026-11-23"}', retain=True)
-        s.publish(f"{BASE}/pad-w03/cmd/prompt", b'{"cid": "while-away"}')
         s.close()
+        q = Peer(site.port, ca, *queue, "queue-system")
+        assert q.connect()
+        assert not q.publish(f"{BASE}/pad-w03/cmd/prompt", b'{"cid": "while-away"}').is_failure
+        q.close()
     finally:
         broker.stop()
     assert (site.broker_dir / "data" / "mosquitto.db").exists()

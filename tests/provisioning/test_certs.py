@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from provisioning.certs import CAError, SiteCA, common_name, service_identity
+from provisioning.certs import SITE_ROLES, CAError, SiteCA, common_name, role_identity
 from terminal.certinfo import cert_days_left
 from tests.conftest import run_careterm
 
@@ -72,16 +72,23 @@ def test_server_certificate_carries_every_host_as_dns_name_or_address(tmp_path):
     assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
 
 
-def test_the_site_service_name_can_never_be_a_device_id(tmp_path):
+def test_no_site_role_name_can_ever_be_a_device_id(tmp_path):
     import re
 
     from terminal.config import NAME_PATTERN
 
-    name = service_identity("main")
-    assert not re.match(NAME_PATTERN, name)
     ca = SiteCA.init(tmp_path / "ca")
-    cert = x509.load_pem_x509_certificate(ca.issue_service("main").cert)
-    assert common_name(cert) == name
+    for role in SITE_ROLES:
+        for n in (1, 2):
+            name = role_identity(role, "main", n)
+            assert not re.match(NAME_PATTERN, name), name
+            cert = x509.load_pem_x509_certificate(ca.issue_role(role, "main", n).cert)
+            assert common_name(cert) == name
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert role_identity("collector", "main", 2) == "collector-2.main"
+    with pytest.raises(CAError):
+        role_identity("site-service", "main")
 
 
 def test_cert_days_left_counts_down_and_never_raises(tmp_path):

@@ -33,8 +33,9 @@ def test_an_enrolled_pad_reports_takes_commands_and_acks_through_the_acl(
     cfg = tmp_path / "device.toml"
     cfg.write_text(render_toml(data), encoding="utf-8")
 
-    site_sub = peers("site-service")
-    site_sub.subscribe(f"{BASE}/pad-w03/#")
+    site_sub = peers("collector")
+    for leaf in ("status", "events/#", "reply"):
+        site_sub.subscribe(f"{BASE}/pad-w03/{leaf}")
     processes.start(
         careterm_cmd("pad", "--config", str(cfg), "--headless"), log=tmp_path / "pad.log"
     )
@@ -54,7 +55,11 @@ def test_an_enrolled_pad_reports_takes_commands_and_acks_through_the_acl(
     reply = json.loads(site_sub.received(f"{BASE}/pad-w03/reply")[0][1])
     assert reply["cid"] == "doctor-1" and reply["ok"] is True
 
-    site_sub.publish(f"{BASE}/pad-w03/ack", json.dumps({"seq": event["seq"]}).encode(), retain=True)
+    site_sub.publish(
+        f"{BASE}/pad-w03/ack",
+        json.dumps({"seq": event["seq"], "epoch": event["epoch"]}).encode(),
+        retain=True,
+    )
 
     def acked() -> bool:
         r = run_careterm("outbox", "stats", "--config", str(cfg))

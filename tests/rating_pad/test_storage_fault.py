@@ -9,7 +9,7 @@ import pytest
 from rating_pad.machine import PadState
 from rating_pad.service import PadService
 from terminal.config import load_config
-from terminal.outbox import StorageError
+from terminal.outbox import Faults, StorageError
 from terminal.uplink import Uplink
 from tests.conftest import wait_for
 
@@ -26,7 +26,8 @@ def test_storage_error_shows_fault_not_thanks_and_retries(
         broker_url=broker.url, extra='[rating]\nmode = "free"\ncooldown_s = 0\n'
     )
     cfg = load_config(path)
-    uplink = Uplink(cfg, max_pages=12)
+    faults = Faults()  # the outbox's seam: the disk refuses writes exactly when told
+    uplink = Uplink(cfg, faults=faults)
     sub = subscriber_factory(broker.port, ["careterm/main/pad-w03/#"])
     views = []
     svc = PadService(cfg, uplink)
@@ -34,19 +35,15 @@ def test_storage_error_shows_fault_not_thanks_and_retries(
     uplink.start()
     svc.start()
     try:
-        for size in (500, 50, 1):  # fill the outbox until the disk "is full"
-            with pytest.raises(StorageError):
-                for _ in range(10_000):
-                    uplink.record(
-                        "staff", {"window": "W03", "action": "pause", "staff": "x" * size}
-                    )
+        faults.fail("store", "full")  # the disk is full from now on
+        with pytest.raises(StorageError):
+            uplink.record("staff", {"window": "W03", "action": "pause", "staff": "x"})
         svc.touch(4)
         wait_for(lambda: views and views[-1].fault == "storage", 5, what="fault view")
         assert svc.machine.state == PadState.THANKS  # the machine moved on ...
         assert not svc.storage_ok  # ... but the screen shows the fault
         assert svc.is_alive()
-        with uplink.outbox._lock:  # the disk has room again
-            uplink.outbox._db.execute("PRAGMA max_page_count = 100000")
+        faults.clear()  # the disk has room again
         wait_for(lambda: svc.storage_ok, 5, what="the rating stored on retry")
         assert svc.last_view is not None and svc.last_view.fault is None
         ratings = wait_for(lambda: sub.events("rating"), 10, what="rating published")

@@ -146,3 +146,93 @@ def test_pad_refuses_a_kiosk_config(tmp_path: Path) -> None:
     r = run_careterm("pad", "--config", str(p), "--headless")
     assert r.returncode == 2
     assert "device.role" in r.stderr
+
+
+PAD = '[device]\nid = "p"\nrole = "rating_pad"\nsite = "main"\n'
+
+
+@pytest.mark.parametrize(
+    ("patch", "key", "words"),
+    [
+        (PAD + '[rating]\ntrend_share = "0.5"\n', "rating.trend_share", "valid number"),
+        (PAD.replace('site = "main"', 'site = "main"\ndata_dir = ""'), "device.data_dir", "empty"),
+        (
+            PAD.replace('site = "main"', 'site = "main"\ndata_dir = "var/x"'),
+            "device.data_dir",
+            "absolute",
+        ),
+        (
+            PAD.replace('site = "main"', 'site = "main"\ntimezone = "Mars/Olympus"'),
+            "device.timezone",
+            "IANA",
+        ),
+        (PAD + '[rating]\nmin_response_ms = "700"\n', "rating.min_response_ms", "integer"),
+        (PAD + "[buttons]\nkeys = {}\n", "buttons.keys", "empty"),
+        (PAD + '[mqtt]\nurl = "mqtts://broker:8883"\n', "mqtt.ca_file", "CA bundle"),
+        (PAD + "[device.extra]\nx = 1\n", "device.extra", "unknown key"),
+    ],
+)
+def test_wrong_values_of_version_2_name_their_key(
+    tmp_path: Path, patch: str, key: str, words: str
+) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, patch))
+    assert e.value.key == key, e.value
+    assert words in e.value.problem
+
+
+def test_new_keys_have_their_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.device.timezone == "Asia/Shanghai"
+    assert cfg.rating.min_response_ms == 700
+    assert cfg.rating.trend_share == 0.5
+    assert cfg.source == str(tmp_path / "device.toml")
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    p = tmp_path / "device.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert load_config(p).device.id == "pad-w03"
+
+
+def test_data_dir_pointing_at_a_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    afile = tmp_path / "not-a-folder"
+    afile.write_text("x")
+    p = write(tmp_path, GOOD.replace('data_dir = "/tmp/x"', f'data_dir = "{afile}"'))
+    for args in (("config", "check", str(p)), ("outbox", "stats", "--config", str(p))):
+        r = run_careterm(*args)
+        assert r.returncode == 2, r
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in r.stderr
+        assert str(p) in lines[0] and "device.data_dir" in lines[0] and "not a folder" in lines[0]
+
+
+def test_config_check_fails_configs_that_cannot_work(tmp_path: Path) -> None:
+    base = GOOD.replace('data_dir = "/tmp/x"', f'data_dir = "{tmp_path / "data"}"')
+    cases = [
+        ('[mqtt]\nurl = "mqtts://b:8883"\nca_file = "/nope/ca.crt"\n', "mqtt.ca_file"),
+        ('[mqtt]\nusername = "pad"\npassword_file = "/nope/pw"\n', "mqtt.password_file"),
+        (
+            '[card_reader]\ndriver = "serial"\ndevice = "/dev/ttyUSB1"\n'
+            '[privacy]\nsalt_file = "/nope/site.salt"\n',
+            "privacy.salt_file",
+        ),
+    ]
+    for extra, key in cases:
+        p = write(tmp_path, base + extra)
+        r = run_careterm("config", "check", str(p))
+        assert r.returncode == 2, (extra, r.stdout)
+        assert f"{p}: {key}:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_salt_file_error_names_the_config_file_and_the_salt_file(tmp_path: Path) -> None:
+    from drivers.card_reader.factory import make_classifier
+
+    p = write(
+        tmp_path,
+        GOOD + '[card_reader]\ndriver = "sim"\n[privacy]\nsalt_file = "/nope/site.salt"\n',
+    )
+    with pytest.raises(ConfigError) as e:
+        make_classifier(load_config(p))
+    assert e.value.path == str(p) and e.value.key == "privacy.salt_file"
+    assert "/nope/site.salt" in e.value.problem

@@ -10,6 +10,7 @@ import pytest
 
 from terminal.config import DeviceConfig, parse_config
 from terminal.mqtt_link import LinkOptions
+from terminal.outbox import Faults, StorageError
 from terminal.uplink import Uplink
 
 from ..conftest import Broker, wait_for
@@ -109,11 +110,11 @@ def test_site_ack_lets_the_device_forget_and_a_retained_ack_is_read_on_connect(
     for _ in range(10):
         up.record("rating", {})
     wait_for(lambda: len(site.events()) == 10, what="10 events")
-    site.publish(f"{BASE}/ack", {"seq": 7}, retain=True)
+    site.publish(f"{BASE}/ack", {"seq": 7, "epoch": up.outbox.epoch}, retain=True)
     wait_for(lambda: up.outbox.stats().site_acked_seq == 7, what="ack applied")
     assert sorted(e.seq for e in up.outbox.iter_all()) == [8, 9, 10]
     up.stop()
-    site.publish(f"{BASE}/ack", {"seq": 10}, retain=True)
+    site.publish(f"{BASE}/ack", {"seq": 10, "epoch": up.outbox.epoch}, retain=True)
     up2 = Uplink(cfg_for(tmp_path, broker), options=fast())
     up2.start()
     wait_for(lambda: up2.outbox.stats().site_acked_seq == 10, what="retained ack read")
@@ -132,17 +133,15 @@ def test_commands_ping_resend_and_bad_input_get_replies(tmp_path, broker, subscr
     ctl.publish(f"{BASE}/cmd/ping", {"cid": "p1"})
     ctl.publish(f"{BASE}/cmd/resend", {"cid": "r1", "from": 1, "to": 1})
     ctl.publish(f"{BASE}/cmd/resend", {"cid": "r2", "from": 5, "to": 2})
-    ctl.publish(f"{BASE}/cmd/ping", b"{not json")
+    ctl.publish(f"{BASE}/cmd/ping", b"{not json")  # no cid to answer to: no reply
     ctl.publish(f"{BASE}/cmd/ping", {"no": "cid"})
     ctl.publish(f"{BASE}/cmd/self_destruct", {"cid": "x1"})
-    wait_for(lambda: len(ctl.payloads("/reply")) == 6, what="6 replies")
-    replies = {r["cid"]: r for r in ctl.payloads("/reply") if r["cid"]}
+    wait_for(lambda: len(ctl.payloads("/reply")) == 4, what="4 replies")
+    replies = {r["cid"]: r for r in ctl.payloads("/reply")}
     assert replies["p1"]["ok"] and replies["p1"]["result"]["last_seq"] == 2
     assert replies["r1"]["ok"] and replies["r1"]["result"]["count"] == 1
-    assert not replies["r2"]["ok"] and "to >= from" in replies["r2"]["error"]
+    assert not replies["r2"]["ok"] and "`to` must be >= `from`" in replies["r2"]["error"]
     assert not replies["x1"]["ok"] and "unknown command" in replies["x1"]["error"]
-    anonymous = [r for r in ctl.payloads("/reply") if not r["cid"]]
-    assert len(anonymous) == 2 and not any(r["ok"] for r in anonymous)
     wait_for(lambda: len(ctl.events()) == 3, what="resent event")
     again = ctl.events()[-1]
     assert again["seq"] == 1 and again["id"] == first.id
@@ -231,42 +230,49 @@ def test_a_backlog_older_than_ten_minutes_raises_an_alert_once_it_can_be_sent(
 def test_a_disk_that_refuses_writes_raises_a_storage_alert_and_never_crashes(
     tmp_path, broker, subscriber_factory
 ):
-    from terminal.outbox import StorageError
-
+    faults = Faults()
     sub = subscriber_factory(broker.port, [f"{BASE}/#"])
-    up = Uplink(cfg_for(tmp_path, broker), options=fast(), max_pages=12)
+    up = Uplink(cfg_for(tmp_path, broker), options=fast(), faults=faults)
     up.start()
     wait_for(up.link.connected.is_set, what="link connected")
-    stored = 0
-    with pytest.raises(StorageError):
-        for _ in range(5000):
-            up.record("rating", {"pad": "x" * 400})
-            stored += 1
-    for _ in range(3):  # later failures do not flood the broker
-        with pytest.raises(StorageError):
-            up.record("rating", {"pad": "x" * 400})
+    for _ in range(5):
+        up.record("rating", {"score": 4})
+    faults.fail("store", "full")
+    for _ in range(4):  # later failures do not flood the broker
+        with pytest.raises(StorageError) as e:
+            up.record("rating", {"score": 1})
+        assert e.value.kind == "full"
     wait_for(
         lambda: [e for e in sub.events("alert") if e["data"]["kind"] == "storage"],
         what="storage alert",
     )
+    time.sleep(0.3)
     alerts = [e for e in sub.events("alert") if e["data"]["kind"] == "storage"]
     assert len(alerts) == 1
     a = alerts[0]
-    assert a["seq"] is None and a["data"]["severity"] == "critical"
-    assert a["data"]["durable"] is False
+    assert a["seq"] is None and a["epoch"] == up.outbox.epoch
+    assert a["data"]["severity"] == "critical" and a["data"]["durable"] is False
+    assert a["data"]["error_kind"] == "full" and "disk full" in a["data"]["error"]
+    assert "no transaction" not in json.dumps(a)
     assert up.link.is_alive()
-    wait_for(lambda: len(sub.events("rating")) == stored, what="stored events delivered")
-    # The site acks; space is reused; a durable "recovered" alert follows the next event.
-    sub.publish(f"{BASE}/ack", {"seq": stored}, retain=True)
-    wait_for(lambda: up.outbox.stats().site_acked_seq == stored, what="ack")
+    faults.clear()
+    # A durable "works again" alert follows the next event; no refused event was stored.
     ev = up.record("rating", {"score": 4})
-    assert ev.seq == stored + 1
-    wait_for(
-        lambda: len([e for e in sub.events("alert") if e["data"]["kind"] == "storage"]) == 2,
-        what="recovery alert",
-    )
-    rec = [e for e in sub.events("alert") if e["data"]["kind"] == "storage"][-1]
-    assert rec["seq"] == stored + 2 and rec["data"]["failed_events"] == 4
+    wait_for(lambda: len(sub.events("rating")) == 6, what="stored events delivered")
+    assert [e["data"]["score"] for e in sub.events("rating")] == [4] * 6
+    assert ev.seq == 6  # the refused events took no seq
+
+    def durable_storage_alerts() -> list[dict]:
+        return [
+            e
+            for e in sub.events("alert")
+            if e["data"]["kind"] == "storage" and e["seq"] is not None
+        ]
+
+    wait_for(lambda: len(durable_storage_alerts()) == 2, what="reserve and recovery alerts")
+    reserve, rec = durable_storage_alerts()
+    assert reserve["seq"] == 7 and "reserve" in reserve["data"]["message"]
+    assert rec["seq"] == 8 and rec["data"]["failed_events"] == 4
     up.stop()
 
 

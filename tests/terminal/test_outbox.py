@@ -15,6 +15,8 @@ import pytest
 from terminal.envelope import uuid7
 from terminal.outbox import Outbox, StorageError
 
+from .clocks import FakeClock
+
 
 def make(tmp_path: Path, **kw) -> Outbox:
     return Outbox(tmp_path / "outbox.sqlite", device="pad-w03", site="main", **kw)
@@ -30,7 +32,19 @@ def test_envelope_matches_spec(tmp_path: Path) -> None:
     ob = make(tmp_path)
     ev = ob.store("alert", {"kind": "printer"}, alert_kind="printer")
     env = json.loads(ev.payload)
-    assert set(env) == {"v", "id", "seq", "device", "site", "type", "ts", "clock_synced", "data"}
+    assert set(env) == {
+        "v",
+        "id",
+        "seq",
+        "epoch",
+        "device",
+        "site",
+        "type",
+        "ts",
+        "clock_synced",
+        "data",
+    }
+    assert env["epoch"] == ob.epoch and len(ob.epoch) == 32
     assert env["v"] == 1 and env["device"] == "pad-w03" and env["site"] == "main"
     assert uuid.UUID(env["id"]).version == 7
     assert ev.topic == "careterm/main/pad-w03/alerts/printer"
@@ -43,7 +57,7 @@ def test_seq_continues_after_reopen_even_when_acked_rows_are_gone(tmp_path: Path
     for _ in range(3):
         ob.store("rating", {})
     ob.mark_sent([1, 2, 3])
-    assert ob.site_ack(3) == 3
+    assert ob.site_ack(3, ob.epoch).dropped == 3
     ob.close()
     ob = make(tmp_path)
     assert ob.store("rating", {}).seq == 4
@@ -91,6 +105,7 @@ while True:
     proc.kill()
     proc.wait()
     ob = make(tmp_path)
+    assert ob.recovered is None, "a killed writer never looks like a damaged outbox"
     stored = {(str(e.seq), e.id) for e in ob.iter_all()}
     assert {tuple(r) for r in reported} <= stored
     seqs = sorted(e.seq for e in ob.iter_all())
@@ -108,10 +123,10 @@ def test_waiting_sent_and_site_ack_states(tmp_path: Path) -> None:
     assert [e.seq for e in ob.waiting(after_seq=3)] == [4, 5]
     st = ob.stats()
     assert (st.waiting, st.sent_unacked, st.last_seq) == (3, 2, 5)
-    ob.site_ack(2)
+    ob.site_ack(2, ob.epoch)
     st = ob.stats()
     assert (st.waiting, st.sent_unacked, st.site_acked_seq) == (3, 0, 2)
-    assert ob.site_ack(99) == 3  # clamped to what exists
+    assert ob.site_ack(5, ob.epoch).dropped == 3
     assert ob.stats().last_seq == 5
 
 
@@ -120,34 +135,41 @@ def test_resend_marks_stored_events_waiting_again(tmp_path: Path) -> None:
     for _ in range(6):
         ob.store("rating", {})
     ob.mark_sent([1, 2, 3, 4, 5, 6])
-    ob.site_ack(2)
+    ob.site_ack(2, ob.epoch)
     assert ob.mark_waiting(1, 4) == [3, 4]
     assert [e.seq for e in ob.waiting()] == [3, 4]
 
 
 def test_expire_forgets_only_sent_events_past_retention(tmp_path: Path) -> None:
-    ob = make(tmp_path)
-    old = 1_000_000.0
-    ob.store("rating", {}, ts=old)
-    ob.store("rating", {}, ts=old)
+    clock = FakeClock()
+    ob = make(tmp_path, clock=clock)
+    ob.store("rating", {})
+    ob.store("rating", {})
     ob.mark_sent([1])
-    assert ob.expire(7, now=old + 8 * 86400) == 1
+    clock.run(8 * 86400)
+    assert ob.expire(7) == 1
     assert [e.seq for e in ob.iter_all()] == [2]  # never-sent events are never dropped
 
 
 def test_full_disk_raises_storage_error_and_keeps_seq_contiguous(tmp_path: Path) -> None:
-    ob = make(tmp_path, max_pages=12)
+    ob = make(tmp_path, max_pages=40)
     stored = 0
     with pytest.raises(StorageError) as e:
         for _ in range(10_000):
             ob.store("rating", {"pad": "x" * 500})
             stored += 1
-    assert "full" in str(e.value)
-    assert stored > 0
-    ob.mark_sent(list(range(1, stored + 1)))
-    ob.site_ack(stored)
+    assert e.value.kind == "full" and "disk full" in str(e.value)
+    assert "no transaction" not in str(e.value)
+    last = ob.stats().last_seq
+    # The reserve was given back on the way (one more critical storage alert took a seq).
+    alerts = [json.loads(ev.payload)["data"] for ev in ob.iter_all() if ev.type == "alert"]
+    assert [a["kind"] for a in alerts] == ["storage"] and "reserve" in alerts[0]["message"]
+    assert last == stored + 1
+    assert sorted(ev.seq for ev in ob.iter_all()) == list(range(1, last + 1))
+    ob.mark_sent(list(range(1, last + 1)))
+    ob.site_ack(last, ob.epoch)
     # Space freed by the ack is reused; the next seq follows the last stored one.
-    assert ob.store("rating", {}).seq == stored + 1
+    assert ob.store("rating", {}).seq == last + 1
 
 
 def test_session_counter_is_durable(tmp_path: Path) -> None:
@@ -165,8 +187,10 @@ def test_uuid7_is_time_ordered_and_versioned() -> None:
     assert len({uuid7() for _ in range(10_000)}) == 10_000
 
 
-def test_outbox_file_is_the_only_state(tmp_path: Path) -> None:
+def test_the_data_folder_holds_the_outbox_its_marker_and_the_reserve(tmp_path: Path) -> None:
     ob = make(tmp_path)
     ob.store("rating", {})
-    names = sorted(os.listdir(tmp_path))
-    assert names[0] == "outbox.sqlite"
+    names = set(os.listdir(tmp_path))
+    assert {"outbox.sqlite", "outbox.identity", "outbox.reserve"} <= names
+    assert json.loads((tmp_path / "outbox.identity").read_text())["epoch"] == ob.epoch
+    assert (tmp_path / "outbox.reserve").stat().st_size == 256 * 1024

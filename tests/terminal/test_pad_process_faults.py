@@ -138,6 +138,7 @@ def test_sigkill_with_events_waiting_loses_nothing_and_seq_resumes(
     evs = sub.events()
     seqs = sorted({e["seq"] for e in evs})
     assert seqs == list(range(1, 51)), "no seq lost, none reused"
+    assert len({e["epoch"] for e in evs}) == 1
     assert len({e["id"] for e in evs}) == 50
     assert [e["seq"] for e in evs] == sorted(e["seq"] for e in evs), "in seq order"
 
@@ -180,6 +181,7 @@ def test_sigkill_mid_stream_with_the_broker_up_loses_nothing(
     for e in evs:
         by_id[e["id"]] = e["seq"]
     assert sorted(by_id.values()) == list(range(1, stored + 1))
+    assert len({e["epoch"] for e in evs}) == 1, "one outbox, one epoch across the kills"
     dupes = len(evs) - len(by_id)
     assert dupes >= 0  # at-least-once: repeats are allowed, consumers drop them by id
 

@@ -1,0 +1,226 @@
+"""The site's retained documents on a device (SPEC 9.4): validated in one place, last good one kept.
+
+A roster, directory, survey or staff document is validated with its terminal.payloads model.
+One that fails never replaces the last good one, in memory or on disk, and raises a `warning`
+alert of kind `document` naming the document and the fault (once per distinct payload, so a
+retained document re-read at every reconnect does not repeat it). A valid roster for another
+date is kept aside (`roster-YYYY-MM-DD.json`), never in place of today's, and becomes the
+current one on its day.
+
+    store = DocumentStore("staff", cfg.data_dir, alert=uplink.alert)
+    store.load()                      # at start: the last good one from disk, or None
+    result = store.offer(payload)     # a retained message arrived
+    if result.accepted: use(store.current)
+
+Thread-safe; `offer` writes a file (fsync), so call it from the app's core thread rather than
+the link thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from terminal.payloads import DOCUMENTS, PayloadError, Roster, parse
+from terminal.storage import write_durably
+from terminal.topics import SiteDocument
+
+log = logging.getLogger("careterm.documents")
+
+FOLDER = "documents"
+KEEP_ASIDE_DAYS = 7
+"""Rosters further ahead than this are not kept aside (a typo in the date, most likely)."""
+
+AlertFn = Callable[..., object]
+"""`alert(kind, severity, message, **details)`, e.g. `Uplink.alert`."""
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What became of an offered document."""
+
+    accepted: bool
+    """It is now the current one."""
+    kept_aside: bool = False
+    """A valid roster for another date: kept for its day, not in use."""
+    fault: str | None = None
+    """Why it was refused (None when it was valid)."""
+    document: BaseModel | None = None
+
+
+class DocumentStore:
+    """One retained document of the site: its model, the last good copy and its file."""
+
+    def __init__(
+        self,
+        name: SiteDocument,
+        data_dir: str | os.PathLike[str],
+        *,
+        alert: AlertFn | None = None,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.name = name
+        self.model: type[BaseModel] = DOCUMENTS[name]
+        self.folder = Path(data_dir) / FOLDER
+        self.path = self.folder / f"{name}.json"
+        self._alert = alert
+        self._today = today
+        self._lock = threading.Lock()
+        self._current: BaseModel | None = None
+        self._aside: dict[date, tuple[Roster, bytes]] = {}
+        self._alerted: set[str] = set()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def current(self) -> BaseModel | None:
+        """The document in use: for a roster, today's only (one kept aside takes over on its day)."""
+        with self._lock:
+            if self.name == "roster":
+                self._roll_over()
+            return self._current
+
+    def aside(self) -> list[date]:
+        """Dates of the valid rosters kept aside for another day."""
+        with self._lock:
+            return sorted(self._aside)
+
+    def load(self) -> BaseModel | None:
+        """Read the last good copy (and any rosters kept aside) from disk at start-up."""
+        with self._lock:
+            self._current = self._read(self.path)
+            if self.name == "roster":
+                for p in sorted(self.folder.glob("roster-*.json")):
+                    doc = self._read(p)
+                    if isinstance(doc, Roster):
+                        self._aside[doc.date] = (doc, p.read_bytes())
+                if isinstance(self._current, Roster) and self._current.date != self._today():
+                    # Yesterday's roster is not today's: keep it aside (it may be for tomorrow).
+                    self._aside.setdefault(self._current.date, (self._current, b""))
+                    self._current = None
+                self._roll_over()
+        return self.current
+
+    def _read(self, path: Path) -> BaseModel | None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.error("%s: cannot read %s: %s", self.name, path, e.strerror)
+            return None
+        try:
+            return parse(self.model, raw)
+        except PayloadError as e:
+            log.error("%s: %s is not usable (%s); ignored", self.name, path, e)
+            return None
+
+    # -- offering ----------------------------------------------------------------------------
+
+    def offer(self, payload: bytes, source: str = "mqtt") -> Offer:
+        """Validate `payload`; keep it when it is good. Never raises for a bad document."""
+        if not payload:
+            # An empty retained message clears the topic at the broker: nothing to use.
+            log.info("%s: empty retained message ignored; the last good one stays", self.name)
+            return Offer(False, fault="empty message")
+        try:
+            doc = parse(self.model, payload)
+        except PayloadError as e:
+            self._refused(payload, str(e), source)
+            return Offer(False, fault=str(e))
+        with self._lock:
+            if isinstance(doc, Roster) and doc.date != self._today():
+                return self._keep_aside(doc, payload)
+            self._current = doc
+            self._aside.pop(getattr(doc, "date", None), None)  # type: ignore[arg-type]
+        self._save(self.path, payload)
+        if isinstance(doc, Roster):
+            self._unlink(self._aside_path(doc.date))
+        log.info("%s from %s accepted", self.name, source)
+        return Offer(True, document=doc)
+
+    def _keep_aside(self, doc: Roster, payload: bytes) -> Offer:
+        today = self._today()
+        if doc.date < today or (doc.date - today).days > KEEP_ASIDE_DAYS:
+            fault = f"roster for {doc.date} is not for today ({today}) nor the coming days"
+            log.warning("roster: %s; not used, not kept", fault)
+            return Offer(False, fault=fault, document=doc)
+        self._aside[doc.date] = (doc, payload)
+        self._save(self._aside_path(doc.date), payload)
+        log.info("roster for %s kept aside; today's (%s) stays in use", doc.date, today)
+        return Offer(False, kept_aside=True, document=doc)
+
+    def _roll_over(self) -> None:
+        """Called with the lock held: on a new day, a roster kept aside for it takes over."""
+        today = self._today()
+        cur = self._current
+        if isinstance(cur, Roster) and cur.date == today:
+            return
+        if cur is not None:
+            self._current = None
+        hit = self._aside.pop(today, None)
+        for d in [d for d in self._aside if d < today]:
+            del self._aside[d]
+            self._unlink(self._aside_path(d))
+        if hit is not None:
+            doc, raw = hit
+            self._current = doc
+            if raw:
+                self._save(self.path, raw)
+            self._unlink(self._aside_path(today))
+            log.info("roster for %s (kept aside) is now in use", today)
+
+    def _aside_path(self, day: date) -> Path:
+        return self.folder / f"roster-{day.isoformat()}.json"
+
+    def _refused(self, payload: bytes, fault: str, source: str) -> None:
+        log.warning("%s from %s refused (the last good one stays): %s", self.name, source, fault)
+        digest = hashlib.sha256(payload).hexdigest()
+        with self._lock:
+            if digest in self._alerted:
+                return
+            self._alerted.add(digest)
+        if self._alert is None:
+            return
+        try:
+            self._alert(
+                "document",
+                "warning",
+                f"{self.name} document refused, the last good one stays: {fault}"[:500],
+                document=self.name,
+                fault=fault[:300],
+                source=source,
+            )
+        except Exception as e:  # the alert is news, not a reason to fail the offer
+            log.error("%s: the document alert was not recorded: %s", self.name, e)
+
+    # -- files -------------------------------------------------------------------------------
+
+    def _save(self, path: Path, payload: bytes) -> None:
+        try:
+            write_durably(path, payload)
+        except OSError as e:
+            log.error("%s: kept in memory but not on disk (%s): %s", self.name, path, e)
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def summary(doc: Any) -> str:
+    """A short description for logs and maintenance screens."""
+    if isinstance(doc, Roster):
+        return f"roster of {doc.date}, {len(doc.appointments)} appointments"
+    return type(doc).__name__ if doc is not None else "none"

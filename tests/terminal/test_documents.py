@@ -1,0 +1,149 @@
+"""Retained documents: a bad one never replaces the last good one and raises one `document` alert;
+a roster for another date is kept aside and takes over on its day."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from terminal.documents import DocumentStore
+from terminal.payloads import Roster, StaffDirectory
+
+TODAY = date(2026, 11, 23)
+TOKEN = "0" * 32
+
+
+def roster(day: date, n: int = 1) -> bytes:
+    appts = [
+        {
+            "id": f"A{day:%Y%m%d}-{i:04d}",
+            "token": TOKEN,
+            "department_id": "cardio",
+            "department": "心内科",
+            "slot_start": f"{day}T09:00:00+08:00",
+            "slot_end": f"{day}T09:30:00+08:00",
+            "queue_no": f"B{i:03d}",
+        }
+        for i in range(n)
+    ]
+    return json.dumps({"v": 1, "date": str(day), "appointments": appts}).encode()
+
+
+STAFF = json.dumps([{"staff": "E1024", "name": "王芳", "title": "收费员"}]).encode()
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.got: list[dict[str, Any]] = []
+
+    def __call__(self, kind: str, severity: str, message: str, **details: Any) -> None:
+        self.got.append({"kind": kind, "severity": severity, "message": message, **details})
+
+
+class Day:
+    def __init__(self, d: date) -> None:
+        self.d = d
+
+    def __call__(self) -> date:
+        return self.d
+
+
+@pytest.mark.parametrize(
+    ("name", "good", "bad", "words"),
+    [
+        ("staff", STAFF, b"[1,2,3]", "0"),
+        ("staff", STAFF, b"[]", "at least 1"),
+        ("directory", b'{"v":1,"departments":[{"id":"cardio","name":"x"}]}', b"{}", "departments"),
+        ("survey", b'{"v":1,"id":"s","questions":[{"id":"q1","text":"?"}]}', b'{"v":1}', "id"),
+        ("roster", roster(TODAY), b'{"v":1,"date":"2026-11-23","appointments":[]}', "at least 1"),
+        ("roster", roster(TODAY), b"\xff\xfe", "not UTF-8"),
+        ("roster", roster(TODAY), b"[" * 5000, "nested"),
+    ],
+)
+def test_a_bad_document_keeps_the_last_good_one_in_memory_and_on_disk(
+    tmp_path: Path, name: str, good: bytes, bad: bytes, words: str
+) -> None:
+    alerts = Alerts()
+    store = DocumentStore(name, tmp_path, alert=alerts, today=Day(TODAY))  # type: ignore[arg-type]
+    assert store.offer(good).accepted
+    kept = store.current
+    result = store.offer(bad)
+    assert not result.accepted and result.fault and words in result.fault
+    assert store.current == kept
+    assert store.path.read_bytes() == good
+    # One warning alert of kind `document` naming the document and the fault...
+    assert len(alerts.got) == 1
+    a = alerts.got[0]
+    assert (a["kind"], a["severity"], a["document"]) == ("document", "warning", name)
+    assert words in a["fault"]
+    # ... once per distinct payload (a retained message comes again at every reconnect).
+    store.offer(bad)
+    assert len(alerts.got) == 1
+    # After a restart the last good one is back.
+    again = DocumentStore(name, tmp_path, today=Day(TODAY))  # type: ignore[arg-type]
+    assert again.load() == kept
+
+
+def test_a_roster_for_another_date_is_kept_aside_and_takes_over_on_its_day(tmp_path: Path) -> None:
+    day = Day(TODAY)
+    store = DocumentStore("roster", tmp_path, today=day)
+    assert store.offer(roster(TODAY, 3)).accepted
+    tomorrow = TODAY + timedelta(days=1)
+    result = store.offer(roster(tomorrow, 5))
+    assert not result.accepted and result.kept_aside
+    cur = store.current
+    assert isinstance(cur, Roster) and cur.date == TODAY and len(cur.appointments) == 3
+    assert json.loads(store.path.read_bytes())["date"] == str(TODAY)
+    assert store.aside() == [tomorrow]
+    # A restart still has today's in place and tomorrow's aside.
+    again = DocumentStore("roster", tmp_path, today=day)
+    loaded = again.load()
+    assert isinstance(loaded, Roster) and loaded.date == TODAY
+    assert again.aside() == [tomorrow]
+    # Midnight: tomorrow's takes over, in memory and on disk.
+    day.d = tomorrow
+    cur = again.current
+    assert isinstance(cur, Roster) and cur.date == tomorrow and len(cur.appointments) == 5
+    assert json.loads(again.path.read_bytes())["date"] == str(tomorrow)
+    assert again.aside() == []
+
+
+def test_an_old_roster_is_never_used_nor_kept(tmp_path: Path) -> None:
+    store = DocumentStore("roster", tmp_path, today=Day(TODAY))
+    result = store.offer(roster(TODAY - timedelta(days=1)))
+    assert not result.accepted and not result.kept_aside
+    assert store.current is None and not store.path.exists()
+
+
+def test_a_roster_left_from_yesterday_is_not_today_s_after_a_restart(tmp_path: Path) -> None:
+    store = DocumentStore("roster", tmp_path, today=Day(TODAY))
+    store.offer(roster(TODAY))
+    later = DocumentStore("roster", tmp_path, today=Day(TODAY + timedelta(days=1)))
+    assert later.load() is None
+
+
+def test_staff_directory_model_is_what_the_store_returns(tmp_path: Path) -> None:
+    store = DocumentStore("staff", tmp_path)
+    store.offer(STAFF)
+    cur = store.current
+    assert isinstance(cur, StaffDirectory) and cur.root[0].staff == "E1024"
+
+
+def test_an_empty_retained_message_changes_nothing_and_alerts_nothing(tmp_path: Path) -> None:
+    alerts = Alerts()
+    store = DocumentStore("staff", tmp_path, alert=alerts)
+    store.offer(STAFF)
+    assert not store.offer(b"").accepted
+    assert store.current is not None and alerts.got == []
+
+
+def test_a_failing_alert_never_breaks_the_store(tmp_path: Path) -> None:
+    def broken(*a: Any, **k: Any) -> None:
+        raise OSError("disk full")
+
+    store = DocumentStore("staff", tmp_path, alert=broken)
+    assert not store.offer(b"{}").accepted

@@ -1,0 +1,188 @@
+"""The uplink at the edges against a real mosquitto: broker outages, epochs on the wire, and
+exactly one reply to every command whose cid can be read."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from terminal.config import DeviceConfig, parse_config
+from terminal.mqtt_link import BACKOFF_MAX_S, LinkOptions
+from terminal.outbox import outbox_path
+from terminal.payloads import Command
+from terminal.uplink import Uplink
+
+from ..conftest import Broker, wait_for
+
+pytestmark = pytest.mark.broker
+
+BASE = "careterm/main/pad-w03"
+
+
+def cfg_for(tmp_path: Path, broker: Broker) -> DeviceConfig:
+    return parse_config(
+        {
+            "device": {
+                "id": "pad-w03",
+                "role": "rating_pad",
+                "site": "main",
+                "data_dir": str(tmp_path / "data"),
+            },
+            "mqtt": {"url": broker.url, "keepalive_s": 5},
+        }
+    )
+
+
+def test_reconnect_attempts_go_on_at_least_every_2_s_and_the_backlog_drains(
+    tmp_path, broker, subscriber_factory
+):
+    """Default back-off (no test tuning): a broker down for a while is retried at least every
+    ~2 s, so the backlog starts draining within ~3 s of its return (timing goal: bench/)."""
+    up = Uplink(cfg_for(tmp_path, broker), options=LinkOptions(telemetry_interval_s=3600))
+    up.start()
+    wait_for(up.link.connected.is_set, what="link connected")
+    broker.kill()
+    wait_for(lambda: not up.link.connected.is_set(), what="link noticed the broker died")
+    for i in range(30):
+        up.record("rating", {"n": i})
+    before = up.link.state.attempts
+    wait_for(lambda: up.link.state.attempts >= before + 4, timeout=30, what="4 more attempts")
+    assert 0 < up.link.state.longest_wait_s <= BACKOFF_MAX_S
+    broker.start()
+    sub = subscriber_factory(broker.port, [f"{BASE}/events/#"])
+    wait_for(lambda: up.outbox.stats().waiting == 0, timeout=30, what="backlog drained")
+    wait_for(lambda: len(sub.events()) == 30, what="30 events at the site")
+    assert [e["seq"] for e in sub.events()] == list(range(1, 31))
+    assert up.link.state.longest_wait_s <= BACKOFF_MAX_S
+    up.stop()
+
+
+def test_a_new_outbox_ignores_the_retained_ack_of_the_old_one_and_says_so(
+    tmp_path, broker, subscriber_factory
+):
+    cfg = cfg_for(tmp_path, broker)
+    site = subscriber_factory(broker.port, [f"{BASE}/events/#", f"{BASE}/alerts/#"])
+    up = Uplink(cfg, options=LinkOptions(telemetry_interval_s=3600))
+    up.start()
+    for _ in range(40):
+        up.record("rating", {})
+    wait_for(lambda: len(site.events("rating")) == 40, what="40 events")
+    old_epoch = up.outbox.epoch
+    site.publish(f"{BASE}/ack", {"seq": 40, "epoch": old_epoch}, retain=True)
+    wait_for(lambda: up.outbox.stats().site_acked_seq == 40, what="acked")
+    up.stop()
+    # The data folder is wiped (re-imaged SD card): a new outbox, same device.
+    for p in cfg.data_dir.iterdir():
+        p.unlink()
+    up2 = Uplink(cfg, options=LinkOptions(telemetry_interval_s=3600))
+    ids = [up2.record("rating", {"n": i}).id for i in range(30)]
+    up2.start()
+    wait_for(lambda: len(site.events("rating")) == 70, what="30 new events")
+    time.sleep(0.5)  # the retained old ack has been read by now
+    assert {e.id for e in up2.outbox.iter_all()} >= set(ids), "nothing deleted by the old ack"
+    new = [e for e in site.events("rating") if e["epoch"] == up2.outbox.epoch]
+    assert [e["seq"] for e in new] == list(range(1, 31))
+    wait_for(
+        lambda: [a for a in site.events("alert") if a["data"].get("previous_epoch") == old_epoch],
+        what="critical storage alert",
+    )
+    up2.stop()
+
+
+def test_an_ack_without_an_epoch_deletes_nothing(tmp_path, broker, subscriber_factory):
+    site = subscriber_factory(broker.port, [f"{BASE}/events/#"])
+    up = Uplink(cfg_for(tmp_path, broker), options=LinkOptions(telemetry_interval_s=3600))
+    up.start()
+    for _ in range(5):
+        up.record("rating", {})
+    wait_for(lambda: len(site.events()) == 5, what="5 events")
+    site.publish(f"{BASE}/ack", {"seq": 5}, retain=True)
+    site.publish(f"{BASE}/ack", {"seq": 5, "epoch": "0" * 32}, retain=True)
+    site.publish(f"{BASE}/cmd/ping", {"cid": "after-acks"})  # processed after both acks
+    wait_for(lambda: up.link.state.connects and up.outbox.stats().sent_unacked == 5, what="sent")
+    time.sleep(0.5)
+    assert len([e for e in up.outbox.iter_all() if e.type == "rating"]) == 5
+    up.stop()
+
+
+def test_exactly_one_reply_for_every_command_with_a_readable_cid(
+    tmp_path, broker, subscriber_factory
+):
+    answered: list[str] = []
+
+    def app(name: str, cmd: Command, reply: Any) -> None:
+        answered.append(name)
+        if name == "pause":
+            raise RuntimeError("the app's handler has a bug")
+        reply(True, {"done": name}, None)
+        reply(True, {"again": True}, None)  # a second answer is dropped
+
+    up = Uplink(
+        cfg_for(tmp_path, broker),
+        on_command=app,
+        app_commands=("prompt", "pause", "resume"),
+        options=LinkOptions(telemetry_interval_s=3600),
+    )
+    up.start()
+    wait_for(up.link.connected.is_set, what="link connected")
+    ctl = subscriber_factory(broker.port, [f"{BASE}/reply"])
+    deep = b'{"cid": "deep", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    cases: list[tuple[str, Any]] = [
+        ("resend", {"cid": "big-from", "from": 2**63, "to": 2**63 + 5}),
+        ("resend", {"cid": "neg", "from": -1, "to": 3}),
+        ("resend", {"cid": "str", "from": "1", "to": 3}),
+        ("resend", {"cid": "epoch", "from": 1, "to": 3, "epoch": "1" * 32}),
+        ("resend", {"cid": "huge", "from": 1, "to": 2**62}),
+        ("ping", deep),
+        ("self_destruct", {"cid": "unknown"}),
+        ("print_test", {"cid": "not-here"}),
+        ("prompt", {"cid": "p-bad", "ticket": {"a": 1}}),
+        ("prompt", {"cid": "p-ok", "ticket": "A012"}),
+        ("pause", {"cid": "app-bug"}),
+        ("ping", {"cid": "ok-ping", "extra": [1, 2]}),
+        ("ping", b"[1, 2, 3]"),  # no cid can be read: no reply
+        ("ping", b'"just a string"'),
+        ("ping", b"\xff\xfe"),
+    ]
+    for name, body in cases:
+        ctl.publish(f"{BASE}/cmd/{name}", body)
+    expect = {
+        "big-from": False,
+        "neg": False,
+        "str": False,
+        "epoch": False,
+        "huge": False,
+        "deep": False,
+        "unknown": False,
+        "not-here": False,
+        "p-bad": False,
+        "p-ok": True,
+        "app-bug": False,
+        "ok-ping": True,
+    }
+    wait_for(lambda: len(ctl.payloads("/reply")) >= len(expect), what="replies")
+    time.sleep(0.5)
+    replies = ctl.payloads("/reply")
+    cids = [r["cid"] for r in replies]
+    assert sorted(cids) == sorted(expect), "exactly one reply per readable cid"
+    for r in replies:
+        assert r["ok"] is expect[r["cid"]], r
+        assert ("error" in r) is (not r["ok"]) and ("result" in r) is r["ok"]
+    by = {r["cid"]: r for r in replies}
+    assert "nested deeper" in by["deep"]["error"]
+    assert "unknown command" in by["unknown"]["error"]
+    assert by["p-ok"]["result"] == {"done": "prompt"}
+    assert "internal error" in by["app-bug"]["error"]
+    assert answered == ["prompt", "pause"]
+    assert up.link.is_alive()
+    up.stop()
+
+
+def test_outbox_file_is_where_the_config_says(tmp_path, broker):
+    cfg = cfg_for(tmp_path, broker)
+    up = Uplink(cfg)
+    assert up.outbox.path == outbox_path(cfg.data_dir)
+    up.stop()
