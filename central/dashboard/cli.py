@@ -46,9 +46,10 @@ def register(ssub: argparse._SubParsersAction) -> None:
     )
     d.add_argument(
         "--timezone",
-        default="",
+        default="Asia/Shanghai",
         metavar="NAME",
-        help="the site's time zone for 'today' (default: this machine's), e.g. Asia/Shanghai",
+        help="IANA zone for 'today' and the times shown (default Asia/Shanghai, as site report "
+        "and the devices)",
     )
     d.add_argument(
         "--refresh",

@@ -9,16 +9,25 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
 from central.db import alert_acks, devices, events, gaps, insert_ignore, reasons, telemetry
-from central.report_model import UNKNOWN, Group, aggregate, key_fn, load_facts
+from central.report_model import (
+    DEFAULT_TIMEZONE,
+    UNKNOWN,
+    Facts,
+    Group,
+    aggregate,
+    key_fn,
+    load_facts,
+)
 
 OPEN_ALERTS_MAX = 200  # newest open alerts listed (the count is exact)
-ACKED_SHOWN = 30
-RECHECK_S = 60.0  # alerts and figures are read again at least this often  # acknowledged alerts of today kept in view, newest first
+ACKED_SHOWN = 30  # acknowledged alerts of today kept in view, newest first
+RECHECK_S = 60.0  # alerts and every device's figures are read again at least this often
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 BAD_DRIVER_STATES = ("error", "absent")
 
@@ -166,7 +175,13 @@ def _int(d: dict[str, Any], k: str) -> int | None:
 
 
 class ConsoleData:
-    """Reads one `Snapshot` at a time; `acknowledge` is the only write."""
+    """Reads one `Snapshot` at a time; `acknowledge` is the only write.
+
+    Today's figures are those of `site report --from today --to today` in the same time zone
+    (`central.report_model` counts both). They are kept per device between polls: a poll
+    re-reads the ratings, prompts and reasons of the devices that stored an event since the
+    last one (`devices.last_event_at`, written in the collector's transaction), and nothing
+    when none did; every device again when the day turns and once every RECHECK_S."""
 
     def __init__(
         self,
@@ -178,11 +193,17 @@ class ConsoleData:
         thresholds: Thresholds | None = None,
     ) -> None:
         self.engine = engine
-        self.tz = tz
+        self.tz = tz or ZoneInfo(DEFAULT_TIMEZONE)
         self.staff_names = staff_names or {}
         self.alert_days = alert_days
         self.limits = thresholds or Thresholds()
-        self._cache: tuple[Any, float, Any, Any] | None = None
+        self._day = ""
+        self._read_all_at = float("-inf")
+        self._marks: dict[str, float | None] = {}  # device -> last_event_at when last read
+        self._acks: tuple[Any, ...] | None = None
+        self._facts: dict[str, Facts] = {}  # device -> today's facts
+        self._figures: tuple[int, list[FigureRow], list[FigureRow], FigureRow] | None = None
+        self._alerts: tuple[int, list[AlertView]] | None = None
 
     def today(self, now: float | None = None) -> date:
         return datetime.fromtimestamp(time.time() if now is None else now, self.tz).date()
@@ -190,26 +211,44 @@ class ConsoleData:
     def snapshot(self, now: float | None = None) -> Snapshot:
         now = time.time() if now is None else now
         day = self.today(now)
-        devs = self.devices(now)
-        # Alerts and figures read (and parse) the day's events: only when some arrived, an
-        # alert was acknowledged, the day turned, or once a minute anyway.
-        mark = (day, self._marker())
-        if self._cache is None or self._cache[0] != mark or now - self._cache[1] >= RECHECK_S:
-            open_count, alerts = self.alerts(now, day)
-            figures = self.figures(day.isoformat())
-            self._cache = (mark, now, (open_count, alerts), figures)
-        (open_count, alerts), (scale, windows, staff, total) = self._cache[2], self._cache[3]
+        devs = self.devices(now)  # first: an event stored after this read is seen next poll
+        marks = {d.device: d.last_event for d in devs}
+        acks = self._ack_marker()
+        every = day.isoformat() != self._day or now - self._read_all_at >= RECHECK_S
+        changed = set(marks) if every else {d for d, t in marks.items() if self._marks.get(d) != t}
+        if every or changed or self._figures is None:
+            self._read_facts(day.isoformat(), None if every else changed)
+            self._figures = self.figures_of(Facts.join(self._facts.values()))
+        if every or changed or acks != self._acks or self._alerts is None:
+            self._alerts = self.alerts(now, day)
+        # Only now, when everything was read: a failed read is tried again next poll.
+        self._day, self._marks, self._acks = day.isoformat(), marks, acks
+        if every:
+            self._read_all_at = now
+        (open_count, alerts), (scale, windows, staff, total) = self._alerts, self._figures
         return Snapshot(
             day.isoformat(), now, devs, open_count, alerts, scale, windows, staff, total
         )
 
-    def _marker(self) -> tuple[Any, ...]:
+    def _ack_marker(self) -> tuple[Any, ...]:
         with self.engine.connect() as conn:
-            seen = conn.execute(select(func.max(devices.c.last_seen))).scalar()
-            acks = conn.execute(
-                select(func.count(), func.max(alert_acks.c.acked_at)).select_from(alert_acks)
-            ).one()
-        return (seen, *acks)
+            return tuple(
+                conn.execute(
+                    select(func.count(), func.max(alert_acks.c.acked_at)).select_from(alert_acks)
+                ).one()
+            )
+
+    def _read_facts(self, day: str, device_ids: set[str] | None) -> None:
+        """Today's facts of `device_ids` (None: of every device) replace the ones kept."""
+        fresh = load_facts(self.engine, day, day, self.tz, device_ids).split()
+        if device_ids is None:
+            self._facts = fresh
+            return
+        for d in device_ids:
+            if d in fresh:
+                self._facts[d] = fresh[d]
+            else:
+                self._facts.pop(d, None)
 
     # -- devices --------------------------------------------------------------------------
 
@@ -431,11 +470,15 @@ class ConsoleData:
             ).one()
         return row.acked_by, row.acked_at
 
-    # -- today's figures (central.report_model does the counting) -------------------------------
+    # -- today's figures (central.report_model does the counting) -------------------------
 
     def figures(self, day: str) -> tuple[int, list[FigureRow], list[FigureRow], FigureRow]:
-        facts = load_facts(self.engine, day, day, self.tz)
+        """The day's figures per window and per clerk, read afresh (nothing kept)."""
+        return self.figures_of(load_facts(self.engine, day, day, self.tz))
+
+    def figures_of(self, facts: Facts) -> tuple[int, list[FigureRow], list[FigureRow], FigureRow]:
         out = []
+        total = Group("total")
         for by in ("window", "staff"):
             groups, total = aggregate(facts, key_fn(by, {}))
             groups.sort(key=lambda g: (g.key == UNKNOWN, str(g.key)))

@@ -20,6 +20,7 @@ from central.dashboard.data import ConsoleData
 from central.dashboard.users import UserStore
 from central.db import open_db
 from central.report import load_staff_names
+from central.report_model import DEFAULT_TIMEZONE
 from terminal.cliutil import UsageError
 
 log = logging.getLogger("careterm.dashboard")
@@ -33,7 +34,7 @@ class ServeOptions:
     cert: str = ""
     key: str = ""
     staff: str = ""
-    timezone: str = ""
+    timezone: str = DEFAULT_TIMEZONE
     refresh_s: float = 2.0
     alert_days: int = 7
     session_hours: float = 12.0
@@ -113,11 +114,10 @@ def load_secret(path: Path) -> str:
     return value
 
 
-def time_zone(name: str) -> ZoneInfo | None:
-    if not name:
-        return None  # the machine's own
+def time_zone(name: str) -> ZoneInfo:
+    """The site's zone: the same default as `site report`, so "today" is the report's day."""
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(name or DEFAULT_TIMEZONE)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(
             f"--timezone {name!r}: not an IANA time zone (e.g. Asia/Shanghai)"
