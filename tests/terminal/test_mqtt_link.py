@@ -337,6 +337,7 @@ def test_telemetry_shows_days_left_on_the_device_certificate(tmp_path, broker, s
 
 def test_the_link_works_when_its_descriptors_are_above_1024(tmp_path, broker, subscriber_factory):
     """select() fails at fd 1024; a process with many open files must still deliver."""
+    import gc
     import os
     import resource
 
@@ -347,6 +348,10 @@ def test_the_link_works_when_its_descriptors_are_above_1024(tmp_path, broker, su
     # The test's own subscriber uses paho's loop_start(), which itself needs select(): open
     # it before the ballast pushes new descriptors past 1,024.
     sub = subscriber_factory(broker.port, [f"{BASE}/events/#"])
+    # Earlier tests' objects closed by the garbage collector would free low descriptors
+    # while this test runs: collect them now and hold the collector off until the end.
+    gc.collect()
+    gc.disable()
     ballast = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     try:
         up = Uplink(cfg_for(tmp_path, broker), options=fast())
@@ -358,6 +363,7 @@ def test_the_link_works_when_its_descriptors_are_above_1024(tmp_path, broker, su
         wait_for(lambda: len(sub.events()) == 5, what="5 events")
         up.stop()
     finally:
+        gc.enable()
         for fd in ballast:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

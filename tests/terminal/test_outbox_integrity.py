@@ -15,6 +15,7 @@ import pytest
 
 from terminal.outbox import Faults, Outbox, StorageError
 
+from ..conftest import run_careterm
 from .clocks import FakeClock
 
 DEVICE = "pad-w03"
@@ -415,3 +416,24 @@ def test_kept_time_survives_a_restart(tmp_path: Path) -> None:
     again = make(tmp_path, clock=clock)
     clock.run(3 * 86400 + 1)
     assert again.expire(7) == 1
+
+
+def test_outbox_stats_reads_without_touching_the_files(tmp_path: Path, config_writer) -> None:
+    cfg = config_writer()
+    data = tmp_path / "data"
+    ob = make(data)
+    ob.store("rating", {})
+    ob.close()
+
+    def files() -> list[str]:  # a reader may add SQLite's -wal/-shm; nothing else changes
+        return sorted(p.name for p in data.iterdir() if not p.name.endswith(("-wal", "-shm")))
+
+    before = files()
+    r = run_careterm("outbox", "stats", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)
+    assert st["epoch"] == ob.epoch and st["last_seq"] == 1
+    (data / "outbox.sqlite").write_bytes(b"")  # damaged: stats says so, moves nothing
+    r = run_careterm("outbox", "stats", "--config", str(cfg))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert files() == before and (data / "outbox.sqlite").read_bytes() == b""
