@@ -366,14 +366,14 @@ class _Clock:
     ) -> tuple[str | None, int | None]:
         """A device set to the wrong zone (UTC) still lands in the right hour, because `ts`
         carries its offset; such devices are noted when the event is in the period."""
-        # Day and hour depend only on the date, the hour and a whole-hour offset: a month of
-        # ratings has a few hundred of those, so each is worked out once.
+        # With whole-hour offsets on both sides, day and hour depend only on the stamped date,
+        # hour and offset: a month of ratings has a few hundred of those, each worked out once.
         whole_hours = ts and len(ts) >= 25 and ts[-6] in "+-" and ts.endswith(":00")
         key = ts[:13] + ts[-6:] if whole_hours else None
         hit = self._seen.get(key) if key else None
         if hit is None:
             hit = self._convert(ts)
-            if key:
+            if key and hit[4]:
                 self._seen[key] = hit
         if hit[0] is None:
             return day, hour
@@ -383,17 +383,20 @@ class _Clock:
         return hit[0], hit[1]
 
     def _convert(self, ts: str | None) -> tuple[Any, ...]:
-        """(day, hour, the stamped offset when it is not the zone's, the zone's offset)."""
+        """(day, hour, the stamped offset when it is not the zone's, the zone's offset, whether
+        the zone's offset is whole hours here)."""
         t = _parse_ts(ts)
         if t is None:
-            return (None, None, None, None)
+            return (None, None, None, None, False)
         here = t.astimezone(self.zone)
-        bad = t.utcoffset() != here.utcoffset()
+        offset = here.utcoffset()
+        bad = t.utcoffset() != offset
         return (
             here.date().isoformat(),
             here.hour,
             _offset_text(t.utcoffset()) if bad else None,
-            _offset_text(here.utcoffset()),
+            _offset_text(offset),
+            offset is not None and offset.total_seconds() % 3600 == 0,
         )
 
     def offset_notes(self) -> list[OffsetNote]:
