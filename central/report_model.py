@@ -477,6 +477,24 @@ def load_facts(
 
     in_period, local = clock.in_period, clock.local
     facts = Facts()
+    # The last `reason` event of each rating (by time, then id) is its reason. The collector
+    # has already joined it to the rating (`ratings.reason`) in whichever order they came;
+    # taking it again here keeps "the reason event wins" true even for a rating that arrived
+    # after its reason without `reason_asked`.
+    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for row in reason_rows:
+        day, hour = local(row.device, row.ts, row.day, row.hour)
+        order = (row.ts or "", row.event_id)
+        old = latest.get((row.device, row.rating))
+        if old is None or order > old[0]:
+            latest[(row.device, row.rating)] = (order, row, day, hour)
+    said = {k: v[1].reason for k, v in latest.items() if v[1].found is not None}
+    for _, row, day, hour in sorted(latest.values(), key=lambda x: x[0]):
+        if row.found is None and row.reason and in_period(day):  # its rating is not here
+            facts.orphan_reasons.append(
+                OrphanReason(row.device, row.window, row.staff, row.reason, day, hour)
+            )
+
     # Prompts are keyed by (device, prompt id): an id is the pad's own.
     answers: dict[tuple[str, str], tuple[Any, ...]] = {}  # the counted rating answering it
     misused: dict[tuple[str, str], tuple[Any, ...]] = {}  # a misuse press that carried it
@@ -502,7 +520,7 @@ def load_facts(
             staff,
             score,
             scale,
-            None if misuse else reason,
+            None if misuse else said.get((device, rid), reason),
             misuse,
             ms,
             prompt,
@@ -530,21 +548,6 @@ def load_facts(
             pf = closed[key][1]
         if in_period(pf.day):
             facts.prompts.append(pf)
-
-    latest: dict[tuple[str, str], tuple[Any, ...]] = {}  # the last word on each lost rating
-    for row in reason_rows:
-        day, hour = local(row.device, row.ts, row.day, row.hour)
-        if row.found is not None:
-            continue  # the collector gave it to its rating (`ratings.reason`)
-        order = (row.ts or "", row.event_id)
-        old = latest.get((row.device, row.rating))
-        if old is None or order > old[0]:
-            latest[(row.device, row.rating)] = (order, row, day, hour)
-    for _, row, day, hour in sorted(latest.values(), key=lambda x: x[0]):
-        if row.reason and in_period(day):
-            facts.orphan_reasons.append(
-                OrphanReason(row.device, row.window, row.staff, row.reason, day, hour)
-            )
 
     unsynced: Counter[str] = Counter()
     for row in unsynced_rows:
