@@ -23,6 +23,7 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import termios
@@ -38,7 +39,7 @@ from typing import Any, TextIO
 import tomli_w
 
 from careterm.demo_data import demo_cards, demo_directory, demo_roster, demo_staff, demo_survey
-from careterm.localbroker import Broker
+from careterm.localbroker import Broker, free_port
 from drivers.speaker.factory import SPEAKER_ENV
 from terminal.cliutil import UsageError
 from terminal.config import DEFAULT_REASONS
@@ -526,6 +527,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     me = [sys.executable, "-m", "careterm"]
     watcher = None
+    console: list[str] = []
     stop = {"now": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -553,6 +555,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         f"sqlite:///{folder / 'site.db'}",
                     ],
                 )
+                console = _start_console(folder, files, spawn, me)
             except ModuleNotFoundError:
                 pass
             watcher = _watch(port, sys.stdout)
@@ -569,7 +572,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if broker is not None and plan.run_pad:
             threading.Thread(target=_sign_in_when_online, args=(port,), daemon=True).start()
 
-        print(summary(plan, folder, url, port, broker is not None), flush=True)
+        print(summary(plan, folder, url, port, broker is not None, console), flush=True)
         if feeder is not None and plan.run_pad:
             feeder.start(sys.stdin)
         rc = _wait(children, folder, stop, args.duration)
@@ -589,6 +592,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if feeder is not None:
             feeder.close(sys.stdin)
     return rc
+
+
+def _start_console(
+    folder: Path, files: dict[str, Path], spawn: Callable[..., object], me: list[str]
+) -> list[str]:
+    """The site console over the demo's database, with a demo login; lines for the summary."""
+    try:
+        import central.dashboard.server  # noqa: F401 - the optional `site` extra
+    except ModuleNotFoundError:
+        return ["console:  not installed (pip install 'careterm[site]')"]
+    from central.dashboard.users import hash_password, read_users, write_users
+
+    users, login = folder / "console-users.txt", folder / "console-login.txt"
+    password = login.read_text().strip() if login.exists() else ""
+    if not password or "demo" not in read_users(users):
+        password = secrets.token_urlsafe(9)
+        write_users(users, {"demo": hash_password(password)})
+        login.write_text(password + "\n")
+        os.chmod(login, 0o600)
+    port = 8080
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        port = free_port()
+    spawn(
+        "console",
+        me
+        + ["site", "dashboard", "--db", f"sqlite:///{folder / 'site.db'}"]
+        + ["--listen", f"127.0.0.1:{port}", "--users", str(users), "--staff", str(files["staff"])]
+        + ["--site-name", "careterm demo"],
+    )
+    return [
+        f"console:  http://127.0.0.1:{port}/  (log in as demo / {password}; wall display: /wall)"
+    ]
 
 
 def _wait(

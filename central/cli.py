@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from central.dashboard import cli as dashboard_cli
 from terminal.cliutil import UsageError
 
 PUBLISH_KINDS = ("roster", "directory", "staff", "survey")
@@ -180,6 +181,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="longest wait between webhook retries (default 300)",
     )
     a.set_defaults(func=_alerts)
+
+    dashboard_cli.register(ssub)  # `site dashboard`, `site users` (SPEC 9.7)
 
 
 def _add_session_expiry(p: argparse.ArgumentParser) -> None:

@@ -244,6 +244,16 @@ alert_deliveries = Table(
     Index("alert_deliveries_pending", "delivered_at", "device", "n"),
 )
 
+# -- Site console (SPEC 9.7, central/dashboard): who acknowledged which alert ----------------
+
+alert_acks = Table(
+    "alert_acks",
+    metadata,
+    Column("event_id", String(64), primary_key=True),  # the alert's envelope id
+    Column("acked_by", String(64), nullable=False),  # console user name
+    Column("acked_at", Float, nullable=False),  # Unix time
+)
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()

@@ -1,33 +1,37 @@
-"""Report figures from the site database: every query `site report` makes, and the per-group model.
+"""The satisfaction figures of the site, from the site database: every query `site report`
+makes, the per-group model, and today's figures of the site console (`central.dashboard`
+counts through `load_facts` and `aggregate`, so the two never disagree).
 
-The renderers (`central.report` for table and CSV, `central.report_html` for the page) only
-format what `build_report` returns; nothing here formats text for a reader.
+The renderers (`central.report_text` for table and CSV, `central.report_html` for the page)
+only format what `build_report` returns; nothing here formats text for a reader.
 
-Where the figures come from (the `events` table, each event once by its envelope id):
-- `rating` events: scores, misuse, response time, the prompt they answer, and (for pads
-  before SPEC 9.3) a `reason` carried in the rating itself;
-- `reason` events (`{"rating": <rating event id>, "reason": ...}`): the reason of a low
-  score, asked after the rating was stored; it wins over a reason inside the rating;
-- `prompt` events (`{"prompt": <id>, "outcome": "expired"|"superseded", ...}`): a prompt
-  that closed without a rating.
+Where the figures come from: the tables the collector fills in the same transaction as
+`events` (each event once, by its envelope id; nothing here parses an envelope):
+- `ratings`: scores, misuse, response time, the prompt they answer, and the reason: the one
+  of the rating's `reason` event (SPEC 9.3) when there is one, else (pads before SPEC 9.3)
+  the reason carried in the rating itself;
+- `reasons`: `reason` events; one whose rating (of the same device) is not in the database
+  still counts as a complaint;
+- `prompts`: `prompt` events, a prompt that closed without a rating (expired, superseded);
+- `events` (type, day and `clock_synced` only, never the payload): devices whose clock was
+  not synchronised.
+docs/site.md ("Report") states every definition.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, select
+from sqlalchemy import Table, and_, select
 from sqlalchemy.engine import Engine
 
-from central.db import devices, events, gaps
-from central.messages import parse_rating
+from central.db import devices, events, gaps, prompts, ratings, reasons
 from terminal.cliutil import UsageError
 
 UNKNOWN = "(none)"
@@ -231,61 +235,23 @@ def parse_timezone(name: str) -> ZoneInfo:
 # -- queries -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Row:
-    id: str
-    device: str
-    type: str
-    ts: str | None
-    day: str | None
-    hour: int | None
-    clock_synced: bool | None
-    data: dict[str, Any]
-
-
 def _shift(day: str, days: int) -> str:
     return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
 
 
-def _event_rows(engine: Engine, day_from: str, day_to: str) -> Iterator[_Row]:
-    """Rating, reason and prompt events of the period, one day wider on each side: the stored
-    `day` is the device's own, and a reason may follow its rating past midnight."""
-    q = select(
-        events.c.id,
-        events.c.device,
-        events.c.type,
-        events.c.ts,
-        events.c.day,
-        events.c.hour,
-        events.c.clock_synced,
-        events.c.payload,
-    ).where(events.c.type.in_(REPORT_TYPES))
-    cond = []
+def _where(
+    table: Table, day_from: str, day_to: str, device_ids: Collection[str] | None
+) -> list[Any]:
+    """The period one day wider on each side: the stored `day` is the device's own, and the
+    report's zone may put an event on the day before or after (the exact cut is made on `ts`)."""
+    cond: list[Any] = []
     if day_from:
-        cond.append(events.c.day >= _shift(day_from, -1))
+        cond.append(table.c.day >= _shift(day_from, -1))
     if day_to:
-        cond.append(events.c.day <= _shift(day_to, 1))
-    if cond:
-        q = q.where(and_(*cond))
-    with engine.connect() as conn:
-        for r in conn.execute(q.order_by(events.c.device, events.c.seq, events.c.id)):
-            try:
-                env = json.loads(r.payload)
-            except ValueError:
-                continue
-            data = env.get("data") if isinstance(env, dict) else None
-            if isinstance(data, dict):
-                yield _Row(r.id, r.device, r.type, r.ts, r.day, r.hour, r.clock_synced, data)
-
-
-def _existing_ids(engine: Engine, ids: Iterable[str]) -> set[str]:
-    ids = list(ids)
-    found: set[str] = set()
-    with engine.connect() as conn:
-        for i in range(0, len(ids), 500):
-            q = select(events.c.id).where(events.c.id.in_(ids[i : i + 500]))
-            found.update(conn.execute(q).scalars())
-    return found
+        cond.append(table.c.day <= _shift(day_to, 1))
+    if device_ids is not None:
+        cond.append(table.c.device.in_(sorted(device_ids)))
+    return cond
 
 
 def gap_rows(engine: Engine, state: str = "") -> list[dict[str, Any]]:
@@ -338,10 +304,6 @@ def _iso(t: float | None) -> str | None:
 # -- facts -------------------------------------------------------------------------------------
 
 
-def _text(v: Any, n: int = 200) -> str | None:
-    return v[:n] if isinstance(v, str) and v else None
-
-
 def _offset_text(d: timedelta | None) -> str:
     if d is None:
         return "?"
@@ -352,123 +314,250 @@ def _offset_text(d: timedelta | None) -> str:
 
 @dataclass
 class Facts:
-    ratings: list[RatingFact]
-    prompts: list[PromptFact]
-    orphan_reasons: list[OrphanReason]
-    offsets: list[OffsetNote]
-    unsynced: list[ClockNote]
+    """What the figures are made of, for one period. Every fact belongs to one device, so the
+    facts of a set of devices are those devices' facts put together (`split`, `join`)."""
+
+    ratings: list[RatingFact] = field(default_factory=list)
+    prompts: list[PromptFact] = field(default_factory=list)
+    orphan_reasons: list[OrphanReason] = field(default_factory=list)
+    offsets: list[OffsetNote] = field(default_factory=list)
+    unsynced: list[ClockNote] = field(default_factory=list)
+
+    def split(self) -> dict[str, Facts]:
+        out: dict[str, Facts] = {}
+        for name in ("ratings", "prompts", "orphan_reasons", "offsets", "unsynced"):
+            for f in getattr(self, name):
+                getattr(out.setdefault(f.device, Facts()), name).append(f)
+        return out
+
+    @staticmethod
+    def join(parts: Iterable[Facts]) -> Facts:
+        out = Facts()
+        for p in parts:
+            out.ratings += p.ratings
+            out.prompts += p.prompts
+            out.orphan_reasons += p.orphan_reasons
+            out.offsets += p.offsets
+            out.unsynced += p.unsynced
+        out.offsets.sort(key=lambda o: o.device)
+        out.unsynced.sort(key=lambda c: c.device)
+        return out
+
+
+class _Clock:
+    """Day and hour in the report's zone, and the notes on devices whose time looks wrong."""
+
+    def __init__(self, zone: tzinfo, day_from: str, day_to: str) -> None:
+        self.zone = zone
+        self.day_from, self.day_to = day_from, day_to
+        self.bad_offset: dict[str, Counter[str]] = {}
+        self.expected: dict[str, str] = {}
+        self._seen: dict[str, tuple[Any, ...]] = {}
+
+    def in_period(self, day: str | None) -> bool:
+        if day is None:
+            return not (self.day_from or self.day_to)
+        return (not self.day_from or day >= self.day_from) and (
+            not self.day_to or day <= self.day_to
+        )
+
+    def local(
+        self, device: str, ts: str | None, day: str | None, hour: int | None
+    ) -> tuple[str | None, int | None]:
+        """A device set to the wrong zone (UTC) still lands in the right hour, because `ts`
+        carries its offset; such devices are noted when the event is in the period."""
+        # With whole-hour offsets on both sides, day and hour depend only on the stamped date,
+        # hour and offset: a month of ratings has a few hundred of those, each worked out once.
+        whole_hours = ts and len(ts) >= 25 and ts[-6] in "+-" and ts.endswith(":00")
+        key = ts[:13] + ts[-6:] if whole_hours else None
+        hit = self._seen.get(key) if key else None
+        if hit is None:
+            hit = self._convert(ts)
+            if key and hit[4]:
+                self._seen[key] = hit
+        if hit[0] is None:
+            return day, hour
+        if hit[2] is not None and self.in_period(hit[0]):
+            self.bad_offset.setdefault(device, Counter())[hit[2]] += 1
+            self.expected[device] = hit[3]
+        return hit[0], hit[1]
+
+    def _convert(self, ts: str | None) -> tuple[Any, ...]:
+        """(day, hour, the stamped offset when it is not the zone's, the zone's offset, whether
+        the zone's offset is whole hours here)."""
+        t = _parse_ts(ts)
+        if t is None:
+            return (None, None, None, None, False)
+        here = t.astimezone(self.zone)
+        offset = here.utcoffset()
+        bad = t.utcoffset() != offset
+        return (
+            here.date().isoformat(),
+            here.hour,
+            _offset_text(t.utcoffset()) if bad else None,
+            _offset_text(offset),
+            offset is not None and offset.total_seconds() % 3600 == 0,
+        )
+
+    def offset_notes(self) -> list[OffsetNote]:
+        return [
+            OffsetNote(d, sum(c.values()), tuple(sorted(c)), self.expected[d])
+            for d, c in sorted(self.bad_offset.items())
+        ]
+
+
+def _first(found: dict[Any, tuple[Any, ...]], key: Any, order: tuple[Any, ...], item: Any) -> None:
+    """Keep, per key, the item that comes first by `order` (the same on every database)."""
+    old = found.get(key)
+    if old is None or order < old[0]:
+        found[key] = (order, item)
 
 
 def load_facts(
-    engine: Engine, day_from: str = "", day_to: str = "", zone: tzinfo | None = None
+    engine: Engine,
+    day_from: str = "",
+    day_to: str = "",
+    zone: tzinfo | None = None,
+    device_ids: Collection[str] | None = None,
 ) -> Facts:
-    """Ratings, prompts and reasons of the period (inclusive local dates in `zone`)."""
-    zone = zone or ZoneInfo(DEFAULT_TIMEZONE)
-    bad_offset: dict[str, Counter[str]] = {}
-    expected: dict[str, str] = {}
-    unsynced: Counter[str] = Counter()
+    """Ratings, prompts and reasons of the period (inclusive local dates in `zone`), of every
+    device or only of `device_ids`, from the collector's tables `ratings`, `prompts` and
+    `reasons` (filled in the same transaction as `events`; the reason of a rating is already
+    joined to it there)."""
+    clock = _Clock(zone or ZoneInfo(DEFAULT_TIMEZONE), day_from, day_to)
+    r, p, q = ratings.c, prompts.c, reasons.c
+    q_ratings = select(
+        r.event_id,
+        r.device,
+        r.window,
+        r.staff,
+        r.score,
+        r.scale,
+        r.reason,
+        r.misuse,
+        r.response_ms,
+        r.prompt,
+        r.ts,
+        r.day,
+        r.hour,
+    ).where(*_where(ratings, day_from, day_to, device_ids))
+    q_prompts = select(
+        p.event_id, p.prompt, p.device, p.window, p.staff, p.ts, p.day, p.hour
+    ).where(*_where(prompts, day_from, day_to, device_ids))
+    # Every reason of the period, and whether its rating is in the database: one that is not
+    # (lost, or not arrived yet) still counts, as a complaint. Only a rating of the same device
+    # is the reason's own (the collector joins them so too).
+    q_reasons = (
+        select(
+            q.event_id,
+            q.rating,
+            q.device,
+            q.window,
+            q.staff,
+            q.reason,
+            q.ts,
+            q.day,
+            q.hour,
+            r.event_id.label("found"),
+        )
+        .select_from(reasons.outerjoin(ratings, and_(r.event_id == q.rating, r.device == q.device)))
+        .where(*_where(reasons, day_from, day_to, device_ids))
+    )
+    e = events.c
+    q_unsynced = select(e.device, e.ts, e.day, e.hour).where(
+        e.type.in_(REPORT_TYPES),
+        e.clock_synced.is_(False),
+        *_where(events, day_from, day_to, device_ids),
+    )
+    with engine.connect() as conn:
+        rating_rows = conn.execute(q_ratings).all()
+        prompt_rows = conn.execute(q_prompts).all()
+        reason_rows = conn.execute(q_reasons).all()
+        unsynced_rows = conn.execute(q_unsynced).all()
 
-    def in_period(day: str | None) -> bool:
-        if day is None:
-            return not (day_from or day_to)
-        return (not day_from or day >= day_from) and (not day_to or day <= day_to)
+    in_period, local = clock.in_period, clock.local
+    facts = Facts()
+    # The last `reason` event of each rating (by time, then id) is its reason. The collector
+    # has already joined it to the rating (`ratings.reason`) in whichever order they came;
+    # taking it again here keeps "the reason event wins" true even for a rating that arrived
+    # after its reason without `reason_asked`.
+    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for row in reason_rows:
+        day, hour = local(row.device, row.ts, row.day, row.hour)
+        order = (row.ts or "", row.event_id)
+        old = latest.get((row.device, row.rating))
+        if old is None or order > old[0]:
+            latest[(row.device, row.rating)] = (order, row, day, hour)
+    said = {k: v[1].reason for k, v in latest.items() if v[1].found is not None}
+    for _, row, day, hour in sorted(latest.values(), key=lambda x: x[0]):
+        if row.found is None and row.reason and in_period(day):  # its rating is not here
+            facts.orphan_reasons.append(
+                OrphanReason(row.device, row.window, row.staff, row.reason, day, hour)
+            )
 
-    def local(r: _Row) -> tuple[str | None, int | None]:
-        """Day and hour in the report's zone: a device set to the wrong zone (UTC) still
-        lands in the right hour, because `ts` carries its offset."""
-        t = _parse_ts(r.ts)
-        if t is None:
-            return r.day, r.hour
-        here = t.astimezone(zone)
-        day = here.date().isoformat()
-        if in_period(day):
-            if t.utcoffset() != here.utcoffset():
-                bad_offset.setdefault(r.device, Counter())[_offset_text(t.utcoffset())] += 1
-                expected[r.device] = _offset_text(here.utcoffset())
-            if r.clock_synced is False:
-                unsynced[r.device] += 1
-        return day, here.hour
-
-    reasons: dict[str, str | None] = {}  # rating event id -> reason (the latest event wins)
-    reason_rows: list[tuple[_Row, str, str | None, int | None]] = []
     # Prompts are keyed by (device, prompt id): an id is the pad's own.
-    closed: dict[tuple[str, str], tuple[_Row, str | None, int | None]] = {}
-    rated: list[tuple[_Row, Any, str | None, int | None]] = []
-    for r in _event_rows(engine, day_from, day_to):
-        day, hour = local(r)
-        if r.type == "reason":
-            rid = _text(r.data.get("rating"), 64)
-            if rid:
-                reasons[rid] = _text(r.data.get("reason"))
-                reason_rows.append((r, rid, day, hour))
-        elif r.type == "prompt":
-            pid = _text(r.data.get("prompt"), 64)
-            if pid and (r.device, pid) not in closed:
-                closed[r.device, pid] = (r, day, hour)
-        elif r.type == "rating":
-            parsed = parse_rating(r.data)
-            if parsed is not None:
-                rated.append((r, parsed, day, hour))
-
-    ratings: list[RatingFact] = []
-    answers: dict[tuple[str, str], RatingFact] = {}  # prompt -> the counted rating answering it
-    misused: dict[tuple[str, str], RatingFact] = {}  # prompt -> a misuse press that carried it
-    for r, p, day, hour in rated:
-        prompt = _text(r.data.get("prompt"), 64)
+    answers: dict[tuple[str, str], tuple[Any, ...]] = {}  # the counted rating answering it
+    misused: dict[tuple[str, str], tuple[Any, ...]] = {}  # a misuse press that carried it
+    for (
+        rid,
+        device,
+        window,
+        staff,
+        score,
+        scale,
+        reason,
+        misuse,
+        ms,
+        prompt,
+        ts,
+        *dh,
+    ) in rating_rows:
+        day, hour = local(device, ts, *dh)
         fact = RatingFact(
-            id=r.id,
-            device=r.device,
-            window=p.window,
-            staff=p.staff,
-            score=p.score,
-            scale=p.scale,
-            reason=None if p.misuse else reasons.get(r.id, p.reason),
-            misuse=p.misuse,
-            response_ms=p.response_ms,
-            prompt=prompt,
-            day=day,
-            hour=hour,
+            rid,
+            device,
+            window,
+            staff,
+            score,
+            scale,
+            None if misuse else said.get((device, rid), reason),
+            misuse,
+            ms,
+            prompt,
+            day,
+            hour,
         )
         if prompt:
-            (misused if p.misuse else answers).setdefault((r.device, prompt), fact)
+            _first(misused if misuse else answers, (device, prompt), (ts or "", rid), fact)
         if in_period(day):
-            ratings.append(fact)
+            facts.ratings.append(fact)
 
-    prompts: list[PromptFact] = []
-    for key in sorted(answers.keys() | closed.keys() | misused.keys()):
+    closed: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for row in prompt_rows:
+        day, hour = local(row.device, row.ts, row.day, row.hour)
+        fact = PromptFact(row.prompt, row.device, row.window, row.staff, day, hour, False)
+        _first(closed, (row.device, row.prompt), (row.ts or "", row.event_id), fact)
+
+    for key in answers.keys() | closed.keys() | misused.keys():
         # Each prompt once, in the group of the rating that answered it, else of the event
         # that closed it, else of the misuse press that took it.
-        pid = key[1]
         if key in answers or key not in closed:
-            f = answers.get(key) or misused[key]
-            fact = PromptFact(pid, f.device, f.window, f.staff, f.day, f.hour, key in answers)
+            f: RatingFact = (answers.get(key) or misused[key])[1]
+            pf = PromptFact(key[1], f.device, f.window, f.staff, f.day, f.hour, key in answers)
         else:
-            r, day, hour = closed[key]
-            window, staff = _text(r.data.get("window"), 64), _text(r.data.get("staff"), 64)
-            fact = PromptFact(pid, r.device, window, staff, day, hour, False)
-        if in_period(fact.day):
-            prompts.append(fact)
+            pf = closed[key][1]
+        if in_period(pf.day):
+            facts.prompts.append(pf)
 
-    # A reason whose rating never reached the database still counts: it is a complaint.
-    missing = {rid for _, rid, _, _ in reason_rows} - {r.id for r, *_ in rated}
-    missing -= _existing_ids(engine, missing)  # stored, but outside the period
-    orphans: list[OrphanReason] = []
-    for r, rid, day, hour in reason_rows:
-        text = reasons.get(rid)
-        if rid in missing and text and in_period(day):
-            missing.discard(rid)
-            window, staff = _text(r.data.get("window"), 64), _text(r.data.get("staff"), 64)
-            orphans.append(OrphanReason(r.device, window, staff, text, day, hour))
-    return Facts(
-        ratings,
-        prompts,
-        orphans,
-        [
-            OffsetNote(d, sum(c.values()), tuple(sorted(c)), expected[d])
-            for d, c in sorted(bad_offset.items())
-        ],
-        [ClockNote(d, n) for d, n in sorted(unsynced.items())],
-    )
+    unsynced: Counter[str] = Counter()
+    for row in unsynced_rows:
+        t = _parse_ts(row.ts)
+        day = t.astimezone(clock.zone).date().isoformat() if t is not None else row.day
+        if in_period(day):
+            unsynced[row.device] += 1
+    facts.offsets = clock.offset_notes()
+    facts.unsynced = [ClockNote(d, n) for d, n in sorted(unsynced.items())]
+    return facts
 
 
 def _parse_ts(ts: str | None) -> datetime | None:
@@ -505,7 +594,10 @@ def aggregate(facts: Facts, key: Callable[[Any], Any]) -> tuple[list[Group], Gro
 
     def group(x: Any) -> Group:
         k = key(x)
-        return groups.setdefault(k, Group(k))
+        g = groups.get(k)
+        if g is None:  # not setdefault: a Group per rating would double the report's time
+            g = groups[k] = Group(k)
+        return g
 
     for r in facts.ratings:
         group(r).add_rating(r)

@@ -1,0 +1,422 @@
+"""The site console's web application (Starlette): log-in, pages, live updates, acknowledge.
+
+Every route except `/login` and `/static/` needs a session (`RequireLogin` wraps the whole
+app, so a route added later is protected by default). Live updates are server-sent events:
+one poller (`Hub`) reads the database every `refresh_s` seconds and every open page gets the
+parts that changed as HTML rendered here, so the first page load and the updates share the
+same templates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio.to_thread
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from central.dashboard.data import ConsoleData, Snapshot
+from central.dashboard.texts import LANGS, Words, pct_level, response_level
+from central.dashboard.users import User, UserStore
+
+log = logging.getLogger("careterm.dashboard")
+
+HERE = Path(__file__).resolve().parent
+PUBLIC_PATH, PUBLIC_PREFIX = "/login", "/static/"  # all else needs a session
+DATA_PREFIXES = ("/api/", "/events", "/alerts/")  # answered with 401 instead of a redirect
+RERENDER_S = 30.0  # pages get fresh "3 min ago" texts at least this often
+LOGIN_FAIL_DELAY_S = 1.0
+
+FRAGMENTS = {
+    "console": {
+        "f-banner": "_banner.html",
+        "f-summary": "_summary.html",
+        "f-alerts": "_alerts.html",
+        "f-devices": "_devices.html",
+        "f-windows": "_windows.html",
+        "f-staff": "_staff.html",
+    },
+    "wall": {
+        "f-banner": "_banner.html",
+        "w-summary": "_wall_summary.html",
+        "w-windows": "_wall_windows.html",
+        "w-side": "_wall_side.html",
+    },
+}
+
+
+@dataclass
+class Settings:
+    data: ConsoleData
+    users: UserStore
+    secret: str
+    tz: tzinfo | None = None
+    refresh_s: float = 2.0
+    https: bool = False
+    session_hours: float = 12.0
+    site_name: str = ""
+
+
+class Hub:
+    """Polls the database and tells the open pages when what they show has changed."""
+
+    def __init__(self, data: ConsoleData, refresh_s: float) -> None:
+        self.data = data
+        self.refresh_s = refresh_s
+        self.snapshot: Snapshot | None = None
+        self.version = ""
+        self.error: str | None = None
+        self._changed = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.closing = False
+
+    async def refresh(self) -> None:
+        try:
+            snap = await anyio.to_thread.run_sync(self.data.snapshot)
+            if self.error:
+                log.info("dashboard: the database can be read again")
+            self.error = None
+        except Exception as e:  # keep showing the last good figures, with a banner
+            err = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            if err != self.error:
+                log.warning("dashboard: cannot read the database: %s", err)
+            self.error = err
+            if self.snapshot is None:
+                return
+            snap = self.snapshot
+        version = snap.version() + (self.error or "")
+        self.snapshot = snap
+        if version != self.version:
+            self.version = version
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self.closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.refresh_s)
+            self._wake.clear()
+            await self.refresh()
+
+    async def wait_change(self, timeout: float) -> None:
+        ev = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ev.wait(), timeout)
+
+    def close(self) -> None:
+        self.closing = True
+        self._changed.set()
+        self._wake.set()
+
+
+class RequireLogin:
+    """ASGI middleware: no route but the log-in page and static files without a session."""
+
+    def __init__(self, app: ASGIApp, users: UserStore) -> None:
+        self.app = app
+        self.users = users
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # no WebSocket route exists; refuse any attempt
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        path: str = scope["path"]
+        if path == PUBLIC_PATH or path.startswith(PUBLIC_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        user = self.users.session_user(scope.get("session") or {})
+        if user is None:
+            if path.startswith(DATA_PREFIXES):
+                resp: Response = JSONResponse({"error": "login required"}, status_code=401)
+            else:
+                target = path + (
+                    f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
+                )
+                resp = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            await resp(scope, receive, send)
+            return
+        scope.setdefault("state", {})["user"] = user
+        await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Headers every answer carries: no framing, no caching of data, no referrer leaks."""
+
+    HEADERS = [
+        (b"x-frame-options", b"DENY"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"same-origin"),
+        (
+            b"content-security-policy",
+            b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+            b"frame-ancestors 'none'; form-action 'self'",
+        ),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += self.HEADERS
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, wrapped)
+
+
+def _safe_next(target: str | None) -> str:
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def create_app(settings: Settings) -> Starlette:
+    hub = Hub(settings.data, settings.refresh_s)
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(pct_level=pct_level, response_level=response_level)
+    fragment_cache: dict[tuple[str, str], tuple[str, float, dict[str, str]]] = {}
+
+    def lang_of(request: Request) -> str:
+        asked = request.query_params.get("lang")
+        if asked in LANGS:
+            request.session["lang"] = asked
+        lang = request.session.get("lang")
+        return lang if lang in LANGS else "zh"
+
+    def context(request: Request, lang: str, view: str, now: float) -> dict[str, Any]:
+        user: User | None = getattr(request.state, "user", None)
+        snap = hub.snapshot
+        return {
+            "t": Words(lang, settings.tz, now),
+            "lang": lang,
+            "other_lang": "en" if lang == "zh" else "zh",
+            "view": view,
+            "snap": snap,
+            "error": hub.error,
+            "user": user.name if user else None,
+            "csrf": request.session.get("csrf", ""),
+            "site_name": settings.site_name,
+            "refresh_s": settings.refresh_s,
+            "scale": snap.scale if snap else 4,
+            "alert_days": settings.data.alert_days,
+            "utc_offset_min": _utc_offset_min(settings.tz, now),
+        }
+
+    def fragments(request: Request, lang: str, view: str) -> dict[str, str]:
+        """The page parts for this version, rendered once per language and view."""
+        now = time.time()
+        key = (lang, view)
+        cached = fragment_cache.get(key)
+        if cached and cached[0] == hub.version and now - cached[1] < RERENDER_S:
+            return cached[2]
+        ctx = context(request, lang, view, now)
+        ctx["csrf"] = "__CSRF__"  # per-session value filled in below; the cache is shared
+        out = {fid: env.get_template(name).render(ctx) for fid, name in FRAGMENTS[view].items()}
+        fragment_cache[key] = (hub.version, now, out)
+        return out
+
+    def with_csrf(parts: dict[str, str], request: Request) -> dict[str, str]:
+        token = str(request.session.get("csrf", ""))
+        return {k: v.replace("__CSRF__", token) for k, v in parts.items()}
+
+    def page(request: Request, template: str, view: str) -> HTMLResponse:
+        lang = lang_of(request)
+        ctx = context(request, lang, view, time.time())
+        ctx["parts"] = with_csrf(fragments(request, lang, view), request)
+        return HTMLResponse(env.get_template(template).render(ctx))
+
+    async def console(request: Request) -> Response:
+        return page(request, "console.html", "console")
+
+    async def wall(request: Request) -> Response:
+        return page(request, "wall.html", "wall")
+
+    async def login_form(request: Request) -> Response:
+        lang = lang_of(request)
+        ctx = context(request, lang, "login", time.time())
+        ctx.update(next=_safe_next(request.query_params.get("next")), failed=False, name="")
+        return HTMLResponse(env.get_template("login.html").render(ctx))
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        name = str(form.get("user") or "")[:64]
+        password = str(form.get("password") or "")
+        target = _safe_next(str(form.get("next") or "/"))
+        user = await anyio.to_thread.run_sync(settings.users.check, name, password)
+        if user is None:
+            log.warning("dashboard: failed log-in for %r from %s", name, _client(request))
+            await asyncio.sleep(LOGIN_FAIL_DELAY_S)  # slows password guessing
+            lang = lang_of(request)
+            ctx = context(request, lang, "login", time.time())
+            ctx.update(next=target, failed=True, name=name)
+            return HTMLResponse(env.get_template("login.html").render(ctx), status_code=401)
+        lang = request.session.get("lang")
+        request.session.clear()
+        request.session.update(
+            user=user.name,
+            fp=user.fingerprint,
+            csrf=secrets.token_urlsafe(24),
+            lang=lang if lang in LANGS else "zh",
+        )
+        log.info("dashboard: %s logged in from %s", user.name, _client(request))
+        return RedirectResponse(target, status_code=303)
+
+    async def logout(request: Request) -> Response:
+        form = await request.form()
+        if not _csrf_ok(request, form.get("csrf")):
+            return JSONResponse({"error": "bad or missing CSRF token"}, status_code=403)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def acknowledge(request: Request) -> Response:
+        wants_json = "application/json" in request.headers.get("accept", "")
+        form = await request.form()
+        token = request.headers.get("x-csrf-token") or form.get("csrf")
+        if not _csrf_ok(request, token):
+            return JSONResponse({"error": "bad or missing CSRF token"}, status_code=403)
+        user: User = request.state.user
+        eid = request.path_params["event_id"]
+        got = await anyio.to_thread.run_sync(settings.data.acknowledge, eid, user.name)
+        if got is None:
+            return JSONResponse({"error": f"no alert {eid}"}, status_code=404)
+        log.info("dashboard: %s acknowledged alert %s", user.name, eid)
+        await hub.refresh()
+        if wants_json:
+            return JSONResponse({"id": eid, "acked_by": got[0], "acked_at": got[1]})
+        return RedirectResponse("/", status_code=303)
+
+    async def state(request: Request) -> Response:
+        snap = hub.snapshot
+        body = snap.as_json() if snap else {}
+        body["error"] = hub.error
+        return JSONResponse(body)
+
+    async def stream(request: Request) -> Response:
+        lang = lang_of(request)
+        view = request.query_params.get("view", "console")
+        if view not in FRAGMENTS:
+            view = "console"
+        session = dict(request.session)
+
+        async def events() -> AsyncIterator[str]:
+            yield f"retry: {int(max(1.0, settings.refresh_s) * 1000)}\n\n"
+            sent, sent_at = "", 0.0
+            while not hub.closing:
+                if settings.users.session_user(session) is None:
+                    yield "event: logout\ndata: {}\n\n"
+                    return
+                if hub.version != sent or time.monotonic() - sent_at >= RERENDER_S:
+                    sent, sent_at = hub.version, time.monotonic()
+                    body = {
+                        "version": sent,
+                        "fragments": with_csrf(fragments(request, lang, view), request),
+                    }
+                    yield f"event: state\ndata: {json.dumps(body, ensure_ascii=False)}\n\n"
+                await hub.wait_change(min(RERENDER_S, 15.0))
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"X-Accel-Buffering": "no"},
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.refresh()
+        task = asyncio.create_task(hub.run())
+        try:
+            yield
+        finally:
+            hub.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    routes = [
+        Route("/", console),
+        Route("/wall", wall),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/events", stream),
+        Route("/api/state", state),
+        Route("/alerts/{event_id:path}/ack", acknowledge, methods=["POST"]),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret,
+                session_cookie="careterm_console",
+                max_age=int(settings.session_hours * 3600),
+                same_site="strict",
+                https_only=settings.https,
+            ),
+            Middleware(RequireLogin, users=settings.users),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    return app
+
+
+def _csrf_ok(request: Request, token: Any) -> bool:
+    want = request.session.get("csrf")
+    return isinstance(token, str) and isinstance(want, str) and secrets.compare_digest(token, want)
+
+
+def _utc_offset_min(tz: tzinfo | None, now: float) -> int:
+    off = datetime.fromtimestamp(now, tz).astimezone(tz).utcoffset()
+    return int(off.total_seconds() // 60) if off is not None else 0
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
