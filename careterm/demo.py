@@ -16,6 +16,7 @@ as at a real window: a press counts after a prompt (`cmd/prompt`, or the P key).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
+import paho.mqtt.client as mqtt
 import tomli_w
 
 from careterm.demo_data import demo_cards, demo_directory, demo_roster, demo_staff, demo_survey
@@ -169,7 +171,6 @@ def build_site(
 
 
 def _publish_retained(port: int, files: dict[str, Path]) -> None:
-    import paho.mqtt.client as mqtt
 
     c = mqtt.Client(
         callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -191,7 +192,6 @@ def _publish_retained(port: int, files: dict[str, Path]) -> None:
 
 def _sign_in_when_online(port: int, timeout: float = 30.0) -> None:
     """Sign the demo clerk in once the pad is online (a first session has no queue yet)."""
-    import paho.mqtt.client as mqtt
 
     online = threading.Event()
     c = mqtt.Client(
@@ -457,7 +457,6 @@ def describe_message(topic: str, payload: bytes) -> str | None:
 
 def _watch(port: int, out: TextIO) -> Any:
     """Print one line per event and reply the demo devices send (paho's own thread)."""
-    import paho.mqtt.client as mqtt
 
     c = mqtt.Client(
         callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -498,11 +497,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"the kiosk is a touchscreen app and needs a screen someone sees ({why}); "
             "run `careterm demo --only pad` here, or the demo on a desktop"
         )
-    if plan.run_kiosk:
-        try:
-            import kiosk.cli  # noqa: F401
-        except ModuleNotFoundError:
-            plan = Plan(screen, plan.headless, plan.run_pad, False, plan.keys_from)
+    if plan.run_kiosk and importlib.util.find_spec("kivy") is None:  # a device install without UI
+        plan = Plan(screen, plan.headless, plan.run_pad, False, plan.keys_from)
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     mosquitto = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists()
     broker = Broker(folder / "broker") if mosquitto else None
@@ -540,24 +536,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.start()  # its log: broker/mosquitto.log
             _publish_retained(port, files)
-            try:
-                import central.cli  # noqa: F401
-
-                spawn(
-                    "collector",
-                    me
-                    + [
-                        "site",
-                        "collect",
-                        "--broker",
-                        url,
-                        "--db",
-                        f"sqlite:///{folder / 'site.db'}",
-                    ],
-                )
-                console = _start_console(folder, files, spawn, me)
-            except ModuleNotFoundError:
-                pass
+            spawn(
+                "collector",
+                me
+                + [
+                    "site",
+                    "collect",
+                    "--broker",
+                    url,
+                    "--db",
+                    f"sqlite:///{folder / 'site.db'}",
+                ],
+            )
+            console = _start_console(folder, files, spawn, me)
             watcher = _watch(port, sys.stdout)
         if plan.run_pad:
             spawn(
@@ -598,11 +589,12 @@ def _start_console(
     folder: Path, files: dict[str, Path], spawn: Callable[..., object], me: list[str]
 ) -> list[str]:
     """The site console over the demo's database, with a demo login; lines for the summary."""
+    # The console is the optional `site` extra (Starlette): a device install runs without it.
     try:
-        import central.dashboard.server  # noqa: F401 - the optional `site` extra
+        import central.dashboard.server  # noqa: F401
+        from central.dashboard.users import hash_password, read_users, write_users
     except ModuleNotFoundError:
         return ["console:  not installed (pip install 'careterm[site]')"]
-    from central.dashboard.users import hash_password, read_users, write_users
 
     users, login = folder / "console-users.txt", folder / "console-login.txt"
     password = login.read_text().strip() if login.exists() else ""

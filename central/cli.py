@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
+from central.alerts import AlertOptions, run_alerts
+from central.collector import CollectOptions, run_collector
 from central.dashboard import cli as dashboard_cli
+from central.db import open_db
+from central.mqtt import (
+    DEFAULT_SESSION_EXPIRY_S,
+    add_broker_args,
+    broker_options,
+    default_client_id,
+    publish_retained,
+)
+from central.publish import load_publishable, site_topic
+from central.report import load_staff_names, render_report
+from central.report_model import gap_rows
+from central.roster import build_roster_file
 from terminal.cliutil import UsageError
 
 PUBLISH_KINDS = ("roster", "directory", "staff", "survey")
@@ -14,8 +29,6 @@ DEFAULT_SITE = "main"  # the site of SPEC 3's example configuration
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from central.mqtt import add_broker_args
-
     site = sub.add_parser("site", help="site-side tools: roster, collector, reports, alerts")
     ssub = site.add_subparsers(dest="site_command", metavar="SITE_COMMAND", required=True)
 
@@ -186,7 +199,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_session_expiry(p: argparse.ArgumentParser) -> None:
-    from central.mqtt import DEFAULT_SESSION_EXPIRY_S
 
     p.add_argument(
         "--session-expiry",
@@ -216,7 +228,6 @@ def _write(text: str, out: str) -> None:
 
 
 def _roster_build(args: argparse.Namespace) -> int:
-    from central.roster import build_roster_file
 
     roster, notes = build_roster_file(
         args.csv,
@@ -229,7 +240,6 @@ def _roster_build(args: argparse.Namespace) -> int:
         directory=args.directory,
         force_date=args.force_date,
     )
-    import json
 
     for n in notes:
         print(f"careterm: {n}", file=sys.stderr)
@@ -238,8 +248,6 @@ def _roster_build(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from central.mqtt import broker_options, publish_retained
-    from central.publish import load_publishable, site_topic
 
     if not args.site:
         args.site = DEFAULT_SITE
@@ -256,9 +264,6 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from central.collector import CollectOptions, run_collector
-    from central.db import open_db
-    from central.mqtt import broker_options, default_client_id
 
     if args.gap_timeout <= 0 or args.ping_interval <= 0:
         raise UsageError("--gap-timeout and --ping-interval must be positive seconds")
@@ -278,17 +283,12 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from central.report import render_report
 
     _write(render_report(args), args.out)
     return 0
 
 
 def _gaps(args: argparse.Namespace) -> int:
-    import json
-
-    from central.db import open_db
-    from central.report_model import gap_rows
 
     for row in gap_rows(open_db(args.db), args.state):
         print(json.dumps(row, ensure_ascii=False))
@@ -296,9 +296,6 @@ def _gaps(args: argparse.Namespace) -> int:
 
 
 def _alerts(args: argparse.Namespace) -> int:
-    from central.alerts import AlertOptions, run_alerts
-    from central.db import open_db
-    from central.report import load_staff_names
 
     if args.webhook and not args.webhook.startswith(("http://", "https://")):
         raise UsageError(f"--webhook {args.webhook!r}: use an http:// or https:// URL")

@@ -27,6 +27,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -339,22 +340,19 @@ def _earlier_schema(engine: Engine) -> bool:
     return "epoch" not in {c["name"] for c in inspect(engine).get_columns("events")}
 
 
+def _insert(engine: Engine | Connection) -> Any:
+    """The dialect's INSERT construct (both know ON CONFLICT)."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
 def insert_ignore(engine: Engine | Connection, table: Table):
     """INSERT ... ON CONFLICT DO NOTHING for the engine's dialect."""
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
+    return _insert(engine)(table).on_conflict_do_nothing()
 
 
 def upsert(engine: Engine | Connection, table: Table, key: list[str], columns: list[str]):
     """INSERT ... ON CONFLICT (key) DO UPDATE SET columns = the new values."""
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table)
+    stmt = _insert(engine)(table)
     return stmt.on_conflict_do_update(
         index_elements=key, set_={c: getattr(stmt.excluded, c) for c in columns}
     )

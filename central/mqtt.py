@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
 
 from terminal.cliutil import UsageError
 
@@ -84,7 +88,6 @@ def broker_options(args: argparse.Namespace) -> BrokerOptions:
 
 def new_client(opts: BrokerOptions, client_id: str, *, manual_ack: bool = False):
     """A paho MQTT 5 client configured from the options (not yet connected)."""
-    import paho.mqtt.client as mqtt
 
     client = mqtt.Client(
         callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -117,10 +120,6 @@ def publish_retained(
     opts: BrokerOptions, topic: str, payload: bytes, timeout: float = 10.0
 ) -> None:
     """Publish one retained QoS 1 message and wait for the broker's PUBACK."""
-    import os
-    import threading
-
-    import paho.mqtt.client as mqtt
 
     client = new_client(opts, f"careterm-publish-{os.getpid()}")
     up = threading.Event()

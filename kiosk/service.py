@@ -41,6 +41,7 @@ from terminal.core import CoreLoop
 from terminal.documents import DocumentStore
 from terminal.outbox import StorageError
 from terminal.privacy import SaltError, load_salt
+from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.kiosk")
 
@@ -63,7 +64,7 @@ class KioskService:
     def __init__(
         self,
         cfg: DeviceConfig,
-        uplink: Any,
+        uplink: Uplink,
         printer: TicketPrinter | None = None,
         card_reader: CardReader | None = None,
         *,

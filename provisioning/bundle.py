@@ -12,6 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from provisioning.certs import common_name
 from terminal.config import DeviceConfig, parse_config
 
 ETC = "/etc/careterm"
@@ -122,40 +129,6 @@ def validate(data: dict[str, Any]) -> DeviceConfig:
     return parse_config(data, "device.toml")
 
 
-# -- TOML writing (tomllib only reads) ------------------------------------------------------
-
-
-def _toml_str(s: str) -> str:
-    out = []
-    for ch in s:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return _toml_str(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        inner = ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items())
-        return "{ " + inner + " }" if inner else "{}"
-    raise BundleError(f"cannot write {type(v).__name__} {v!r} to TOML")
-
-
-def _toml_key(k: str) -> str:
-    return k if k and all(c.isalnum() or c in "_-" for c in k) and k.isascii() else _toml_str(k)
-
-
 HINTS = {
     "buttons": "# Prefer the stable /dev/serial/by-id/... name (`careterm hw list` shows it).",
     "card_reader": "# Prefer the stable /dev/serial/by-id/... name (`careterm hw list` shows it).",
@@ -164,16 +137,16 @@ HINTS = {
 
 
 def render_toml(data: dict[str, Any], header: str = "") -> str:
-    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    """device.toml text: `header` as comments, then each section (tomli-w writes the values),
+    with a hint under the sections whose device name a technician usually edits."""
+    parts = ["\n".join(f"# {line}" if line else "#" for line in header.splitlines())]
     for section, values in data.items():
-        if lines:
-            lines.append("")
-        lines.append(f"[{_toml_key(section)}]")
+        text = tomli_w.dumps({section: values})
         if section in HINTS and values.get("driver") not in (None, "none"):
-            lines.append(HINTS[section])
-        for key, value in values.items():
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+            head, _, rest = text.partition("\n")
+            text = f"{head}\n{HINTS[section]}\n{rest}"
+        parts.append(text.rstrip("\n"))
+    return "\n\n".join(p for p in parts if p) + "\n"
 
 
 # -- the bundle -----------------------------------------------------------------------------
@@ -257,12 +230,6 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
 
 
 def _check_identity(p: Path, files: dict[str, bytes], cfg: DeviceConfig) -> None:
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from provisioning.certs import common_name
 
     try:
         cert = x509.load_pem_x509_certificate(files["device.crt"])

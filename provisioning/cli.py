@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import ipaddress
 import os
+import re
 import sys
 from pathlib import Path
 
+from provisioning import bundle as bundles
+from provisioning.broker import install_crl, role_files, write_broker_dir
+from provisioning.bundle import BundleError, read_bundle
+from provisioning.certs import CRL, CAError, SiteCA, role_identity
+from provisioning.doctor import run_checks
+from provisioning.install import InstallError, apply, make_plan
+from terminal.cliutil import UsageError, add_config_arg
+from terminal.config import NAME_PATTERN, ConfigError, config_path
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from terminal.cliutil import add_config_arg
-
     doc = sub.add_parser("doctor", help="check config, data dir, clock, broker, TLS and devices")
     add_config_arg(doc)
     doc.set_defaults(func=cmd_doctor)
@@ -112,15 +122,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _usage(msg: str) -> Exception:
-    from terminal.cliutil import UsageError
 
     return UsageError(msg)
 
 
 def _name(kind: str, value: str) -> str:
-    import re
-
-    from terminal.config import NAME_PATTERN
 
     if not re.match(NAME_PATTERN, value):
         raise _usage(
@@ -131,7 +137,6 @@ def _name(kind: str, value: str) -> str:
 
 
 def cmd_ca_init(args: argparse.Namespace) -> int:
-    from provisioning.certs import CAError, SiteCA
 
     try:
         ca = SiteCA.init(args.dir)
@@ -142,9 +147,6 @@ def cmd_ca_init(args: argparse.Namespace) -> int:
 
 
 def cmd_device(args: argparse.Namespace) -> int:
-    from provisioning import bundle as b
-    from provisioning.certs import CAError, SiteCA
-    from terminal.config import ConfigError
 
     device_id = _name("id", args.id)
     site = _name("site", args.site)
@@ -152,7 +154,7 @@ def cmd_device(args: argparse.Namespace) -> int:
         raise _usage("a rating_pad needs --window (the window id it reports, e.g. W03)")
     if not 1 <= args.days <= 3650:
         raise _usage("--days must be between 1 and 3650")
-    data = b.device_settings(
+    data = bundles.device_settings(
         device_id=device_id,
         role=args.role,
         site=site,
@@ -162,14 +164,12 @@ def cmd_device(args: argparse.Namespace) -> int:
         topic_root=args.topic_root,
     )
     try:
-        import copy
-
         before = copy.deepcopy(data)
         for assignment in args.set:
-            b.apply_override(data, assignment)
-        b.check_fixed(before, data)
-        cfg = b.validate(data)
-    except b.BundleError as e:
+            bundles.apply_override(data, assignment)
+        bundles.check_fixed(before, data)
+        cfg = bundles.validate(data)
+    except bundles.BundleError as e:
         raise _usage(str(e)) from None
     except ConfigError as e:
         source = "--set" if args.set else "the arguments"
@@ -191,7 +191,7 @@ def cmd_device(args: argparse.Namespace) -> int:
         "Written by `careterm provision device`; check it with `careterm config check`."
     )
     files = {
-        "device.toml": b.render_toml(data, header).encode("utf-8"),
+        "device.toml": bundles.render_toml(data, header).encode("utf-8"),
         "device.crt": issued.cert,
         "device.key": issued.key,
         "ca.crt": ca.cert_pem,
@@ -208,7 +208,7 @@ def cmd_device(args: argparse.Namespace) -> int:
     if args.role == "kiosk" and args.window:
         print("careterm: warning: --window is for rating pads; a kiosk ignores it", file=sys.stderr)
     out = Path(args.out)
-    b.write_bundle(out, files)
+    bundles.write_bundle(out, files)
     print(
         f"{out}: bundle for {device_id} ({args.role}, site {site}); it holds the device's "
         "private key: copy it to the device, install it, then delete it"
@@ -217,8 +217,6 @@ def cmd_device(args: argparse.Namespace) -> int:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from provisioning.broker import role_files, write_broker_dir
-    from provisioning.certs import CAError, SiteCA, role_identity
 
     site = _name("site", args.site)
     if not args.host:
@@ -260,8 +258,6 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 def _bind_address(value: str) -> str:
     """An IP address or a host name for Mosquitto's `listener PORT ADDRESS`, or ''."""
-    import ipaddress
-    import re
 
     if not value:
         return ""
@@ -275,8 +271,6 @@ def _bind_address(value: str) -> str:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    from provisioning.broker import install_crl
-    from provisioning.certs import CRL, CAError, SiteCA
 
     ca = SiteCA(args.ca)
     try:
@@ -300,8 +294,6 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from provisioning.bundle import BundleError, read_bundle
-    from provisioning.install import InstallError, apply, make_plan
 
     root = Path(args.root).resolve()
     if root == Path("/") and os.geteuid() != 0:
@@ -332,8 +324,6 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from provisioning.doctor import run_checks
-    from terminal.config import config_path
 
     failed = False
     for check in run_checks(config_path(args.config)):

@@ -18,9 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+import serial
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from drivers.card_reader.sam_protocol import PREAMBLE, find_request
+from drivers.printer import dle_eot
+from drivers.printer.transports import find_usblp
 from provisioning.certs import common_name, load_cert
 from provisioning.install import UNITS
 from terminal.certinfo import days_left
@@ -627,7 +632,6 @@ def _broker_rejected(cfg: DeviceConfig, e: ssl.SSLCertVerificationError) -> tupl
 def check_mqtt(cfg: DeviceConfig) -> Check:
     """A real MQTT CONNECT with the device's identity (its own client id is left alone,
     so the running service keeps its session)."""
-    import paho.mqtt.client as mqtt
 
     m = cfg.mqtt
     client = mqtt.Client(
@@ -716,8 +720,6 @@ def check_devices(
             yield ok("buttons", f"driver {b.driver!r}: no device to check")
     r = cfg.card_reader
     if r.driver in ("serial", "idcard"):
-        from drivers.card_reader.sam_protocol import find_request
-
         probe = find_request() if r.driver == "idcard" else None
         check = check_serial("card_reader", r.device, r.baudrate, "[card_reader].device", probe)
         yield for_service(check, r.device, True, service)
@@ -750,7 +752,6 @@ def _hw_fix(key: str) -> str:
 def check_serial(
     name: str, path: str, baudrate: int, key: str, probe: bytes | None = None
 ) -> Check:
-    import serial
 
     if not path:
         return fail(name, f"{key} is empty", _hw_fix(key))
@@ -781,7 +782,6 @@ def check_serial(
             reply = port.read(32)
         except (serial.SerialException, OSError) as e:
             return fail(name, f"{path}: write/read failed ({e})", _hw_fix(key))
-    from drivers.card_reader.sam_protocol import PREAMBLE
 
     if reply.startswith(PREAMBLE):
         return ok(name, f"{path}: ID card reader answers at {baudrate} baud")
@@ -841,7 +841,6 @@ def check_printer(cfg: DeviceConfig, sysfs: Path, service: ServiceUser | None = 
         present = check_network_printer(p.device)
     else:
         present = check_usb_printer(p.usb_vendor, p.usb_product, sysfs)
-        from drivers.printer.transports import find_usblp
 
         node = find_usblp(p.usb_vendor, p.usb_product, sysfs / "class/usbmisc")
         if node:
@@ -893,7 +892,6 @@ def check_network_printer(device: str) -> Check:
 
 def ask_printer_status(cfg: DeviceConfig, present: Check) -> Check:
     """DLE EOT 1, 2 and 4 (online, cover, paper), decoded by the printer driver's parser."""
-    from drivers.printer import dle_eot
 
     p = cfg.printer
     answers: list[int | None] = []
@@ -912,8 +910,6 @@ def ask_printer_status(cfg: DeviceConfig, present: Check) -> Check:
                         got = b""
                     answers.append(got[0] if got else None)
         elif p.driver == "serial":
-            import serial
-
             with serial.Serial(
                 p.device, baudrate=p.baudrate, timeout=1.0, write_timeout=1.0
             ) as port:

@@ -7,8 +7,10 @@ from typing import Any
 
 from drivers.buttons.factory import open_keypad
 from drivers.card_reader.base import CardRead, CardReader
+from drivers.card_reader.factory import open_card_reader
 from rating_pad.service import PadService
 from rating_pad.voice import Voice
+from terminal.cliutil import UsageError
 from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
 from terminal.uplink import Uplink
@@ -78,11 +80,6 @@ class Pad:
     def _start_card_reader(self) -> None:
         if self.cfg.card_reader.driver == "none":
             return
-        try:
-            from drivers.card_reader.factory import open_card_reader
-        except ModuleNotFoundError:
-            log.warning("card reader drivers are not installed; staff cards are off")
-            return
         self.card_reader = open_card_reader(self.cfg)
         if self.card_reader is None:
             return
@@ -119,8 +116,7 @@ class Pad:
 
 def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
     if not headless:
-        from rating_pad.ui.app import screen_problem
-        from terminal.cliutil import UsageError
+        from rating_pad.ui.app import screen_problem  # Kivy: only a pad with a screen loads it
 
         problem = screen_problem()
         if problem:
@@ -146,7 +142,7 @@ def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
             life.ready("rating pad running (headless)")
             life.wait()
         else:
-            from rating_pad.ui.app import run_ui
+            from rating_pad.ui.app import run_ui  # Kivy: only a pad with a screen loads it
 
             life.ready("rating pad running")
             run_ui(pad, life)
