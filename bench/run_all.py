@@ -1,7 +1,7 @@
 """Run every benchmark with one command; write bench/results/latest.json and docs/bench/*.png.
 
-  /work/main/.venv/bin/python bench/run_all.py            # full run, about 11 minutes
-  /work/main/.venv/bin/python bench/run_all.py --quick    # smoke run, about 6 minutes
+  /work/main/.venv/bin/python bench/run_all.py            # full run, about 16 minutes
+  /work/main/.venv/bin/python bench/run_all.py --quick    # smoke run, about 7 minutes
 
 Each benchmark runs as its own subprocess with `--json`, so one failing does not hide the
 others; its exit code and the tail of its output are kept in latest.json.
