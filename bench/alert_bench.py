@@ -478,18 +478,24 @@ def main() -> int:
         "quick": args.quick,
         "goal": {"p99_s": GOAL_P99_S, "lost": 0, "duplicated": 0},
     }
-    hook = Webhook()
     pg_url = ""
+    if args.pg:
+        try:
+            pg_url = fresh_pg(args.pg)
+        except Exception as e:  # no server, no driver, no rights: skipped, as in ingest_bench
+            note = f"skipped: no PostgreSQL at {args.pg} ({str(e).splitlines()[0]})"
+            print(f"alert_bench: {note}", file=sys.stderr)
+            out["skipped"] = note
+            if args.json:
+                Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+            return 0
+    hook = Webhook()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(os.environ.get("BENCH_TMP") or d)
         tmp.mkdir(parents=True, exist_ok=True)
         broker = Broker(tmp / "broker").start()
         try:
-            if args.pg:
-                pg_url = fresh_pg(args.pg)
-                db_url = pg_url
-            else:
-                db_url = f"sqlite:///{tmp / 'site.db'}"
+            db_url = pg_url or f"sqlite:///{tmp / 'site.db'}"
             careterm, bad = bench_careterm(tmp, broker, hook, db_url, n)
             sizes = [
                 len(json.dumps(b["event"])) for _, _, b in hook.got("/careterm") if "event" in b
