@@ -298,13 +298,16 @@ def bench_careterm(
             raise RuntimeError(f"the pad never answered a ping; see {logs['pad']}")
         time.sleep(1.0)  # the keypad opens its port on its own thread
         command(ctl, watch, "staff", {"cid": "bench-sign-in", "action": "sign_in", "staff": STAFF})
+
         # The collector is up when the sign-in event is stored.
+        def signed_in() -> int:
+            with engine.connect() as c:
+                return c.execute(
+                    text("SELECT count(*) FROM events WHERE type = 'staff'")
+                ).scalar_one()
+
         wait_for(
-            lambda: (
-                engine.connect()
-                .execute(text("SELECT count(*) FROM events WHERE type = 'staff'"))
-                .scalar_one()
-            ),
+            signed_in,
             timeout=30,
             every=0.1,
             what="the collector storing the sign-in",
