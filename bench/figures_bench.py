@@ -8,7 +8,7 @@ events), then times:
 - the console's `ConsoleData.snapshot` on one day: reading every device, a poll with nothing
   new, and a poll after one pad stored one rating.
 
-    .venv/bin/python bench/figures_bench.py [--db URL] [--keep]
+    .venv/bin/python bench/figures_bench.py [--db URL] [--keep] [--runs N] [--json out.json]
 
 Without --db it uses a SQLite file in a temporary folder. Give a fresh PostgreSQL database
 (`postgresql+psycopg://postgres@127.0.0.1:5432/figures_bench`) to time that instead; an
@@ -151,6 +151,7 @@ def main() -> int:
     ap.add_argument("--db", default="", help="database URL (default: a temporary SQLite file)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="keep the temporary SQLite file")
+    ap.add_argument("--json", type=Path, help="also write the results to this file")
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="figures-bench-"))
     db = args.db or f"sqlite:///{folder}/month.db"
@@ -205,6 +206,8 @@ def main() -> int:
     }
     engine.dispose()
     print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
     if not args.db and not args.keep:
         for p in folder.iterdir():
             p.unlink()

@@ -136,6 +136,27 @@ def main() -> int:
         RESULTS / "alerts-pg.json",
         900,
     )
+    # Issue 16 part 2: `site collect` draining a backlog on PostgreSQL (1 and 2 collectors,
+    # skipped with a note when no server answers) and SQLite, against raw paho and raw inserts.
+    latest["ingest"] = run(
+        "ingest",
+        [py, "bench/ingest_bench.py", *quick, "--json", str(RESULTS / "ingest.json")],
+        RESULTS / "ingest.json",
+        1200,
+    )
+    # The satisfaction figures: `site report` over a month and the site console's polls.
+    latest["figures"] = run(
+        "figures",
+        [
+            py,
+            "bench/figures_bench.py",
+            *(["--runs", "1"] if args.quick else []),
+            "--json",
+            str(RESULTS / "figures.json"),
+        ],
+        RESULTS / "figures.json",
+        900,
+    )
     if (ROOT / "bench" / "kiosk_bench.py").exists():
         # It opens the real kiosk window: under Xvfb unless a display is there already.
         xvfb = (
