@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import errno
 import json
 import os
 import re
@@ -149,9 +150,9 @@ class Cgroup:
             try:
                 self.path.rmdir()
                 return
-            except FileNotFoundError:
-                return
-            except OSError:
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    return
                 time.sleep(0.1)  # its last process is still exiting
 
 
