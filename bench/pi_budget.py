@@ -253,6 +253,14 @@ def cpu_s(pid: int) -> float:
     return round((int(fields[11]) + int(fields[12])) / CLK_TCK, 2)
 
 
+def idle_cpu(pid: int, seconds: float = 3.0) -> float:
+    """The share of one core a process uses while nobody touches it (redraws, timers)."""
+    time.sleep(1.0)
+    c0 = cpu_s(pid)
+    time.sleep(seconds)
+    return round((cpu_s(pid) - c0) / seconds, 3)
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -497,6 +505,7 @@ def bench_pad(run: Run, *, ui: bool) -> dict[str, Any]:
                 first = marks.wait("frame pad", 0.0, 180)
                 out["start_to_first_frame_s"] = round(first - t0, 3)
                 out["cpu_s_at_first_frame"] = cpu_s(proc.pid)
+            out["idle_cpu_share"] = idle_cpu(proc.pid)
             lat = press_keys(run, pty, rx, lambda: proc.poll() is None, run.presses)
             out["key_to_broker_ms"] = summary(lat)
             time.sleep(0.5)
@@ -642,7 +651,7 @@ def bench_kiosk(run: Run) -> dict[str, Any]:
                 raise RuntimeError(f"no home frame; kiosk log: {tail(log)}") from None
             out["start_to_first_frame_s"] = round(first - t0, 3)
             out["cpu_s_at_first_frame"] = cpu_s(proc.pid)
-            time.sleep(1.0)
+            out["idle_cpu_share"] = idle_cpu(proc.pid)
             lists: list[float] = []
             tickets: list[float] = []
             for number in numbers:
@@ -686,7 +695,24 @@ def bench_kiosk(run: Run) -> dict[str, Any]:
 # -- the run -----------------------------------------------------------------------------------
 
 
+def sysbench_events(text: str) -> float | None:
+    """`events per second` from `sysbench cpu` output."""
+    m = re.search(r"events per second:\s+([0-9.]+)", text)
+    return float(m.group(1)) if m else None
+
+
+def bench_sysbench(run: Run) -> dict[str, Any]:
+    """Calibration: `sysbench cpu --threads=1` (primes up to 10,000) inside the quota, to set
+    beside published single-core figures of a Pi (integer division only: a rough yardstick)."""
+    if shutil.which("sysbench") is None:
+        return {"skipped": "sysbench is not installed (apt-get install sysbench)"}
+    cmd = run.cg.wrap(["sysbench", "cpu", "--threads=1", "--time=5", "run"])
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+    return {"events_per_s": sysbench_events(out)}
+
+
 SCENARIOS: dict[str, Callable[[Run], dict[str, Any]]] = {
+    "sysbench": bench_sysbench,
     "pad": lambda run: bench_pad(run, ui=False),
     "raw": bench_raw,
     "pad_ui": lambda run: bench_pad(run, ui=True),
@@ -719,6 +745,11 @@ def get(d: dict[str, Any], path: str) -> float | None:
 MEASURES = [
     # label, path in a budget's result, goal key or None
     (
+        "sysbench cpu, 1 thread (events/s; published: Pi 3B+ ~690, Pi 4 ~1,480)",
+        "sysbench.events_per_s",
+        None,
+    ),
+    (
         "kiosk: start -> first frame of home (s)",
         "kiosk.start_to_first_frame_s",
         "kiosk.first_frame_s",
@@ -738,6 +769,7 @@ MEASURES = [
     ),
     ("kiosk: VmRSS after the reads (MB)", "kiosk.memory.rss_mb", "kiosk.rss_mb"),
     ("kiosk: of which Mesa/LLVM/GL libraries (MB)", "kiosk.memory.gl_mb", None),
+    ("kiosk: CPU while idle on home (share of one core)", "kiosk.idle_cpu_share", None),
     ("pad headless: start -> online at broker (s)", "pad.start_to_online_s", None),
     ("pad headless: key -> broker p50 (ms)", "pad.key_to_broker_ms.p50", None),
     (
@@ -747,6 +779,7 @@ MEASURES = [
     ),
     ("raw paho publisher: trigger -> broker p99 (ms)", "raw.key_to_broker_ms.p99", None),
     ("pad headless: VmRSS after the presses (MB)", "pad.memory.rss_mb", "pad.rss_mb"),
+    ("pad UI: CPU while idle (share of one core)", "pad_ui.idle_cpu_share", None),
     ("pad UI: start -> first frame (s)", "pad_ui.start_to_first_frame_s", None),
     (
         "pad UI: key -> broker p99 (ms)",
@@ -810,7 +843,7 @@ def main() -> int:
         default=10.0,
         help="CFS period (default 10 ms: the quota comes in 1 ms / 2.5 ms slices, not 10 / 25)",
     )
-    ap.add_argument("--only", help="comma-separated subset of: pad,raw,pad_ui,kiosk")
+    ap.add_argument("--only", help="comma-separated subset of: sysbench,pad,raw,pad_ui,kiosk")
     ap.add_argument("--budgets", help="comma-separated subset of: unconstrained,pi4,pi3")
     args = ap.parse_args()
 
@@ -836,7 +869,7 @@ def main() -> int:
         "root": str(cgroups.root),
         "period_us": period_us,
     }
-    only = set((args.only or "pad,raw,pad_ui,kiosk").split(","))
+    only = set((args.only or ",".join(SCENARIOS)).split(","))
     wanted = set((args.budgets or "unconstrained,pi4,pi3").split(","))
     have_x = shutil.which("Xvfb") is not None
     if not have_x and only & {"pad_ui", "kiosk"}:
