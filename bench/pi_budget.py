@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -505,6 +506,7 @@ def bench_pad(run: Run, *, ui: bool) -> dict[str, Any]:
                 first = marks.wait("frame pad", 0.0, 180)
                 out["start_to_first_frame_s"] = round(first - t0, 3)
                 out["cpu_s_at_first_frame"] = cpu_s(proc.pid)
+                out["memory_at_first_frame"] = memory(proc.pid)
             out["idle_cpu_share"] = idle_cpu(proc.pid)
             lat = press_keys(run, pty, rx, lambda: proc.poll() is None, run.presses)
             out["key_to_broker_ms"] = summary(lat)
@@ -651,6 +653,7 @@ def bench_kiosk(run: Run) -> dict[str, Any]:
                 raise RuntimeError(f"no home frame; kiosk log: {tail(log)}") from None
             out["start_to_first_frame_s"] = round(first - t0, 3)
             out["cpu_s_at_first_frame"] = cpu_s(proc.pid)
+            out["memory_at_first_frame"] = memory(proc.pid)
             out["idle_cpu_share"] = idle_cpu(proc.pid)
             lists: list[float] = []
             tickets: list[float] = []
@@ -767,10 +770,13 @@ MEASURES = [
         "kiosk.enter_to_ticket_ms.max",
         "kiosk.enter_to_ticket_ms",
     ),
+    ("kiosk: CPU-seconds used to the first frame", "kiosk.cpu_s_at_first_frame", None),
+    ("kiosk: VmRSS at the first frame (MB)", "kiosk.memory_at_first_frame.rss_mb", None),
     ("kiosk: VmRSS after the reads (MB)", "kiosk.memory.rss_mb", "kiosk.rss_mb"),
     ("kiosk: of which Mesa/LLVM/GL libraries (MB)", "kiosk.memory.gl_mb", None),
     ("kiosk: CPU while idle on home (share of one core)", "kiosk.idle_cpu_share", None),
     ("pad headless: start -> online at broker (s)", "pad.start_to_online_s", None),
+    ("pad headless: CPU-seconds used to online", "pad.cpu_s_at_online", None),
     ("pad headless: key -> broker p50 (ms)", "pad.key_to_broker_ms.p50", None),
     (
         "pad headless: key -> broker p99 (ms)",
@@ -846,6 +852,9 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated subset of: sysbench,pad,raw,pad_ui,kiosk")
     ap.add_argument("--budgets", help="comma-separated subset of: unconstrained,pi4,pi3")
     args = ap.parse_args()
+    # SIGTERM (run_all's timeout, a user) unwinds through the finally blocks: the app
+    # processes, the broker, Xvfb and the cgroups go away with the benchmark.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     result: dict[str, Any] = {
         "bench": "pi_budget",
