@@ -657,6 +657,7 @@ def bench_kiosk(run: Run) -> dict[str, Any]:
             out["idle_cpu_share"] = idle_cpu(proc.pid)
             lists: list[float] = []
             tickets: list[float] = []
+            rss_after_read: list[float] = []
             for number in numbers:
                 t_read = time.monotonic()
                 pty.write(f"{number}\r\n".encode())
@@ -681,10 +682,12 @@ def bench_kiosk(run: Run) -> dict[str, Any]:
                 keys.press(XK_ESCAPE)
                 marks.wait("frame kiosk home", t_esc, 60)
                 time.sleep(0.3)
+                rss_after_read.append(memory(proc.pid)["rss_mb"])
             out["first_read_to_list_ms"] = round(lists[0], 1)
             out["first_enter_to_ticket_ms"] = round(tickets[0], 1)
             out["card_to_list_ms"] = summary(lists[1:])
             out["enter_to_ticket_ms"] = summary(tickets[1:])
+            out["rss_mb_after_each_read"] = rss_after_read
             time.sleep(0.5)
             out["memory"] = memory(proc.pid)
             out["cpu_s_total"] = cpu_s(proc.pid)
