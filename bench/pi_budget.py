@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,7 +45,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from careterm.harness import ROOT, Pty, careterm_cmd, careterm_env, write_config
+from careterm.harness import Pty, careterm_cmd, careterm_env, write_config
 from careterm.localbroker import Broker, wait_for
 
 BUDGETS: list[tuple[str, float | None]] = [("unconstrained", None), ("pi4", 0.25), ("pi3", 0.10)]
@@ -128,8 +128,6 @@ class Cgroup:
     """One CPU-limited cgroup the benchmark made (and removes)."""
 
     path: Path
-    version: int
-    share: float | None
 
     @property
     def procs(self) -> Path:
@@ -164,26 +162,30 @@ class Cgroups:
         if mounts is None:
             mounts = Path("/proc/mounts").read_text()
         self.v1, self.v2 = cgroup_mounts(mounts)
-        self.version = 0
-        self.why = ""
         self._made: list[Cgroup] = []
+        self.version, self.root = 0, Path("/")
+        candidates: list[tuple[int, Path]] = []
         if self.v2 is not None and self._v2_cpu():
-            self.version, self.root = 2, self.v2
-        elif self.v1 is not None and os.access(self.v1 / "cpu.cfs_quota_us", os.W_OK):
-            self.version, self.root = 1, self.v1
-        else:
-            self.why = (
-                "no writable CPU controller: cgroup v2 without `cpu` in cgroup.controllers "
-                f"({self.v2}) and no writable v1 cpu.cfs_quota_us ({self.v1}); run as root on a "
-                "machine whose cgroups this user may change"
-            )
-            return
-        try:
-            probe = self.make("probe", 0.5, 100_000)
-            probe.remove()
-            self._made.remove(probe)
-        except OSError as e:
-            self.version, self.why = 0, f"cgroup v{self.version} at {self.root} not writable: {e}"
+            candidates.append((2, self.v2))
+        if self.v1 is not None and os.access(self.v1 / "cpu.cfs_quota_us", os.W_OK):
+            candidates.append((1, self.v1))
+        faults = []
+        for version, root in candidates:
+            self.version, self.root = version, root
+            try:
+                self.make("probe", 0.5, 100_000).remove()
+                self._made.clear()
+                self.why = ""
+                return
+            except OSError as e:
+                faults.append(f"v{self.version} at {self.root}: {e}")
+        self.version = 0
+        self.why = "no writable CPU controller: " + (
+            "; ".join(faults)
+            or f"cgroup v2 without `cpu` in cgroup.controllers ({self.v2}) and no writable v1 "
+            f"cpu.cfs_quota_us ({self.v1}); run as root on a machine whose cgroups this user "
+            "may change"
+        )
 
     def _v2_cpu(self) -> bool:
         assert self.v2 is not None
@@ -192,6 +194,7 @@ class Cgroups:
                 return False
             control = self.v2 / "cgroup.subtree_control"
             if "cpu" not in control.read_text().split():
+                # the root's children get the cpu controller (systemd usually enabled it already)
                 control.write_text("+cpu")
             return True
         except OSError:
@@ -200,7 +203,7 @@ class Cgroups:
     def make(self, name: str, share: float | None, period_us: int) -> Cgroup:
         path = self.root / f"careterm-pibudget-{os.getpid()}-{name}"
         path.mkdir(exist_ok=True)
-        cg = Cgroup(path, self.version, share)
+        cg = Cgroup(path)
         self._made.append(cg)
         if self.version == 2:
             (path / "cpu.max").write_text(cpu_max_text(share, period_us))
@@ -825,6 +828,8 @@ def table(result: dict[str, Any]) -> str:
     ]
     for label, path, goal in MEASURES:
         vals = [get(result["budgets"][n], path) for n in names]
+        if all(v is None for v in vals):
+            continue  # a scenario left out (--only) or failed (its error is in the JSON)
         b = get(base, path)
         ratios = []
         for n in ("pi4", "pi3"):
@@ -893,7 +898,7 @@ def main() -> int:
         tmp = Path(d)
         broker = Broker(tmp / "broker").start()
         try:
-            with xvfb() if have_x else nullcontext_str() as display:
+            with xvfb() if have_x else nullcontext() as display:
                 for name, share in BUDGETS:
                     if name not in wanted:
                         continue
@@ -937,11 +942,5 @@ def main() -> int:
     return 0
 
 
-@contextmanager
-def nullcontext_str() -> Iterator[str | None]:
-    yield None
-
-
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     raise SystemExit(main())

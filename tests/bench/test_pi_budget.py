@@ -4,6 +4,7 @@ them, and how memory is read. No timing here: the timed goals live in bench/pi_b
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -98,3 +99,15 @@ Rss:                5000 kB
 Rss:                 700 kB
 """
     assert pb.smaps_rss_kb(smaps) == {"gl": 39000, "other_libs": 1000, "anon": 5700}
+
+
+def test_a_v2_that_refuses_the_probe_falls_back_to_v1(pb: ModuleType, tmp_path: Path) -> None:
+    v1, v2 = tmp_path / "cpu", tmp_path / "unified"
+    v1.mkdir()
+    v2.mkdir()
+    (v1 / "cpu.cfs_quota_us").write_text("-1")
+    (v2 / "cgroup.controllers").write_text("cpu\n")
+    (v2 / "cgroup.subtree_control").write_text("cpu\n")
+    (v2 / f"careterm-pibudget-{os.getpid()}-probe").write_text("")  # mkdir there fails
+    groups = pb.Cgroups(f"cgroup {v1} cgroup rw,cpu 0 0\ncgroup2 {v2} cgroup2 rw 0 0\n")
+    assert (groups.version, groups.root) == (1, v1), groups.why
