@@ -432,6 +432,21 @@ class Run:
     display: str | None
 
 
+def one_at_a_time(n: int, rx: Receiver, trigger: Callable[[int], None]) -> list[float]:
+    """Call `trigger(i)` n times, each after the previous message arrived (or 2 s) and 50 ms
+    more (a patient does not press twice within 50 ms); the send times."""
+    sent: list[float] = []
+    for i in range(n):
+        before = rx.count
+        sent.append(time.monotonic())
+        trigger(i)
+        deadline = time.monotonic() + 2.0
+        while rx.count == before and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.05)
+    return sent
+
+
 def press_keys(run: Run, pty: Pty, rx: Receiver, alive: Callable[[], bool], n: int) -> list[float]:
     """Key presses on the keypad pty, one at a time (the next after the previous event arrived
     or 2 s), paired with the rating events by the pad's `seq`: press -> event at the broker."""
@@ -448,15 +463,7 @@ def press_keys(run: Run, pty: Pty, rx: Receiver, alive: Callable[[], bool], n: i
     time.sleep(1.0)
     with rx.lock:
         warm = max(int(b.get("seq", 0)) for _, b in rx.arrivals)
-    sent: list[float] = []
-    for i in range(n):
-        before = rx.count
-        sent.append(time.monotonic())
-        pty.write(b"234"[i % 3 : i % 3 + 1])
-        deadline = time.monotonic() + 2.0
-        while rx.count == before and time.monotonic() < deadline:
-            time.sleep(0.001)
-        time.sleep(0.05)  # a patient does not press twice within 50 ms; lets the pad settle
+    sent = one_at_a_time(n, rx, lambda i: pty.write(b"234"[i % 3 : i % 3 + 1]))
     wait_for(lambda: rx.count >= n + warm, timeout=30, what="every rating event")
     with rx.lock:
         by_seq = {int(b["seq"]): t for t, b in rx.arrivals if "seq" in b}
@@ -525,11 +532,11 @@ def bench_pad(run: Run, *, ui: bool) -> dict[str, Any]:
 
 
 RAW_PUBLISHER = """
-import json, os, sys, paho.mqtt.client as mqtt
+import json, os, sys, time, paho.mqtt.client as mqtt
 c = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                 client_id=f"pibudget-raw-{os.getpid()}", protocol=mqtt.MQTTv5)
 c.connect("127.0.0.1", int(sys.argv[1])); c.loop_start()
-while not c.is_connected(): pass
+while not c.is_connected(): time.sleep(0.01)
 print("ready", flush=True)
 for line in sys.stdin:
     body = json.dumps({"seq": int(line), "pad": "x" * 300}).encode()
@@ -548,16 +555,13 @@ def bench_raw(run: Run) -> dict[str, Any]:
         assert proc.stdout is not None and proc.stdin is not None
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("raw publisher did not start")
-        sent: list[float] = []
-        for i in range(run.presses):
-            before = rx.count
-            sent.append(time.monotonic())
-            proc.stdin.write(f"{i}\n")
-            proc.stdin.flush()
-            deadline = time.monotonic() + 2.0
-            while rx.count == before and time.monotonic() < deadline:
-                time.sleep(0.001)
-            time.sleep(0.05)
+        stdin = proc.stdin
+
+        def trigger(i: int) -> None:
+            stdin.write(f"{i}\n")
+            stdin.flush()
+
+        sent = one_at_a_time(run.presses, rx, trigger)
         wait_for(lambda: rx.count >= run.presses, timeout=30, what="raw messages")
         with rx.lock:
             by_seq = {int(b["seq"]): t for t, b in rx.arrivals}
