@@ -170,6 +170,19 @@ def main() -> int:
             600,
             stdout_json=True,
         )
+    # Pi-class CPU budget (issue 16): kiosk and pads inside cgroup CPU quotas. It needs
+    # writable cgroups; without them it prints why, records "skipped" and exits 0.
+    latest["pi_budget"] = run(
+        "pi_budget",
+        [py, "bench/pi_budget.py", *quick, "--json", str(RESULTS / "pi_budget.json")],
+        RESULTS / "pi_budget.json",
+        1200,
+    )
+    skipped = latest["pi_budget"].get("result", {}).get("skipped")
+    if skipped:
+        print(f"   pi_budget skipped: {skipped}", flush=True)
+    elif latest["pi_budget"]["exit"] != 0:
+        print("   pi_budget FAILED (see latest.json)", file=sys.stderr, flush=True)
     if not args.no_fleet:
         cmd = [
             py,

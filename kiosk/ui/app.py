@@ -49,6 +49,7 @@ from kiosk.ui.widgets import (  # noqa: E402
     register_cjk_font,
 )
 from kiosk.views import NoticeView, Screen, View  # noqa: E402
+from terminal import marks  # noqa: E402
 
 log = logging.getLogger("careterm.kiosk.ui")
 
@@ -436,7 +437,9 @@ class KioskApp(App):
     def build(self) -> KioskRoot:
         Window.bind(on_request_close=self._request_close)
         cards, present = demo_cards(self.kiosk.card_reader)
-        return KioskRoot(self.kiosk.service, cards, present)
+        root = KioskRoot(self.kiosk.service, cards, present)
+        marks.frames(Window, lambda: f"kiosk {root.view.screen if root.view else '-'}")
+        return root
 
     def _request_close(self, *_: Any, **__: Any) -> bool:
         # Patients must not leave the app: only maintenance "exit" or SIGTERM stop it.

@@ -171,13 +171,18 @@ def run_ui(pad: Any, life: Any) -> None:
     configure_kivy()
     from kivy.app import App
     from kivy.clock import Clock
+    from kivy.core.window import Window
+
+    from terminal import marks
 
     class PadApp(App):
         title = f"careterm pad {pad.cfg.device.id}"
 
         def build(self) -> Any:
             Clock.schedule_interval(self._check_stop, 0.25)
-            return make_root(pad)
+            root = make_root(pad)
+            marks.frames(Window, lambda: f"pad {root.view.state if root.view else '-'}")
+            return root
 
         def _check_stop(self, _dt: float) -> None:
             if life.stop_event.is_set():
