@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def wait_for(
-    pred: Callable[[], Any], timeout: float = 10.0, every: float = 0.02, what: str = "condition"
+    pred: Callable[[], Any], timeout: float = 30.0, every: float = 0.02, what: str = "condition"
 ) -> Any:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
