@@ -1,8 +1,12 @@
 """Kivy widgets that draw one `PadView`: header, clerk card, rating faces, reasons, messages.
 
-The root rebuilds its body when the screen changes (state, clerk, fault, language, size) and
-only updates the countdown otherwise. Sizes follow `u`, the window's scale against 1024x600,
-so the same layout serves 1024x600, 800x480 and a 480x320 panel.
+The root puts a screen together when it changes (state, clerk, fault, language, size) and
+only updates the countdown otherwise. Bodies and headers once built are kept (a few dozen at
+most, dropped when the size changes) and put back on the next visit: building labels and
+measuring text is the costly part of a frame, and while the Kivy thread builds, the thread that
+publishes the rating waits for the interpreter (bench/pi_budget.py). Sizes follow `u`, the
+window's scale against 1024x600, so the same layout serves 1024x600, 800x480 and a 480x320
+panel.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import base64
 import io
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kivy.core.image import Image as CoreImage
@@ -39,6 +45,8 @@ ACCENT = (1.0, 0.80, 0.25, 1)
 FAULT_BG = (0.55, 0.05, 0.05, 1)
 PAUSE_BG = (0.20, 0.22, 0.26, 1)
 FONT_FLOOR = 0.64
+KEPT_SCREENS = 32
+"""Bodies kept for reuse (states x scores x languages x clerks seen since the last resize)."""
 
 _RED, _ORANGE, _AMBER = (0.78, 0.16, 0.16, 1), (0.84, 0.33, 0.0, 1), (0.66, 0.47, 0.0, 1)
 _LGREEN, _GREEN = (0.30, 0.52, 0.16, 1), (0.08, 0.42, 0.20, 1)
@@ -277,6 +285,18 @@ class Avatar(Widget):
                 Line(rectangle=(x - 3, y - 3, w + 6, h + 6), width=2)
 
 
+@dataclass
+class _Built:
+    """A body as built, with the widgets the root updates or hands to tests."""
+
+    screen: str
+    body: Widget
+    countdown: Label | None
+    countdown_prefix: str
+    rate_buttons: list[Any]
+    reason_buttons: list[Any]
+
+
 class PadRoot(BoxLayout):
     """The whole pad screen. `show(view)` on the Kivy thread; touches go to the callbacks."""
 
@@ -307,6 +327,9 @@ class PadRoot(BoxLayout):
         self.reason_buttons: list[Any] = []
         self.status_line: Label | None = None
         self.lang_button: Button | None = None
+        self._bodies: OrderedDict[tuple[Any, ...], _Built] = OrderedDict()
+        self._headers: dict[tuple[Any, ...], tuple[BoxLayout, Button]] = {}
+        self._built_size: tuple[float, float] = (0, 0)
         _paint(self, BG)
         self.bind(size=lambda *_: self._rebuild())
 
@@ -372,35 +395,18 @@ class PadRoot(BoxLayout):
         self.status_line = None
         if v is None or self.width < 10:
             return
-        self.add_widget(self._header(v))
-        if v.fault:
-            self.screen = "fault"
-            body = self._message(text(self.lang, "fault"), text(self.lang, "fault_sub"), FAULT_BG)
-        elif v.state == PadState.CLOSED:
-            self.screen = "closed"
-            body = self._message(text(self.lang, "closed"), text(self.lang, "closed_sub"), PAUSE_BG)
-        elif v.state == PadState.PAUSED:
-            self.screen = "paused"
-            body = self._message(
-                text(self.lang, "paused"), text(self.lang, "paused_sub"), PAUSE_BG, staff=v.staff
-            )
-        elif v.state == PadState.REASON:
-            self.screen = "reason"
-            body = self._reasons(v)
-        elif v.state == PadState.THANKS and not v.buttons:
-            self.screen = "thanks"
-            body = self._thanks(v)
-        elif v.buttons:
-            self.screen = (
-                "prompt"
-                if v.state == PadState.PROMPTED
-                else ("thanks" if v.state == PadState.THANKS else "idle-free")
-            )
-            body = self._prompt(v)
-        else:
-            self.screen = "idle"
-            body = self._idle(v)
-        self.add_widget(body)
+        if tuple(self.size) != self._built_size:  # another panel size: nothing kept fits it
+            self._built_size = (self.width, self.height)
+            self._bodies.clear()
+            self._headers.clear()
+        self.add_widget(self._header_for(v))
+        built = self._body_for(v)
+        self.screen = built.screen
+        self._countdown, self._countdown_prefix = built.countdown, built.countdown_prefix
+        if built.countdown is not None:
+            built.countdown.text = built.countdown_prefix + self._seconds(v)
+        self.rate_buttons, self.reason_buttons = built.rate_buttons, built.reason_buttons
+        self.add_widget(built.body)
         if v.notice:
             bar = label(
                 text(self.lang, v.notice),
@@ -413,6 +419,76 @@ class PadRoot(BoxLayout):
             self.add_widget(bar)
         if v.today is not None:
             self.add_widget(self._status(v))
+
+    def _body_for(self, v: PadView) -> _Built:
+        """The body for `v`: the one built before for the same screen, or a new one."""
+        st = v.staff
+        key = (
+            v.state,
+            v.fault,
+            v.score,
+            v.buttons,
+            self.lang,
+            (st.staff, st.name, st.title, st.photo) if st else None,
+            bool(v.notice),  # the banners take height from the body
+            v.today is not None,
+            v.window_id,
+            v.window_name,
+            tuple(v.labels),
+            tuple(v.labels_en),
+            tuple(v.reasons),
+            tuple(v.reasons_en),
+            tuple(v.moods),
+        )
+        built = self._bodies.get(key)
+        if built is not None:
+            self._bodies.move_to_end(key)
+            return built
+        built = self._build_body(v)
+        self._bodies[key] = built
+        while len(self._bodies) > KEPT_SCREENS:
+            self._bodies.popitem(last=False)
+        return built
+
+    def _build_body(self, v: PadView) -> _Built:
+        if v.fault:
+            screen = "fault"
+            body = self._message(text(self.lang, "fault"), text(self.lang, "fault_sub"), FAULT_BG)
+        elif v.state == PadState.CLOSED:
+            screen = "closed"
+            body = self._message(text(self.lang, "closed"), text(self.lang, "closed_sub"), PAUSE_BG)
+        elif v.state == PadState.PAUSED:
+            screen = "paused"
+            body = self._message(
+                text(self.lang, "paused"), text(self.lang, "paused_sub"), PAUSE_BG, staff=v.staff
+            )
+        elif v.state == PadState.REASON:
+            screen = "reason"
+            body = self._reasons(v)
+        elif v.state == PadState.THANKS and not v.buttons:
+            screen = "thanks"
+            body = self._thanks(v)
+        elif v.buttons:
+            screen = (
+                "prompt"
+                if v.state == PadState.PROMPTED
+                else ("thanks" if v.state == PadState.THANKS else "idle-free")
+            )
+            body = self._prompt(v)
+        else:
+            screen = "idle"
+            body = self._idle(v)
+        built = _Built(
+            screen,
+            body,
+            self._countdown,
+            self._countdown_prefix,
+            self.rate_buttons,
+            self.reason_buttons,
+        )
+        self._countdown, self._countdown_prefix = None, ""
+        self.rate_buttons, self.reason_buttons = [], []
+        return built
 
     def _status(self, v: PadView) -> Label:
         """The clerk's line at the bottom: today's count and whether the link is up."""
@@ -451,6 +527,15 @@ class PadRoot(BoxLayout):
 
     def _status_h(self) -> float:
         return max(18, 30 * self.u)
+
+    def _header_for(self, v: PadView) -> BoxLayout:
+        key = (self.lang, v.window_id, v.window_name)
+        if key not in self._headers:
+            bar = self._header(v)
+            assert self.lang_button is not None
+            self._headers[key] = (bar, self.lang_button)
+        bar, self.lang_button = self._headers[key]
+        return bar
 
     def _header(self, v: PadView) -> BoxLayout:
         u, f = self.u, self.f
