@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from terminal.payloads import DOCUMENTS, PayloadError, Roster, parse
+from terminal.roster_rows import parse_roster
 from terminal.storage import write_durably
 from terminal.topics import SiteDocument
 
@@ -128,10 +129,14 @@ class DocumentStore:
             log.error("%s: cannot read %s: %s", self.name, path, e.strerror)
             return None
         try:
-            return parse(self.model, raw)
+            return self._parse(raw)
         except PayloadError as e:
             log.error("%s: %s is not usable (%s); ignored", self.name, path, e)
             return None
+
+    def _parse(self, payload: bytes) -> BaseModel:
+        """Validated with its model (PayloadError); a roster kept small (terminal.roster_rows)."""
+        return parse_roster(payload) if self.model is Roster else parse(self.model, payload)
 
     # -- offering ----------------------------------------------------------------------------
 
@@ -147,7 +152,7 @@ class DocumentStore:
             log.info("%s: empty retained message ignored; the last good one stays", self.name)
             return Offer(False, fault="empty message")
         try:
-            doc = parse(self.model, payload)
+            doc = self._parse(payload)
         except PayloadError as e:
             self._refused(payload, str(e), source)
             return Offer(False, fault=str(e))
