@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from terminal import payloads
-from terminal.roster_rows import AppointmentRow
+from terminal.roster_rows import AppointmentRow, no_cycle_collection
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,22 @@ class Roster:
         self.generated = generated
         self.source = source
         self._rows = rows
-        self._when = when = _Times()
+        self._when = _Times()
         by_id: dict[str, Row] = {}
         by_token: dict[str, list[Row]] = {}
         by_digits: dict[str, Row] = {}
+        with no_cycle_collection():
+            self._index(rows, by_id, by_token, by_digits)
+        self._by_id, self._by_token, self._by_digits = by_id, by_token, by_digits
+
+    def _index(
+        self,
+        rows: Sequence[Row],
+        by_id: dict[str, Row],
+        by_token: dict[str, list[Row]],
+        by_digits: dict[str, Row],
+    ) -> None:
+        when = self._when
         for a in rows:
             key = a.id.upper()
             by_id[key if key != a.id else a.id] = a  # (the id itself when it is upper case)
@@ -105,7 +117,6 @@ class Roster:
         for found in by_token.values():
             if len(found) > 1:
                 found.sort(key=lambda a: (when[a.slot_start], a.id))
-        self._by_id, self._by_token, self._by_digits = by_id, by_token, by_digits
 
     @property
     def appointments(self) -> list[Appointment]:
