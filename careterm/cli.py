@@ -13,7 +13,7 @@ from types import ModuleType
 
 from kiosk import cli as kiosk_cli
 from rating_pad import cli as rating_pad_cli
-from terminal import __version__, commands
+from terminal import __version__, commands, startup_gc
 from terminal.cliutil import UsageError
 from terminal.config import ConfigError
 from terminal.logs import setup_logging
@@ -61,7 +61,16 @@ def build_parser(only: ModuleType | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(device_run(sys.argv[1:] if argv is None else argv))
+    device = device_run(sys.argv[1:] if argv is None else argv)
+    if device is not None:
+        startup_gc.pause()  # until the device is up (terminal.startup_gc)
+    try:
+        return _run(build_parser(device), argv)
+    finally:
+        startup_gc.resume()
+
+
+def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", False))
     try:

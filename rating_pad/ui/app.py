@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from terminal import startup_gc
+
 log = logging.getLogger("careterm.pad.ui")
 
 WINDOW_ENV = "CARETERM_PAD_WINDOW"
@@ -178,6 +180,10 @@ def run_ui(pad: Any, life: Any) -> None:
         def build(self) -> Any:
             Clock.schedule_interval(self._check_stop, 0.25)
             return make_root(pad)
+
+        def on_start(self) -> None:
+            # Start-up is over once the first frames are drawn: terminal.startup_gc.
+            Clock.schedule_once(lambda _dt: startup_gc.started(), 2.0)
 
         def _check_stop(self, _dt: float) -> None:
             if life.stop_event.is_set():
