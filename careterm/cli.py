@@ -9,38 +9,68 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from careterm import demo
-from central import cli as central_cli
-from drivers import cli as drivers_cli
 from kiosk import cli as kiosk_cli
-from provisioning import cli as provisioning_cli
 from rating_pad import cli as rating_pad_cli
-from terminal import __version__, commands
+from terminal import __version__, commands, startup_gc
 from terminal.cliutil import UsageError
 from terminal.config import ConfigError
 from terminal.logs import setup_logging
 
 log = logging.getLogger("careterm")
 
-# Each area adds its sub-commands and sets `func` on them; `--help` lists them in this order.
-AREAS = (commands, rating_pad_cli, kiosk_cli, demo, drivers_cli, provisioning_cli, central_cli)
+DEVICE_RUNS = {"pad": rating_pad_cli, "kiosk": kiosk_cli}
+"""What a device's service starts at every boot: `careterm kiosk` and `careterm pad` build a parser
+of their own area only, so that they never import the site tools, provisioning and the demo
+(SQLAlchemy, cryptography, the ESC/POS printer stack): ~0.6 s of CPU at start-up on a desktop,
+several seconds on a Pi-class kiosk (issue 16)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def areas() -> tuple[ModuleType, ...]:
+    """Each area adds its sub-commands and sets `func` on them; `--help` lists them in this order."""
+    # Imported here, not at the top: see DEVICE_RUNS.
+    from careterm import demo
+    from central import cli as central_cli
+    from drivers import cli as drivers_cli
+    from provisioning import cli as provisioning_cli
+
+    return (commands, rating_pad_cli, kiosk_cli, demo, drivers_cli, provisioning_cli, central_cli)
+
+
+def device_run(argv: Sequence[str]) -> ModuleType | None:
+    """The area of `careterm [-v] kiosk|pad ...`, or None for any other command line."""
+    for arg in argv:
+        if arg in ("-v", "--verbose"):
+            continue
+        return DEVICE_RUNS.get(arg)
+    return None
+
+
+def build_parser(only: ModuleType | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (`only`) one area's commands with the global options."""
     parser = argparse.ArgumentParser(
         prog="careterm", description="Hospital lobby kiosks and window rating pads over MQTT."
     )
     parser.add_argument("--version", action="version", version=f"careterm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for area in AREAS:
+    for area in (only,) if only is not None else areas():
         area.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    device = device_run(sys.argv[1:] if argv is None else argv)
+    if device is not None:
+        startup_gc.pause()  # until the device is up (terminal.startup_gc)
+    try:
+        return _run(build_parser(device), argv)
+    finally:
+        startup_gc.resume()
+
+
+def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", False))
     try:

@@ -4,9 +4,11 @@ departments by floor, today's doctors, and lookup by the first letter of a depar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kiosk.initials import pinyin_initial
 from terminal import payloads
 
 
@@ -71,10 +73,19 @@ class Directory:
         ]
 
     @classmethod
-    def of(cls, doc: payloads.Directory) -> Directory:
-        """The kiosk's guide from a validated directory document (terminal.payloads)."""
+    def of(cls, doc: payloads.Directory, *, initials: Mapping[str, str] | None = None) -> Directory:
+        """The kiosk's guide from a validated directory document (terminal.payloads). `initials`:
+        the names' pinyin initials as far as known (kiosk.initials; a name missing has none yet),
+        else they are made here."""
         depts = tuple(
-            Department(d.id, d.name, d.name_en, d.floor, d.location, pinyin_initial(d.name))
+            Department(
+                d.id,
+                d.name,
+                d.name_en,
+                d.floor,
+                d.location,
+                pinyin_initial(d.name) if initials is None else initials.get(d.name, ""),
+            )
             for d in doc.departments
         )
         doctors = tuple(
@@ -88,15 +99,4 @@ class Directory:
         return cls.of(payloads.parse(payloads.Directory, payload))
 
 
-def pinyin_initial(text: str) -> str:
-    """Upper-case first letter of the pinyin of `text` (polyphones resolved by pypinyin's phrases:
-    重症医学科 -> Z); an ASCII first character is its own initial."""
-    text = text.strip()
-    if not text:
-        return ""
-    if text[0].isascii():
-        return text[0].upper() if text[0].isalpha() else ""
-    from pypinyin import Style, lazy_pinyin
-
-    letters = lazy_pinyin(text, style=Style.FIRST_LETTER, errors="ignore")
-    return letters[0][:1].upper() if letters and letters[0] else ""
+__all__ = ["Department", "Directory", "Doctor", "pinyin_initial"]

@@ -4,11 +4,14 @@ aside) are terminal.documents' job; this module only turns a valid document into
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from terminal import payloads
+from terminal.roster_rows import AppointmentRow, no_cycle_collection
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +32,14 @@ class Appointment:
     `phone_birth`), careterm's roster extension for SPEC 9.6."""
 
 
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+
 def _digits(text: str) -> str:
-    return "".join(c for c in text if c.isascii() and c.isdigit())
+    """The ASCII digits of `text`, in order."""
+    if text.isascii():  # (an appointment id: str.isdigit is 0-9 alone in ASCII)
+        return "".join(filter(str.isdigit, text))
+    return _NOT_DIGIT.sub("", text)
 
 
 def _when(value: str) -> datetime:
@@ -38,8 +47,18 @@ def _when(value: str) -> datetime:
     return dt if dt.tzinfo is not None else dt.astimezone()  # naive: the kiosk's local time
 
 
-def _appointment(a: payloads.Appointment) -> Appointment:
-    start = _when(a.slot_start)
+class _Times(dict[str, datetime]):
+    """Slot times parsed once each (a day has a few dozen distinct ones), and shared."""
+
+    def __missing__(self, value: str) -> datetime:
+        dt = self[value] = _when(value)
+        return dt
+
+
+def _appointment(a: payloads.Appointment | AppointmentRow, when: _Times) -> Appointment:
+    """The kiosk's appointment of a validated row (slot times parsed once per roster)."""
+    start = when[a.slot_start]
+    end = when[a.slot_end]
     return Appointment(
         id=a.id,
         token=a.token or "",
@@ -49,47 +68,77 @@ def _appointment(a: payloads.Appointment) -> Appointment:
         doctor=a.doctor,
         room=a.room,
         slot_start=start,
-        slot_end=max(start, _when(a.slot_end)),
+        slot_end=end if end > start else start,
         queue_no=a.queue_no,
         lookup=tuple(a.lookup),
     )
 
 
-class Roster:
-    """One day's appointments; lookups are dictionary hits (microseconds for 20,000 entries)."""
+Row = payloads.Appointment | AppointmentRow
+"""An appointment of a validated roster document (terminal.roster_rows keeps them as tuples)."""
 
-    def __init__(
-        self, day: date, generated: str, appointments: list[Appointment], source: str = ""
-    ) -> None:
+
+class Roster:
+    """One day's appointments; lookups are dictionary hits (microseconds for 20,000 entries).
+
+    The index refers to the document's own rows: an `Appointment` (datetimes) is only made for
+    the few a lookup returns, not 20,000 of them at start-up (~0.2 s and ~5 MB on a desktop)."""
+
+    def __init__(self, day: date, generated: str, rows: Sequence[Row], source: str = "") -> None:
         self.date = day
         self.generated = generated
-        self.appointments = appointments
         self.source = source
-        self._by_id: dict[str, Appointment] = {}
-        self._by_token: dict[str, list[Appointment]] = {}
-        self._by_digits: dict[str, Appointment] = {}
-        for a in appointments:
-            self._by_id[a.id.upper()] = a
-            self._by_digits.setdefault(_digits(a.id), a)
-            for t in (a.token, *a.lookup):
+        self._rows = rows
+        self._when = _Times()
+        by_id: dict[str, Row] = {}
+        by_token: dict[str, list[Row]] = {}
+        by_digits: dict[str, Row] = {}
+        with no_cycle_collection():
+            self._index(rows, by_id, by_token, by_digits)
+        self._by_id, self._by_token, self._by_digits = by_id, by_token, by_digits
+
+    def _index(
+        self,
+        rows: Sequence[Row],
+        by_id: dict[str, Row],
+        by_token: dict[str, list[Row]],
+        by_digits: dict[str, Row],
+    ) -> None:
+        when = self._when
+        for a in rows:
+            key = a.id.upper()
+            by_id[key if key != a.id else a.id] = a  # (the id itself when it is upper case)
+            by_digits.setdefault(_digits(a.id), a)
+            if a.token:
+                by_token.setdefault(a.token, []).append(a)
+            for t in a.lookup:
                 if t:
-                    self._by_token.setdefault(t, []).append(a)
-        for rows in self._by_token.values():
-            rows.sort(key=lambda a: (a.slot_start, a.id))
+                    by_token.setdefault(t, []).append(a)
+        for found in by_token.values():
+            if len(found) > 1:
+                found.sort(key=lambda a: (when[a.slot_start], a.id))
+
+    @property
+    def appointments(self) -> list[Appointment]:
+        """Every appointment, in the document's order."""
+        return [_appointment(a, self._when) for a in self._rows]
 
     def __len__(self) -> int:
-        return len(self.appointments)
+        return len(self._rows)
 
     def for_token(self, token: str) -> list[Appointment]:
-        return list(self._by_token.get(token, ()))
+        return [_appointment(a, self._when) for a in self._by_token.get(token, ())]
 
     def get(self, appointment_id: str) -> Appointment | None:
-        return self._by_id.get(appointment_id.strip().upper())
+        return self._make(self._by_id.get(appointment_id.strip().upper()))
 
     def by_digits(self, typed: str) -> Appointment | None:
         """The appointment whose id has exactly these digits (A20261123-0042: 202611230042)."""
         d = _digits(typed)
-        return self._by_digits.get(d) if d else None
+        return self._make(self._by_digits.get(d)) if d else None
+
+    def _make(self, row: Row | None) -> Appointment | None:
+        return _appointment(row, self._when) if row is not None else None
 
     def is_for(self, day: date) -> bool:
         return self.date == day
@@ -97,9 +146,7 @@ class Roster:
     @classmethod
     def of(cls, doc: payloads.Roster, source: str = "") -> Roster:
         """The kiosk's index of a validated roster document."""
-        return cls(
-            doc.date, doc.generated or "", [_appointment(a) for a in doc.appointments], source
-        )
+        return cls(doc.date, doc.generated or "", doc.appointments, source)
 
     @classmethod
     def parse(cls, payload: bytes | str | dict[str, Any], source: str = "") -> Roster:

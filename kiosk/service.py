@@ -20,6 +20,7 @@ from drivers.printer.document import Document, Feed, Rule, Text
 from kiosk.directory import Directory
 from kiosk.files import read_json, write_json_durably
 from kiosk.i18n import tr
+from kiosk.initials import initials as pinyin_initials
 from kiosk.machine import (
     Alert,
     Effect,
@@ -46,6 +47,12 @@ from terminal.uplink import Uplink
 log = logging.getLogger("careterm.kiosk")
 
 TICK_S = 0.25
+GUIDE_AFTER_S = 10.0
+"""Pinyin initials of the directory's names that are not in INITIALS_FILE yet (the guide's A-Z,
+made by a child process: kiosk.initials) are asked for on the core thread this long after
+start-up, or before an input that opens a screen (the guide, feedback) if one comes sooner:
+never before the first frame of the attract screen."""
+INITIALS_FILE = "pinyin-initials.json"
 
 DOCUMENTS = ("roster", "directory", "survey")
 OLD_FILES = {
@@ -96,6 +103,8 @@ class KioskService:
         self._in_use: dict[str, Any] = {}
         self._aside_dates: list[Any] = []
         self._indexed: list[tuple[payloads.Roster, Roster]] = []
+        self._started = time.monotonic()
+        self._initials = False
         salt = None
         try:
             salt = load_salt(cfg.privacy.salt_file)
@@ -169,6 +178,10 @@ class KioskService:
     def _input(self, fn: Callable[[], list[Effect]]) -> None:
         self._put(lambda: self._run_effects(fn()))
 
+    def _guide_input(self, fn: Callable[[], list[Effect]]) -> None:
+        """An input that may open the guide or the feedback form: the initials first."""
+        self.core.put(lambda: (self._sync_documents(initials=True), self._run_effects(fn())))
+
     # -- inputs (any thread) ---------------------------------------------------------------
 
     def card_read(self, read: CardRead) -> None:
@@ -185,7 +198,7 @@ class KioskService:
 
     def go(self, screen: str) -> None:
         """home | checkin | lookup | guide | feedback | survey | pin."""
-        self._input(lambda: self.machine.go(screen))
+        self._guide_input(lambda: self.machine.go(screen))
 
     def back(self) -> None:
         self._input(self.machine.back)
@@ -212,10 +225,10 @@ class KioskService:
         self._input(lambda: self.machine.lookup_key(key))
 
     def guide(self, letter: str | None = None, dept: str | None = None) -> None:
-        self._input(lambda: self.machine.guide(letter, dept))
+        self._guide_input(lambda: self.machine.guide(letter, dept))
 
     def feedback(self, action: str, value: str | None = None) -> None:
-        self._input(lambda: self.machine.feedback(action, value))
+        self._guide_input(lambda: self.machine.feedback(action, value))
 
     def survey_answer(self, score: int | None, qid: str | None = None) -> None:
         self._input(lambda: self.machine.survey_answer(score, qid))
@@ -412,9 +425,10 @@ class KioskService:
         self._indexed = [(doc, r), *self._indexed[:7]]
         return r
 
-    def _sync_documents(self) -> None:
+    def _sync_documents(self, *, initials: bool = False) -> None:
         """Hand the documents in use to the machine when they change: a document accepted, or
-        midnight (the roster kept aside for the new day takes over in the store)."""
+        midnight (the roster kept aside for the new day takes over in the store). The directory
+        first comes without its pinyin initials, then with them (GUIDE_AFTER_S, `initials`)."""
         store = self.documents["roster"]
         cur, aside = store.current, store.aside()
         if cur is not self._in_use.get("roster") or aside != self._aside_dates:
@@ -424,15 +438,24 @@ class KioskService:
                 tuple(self._index(r) for r in store.aside_rosters()),
             )
         d = self.documents["directory"].current
-        if d is not self._in_use.get("directory"):
+        initials = initials or time.monotonic() - self._started >= GUIDE_AFTER_S
+        if d is not self._in_use.get("directory") or (initials and not self._initials):
             self._in_use["directory"] = d
-            self.machine.set_directory(
-                Directory.of(d) if isinstance(d, payloads.Directory) else Directory()
-            )
+            self.machine.set_directory(self._directory(d, initials))
         sv = self.documents["survey"].current
         if sv is not self._in_use.get("survey"):
             self._in_use["survey"] = sv
             self.machine.set_survey(Survey.of(sv) if isinstance(sv, payloads.Survey) else None)
+
+    def _directory(self, doc: Any, make: bool) -> Directory:
+        """The guide's directory; its pinyin initials from the file, or (`make`) made."""
+        if not isinstance(doc, payloads.Directory):
+            self._initials = True
+            return Directory()
+        names = [d.name for d in doc.departments]
+        table = pinyin_initials(names, self.data_dir / INITIALS_FILE, make=make)
+        self._initials = all(n in table for n in names)
+        return Directory.of(doc, initials=table)
 
     # -- devices -------------------------------------------------------------------------------
 

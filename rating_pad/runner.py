@@ -10,6 +10,7 @@ from drivers.card_reader.base import CardRead, CardReader
 from drivers.card_reader.factory import open_card_reader
 from rating_pad.service import PadService
 from rating_pad.voice import Voice
+from terminal import startup_gc
 from terminal.cliutil import UsageError
 from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
@@ -140,6 +141,7 @@ def run_pad(cfg: DeviceConfig, config_file: str, *, headless: bool) -> int:
     try:
         if headless:
             life.ready("rating pad running (headless)")
+            startup_gc.started()
             life.wait()
         else:
             from rating_pad.ui.app import run_ui  # Kivy: only a pad with a screen loads it

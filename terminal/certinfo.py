@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:
+    from cryptography import x509
 
 
 def days_left(cert: x509.Certificate, now: dt.datetime | None = None) -> int:
@@ -23,6 +25,10 @@ def cert_days_left(path: str | os.PathLike[str] | None) -> int | None:
     """
     if not path:
         return None
+    # Imported here: cryptography's x509 costs ~50 ms of CPU at import (~0.5 s on a Pi-class
+    # device), and only devices with a client certificate ever read one, after start-up.
+    from cryptography import x509
+
     try:
         return days_left(x509.load_pem_x509_certificate(Path(path).read_bytes()))
     except (OSError, ValueError):

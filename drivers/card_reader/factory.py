@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.classify import Classifier, compile_rules
-from drivers.card_reader.evdev_reader import EvdevLineReader
 from drivers.card_reader.idcard import IdCardReader
 from drivers.card_reader.line_reader import SerialLineReader
 from drivers.card_reader.sim import SimulatedCardReader
@@ -47,5 +46,9 @@ def open_card_reader(cfg: DeviceConfig, config_file: str | None = None) -> CardR
     if c.driver == "serial":
         return SerialLineReader(c.device, c.baudrate, classifier)
     if c.driver == "evdev":
+        # Imported here: python-evdev brings asyncio (~70 ms of CPU at import, most of a second
+        # on a Pi-class kiosk) that no other reader needs.
+        from drivers.card_reader.evdev_reader import EvdevLineReader
+
         return EvdevLineReader(c.device, classifier)
     raise ConfigError(config_file, "card_reader.driver", f"unknown driver {c.driver!r}")

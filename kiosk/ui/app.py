@@ -49,7 +49,7 @@ from kiosk.ui.widgets import (  # noqa: E402
     register_cjk_font,
 )
 from kiosk.views import NoticeView, Screen, View  # noqa: E402
-from terminal import marks  # noqa: E402
+from terminal import marks, startup_gc  # noqa: E402
 
 log = logging.getLogger("careterm.kiosk.ui")
 
@@ -482,5 +482,14 @@ def run_ui(kiosk: Any, life: Any, *, fullscreen: bool) -> None:
         if life.stop_event.is_set():
             app.quit()
 
+    def first_view(view: View) -> None:
+        # Once the attract screen is up (its frame drawn by then): terminal.startup_gc.
+        app.root.rendered.remove(first_view)
+        Clock.schedule_once(lambda dt: startup_gc.started(), 1.0)
+
+    def on_start(*_: Any) -> None:
+        app.root.rendered.append(first_view)
+
+    app.bind(on_start=on_start)
     Clock.schedule_interval(watch_stop, 0.5)
     app.run()

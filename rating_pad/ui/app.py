@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from terminal import startup_gc
+
 log = logging.getLogger("careterm.pad.ui")
 
 WINDOW_ENV = "CARETERM_PAD_WINDOW"
@@ -183,6 +185,10 @@ def run_ui(pad: Any, life: Any) -> None:
             root = make_root(pad)
             marks.frames(Window, lambda: f"pad {root.view.state if root.view else '-'}")
             return root
+
+        def on_start(self) -> None:
+            # Start-up is over once the first frames are drawn: terminal.startup_gc.
+            Clock.schedule_once(lambda _dt: startup_gc.started(), 2.0)
 
         def _check_stop(self, _dt: float) -> None:
             if life.stop_event.is_set():

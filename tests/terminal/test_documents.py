@@ -188,3 +188,35 @@ def test_files_an_older_version_kept_elsewhere_are_moved_once(tmp_path: Path) ->
     bad.write_bytes(b"{}")
     DocumentStore("directory", tmp_path).migrate(bad)
     assert not bad.exists() and (tmp_path / "directory.json.unusable").exists()
+
+
+def test_a_document_offered_again_unchanged_is_not_validated_nor_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import terminal.documents as documents
+
+    parsed: list[int] = []
+    real = documents.parse_roster
+    monkeypatch.setattr(documents, "parse_roster", lambda p: (parsed.append(1), real(p))[1])
+    payload = roster(TODAY, 3)
+    local = DocumentStore("roster", tmp_path, today=Day(TODAY))
+    first = local.offer(payload, "roster_file", save=False)
+    assert first.accepted and len(parsed) == 1
+    # The same bytes from a file again: known, the same document.
+    again = local.offer(payload, "roster_file", save=False)
+    assert again.accepted and again.document is first.document and len(parsed) == 1
+    # From the site (to be saved): validated and written once, then known.
+    assert local.offer(payload).accepted and len(parsed) == 2
+    assert local.path.read_bytes() == payload
+    assert local.offer(payload).accepted and len(parsed) == 2
+    # After a restart, the retained copy arriving again is the one loaded from disk.
+    restarted = DocumentStore("roster", tmp_path, today=Day(TODAY))
+    loaded = restarted.load()
+    assert len(parsed) == 3
+    r = restarted.offer(payload)
+    assert r.accepted and r.document is loaded and len(parsed) == 3
+    # The file gone: written again.
+    restarted.path.unlink()
+    assert restarted.offer(payload).accepted and restarted.path.read_bytes() == payload
+    # Another payload is validated as ever.
+    assert restarted.offer(roster(TODAY, 4)).accepted and len(parsed) == 5
