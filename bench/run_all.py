@@ -1,7 +1,9 @@
 """Run every benchmark with one command; write bench/results/latest.json and docs/bench/*.png.
 
-  /work/main/.venv/bin/python bench/run_all.py            # full run, about 19 minutes
-  /work/main/.venv/bin/python bench/run_all.py --quick    # smoke run, about 8 minutes
+  .venv/bin/python bench/run_all.py            # full run, about 45 minutes
+  .venv/bin/python bench/run_all.py --quick    # smoke run, about 20 minutes
+
+The Pi-budget entry needs writable cgroups (root); without them it records why it skipped.
 
 Each benchmark runs as its own subprocess with `--json`, so one failing does not hide the
 others; its exit code and the tail of its output are kept in latest.json.
