@@ -140,6 +140,11 @@ idle_timeout_s = 600
         pump_until(lambda: root.view.screen == "home")
 
     pump_until(lambda: root.view is not None and root.view.screen == "home")
+    # As `kiosk.ui.app.run_ui` does once the attract screen is up: the start-up pause of the
+    # cycle collector ends (one full collection, the start-up heap frozen), before any read.
+    from terminal import startup_gc
+
+    startup_gc.started()
     list_ms: list[float] = []
     ticket_ms: list[float] = []
     pulled_ms: list[float] = []

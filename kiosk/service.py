@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -49,9 +50,10 @@ log = logging.getLogger("careterm.kiosk")
 TICK_S = 0.25
 GUIDE_AFTER_S = 10.0
 """Pinyin initials of the directory's names that are not in INITIALS_FILE yet (the guide's A-Z,
-made by a child process: kiosk.initials) are asked for on the core thread this long after
-start-up, or before an input that opens a screen (the guide, feedback) if one comes sooner:
-never before the first frame of the attract screen."""
+made by a child process: kiosk.initials) are made this long after start-up by a thread of
+their own (the core thread goes on reading cards meanwhile), or on the core thread before an
+input that opens a screen (the guide, feedback) if one comes sooner: never before the first
+frame of the attract screen."""
 INITIALS_FILE = "pinyin-initials.json"
 
 DOCUMENTS = ("roster", "directory", "survey")
@@ -105,6 +107,8 @@ class KioskService:
         self._indexed: list[tuple[payloads.Roster, Roster]] = []
         self._started = time.monotonic()
         self._initials = False
+        self._initials_maker: threading.Thread | None = None
+        self._initials_for: Any = None
         salt = None
         try:
             salt = load_salt(cfg.privacy.salt_file)
@@ -438,14 +442,38 @@ class KioskService:
                 tuple(self._index(r) for r in store.aside_rosters()),
             )
         d = self.documents["directory"].current
-        initials = initials or time.monotonic() - self._started >= GUIDE_AFTER_S
         if d is not self._in_use.get("directory") or (initials and not self._initials):
             self._in_use["directory"] = d
             self.machine.set_directory(self._directory(d, initials))
+        if not self._initials and time.monotonic() - self._started >= GUIDE_AFTER_S:
+            self._make_initials(d)
         sv = self.documents["survey"].current
         if sv is not self._in_use.get("survey"):
             self._in_use["survey"] = sv
             self.machine.set_survey(Survey.of(sv) if isinstance(sv, payloads.Survey) else None)
+
+    def _make_initials(self, doc: Any) -> None:
+        """The initials of `doc`'s names made on a thread of their own (a child process, a few
+        seconds of a Pi's CPU), then the directory handed over again with them from the file."""
+        if not isinstance(doc, payloads.Directory) or self._initials_for is doc:
+            return  # (made once per directory document: a failure is not retried every tick)
+        self._initials_for = doc
+        names = [d.name for d in doc.departments]
+
+        def make() -> None:
+            try:
+                pinyin_initials(names, self.data_dir / INITIALS_FILE, make=True)
+            except Exception:
+                log.exception("kiosk: the guide's pinyin initials could not be made")
+            self.core.put(self._initials_made)
+
+        self._initials_maker = threading.Thread(target=make, name="initials", daemon=True)
+        self._initials_maker.start()
+
+    def _initials_made(self) -> None:
+        d = self.documents["directory"].current
+        self._in_use["directory"] = d
+        self.machine.set_directory(self._directory(d, make=False))
 
     def _directory(self, doc: Any, make: bool) -> Directory:
         """The guide's directory; its pinyin initials from the file, or (`make`) made."""
