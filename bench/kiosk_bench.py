@@ -16,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +52,9 @@ def main() -> int:
     Config.set("graphics", "width", str(w))
     Config.set("graphics", "height", str(h))
 
-    from careterm.demo_data import demo_directory, demo_roster, id_number
+    from careterm.demo_data import add_card_holders, demo_directory, demo_roster, id_number
     from kiosk.runner import Kiosk
     from terminal.config import load_config
-    from terminal.privacy import card_token
 
     tmp = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
     salt = b"bench-salt"
@@ -63,22 +62,7 @@ def main() -> int:
     now = datetime.now().astimezone()
     roster = demo_roster(salt, size=args.roster, now=now)
     numbers = [id_number(f"1101011980{i:04d}123"[:17]) for i in range(args.runs)]
-    start = (now + timedelta(minutes=10)).replace(second=0, microsecond=0)
-    for i, n in enumerate(numbers):
-        roster["appointments"].append(
-            {
-                "id": f"B{now:%Y%m%d}-{i:04d}",
-                "token": card_token(salt, "id_card", n),
-                "name": "测*试",
-                "department_id": "cardio",
-                "department": "心内科",
-                "doctor": "李明",
-                "room": "门诊3楼 305诊室",
-                "slot_start": start.isoformat(),
-                "slot_end": (start + timedelta(minutes=30)).isoformat(),
-                "queue_no": f"B{i:03d}",
-            }
-        )
+    add_card_holders(roster, salt, numbers, now)
     (tmp / "roster.json").write_text(json.dumps(roster, ensure_ascii=False))
     (tmp / "data").mkdir()
     (tmp / "data" / "directory.json").write_text(json.dumps(demo_directory(), ensure_ascii=False))

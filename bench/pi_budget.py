@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -576,8 +576,7 @@ def bench_raw(run: Run) -> dict[str, Any]:
 def kiosk_files(run: Run, name: str, pty: Pty, n_reads: int) -> tuple[Path, Path, list[str], int]:
     """A kiosk configuration with the demo roster of 20,000 patients (and the 4 demo ones) plus
     one appointment per card to read; returns the roster's length last."""
-    from careterm.demo_data import demo_directory, demo_roster
-    from terminal.privacy import card_token
+    from careterm.demo_data import add_card_holders, demo_directory, demo_roster
     from terminal.resident_id import complete
 
     d = run.tmp / name
@@ -587,22 +586,7 @@ def kiosk_files(run: Run, name: str, pty: Pty, n_reads: int) -> tuple[Path, Path
     now = datetime.now().astimezone()
     roster = demo_roster(salt, size=20_000, now=now)
     numbers = [complete(f"11010119800101{i:03d}") for i in range(n_reads)]
-    start = (now + timedelta(minutes=10)).replace(second=0, microsecond=0)
-    for i, number in enumerate(numbers):
-        roster["appointments"].append(
-            {
-                "id": f"B{now:%Y%m%d}-{i:04d}",
-                "token": card_token(salt, "id_card", number),
-                "name": "测*试",
-                "department_id": "cardio",
-                "department": "心内科",
-                "doctor": "李明",
-                "room": "门诊3楼 305诊室",
-                "slot_start": start.isoformat(),
-                "slot_end": (start + timedelta(minutes=30)).isoformat(),
-                "queue_no": f"B{i:03d}",
-            }
-        )
+    add_card_holders(roster, salt, numbers, now)
     (d / "roster.json").write_text(json.dumps(roster, ensure_ascii=False))
     (d / "data").mkdir()
     (d / "directory.json").write_text(json.dumps(demo_directory(), ensure_ascii=False))

@@ -196,3 +196,26 @@ def demo_roster(
         "generated": now.isoformat(timespec="seconds"),
         "appointments": rows,
     }
+
+
+def add_card_holders(
+    roster: dict[str, Any], salt: bytes, numbers: list[str], now: datetime
+) -> None:
+    """Benchmarks: one appointment for each ID card number in `numbers` (the cards a benchmark
+    reads), at 心内科 ten minutes after `now`, queue numbers B000, B001, ..."""
+    start = (now + timedelta(minutes=10)).replace(second=0, microsecond=0)
+    for i, number in enumerate(numbers):
+        roster["appointments"].append(
+            {
+                "id": f"B{now:%Y%m%d}-{i:04d}",
+                "token": card_token(salt, "id_card", number),
+                "name": "测*试",
+                "department_id": "cardio",
+                "department": "心内科",
+                "doctor": "李明",
+                "room": "门诊3楼 305诊室",
+                "slot_start": start.isoformat(),
+                "slot_end": (start + timedelta(minutes=30)).isoformat(),
+                "queue_no": f"B{i:03d}",
+            }
+        )
