@@ -107,7 +107,6 @@ class KioskService:
         self._indexed: list[tuple[payloads.Roster, Roster]] = []
         self._started = time.monotonic()
         self._initials = False
-        self._initials_maker: threading.Thread | None = None
         self._initials_for: Any = None
         salt = None
         try:
@@ -467,8 +466,7 @@ class KioskService:
                 log.exception("kiosk: the guide's pinyin initials could not be made")
             self.core.put(self._initials_made)
 
-        self._initials_maker = threading.Thread(target=make, name="initials", daemon=True)
-        self._initials_maker.start()
+        threading.Thread(target=make, name="initials", daemon=True).start()
 
     def _initials_made(self) -> None:
         d = self.documents["directory"].current
