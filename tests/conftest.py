@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,31 @@ from careterm.harness import (
 )
 from careterm.localbroker import Broker, free_port, wait_for
 
-__all__ = ["ROOT", "Broker", "Pty", "careterm_cmd", "free_port", "run_careterm", "wait_for"]
+__all__ = [
+    "ROOT",
+    "Broker",
+    "Pty",
+    "careterm_cmd",
+    "free_port",
+    "now_clear_of_midnight",
+    "run_careterm",
+    "wait_for",
+]
+
+
+def now_clear_of_midnight(tz: tzinfo | None = None, margin_s: float = 120.0) -> datetime:
+    """The time now (aware; local time unless `tz`), never within `margin_s` of the day's end.
+
+    Tests that write today's documents and then ask a device or tool that reads its own clock
+    would fail when the day turns in between (CI runs whenever a session stops: 16:00 UTC is
+    midnight at +08:00). Inside the last `margin_s` of a day this waits for the next one; no test
+    takes that long."""
+    now = datetime.now(tz).astimezone(tz)
+    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    left = (tomorrow - now).total_seconds()
+    if left < margin_s:
+        time.sleep(left + 1.0)
+    return datetime.now(tz).astimezone(tz)
 
 
 @pytest.fixture

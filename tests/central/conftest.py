@@ -7,6 +7,7 @@ import signal
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import date, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,16 @@ from sqlalchemy import create_engine, text
 from terminal.config import load_config
 from terminal.mqtt_link import LinkOptions
 from terminal.uplink import Uplink
-from tests.conftest import careterm_cmd, careterm_env, write_config
+from tests.conftest import careterm_cmd, careterm_env, now_clear_of_midnight, write_config
+
+SITE_TZ = timezone(timedelta(hours=8))  # the site tools' default --utc-offset
+
+
+def site_today() -> date:
+    """Today at the site tools' default offset, as `site roster build` will see it (never in the
+    last minutes of a day: see tests.conftest.now_clear_of_midnight)."""
+    return now_clear_of_midnight(SITE_TZ).date()
+
 
 PG_ADMIN_URLS = (
     "postgresql+psycopg://postgres@127.0.0.1:5432/test",

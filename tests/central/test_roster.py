@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from central.roster import mask_roster_name
 from terminal import resident_id
 from terminal.payloads import Roster
 from terminal.privacy import card_token
+from tests.central.conftest import site_today
 from tests.conftest import run_careterm, wait_for
 
 HEADER = (
@@ -22,8 +23,17 @@ HEADER = (
 
 ID_A = resident_id.complete("11010519491231002")
 ID_B = resident_id.complete("44030019900101123")
-TODAY = datetime.now(timezone(timedelta(hours=8))).date()  # the default --utc-offset's day
+TODAY = site_today()  # the default --utc-offset's day; set again before every test
 D0, D1, D2 = (str(TODAY + timedelta(days=n)) for n in range(3))
+
+
+@pytest.fixture(autouse=True)
+def _today() -> None:
+    """Each test's days, taken when it starts (a run may cross midnight at +08:00)."""
+    global TODAY, D0, D1, D2, GOOD
+    TODAY = site_today()
+    D0, D1, D2 = (str(TODAY + timedelta(days=n)) for n in range(3))
+    GOOD = good_rows()
 
 
 @pytest.fixture
@@ -39,14 +49,18 @@ def his_csv(tmp_path: Path, rows: list[str], encoding: str = "utf-8") -> Path:
     return p
 
 
-GOOD = [
-    f"A20261123-0042,{ID_A},medical_card,6222020200112233,张三丰,cardio,心内科,李明,门诊3楼 305诊室,"
-    "09:00,09:30,B023",
-    f"A20261123-0043,{ID_B.lower()},,,王芳,derm,皮肤科,赵丽,门诊2楼 201诊室,"
-    f"{D0}T10:00:00+08:00,{D0} 10:30,C001",
-    "A20261124-0001,,medical_card,12345678,李四,derm,皮肤科,赵丽,门诊2楼 201诊室,"
-    f"{D1} 09:00,{D1} 09:30,C002",
-]
+def good_rows() -> list[str]:
+    return [
+        f"A20261123-0042,{ID_A},medical_card,6222020200112233,张三丰,cardio,心内科,李明,门诊3楼 305诊室,"
+        "09:00,09:30,B023",
+        f"A20261123-0043,{ID_B.lower()},,,王芳,derm,皮肤科,赵丽,门诊2楼 201诊室,"
+        f"{D0}T10:00:00+08:00,{D0} 10:30,C001",
+        "A20261124-0001,,medical_card,12345678,李四,derm,皮肤科,赵丽,门诊2楼 201诊室,"
+        f"{D1} 09:00,{D1} 09:30,C002",
+    ]
+
+
+GOOD = good_rows()
 
 
 def test_roster_has_tokens_masked_names_and_one_entry_per_card(tmp_path: Path, salt: Path) -> None:

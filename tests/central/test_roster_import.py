@@ -4,7 +4,7 @@ guessed, and the manual-lookup tokens of SPEC 9.6 (appointment number, phone + b
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -14,12 +14,23 @@ from terminal import resident_id
 from terminal.cliutil import UsageError
 from terminal.payloads import Roster
 from terminal.privacy import card_token
+from tests.central.conftest import site_today
 from tests.conftest import run_careterm
 
 SALT = b"s3cret-site-salt"
 CST = timezone(timedelta(hours=8))
-TODAY = datetime.now(CST).date()
+TODAY = site_today()  # set again before every test
 D0, D1 = str(TODAY), str(TODAY + timedelta(days=1))
+
+
+@pytest.fixture(autouse=True)
+def _today() -> None:
+    """Each test's days, taken when it starts (a run may cross midnight at +08:00)."""
+    global TODAY, D0, D1
+    TODAY = site_today()
+    D0, D1 = str(TODAY), str(TODAY + timedelta(days=1))
+
+
 ID_A = resident_id.complete("11010519491231002")  # born 1949-12-31
 ID_B = resident_id.complete("44030019900101123")  # born 1990-01-01
 
@@ -55,9 +66,10 @@ def write(tmp_path: Path, text: str, encoding: str = "utf-8", name: str = "his.c
     return p
 
 
-def build(csv_path: Path, salt: Path, *args: str, day: str = D0):
+def build(csv_path: Path, salt: Path, *args: str, day: str = ""):
     return run_careterm(
-        "site", "roster", "build", "--csv", str(csv_path), "--salt-file", str(salt), "--date", day,
+        "site", "roster", "build", "--csv", str(csv_path), "--salt-file", str(salt), "--date",
+        day or D0,
         *args,
     )  # fmt: skip
 
@@ -280,10 +292,11 @@ def test_chinese_card_kinds(tmp_path: Path) -> None:
         f"A002,身份证,{ID_B},王芳,cardio,心内科,李明,305,{D0} 09:30,{D0} 10:00,B2\n"
         f"A003,护照,E12345678,Tom,cardio,心内科,李明,305,{D0} 10:00,{D0} 10:30,B3\n"
     )
+    at_ten = datetime.combine(TODAY, time(10), CST)  # the library's clock, fixed
     with pytest.raises(UsageError) as e:
-        build_roster(text, "his.csv", SALT, TODAY, CST)
+        build_roster(text, "his.csv", SALT, TODAY, CST, now=at_ten)
     assert "row 4, column 卡类型: '护照' must be one of medical_card, id_card" in str(e.value)
-    roster, _ = build_roster(text.rsplit("A003", 1)[0], "his.csv", SALT, TODAY, CST)
+    roster, _ = build_roster(text.rsplit("A003", 1)[0], "his.csv", SALT, TODAY, CST, now=at_ten)
     tokens = [a["token"] for a in roster["appointments"]]
     assert card_token(SALT, "medical_card", "6222020200112233") in tokens
     assert card_token(SALT, "id_card", ID_B) in tokens

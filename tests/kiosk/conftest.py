@@ -18,7 +18,7 @@ from kiosk.service import KioskService, View
 from terminal.config import parse_config
 from terminal.uplink import Uplink
 
-from ..conftest import wait_for
+from ..conftest import now_clear_of_midnight, wait_for
 from .fakes import MemoryPrinter
 
 TOKEN = "a" * 32
@@ -150,7 +150,7 @@ def kiosk_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
 @pytest.fixture
 def harness(kiosk_harness: Callable[..., Harness]) -> Harness:
     h = kiosk_harness()
-    now = datetime.now().astimezone()
+    now = now_clear_of_midnight()
     h.write("roster.json", patient_roster(now))
     h.write("directory.json", demo_directory())
     h.write("survey.json", demo_survey())

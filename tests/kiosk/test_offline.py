@@ -4,11 +4,10 @@ still checks patients in from it, and the event reaches the broker once it is ba
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import pytest
 
-from ..conftest import wait_for
+from ..conftest import now_clear_of_midnight, wait_for
 from .conftest import TOKEN, card, patient_roster
 
 pytestmark = pytest.mark.broker
@@ -20,7 +19,7 @@ def test_offline_checkin_from_the_stored_roster_then_the_backlog_drains(
     monkeypatch.setenv("CARETERM_BACKOFF_MAX_S", "1")  # reconnect quickly once the broker is back
     h = kiosk_harness()
     site = subscriber_factory(broker.port, ["careterm/main/kiosk-01/events/#"])
-    roster = patient_roster(datetime.now().astimezone())
+    roster = patient_roster(now_clear_of_midnight())
     site.publish(
         "careterm/main/roster", json.dumps(roster, ensure_ascii=False).encode(), retain=True
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from drivers.base import DeviceState
 from drivers.card_reader.classify import Classifier, compile_rules
@@ -14,7 +14,7 @@ from drivers.printer.document import QR, Text
 from terminal.config import DEFAULT_CLASSIFY
 from terminal.privacy import card_token
 
-from ..conftest import wait_for
+from ..conftest import now_clear_of_midnight, wait_for
 from .conftest import TOKEN, card, patient_roster
 
 
@@ -116,7 +116,7 @@ def test_unknown_card_and_missing_roster_say_where_to_go(harness, kiosk_harness)
     svc.card_read(card("b" * 32))
     assert harness.wait_view("problem").data.problem == "no_appointment"
     other = kiosk_harness("other")
-    yesterday = datetime.now().astimezone() - timedelta(days=1)
+    yesterday = now_clear_of_midnight() - timedelta(days=1)
     other.write("roster.json", patient_roster(yesterday))
     svc2 = other.start()
     assert "status_roster" in svc2.view.status
@@ -189,7 +189,7 @@ def test_feedback_and_survey_events_with_tracking_number_and_slip(harness):
         svc.feedback("digit", d)
     svc.feedback("submit")
     done = harness.wait_view("feedback_done")
-    today = datetime.now().astimezone().strftime("%Y%m%d")
+    today = now_clear_of_midnight().strftime("%Y%m%d")
     assert done.data.tracking_no == f"F-{today}-kiosk-01-0001"
     assert done.data.printed and done.data.phone == "138****5678"
     [ev] = harness.events("feedback")
@@ -221,7 +221,7 @@ def test_feedback_and_survey_events_with_tracking_number_and_slip(harness):
 
 def test_roster_over_mqtt_is_kept_and_bad_input_never_crashes(harness):
     svc = harness.start()
-    now = datetime.now().astimezone()
+    now = now_clear_of_midnight()
     doc = patient_roster(now, token="d" * 32)
     svc.on_roster("careterm/main/roster", b"\xff\x00garbage")
     svc.on_directory("careterm/main/directory", b"[1,2]")
@@ -297,7 +297,7 @@ def test_an_id_card_pulled_away_mid_read_asks_to_place_it_again(kiosk_harness, p
     h = kiosk_harness()
     h.write(
         "roster.json",
-        patient_roster(datetime.now().astimezone(), token=card_token(salt, "id_card", number)),
+        patient_roster(now_clear_of_midnight(), token=card_token(salt, "id_card", number)),
     )
     module, stop = SamModule(), threading.Event()
     threading.Thread(target=module.serve, args=(pty.master, stop), daemon=True).start()

@@ -4,7 +4,6 @@ decodes, keys and touches, and the check-in event at a real broker."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from kiosk.runner import Kiosk
 from terminal.config import load_config
 from terminal.privacy import card_token
 
-from ..conftest import wait_for
+from ..conftest import now_clear_of_midnight, wait_for
 from .conftest import PIN_1234, patient_roster
 
 pytestmark = pytest.mark.display
@@ -31,7 +30,7 @@ def kiosk_config(
     tmp_path: Path, config_writer, broker_url: str, reader: str, printer: Path, **extra: str
 ) -> Path:
     (tmp_path / "site.salt").write_bytes(SALT + b"\n")
-    now = datetime.now().astimezone()
+    now = now_clear_of_midnight()
     roster = patient_roster(now, token=card_token(SALT, "id_card", NUMBER))
     (tmp_path / "roster.json").write_text(json.dumps(roster, ensure_ascii=False))
     data = tmp_path / "data"
