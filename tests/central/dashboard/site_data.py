@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from central.accounting import Accounting, Batch
 from central.db import devices
 from central.messages import parse_event, parse_status, parse_telemetry
+from tests.conftest import now_clear_of_midnight
 
 SITE = "main"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -246,6 +247,15 @@ def fill_site(engine: Engine, now: float | None = None, seed: int = 3) -> dict[s
     ids["day"] = datetime.fromtimestamp(now, TZ).date().isoformat()
     ids["t0"] = t0
     return ids
+
+
+def site_now() -> float:
+    """The time now for a test that puts events up to an hour before `now` and expects them on
+    the site's day (the console and the report take `now` from their caller): the real time,
+    but 03:00 at the site while its day is younger than that, and never in a day's last two
+    minutes (CI runs whenever a session stops; 16:00 UTC is midnight here)."""
+    now = now_clear_of_midnight(TZ)
+    return max(now, now.replace(hour=3, minute=0, second=0, microsecond=0)).timestamp()
 
 
 def ago(minutes: float) -> float:

@@ -14,6 +14,7 @@ from tests.central.dashboard.site_data import (
     TZ,
     Device,
     rating,
+    site_now,
     store_envelopes,
     store_status,
     store_telemetry,
@@ -25,7 +26,7 @@ def console(engine, **kw) -> ConsoleData:
 
 
 def test_today_per_window_and_staff_counts_prompts_and_never_misuse(engine) -> None:
-    now = time.time()
+    now = site_now()
     at = now - 600
     w1, w2, w3 = Device("pad-w01"), Device("pad-w02"), Device("pad-w03")
     prompts = [str(uuid.uuid4()) for _ in range(4)]
@@ -84,7 +85,7 @@ def test_today_per_window_and_staff_counts_prompts_and_never_misuse(engine) -> N
 
 
 def test_alerts_open_first_by_severity_with_the_reason_that_followed(engine) -> None:
-    now = time.time()
+    now = site_now()
     pad, kiosk = Device("pad-w03"), Device("kiosk-01", "kiosk")
     p = str(uuid.uuid4())
     rid = pad.event("rating", rating("W03", "E1003", 1, p), now - 300)
@@ -140,7 +141,7 @@ def test_alerts_open_first_by_severity_with_the_reason_that_followed(engine) -> 
 
 
 def test_device_health_from_status_and_telemetry(engine) -> None:
-    now = time.time()
+    now = time.time()  # not a day's figures: the collector's receive times are the real clock
     ok, faulty, gone = Device("kiosk-01", "kiosk"), Device("kiosk-02", "kiosk"), Device("pad-w01")
     for d in (ok, faulty, gone):
         d.event("staff", {"window": "W01", "action": "sign_in", "staff": "E1001"}, now - 100)
@@ -202,7 +203,7 @@ def test_device_health_from_status_and_telemetry(engine) -> None:
 
 
 def test_snapshot_version_changes_with_content_not_with_time(engine) -> None:
-    now = time.time()
+    now = site_now()
     store_status(engine, "pad-w01", "online", 1, now - 60)
     data = console(engine)
     v1 = data.snapshot(now).version()

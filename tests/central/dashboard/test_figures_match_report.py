@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.central.dashboard.site_data import (
     Device,
     fill_site,
     rating,
+    site_now,
     store_envelopes,
 )
 from tests.conftest import run_careterm
@@ -146,7 +146,7 @@ def assert_same(db_url: str, data: ConsoleData, now: float, staff_file: Path) ->
 def test_today_per_window_and_staff_is_the_reports_day(
     engine: Engine, db_url: str, staff_file: Path
 ) -> None:
-    now = time.time()
+    now = site_now()
     day = datetime.fromtimestamp(now, TZ).date().isoformat()
     fill_site(engine, now)
     odd_cases(engine, now, day)
@@ -210,7 +210,7 @@ class Statements:
 
 
 def test_a_poll_reads_only_the_devices_that_stored_something(engine: Engine) -> None:
-    now = time.time()
+    now = site_now()
     fill_site(engine, now)
     data = ConsoleData(engine, tz=TZ)
     first = data.snapshot(now)
