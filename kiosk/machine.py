@@ -187,6 +187,8 @@ class KioskMachine:
         self.data: Any = HomeView()
         self.patient = _Patient()
         self.roster: Roster | None = None
+        self.loading = False
+        """The documents on disk are not read yet (start-up): no roster is not a problem yet."""
         self.rosters_aside: tuple[Roster, ...] = ()
         """Valid rosters for other dates (SPEC 9.4): never used for check-in."""
         self.directory = Directory()
@@ -225,7 +227,7 @@ class KioskMachine:
             out.append("status_reader")
         if not self.network_up:
             out.append("status_network")
-        if self.today_roster() is None:
+        if self.today_roster() is None and not self.loading:
             out.append("status_roster")
         return tuple(out)
 

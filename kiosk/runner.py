@@ -4,6 +4,7 @@ the core service, and the Kivy screen."""
 from __future__ import annotations
 
 import logging
+import threading
 
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.factory import open_card_reader
@@ -49,6 +50,7 @@ class Kiosk:
         card_reader: CardReader | None = None,
         speaker: Speaker | None = None,
         open_drivers: bool = True,
+        documents_after: threading.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.printer = printer if printer is not None or not open_drivers else _open_printer(cfg)
@@ -70,7 +72,14 @@ class Kiosk:
             speaker = open_speaker(volume=cfg.kiosk.voice_volume / 100)
         self.speaker = speaker
         voice = Voice(speaker) if speaker is not None else None
-        self.service = KioskService(cfg, self.uplink, self.printer, self.card_reader, voice=voice)
+        self.service = KioskService(
+            cfg,
+            self.uplink,
+            self.printer,
+            self.card_reader,
+            voice=voice,
+            documents_after=documents_after,
+        )
 
     def healthy(self) -> bool:
         return self.service.is_alive() and self.uplink.link.is_alive()
@@ -99,7 +108,8 @@ class Kiosk:
 
 
 def run_kiosk(cfg: DeviceConfig, config_file: str, *, windowed: bool = False) -> int:
-    kiosk = Kiosk(cfg)
+    first_frame = threading.Event()  # the documents are read once the attract screen is up
+    kiosk = Kiosk(cfg, documents_after=first_frame)
     life = Lifecycle(healthy=kiosk.healthy)
     life.install_signal_handlers()
     kiosk.start()
@@ -114,7 +124,7 @@ def run_kiosk(cfg: DeviceConfig, config_file: str, *, windowed: bool = False) ->
         from kiosk.ui.app import run_ui
 
         life.ready("kiosk running")
-        run_ui(kiosk, life, fullscreen=fullscreen)
+        run_ui(kiosk, life, fullscreen=fullscreen, first_frame=first_frame)
     finally:
         life.stopping()
         kiosk.stop()

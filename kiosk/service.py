@@ -66,6 +66,9 @@ OLD_FILES = {
 
 ViewListener = Callable[[View], None]
 
+DOCUMENTS_AFTER_MAX_S = 30
+"""The longest the documents wait for the screen's first frame (`documents_after`)."""
+
 
 class KioskService:
     """Thread-safe inputs; everything runs on one `kiosk-core` thread in arrival order."""
@@ -80,7 +83,10 @@ class KioskService:
         voice: Voice | None = None,
         now: Callable[[], datetime] | None = None,
         on_exit: Callable[[], None] | None = None,
+        documents_after: threading.Event | None = None,
     ) -> None:
+        """`documents_after`: read the documents on disk once this is set (the screen's first
+        frame: a 20,000-entry roster is seconds of a Pi's CPU), not while constructing."""
         self.cfg = cfg
         self.uplink = uplink
         self.printer = printer
@@ -132,7 +138,12 @@ class KioskService:
         self._view: View = self.machine.view()
         self._listeners: list[ViewListener] = []
         self.core = CoreLoop("kiosk-core", tick=self._tick, tick_s=TICK_S, on_error=self._failed)
-        self._load_documents()
+        if documents_after is None:
+            self._load_documents()
+        else:
+            # The first job: a retained roster or a card read queued meanwhile comes after it.
+            self.machine.loading = True
+            self.core.put(lambda: self._load_documents_after(documents_after))
         self._view = self._make_view()
 
     # -- wiring ---------------------------------------------------------------------------
@@ -385,6 +396,17 @@ class KioskService:
                 except OSError as e:
                     log.error("%s: cannot read: %s", path, e.strerror)
         self._sync_documents()
+
+    def _load_documents_after(self, ready: threading.Event) -> None:
+        if not ready.wait(DOCUMENTS_AFTER_MAX_S):
+            log.warning(
+                "no first frame after %d s: reading the documents anyway", DOCUMENTS_AFTER_MAX_S
+            )
+        try:
+            self._load_documents()
+        finally:
+            self.machine.loading = False
+            self._publish()
 
     def _refresh_roster_file(self) -> None:
         """Offer `roster_file` at start and whenever it changed (one stat per card read); it is

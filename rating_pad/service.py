@@ -35,6 +35,9 @@ RETRY_S = 5.0
 """How often events that could not be stored are tried again."""
 LINK_POLL_S = 1.0
 """How often the clerk's status line looks at the link and the outbox."""
+SEND_FIRST_S = 0.25
+"""How long a new screen waits for the event of the press to be on its way to the broker: on a
+Pi the screen's CPU would otherwise come first (bench/pi_budget.py, `pad_ui`)."""
 MAX_UNSTORED = 1000
 MAX_PHOTO_CHARS = 2_000_000
 MAX_STAFF_NO = 32
@@ -462,6 +465,7 @@ class PadService:
             lost = len(self._unstored) - MAX_UNSTORED
             log.error("pad: %d events dropped: the disk has refused writes too long", lost)
             del self._unstored[:lost]
+        sent_first = 0
         if self._unstored and (records or time.monotonic() >= self._retry_at):
             while self._unstored:
                 rec = self._unstored[0]
@@ -477,7 +481,10 @@ class PadService:
                 if rec.etype == "rating" and not rec.data.get("misuse"):
                     self._count_today()
                 log.info("pad: %s seq %d stored", rec.etype, ev.seq)
+                sent_first = ev.seq
         self._save_state()
+        if sent_first and self._listeners:
+            self.uplink.wait_handed(sent_first, SEND_FIRST_S)
         self._render()
         return not self._unstored
 

@@ -135,6 +135,9 @@ class MqttLink:
         self._sent: list[int] = []
         self._resend_from: int | None = None
         self._resend_lock = threading.Lock()
+        self._handed: tuple[str, int] = (outbox.epoch, 0)
+        """(epoch, seq) of the newest outbox event written to the broker's socket."""
+        self._handed_cv = threading.Condition()
         self.session = 0
         """The durable session counter of the current (or last) connection."""
         self._attempt_sent_connect = True
@@ -167,6 +170,22 @@ class MqttLink:
                 first if self._resend_from is None else min(self._resend_from, first)
             )
         self.notify()
+
+    def wait_handed(self, seq: int, timeout: float) -> bool:
+        """Wait until the outbox event `seq` of the current epoch was written to the broker's
+        socket (True), or the link is down or `timeout` passed (False: it goes out later, as
+        ever). A device whose next step costs much CPU (a new screen) lets its event go first
+        on a slow processor."""
+        deadline = time.monotonic() + timeout
+        with self._handed_cv:
+            while True:
+                epoch, handed = self._handed
+                if epoch == self.outbox.epoch and handed >= seq:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.connected.is_set():
+                    return False
+                self._handed_cv.wait(min(left, 0.05))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Clean stop: `offline`/`shutdown` (retained) goes out before the disconnect."""
@@ -377,6 +396,12 @@ class MqttLink:
                 self._inflight[info.mid] = ev.seq
                 self._queued_upto = ev.seq
                 self.state.published += 1
+            with self._handed_cv:
+                epoch, handed = self._handed
+                if epoch != self._epoch:
+                    handed = 0
+                self._handed = (self._epoch, max(handed, self._queued_upto))
+                self._handed_cv.notify_all()
             room = self._window - len(self._inflight)
 
     def _send_outgoing(self, client: mqtt.Client) -> None:

@@ -106,6 +106,10 @@ class Uplink:
         self._storage_recovered()
         return ev
 
+    def wait_handed(self, seq: int, timeout: float) -> bool:
+        """Until the event `seq` was written to the broker's socket (MqttLink.wait_handed)."""
+        return self.link.wait_handed(seq, timeout)
+
     def alert(self, kind: str, severity: str, message: str, **details: Any) -> StoredEvent:
         return self.record("alert", alert_data(kind, severity, message, **details), alert_kind=kind)
 

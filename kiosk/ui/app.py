@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -471,7 +472,9 @@ def configure_window(fullscreen: bool, size: tuple[int, int] | None = None) -> N
     Window.clearcolor = BG
 
 
-def run_ui(kiosk: Any, life: Any, *, fullscreen: bool) -> None:
+def run_ui(
+    kiosk: Any, life: Any, *, fullscreen: bool, first_frame: threading.Event | None = None
+) -> None:
     size = os.environ.get("CARETERM_KIOSK_SIZE")  # e.g. 1080x1920 for a portrait test window
     dims = tuple(int(x) for x in size.split("x")) if size else None
     configure_window(fullscreen, dims)  # type: ignore[arg-type]
@@ -485,6 +488,8 @@ def run_ui(kiosk: Any, life: Any, *, fullscreen: bool) -> None:
     def first_view(view: View) -> None:
         # Once the attract screen is up (its frame drawn by then): terminal.startup_gc.
         app.root.rendered.remove(first_view)
+        if first_frame is not None:
+            first_frame.set()
         Clock.schedule_once(lambda dt: startup_gc.started(), 1.0)
 
     def on_start(*_: Any) -> None:

@@ -4,6 +4,7 @@ a memory printer, and a roster for one patient with three appointments around no
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -81,6 +82,7 @@ class Harness:
         broker_url: str = "mqtt://127.0.0.1:1",
         printer: Any = "memory",
         card_reader: Any = None,
+        documents_after: threading.Event | None = None,
         **kiosk: Any,
     ) -> KioskService:
         kiosk.setdefault("maintenance_pin_sha256", PIN_1234)
@@ -103,6 +105,7 @@ class Harness:
             printer=self.printer if printer == "memory" else printer,
             card_reader=card_reader,
             open_drivers=False,
+            documents_after=documents_after,
         )
         self.uplink = self.kiosk.uplink
         self.svc = self.kiosk.service

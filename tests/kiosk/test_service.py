@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 from drivers.base import DeviceState
@@ -11,6 +12,7 @@ from drivers.card_reader.classify import Classifier, compile_rules
 from drivers.card_reader.idcard import IdCardReader
 from drivers.card_reader.sim import SamModule, SimCard
 from drivers.printer.document import QR, Text
+from kiosk import service as kiosk_service
 from terminal.config import DEFAULT_CLASSIFY
 from terminal.privacy import card_token
 
@@ -326,3 +328,26 @@ def test_an_id_card_pulled_away_mid_read_asks_to_place_it_again(kiosk_harness, p
     finally:
         h.stop()
         stop.set()
+
+
+def test_documents_are_read_after_the_first_frame_and_a_card_waits_for_them(harness, monkeypatch):
+    """`careterm kiosk` reads its documents once the attract screen is drawn (a Pi's CPU goes to
+    the first frame first): meanwhile no "no roster" warning, and a card read then is answered
+    with the roster, never with "no roster"."""
+    first_frame = threading.Event()
+    svc = harness.start(documents_after=first_frame)
+    assert svc.view.screen == "home" and "status_roster" not in svc.view.status
+    svc.card_read(card())  # before the documents: it waits for them
+    time.sleep(0.3)
+    assert svc.view.screen == "home" and svc.machine.roster is None
+    first_frame.set()
+    v = harness.wait_view("appointments")
+    assert [it.state for it in v.data.items] == ["too_late", "checkin", "too_early"]
+    assert "status_roster" not in svc.view.status
+    harness.stop()
+
+    # No first frame ever (the window failed): the documents are read after a bound anyway.
+    monkeypatch.setattr(kiosk_service, "DOCUMENTS_AFTER_MAX_S", 0.2)
+    (harness.data / "documents" / "roster.json").unlink()
+    svc = harness.start(documents_after=threading.Event())
+    wait_for(lambda: "status_roster" in svc.view.status, 5, what="the roster's absence shown")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -378,3 +379,34 @@ def test_the_clerks_line_counts_today_and_shows_the_link_going_down(pad_rig, bro
         what="the waiting event on the clerk's line",
     )
     assert view.today == 2 and view.link == "offline"
+
+
+def test_a_press_goes_to_the_broker_before_the_screen_changes(pad_rig, broker, monkeypatch) -> None:
+    """On a Pi the new screen costs more CPU than the publish: the view that follows a press is
+    handed to the screen only once the press's event was written to the broker's socket (or
+    the link is down, or SEND_FIRST_S passed: long here, so that the order is the point)."""
+    from rating_pad import service as pad_service
+
+    monkeypatch.setattr(pad_service, "SEND_FIRST_S", 10.0)
+    rig = pad_rig(rating='mode = "free"\ncooldown_s = 0')
+    link = rig.pad.uplink.link
+    wait_for(link.connected.is_set, 5, what="online")
+    thanks: list[int] = []  # what was handed to the socket when the thank-you screen came
+
+    def view(v: Any) -> None:
+        if v.state == "thanks":
+            thanks.append(link._handed[1])
+
+    rig.service.on_view(view)
+    rig.keys(b"4", handled=1)
+    (ev,) = rig.wait_events("rating", 1)
+    wait_for(lambda: thanks, 5, what="the thank-you view")
+    assert thanks[0] >= ev["seq"], (thanks, ev["seq"])  # published, then the screen changed
+    wait_for(lambda: rig.service.last_view.state == "idle", 10, what="back to idle")
+    broker.kill()
+    wait_for(lambda: not link.connected.is_set(), 15, what="offline")
+    thanks.clear()
+    t0 = time.monotonic()
+    rig.keys(b"3", handled=1)
+    wait_for(lambda: thanks, 5, what="the thank-you view while offline")
+    assert time.monotonic() - t0 < 5.0  # offline: the screen never waits for the link

@@ -367,3 +367,30 @@ def test_the_link_works_when_its_descriptors_are_above_1024(tmp_path, broker, su
         for fd in ballast:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_wait_handed_returns_once_the_event_is_on_the_socket_and_at_once_when_offline(
+    tmp_path, broker, subscriber_factory
+):
+    sub = subscriber_factory(broker.port, [f"{BASE}/events/#"])
+    up = Uplink(cfg_for(tmp_path, broker), options=fast())
+    up.start()
+    try:
+        wait_for(up.link.connected.is_set, what="link connected")
+        ev = up.record("rating", {"score": 4})
+        assert up.wait_handed(ev.seq, 30.0) is True
+        wait_for(lambda: seqs_of(sub.events()) == [ev.seq], what="the event at the subscriber")
+        assert up.wait_handed(ev.seq + 1, 0.2) is False  # not stored: never handed
+
+        broker.kill()
+        wait_for(lambda: not up.link.connected.is_set(), 15, what="link down")
+        late = up.record("rating", {"score": 3})
+        t0 = time.monotonic()
+        assert up.wait_handed(late.seq, 30.0) is False
+        assert time.monotonic() - t0 < 5.0  # offline: nobody waits for the bound
+
+        broker.start()
+        wait_for(up.link.connected.is_set, 30, what="link back")
+        assert up.wait_handed(late.seq, 30.0) is True
+    finally:
+        up.stop()
