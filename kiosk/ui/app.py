@@ -18,6 +18,10 @@ Config.set("kivy", "exit_on_escape", "0")
 Config.set("input", "mouse", "mouse,multitouch_on_demand")
 # No multisampling: flat UI, and on a Pi's GPU or a software renderer MSAA costs a frame's time.
 Config.set("graphics", "multisamples", "0")
+# Nothing on these screens moves by itself: 30 frames a second keep touches and scrolling
+# prompt, and Kivy's loop idles at ~3 % of a core here instead of ~5 % at its 60 (on a Pi-class
+# budget that is the CPU a card read needs; BENCHMARKS.md).
+Config.set("graphics", "maxfps", "30")
 
 from kivy.app import App  # noqa: E402
 from kivy.clock import Clock  # noqa: E402

@@ -123,6 +123,10 @@ def configure_kivy() -> None:
         Config.set("graphics", "height", str(size[1]))
         Config.set("graphics", "resizable", "0")
     Config.set("kivy", "exit_on_escape", "0")  # a keyboard on the pad must not close it
+    # Nothing moves by itself and keys come from the core thread: 20 frames a second show a
+    # press within 50 ms, and Kivy's loop idles at ~2 % of a core instead of ~5 % at its 60 (on
+    # a Pi-class budget, CPU the publish of a press needs; BENCHMARKS.md).
+    Config.set("graphics", "maxfps", "20")
     Config.set("input", "mouse", "mouse,disable_multitouch")
 
 
