@@ -489,11 +489,17 @@ def run_ui(
         if life.stop_event.is_set():
             app.quit()
 
-    def first_view(view: View) -> None:
-        # Once the attract screen is up (its frame drawn by then): terminal.startup_gc.
-        app.root.rendered.remove(first_view)
+    def flipped(*_: Any) -> None:
+        # The attract screen's first frame is on the screen: the documents may be read now
+        # (on a Pi-class CPU they would otherwise share it with drawing that frame).
+        Window.unbind(on_flip=flipped)
         if first_frame is not None:
             first_frame.set()
+
+    def first_view(view: View) -> None:
+        # Built; drawn at the end of this turn of the loop (terminal.startup_gc: a second on).
+        app.root.rendered.remove(first_view)
+        Window.bind(on_flip=flipped)
         Clock.schedule_once(lambda dt: startup_gc.started(), 1.0)
 
     def on_start(*_: Any) -> None:

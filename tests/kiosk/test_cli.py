@@ -41,6 +41,10 @@ def test_kiosk_process_runs_windowed_and_stops_on_sigterm(tmp_path):
                 30,
                 what="the window",
             )
+            # The documents are read once the first frame is on the screen (not before it).
+            wait_for(lambda: b"appointments" in log.read_bytes(), 60, what="the roster read")
+            text = log.read_text(errors="replace")
+            assert text.index("roster of ") > text.index("GL:")
             assert p.poll() is None
             p.send_signal(signal.SIGTERM)
             assert p.wait(15) == 0
