@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -111,3 +112,41 @@ def test_a_v2_that_refuses_the_probe_falls_back_to_v1(pb: ModuleType, tmp_path: 
     (v2 / f"careterm-pibudget-{os.getpid()}-probe").write_text("")  # mkdir there fails
     groups = pb.Cgroups(f"cgroup {v1} cgroup rw,cpu 0 0\ncgroup2 {v2} cgroup2 rw 0 0\n")
     assert (groups.version, groups.root) == (1, v1), groups.why
+
+
+def test_only_mesas_rendering_threads_are_moved_out_of_the_quota(
+    pb: ModuleType, tmp_path: Path
+) -> None:
+    """GpuThreads writes the id of each thread named `llvmpipe-N` (and no other) to the
+    unconstrained cgroup's `tasks`, once."""
+    import ctypes
+    import threading
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    started, done = threading.Event(), threading.Event()
+    tids: dict[str, int] = {}
+
+    def named(name: str) -> None:
+        libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: the name /proc/<tid>/comm shows
+        tids[name] = threading.get_native_id()
+        if len(tids) == 2:
+            started.set()
+        done.wait(10)
+
+    threads = [threading.Thread(target=named, args=(n,)) for n in ("llvmpipe-0", "other-0")]
+    for t in threads:
+        t.start()
+    assert started.wait(10)
+    (tmp_path / "tasks").write_text("")
+    mover = pb.GpuThreads(os.getpid(), pb.Cgroup(tmp_path))
+    try:
+        deadline = time.monotonic() + 10
+        while tids["llvmpipe-0"] not in mover.moved and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        assert mover.stop() == 1
+        done.set()
+        for t in threads:
+            t.join()
+    assert mover.moved == {tids["llvmpipe-0"]}
+    assert (tmp_path / "tasks").read_text() == str(tids["llvmpipe-0"])
