@@ -85,6 +85,7 @@ def test_unit_keys(role):
         ("PrivateTmp", "yes"),
         ("ReadWritePaths", "/var/lib/careterm"),
         ("StateDirectory", "careterm"),
+        ("CacheDirectory", "careterm"),  # escpos_cache: $CACHE_DIRECTORY under ProtectSystem
         ("ConfigurationDirectory", "careterm"),
         ("PrivateDevices", "no"),
         ("DevicePolicy", "closed"),
