@@ -5,11 +5,15 @@ inside a cgroup CPU quota, each measured against the same scenario unconstrained
   pad       `careterm pad --headless`: start -> retained `online` seen by a subscriber; key on a
             pty -> rating event at an independent subscriber (p50/p99); VmRSS after the presses.
             Baseline for key -> broker: a raw paho QoS 1 publisher under the same quota.
-  pad-ui    `careterm pad` with its Kivy screen on a private Xvfb: start -> first frame;
-            key -> broker; VmRSS (and how much of it is Mesa/GL, from smaps)
+  pad_ui    `careterm pad` with its Kivy screen on a private Xvfb: start -> first frame;
+            key -> broker back to back and 1.5 s apart (one press per patient: the goal);
+            VmRSS (and how much of it is Mesa/GL, from smaps)
   kiosk     `careterm kiosk` on the private Xvfb, 20,000-entry roster: start -> first frame of
-            the attract (home) screen; card line on a pty -> appointment list on screen;
-            Enter (an X key event) -> ticket bytes in the file printer; VmRSS
+            the attract (home) screen; card line on a pty -> appointment list on screen (the
+            first read at once, the others once the kiosk has settled); Enter (an X key event)
+            -> ticket bytes in the file printer; VmRSS
+  pad_ui_gpu, kiosk_gpu
+            the same with Mesa's llvmpipe threads moved out of the quota (a Pi's GPU draws)
 
 Every measured process is put into the cgroup by a `sh` wrapper before it execs, so start-up
 runs inside the quota; the broker, Xvfb and the measuring subscribers stay outside (the site's

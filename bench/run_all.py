@@ -178,7 +178,7 @@ def main() -> int:
         "pi_budget",
         [py, "bench/pi_budget.py", *quick, "--json", str(RESULTS / "pi_budget.json")],
         RESULTS / "pi_budget.json",
-        1200,
+        1800,
     )
     skipped = latest["pi_budget"].get("result", {}).get("skipped")
     if skipped:
