@@ -475,6 +475,20 @@ class Run:
     gpu: Cgroup | None = None
     """Where Mesa's rendering threads go (no quota): the `_gpu` scenarios (GpuThreads)."""
 
+    def rendering_outside(self, pid: int) -> GpuThreads | None:
+        """For the `_gpu` scenarios: Mesa's threads of `pid` moved out of the quota."""
+        return GpuThreads(pid, self.gpu) if self.gpu is not None else None
+
+
+def final_tally(out: dict[str, Any], pid: int, gpu: GpuThreads | None) -> None:
+    """After a scenario's inputs: memory once settled, the CPU used in all, and how many
+    rendering threads were moved out of the quota."""
+    time.sleep(0.5)
+    out["memory"] = memory(pid)
+    out["cpu_s_total"] = cpu_s(pid)
+    if gpu is not None:
+        out["gl_threads_outside_quota"] = gpu.stop()
+
 
 def one_at_a_time(
     n: int, rx: Receiver, trigger: Callable[[int], None], gap_s: float = 0.05
@@ -555,7 +569,7 @@ def bench_pad(run: Run, *, ui: bool) -> dict[str, Any]:
     t0 = time.monotonic()
     try:
         with process(run.cg.wrap(careterm_cmd(*args)), log, env) as proc:
-            gpu = GpuThreads(proc.pid, run.gpu) if run.gpu is not None else None
+            gpu = run.rendering_outside(proc.pid)
 
             def online() -> float | None:
                 with status.lock:
@@ -582,11 +596,7 @@ def bench_pad(run: Run, *, ui: bool) -> dict[str, Any]:
                 n = max(10, run.presses // 3)
                 paced = press_keys(run, pty, rx, lambda: proc.poll() is None, n, PACED_GAP_S)
                 out["key_to_broker_paced_ms"] = summary(paced)
-            time.sleep(0.5)
-            out["memory"] = memory(proc.pid)
-            out["cpu_s_total"] = cpu_s(proc.pid)
-            if gpu is not None:
-                out["gl_threads_outside_quota"] = gpu.stop()
+            final_tally(out, proc.pid, gpu)
     finally:
         rx.close()
         status.close()
@@ -704,7 +714,7 @@ def bench_kiosk(run: Run) -> dict[str, Any]:
     try:
         cmd = run.cg.wrap(careterm_cmd("kiosk", "--config", str(cfg), "--windowed"))
         with process(cmd, log, env) as proc:
-            gpu = GpuThreads(proc.pid, run.gpu) if run.gpu is not None else None
+            gpu = run.rendering_outside(proc.pid)
             try:
                 first = marks.wait("frame kiosk home", 0.0, 240)
             except AssertionError:
@@ -755,11 +765,7 @@ def bench_kiosk(run: Run) -> dict[str, Any]:
             out["card_to_list_ms"] = summary(lists[1:])
             out["enter_to_ticket_ms"] = summary(tickets[1:])
             out["rss_mb_after_each_read"] = rss_after_read
-            time.sleep(0.5)
-            out["memory"] = memory(proc.pid)
-            out["cpu_s_total"] = cpu_s(proc.pid)
-            if gpu is not None:
-                out["gl_threads_outside_quota"] = gpu.stop()
+            final_tally(out, proc.pid, gpu)
     finally:
         keys.close()
         pty.close()
