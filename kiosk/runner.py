@@ -1,5 +1,10 @@
 """Assembles a kiosk: uplink with the retained roster/directory/survey, card reader, printer,
-the core service, and the Kivy screen."""
+the core service, and the Kivy screen.
+
+`careterm kiosk` draws the attract screen first: the threads (the link, the core, the card
+reader) start, the documents are read and the printer opened (python-escpos's imports) once its
+first frame is on the screen. On a Pi-class CPU everything done before that frame delays it
+(BENCHMARKS.md); nothing is lost meanwhile (no card can be read, events wait in the outbox)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import threading
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.factory import open_card_reader
 from drivers.printer.base import TicketPrinter
-from drivers.printer.factory import FaultyPrinter, open_printer
 from drivers.speaker.base import Speaker
 from drivers.speaker.factory import open_speaker
 from kiosk.service import KioskService
@@ -20,11 +24,25 @@ from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.kiosk")
 
+START_AFTER_MAX_S = 30.0
+"""The longest `careterm kiosk` waits for the first frame before it starts its threads anyway."""
 
-def _open_printer(cfg: DeviceConfig) -> TicketPrinter | None:
-    """The configured printer, None for driver = "none", or a faulted stand-in."""
+
+def _open_printer(cfg: DeviceConfig, *, later: bool = False) -> TicketPrinter | None:
+    """The configured printer, None for driver = "none", or a faulted stand-in; with `later`, a
+    `DeferredPrinter` that opens it when told to (or at its first use)."""
     if cfg.printer.driver == "none":
         return None
+    if later:
+        from drivers.printer.deferred import DeferredPrinter
+
+        return DeferredPrinter(lambda: _open_configured_printer(cfg))
+    return _open_configured_printer(cfg)
+
+
+def _open_configured_printer(cfg: DeviceConfig) -> TicketPrinter:
+    from drivers.printer.factory import FaultyPrinter, open_printer
+
     try:
         return open_printer(cfg)
     except (OSError, ConfigError) as e:
@@ -51,9 +69,18 @@ class Kiosk:
         speaker: Speaker | None = None,
         open_drivers: bool = True,
         documents_after: threading.Event | None = None,
+        printer_later: bool = False,
     ) -> None:
+        """`documents_after`: the service reads its documents once it is set; `printer_later`:
+        the configured printer is opened by `open_printer()` (or its first use)."""
         self.cfg = cfg
-        self.printer = printer if printer is not None or not open_drivers else _open_printer(cfg)
+        self._lock = threading.Lock()
+        self._started = self._stopped = False
+        self.printer = (
+            printer
+            if printer is not None or not open_drivers
+            else _open_printer(cfg, later=printer_later)
+        )
         self.card_reader = (
             card_reader if card_reader is not None or not open_drivers else _open_card_reader(cfg)
         )
@@ -82,16 +109,49 @@ class Kiosk:
         )
 
     def healthy(self) -> bool:
+        if not self._started:
+            return not self._stopped  # still waiting for the screen (START_AFTER_MAX_S at most)
         return self.service.is_alive() and self.uplink.link.is_alive()
 
     def start(self) -> None:
-        self.uplink.start()
-        self.service.start()
-        if self.card_reader is not None:
-            self.card_reader.start(self.service.card_read)
+        with self._lock:
+            if self._started or self._stopped:
+                return
+            self._started = True
+            self.uplink.start()
+            self.service.start()
+            if self.card_reader is not None:
+                self.card_reader.start(self.service.card_read)
+
+    def open_printer(self) -> None:
+        """Open a printer made with `printer_later` now (a no-op for any other)."""
+        opener = getattr(self.printer, "open", None)
+        if callable(opener):
+            try:
+                opener()
+            except Exception:
+                log.exception("printer could not be opened")
+
+    def start_after(self, drawn: threading.Event) -> threading.Thread:
+        """Start once `drawn` is set (the first frame; at most START_AFTER_MAX_S), then open
+        the printer; on a thread of its own, which is returned."""
+
+        def run() -> None:
+            if not drawn.wait(START_AFTER_MAX_S):
+                log.warning("no first frame after %d s: starting anyway", START_AFTER_MAX_S)
+            self.start()
+            if self._started and not self._stopped:
+                self.open_printer()
+
+        t = threading.Thread(target=run, name="kiosk-start", daemon=True)
+        t.start()
+        return t
 
     def stop(self) -> None:
-        if self.card_reader is not None:
+        with self._lock:
+            self._stopped = True
+            started = self._started
+        if started and self.card_reader is not None:
             try:
                 self.card_reader.stop()
             except Exception:
@@ -108,11 +168,11 @@ class Kiosk:
 
 
 def run_kiosk(cfg: DeviceConfig, config_file: str, *, windowed: bool = False) -> int:
-    first_frame = threading.Event()  # the documents are read once the attract screen is up
-    kiosk = Kiosk(cfg, documents_after=first_frame)
+    first_frame = threading.Event()  # set by the screen once the attract screen is drawn
+    kiosk = Kiosk(cfg, documents_after=first_frame, printer_later=True)
     life = Lifecycle(healthy=kiosk.healthy)
     life.install_signal_handlers()
-    kiosk.start()
+    starter = kiosk.start_after(first_frame)
     fullscreen = cfg.kiosk.fullscreen and not windowed
     log.info(
         "kiosk %s started (%s, %s)",
@@ -127,5 +187,7 @@ def run_kiosk(cfg: DeviceConfig, config_file: str, *, windowed: bool = False) ->
         run_ui(kiosk, life, fullscreen=fullscreen, first_frame=first_frame)
     finally:
         life.stopping()
-        kiosk.stop()
+        kiosk.stop()  # before the starter is released: it then starts nothing
+        first_frame.set()
+        starter.join(10)
     return 0

@@ -59,15 +59,19 @@ class PayloadError(ValueError):
 
 
 class _In(BaseModel):
-    """Something received: extra fields of a newer sender are ignored."""
+    """Something received: extra fields of a newer sender are ignored.
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    Every model here builds its validator when first used (`defer_build`), not at import: the
+    few a kiosk or pad needs, when it needs them, instead of all ~40 before its first frame (a
+    Pi-class CPU budget, BENCHMARKS.md)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class _Out(BaseModel):
     """Something this project sends: exactly the named fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 # -- JSON, safely ----------------------------------------------------------------------------
@@ -382,7 +386,7 @@ AlertKind = Literal[
 class AlertData(_In):
     """`data` of an alert; kind-specific details ride along as extra fields."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     kind: AlertKind
     """What the alert is about; also the topic's last segment."""
@@ -614,7 +618,7 @@ class StaffMember(_In):
 class StaffDirectory(RootModel[Annotated[list[StaffMember], Field(min_length=1)]]):
     """`R/S/staff`: the clerks a pad may show; never empty."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     @model_validator(mode="after")
     def _unique_staff(self) -> StaffDirectory:

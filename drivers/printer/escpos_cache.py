@@ -20,18 +20,15 @@ import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
+from terminal.cache_dir import cache_root
+
 ENV = "ESCPOS_CAPABILITIES_PICKLE_DIR"
 
 
 def cache_dir() -> Path | None:
-    """`$CACHE_DIRECTORY` (systemd's CacheDirectory=), `$XDG_CACHE_HOME`, ~/.cache: careterm/."""
-    base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        home = os.path.expanduser("~")
-        if home == "~":
-            return None
-        base = os.path.join(home, ".cache")
-    return Path(base) / "careterm" / "escpos"
+    """careterm's cache folder (terminal.cache_dir), escpos/ in it."""
+    root = cache_root()
+    return root / "escpos" if root is not None else None
 
 
 def _private(folder: Path) -> bool:

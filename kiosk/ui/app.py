@@ -11,7 +11,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from kivy.config import Config
+from terminal import kivy_setup
+
+kivy_setup.prepare()  # before Kivy's first import: it reads its environment once
+
+from kivy.config import Config  # noqa: E402
 
 # Before the window exists: Escape must mean "back", never "quit"; no multitouch emulation dots.
 Config.set("kivy", "exit_on_escape", "0")
@@ -493,6 +497,7 @@ def run_ui(
         # The attract screen's first frame is on the screen: the documents may be read now
         # (on a Pi-class CPU they would otherwise share it with drawing that frame).
         Window.unbind(on_flip=flipped)
+        log.info("kiosk ui: first frame drawn (%.2f CPU-s since start)", time.process_time())
         if first_frame is not None:
             first_frame.set()
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from terminal import startup_gc
+from terminal import kivy_setup, startup_gc
 
 log = logging.getLogger("careterm.pad.ui")
 
@@ -95,9 +95,7 @@ def x11_screen() -> tuple[int, int, bool] | None:
 
 def configure_kivy() -> None:
     """Settings Kivy reads once, before its window exists."""
-    os.environ.setdefault("KIVY_NO_ARGS", "1")  # careterm's argv is not Kivy's
-    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # keep careterm's logging setup
-    os.environ.setdefault("KIVY_WINDOW", "sdl2")  # SDL2 only: X11, Wayland and KMS/DRM
+    kivy_setup.prepare()  # argv, logging, no ~/.kivy files, SDL2 only, the cut style
     from kivy.config import Config
 
     size = window_size()

@@ -129,10 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    import os
+    from terminal import kivy_setup
 
-    os.environ.setdefault("KIVY_NO_ARGS", "1")
-    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    kivy_setup.prepare()
     from kivy.config import Config
 
     Config.set("graphics", "width", str(w))

@@ -15,6 +15,7 @@ from PIL import Image
 from drivers.base import DeviceState
 from drivers.printer import dle_eot
 from drivers.printer.base import PrinterStatus
+from drivers.printer.deferred import DeferredPrinter
 from drivers.printer.document import QR, Document, Text
 from drivers.printer.escpos_build import TicketStyle
 from drivers.printer.escpos_decode import decode
@@ -407,3 +408,52 @@ def test_transports_are_python_escpos_printers(make_cfg, tmp_path: Path) -> None
     assert isinstance(ser.transport, lib.Serial)
     for p in (f, net, ser):
         p.close()
+
+
+def test_deferred_printer_opens_when_told_and_repeats_the_real_ones_news(pty) -> None:
+    """The kiosk's screen comes first: the printer stands in as `unknown` ("opening"), opens on
+    `open()` (or its first ticket), and then reports the real printer's states and statuses."""
+    device = PrinterDevice()
+    stop = serve_pty(pty, device)
+    opened: list[EscposPrinter] = []
+
+    def opener() -> EscposPrinter:
+        opened.append(EscposPrinter(SerialPrinter(pty.path, 9600), STYLE, poll_every=0.1))
+        return opened[-1]
+
+    p = DeferredPrinter(opener)
+    states: list[DeviceState] = []
+    changes: list[PrinterStatus] = []
+    p.on_state(lambda s, d: states.append(s))
+    p.on_status(changes.append)
+    try:
+        assert (p.state, p.detail) == (DeviceState.UNKNOWN, "opening") and not opened
+        assert p.transport is None
+        assert p.open() is opened[0] and p.open() is opened[0]  # once
+        assert p.transport is opened[0].transport and p.transport.can_read
+        wait_for(lambda: p.state == DeviceState.OK, 5, what="the real printer's first status")
+        device.faults.add("paper_out")
+        wait_for(lambda: p.state == DeviceState.ERROR, 5, what="paper out repeated")
+        assert p.detail == "paper out" and not p.print_document(DOC).ok
+        device.faults = set()
+        wait_for(lambda: p.state == DeviceState.OK, 5, what="new roll repeated")
+        assert p.print_document(DOC).ok
+        wait_for(lambda: decode(bytes(device.received)).cut, 5, what="ticket received")
+        assert states[:3] == [DeviceState.OK, DeviceState.ERROR, DeviceState.OK]
+        assert [c.paper_out for c in changes][:3] == [False, True, False]
+    finally:
+        p.close()
+        stop.set()
+    assert p.open() is None and not p.print_document(DOC).ok  # closed stays closed
+
+
+def test_deferred_printer_opens_for_its_first_ticket_and_never_after_close(tmp_path) -> None:
+    out = tmp_path / "p.bin"
+    made: list[EscposPrinter] = []
+    p = DeferredPrinter(lambda: made.append(EscposPrinter(FilePrinter(out), STYLE)) or made[-1])
+    assert p.print_document(DOC).ok and len(made) == 1  # opened by the ticket itself
+    assert decode(out.read_bytes()).qr == ["CT1:A-0042"]
+    p.close()
+    never = DeferredPrinter(lambda: made.append(EscposPrinter(FilePrinter(out), STYLE)) or made[-1])
+    never.close()
+    assert never.open() is None and never.status() == PrinterStatus() and len(made) == 1

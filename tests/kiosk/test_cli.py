@@ -36,15 +36,17 @@ def test_kiosk_process_runs_windowed_and_stops_on_sigterm(tmp_path):
             wait_for(
                 lambda: b"kiosk kiosk-01 started" in log.read_bytes(), 30, what="kiosk start-up"
             )
-            wait_for(
-                lambda: b"GL:" in log.read_bytes() or b"Window" in log.read_bytes(),
-                30,
-                what="the window",
-            )
-            # The documents are read once the first frame is on the screen (not before it).
+            wait_for(lambda: b"first frame drawn" in log.read_bytes(), 30, what="the window")
+            # The screen comes first: the threads start, the documents are read and the printer
+            # is opened once the first frame is on the screen (not before it).
             wait_for(lambda: b"appointments" in log.read_bytes(), 60, what="the roster read")
+            wait_for(lambda: b"printer: " in log.read_bytes(), 30, what="the printer opened")
             text = log.read_text(errors="replace")
-            assert text.index("roster of ") > text.index("GL:")
+            drawn = text.index("first frame drawn")
+            assert text.index("roster of ") > drawn
+            assert text.index("card_reader: ") > drawn
+            assert text.index("printer: ") > drawn
+            assert "[INFO" not in text  # Kivy logs through careterm's logging, once
             assert p.poll() is None
             p.send_signal(signal.SIGTERM)
             assert p.wait(15) == 0
