@@ -105,6 +105,7 @@ class KioskRoot(FloatLayout):
         self._taps: list[float] = []
         self._overlay: FloatLayout | None = None
         self._busy: Panel | None = None
+        self._busy_panels: dict[tuple[str, int], Panel] = {}  # built once per language and size
         self.frame = BoxLayout(orientation="vertical")
         self.add_widget(self.frame)
         self.manager = ScreenManager(transition=NoTransition())
@@ -334,15 +335,19 @@ class KioskRoot(FloatLayout):
         """ "One moment" over the screen until the next screen arrives (taps meanwhile ignored)."""
         if self._busy is not None or self.view is None:
             return
-        self._busy = Panel(
-            tr("busy", self.view.lang),
-            tint=WHITE,
-            halign="center",
-            font_size=self.sizes.title,
-            color=INK,
-            size_hint=(0.7, None),
-            pos_hint={"center_x": 0.5, "center_y": 0.5},
-        )
+        key = (self.view.lang, self.sizes.title)
+        if key not in self._busy_panels:
+            # Kept: on a Pi-class CPU, making the label again would hold up the ticket's print.
+            self._busy_panels[key] = Panel(
+                tr("busy", self.view.lang),
+                tint=WHITE,
+                halign="center",
+                font_size=self.sizes.title,
+                color=INK,
+                size_hint=(0.7, None),
+                pos_hint={"center_x": 0.5, "center_y": 0.5},
+            )
+        self._busy = self._busy_panels[key]
         self.add_widget(self._busy)
         # Never longer than a print can take (5 s) plus margin, whatever the service does.
         busy = self._busy

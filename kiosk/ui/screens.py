@@ -397,9 +397,9 @@ class Screens:
         )
 
     def _choose(self, appointment_id: str, checks_in: bool) -> None:
+        self.svc.choose(appointment_id)  # first: the core thread prints while this one draws
         if checks_in:
             self.root.show_busy()  # the ticket may take a moment on a slow printer
-        self.svc.choose(appointment_id)
 
     def screen_refused(self, v: View) -> Built:
         L, d = v.lang, v.data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 from collections.abc import Callable
@@ -140,15 +141,22 @@ class FocusButton(Button):
 
 def fits(text: str, font_size: float, box: tuple[float, float], bold: bool = False) -> bool:
     """Whether `text` wrapped to the box's width fits in its height and width."""
-    from kivy.core.text import Label as CoreLabel
-
     w, h = box
     if w <= 0 or h <= 0:
         return False
-    lbl = CoreLabel(text=text, font_size=font_size, bold=bold, text_size=(w, None))
-    lbl.refresh()
-    tw, th = lbl.texture.size if lbl.texture else (0, 0)
+    tw, th = _wrapped_size(text, round(font_size, 2), round(w, 1), bold)
     return th <= h and tw <= w + 1
+
+
+@functools.lru_cache(maxsize=1024)
+def _wrapped_size(text: str, font_size: float, width: float, bold: bool) -> tuple[int, int]:
+    """The size of `text` drawn wrapped to `width` (the same buttons are fitted at every visit
+    of a screen and at every layout pass: measured once, not each time)."""
+    from kivy.core.text import Label as CoreLabel
+
+    lbl = CoreLabel(text=text, font_size=font_size, bold=bold, text_size=(width, None))
+    lbl.refresh()
+    return tuple(lbl.texture.size) if lbl.texture else (0, 0)  # type: ignore[return-value]
 
 
 class FitButton(FocusButton):
