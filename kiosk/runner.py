@@ -1,10 +1,11 @@
 """Assembles a kiosk: uplink with the retained roster/directory/survey, card reader, printer,
 the core service, and the Kivy screen.
 
-`careterm kiosk` draws the attract screen first: the threads (the link, the core, the card
-reader) start, the documents are read and the printer opened (python-escpos's imports) once its
-first frame is on the screen. On a Pi-class CPU everything done before that frame delays it
-(BENCHMARKS.md); nothing is lost meanwhile (no card can be read, events wait in the outbox)."""
+`careterm kiosk` draws the attract screen first: the link and core threads start, the documents
+are read and the printer opened (python-escpos's imports) once its first frame is on the screen.
+On a Pi-class CPU everything done before that frame delays it (BENCHMARKS.md). The card reader
+listens from the start: a card presented while the screen comes up waits in the core thread's
+queue and is answered once the documents are read."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ class Kiosk:
         the configured printer is opened by `open_printer()` (or its first use)."""
         self.cfg = cfg
         self._lock = threading.Lock()
-        self._started = self._stopped = False
+        self._listening = self._started = self._stopped = False
         self.printer = (
             printer
             if printer is not None or not open_drivers
@@ -113,15 +114,27 @@ class Kiosk:
             return not self._stopped  # still waiting for the screen (START_AFTER_MAX_S at most)
         return self.service.is_alive() and self.uplink.link.is_alive()
 
+    def listen(self) -> None:
+        """Open the card reader now (`start` does it too); its reads wait for the core thread."""
+        with self._lock:
+            self._listen()
+
+    def _listen(self) -> None:
+        if self._listening or self._stopped:
+            return
+        self._listening = True
+        self.service.wire()  # before the reader: its first state change is heard
+        if self.card_reader is not None:
+            self.card_reader.start(self.service.card_read)
+
     def start(self) -> None:
         with self._lock:
             if self._started or self._stopped:
                 return
+            self._listen()
             self._started = True
             self.uplink.start()
             self.service.start()
-            if self.card_reader is not None:
-                self.card_reader.start(self.service.card_read)
 
     def open_printer(self) -> None:
         """Open a printer made with `printer_later` now (a no-op for any other)."""
@@ -150,8 +163,8 @@ class Kiosk:
     def stop(self) -> None:
         with self._lock:
             self._stopped = True
-            started = self._started
-        if started and self.card_reader is not None:
+            listening = self._listening
+        if listening and self.card_reader is not None:
             try:
                 self.card_reader.stop()
             except Exception:
@@ -172,6 +185,7 @@ def run_kiosk(cfg: DeviceConfig, config_file: str, *, windowed: bool = False) ->
     kiosk = Kiosk(cfg, documents_after=first_frame, printer_later=True)
     life = Lifecycle(healthy=kiosk.healthy)
     life.install_signal_handlers()
+    kiosk.listen()
     starter = kiosk.start_after(first_frame)
     fullscreen = cfg.kiosk.fullscreen and not windowed
     log.info(

@@ -138,6 +138,7 @@ class KioskService:
         self._view: View = self.machine.view()
         self._listeners: list[ViewListener] = []
         self.core = CoreLoop("kiosk-core", tick=self._tick, tick_s=TICK_S, on_error=self._failed)
+        self._wired = False
         if documents_after is None:
             self._load_documents()
         else:
@@ -157,6 +158,15 @@ class KioskService:
         return self._view
 
     def start(self) -> None:
+        self.wire()
+        self.core.start()
+
+    def wire(self) -> None:
+        """Listen to the drivers' state changes (once): what they report before the core thread
+        starts waits in its queue, in order."""
+        if self._wired:
+            return
+        self._wired = True
         if self.printer is not None:
             self.printer.on_state(
                 lambda s, d: self._put(lambda: self._run_effects(self._printer_state(s, d)))
@@ -169,7 +179,6 @@ class KioskService:
                     lambda: self._run_effects(self.machine.device_state("card_reader", s, d))
                 )
             )
-        self.core.start()
 
     def stop(self) -> None:
         self.core.stop(timeout=5.0)

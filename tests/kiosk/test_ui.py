@@ -4,6 +4,8 @@ decodes, keys and touches, and the check-in event at a real broker."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -253,3 +255,59 @@ def test_demo_kiosk_checks_in_a_demo_patient_by_tapping_a_demo_card(tmp_path, wi
         ui.shot(str(tmp_path / "demo.png"))
     finally:
         kiosk.stop()
+
+
+def test_the_kiosk_starts_after_the_first_frame_and_a_stop_before_it_starts_nothing(
+    tmp_path, config_writer, pty, monkeypatch
+):
+    """`careterm kiosk` (run_kiosk) listens to its card reader at once, starts its threads and
+    opens its printer once the screen is drawn (a card read meanwhile is answered then);
+    stopped before that (the window never came, SIGTERM), it starts nothing and stops cleanly;
+    and it starts anyway after START_AFTER_MAX_S without a frame."""
+    from drivers.printer.deferred import DeferredPrinter
+    from kiosk import runner
+
+    ticket = tmp_path / "t.bin"
+    cfg = load_config(kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", pty.path, ticket))
+    drawn = threading.Event()
+    kiosk = Kiosk(cfg, documents_after=drawn, printer_later=True)
+    assert isinstance(kiosk.printer, DeferredPrinter)
+    assert kiosk.printer.state == DeviceState.UNKNOWN and kiosk.printer.inner is None
+    kiosk.listen()
+    starter = kiosk.start_after(drawn)
+    wait_for(lambda: kiosk.card_reader.state == DeviceState.OK, 5, what="the reader opened")
+    pty.write(NUMBER.encode() + b"\r\n")  # a patient while the screen comes up
+    time.sleep(0.3)
+    assert not kiosk.service.is_alive() and not kiosk.uplink.link.is_alive()
+    assert kiosk.printer.inner is None and kiosk.service.view.screen == "home"
+    assert kiosk.healthy()  # waiting for the screen is not a fault for the watchdog
+    drawn.set()
+    wait_for(lambda: kiosk.printer.inner is not None, 10, what="the printer opened")
+    v = wait_for(
+        lambda: kiosk.service.view.screen == "appointments" and kiosk.service.view,
+        10,
+        what="the early card answered",
+    )
+    assert "B023" in [it.queue_no for it in v.data.items]
+    assert kiosk.service.machine.reader == DeviceState.OK  # its state change was heard
+    assert kiosk.service.is_alive() and kiosk.uplink.link.is_alive() and kiosk.healthy()
+    starter.join(5)
+    kiosk.stop()
+    assert not kiosk.service.is_alive() and not kiosk.healthy()
+
+    # Stopped before the first frame: nothing starts, not even once the event comes.
+    never = threading.Event()
+    k2 = Kiosk(cfg, documents_after=never, printer_later=True)
+    s2 = k2.start_after(never)
+    k2.stop()
+    never.set()
+    s2.join(5)
+    assert not s2.is_alive() and not k2.service.is_alive() and not k2.uplink.link.is_alive()
+    assert k2.printer.inner is None and k2.printer.open() is None
+
+    # No frame at all: started after the bound.
+    monkeypatch.setattr(runner, "START_AFTER_MAX_S", 0.2)
+    k3 = Kiosk(cfg, documents_after=threading.Event(), printer_later=True)
+    k3.start_after(threading.Event())
+    wait_for(lambda: k3.service.is_alive() and k3.printer.inner is not None, 10)
+    k3.stop()
