@@ -312,16 +312,7 @@ class KioskRoot(FloatLayout):
                 self.manager.opacity = 0
                 self._overlay = FloatLayout()
                 paint_background(self._overlay, (0.10, 0.14, 0.20, 1))
-                self._overlay_text = Panel(
-                    text,
-                    tint=WHITE,
-                    markup=True,
-                    halign="center",
-                    font_size=self.sizes.body,
-                    color=INK,
-                    size_hint=(0.85, None),
-                    pos_hint={"center_x": 0.5, "center_y": 0.5},
-                )
+                self._overlay_text = centred_card(text, self.sizes.body, 0.85, markup=True)
                 self._overlay.add_widget(self._overlay_text)
                 self.add_widget(self._overlay)
             else:
@@ -338,15 +329,7 @@ class KioskRoot(FloatLayout):
         key = (self.view.lang, self.sizes.title)
         if key not in self._busy_panels:
             # Kept: on a Pi-class CPU, making the label again would hold up the ticket's print.
-            self._busy_panels[key] = Panel(
-                tr("busy", self.view.lang),
-                tint=WHITE,
-                halign="center",
-                font_size=self.sizes.title,
-                color=INK,
-                size_hint=(0.7, None),
-                pos_hint={"center_x": 0.5, "center_y": 0.5},
-            )
+            self._busy_panels[key] = centred_card(tr("busy", self.view.lang), self.sizes.title, 0.7)
         self._busy = self._busy_panels[key]
         self.add_widget(self._busy)
         # Never longer than a print can take (5 s) plus margin, whatever the service does.
@@ -438,6 +421,20 @@ class KioskRoot(FloatLayout):
     def detach(self) -> None:
         Window.unbind(on_key_down=self._on_key, size=self._on_resize)
         Clock.unschedule(self._clock)
+
+
+def centred_card(text: str, font_size: float, width: float, **kw: Any) -> Panel:
+    """A white card of dark text in the middle of the window, `width` of it wide."""
+    return Panel(
+        text,
+        tint=WHITE,
+        halign="center",
+        font_size=font_size,
+        color=INK,
+        size_hint=(width, None),
+        pos_hint={"center_x": 0.5, "center_y": 0.5},
+        **kw,
+    )
 
 
 class KioskApp(App):
