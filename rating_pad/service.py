@@ -3,8 +3,8 @@ makes every resulting event durable through the uplink, and tells the screen wha
 
 What the machine needs after a restart (clerk, prompts open or waiting, the reason being
 asked, `cmd/prompt` replies by cid, today's count) is saved to `<data_dir>/pad_state.json`
-after the events are stored (and handed to the link, and the screen told) and before a command
-is answered; the outbox is the truth when the two disagree (a process killed between them).
+after the events are stored and before a command is answered; the outbox is the truth when
+the two disagree (a process killed between them).
 """
 
 from __future__ import annotations
@@ -482,13 +482,10 @@ class PadService:
                     self._count_today()
                 log.info("pad: %s seq %d stored", rec.etype, ev.seq)
                 sent_first = ev.seq
+        self._save_state()
         if sent_first and self._listeners:
             self.uplink.wait_handed(sent_first, SEND_FIRST_S)
         self._render()
-        # After the press's event went out and the screen was told (on a Pi-class CPU the synced
-        # write would hold both up), before any command is answered (the callers answer after
-        # this returns): a reply is never sent for a cid a restart would forget.
-        self._save_state()
         return not self._unstored
 
     def _count_today(self) -> None:
