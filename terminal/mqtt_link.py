@@ -42,6 +42,10 @@ DEFAULT_WINDOW = 20
 BACKOFF_MAX_S = 2.0
 """Reconnect attempts at least this often, so a backlog drains within ~3 s of the broker
 accepting connections again (SPEC 9.3). A refused TCP connection costs the broker nothing."""
+STABLE_S = 10.0
+"""A connection that lasted this long resets the back-off; one lost sooner (a session taken
+over by another device with the same id, a broker that refuses what it sent) is retried after
+the back-off, like a failed attempt."""
 
 MessageHandler = Callable[[str, bytes], None]
 """A message that arrived (topic, payload); called on the link thread; must not block."""
@@ -201,12 +205,34 @@ class MqttLink:
 
     def _run(self) -> None:
         backoff = Backoff(first=self.opts.backoff_min_s, cap=self.opts.backoff_max_s)
+        up_since: float | None = None  # when the connection now (or last) up was made
         while not self._stop.is_set():
             try:
                 if self._client is None:
+                    if up_since is not None:
+                        lasted, up_since = time.monotonic() - up_since, None
+                        if lasted >= STABLE_S:
+                            backoff.reset()
+                        else:
+                            # Dropped right after it came up: another device with this id took
+                            # the session over, or the broker refuses something of ours. Wait as
+                            # after a failed attempt: the two must not take turns 1,000 times a
+                            # second (each turn a session number written to the outbox).
+                            delay = backoff.next()
+                            self.state.longest_wait_s = max(self.state.longest_wait_s, delay)
+                            log.warning(
+                                "mqtt: the connection was lost %.1f s after it was made "
+                                "(another device with id %s connected, or the broker refuses "
+                                "it); next attempt in %.1f s",
+                                lasted,
+                                self.cfg.device.id,
+                                delay,
+                            )
+                            self._wait(delay)
+                            continue
                     self.state.attempts += 1
                     if self._connect():
-                        backoff.reset()
+                        up_since = time.monotonic()
                     else:
                         delay = backoff.next()
                         self.state.longest_wait_s = max(self.state.longest_wait_s, delay)

@@ -186,3 +186,25 @@ def test_outbox_file_is_where_the_config_says(tmp_path, broker):
     up = Uplink(cfg)
     assert up.outbox.path == outbox_path(cfg.data_dir)
     up.stop()
+
+
+def test_two_devices_with_one_id_do_not_take_turns_in_a_tight_loop(tmp_path, broker, caplog):
+    """A cloned SD card: two devices with the same id each take the other's session over as
+    they connect. Each connection lost right after it was made is retried after the back-off,
+    not at once (before: ~1,000 connections a second between the two, each a session number
+    written to the outbox, two log lines each), and the log names the likely cause."""
+    a = Uplink(cfg_for(tmp_path / "a", broker), options=LinkOptions(telemetry_interval_s=3600))
+    b = Uplink(cfg_for(tmp_path / "b", broker), options=LinkOptions(telemetry_interval_s=3600))
+    a.start()
+    wait_for(a.link.connected.is_set, what="the first device connected")
+    with caplog.at_level("WARNING", logger="careterm.link"):
+        b.start()
+        time.sleep(4.0)
+        attempts = a.link.state.attempts + b.link.state.attempts
+    a.stop()
+    b.stop()
+    # With the back-off (0.25 s doubling, at most 2 s, jitter) two devices make at most a few
+    # dozen attempts in 4 s; in a tight loop they made thousands.
+    assert attempts <= 40, attempts
+    assert any("another device with id pad-w03" in r.getMessage() for r in caplog.records)
+    assert max(a.link.state.longest_wait_s, b.link.state.longest_wait_s) <= BACKOFF_MAX_S
