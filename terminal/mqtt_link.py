@@ -218,25 +218,13 @@ class MqttLink:
                             # the session over, or the broker refuses something of ours. Wait as
                             # after a failed attempt: the two must not take turns 1,000 times a
                             # second (each turn a session number written to the outbox).
-                            delay = backoff.next()
-                            self.state.longest_wait_s = max(self.state.longest_wait_s, delay)
-                            log.warning(
-                                "mqtt: the connection was lost %.1f s after it was made "
-                                "(another device with id %s connected, or the broker refuses "
-                                "it); next attempt in %.1f s",
-                                lasted,
-                                self.cfg.device.id,
-                                delay,
-                            )
-                            self._wait(delay)
+                            self._back_off(backoff, lost_after=lasted)
                             continue
                     self.state.attempts += 1
                     if self._connect():
                         up_since = time.monotonic()
                     else:
-                        delay = backoff.next()
-                        self.state.longest_wait_s = max(self.state.longest_wait_s, delay)
-                        self._wait(delay)
+                        self._back_off(backoff)
                     continue
                 self._pump(self._client)
             except Exception:  # a bug here must not kill the link thread
@@ -250,6 +238,21 @@ class MqttLink:
                 except Exception:
                     log.exception("link: periodic work failed")
         self._shutdown()
+
+    def _back_off(self, backoff: Backoff, lost_after: float | None = None) -> None:
+        """Wait the back-off's next delay: after a failed attempt, or after a connection lost
+        `lost_after` seconds after it was made (then said in the log, with the likely cause)."""
+        delay = backoff.next()
+        self.state.longest_wait_s = max(self.state.longest_wait_s, delay)
+        if lost_after is not None:
+            log.warning(
+                "mqtt: the connection was lost %.1f s after it was made (another device with "
+                "id %s connected, or the broker refuses it); next attempt in %.1f s",
+                lost_after,
+                self.cfg.device.id,
+                delay,
+            )
+        self._wait(delay)
 
     def _wait(self, seconds: float) -> None:
         end = time.monotonic() + seconds
