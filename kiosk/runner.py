@@ -15,6 +15,7 @@ import threading
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.factory import open_card_reader
 from drivers.printer.base import TicketPrinter
+from drivers.printer.deferred import DeferredPrinter
 from drivers.speaker.base import Speaker
 from drivers.speaker.factory import open_speaker
 from kiosk.service import KioskService
@@ -35,8 +36,6 @@ def _open_printer(cfg: DeviceConfig, *, later: bool = False) -> TicketPrinter | 
     if cfg.printer.driver == "none":
         return None
     if later:
-        from drivers.printer.deferred import DeferredPrinter
-
         return DeferredPrinter(lambda: _open_configured_printer(cfg))
     return _open_configured_printer(cfg)
 
@@ -138,10 +137,9 @@ class Kiosk:
 
     def open_printer(self) -> None:
         """Open a printer made with `printer_later` now (a no-op for any other)."""
-        opener = getattr(self.printer, "open", None)
-        if callable(opener):
+        if isinstance(self.printer, DeferredPrinter):
             try:
-                opener()
+                self.printer.open()
             except Exception:
                 log.exception("printer could not be opened")
 

@@ -41,6 +41,14 @@ def _rules(text: str) -> set[str]:
     return {line.split(":")[0] for line in text.splitlines() if line.startswith("<")}
 
 
+def _ruled_classes(text: str) -> set[str]:
+    """Every class a rule of this style names (`<A,-B,C@Base>:` names A, B and C)."""
+    names = set()
+    for head in _rules(text):
+        names.update(n.strip().lstrip("-").split("@")[0] for n in head[1:].rstrip(">").split(","))
+    return names
+
+
 def test_cut_style_keeps_the_named_rules_and_the_directives_only():
     cut = kivy_setup.cut_style(SAMPLE)
     assert _rules(cut) == {"<Label>", "<-Button,-ToggleButton>", "<ScreenManager>"}
@@ -85,20 +93,10 @@ print(json.dumps(sorted(names)))
     )
     assert out.returncode == 0, out.stderr
     in_mro = set(json.loads(out.stdout.strip().splitlines()[-1]))
-    ruled = set()
-    for line in full.splitlines():
-        if line.startswith("<"):
-            head = line.strip().rstrip(":").strip()[1:-1]
-            ruled.update(n.strip().lstrip("-").split("@")[0] for n in head.split(","))
-    needed = in_mro & ruled
+    needed = in_mro & _ruled_classes(full)
     assert needed, "no styled class found: the check would prove nothing"
     assert needed <= kivy_setup.STYLE_RULES, sorted(needed - kivy_setup.STYLE_RULES)
-    cut_rules = set()
-    for line in kivy_setup.cut_style(full).splitlines():
-        if line.startswith("<"):
-            head = line.strip().rstrip(":").strip()[1:-1]
-            cut_rules.update(n.strip().lstrip("-").split("@")[0] for n in head.split(","))
-    assert needed <= cut_rules
+    assert needed <= _ruled_classes(kivy_setup.cut_style(full))
     assert len(kivy_setup.cut_style(full)) < len(full) / 4  # the point of it
 
 
