@@ -41,10 +41,9 @@ STYLE_RULES = frozenset(
         "ToggleButton",
         "Image",
         "AsyncImage",
-        "RelativeLayout",  # kivy.uix.screenmanager.Screen
+        "RelativeLayout",
         "StencilView",  # kivy.uix.scrollview.ScrollView
         "ScrollView",
-        "ScreenManager",
     }
 )
 """Classes whose rules in Kivy's style.kv careterm's widgets need (they are these, or derive from

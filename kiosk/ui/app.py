@@ -33,13 +33,12 @@ from kivy.core.window import Window  # noqa: E402
 from kivy.uix.boxlayout import BoxLayout  # noqa: E402
 from kivy.uix.floatlayout import FloatLayout  # noqa: E402
 from kivy.uix.image import Image  # noqa: E402
-from kivy.uix.screenmanager import NoTransition, ScreenManager  # noqa: E402
-from kivy.uix.screenmanager import Screen as KScreen  # noqa: E402
+from kivy.uix.relativelayout import RelativeLayout  # noqa: E402
 from kivy.uix.scrollview import ScrollView  # noqa: E402
 
 from kiosk.i18n import tr  # noqa: E402
 from kiosk.service import KioskService  # noqa: E402
-from kiosk.ui.screens import SCREENS, Built, Screens  # noqa: E402
+from kiosk.ui.screens import Built, Screens  # noqa: E402
 from kiosk.ui.widgets import (  # noqa: E402
     BAD,
     BG,
@@ -78,7 +77,7 @@ def page_key(v: View) -> tuple[str, ...]:
 
 
 class KioskRoot(FloatLayout):
-    """Top bar (logo, hospital, clock), status line, the screens (a ScreenManager), the bar of
+    """Top bar (logo, hospital, clock), status line, the current screen (`screen_area`), the bar of
     switches every screen has (care mode, call staff, language), and the idle overlay."""
 
     def __init__(
@@ -108,9 +107,10 @@ class KioskRoot(FloatLayout):
         self._busy_panels: dict[tuple[str, int], Panel] = {}  # built once per language and size
         self.frame = BoxLayout(orientation="vertical")
         self.add_widget(self.frame)
-        self.manager = ScreenManager(transition=NoTransition())
-        for name in SCREENS:
-            self.manager.add_widget(KScreen(name=name.value))
+        self.screen_area = RelativeLayout()
+        """Holds the current screen's widgets, and only those: a new screen replaces the last
+        one within one frame (Kivy's ScreenManager, even with NoTransition, draws a frame with
+        both screens before a second without the old one)."""
         self._layout_chrome()
         Window.bind(on_key_down=self._on_key, size=self._on_resize)
         self._warm_fonts()
@@ -122,8 +122,8 @@ class KioskRoot(FloatLayout):
     def _layout_chrome(self) -> None:
         s = self.sizes
         self.frame.clear_widgets()
-        if self.manager.parent is not None:
-            self.manager.parent.remove_widget(self.manager)
+        if self.screen_area.parent is not None:
+            self.screen_area.parent.remove_widget(self.screen_area)
         bar = BoxLayout(
             size_hint_y=None, height=round(s.u * 10), padding=(s.pad, s.gap), spacing=s.gap
         )
@@ -150,7 +150,7 @@ class KioskRoot(FloatLayout):
         )
         paint_background(self.status, WARN)
         self.frame.add_widget(self.status)
-        self.frame.add_widget(self.manager)
+        self.frame.add_widget(self.screen_area)
         # every screen: care mode, call staff, language (the last focus stops)
         tools = BoxLayout(
             size_hint_y=None,
@@ -281,10 +281,8 @@ class KioskRoot(FloatLayout):
             built = Screens(self).build(
                 replace(view, screen=Screen.NOTICE, data=NoticeView("failed_title", "failed_text"))
             )
-        target = self.manager.get_screen(str(view.screen))
-        target.clear_widgets()
-        target.add_widget(built.widget)
-        self.manager.current = str(view.screen)
+        self.screen_area.clear_widgets()
+        self.screen_area.add_widget(built.widget)
         self.built = built
         self.set_focus(built.initial)
         self._update_live(view)
@@ -309,7 +307,7 @@ class KioskRoot(FloatLayout):
             if self._overlay is None:
                 # Opaque, and the screen under it hidden: the masked name, the appointment or
                 # a typed phone number must not stay legible for a passer-by.
-                self.manager.opacity = 0
+                self.screen_area.opacity = 0
                 self._overlay = FloatLayout()
                 paint_background(self._overlay, (0.10, 0.14, 0.20, 1))
                 self._overlay_text = centred_card(text, self.sizes.body, 0.85, markup=True)
@@ -320,7 +318,7 @@ class KioskRoot(FloatLayout):
         elif self._overlay is not None:
             self.remove_widget(self._overlay)
             self._overlay = None
-            self.manager.opacity = 1
+            self.screen_area.opacity = 1
 
     def show_busy(self) -> None:
         """ "One moment" over the screen until the next screen arrives (taps meanwhile ignored)."""

@@ -35,10 +35,11 @@ from kiosk.ui.widgets import (
     FocusButton,
     Panel,
     Sizes,
+    SteadyScrollView,
     WrapLabel,
     qr_image,
 )
-from kiosk.views import Screen, View
+from kiosk.views import View
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Screens:
         return row
 
     def scroll(self, inner: Widget) -> ScrollView:
-        sv = ScrollView(do_scroll_x=False, bar_width=12, scroll_type=["bars", "content"])
+        sv = SteadyScrollView(do_scroll_x=False)
         inner.size_hint_y = None
         inner.padding = [0, 0, 16, 0]  # keep buttons clear of the scroll bar
         inner.bind(minimum_height=inner.setter("height"))
@@ -937,6 +938,3 @@ class Screens:
         else:
             col.add_widget(self.row([b1, b2, b3, b4]))
         return Built(col, [b1, b2, b3, b4], 0, back=lambda: self.svc.maintenance("close"))
-
-
-SCREENS = tuple(Screen)

@@ -242,19 +242,41 @@ class Panel(WrapLabel):
             RoundedRectangle(pos=self.pos, size=self.size, radius=[12])
 
 
-class FitStack(ScrollView):
+class SteadyScrollView(ScrollView):
+    """A ScrollView whose bar keeps one colour (MUTED, 12 px): drawn only when there is more to
+    scroll to, and then it stays in sight for a patient who does not know to look for it.
+
+    Kivy's own fades its bar half a second after every layout, even when there is nothing to
+    scroll: an animation that has the whole window redrawn at the frame rate for another half
+    second after each screen change (~30 frames, on a Pi-class kiosk the CPU of a patient's next
+    card read). `_bind_inactive_bar_color` is where Kivy starts that fade (kivy.uix.scrollview);
+    tests/kiosk/test_ui.py counts the frames a screen change costs."""
+
+    BAR = 12
+
+    def __init__(self, **kw: object) -> None:
+        kw.setdefault("bar_width", self.BAR)
+        kw.setdefault("bar_color", MUTED)
+        kw.setdefault("scroll_type", ["bars", "content"])
+        super().__init__(**kw)
+
+    def _bind_inactive_bar_color(self, *_: object) -> None:
+        """The bar stays as it is (no fade to `bar_inactive_color`)."""
+
+
+class FitStack(SteadyScrollView):
     """Lines stacked in the height a screen gives them, all visible at once: when they do not fit
     at their own sizes their fonts shrink together (to `min_scale`, never under `floor` px). Key
     lines (added first) shrink further, to MIN_FONT, rather than be scrolled out of sight; only
     the other lines may then need scrolling (never clipped). Centred vertically when there is
     room."""
 
-    SCROLL_BAR = 12
+    SCROLL_BAR = SteadyScrollView.BAR
     MIN_FONT = 14
 
     def __init__(self, spacing: float = 0, min_scale: float = 0.5, floor: float = 14, **kw):
         kw.setdefault("do_scroll_x", False)
-        super().__init__(bar_width=self.SCROLL_BAR, scroll_type=["bars", "content"], **kw)
+        super().__init__(**kw)
         self.box = BoxLayout(orientation="vertical", spacing=spacing, size_hint_y=None)
         super().add_widget(self.box)
         self.min_scale, self.floor = min_scale, floor

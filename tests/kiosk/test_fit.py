@@ -25,7 +25,7 @@ def overflows(root, window_size) -> list[str]:
     from kivy.uix.scrollview import ScrollView
 
     W, H = window_size
-    m = root.manager
+    m = root.screen_area
     mx, my = m.to_window(m.x, m.y)
     area = (mx, my, mx + m.width, my + m.height)
     bad = []
@@ -70,7 +70,7 @@ def hidden_key_lines(root, window_size) -> list[str]:
         return a[0] >= b[0] - 1 and a[1] >= b[1] - 1 and a[2] <= b[2] + 1 and a[3] <= b[3] + 1
 
     keys = []
-    stack = [root.manager]
+    stack = [root.screen_area]
     while stack:
         w = stack.pop()
         if getattr(w, "key_line", False):

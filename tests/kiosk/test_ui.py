@@ -113,6 +113,60 @@ def test_card_on_pty_reader_then_enter_prints_ticket_and_reaches_the_broker(
         kiosk.stop()
 
 
+def test_a_screen_change_is_drawn_in_one_frame_and_then_the_window_rests(
+    tmp_path, config_writer, window_ui
+):
+    """On a Pi-class CPU every frame counts (llvmpipe here, the GPU's driver on a Pi): a new
+    screen is one frame with nothing of the last screen in it, and nothing is drawn after it
+    while nothing changes (Kivy's scroll bar fade and ScreenManager's transition drew ~30 more)."""
+    cfg = load_config(
+        kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null", tmp_path / "t.bin")
+    )
+    kiosk = Kiosk(cfg, open_drivers=False)
+    kiosk.start()
+    try:
+        ui = window_ui(kiosk.service)
+        ui.wait_screen("home")
+        ui.pump_for(1.2)  # past anything the first screen set off
+        frames: list[tuple[str | None, int, str]] = []
+
+        def flipped(*_: object) -> None:
+            frames.append((ui.screen, len(ui.root.screen_area.children), ui.texts()))
+
+        ui.window.bind(on_flip=flipped)
+        try:
+            for change, screen, mark, gone in (
+                (
+                    lambda: kiosk.service.card_read(
+                        CardRead("id_card", TOKEN_IN_UI, "1101**", "张*")
+                    ),
+                    "appointments",
+                    "B023",
+                    "请刷身份证/就诊卡或扫描预约二维码",
+                ),
+                (
+                    lambda: kiosk.service.go("home"),
+                    "home",
+                    "请刷身份证/就诊卡或扫描预约二维码",
+                    "B023",
+                ),
+                (lambda: kiosk.service.go("guide"), "guide", "心内科", "请刷身份证"),
+            ):
+                frames.clear()
+                change()
+                ui.pump_until(lambda s=screen: frames and frames[-1][0] == s, what=screen)
+                ui.pump_for(1.5)  # Kivy's bar fade started 0.5 s after a layout, for 0.5 s
+                first, children, texts = frames[0]
+                assert first == screen and children == 1
+                assert mark in texts and gone not in texts, f"{screen}: the last screen is drawn"
+                # one frame; a second only if the clock's minute turned meanwhile
+                assert len(frames) <= 2, f"{screen}: {len(frames)} frames drawn"
+        finally:
+            ui.window.unbind(on_flip=flipped)
+    finally:
+        kiosk.stop()
+
+
 def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
     cfg = load_config(
         kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null", tmp_path / "t.bin")
@@ -193,10 +247,10 @@ def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
         kiosk.service.call(lambda: setattr(m, "_last_input", m.mono() - m.idle_timeout() - 1))
         ui.pump_until(lambda: ui.root._overlay is not None, what="idle overlay")
         # the patient's masked name and appointments are not legible under the overlay
-        assert ui.root.manager.opacity == 0
+        assert ui.root.screen_area.opacity == 0
         ui.tap(ui.buttons()[-1])
         ui.pump_until(lambda: ui.root._overlay is None, what="overlay gone")
-        assert ui.screen == "appointments" and ui.root.manager.opacity == 1
+        assert ui.screen == "appointments" and ui.root.screen_area.opacity == 1
         kiosk.service.go("home")
         ui.wait_screen("home")
         # the hidden gesture: five taps on the title bar, then the PIN

@@ -30,7 +30,7 @@ SAMPLE = """#:kivy 1.0
             pos: self.pos
 <ActionPreviousImage@Image>:
     size: 1, 1
-<ScreenManager>:
+<ScrollView>:
     canvas:
         Color:
             rgb: 1, 1, 1
@@ -51,7 +51,7 @@ def _ruled_classes(text: str) -> set[str]:
 
 def test_cut_style_keeps_the_named_rules_and_the_directives_only():
     cut = kivy_setup.cut_style(SAMPLE)
-    assert _rules(cut) == {"<Label>", "<-Button,-ToggleButton>", "<ScreenManager>"}
+    assert _rules(cut) == {"<Label>", "<-Button,-ToggleButton>", "<ScrollView>"}
     assert cut.startswith("#:kivy 1.0\n#:import Window kivy.core.window.Window\n")
     assert "Slider" not in cut and "Rectangle" not in cut and "size: 1, 1" not in cut
     assert "state_image: self.background_normal" in cut  # a kept rule's body stays whole
@@ -142,7 +142,7 @@ def test_prepare_sets_what_is_unset_and_leaves_the_callers_settings(tmp_path, mo
 @pytest.mark.display
 def test_a_window_draws_with_the_cut_style(tmp_path):
     """A Kivy window with the cut style: a Label and a Button get their canvas (texture and
-    background) from the kept rules, and a ScrollView under a ScreenManager lays out."""
+    background) from the kept rules, and a ScrollView in a RelativeLayout lays out."""
     script = """
 import os, sys
 from terminal import kivy_setup
@@ -152,17 +152,17 @@ from kivy.base import EventLoop
 EventLoop.ensure_window()
 from kivy.uix.button import Button
 from kivy.uix.label import Label
-from kivy.uix.screenmanager import Screen, ScreenManager
+from kivy.uix.relativelayout import RelativeLayout
 from kivy.uix.scrollview import ScrollView
-sm = ScreenManager(); s = Screen(name="a"); sv = ScrollView(); b = Button(text="OK")
-sv.add_widget(Label(text="x", size_hint_y=None, height=2000)); s.add_widget(sv); sm.add_widget(s)
-EventLoop.window.add_widget(sm); EventLoop.window.add_widget(b)
+area = RelativeLayout(); sv = ScrollView(); b = Button(text="OK")
+inner = Label(text="x", size_hint_y=None, height=2000); sv.add_widget(inner); area.add_widget(sv)
+EventLoop.window.add_widget(area); EventLoop.window.add_widget(b)
 for _ in range(5):
     EventLoop.idle()
 kinds = [type(i).__name__ for i in b.canvas.children]
 assert "BorderImage" in kinds and "Rectangle" in kinds, kinds  # background, then the text
 assert b.texture is not None and b.texture.size[0] > 0, "no label texture"
-assert sv.bar_width > 0 and sm.current == "a"
+assert sv.bar_width > 0 and inner.height == 2000 and 1 < sv.height < 2000, sv.size
 print("drawn")
 """
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path), KIVY_NO_ARGS="1")
