@@ -503,7 +503,7 @@ def one_at_a_time(
         deadline = time.monotonic() + 2.0
         while rx.count == before and time.monotonic() < deadline:
             time.sleep(0.001)
-        time.sleep(0.05)
+        time.sleep(gap_s)
     return sent
 
 

@@ -1,5 +1,6 @@
 """The Pi-budget benchmark's pure helpers: where CPU quotas can be set, what is written to set
-them, and how memory is read. No timing here: the timed goals live in bench/pi_budget.py."""
+them, how memory is read, and how presses are paced. No timed goals here: they live in
+bench/pi_budget.py."""
 
 from __future__ import annotations
 
@@ -150,3 +151,22 @@ def test_only_mesas_rendering_threads_are_moved_out_of_the_quota(
             t.join()
     assert mover.moved == {tids["llvmpipe-0"]}
     assert (tmp_path / "tasks").read_text() == str(tids["llvmpipe-0"])
+
+
+def test_presses_one_at_a_time_wait_the_gap_after_each_event(pb):
+    """The pad's presses "1.5 s apart" were sent 50 ms apart once (the gap was not used): the
+    trigger times must be at least the gap apart, each after the last message arrived."""
+
+    class Rx:
+        count = 0
+
+    rx = Rx()
+    calls: list[float] = []
+
+    def trigger(i: int) -> None:
+        calls.append(time.monotonic())
+        rx.count += 1  # its message "arrived" at once
+
+    sent = pb.one_at_a_time(3, rx, trigger, gap_s=0.3)
+    assert len(sent) == 3 and sent == sorted(sent)
+    assert all(b - a >= 0.3 for a, b in zip(calls, calls[1:], strict=False))
