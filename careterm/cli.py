@@ -13,7 +13,7 @@ from types import ModuleType
 
 from kiosk import cli as kiosk_cli
 from rating_pad import cli as rating_pad_cli
-from terminal import __version__, commands, startup_gc
+from terminal import __version__, startup_gc
 from terminal.cliutil import UsageError
 from terminal.config import ConfigError
 from terminal.logs import setup_logging
@@ -23,7 +23,7 @@ log = logging.getLogger("careterm")
 DEVICE_RUNS = {"pad": rating_pad_cli, "kiosk": kiosk_cli}
 """What a device's service starts at every boot: `careterm kiosk` and `careterm pad` build a parser
 of their own area only, so that they never import the site tools, provisioning and the demo
-(SQLAlchemy, cryptography, the ESC/POS printer stack): ~0.6 s of CPU at start-up on a desktop,
+(SQLAlchemy, cryptography, the ESC/POS printer stack, the outbox commands): ~0.6 s of CPU at start-up on a desktop,
 several seconds on a Pi-class kiosk (issue 16)."""
 
 
@@ -34,6 +34,7 @@ def areas() -> tuple[ModuleType, ...]:
     from central import cli as central_cli
     from drivers import cli as drivers_cli
     from provisioning import cli as provisioning_cli
+    from terminal import commands
 
     return (commands, rating_pad_cli, kiosk_cli, demo, drivers_cli, provisioning_cli, central_cli)
 

@@ -1,8 +1,9 @@
 """Assembles a kiosk: uplink with the retained roster/directory/survey, card reader, printer,
 the core service, and the Kivy screen.
 
-`careterm kiosk` draws the attract screen first: the link and core threads start, the documents
-are read and the printer opened (python-escpos's imports) once its first frame is on the screen.
+`careterm kiosk` draws the attract screen first: the link to the broker is made (paho-mqtt, the
+outbox) and its thread started, the core thread started, the documents read and the printer
+opened (python-escpos's imports) once its first frame is on the screen.
 On a Pi-class CPU everything done before that frame delays it (BENCHMARKS.md). The card reader
 listens from the start: a card presented while the screen comes up waits in the core thread's
 queue and is answered once the documents are read."""
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.factory import open_card_reader
@@ -22,7 +25,9 @@ from kiosk.service import KioskService
 from kiosk.voice import Voice
 from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
-from terminal.uplink import Uplink
+
+if TYPE_CHECKING:
+    from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.kiosk")
 
@@ -70,9 +75,11 @@ class Kiosk:
         open_drivers: bool = True,
         documents_after: threading.Event | None = None,
         printer_later: bool = False,
+        link_later: bool = False,
     ) -> None:
         """`documents_after`: the service reads its documents once it is set; `printer_later`:
-        the configured printer is opened by `open_printer()` (or its first use)."""
+        the configured printer is opened by `open_printer()` (or its first use); `link_later`:
+        the uplink is made by `start()` (`uplink` is None until then)."""
         self.cfg = cfg
         self._lock = threading.Lock()
         self._listening = self._started = self._stopped = False
@@ -84,17 +91,7 @@ class Kiosk:
         self.card_reader = (
             card_reader if card_reader is not None or not open_drivers else _open_card_reader(cfg)
         )
-        topics = cfg.topics
-        self.uplink = Uplink(
-            cfg,
-            subscriptions={
-                topics.site_document("roster"): lambda t, p: self.service.on_roster(t, p),
-                topics.site_document("directory"): lambda t, p: self.service.on_directory(t, p),
-                topics.site_document("survey"): lambda t, p: self.service.on_survey(t, p),
-            },
-            on_command=lambda n, b, r: self.service.on_command(n, b, r),
-            telemetry=lambda: self.service.telemetry(),
-        )
+        self.uplink: Uplink | None = None if link_later else self._make_uplink()
         if speaker is None and open_drivers and cfg.kiosk.voice:
             speaker = open_speaker(volume=cfg.kiosk.voice_volume / 100)
         self.speaker = speaker
@@ -108,10 +105,25 @@ class Kiosk:
             documents_after=documents_after,
         )
 
+    def _make_uplink(self) -> Uplink:
+        from terminal.uplink import Uplink
+
+        topics = self.cfg.topics
+        return Uplink(
+            self.cfg,
+            subscriptions={
+                topics.site_document("roster"): lambda t, p: self.service.on_roster(t, p),
+                topics.site_document("directory"): lambda t, p: self.service.on_directory(t, p),
+                topics.site_document("survey"): lambda t, p: self.service.on_survey(t, p),
+            },
+            on_command=lambda n, b, r: self.service.on_command(n, b, r),
+            telemetry=lambda: self.service.telemetry(),
+        )
+
     def healthy(self) -> bool:
         if not self._started:
             return not self._stopped  # still waiting for the screen (START_AFTER_MAX_S at most)
-        return self.service.is_alive() and self.uplink.link.is_alive()
+        return self.service.is_alive() and self.uplink is not None and self.uplink.link.is_alive()
 
     def listen(self) -> None:
         """Open the card reader now (`start` does it too); its reads wait for the core thread."""
@@ -131,6 +143,9 @@ class Kiosk:
             if self._started or self._stopped:
                 return
             self._listen()
+            if self.uplink is None:
+                self.uplink = self._make_uplink()
+                self.service.attach(self.uplink)
             self._started = True
             self.uplink.start()
             self.service.start()
@@ -143,14 +158,25 @@ class Kiosk:
             except Exception:
                 log.exception("printer could not be opened")
 
-    def start_after(self, drawn: threading.Event) -> threading.Thread:
+    def start_after(
+        self,
+        drawn: threading.Event,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> threading.Thread:
         """Start once `drawn` is set (the first frame; at most START_AFTER_MAX_S), then open
-        the printer; on a thread of its own, which is returned."""
+        the printer; on a thread of its own, which is returned. A start that fails (the outbox
+        cannot be opened, say) goes to `on_error`: the kiosk cannot work without its core."""
 
         def run() -> None:
             if not drawn.wait(START_AFTER_MAX_S):
                 log.warning("no first frame after %d s: starting anyway", START_AFTER_MAX_S)
-            self.start()
+            try:
+                self.start()
+            except Exception as e:
+                log.error("kiosk could not start: %s: %s", type(e).__name__, e)
+                if on_error is not None:
+                    on_error(e)
+                return
             if self._started and not self._stopped:
                 self.open_printer()
 
@@ -175,16 +201,23 @@ class Kiosk:
                 self.printer.close()
             except Exception:
                 log.exception("printer did not close cleanly")
-        self.uplink.stop()
+        if self.uplink is not None:
+            self.uplink.stop()
 
 
 def run_kiosk(cfg: DeviceConfig, config_file: str, *, windowed: bool = False) -> int:
     first_frame = threading.Event()  # set by the screen once the attract screen is drawn
-    kiosk = Kiosk(cfg, documents_after=first_frame, printer_later=True)
+    kiosk = Kiosk(cfg, documents_after=first_frame, printer_later=True, link_later=True)
     life = Lifecycle(healthy=kiosk.healthy)
     life.install_signal_handlers()
     kiosk.listen()
-    starter = kiosk.start_after(first_frame)
+    failed: list[BaseException] = []
+
+    def cannot_start(e: BaseException) -> None:
+        failed.append(e)
+        life.stop_event.set()  # the screen closes (run_ui watches it); the error is raised below
+
+    starter = kiosk.start_after(first_frame, cannot_start)
     fullscreen = cfg.kiosk.fullscreen and not windowed
     log.info(
         "kiosk %s started (%s, %s)",
@@ -202,4 +235,6 @@ def run_kiosk(cfg: DeviceConfig, config_file: str, *, windowed: bool = False) ->
         kiosk.stop()  # before the starter is released: it then starts nothing
         first_frame.set()
         starter.join(10)
+    if failed:
+        raise failed[0]
     return 0

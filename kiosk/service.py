@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.base import DeviceState
 from drivers.card_reader.base import CardRead, CardReader
@@ -41,9 +41,11 @@ from terminal import payloads
 from terminal.config import DeviceConfig
 from terminal.core import CoreLoop
 from terminal.documents import DocumentStore
-from terminal.outbox import StorageError
 from terminal.privacy import SaltError, load_salt
-from terminal.uplink import Uplink
+from terminal.storage import StorageError
+
+if TYPE_CHECKING:
+    from terminal.uplink import Uplink
 
 log = logging.getLogger("careterm.kiosk")
 
@@ -76,7 +78,7 @@ class KioskService:
     def __init__(
         self,
         cfg: DeviceConfig,
-        uplink: Uplink,
+        uplink: Uplink | None,
         printer: TicketPrinter | None = None,
         card_reader: CardReader | None = None,
         *,
@@ -86,7 +88,9 @@ class KioskService:
         documents_after: threading.Event | None = None,
     ) -> None:
         """`documents_after`: read the documents on disk once this is set (the screen's first
-        frame: a 20,000-entry roster is seconds of a Pi's CPU), not while constructing."""
+        frame: a 20,000-entry roster is seconds of a Pi's CPU), not while constructing.
+        `uplink` None: `attach()` gives it before `start()` (`careterm kiosk` makes its link
+        after the first frame)."""
         self.cfg = cfg
         self.uplink = uplink
         self.printer = printer
@@ -98,7 +102,7 @@ class KioskService:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.documents = {
             name: DocumentStore(
-                name, self.data_dir, alert=uplink.alert, today=lambda: self.now().date()
+                name, self.data_dir, alert=self._alert, today=lambda: self.now().date()
             )
             for name in DOCUMENTS
         }
@@ -157,7 +161,13 @@ class KioskService:
     def view(self) -> View:
         return self._view
 
+    def attach(self, uplink: Uplink) -> None:
+        """The uplink of a service made without one (before `start()`)."""
+        self.uplink = uplink
+
     def start(self) -> None:
+        if self.uplink is None:
+            raise RuntimeError("KioskService.start() before attach(uplink)")
         self.wire()
         self.core.start()
 
@@ -325,12 +335,20 @@ class KioskService:
             todo[:0] = more
         self._publish()
 
+    def _link(self) -> Uplink:
+        """The uplink (the core thread runs only once it is attached: `start()`)."""
+        assert self.uplink is not None
+        return self.uplink
+
+    def _alert(self, kind: str, severity: str, message: str, **details: Any) -> Any:
+        return self._link().alert(kind, severity, message, **details)
+
     def _do(self, eff: Effect) -> list[Effect]:
         if isinstance(eff, Record):
-            self.uplink.record(eff.etype, eff.data)
+            self._link().record(eff.etype, eff.data)
         elif isinstance(eff, Alert):
             try:
-                self.uplink.alert(eff.kind, eff.severity, eff.message, **eff.details)
+                self._alert(eff.kind, eff.severity, eff.message, **eff.details)
             except StorageError:
                 log.error("alert %s could not be stored", eff.kind)
         elif isinstance(eff, Print):
@@ -554,7 +572,7 @@ class KioskService:
         roster = m.roster
         link = getattr(self.uplink, "link", None)
         try:
-            st = self.uplink.outbox.stats()
+            st = self._link().outbox.stats()
             outbox = {
                 "waiting": st.waiting,
                 "sent_unacked": st.sent_unacked,

@@ -1,12 +1,12 @@
-"""Builds the `[card_reader]` driver; the apps never see a device path or a raw card number."""
+"""Builds the `[card_reader]` driver; the apps never see a device path or a raw card number.
+
+Each kind's module is imported when it is the one configured: a kiosk starts with one reader, and
+what it imports before its first frame is seconds of a Pi-class CPU (BENCHMARKS.md)."""
 
 from __future__ import annotations
 
 from drivers.card_reader.base import CardReader
 from drivers.card_reader.classify import Classifier, compile_rules
-from drivers.card_reader.idcard import IdCardReader
-from drivers.card_reader.line_reader import SerialLineReader
-from drivers.card_reader.sim import SimulatedCardReader
 from terminal.config import ConfigError, DeviceConfig
 from terminal.privacy import SaltError, load_salt
 
@@ -32,6 +32,8 @@ def open_card_reader(cfg: DeviceConfig, config_file: str | None = None) -> CardR
         return None
     classifier = make_classifier(cfg, config_file)
     if c.driver in ("keyboard", "sim"):
+        from drivers.card_reader.sim import SimulatedCardReader
+
         cards = SimulatedCardReader.load_cards(c.device) if c.device else []
         return SimulatedCardReader(classifier, cards)
     if not c.device:
@@ -42,12 +44,16 @@ def open_card_reader(cfg: DeviceConfig, config_file: str | None = None) -> CardR
             "or /dev/input/by-id/...)",
         )
     if c.driver == "idcard":
+        from drivers.card_reader.idcard import IdCardReader
+
         return IdCardReader(c.device, c.baudrate, classifier)
     if c.driver == "serial":
+        from drivers.card_reader.line_reader import SerialLineReader
+
         return SerialLineReader(c.device, c.baudrate, classifier)
     if c.driver == "evdev":
-        # Imported here: python-evdev brings asyncio (~70 ms of CPU at import, most of a second
-        # on a Pi-class kiosk) that no other reader needs.
+        # python-evdev brings asyncio (~70 ms of CPU at import, most of a second on a Pi-class
+        # kiosk) that no other reader needs.
         from drivers.card_reader.evdev_reader import EvdevLineReader
 
         return EvdevLineReader(c.device, classifier)

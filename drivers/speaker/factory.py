@@ -6,8 +6,6 @@ import logging
 import os
 
 from drivers.speaker.base import Speaker
-from drivers.speaker.player import PlayerSpeaker
-from drivers.speaker.sim import SimulatedSpeaker
 
 log = logging.getLogger("careterm.drivers.speaker")
 
@@ -36,8 +34,13 @@ def open_speaker(
             driver = "player"
     if driver == "none":
         return None
+    # Imported when chosen (the player brings subprocess and wave): start-up on a Pi.
     if driver == "sim":
+        from drivers.speaker.sim import SimulatedSpeaker
+
         return SimulatedSpeaker(volume)
     if driver == "player":
+        from drivers.speaker.player import PlayerSpeaker
+
         return PlayerSpeaker(player, volume)
     raise ValueError(f"unknown speaker driver {driver!r}; one of {', '.join(DRIVERS)}")

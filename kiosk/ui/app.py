@@ -112,8 +112,7 @@ class KioskRoot(FloatLayout):
         one within one frame (Kivy's ScreenManager, even with NoTransition, draws a frame with
         both screens before a second without the old one)."""
         self._layout_chrome()
-        Window.bind(on_key_down=self._on_key, size=self._on_resize)
-        self._warm_fonts()
+        Window.bind(on_key_down=self._on_key, size=self._on_resize, on_flip=self._drawn)
         Clock.schedule_interval(self._clock, 1.0)
         service.on_view(lambda v: Clock.schedule_once(lambda dt: self.apply(v), 0))
 
@@ -175,6 +174,12 @@ class KioskRoot(FloatLayout):
         if self.demo_cards and self._present is not None:
             self.frame.add_widget(self._demo_strip())
         self._clock(0)
+
+    def _drawn(self, *_: object) -> None:
+        """The first frame is on the screen: the fonts are warmed on the next turn of the loop
+        (not before that frame: start-up on a Pi-class CPU)."""
+        Window.unbind(on_flip=self._drawn)
+        Clock.schedule_once(lambda dt: self._warm_fonts(), 0)
 
     def _warm_fonts(self) -> None:
         """Open the font at the sizes the screens use now, not on the first patient's card."""
@@ -417,7 +422,7 @@ class KioskRoot(FloatLayout):
             self.service.go("pin")
 
     def detach(self) -> None:
-        Window.unbind(on_key_down=self._on_key, size=self._on_resize)
+        Window.unbind(on_key_down=self._on_key, size=self._on_resize, on_flip=self._drawn)
         Clock.unschedule(self._clock)
 
 

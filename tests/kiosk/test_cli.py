@@ -41,9 +41,11 @@ def test_kiosk_process_runs_windowed_and_stops_on_sigterm(tmp_path):
             # first frame is on the screen (not before it); the card reader listens from the start.
             wait_for(lambda: b"appointments" in log.read_bytes(), 60, what="the roster read")
             wait_for(lambda: b"printer: " in log.read_bytes(), 30, what="the printer opened")
+            wait_for(lambda: b"mqtt: " in log.read_bytes(), 30, what="the link's first attempt")
             text = log.read_text(errors="replace")
             drawn = text.index("first frame drawn")
             assert text.index("roster of ") > drawn
+            assert text.index("mqtt: ") > drawn  # the link (paho, the outbox) is made after it
             assert text.index("card_reader: ") < drawn
             assert text.index("printer: ") > drawn
             assert "[INFO" not in text  # Kivy logs through careterm's logging, once

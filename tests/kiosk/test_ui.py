@@ -324,15 +324,15 @@ def test_the_kiosk_starts_after_the_first_frame_and_a_stop_before_it_starts_noth
     ticket = tmp_path / "t.bin"
     cfg = load_config(kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", pty.path, ticket))
     drawn = threading.Event()
-    kiosk = Kiosk(cfg, documents_after=drawn, printer_later=True)
-    assert isinstance(kiosk.printer, DeferredPrinter)
+    kiosk = Kiosk(cfg, documents_after=drawn, printer_later=True, link_later=True)
+    assert isinstance(kiosk.printer, DeferredPrinter) and kiosk.uplink is None
     assert kiosk.printer.state == DeviceState.UNKNOWN and kiosk.printer.inner is None
     kiosk.listen()
     starter = kiosk.start_after(drawn)
     wait_for(lambda: kiosk.card_reader.state == DeviceState.OK, 5, what="the reader opened")
     pty.write(NUMBER.encode() + b"\r\n")  # a patient while the screen comes up
     time.sleep(0.3)
-    assert not kiosk.service.is_alive() and not kiosk.uplink.link.is_alive()
+    assert not kiosk.service.is_alive() and kiosk.uplink is None
     assert kiosk.printer.inner is None and kiosk.service.view.screen == "home"
     assert kiosk.healthy()  # waiting for the screen is not a fault for the watchdog
     drawn.set()
@@ -351,12 +351,12 @@ def test_the_kiosk_starts_after_the_first_frame_and_a_stop_before_it_starts_noth
 
     # Stopped before the first frame: nothing starts, not even once the event comes.
     never = threading.Event()
-    k2 = Kiosk(cfg, documents_after=never, printer_later=True)
+    k2 = Kiosk(cfg, documents_after=never, printer_later=True, link_later=True)
     s2 = k2.start_after(never)
     k2.stop()
     never.set()
     s2.join(5)
-    assert not s2.is_alive() and not k2.service.is_alive() and not k2.uplink.link.is_alive()
+    assert not s2.is_alive() and not k2.service.is_alive() and k2.uplink is None
     assert k2.printer.inner is None and k2.printer.open() is None
 
     # No frame at all: started after the bound.
@@ -365,3 +365,20 @@ def test_the_kiosk_starts_after_the_first_frame_and_a_stop_before_it_starts_noth
     k3.start_after(threading.Event())
     wait_for(lambda: k3.service.is_alive() and k3.printer.inner is not None, 10)
     k3.stop()
+
+    # A link that cannot be made after the frame (the outbox's disk, say) is not swallowed by
+    # the starter thread: `careterm kiosk` closes its screen and exits with it (run_kiosk).
+    from terminal.storage import StorageError
+
+    def no_link(self):
+        raise StorageError("outbox.db: the disk is gone")
+
+    monkeypatch.setattr(Kiosk, "_make_uplink", no_link)
+    k4 = Kiosk(cfg, documents_after=threading.Event(), printer_later=True, link_later=True)
+    errors: list[BaseException] = []
+    shown = threading.Event()
+    shown.set()
+    k4.start_after(shown, errors.append).join(5)
+    assert [str(e) for e in errors] == ["outbox.db: the disk is gone"]
+    assert not k4.service.is_alive() and k4.uplink is None and k4.printer.inner is None
+    k4.stop()
