@@ -167,6 +167,39 @@ def test_a_screen_change_is_drawn_in_one_frame_and_then_the_window_rests(
         kiosk.stop()
 
 
+def test_a_replaced_screen_is_freed_once_the_next_one_is_drawn(tmp_path, config_writer, window_ui):
+    """A screen's widgets are reference cycles: left to Python's collector (rarely a full one)
+    every card read kept the last screens and their textures (~9 MB a read). With the automatic
+    collector off, only the kiosk's own collection after the new frame can free the old one."""
+    import gc
+    import weakref
+
+    cfg = load_config(
+        kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null", tmp_path / "t.bin")
+    )
+    kiosk = Kiosk(cfg, open_drivers=False)
+    kiosk.start()
+    was = gc.isenabled()
+    try:
+        ui = window_ui(kiosk.service)
+        ui.wait_screen("home")
+        gc.disable()
+        home = weakref.ref(ui.root.built.widget)
+        kiosk.service.card_read(CardRead("id_card", TOKEN_IN_UI, "1101**", "张*"))
+        ui.wait_screen("appointments")
+        listed = weakref.ref(ui.root.built.widget)
+        ui.pump_for(0.2)
+        assert home() is None, "the home screen's widgets are still alive"
+        kiosk.service.go("home")
+        ui.wait_screen("home")
+        ui.pump_for(0.2)
+        assert listed() is None, "the appointments screen's widgets are still alive"
+    finally:
+        if was:
+            gc.enable()
+        kiosk.stop()
+
+
 def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
     cfg = load_config(
         kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null", tmp_path / "t.bin")
