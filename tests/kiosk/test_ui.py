@@ -113,12 +113,9 @@ def test_card_on_pty_reader_then_enter_prints_ticket_and_reaches_the_broker(
         kiosk.stop()
 
 
-def test_a_screen_change_is_drawn_in_one_frame_and_then_the_window_rests(
-    tmp_path, config_writer, window_ui
-):
-    """On a Pi-class CPU every frame counts (llvmpipe here, the GPU's driver on a Pi): a new
-    screen is one frame with nothing of the last screen in it, and nothing is drawn after it
-    while nothing changes (Kivy's scroll bar fade and ScreenManager's transition drew ~30 more)."""
+@pytest.fixture
+def home_kiosk(tmp_path, config_writer, window_ui):
+    """A kiosk without drivers or broker, its window on the home screen: (kiosk, ui)."""
     cfg = load_config(
         kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null", tmp_path / "t.bin")
     )
@@ -127,63 +124,55 @@ def test_a_screen_change_is_drawn_in_one_frame_and_then_the_window_rests(
     try:
         ui = window_ui(kiosk.service)
         ui.wait_screen("home")
-        ui.pump_for(1.2)  # past anything the first screen set off
-        frames: list[tuple[str | None, int, str]] = []
-
-        def flipped(*_: object) -> None:
-            frames.append((ui.screen, len(ui.root.screen_area.children), ui.texts()))
-
-        ui.window.bind(on_flip=flipped)
-        try:
-            for change, screen, mark, gone in (
-                (
-                    lambda: kiosk.service.card_read(
-                        CardRead("id_card", TOKEN_IN_UI, "1101**", "张*")
-                    ),
-                    "appointments",
-                    "B023",
-                    "请刷身份证/就诊卡或扫描预约二维码",
-                ),
-                (
-                    lambda: kiosk.service.go("home"),
-                    "home",
-                    "请刷身份证/就诊卡或扫描预约二维码",
-                    "B023",
-                ),
-                (lambda: kiosk.service.go("guide"), "guide", "心内科", "请刷身份证"),
-            ):
-                frames.clear()
-                change()
-                ui.pump_until(lambda s=screen: frames and frames[-1][0] == s, what=screen)
-                ui.pump_for(1.5)  # Kivy's bar fade started 0.5 s after a layout, for 0.5 s
-                first, children, texts = frames[0]
-                assert first == screen and children == 1
-                assert mark in texts and gone not in texts, f"{screen}: the last screen is drawn"
-                # one frame; a second only if the clock's minute turned meanwhile
-                assert len(frames) <= 2, f"{screen}: {len(frames)} frames drawn"
-        finally:
-            ui.window.unbind(on_flip=flipped)
+        yield kiosk, ui
     finally:
         kiosk.stop()
 
 
-def test_a_replaced_screen_is_freed_once_the_next_one_is_drawn(tmp_path, config_writer, window_ui):
+def test_a_screen_change_is_drawn_in_one_frame_and_then_the_window_rests(home_kiosk):
+    """On a Pi-class CPU every frame counts (llvmpipe here, the GPU's driver on a Pi): a new
+    screen is one frame with nothing of the last screen in it, and nothing is drawn after it
+    while nothing changes (Kivy's scroll bar fade and ScreenManager's transition drew ~30 more)."""
+    kiosk, ui = home_kiosk
+    ui.pump_for(1.2)  # past anything the first screen set off
+    frames: list[tuple[str | None, int, str]] = []
+
+    def flipped(*_: object) -> None:
+        frames.append((ui.screen, len(ui.root.screen_area.children), ui.texts()))
+
+    home_text = "请刷身份证/就诊卡或扫描预约二维码"
+    read = CardRead("id_card", TOKEN_IN_UI, "1101**", "张*")
+    ui.window.bind(on_flip=flipped)
+    try:
+        for change, screen, mark, gone in (
+            (lambda: kiosk.service.card_read(read), "appointments", "B023", home_text),
+            (lambda: kiosk.service.go("home"), "home", home_text, "B023"),
+            (lambda: kiosk.service.go("guide"), "guide", "心内科", home_text),
+        ):
+            frames.clear()
+            change()
+            ui.pump_until(lambda s=screen: frames and frames[-1][0] == s, what=screen)
+            ui.pump_for(1.5)  # Kivy's bar fade started 0.5 s after a layout, for 0.5 s
+            first, children, texts = frames[0]
+            assert first == screen and children == 1
+            assert mark in texts and gone not in texts, f"{screen}: the last screen is drawn"
+            # one frame; a second only if the clock's minute turned meanwhile
+            assert len(frames) <= 2, f"{screen}: {len(frames)} frames drawn"
+    finally:
+        ui.window.unbind(on_flip=flipped)
+
+
+def test_a_replaced_screen_is_freed_once_the_next_one_is_drawn(home_kiosk):
     """A screen's widgets are reference cycles: left to Python's collector (rarely a full one)
     every card read kept the last screens and their textures (~9 MB a read). With the automatic
     collector off, only the kiosk's own collection after the new frame can free the old one."""
     import gc
     import weakref
 
-    cfg = load_config(
-        kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null", tmp_path / "t.bin")
-    )
-    kiosk = Kiosk(cfg, open_drivers=False)
-    kiosk.start()
+    kiosk, ui = home_kiosk
     was = gc.isenabled()
+    gc.disable()
     try:
-        ui = window_ui(kiosk.service)
-        ui.wait_screen("home")
-        gc.disable()
         home = weakref.ref(ui.root.built.widget)
         kiosk.service.card_read(CardRead("id_card", TOKEN_IN_UI, "1101**", "张*"))
         ui.wait_screen("appointments")
@@ -197,120 +186,108 @@ def test_a_replaced_screen_is_freed_once_the_next_one_is_drawn(tmp_path, config_
     finally:
         if was:
             gc.enable()
-        kiosk.stop()
 
 
-def test_keys_and_touches_drive_the_screens(tmp_path, config_writer, window_ui):
-    cfg = load_config(
-        kiosk_config(tmp_path, config_writer, "mqtt://127.0.0.1:1", "/dev/null", tmp_path / "t.bin")
-    )
-    kiosk = Kiosk(cfg, open_drivers=False)
-    kiosk.start()
-    try:
-        ui = window_ui(kiosk.service)
-        ui.wait_screen("home")
-        assert "请刷身份证/就诊卡或扫描预约二维码" in ui.texts()
-        assert ui.root.focus_index == 0
-        ui.key("right")
-        assert ui.root.focused.text == "就医指南" and ui.root.focused.focused
-        ui.key("tab")
-        ui.key("tab")
-        ui.key("enter")  # survey
-        ui.wait_screen("survey")
-        assert ui.root.focused is None  # no answer chosen: Enter alone records nothing
-        ui.key("enter")
-        ui.pump_for(0.1)
-        assert ui.root.view.data.i == 1
-        ui.key("5")  # digits answer the survey
-        ui.pump_until(lambda: ui.root.view.data.i == 2, what="question 2")
-        ui.key("esc")  # back to question 1
-        ui.pump_until(lambda: ui.root.view.data.i == 1, what="question 1")
-        assert "非常满意" in ui.root.focused.text  # its answer is kept and has the focus
-        ui.tap(ui.button("返回"))
-        ui.pump_until(lambda: ui.screen == "home")
-        kiosk.service.go("home")
-        ui.wait_screen("home")
-        ui.tap(ui.root.lang_button)  # language switch by touch
-        ui.pump_until(lambda: "Hospital guide" in ui.texts(), what="English home")
-        ui.tap(ui.button("Hospital guide"))
-        ui.wait_screen("guide")
-        ui.tap(ui.button("C"))
-        ui.pump_until(lambda: ui.root.view.data.letter == "C", what="letter filter")
-        assert "Cardiology" in ui.texts() and "Paediatrics" not in ui.texts()
-        ui.tap(ui.button("Cardiology"))
-        ui.pump_until(lambda: "Doctors today" in ui.texts(), what="department page")
-        assert "李明" in ui.texts()
-        ui.key("esc")
-        ui.pump_until(lambda: ui.root.view.data.dept == "", what="department list")
-        ui.tap(ui.root.lang_button)  # to Chinese: the English letter filter goes
-        ui.pump_until(lambda: ui.root.view.lang == "zh", what="Chinese")
-        assert ui.root.view.data.letter == "" and "心内科" in ui.texts()
-        ui.tap(ui.root.lang_button)
-        ui.pump_until(lambda: ui.root.view.lang == "en", what="English again")
-        ui.key("esc")
-        ui.wait_screen("home")
-        assert ui.root.view.lang == "en"  # Back keeps the patient's language
-        ui.tap(ui.root.lang_button)
-        ui.pump_until(lambda: ui.root.view.lang == "zh", what="Chinese home")
-        # feedback by keys: complaint, no department, a topic, a phone number on the keypad
-        kiosk.service.go("feedback")
-        ui.wait_screen("feedback")
-        ui.tap(ui.button("投诉"))
-        ui.pump_until(lambda: ui.root.view.data.step == "department")
-        ui.key("enter")  # "不指定" has the focus
-        ui.pump_until(lambda: ui.root.view.data.step == "topics")
-        assert ui.root.focused.text == "下一步"
-        ui.key("up", 4)
-        ui.key("enter")  # toggles the first topic; the focus stays on it
-        ui.pump_until(lambda: ui.root.focused.text.startswith("✓"), what="topic chosen")
-        ui.tap(ui.button("下一步"))
-        ui.pump_until(lambda: ui.root.view.data.step == "phone")
-        for d in "13912345678":
-            ui.key(d)
-        ui.key("enter")  # the focus starts on 提交
-        ui.wait_screen("feedback_done")
-        [ev] = [e for e in kiosk.uplink.outbox.iter_all() if e.type == "feedback"]
-        data = json.loads(ev.payload)["data"]
-        assert data["category"] == "complaint" and data["topics"] == ["服务态度"]
-        assert data["callback_phone"] == "13912345678"
-        # the idle countdown overlay: a touch dismisses it and does nothing else
-        kiosk.service.card_read(CardRead("id_card", TOKEN_IN_UI, "1101**", "张*"))
-        ui.wait_screen("appointments")
-        m = kiosk.service.machine
-        kiosk.service.call(lambda: setattr(m, "_last_input", m.mono() - m.idle_timeout() - 1))
-        ui.pump_until(lambda: ui.root._overlay is not None, what="idle overlay")
-        # the patient's masked name and appointments are not legible under the overlay
-        assert ui.root.screen_area.opacity == 0
-        ui.tap(ui.buttons()[-1])
-        ui.pump_until(lambda: ui.root._overlay is None, what="overlay gone")
-        assert ui.screen == "appointments" and ui.root.screen_area.opacity == 1
-        kiosk.service.go("home")
-        ui.wait_screen("home")
-        # the hidden gesture: five taps on the title bar, then the PIN
-        for _ in range(5):
-            ui.tap(ui.root.title_label)
-        ui.wait_screen("pin")
-        for d in "1234":
-            ui.key(d)
-        ui.tap(ui.button("确定"))
-        ui.wait_screen("maintenance")
-        assert "kiosk-01" in ui.texts()
-        ui.key("esc")
-        ui.wait_screen("home")
-        # call staff and care mode are on every screen
-        ui.tap(ui.root.care_button)
-        ui.pump_until(lambda: ui.root.view.care and ui.root.sizes.care, what="care mode")
-        ui.tap(ui.root.help_button)
-        ui.wait_screen("help")
-        assert "工作人员马上就到" in ui.texts()
-        [alert] = [
-            json.loads(e.payload)["data"]
-            for e in kiosk.uplink.outbox.iter_all()
-            if e.type == "alert"
-        ]
-        assert alert["kind"] == "help" and alert["severity"] == "warning"
-    finally:
-        kiosk.stop()
+def test_keys_and_touches_drive_the_screens(home_kiosk):
+    kiosk, ui = home_kiosk
+    assert "请刷身份证/就诊卡或扫描预约二维码" in ui.texts()
+    assert ui.root.focus_index == 0
+    ui.key("right")
+    assert ui.root.focused.text == "就医指南" and ui.root.focused.focused
+    ui.key("tab")
+    ui.key("tab")
+    ui.key("enter")  # survey
+    ui.wait_screen("survey")
+    assert ui.root.focused is None  # no answer chosen: Enter alone records nothing
+    ui.key("enter")
+    ui.pump_for(0.1)
+    assert ui.root.view.data.i == 1
+    ui.key("5")  # digits answer the survey
+    ui.pump_until(lambda: ui.root.view.data.i == 2, what="question 2")
+    ui.key("esc")  # back to question 1
+    ui.pump_until(lambda: ui.root.view.data.i == 1, what="question 1")
+    assert "非常满意" in ui.root.focused.text  # its answer is kept and has the focus
+    ui.tap(ui.button("返回"))
+    ui.pump_until(lambda: ui.screen == "home")
+    kiosk.service.go("home")
+    ui.wait_screen("home")
+    ui.tap(ui.root.lang_button)  # language switch by touch
+    ui.pump_until(lambda: "Hospital guide" in ui.texts(), what="English home")
+    ui.tap(ui.button("Hospital guide"))
+    ui.wait_screen("guide")
+    ui.tap(ui.button("C"))
+    ui.pump_until(lambda: ui.root.view.data.letter == "C", what="letter filter")
+    assert "Cardiology" in ui.texts() and "Paediatrics" not in ui.texts()
+    ui.tap(ui.button("Cardiology"))
+    ui.pump_until(lambda: "Doctors today" in ui.texts(), what="department page")
+    assert "李明" in ui.texts()
+    ui.key("esc")
+    ui.pump_until(lambda: ui.root.view.data.dept == "", what="department list")
+    ui.tap(ui.root.lang_button)  # to Chinese: the English letter filter goes
+    ui.pump_until(lambda: ui.root.view.lang == "zh", what="Chinese")
+    assert ui.root.view.data.letter == "" and "心内科" in ui.texts()
+    ui.tap(ui.root.lang_button)
+    ui.pump_until(lambda: ui.root.view.lang == "en", what="English again")
+    ui.key("esc")
+    ui.wait_screen("home")
+    assert ui.root.view.lang == "en"  # Back keeps the patient's language
+    ui.tap(ui.root.lang_button)
+    ui.pump_until(lambda: ui.root.view.lang == "zh", what="Chinese home")
+    # feedback by keys: complaint, no department, a topic, a phone number on the keypad
+    kiosk.service.go("feedback")
+    ui.wait_screen("feedback")
+    ui.tap(ui.button("投诉"))
+    ui.pump_until(lambda: ui.root.view.data.step == "department")
+    ui.key("enter")  # "不指定" has the focus
+    ui.pump_until(lambda: ui.root.view.data.step == "topics")
+    assert ui.root.focused.text == "下一步"
+    ui.key("up", 4)
+    ui.key("enter")  # toggles the first topic; the focus stays on it
+    ui.pump_until(lambda: ui.root.focused.text.startswith("✓"), what="topic chosen")
+    ui.tap(ui.button("下一步"))
+    ui.pump_until(lambda: ui.root.view.data.step == "phone")
+    for d in "13912345678":
+        ui.key(d)
+    ui.key("enter")  # the focus starts on 提交
+    ui.wait_screen("feedback_done")
+    [ev] = [e for e in kiosk.uplink.outbox.iter_all() if e.type == "feedback"]
+    data = json.loads(ev.payload)["data"]
+    assert data["category"] == "complaint" and data["topics"] == ["服务态度"]
+    assert data["callback_phone"] == "13912345678"
+    # the idle countdown overlay: a touch dismisses it and does nothing else
+    kiosk.service.card_read(CardRead("id_card", TOKEN_IN_UI, "1101**", "张*"))
+    ui.wait_screen("appointments")
+    m = kiosk.service.machine
+    kiosk.service.call(lambda: setattr(m, "_last_input", m.mono() - m.idle_timeout() - 1))
+    ui.pump_until(lambda: ui.root._overlay is not None, what="idle overlay")
+    # the patient's masked name and appointments are not legible under the overlay
+    assert ui.root.screen_area.opacity == 0
+    ui.tap(ui.buttons()[-1])
+    ui.pump_until(lambda: ui.root._overlay is None, what="overlay gone")
+    assert ui.screen == "appointments" and ui.root.screen_area.opacity == 1
+    kiosk.service.go("home")
+    ui.wait_screen("home")
+    # the hidden gesture: five taps on the title bar, then the PIN
+    for _ in range(5):
+        ui.tap(ui.root.title_label)
+    ui.wait_screen("pin")
+    for d in "1234":
+        ui.key(d)
+    ui.tap(ui.button("确定"))
+    ui.wait_screen("maintenance")
+    assert "kiosk-01" in ui.texts()
+    ui.key("esc")
+    ui.wait_screen("home")
+    # call staff and care mode are on every screen
+    ui.tap(ui.root.care_button)
+    ui.pump_until(lambda: ui.root.view.care and ui.root.sizes.care, what="care mode")
+    ui.tap(ui.root.help_button)
+    ui.wait_screen("help")
+    assert "工作人员马上就到" in ui.texts()
+    [alert] = [
+        json.loads(e.payload)["data"] for e in kiosk.uplink.outbox.iter_all() if e.type == "alert"
+    ]
+    assert alert["kind"] == "help" and alert["severity"] == "warning"
 
 
 def test_demo_kiosk_checks_in_a_demo_patient_by_tapping_a_demo_card(tmp_path, window_ui):
