@@ -22,9 +22,9 @@ log = logging.getLogger("careterm")
 
 DEVICE_RUNS = {"pad": rating_pad_cli, "kiosk": kiosk_cli}
 """What a device's service starts at every boot: `careterm kiosk` and `careterm pad` build a parser
-of their own area only, so that they never import the site tools, provisioning and the demo
-(SQLAlchemy, cryptography, the ESC/POS printer stack, the outbox commands): ~0.6 s of CPU at start-up on a desktop,
-several seconds on a Pi-class kiosk (issue 16)."""
+of their own area only, so that they never import the site tools, provisioning, the demo and the
+outbox commands (SQLAlchemy, cryptography, the ESC/POS printer stack, the outbox): ~0.6 s of CPU
+at start-up on a desktop, several seconds on a Pi-class kiosk (issue 16)."""
 
 
 def areas() -> tuple[ModuleType, ...]:

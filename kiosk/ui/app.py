@@ -300,9 +300,9 @@ class KioskRoot(FloatLayout):
         """A screen's widgets are reference cycles (Kivy's parent and children, the callbacks'
         closures): the one just replaced, thousands of objects with its label textures, is freed
         only by a full collection, which Python runs rarely once it has moved into the oldest
-        generation. Collected here, after the new screen's frame (the last frozen heap is not
-        walked: terminal.startup_gc), it cost a few milliseconds here; left to Python, the
-        kiosk grew by ~9 MB a card read to ~40 MB more (BENCHMARKS.md)."""
+        generation. Collected here, after the new screen's frame, it costs a few milliseconds
+        (the heap frozen at start-up is not walked: terminal.startup_gc); left to Python, the
+        kiosk grew by ~9 MB a card read, to ~40 MB more (BENCHMARKS.md)."""
         gc.collect()
 
     def keep_focus_and_rebuild(self) -> None:

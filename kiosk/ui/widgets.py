@@ -271,7 +271,6 @@ class FitStack(SteadyScrollView):
     the other lines may then need scrolling (never clipped). Centred vertically when there is
     room."""
 
-    SCROLL_BAR = SteadyScrollView.BAR
     MIN_FONT = 14
 
     def __init__(self, spacing: float = 0, min_scale: float = 0.5, floor: float = 14, **kw):
@@ -310,7 +309,7 @@ class FitStack(SteadyScrollView):
     def _fit(self, *_: object) -> None:
         if not self._lines or self.width <= 1 or self.height <= 1:
             return
-        width = self.width - 2 * self.SCROLL_BAR  # clear of the bar, and centred
+        width = self.width - 2 * self.BAR  # clear of the bar, and centred
         scale, floor = 1.0, self.floor
         total, keys = self._heights(scale, floor, width)
         while total > self.height and scale > self.min_scale:
@@ -322,7 +321,7 @@ class FitStack(SteadyScrollView):
             total, keys = self._heights(scale, floor, width)
         self.scale = scale
         room = max(0.0, self.height - total)
-        self.box.padding = [self.SCROLL_BAR, room / 2, self.SCROLL_BAR, room / 2]
+        self.box.padding = [self.BAR, room / 2, self.BAR, room / 2]
         self.box.height = total + room
         self.scroll_y = 1
 

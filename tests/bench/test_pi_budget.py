@@ -115,42 +115,57 @@ def test_a_v2_that_refuses_the_probe_falls_back_to_v1(pb: ModuleType, tmp_path: 
     assert (groups.version, groups.root) == (1, v1), groups.why
 
 
+NAMED_THREADS = """
+import ctypes, json, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+tids, ready = {}, threading.Barrier(3)
+
+def named(name):
+    libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: the name /proc/<tid>/comm shows
+    tids[name] = threading.get_native_id()
+    ready.wait()
+    sys.stdin.read()  # until the test closes the pipe
+
+for n in ("llvmpipe-0", "other-0"):
+    threading.Thread(target=named, args=(n,), daemon=True).start()
+ready.wait()
+print(json.dumps(tids), flush=True)
+sys.stdin.read()
+"""
+
+
 def test_only_mesas_rendering_threads_are_moved_out_of_the_quota(
     pb: ModuleType, tmp_path: Path
 ) -> None:
     """GpuThreads writes the id of each thread named `llvmpipe-N` (and no other) to the
-    unconstrained cgroup's `tasks`, once."""
-    import ctypes
-    import threading
+    unconstrained cgroup's `tasks`, once. The threads live in a child process of their own: this
+    one may have real llvmpipe threads (a display test's Kivy window ran in it before)."""
+    import json
+    import subprocess
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    started, done = threading.Event(), threading.Event()
-    tids: dict[str, int] = {}
-
-    def named(name: str) -> None:
-        libc.prctl(15, name.encode(), 0, 0, 0)  # PR_SET_NAME: the name /proc/<tid>/comm shows
-        tids[name] = threading.get_native_id()
-        if len(tids) == 2:
-            started.set()
-        done.wait(10)
-
-    threads = [threading.Thread(target=named, args=(n,)) for n in ("llvmpipe-0", "other-0")]
-    for t in threads:
-        t.start()
-    assert started.wait(10)
-    (tmp_path / "tasks").write_text("")
-    mover = pb.GpuThreads(os.getpid(), pb.Cgroup(tmp_path))
+    child = subprocess.Popen(
+        [sys.executable, "-c", NAMED_THREADS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        deadline = time.monotonic() + 10
-        while tids["llvmpipe-0"] not in mover.moved and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert child.stdout is not None and child.stdin is not None
+        tids: dict[str, int] = json.loads(child.stdout.readline())
+        (tmp_path / "tasks").write_text("")
+        mover = pb.GpuThreads(child.pid, pb.Cgroup(tmp_path))
+        try:
+            deadline = time.monotonic() + 10
+            while tids["llvmpipe-0"] not in mover.moved and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            assert mover.stop() == 1
+        assert mover.moved == {tids["llvmpipe-0"]}
+        assert (tmp_path / "tasks").read_text() == str(tids["llvmpipe-0"])
     finally:
-        assert mover.stop() == 1
-        done.set()
-        for t in threads:
-            t.join()
-    assert mover.moved == {tids["llvmpipe-0"]}
-    assert (tmp_path / "tasks").read_text() == str(tids["llvmpipe-0"])
+        if child.stdin is not None:
+            child.stdin.close()
+        child.wait(10)
 
 
 def test_presses_one_at_a_time_wait_the_gap_after_each_event(pb):
