@@ -4,14 +4,14 @@ aside) are terminal.documents' job; this module only turns a valid document into
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from terminal import payloads
-from terminal.roster_rows import AppointmentRow, no_cycle_collection
+from terminal.roster_index import AppointmentRow, RosterIndex, id_digits, id_key
+from terminal.roster_rows import no_cycle_collection
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +30,6 @@ class Appointment:
     lookup: tuple[str, ...] = ()
     """Tokens of typed lookups (`terminal.privacy.lookup_token`: kinds `appointment`,
     `phone_birth`), careterm's roster extension for SPEC 9.6."""
-
-
-_NOT_DIGIT = re.compile(r"[^0-9]")
-
-
-def _digits(text: str) -> str:
-    """The ASCII digits of `text`, in order."""
-    if text.isascii():  # (an appointment id: str.isdigit is 0-9 alone in ASCII)
-        return "".join(filter(str.isdigit, text))
-    return _NOT_DIGIT.sub("", text)
 
 
 def _when(value: str) -> datetime:
@@ -78,11 +68,45 @@ Row = payloads.Appointment | AppointmentRow
 """An appointment of a validated roster document (terminal.roster_rows keeps them as tuples)."""
 
 
-class Roster:
-    """One day's appointments; lookups are dictionary hits (microseconds for 20,000 entries).
+class _InMemory:
+    """The lookups of rows held in a list (a roster parsed without an index folder: tests,
+    tools), with `RosterIndex`'s rules; dictionary hits."""
 
-    The index refers to the document's own rows: an `Appointment` (datetimes) is only made for
-    the few a lookup returns, not 20,000 of them at start-up (~0.2 s and ~5 MB on a desktop)."""
+    def __init__(self, rows: Sequence[Row]) -> None:
+        self._by_id: dict[str, Row] = {}
+        self._by_token: dict[str, list[Row]] = {}
+        self._by_digits: dict[str, Row] = {}
+        with no_cycle_collection():
+            self._index(rows)
+
+    def _index(self, rows: Sequence[Row]) -> None:
+        by_id, by_token, by_digits = self._by_id, self._by_token, self._by_digits
+        for a in rows:
+            key = id_key(a.id)
+            by_id[key if key != a.id else a.id] = a  # (the id itself when it is upper case)
+            by_digits.setdefault(id_digits(a.id), a)
+            if a.token:
+                by_token.setdefault(a.token, []).append(a)
+            for t in a.lookup:
+                if t:
+                    by_token.setdefault(t, []).append(a)
+
+    def with_token(self, token: str) -> Sequence[Row]:
+        return self._by_token.get(token, ())
+
+    def with_id(self, key: str) -> Row | None:
+        return self._by_id.get(key)
+
+    def with_digits(self, digits: str) -> Row | None:
+        return self._by_digits.get(digits)
+
+
+class Roster:
+    """One day's appointments and their lookups: a few rows read from the roster's index file
+    (terminal.roster_index) per lookup, or dictionary hits for rows held in a list.
+
+    An `Appointment` (datetimes) is only made for the few a lookup returns, not 20,000 of them
+    at start-up (~0.2 s and ~5 MB on a desktop)."""
 
     def __init__(self, day: date, generated: str, rows: Sequence[Row], source: str = "") -> None:
         self.date = day
@@ -90,33 +114,7 @@ class Roster:
         self.source = source
         self._rows = rows
         self._when = _Times()
-        by_id: dict[str, Row] = {}
-        by_token: dict[str, list[Row]] = {}
-        by_digits: dict[str, Row] = {}
-        with no_cycle_collection():
-            self._index(rows, by_id, by_token, by_digits)
-        self._by_id, self._by_token, self._by_digits = by_id, by_token, by_digits
-
-    def _index(
-        self,
-        rows: Sequence[Row],
-        by_id: dict[str, Row],
-        by_token: dict[str, list[Row]],
-        by_digits: dict[str, Row],
-    ) -> None:
-        when = self._when
-        for a in rows:
-            key = a.id.upper()
-            by_id[key if key != a.id else a.id] = a  # (the id itself when it is upper case)
-            by_digits.setdefault(_digits(a.id), a)
-            if a.token:
-                by_token.setdefault(a.token, []).append(a)
-            for t in a.lookup:
-                if t:
-                    by_token.setdefault(t, []).append(a)
-        for found in by_token.values():
-            if len(found) > 1:
-                found.sort(key=lambda a: (when[a.slot_start], a.id))
+        self._lookup = rows if isinstance(rows, RosterIndex) else _InMemory(rows)
 
     @property
     def appointments(self) -> list[Appointment]:
@@ -127,15 +125,18 @@ class Roster:
         return len(self._rows)
 
     def for_token(self, token: str) -> list[Appointment]:
-        return [_appointment(a, self._when) for a in self._by_token.get(token, ())]
+        """The patient's appointments by slot time (then id; the document's order for a tie)."""
+        when = self._when
+        found = sorted(self._lookup.with_token(token), key=lambda a: (when[a.slot_start], a.id))
+        return [_appointment(a, when) for a in found]
 
     def get(self, appointment_id: str) -> Appointment | None:
-        return self._make(self._by_id.get(appointment_id.strip().upper()))
+        return self._make(self._lookup.with_id(id_key(appointment_id.strip())))
 
     def by_digits(self, typed: str) -> Appointment | None:
         """The appointment whose id has exactly these digits (A20261123-0042: 202611230042)."""
-        d = _digits(typed)
-        return self._make(self._by_digits.get(d)) if d else None
+        d = id_digits(typed)
+        return self._make(self._lookup.with_digits(d)) if d else None
 
     def _make(self, row: Row | None) -> Appointment | None:
         return _appointment(row, self._when) if row is not None else None

@@ -485,10 +485,14 @@ class KioskService:
         cur, aside = store.current, store.aside()
         if cur is not self._in_use.get("roster") or aside != self._aside_dates:
             self._in_use["roster"], self._aside_dates = cur, aside
+            docs = [cur, *store.aside_rosters()]
             self.machine.set_rosters(
                 self._index(cur) if isinstance(cur, payloads.Roster) else None,
-                tuple(self._index(r) for r in store.aside_rosters()),
+                tuple(self._index(r) for r in docs[1:]),
             )
+            # only those in use: a replaced roster's index file (removed by the store) is
+            # closed, and its disk space freed, once nothing refers to it
+            self._indexed = [(d, r) for d, r in self._indexed if any(d is u for u in docs)]
         d = self.documents["directory"].current
         if d is not self._in_use.get("directory") or (initials and not self._initials):
             self._in_use["directory"] = d

@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from terminal.payloads import DOCUMENTS, PayloadError, Roster, parse
+from terminal.roster_index import RosterIndex, prune
 from terminal.roster_rows import parse_roster
 from terminal.storage import write_durably
 from terminal.topics import SiteDocument
@@ -42,6 +43,9 @@ from terminal.topics import SiteDocument
 log = logging.getLogger("careterm.documents")
 
 FOLDER = "documents"
+INDEX_FOLDER = "roster-index"
+"""In FOLDER: the appointments of the rosters in use and kept aside, as SQLite files
+(terminal.roster_index), off the kiosk's heap."""
 KEEP_ASIDE_DAYS = 7
 """Rosters further ahead than this are not kept aside (a typo in the date, most likely)."""
 
@@ -77,6 +81,7 @@ class DocumentStore:
         self.model: type[BaseModel] = DOCUMENTS[name]
         self.folder = Path(data_dir) / FOLDER
         self.path = self.folder / f"{name}.json"
+        self.index_dir = self.folder / INDEX_FOLDER if name == "roster" else None
         self._alert = alert
         self._today = today
         self._lock = threading.Lock()
@@ -125,6 +130,7 @@ class DocumentStore:
                     self._aside.setdefault(self._current.date, (self._current, b""))
                     self._current = None
                 self._roll_over()
+                self._prune()
         return self.current
 
     def _read(self, path: Path) -> BaseModel | None:
@@ -146,7 +152,9 @@ class DocumentStore:
 
     def _parse(self, payload: bytes) -> BaseModel:
         """Validated with its model (PayloadError); a roster kept small (terminal.roster_rows)."""
-        return parse_roster(payload) if self.model is Roster else parse(self.model, payload)
+        if self.model is Roster:
+            return parse_roster(payload, self.index_dir)
+        return parse(self.model, payload)
 
     # -- offering ----------------------------------------------------------------------------
 
@@ -178,16 +186,19 @@ class DocumentStore:
             self._refused(payload, str(e), source)
             return Offer(False, fault=str(e))
         with self._lock:
-            if isinstance(doc, Roster) and doc.date != self._today():
-                return self._keep_aside(doc, payload, save)
-            if if_newer and self.name == "roster":
-                self._roll_over()
-                if _generated(doc) < _generated(self._current):
-                    log.info("roster from %s is older than the one in use; not used", source)
-                    return Offer(False, document=doc)
-            self._current = doc
-            self._source = (doc, digest, save)
-            self._aside.pop(getattr(doc, "date", None), None)  # type: ignore[arg-type]
+            try:
+                if isinstance(doc, Roster) and doc.date != self._today():
+                    return self._keep_aside(doc, payload, save)
+                if if_newer and self.name == "roster":
+                    self._roll_over()
+                    if _generated(doc) < _generated(self._current):
+                        log.info("roster from %s is older than the one in use; not used", source)
+                        return Offer(False, document=doc)
+                self._current = doc
+                self._source = (doc, digest, save)
+                self._aside.pop(getattr(doc, "date", None), None)  # type: ignore[arg-type]
+            finally:
+                self._prune()
         if save:
             self._save(self.path, payload)
         if isinstance(doc, Roster):
@@ -215,6 +226,7 @@ class DocumentStore:
             return
         if cur is not None:
             self._current = None
+        aside = len(self._aside)
         hit = self._aside.pop(today, None)
         for d in [d for d in self._aside if d < today]:
             del self._aside[d]
@@ -227,6 +239,23 @@ class DocumentStore:
                 self._source = (doc, _digest(raw), True)
             self._unlink(self._aside_path(today))
             log.info("roster for %s (kept aside) is now in use", today)
+        if cur is not None or len(self._aside) != aside:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Called with the lock held: remove the index files of rosters no longer in use nor
+        kept aside (one still held by a reader stays readable until it lets it go)."""
+        if self.index_dir is None:
+            return
+        docs = [self._current, *(doc for doc, _ in self._aside.values())]
+        if self._source is not None:
+            docs.append(self._source[0])
+        keep = [
+            d.appointments.path
+            for d in docs
+            if isinstance(d, Roster) and isinstance(d.appointments, RosterIndex)
+        ]
+        prune(self.index_dir, keep)
 
     def _aside_path(self, day: date) -> Path:
         return self.folder / f"roster-{day.isoformat()}.json"

@@ -179,8 +179,10 @@ def test_documents_older_kiosks_kept_in_data_dir_are_moved_once(tmp_path: Path) 
     assert sorted(p.name for p in docs.iterdir()) == [
         "directory.json",
         "roster-2026-11-24.json",
+        "roster-index",  # the appointments of today's roster and of the one kept aside
         "roster.json",
     ]
+    assert len(list((docs / "roster-index").iterdir())) == 2
     assert not (data / "roster.json").exists() and not (data / "directory.json").exists()
     assert (data / "survey.json.unusable").exists() and not (data / "survey.json").exists()
 
@@ -212,5 +214,33 @@ def test_the_roster_kept_aside_takes_over_at_midnight(tmp_path: Path) -> None:
         stored = json.loads(svc.documents["roster"].path.read_text())
         assert stored["date"] == tomorrow.date().isoformat()
         assert "status_roster" not in svc.call(lambda: svc.view.status)
+    finally:
+        stop(svc, up)
+
+
+def test_a_replaced_roster_s_index_file_is_removed_and_let_go(tmp_path: Path) -> None:
+    """Each roster's appointments are an SQLite file (terminal.roster_index): a kiosk that gets
+    a new roster many times a day neither keeps the old files nor holds them open (a removed
+    file still open keeps its space on the SD card)."""
+    svc, up = start(tmp_path)
+    folder = tmp_path / "data" / "documents" / "roster-index"
+
+    def held() -> list[str]:
+        out = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                out.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return [p for p in out if p.startswith(str(folder))]  # (other tests' kiosks aside)
+
+    try:
+        for i in range(5):
+            token = str(i + 1) * 32
+            doc = roster_at(NOW, token, generated=NOW + timedelta(minutes=i))
+            svc.on_roster("careterm/main/roster", json.dumps(doc).encode())
+            assert tokens_today(svc) == {token}
+            (kept,) = folder.iterdir()
+            assert held() == [str(kept)], held()
     finally:
         stop(svc, up)
