@@ -139,6 +139,18 @@ class FocusButton(Button):
             self.on_choose()
 
 
+def whole_px(size: float) -> int:
+    """A font size in whole pixels, as SDL_ttf draws it (it truncates). Kivy opens a font face
+    per distinct `font_size` value (its cache key is the number's text, up to 64 faces of ~0.5 MB
+    each for a CJK font): 27.9 and 27.900000000000002 were two faces drawing the same 27 px."""
+    return int(size)
+
+
+def shrunk(size: float, factor: float) -> int:
+    """One step down when fitting a text: whole pixels, at least one less."""
+    return min(int(size) - 1, whole_px(size * factor))
+
+
 def fits(text: str, font_size: float, box: tuple[float, float], bold: bool = False) -> bool:
     """Whether `text` wrapped to the box's width fits in its height and width."""
     w, h = box
@@ -173,7 +185,7 @@ class FitButton(FocusButton):
         box = (self.width - 24, self.height - 12)
         size = self._base_font
         while size > self._floor and not fits(self.text, size, box, self.bold):
-            size = max(self._floor, size * 0.9)
+            size = max(whole_px(self._floor), shrunk(size, 0.9))
         self.font_size = size
 
 
@@ -193,7 +205,7 @@ class FitLabel(Label):
         while size > self._floor and not fits(
             self.text, size, (self.width, self.height), self.bold
         ):
-            size = max(self._floor, size * 0.9)
+            size = max(whole_px(self._floor), shrunk(size, 0.9))
         self.font_size = size
 
 
@@ -297,7 +309,7 @@ class FitStack(SteadyScrollView):
         gap = self.box.spacing
         total = keys = -gap
         for lbl, base, key in self._lines:
-            lbl.font_size = max(floor, base * scale)
+            lbl.font_size = whole_px(max(floor, base * scale))
             lbl.text_size = (max(1, width), None)  # as WrapLabel does (padding inside)
             lbl.texture_update()
             lbl.height = lbl.texture_size[1]

@@ -95,6 +95,23 @@ def hidden_key_lines(root, window_size) -> list[str]:
     return bad
 
 
+def fractional_fonts(root) -> list[str]:
+    """Labels whose font size is not a whole pixel: SDL_ttf draws whole pixels, and Kivy opens
+    a font face per distinct size value (~0.5 MB each for a CJK font)."""
+    from kivy.uix.label import Label
+
+    out = []
+
+    def walk(w) -> None:
+        if isinstance(w, Label) and w.text.strip() and not float(w.font_size).is_integer():
+            out.append(f"{w.__class__.__name__} {w.text[:20]!r} at {w.font_size!r} px")
+        for c in w.children:
+            walk(c)
+
+    walk(root)
+    return out
+
+
 def small_targets(root) -> list[str]:
     from kiosk.ui.widgets import FocusButton
 
@@ -144,6 +161,7 @@ def test_no_label_is_larger_than_its_box_on_any_screen(size, tmp_path: Path, win
                     ui.pump_for(0.12)  # fitted texts settle after layout
                     where = f"{size[0]}x{size[1]} {lang}{' care' if care else ''} {name}"
                     problems.extend(f"{where}: {p}" for p in overflows(ui.root, size))
+                    problems.extend(f"{where}: {p}" for p in fractional_fonts(ui.root))
                     if name in DONE_SCREENS:
                         problems.extend(f"{where}: {p}" for p in hidden_key_lines(ui.root, size))
                     if care:
