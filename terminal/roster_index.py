@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
+from terminal.storage import sync_dir
+
 log = logging.getLogger("careterm.documents")
 
 FORMAT = "1"
@@ -181,7 +183,7 @@ class RosterIndex(Sequence[AppointmentRow]):
             conn.close()
             tmp.unlink(missing_ok=True)
             raise
-        _sync_dir(path.parent)
+        sync_dir(path.parent)
         opened = cls.open(path)
         if opened is None:
             raise OSError(f"{path}: written but cannot be read back")
@@ -312,16 +314,3 @@ def prune(folder: Path, keep: Iterable[Path]) -> None:
                 p.unlink()
             except OSError as e:
                 log.warning("roster index %s could not be removed: %s", p, e.strerror)
-
-
-def _sync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
