@@ -130,7 +130,9 @@ class DocumentStore:
                     self._aside.setdefault(self._current.date, (self._current, b""))
                     self._current = None
                 self._roll_over()
-                self._prune()
+                # Only what a killed process left half written: the file of a roster that is
+                # not stored here (the kiosk's `roster_file`) is offered next, and opened again.
+                self._prune(temporary_only=True)
         return self.current
 
     def _read(self, path: Path) -> BaseModel | None:
@@ -242,7 +244,7 @@ class DocumentStore:
         if cur is not None or len(self._aside) != aside:
             self._prune()
 
-    def _prune(self) -> None:
+    def _prune(self, *, temporary_only: bool = False) -> None:
         """Called with the lock held: remove the index files of rosters no longer in use nor
         kept aside (one still held by a reader stays readable until it lets it go)."""
         if self.index_dir is None:
@@ -255,7 +257,7 @@ class DocumentStore:
             for d in docs
             if isinstance(d, Roster) and isinstance(d.appointments, RosterIndex)
         ]
-        prune(self.index_dir, keep)
+        prune(self.index_dir, keep, temporary_only=temporary_only)
 
     def _aside_path(self, day: date) -> Path:
         return self.folder / f"roster-{day.isoformat()}.json"

@@ -295,16 +295,16 @@ def index_name(digest: str) -> str:
     return f"{digest}{SUFFIX}"
 
 
-def prune(folder: Path, keep: Iterable[Path]) -> None:
-    """Remove the index files (and temporary ones) in `folder` but those in `keep`. A file in
-    use by an older roster object stays readable through its open handle."""
+def prune(folder: Path, keep: Iterable[Path], *, temporary_only: bool = False) -> None:
+    """Remove the index files (and temporary ones) in `folder` but those in `keep`; with
+    `temporary_only`, only what a killed process left half written. A file in use by an older
+    roster object stays readable through its open handle."""
     kept = {p.name for p in keep}
     mine = f".{os.getpid()}.tmp"  # one being written by this process
+    kinds = (".tmp",) if temporary_only else (SUFFIX, ".tmp")
     try:
         names = [
-            p
-            for p in folder.iterdir()
-            if p.name.endswith((SUFFIX, ".tmp")) and not p.name.endswith(mine)
+            p for p in folder.iterdir() if p.name.endswith(kinds) and not p.name.endswith(mine)
         ]
     except FileNotFoundError:
         return

@@ -244,3 +244,25 @@ def test_a_replaced_roster_s_index_file_is_removed_and_let_go(tmp_path: Path) ->
             assert held() == [str(kept)], held()
     finally:
         stop(svc, up)
+
+
+def test_a_restarted_kiosk_opens_its_roster_s_index_instead_of_building_it(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The roster_file's index (not stored among the documents) survives the restart's start-up
+    tidying: the same roster is not decoded nor validated again (seconds of a Pi's CPU)."""
+    import terminal.roster_rows as rows
+
+    built: list[Any] = []
+    real = rows._parse
+    monkeypatch.setattr(rows, "_parse", lambda p, path: (built.append(path), real(p, path))[1])
+    f = tmp_path / "roster.json"
+    write(f, roster_at(NOW, "1" * 32))
+    for _ in range(3):
+        svc, up = start(tmp_path, roster_file=str(f))
+        try:
+            assert tokens_today(svc) == {"1" * 32}
+        finally:
+            stop(svc, up)
+    assert len(built) == 1 and built[0] is not None
+    assert len(list((tmp_path / "data" / "documents" / "roster-index").iterdir())) == 1
