@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +41,9 @@ from kiosk.voice import Voice
 from terminal import payloads
 from terminal.config import DeviceConfig
 from terminal.core import CoreLoop
-from terminal.documents import DocumentStore
+from terminal.documents import DocumentStore, Prepared
 from terminal.privacy import SaltError, load_salt
+from terminal.roster_rows import in_child
 from terminal.storage import StorageError
 
 if TYPE_CHECKING:
@@ -115,6 +117,10 @@ class KioskService:
         self._in_use: dict[str, Any] = {}
         self._aside_dates: list[Any] = []
         self._indexed: list[tuple[payloads.Roster, Roster]] = []
+        self._building = 0
+        """Retained rosters being validated off the core thread (`_roster_news`; core thread)."""
+        self._to_build: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._builder: threading.Thread | None = None
         self._started = time.monotonic()
         self._initials = False
         self._initials_for: Any = None
@@ -192,6 +198,7 @@ class KioskService:
 
     def stop(self) -> None:
         self.core.stop(timeout=5.0)
+        self._to_build.put(None)
 
     def is_alive(self) -> bool:
         return self.core.is_alive()
@@ -276,7 +283,7 @@ class KioskService:
     # retained messages (link thread: hand over, never parse there)
 
     def on_roster(self, topic: str, payload: bytes) -> None:
-        self._put(lambda: self._document("roster", payload))
+        self._put(lambda: self._roster_news(payload))
 
     def on_directory(self, topic: str, payload: bytes) -> None:
         self._put(lambda: self._document("directory", payload))
@@ -459,7 +466,39 @@ class KioskService:
         self._offer(name, payload, "mqtt")
         self._sync_documents()
 
-    def _offer(self, name: str, payload: bytes, source: str, **kw: bool) -> None:
+    def _roster_news(self, payload: bytes) -> None:
+        """A retained roster (core thread). One that would replace a roster in use and is big
+        enough for a child process to validate (seconds at a Pi 3-class budget) is validated off
+        the core thread, the roster in use answering card reads meanwhile; rosters arriving
+        during that follow it, in order. Without a roster in use (the first boot, past
+        midnight) it is validated here: a card read waits for it, as it must."""
+        store = self.documents["roster"]
+        if self._building == 0 and (store.current is None or not in_child(payload)):
+            self._document("roster", payload)
+            return
+        self._building += 1
+        if self._builder is None:
+            self._builder = threading.Thread(target=self._build_rosters, name="kiosk-roster")
+            self._builder.daemon = True  # a child still validating does not hold up an exit
+            self._builder.start()
+        self._to_build.put(payload)
+
+    def _build_rosters(self) -> None:
+        store = self.documents["roster"]
+        while (payload := self._to_build.get()) is not None:
+            try:
+                prepared = store.prepare(payload)
+            except Exception:  # never expected: prepare catches a bad payload
+                log.exception("roster could not be validated off the core thread")
+                prepared = None
+            self._put(lambda p=payload, r=prepared: self._roster_built(p, r))
+
+    def _roster_built(self, payload: bytes, prepared: Prepared | None) -> None:
+        self._building -= 1
+        self._offer("roster", payload, "mqtt", prepared=prepared)
+        self._sync_documents()
+
+    def _offer(self, name: str, payload: bytes, source: str, **kw: Any) -> None:
         r = self.documents[name].offer(payload, source, **kw)
         if r.fault:
             self.problems[name] = f"{source}: {r.fault}"

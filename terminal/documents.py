@@ -54,6 +54,15 @@ AlertFn = Callable[..., object]
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A payload validated (and a roster indexed) ahead of its `offer`, off the core thread."""
+
+    digest: str
+    document: BaseModel | None
+    fault: str | None
+
+
+@dataclass(frozen=True)
 class Offer:
     """What became of an offered document."""
 
@@ -93,6 +102,9 @@ class DocumentStore:
         ~0.3 s of CPU on a desktop, seconds on a Pi-class kiosk) nor writing it again."""
         self._aside: dict[date, tuple[Roster, bytes]] = {}
         self._alerted: set[str] = set()
+        self._preparing = 0
+        self._prepared: list[Path] = []
+        """Index files of rosters prepared and not yet offered: kept by `_prune`."""
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -152,6 +164,25 @@ class DocumentStore:
             log.error("%s: %s is not usable (%s); ignored", self.name, path, e)
             return None, raw
 
+    def prepare(self, payload: bytes) -> Prepared:
+        """Validate `payload` (and index a roster) on any thread, for `offer(payload,
+        prepared=...)` on the app's core thread: the time it takes is then not the core's."""
+        with self._lock:
+            self._preparing += 1
+        try:
+            try:
+                doc: BaseModel | None = self._parse(payload)
+                fault = None
+            except PayloadError as e:
+                doc, fault = None, str(e)
+            with self._lock:
+                if isinstance(doc, Roster) and isinstance(doc.appointments, RosterIndex):
+                    self._prepared.append(doc.appointments.path)
+            return Prepared(_digest(payload), doc, fault)
+        finally:
+            with self._lock:
+                self._preparing -= 1
+
     def _parse(self, payload: bytes) -> BaseModel:
         """Validated with its model (PayloadError); a roster kept small (terminal.roster_rows)."""
         if self.model is Roster:
@@ -161,12 +192,37 @@ class DocumentStore:
     # -- offering ----------------------------------------------------------------------------
 
     def offer(
-        self, payload: bytes, source: str = "mqtt", *, save: bool = True, if_newer: bool = False
+        self,
+        payload: bytes,
+        source: str = "mqtt",
+        *,
+        save: bool = True,
+        if_newer: bool = False,
+        prepared: Prepared | None = None,
     ) -> Offer:
         """Validate `payload`; keep it when it is good. Never raises for a bad document.
 
         `save=False`: used in memory but not written (a local file is its own copy on disk).
-        `if_newer`: a roster for today generated before the one in use is not taken."""
+        `if_newer`: a roster for today generated before the one in use is not taken.
+        `prepared`: `prepare(payload)`'s result, used instead of validating here."""
+        try:
+            return self._offer(payload, source, save, if_newer, prepared)
+        finally:
+            if prepared is not None and isinstance(prepared.document, Roster):
+                rows = prepared.document.appointments
+                with self._lock:
+                    if isinstance(rows, RosterIndex) and rows.path in self._prepared:
+                        self._prepared.remove(rows.path)
+                    self._prune()
+
+    def _offer(
+        self,
+        payload: bytes,
+        source: str,
+        save: bool,
+        if_newer: bool,
+        prepared: Prepared | None,
+    ) -> Offer:
         if not payload:
             # An empty retained message clears the topic at the broker: nothing to use.
             log.info("%s: empty retained message ignored; the last good one stays", self.name)
@@ -182,11 +238,18 @@ class DocumentStore:
                 if isinstance(cur, Roster):
                     self._unlink(self._aside_path(cur.date))
                 return Offer(True, document=cur)
-        try:
-            doc = self._parse(payload)
-        except PayloadError as e:
-            self._refused(payload, str(e), source)
-            return Offer(False, fault=str(e))
+        if prepared is not None and prepared.digest == digest:
+            if prepared.document is None:
+                fault = prepared.fault or "not valid"
+                self._refused(payload, fault, source)
+                return Offer(False, fault=fault)
+            doc = prepared.document
+        else:
+            try:
+                doc = self._parse(payload)
+            except PayloadError as e:
+                self._refused(payload, str(e), source)
+                return Offer(False, fault=str(e))
         with self._lock:
             try:
                 if isinstance(doc, Roster) and doc.date != self._today():
@@ -247,8 +310,8 @@ class DocumentStore:
     def _prune(self, *, temporary_only: bool = False) -> None:
         """Called with the lock held: remove the index files of rosters no longer in use nor
         kept aside (one still held by a reader stays readable until it lets it go)."""
-        if self.index_dir is None:
-            return
+        if self.index_dir is None or self._preparing:
+            return  # (tidied at the next change)
         docs = [self._current, *(doc for doc, _ in self._aside.values())]
         if self._source is not None:
             docs.append(self._source[0])
@@ -256,7 +319,7 @@ class DocumentStore:
             d.appointments.path
             for d in docs
             if isinstance(d, Roster) and isinstance(d.appointments, RosterIndex)
-        ]
+        ] + self._prepared
         prune(self.index_dir, keep, temporary_only=temporary_only)
 
     def _aside_path(self, day: date) -> Path:

@@ -77,6 +77,12 @@ REFUSED = 3
 """The child's exit status for a payload that is not a valid roster (the fault on stdout)."""
 
 
+def in_child(payload: bytes | str) -> bool:
+    """Whether `parse_roster(payload, index_dir)` has a child process validate it (seconds of a
+    Pi-class CPU for a big roster)."""
+    return len(payload) >= CHILD_MIN_BYTES
+
+
 def parse_roster(
     payload: bytes | str, index_dir: Path | None = None, *, child: bool | None = None
 ) -> payloads.Roster:
@@ -96,7 +102,7 @@ def parse_roster(
             head, index = found
             return _document(head, index)
         try:
-            if len(raw) >= CHILD_MIN_BYTES if child is None else child:
+            if in_child(raw) if child is None else child:
                 return _parse_in_child(raw, path)
             return _parse(payload, path)
         except (OSError, sqlite3.Error, subprocess.SubprocessError) as e:

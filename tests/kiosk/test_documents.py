@@ -266,3 +266,58 @@ def test_a_restarted_kiosk_opens_its_roster_s_index_instead_of_building_it(
             stop(svc, up)
     assert len(built) == 1 and built[0] is not None
     assert len(list((tmp_path / "data" / "documents" / "roster-index").iterdir())) == 1
+
+
+def big_roster_at(day: datetime, token: str, n: int = 1500) -> bytes:
+    """A roster a child process validates (terminal.roster_rows.CHILD_MIN_BYTES and up)."""
+    from terminal.roster_rows import in_child
+
+    doc = roster_at(day, token)
+    first = doc["appointments"][0]
+    doc["appointments"] += [
+        dict(first, id=f"X{day:%Y%m%d}-{i:05d}", token=f"{i:032x}", queue_no=f"X{i}")
+        for i in range(n)
+    ]
+    payload = json.dumps(doc, ensure_ascii=False).encode()
+    assert in_child(payload)
+    return payload
+
+
+def test_a_big_roster_replacing_the_one_in_use_is_validated_off_the_core_thread(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The child that validates a big roster takes seconds of a Pi-class CPU: meanwhile the
+    roster in use answers card reads. Without a roster in use, a card read waits for it."""
+    import threading
+
+    from ..conftest import wait_for
+
+    topic = "careterm/main/roster"
+    svc, up = start(tmp_path)
+    store = svc.documents["roster"]
+    real = store.prepare
+    gate, entered = threading.Event(), threading.Event()
+
+    def slow(payload: bytes) -> Any:
+        entered.set()
+        assert gate.wait(20)
+        return real(payload)
+
+    try:
+        # the first roster: validated on the core thread, a card read waits for it
+        svc.on_roster(topic, big_roster_at(NOW, "1" * 32))
+        assert "1" * 32 in tokens_today(svc)
+        monkeypatch.setattr(store, "prepare", slow)
+        svc.on_roster(topic, big_roster_at(NOW, "2" * 32))
+        svc.on_roster(topic, json.dumps(roster_at(NOW, "3" * 32)).encode())  # after it, in order
+        assert entered.wait(10)
+        svc.card_read(card("1" * 32))  # answered now, from the roster in use
+        assert svc.call(lambda: svc.view.screen, timeout=2) == "appointments"
+        assert "1" * 32 in tokens_today(svc)
+        gate.set()
+        wait_for(lambda: tokens_today(svc) == {"3" * 32}, 30, what="the last roster in use")
+        folder = tmp_path / "data" / "documents" / "roster-index"
+        wait_for(lambda: len(list(folder.iterdir())) == 1, 10, what="the replaced files removed")
+    finally:
+        gate.set()
+        stop(svc, up)

@@ -220,3 +220,35 @@ def test_a_document_offered_again_unchanged_is_not_validated_nor_written_again(
     assert restarted.offer(payload).accepted and restarted.path.read_bytes() == payload
     # Another payload is validated as ever.
     assert restarted.offer(roster(TODAY, 4)).accepted and len(parsed) == 5
+
+
+def test_a_prepared_roster_is_offered_as_validated_and_its_file_kept_until_then(
+    tmp_path: Path,
+) -> None:
+    """`prepare` (any thread) validates and indexes; `offer(prepared=...)` (the core thread)
+    only keeps, with the same outcome and alert as validating there."""
+    from terminal.roster_index import RosterIndex
+
+    alerts = Alerts()
+    store = DocumentStore("roster", tmp_path, alert=alerts, today=Day(TODAY))
+    good = store.prepare(roster(TODAY, 3))
+    bad_bytes = b'{"v":1,"date":"2026-11-23","appointments":[]}'
+    bad = store.prepare(bad_bytes)
+    assert good.fault is None and isinstance(good.document, Roster)
+    assert bad.document is None and bad.fault and "at least 1" in bad.fault
+    rows = good.document.appointments
+    assert isinstance(rows, RosterIndex)
+    # another roster taken meanwhile does not remove the prepared one's file
+    assert store.offer(roster(TODAY, 2)).accepted and rows.path.exists()
+    taken = store.offer(roster(TODAY, 3), prepared=good)
+    assert taken.accepted and taken.document is good.document and store.current is good.document
+    refused = store.offer(bad_bytes, prepared=bad)
+    assert not refused.accepted and refused.fault == bad.fault and len(alerts.got) == 1
+    assert store.current is good.document
+    # a result prepared from other bytes is not used: those are validated here
+    other = store.offer(roster(TODAY, 4), prepared=good)
+    assert other.accepted and other.document is not good.document
+    assert len(other.document.appointments) == 4  # type: ignore[union-attr]
+    assert [p.name for p in (tmp_path / "documents" / "roster-index").iterdir()] == [
+        other.document.appointments.path.name  # type: ignore[union-attr]
+    ]
