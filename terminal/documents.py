@@ -129,14 +129,14 @@ class DocumentStore:
     def load(self) -> BaseModel | None:
         """Read the last good copy (and any rosters kept aside) from disk at start-up."""
         with self._lock:
-            self._current, raw = self._read_with_bytes(self.path)
+            self._current, raw, digest = self._read_with_bytes(self.path)
             if self._current is not None:
-                self._source = (self._current, _digest(raw), True)
+                self._source = (self._current, digest, True)
             if self.name == "roster":
                 for p in sorted(self.folder.glob("roster-*.json")):
-                    doc = self._read(p)
+                    doc, aside_raw, _ = self._read_with_bytes(p)
                     if isinstance(doc, Roster):
-                        self._aside[doc.date] = (doc, p.read_bytes())
+                        self._aside[doc.date] = (doc, aside_raw)
                 if isinstance(self._current, Roster) and self._current.date != self._today():
                     # Yesterday's roster is not today's: keep it aside (it may be for tomorrow).
                     self._aside.setdefault(self._current.date, (self._current, b""))
@@ -147,46 +147,45 @@ class DocumentStore:
                 self._prune(temporary_only=True)
         return self.current
 
-    def _read(self, path: Path) -> BaseModel | None:
-        return self._read_with_bytes(path)[0]
-
-    def _read_with_bytes(self, path: Path) -> tuple[BaseModel | None, bytes]:
+    def _read_with_bytes(self, path: Path) -> tuple[BaseModel | None, bytes, str]:
+        """The document in `path`, its bytes and their digest."""
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            return None, b""
+            return None, b"", ""
         except OSError as e:
             log.error("%s: cannot read %s: %s", self.name, path, e.strerror)
-            return None, b""
+            return None, b"", ""
+        digest = _digest(raw)
         try:
-            return self._parse(raw), raw
+            return self._parse(raw, digest), raw, digest
         except PayloadError as e:
             log.error("%s: %s is not usable (%s); ignored", self.name, path, e)
-            return None, raw
+            return None, raw, digest
 
     def prepare(self, payload: bytes) -> Prepared:
         """Validate `payload` (and index a roster) on any thread, for `offer(payload,
         prepared=...)` on the app's core thread: the time it takes is then not the core's."""
+        digest = _digest(payload)
         with self._lock:
             self._preparing += 1
         try:
-            try:
-                doc: BaseModel | None = self._parse(payload)
-                fault = None
-            except PayloadError as e:
-                doc, fault = None, str(e)
-            with self._lock:
-                if isinstance(doc, Roster) and isinstance(doc.appointments, RosterIndex):
+            doc = self._parse(payload, digest)
+        except PayloadError as e:
+            return Prepared(digest, None, str(e))
+        else:
+            if isinstance(doc, Roster) and isinstance(doc.appointments, RosterIndex):
+                with self._lock:
                     self._prepared.append(doc.appointments.path)
-            return Prepared(_digest(payload), doc, fault)
+            return Prepared(digest, doc, None)
         finally:
             with self._lock:
                 self._preparing -= 1
 
-    def _parse(self, payload: bytes) -> BaseModel:
+    def _parse(self, payload: bytes, digest: str) -> BaseModel:
         """Validated with its model (PayloadError); a roster kept small (terminal.roster_rows)."""
         if self.model is Roster:
-            return parse_roster(payload, self.index_dir)
+            return parse_roster(payload, self.index_dir, digest=digest)
         return parse(self.model, payload)
 
     # -- offering ----------------------------------------------------------------------------
@@ -205,24 +204,11 @@ class DocumentStore:
         `save=False`: used in memory but not written (a local file is its own copy on disk).
         `if_newer`: a roster for today generated before the one in use is not taken.
         `prepared`: `prepare(payload)`'s result, used instead of validating here."""
-        try:
-            return self._offer(payload, source, save, if_newer, prepared)
-        finally:
-            if prepared is not None and isinstance(prepared.document, Roster):
-                rows = prepared.document.appointments
-                with self._lock:
-                    if isinstance(rows, RosterIndex) and rows.path in self._prepared:
-                        self._prepared.remove(rows.path)
-                    self._prune()
-
-    def _offer(
-        self,
-        payload: bytes,
-        source: str,
-        save: bool,
-        if_newer: bool,
-        prepared: Prepared | None,
-    ) -> Offer:
+        if prepared is not None and isinstance(prepared.document, Roster):
+            rows = prepared.document.appointments
+            with self._lock:  # offered: its file is now kept only if the roster is
+                if isinstance(rows, RosterIndex) and rows.path in self._prepared:
+                    self._prepared.remove(rows.path)
         if not payload:
             # An empty retained message clears the topic at the broker: nothing to use.
             log.info("%s: empty retained message ignored; the last good one stays", self.name)
@@ -246,7 +232,7 @@ class DocumentStore:
             doc = prepared.document
         else:
             try:
-                doc = self._parse(payload)
+                doc = self._parse(payload, digest)
             except PayloadError as e:
                 self._refused(payload, str(e), source)
                 return Offer(False, fault=str(e))

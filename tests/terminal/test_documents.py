@@ -197,7 +197,9 @@ def test_a_document_offered_again_unchanged_is_not_validated_nor_written_again(
 
     parsed: list[int] = []
     real = documents.parse_roster
-    monkeypatch.setattr(documents, "parse_roster", lambda p, *a: (parsed.append(1), real(p, *a))[1])
+    monkeypatch.setattr(
+        documents, "parse_roster", lambda p, *a, **k: (parsed.append(1), real(p, *a, **k))[1]
+    )
     payload = roster(TODAY, 3)
     local = DocumentStore("roster", tmp_path, today=Day(TODAY))
     first = local.offer(payload, "roster_file", save=False)
