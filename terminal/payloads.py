@@ -137,21 +137,35 @@ def parse(model: type[T], payload: bytes | str | Any) -> T:
 
 def read_cid(payload: bytes) -> str | None:
     """The command's `cid` when one can be read at all, so that even a malformed command
-    gets its one `ok:false` reply (SPEC 9.4): also from a payload nested too deep to parse."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
+    gets its one `ok:false` reply (SPEC 9.4). A payload that does not parse (not JSON, not
+    UTF-8, bytes after the object, nested too deep, too large) is searched for a `"cid":"..."`
+    member in its first 4 KiB. A cid that is not a string of 1..128 characters is not read:
+    the reply must carry the command's cid as it was sent."""
+    if len(payload) <= MAX_PAYLOAD_BYTES:
+        try:
+            obj = json.loads(payload.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            pass
+        else:
+            cid = obj.get("cid") if isinstance(obj, dict) else None
+            return cid if _is_cid(cid) else None
+    m = _CID_RE.search(payload[:CID_SEARCH_BYTES])
+    if m is None:
         return None
     try:
-        obj = json.loads(payload.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError):
+        cid = m.group(1).decode("utf-8")
+    except UnicodeDecodeError:
         return None
-    except RecursionError:
-        m = _CID_RE.search(payload[:4096])
-        return m.group(1).decode() if m else None
-    cid = obj.get("cid") if isinstance(obj, dict) else None
-    return cid if isinstance(cid, str) and 0 < len(cid) <= 128 else None
+    return cid if _is_cid(cid) else None
 
 
-_CID_RE = re.compile(rb'^\s*\{\s*"cid"\s*:\s*"([A-Za-z0-9._:-]{1,128})"')
+def _is_cid(cid: object) -> bool:
+    return isinstance(cid, str) and 0 < len(cid) <= 128
+
+
+CID_SEARCH_BYTES = 4096
+_CID_RE = re.compile(rb'"cid"\s*:\s*"([^"\\\x00-\x1f]{1,512})"')
+"""A `"cid":"..."` member without escapes, in a payload that does not parse."""
 
 
 # -- device -> site --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from terminal.config import DeviceConfig, parse_config
 from terminal.mqtt_link import BACKOFF_MAX_S, LinkOptions
 from terminal.outbox import outbox_path
-from terminal.payloads import Command
+from terminal.payloads import MAX_PAYLOAD_BYTES, Command
 from terminal.uplink import Uplink
 
 from ..conftest import Broker, wait_for
@@ -143,9 +143,17 @@ def test_exactly_one_reply_for_every_command_with_a_readable_cid(
         ("prompt", {"cid": "p-ok", "ticket": "A012"}),
         ("pause", {"cid": "app-bug"}),
         ("ping", {"cid": "ok-ping", "extra": [1, 2]}),
+        # not JSON, not UTF-8, bytes after the object, too large: the cid is still read
+        ("prompt", b'{"cid":"cut-short","ticket":'),
+        ("prompt", b'{"cid":"gbk-ticket","ticket":"\xb2\xe2"}'),
+        ("ping", b'{"cid":"trailing"}\x00'),
+        ("prompt", b'{"ticket":"A1","cid":"not-first" "x"}'),
+        ("ping", b'{"cid":"too-big","x":"' + b"a" * MAX_PAYLOAD_BYTES + b'"}'),
         ("ping", b"[1, 2, 3]"),  # no cid can be read: no reply
         ("ping", b'"just a string"'),
         ("ping", b"\xff\xfe"),
+        ("ping", b'{"cid":7}'),  # a reply carries the cid as sent: a string
+        ("ping", b'{"cid":"' + b"c" * 129 + b'"}'),
     ]
     for name, body in cases:
         ctl.publish(f"{BASE}/cmd/{name}", body)
@@ -162,6 +170,11 @@ def test_exactly_one_reply_for_every_command_with_a_readable_cid(
         "p-ok": True,
         "app-bug": False,
         "ok-ping": True,
+        "cut-short": False,
+        "gbk-ticket": False,
+        "trailing": False,
+        "not-first": False,
+        "too-big": False,
     }
     wait_for(lambda: len(ctl.payloads("/reply")) >= len(expect), what="replies")
     time.sleep(0.5)
@@ -176,6 +189,8 @@ def test_exactly_one_reply_for_every_command_with_a_readable_cid(
     assert "unknown command" in by["unknown"]["error"]
     assert by["p-ok"]["result"] == {"done": "prompt"}
     assert "internal error" in by["app-bug"]["error"]
+    assert "JSON" in by["cut-short"]["error"] and "UTF-8" in by["gbk-ticket"]["error"]
+    assert "is over" in by["too-big"]["error"]
     assert answered == ["prompt", "pause"]
     assert up.link.is_alive()
     up.stop()

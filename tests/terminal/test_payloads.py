@@ -54,6 +54,15 @@ def test_a_cid_is_read_from_any_command_that_has_one() -> None:
     assert p.read_cid(b'{"cid":"c2","from":9223372036854775808}') == "c2"
     assert p.read_cid(b'{"cid":7}') is None
     assert p.read_cid(b"\xff") is None
+    # a payload that does not parse: its cid is still read (SPEC 9.4)
+    assert p.read_cid(b'{"cid":"t1", "x": ') == "t1"
+    assert p.read_cid(b'{"cid":"t2","ticket":"\xb2\xe2"}') == "t2"  # GBK, not UTF-8
+    assert p.read_cid(b'{"cid":"t3"}\x00') == "t3"
+    assert p.read_cid(b'{"ticket":"\xb2","cid" : "t4"}') == "t4"
+    assert p.read_cid(b'{"cid":"t5","x":"' + b"a" * p.MAX_PAYLOAD_BYTES + b'"}') == "t5"
+    assert p.read_cid(b'{"cid":"c' + b"c" * 128 + b'"') is None  # over 128 characters
+    assert p.read_cid(b'{"cid":"\xff\xfe", "x":') is None  # the cid itself not UTF-8
+    assert p.read_cid(b'{"x": "' + b"a" * 5000 + b'", "cid": "far"') is None  # past 4 KiB
 
 
 def test_rating_data_refuses_a_score_above_its_scale_and_strings_for_numbers() -> None:
