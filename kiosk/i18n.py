@@ -143,6 +143,11 @@ TEXTS: dict[str, tuple[str, str]] = {
         "今日预约名单尚未送达本机。\n请到{desk}签到。",
         "Today's appointment list has not reached this kiosk.\nPlease check in at {desk}.",
     ),
+    "pr_fault_title": ("暂时无法办理", "Cannot help you here now"),
+    "pr_fault_text": (
+        "本机暂时无法为您办理。\n请到{desk}签到。",
+        "This kiosk cannot help you with this now.\nPlease check in at {desk}.",
+    ),
     "pr_qr_other_day_title": ("不是今天的预约", "Not today's appointment"),
     "pr_qr_other_day_text": (
         "这个二维码是其他日期的预约。\n请在预约当天来签到; 如有疑问请到{desk}。",

@@ -462,6 +462,12 @@ class KioskMachine:
             return self._problem("expired")
         roster = self.today_roster()
         if roster is None:
+            # a QR for another day says so even before today's roster has come
+            if (
+                read.kind == "appointment_qr"
+                and self._qr_problem(read.appointment or "") == "qr_other_day"
+            ):
+                return self._problem("qr_other_day")
             return self._problem("no_roster")
         if read.kind == "appointment_qr":
             appt = roster.get(read.appointment or "")
@@ -490,6 +496,13 @@ class KioskMachine:
             except ValueError:
                 pass
         return "no_appointment"
+
+    def failed(self) -> list[Effect]:
+        """A patient's input could not be handled: the patient is forgotten and told to go to
+        the help desk (spoken with the clip of "cannot check in here now": the same words)."""
+        self._forget()
+        self._show(Screen.PROBLEM, ProblemView("fault"))
+        return self._speak("problem_no_roster")
 
     def _problem(self, problem: str, appt: Appointment | None = None) -> list[Effect]:
         self._show(
@@ -685,7 +698,8 @@ class KioskMachine:
             "department_id": a.department_id,
             "queue_no": a.queue_no,
             "card_kind": self.patient.card_kind or "appointment_qr",
-            "token": self.patient.token or a.token,
+            # null, never "", when neither the read nor the roster has one (CheckinData.token)
+            "token": self.patient.token or a.token or None,
             "timing": d.timing,
             "ticket": expected,
             "repeat": d.repeat,

@@ -216,11 +216,23 @@ class KioskService:
         self.core.put(lambda: (self._sync_documents(), job()))
 
     def _input(self, fn: Callable[[], list[Effect]]) -> None:
-        self._put(lambda: self._run_effects(fn()))
+        self._put(lambda: self._run_effects(self._answered(fn)))
 
     def _guide_input(self, fn: Callable[[], list[Effect]]) -> None:
         """An input that may open the guide or the feedback form: the initials first."""
-        self.core.put(lambda: (self._sync_documents(initials=True), self._run_effects(fn())))
+        self.core.put(
+            lambda: (self._sync_documents(initials=True), self._run_effects(self._answered(fn)))
+        )
+
+    def _answered(self, fn: Callable[[], list[Effect]]) -> list[Effect]:
+        """A patient's input, answered even when handling it fails (a bug, data nobody foresaw):
+        the patient is told this kiosk cannot help now and where to go (SPEC 9.6), never left
+        looking at a screen that did not change."""
+        try:
+            return fn()
+        except Exception:
+            log.exception("kiosk input failed; the patient is sent to the help desk")
+            return self.machine.failed()
 
     # -- inputs (any thread) ---------------------------------------------------------------
 

@@ -108,7 +108,7 @@ class RefusedView:
 class ProblemView:
     problem: str
     """unrecognised | check_digit | expired | no_appointment | no_roster | qr_other_day |
-    qr_used | reader_fault | not_found (typed lookup)"""
+    qr_used | reader_fault | not_found (typed lookup) | fault (an input that failed)"""
     queue_no: str = ""
     appointment: str = ""
     lookup: tuple[str, ...] = ()

@@ -353,7 +353,10 @@ class CheckinData(_Out):
     card_kind: CardKind
     """How the patient identified: a card kind, or `appointment` / `phone_birth` (manual lookup)."""
     token: Token | None
-    """The card token (SPEC 6.4); null for an appointment QR or a manual lookup."""
+    """The card token (SPEC 6.4) of the card read; for a manual lookup its lookup token (kind
+    `appointment` or `phone_birth`); for an appointment QR the roster's card token of that
+    appointment; null when there is none (a QR of an appointment without a card token, a typed
+    roster number on a kiosk without the site's salt)."""
     timing: Literal["early", "on_time", "late"]
     """When the check-in came relative to the slot."""
     ticket: Literal["printed", "failed", "none"]
@@ -490,6 +493,10 @@ COMMANDS: dict[str, type[Command]] = {
 # -- site -> devices: retained documents -----------------------------------------------------
 
 
+SLOT_YEARS = (2000, 2099)
+"""The years a slot time may fall in."""
+
+
 class Appointment(_In):
     id: Annotated[StrictStr, Field(min_length=1, max_length=64)]
     """Appointment id; what its QR code carries after `CT1:`."""
@@ -519,10 +526,23 @@ class Appointment(_In):
     @classmethod
     def _iso_time(cls, v: str) -> str:
         try:
-            datetime.fromisoformat(v)
+            t = datetime.fromisoformat(v)
         except ValueError:
             raise ValueError(f"not an ISO 8601 time ({v!r})") from None
+        if not SLOT_YEARS[0] <= t.year <= SLOT_YEARS[1]:
+            # 0001-01-01 is many exports' "no date": the kiosk could not compute with it
+            raise ValueError(f"not a time of {SLOT_YEARS[0]}-{SLOT_YEARS[1]} ({v!r})")
         return v
+
+    @model_validator(mode="after")
+    def _slot(self) -> Appointment:
+        start = datetime.fromisoformat(self.slot_start)
+        end = datetime.fromisoformat(self.slot_end)
+        if (start.tzinfo is None) != (end.tzinfo is None):
+            raise ValueError("slot_start and slot_end: both with a UTC offset or both without")
+        if end < start:
+            raise ValueError(f"slot_end {self.slot_end} is before slot_start {self.slot_start}")
+        return self
 
 
 class Roster(_In):
@@ -542,6 +562,42 @@ class Roster(_In):
         if not isinstance(v, str):
             raise ValueError("must be a date string like 2026-11-23")
         return v
+
+    @model_validator(mode="after")
+    def _one_appointment_per_id(self) -> Roster:
+        same = SameAppointment()
+        for a in self.appointments:
+            same.check(a)
+        return self
+
+
+class SameAppointment:
+    """Rows that share an appointment id (one per card, SPEC 6.5) must be the same appointment:
+    a HIS export that gives one id two patients, departments or queue numbers would show a
+    patient someone else's appointment and make another's first check-in a reprint. Ids are
+    compared as the kiosk finds them, without regard to case."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, ...]] = {}
+
+    def check(self, a: Appointment) -> None:
+        """Raise ValueError when `a` has the id of an earlier, different appointment."""
+        what = (
+            a.name,
+            a.department_id,
+            a.department,
+            a.doctor,
+            a.room,
+            a.slot_start,
+            a.slot_end,
+            a.queue_no,
+        )
+        first = self._seen.setdefault(a.id.upper(), what)
+        if first is not what and first != what:
+            raise ValueError(
+                f"appointment id {a.id} is given to two different appointments "
+                "(one id, one appointment: only the card token may differ between its rows)"
+            )
 
 
 class Department(_In):

@@ -160,13 +160,16 @@ def _rows(obj: dict[str, Any], path: Path | None) -> payloads.Roster | None:
         return None
     shared: dict[str, str] = {}
     one = shared.setdefault
+    same = payloads.SameAppointment()
 
     def chunks() -> Iterator[list[AppointmentRow]]:
         for start in range(0, len(items), CHUNK):
             end = start + CHUNK
             try:
                 models = _CHECK.validate_python(items[start:end])
-            except ValidationError:
+                for a in models:
+                    same.check(a)
+            except (ValidationError, ValueError):
                 raise _Refused from None
             items[start:end] = [None] * len(models)  # their JSON can go now
             yield [

@@ -168,6 +168,44 @@ def test_no_roster_for_today_and_a_qr_for_the_roster_kept_aside():
     assert fresh.view().data.problem == "no_roster" and "status_roster" in fresh.view().status
 
 
+def test_a_qr_for_another_day_says_so_before_todays_roster_has_come():
+    clock = Clock()
+    m, _ = make(clock)
+    tomorrow = Roster.parse(patient_roster(clock.wall + timedelta(days=1)))
+    m.set_rosters(None, (tomorrow,))
+    m.card(
+        CardRead(
+            "appointment_qr",
+            None,
+            "X",
+            appointment=f"A{clock.wall + timedelta(days=1):%Y%m%d}-0042",
+        )
+    )
+    assert m.view().data.problem == "qr_other_day"
+    m.card(CardRead("appointment_qr", None, "X", appointment="A20261123-0001"))  # today's
+    assert m.view().data.problem == "no_roster"
+    m.card(card())
+    assert m.view().data.problem == "no_roster"
+
+
+def test_a_checkin_without_any_token_says_null_not_an_empty_token():
+    """An online booking has no card token: its QR check-in carries `token: null`, which the
+    site's CheckinData accepts (an empty string is refused there and left out of reports)."""
+    from terminal.payloads import CheckinData
+
+    clock = Clock()
+    m, _ = make(clock)
+    doc = patient_roster(clock.wall)
+    for a in doc["appointments"]:
+        del a["token"]
+    m.set_rosters(Roster.parse(doc))
+    appt = doc["appointments"][1]["id"]
+    m.card(CardRead("appointment_qr", None, "X", appointment=appt))
+    rec = m.choose(appt)[0]
+    assert isinstance(rec, Record) and rec.data["token"] is None
+    CheckinData.model_validate(rec.data)
+
+
 def test_reader_fault_never_sends_patients_to_the_qr_scanner():
     m, _ = make()
     eff = m.device_state("card_reader", DeviceState.ERROR, "no answer")

@@ -126,6 +126,27 @@ def test_unknown_card_and_missing_roster_say_where_to_go(harness, kiosk_harness)
     assert other.wait_view("problem").data.problem == "no_roster"
 
 
+def test_a_read_the_kiosk_fails_to_handle_still_tells_the_patient_where_to_go(harness):
+    """Data nobody foresaw or a bug in a flow: the patient sees (and hears) that this kiosk
+    cannot help and where to go, not a screen that silently stays on home (SPEC 9.6)."""
+    svc = harness.start()
+    harness.wait_view("home")
+    broken = svc.machine.card
+
+    def card_with_a_bug(read):
+        raise OverflowError("date value out of range")
+
+    svc.machine.card = card_with_a_bug
+    svc.card_read(card())
+    v = harness.wait_view("problem")
+    assert v.data.problem == "fault" and v.data.lookup == ()
+    assert svc.call(lambda: svc.machine.patient.decisions) == []  # forgotten
+    svc.machine.card = broken
+    svc.card_read(card())  # the next patient is served as ever
+    harness.wait_view("appointments")
+    assert svc.is_alive()
+
+
 def test_qr_read_finds_the_appointment_and_a_staff_card_asks_for_the_pin(harness):
     from drivers.card_reader.base import CardRead
 

@@ -84,8 +84,15 @@ def test_the_index_file_answers_every_lookup_as_rows_in_memory_do(
 ) -> None:
     """Ids that differ only in case or share their digits, the same appointment twice, a token
     on several appointments (and twice on one), slot times in other offsets: the in-memory
-    lookups' rules (the last with an id, the first with the digits, by time then id)."""
-    doc = roster(*(appt(i, slot_end=r["slot_start"], **r) for i, r in enumerate(rows)))
+    lookups' rules (the last with an id, the first with the digits, by time then id). Rows
+    that share an id (whatever its case) are one appointment, once per card: only their
+    tokens differ (payloads.SameAppointment refuses anything else)."""
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        base = first.setdefault(r["id"].upper(), r)
+        r["slot_start"] = base["slot_start"]
+    order = list(first)
+    doc = roster(*(appt(order.index(r["id"].upper()), slot_end=r["slot_start"], **r) for r in rows))
     memory, index = both(payload_of(doc), tmp_path_factory.mktemp("index"))
     probes = [*TOKENS, "f" * 32, "", " "]
     for r in rows:

@@ -55,6 +55,20 @@ def many(n: int, bad_at: int, **kw: Any) -> dict[str, Any]:
     return roster(*(appt(i, **(kw if i == bad_at else {})) for i in range(n)))
 
 
+REFUSED: list[Any] = [
+    # a slot time no kiosk can compute with: many exports' "no date", the end of time
+    roster(appt(slot_start="0001-01-01T00:00:00", slot_end="0001-01-01T00:00:00")),
+    roster(appt(slot_start="0001-01-01T00:00:00+08:00", slot_end="0001-01-01T00:30:00+08:00")),
+    roster(appt(slot_end="9999-12-31T23:59:59+08:00")),
+    roster(appt(slot_end="2026-11-23T08:59:00+08:00")),  # ends before it starts
+    roster(appt(slot_end="2026-11-23T09:30:00")),  # one with an offset, one without
+    # one id, two appointments (a broken HIS export): one patient would see another's
+    roster(appt(0), appt(1), appt(0, queue_no="P999", name="钱*多", token="b" * 32)),
+    roster(appt(0), appt(1, id="a20261123-0000", department="皮肤科")),  # case aside
+    many(300, 299, id="A20261123-0003"),  # in a later chunk than the first
+]
+"""Rosters refused since the audit of 2026-12-03 (each also in CASES: both paths agree)."""
+
 CASES: list[Any] = [
     # the head
     roster(),
@@ -115,12 +129,13 @@ CASES: list[Any] = [
     roster(appt(slot_start="2026-11-23")),
     roster(appt(slot_end=...)),
     roster(appt(slot_end=20261123)),
-    roster(appt(slot_end="2026-11-23T09:30:00")),
     roster(appt(queue_no="")),
     roster(appt(queue_no="q" * 17)),
     roster(appt(queue_no=7)),
     roster(appt(extra="ignored", more={"a": [1]})),
     roster(appt(0), appt(1), appt(0)),  # the same appointment twice: allowed
+    roster(appt(0), appt(1), appt(0, token="b" * 32)),  # once per card: allowed
+    *REFUSED,
     many(300, 299, queue_no=""),
     many(300, 150, token="bad"),
     [roster()],
@@ -149,6 +164,14 @@ def test_the_small_roster_accepts_and_refuses_what_the_model_does(doc: Any) -> N
     payload = json.dumps(doc, ensure_ascii=False).encode()
     want = outcome(lambda p: payloads.parse(payloads.Roster, p), payload)
     assert outcome(parse_roster, payload) == want
+
+
+@pytest.mark.parametrize("doc", REFUSED)
+def test_rosters_no_kiosk_could_use_are_refused_naming_the_fault(doc: Any) -> None:
+    payload = json.dumps(doc, ensure_ascii=False).encode()
+    with pytest.raises(payloads.PayloadError, match="slot|appointment id") as e:
+        payloads.parse(payloads.Roster, payload)
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize(
