@@ -11,7 +11,7 @@ import time
 
 from drivers.card_reader.base import CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
-from drivers.card_reader.line_reader import check_line, double_sends
+from drivers.card_reader.line_reader import check_line, double_sends, is_noise, unreadable
 from drivers.evdev_device import EvdevDevice
 from drivers.input_events import InputEvent, WedgeDecoder
 
@@ -46,14 +46,19 @@ class EvdevLineReader(CardReader):
         self.device.stop()
 
     def _on_event(self, ev: InputEvent) -> None:
+        rejected = self._decoder.rejected
         line = self._decoder.feed(ev)
         if line is None:
+            if self._decoder.rejected == rejected:
+                return  # no line ended with this event
+            read = unreadable()  # a line rejected whole: too long, a key with no character
+        elif is_noise(line.encode()):
             return
-        why = check_line(line)
-        if why:
+        elif why := check_line(line):
             log.info("card reader: line rejected (%s)", why)
-            return
-        read = self._classifier.classify_or_reject(line)
+            read = unreadable()
+        else:
+            read = self._classifier.classify_or_reject(line)
         if not self._repeats.fresh(read, time.monotonic()):
             return
         if self._listener is not None:

@@ -1,9 +1,11 @@
 """Serial line readers (QR/barcode scanners, magstripe or IC readers in serial mode), SPEC 6.2.
 
-`LineAssembler` is pure: bytes in, accepted lines out. Lines end at CR, LF or CR LF; a line
-over 512 characters, with control characters, or not UTF-8 is rejected whole. A partial line
-left standing longer than `stale_s` is dropped, so line noise cannot glue itself to the
-front of the next real scan.
+`LineAssembler` is pure: bytes in, lines out. Lines end at CR, LF or CR LF; a line over 512
+characters, with control characters, or not UTF-8 is rejected whole, and comes out as None: a
+patient scanned something (a QR made in GBK, say) and is told it was not recognised (SPEC
+9.6). A line of nothing but control characters and spaces is line noise and comes out as
+nothing. A partial line left standing longer than `stale_s` is dropped, so line noise cannot
+glue itself to the front of the next real scan.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from drivers.card_reader.base import CardReader, ReadListener
+from drivers.card_reader.base import CardRead, CardReader, ReadListener
 from drivers.card_reader.classify import Classifier
 from drivers.repeat import RepeatFilter
 from drivers.serial_port import SerialPort
@@ -33,6 +35,16 @@ def check_line(line: str) -> str | None:
     return None
 
 
+def is_noise(raw: bytes) -> bool:
+    """Bytes no scanner sends for a code: only control characters, spaces and NULs."""
+    return all(b <= 0x20 or b == 0x7F for b in raw)
+
+
+def unreadable() -> CardRead:
+    """The read a rejected line gives: the kiosk says "not recognised"."""
+    return CardRead(kind="unknown", token=None, masked="", valid=False, problem="unrecognised")
+
+
 class LineAssembler:
     def __init__(self, stale_s: float = STALE_S) -> None:
         self.stale_s = stale_s
@@ -40,19 +52,20 @@ class LineAssembler:
         self._overflow = False
         self._last = 0.0
         self.rejected = 0
+        self.noise = 0
 
-    def feed(self, data: bytes, now: float | None = None) -> list[str]:
+    def feed(self, data: bytes, now: float | None = None) -> list[str | None]:
+        """The lines `data` completes: a string, or None for a line rejected whole."""
         now = time.monotonic() if now is None else now
         if self._buf and now - self._last > self.stale_s:
             self._buf.clear()
             self._overflow = False
         self._last = now
-        out: list[str] = []
+        out: list[str | None] = []
         for b in data:
             if b in (0x0D, 0x0A):
-                line = self._finish()
-                if line is not None:
-                    out.append(line)
+                if self._buf or self._overflow:
+                    out.extend(self._finish())
                 continue
             if self._overflow:
                 continue
@@ -62,14 +75,16 @@ class LineAssembler:
                 self._buf.clear()
         return out
 
-    def _finish(self) -> str | None:
+    def _finish(self) -> list[str | None]:
+        """The line in the buffer: [line], [None] when rejected, [] when it is noise."""
         raw, overflow = bytes(self._buf), self._overflow
         self._buf.clear()
         self._overflow = False
-        if not raw and not overflow:
-            return None  # the LF of CR LF, or an empty line
         if overflow:
             return self._reject(f"over {MAX_CHARS} characters")
+        if is_noise(raw):
+            self.noise += 1
+            return []
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -77,12 +92,12 @@ class LineAssembler:
         why = check_line(line)
         if why:
             return self._reject(why)
-        return line
+        return [line]
 
-    def _reject(self, why: str) -> None:
+    def _reject(self, why: str) -> list[str | None]:
         self.rejected += 1
         log.info("card reader: line rejected (%s)", why)
-        return None
+        return [None]
 
 
 def double_sends() -> RepeatFilter:
@@ -111,7 +126,7 @@ class SerialLineReader(CardReader):
     def _on_bytes(self, data: bytes) -> None:
         now = time.monotonic()
         for line in self._lines.feed(data, now):
-            read = self._classifier.classify_or_reject(line)
+            read = unreadable() if line is None else self._classifier.classify_or_reject(line)
             if not self._repeats.fresh(read, now):
                 continue
             if self._listener is not None:

@@ -113,9 +113,10 @@ def test_line_assembler_and_classifier_survive_random_lines(classifier: Classifi
             else rng.randbytes(n)
         )
         for line in a.feed(data, now=0):
-            assert len(line) <= 512
-            classifier.classify(line)
-    assert a.feed(b"\rS1024\r", now=0) == ["S1024"]
+            if line is not None:  # None: a rejected line, told "not recognised"
+                assert len(line) <= 512
+                classifier.classify(line)
+    assert a.feed(b"\rS1024\r", now=0)[-1:] == ["S1024"]
     for _ in range(3000):
         classifier.classify(
             "".join(chr(rng.randrange(32, 0x3000)) for _ in range(rng.randrange(40)))

@@ -150,10 +150,12 @@ def test_wedge_reader_through_a_pipe(pipe_device, classifier) -> None:
         os.write(fds["w"], text_to_key_events("S1024", now))
         os.write(fds["w"], text_to_key_events("not a card", now + 0.1))
         os.write(fds["w"], text_to_key_events("CT1:A20261123-0042", now + 0.2))
-        wait_for(lambda: len(reads) == 3, 5)
-        # a line that is no card is reported as a failed read, so the kiosk can say so
-        assert [x.kind for x in reads] == ["staff_card", "unknown", "appointment_qr"]
+        os.write(fds["w"], text_to_key_events("9" * 600, now + 0.3))  # rejected whole
+        wait_for(lambda: len(reads) == 4, 5)
+        # a line that is no card, or is rejected, is reported as a failed read: the kiosk says so
+        assert [x.kind for x in reads] == ["staff_card", "unknown", "appointment_qr", "unknown"]
         assert reads[1].problem == "unrecognised" and reads[1].token is None
+        assert reads[3].problem == "unrecognised"
         assert r.device.grabbed is False  # a pipe cannot be grabbed; an input device is
     finally:
         r.stop()

@@ -17,16 +17,27 @@ def test_cr_lf_and_crlf_each_end_one_line() -> None:
 def test_512_characters_pass_513_are_rejected_and_the_next_line_is_fine() -> None:
     a = LineAssembler()
     assert a.feed(b"7" * 512 + b"\r", now=0) == ["7" * 512]
-    assert a.feed(b"7" * 513 + b"\rS1024\r", now=0) == ["S1024"]
+    assert a.feed(b"7" * 513 + b"\rS1024\r", now=0) == [None, "S1024"]
     assert a.rejected == 1
     assert a.feed("中".encode() * 512 + b"\n", now=0) == ["中" * 512]
-    assert a.feed(b"x" * 100_000 + b"\nok\n", now=0) == ["ok"]
+    assert a.feed(b"x" * 100_000 + b"\nok\n", now=0) == [None, "ok"]
 
 
-def test_control_characters_and_bad_utf8_are_rejected() -> None:
+def test_control_characters_and_bad_utf8_are_rejected_and_noise_is_nothing() -> None:
+    """A rejected line is None (the patient is told "not recognised"); a line of only control
+    characters, spaces and NULs is line noise (a reader powering up): nothing."""
     a = LineAssembler()
-    assert a.feed(b"S10\x0224\rS1\x1b24\r\xff\xfe\rS1024\r", now=0) == ["S1024"]
-    assert a.rejected == 3
+    gbk_qr = "CT1:挂号".encode("gbk")
+    assert a.feed(b"S10\x0224\rS1\x1b24\r\xff\xfe\r" + gbk_qr + b"\rS1024\r", now=0) == [
+        None,
+        None,
+        None,
+        None,
+        "S1024",
+    ]
+    assert a.rejected == 4
+    assert a.feed(b"\x00\x00\x1b \x7f\r\n\r\n\x02\x03\rS1\r", now=0) == ["S1"]
+    assert a.rejected == 4 and a.noise == 2
 
 
 def test_a_stale_partial_line_is_dropped() -> None:
@@ -44,10 +55,11 @@ def test_serial_reader_reads_through_a_pty(pty, classifier: Classifier) -> None:
     try:
         wait_for(lambda: r.state == DeviceState.OK, 5, what="reader open")
         pty.write(b"CT1:A20261123-0042\r\n")
-        pty.write(b"\x01garbage\r\n;6225880112345678=2512?\r")
-        wait_for(lambda: len(reads) == 2, 5, what="two reads")
+        pty.write(b"\x00\x00\r\x01garbage\r\n;6225880112345678=2512?\r")
+        wait_for(lambda: len(reads) == 3, 5, what="three reads")
         assert reads[0].appointment == "A20261123-0042"
-        assert reads[1].kind == "medical_card"
+        assert reads[1].kind == "unknown" and reads[1].problem == "unrecognised"
+        assert reads[2].kind == "medical_card"
     finally:
         r.stop()
 
