@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from terminal import resident_id
 from terminal.cliutil import UsageError
 from terminal.payloads import Roster, describe
-from terminal.privacy import SaltError, card_token, load_salt
+from terminal.privacy import SaltError, card_token, load_salt, mask_roster_name
 
 REQUIRED = (
     "appointment_id",
@@ -67,7 +67,6 @@ CARD_KIND_WORDS = {  # what a Chinese HIS writes in 卡类型
     "身份证": "id_card",
 }
 LOOKUP_KINDS = ("appointment", "phone_birth")  # SPEC 9.6 manual lookup tokens
-MAX_NAME = 32  # terminal.payloads.Appointment.name
 MAX_TEXT = 64  # department, doctor, room (terminal.payloads.Appointment)
 FUTURE_DAYS = 7  # a roster may be built up to a week ahead (advance booking)
 MAX_ERRORS_SHOWN = 20
@@ -99,16 +98,6 @@ class RosterInputError(UsageError):
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def mask_roster_name(name: str) -> str:
-    """First and last character kept (张*三, 欧阳**锋); two-character names keep the first (李*)."""
-    name = name.strip()
-    if len(name) <= 1:
-        return "*"
-    if len(name) == 2:
-        return name[0] + "*"
-    return name[0] + "*" * min(len(name) - 2, MAX_NAME - 2) + name[-1]
 
 
 # -- values ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from terminal import payloads
+from terminal.privacy import shown_roster_name
 from terminal.roster_index import AppointmentRow, RosterIndex, id_digits, id_key
 from terminal.roster_rows import no_cycle_collection
 
@@ -52,7 +53,7 @@ def _appointment(a: payloads.Appointment | AppointmentRow, when: _Times) -> Appo
     return Appointment(
         id=a.id,
         token=a.token or "",
-        name=a.name,
+        name=shown_roster_name(a.name),
         department_id=a.department_id,
         department=a.department,
         doctor=a.doctor,

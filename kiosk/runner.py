@@ -21,7 +21,7 @@ from drivers.printer.base import TicketPrinter
 from drivers.printer.deferred import DeferredPrinter
 from drivers.speaker.base import Speaker
 from drivers.speaker.factory import open_speaker
-from kiosk.service import KioskService
+from kiosk.service import KIOSK_COMMANDS, KioskService
 from kiosk.voice import Voice
 from terminal.config import ConfigError, DeviceConfig
 from terminal.lifecycle import Lifecycle
@@ -117,6 +117,7 @@ class Kiosk:
                 topics.site_document("survey"): lambda t, p: self.service.on_survey(t, p),
             },
             on_command=lambda n, b, r: self.service.on_command(n, b, r),
+            app_commands=KIOSK_COMMANDS,
             telemetry=lambda: self.service.telemetry(),
         )
 

@@ -49,6 +49,10 @@ from terminal.storage import StorageError
 if TYPE_CHECKING:
     from terminal.uplink import Uplink
 
+KIOSK_COMMANDS = ("print_test",)
+"""The commands a kiosk takes besides the link's `ping` and `resend`: a pad's `prompt`, `staff`,
+`pause` and `resume` are answered "not supported by this device"."""
+
 log = logging.getLogger("careterm.kiosk")
 
 TICK_S = 0.25
@@ -304,6 +308,7 @@ class KioskService:
         self._put(lambda: self._document("survey", payload))
 
     def on_command(self, name: str, body: dict[str, Any], reply: Callable[..., None]) -> None:
+        """The kiosk's own commands (KIOSK_COMMANDS); `ping` and `resend` are the link's."""
         if name == "print_test":
 
             def run() -> None:

@@ -14,7 +14,8 @@ from kiosk.roster import Appointment
 
 QR_PREFIX = "CT1:"
 """The ticket's QR carries the appointment in the reader's `appointment_qr` form, so scanning a
-ticket at any kiosk finds the appointment again (a reprint)."""
+ticket finds the appointment again: a reprint at the kiosk that checked it in (each kiosk
+remembers only its own check-ins), a check-in at another."""
 
 
 def appointment_qr(appointment_id: str) -> str:

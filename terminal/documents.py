@@ -236,10 +236,18 @@ class DocumentStore:
             except PayloadError as e:
                 self._refused(payload, str(e), source)
                 return Offer(False, fault=str(e))
+        if isinstance(doc, Roster) and doc.date != self._today():
+            with self._lock:
+                try:
+                    offered = self._keep_aside(doc, payload, save)
+                finally:
+                    self._prune()
+            if offered.fault is not None:
+                # valid, but for a day gone or too far ahead: the site is told, as for a fault
+                self._refused(payload, offered.fault, source)
+            return offered
         with self._lock:
             try:
-                if isinstance(doc, Roster) and doc.date != self._today():
-                    return self._keep_aside(doc, payload, save)
                 if if_newer and self.name == "roster":
                     self._roll_over()
                     if _generated(doc) < _generated(self._current):
@@ -260,8 +268,10 @@ class DocumentStore:
     def _keep_aside(self, doc: Roster, payload: bytes, save: bool = True) -> Offer:
         today = self._today()
         if doc.date < today or (doc.date - today).days > KEEP_ASIDE_DAYS:
-            fault = f"roster for {doc.date} is not for today ({today}) nor the coming days"
-            log.warning("roster: %s; not used, not kept", fault)
+            fault = (
+                f"roster for {doc.date} is not for today ({today}) nor the "
+                f"{KEEP_ASIDE_DAYS} days after it: not used, not kept"
+            )
             return Offer(False, fault=fault, document=doc)
         self._aside[doc.date] = (doc, payload)
         if save:

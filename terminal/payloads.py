@@ -530,19 +530,10 @@ class Appointment(_In):
         except ValueError:
             raise ValueError(f"not an ISO 8601 time ({v!r})") from None
         if not SLOT_YEARS[0] <= t.year <= SLOT_YEARS[1]:
-            # 0001-01-01 is many exports' "no date": the kiosk could not compute with it
+            # 0001-01-01 is many exports' "no date": the kiosk could not compute with it (a
+            # naive time is the kiosk's local time, an end before the start is the start)
             raise ValueError(f"not a time of {SLOT_YEARS[0]}-{SLOT_YEARS[1]} ({v!r})")
         return v
-
-    @model_validator(mode="after")
-    def _slot(self) -> Appointment:
-        start = datetime.fromisoformat(self.slot_start)
-        end = datetime.fromisoformat(self.slot_end)
-        if (start.tzinfo is None) != (end.tzinfo is None):
-            raise ValueError("slot_start and slot_end: both with a UTC offset or both without")
-        if end < start:
-            raise ValueError(f"slot_end {self.slot_end} is before slot_start {self.slot_start}")
-        return self
 
 
 class Roster(_In):

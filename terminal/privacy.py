@@ -53,6 +53,27 @@ def mask_number(number: str) -> str:
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
 
 
+MAX_ROSTER_NAME = 32
+"""The longest roster name (terminal.payloads.Appointment.name)."""
+
+
+def mask_roster_name(name: str) -> str:
+    """A roster's masked name (SPEC 6.5): first and last character kept (张*三, 欧阳**锋);
+    two-character names keep the first (李*)."""
+    name = name.strip()
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * min(len(name) - 2, MAX_ROSTER_NAME - 2) + name[-1]
+
+
+def shown_roster_name(name: str) -> str:
+    """A roster name as a kiosk shows and prints it: masked by the site already (it has a `*`),
+    or masked here (a HIS that publishes full names must not put them on screen or paper)."""
+    return name if "*" in name or not name.strip() else mask_roster_name(name)
+
+
 def mask_name(name: str) -> str | None:
     name = name.strip()
     if not name:

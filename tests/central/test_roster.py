@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from central.roster import mask_roster_name
 from terminal import resident_id
 from terminal.payloads import Roster
-from terminal.privacy import card_token
+from terminal.privacy import card_token, mask_roster_name
 from tests.central.conftest import site_today
 from tests.conftest import run_careterm, wait_for
 

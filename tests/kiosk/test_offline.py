@@ -45,3 +45,22 @@ def test_offline_checkin_from_the_stored_roster_then_the_backlog_drains(
     ev = wait_for(lambda: site.events("checkin"), 20, what="the offline check-in at the broker")
     assert ev[0]["data"]["appointment"] == v.data.items[1].id
     wait_for(lambda: "status_network" not in svc.view.status, 5, what="status line cleared")
+
+
+def test_the_kiosk_answers_its_own_commands_and_names_only_those(
+    kiosk_harness, broker, subscriber_factory
+):
+    """A kiosk takes `print_test` besides the link's `ping` and `resend`: a pad's command gets
+    "not supported", and an unknown one the list of what this device takes, not a pad's."""
+    h = kiosk_harness()
+    h.start(broker_url=broker.url)
+    wait_for(h.uplink.link.connected.is_set, 10, what="link connected")
+    ctl = subscriber_factory(broker.port, ["careterm/main/kiosk-01/reply"])
+    for name, cid in (("print_test", "t"), ("pause", "p"), ("prompt", "q"), ("reboot", "r")):
+        ctl.publish(f"careterm/main/kiosk-01/cmd/{name}", json.dumps({"cid": cid}).encode())
+    wait_for(lambda: len(ctl.payloads("/reply")) >= 4, 10, what="four replies")
+    by = {r["cid"]: r for r in ctl.payloads("/reply")}
+    assert by["t"]["ok"] is True
+    assert "not supported by this device" in by["p"]["error"]
+    assert "not supported by this device" in by["q"]["error"]
+    assert by["r"]["error"].endswith("(this device takes ping, print_test, resend)")

@@ -128,3 +128,11 @@ def test_focus_goes_to_the_first_new_checkin_then_a_reprint():
     ds = [decide(a, NOW, 60, 30, already=True), decide(b, NOW - timedelta(hours=3), 60, 30)]
     assert first_allowed(ds) == 0
     assert first_allowed([decide(b, NOW - timedelta(hours=3), 60, 30)]) is None
+
+
+def test_a_full_name_in_a_roster_is_masked_before_any_screen_or_ticket_shows_it():
+    """A HIS that publishes SPEC 6.5 itself may send full names: the kiosk masks them as the
+    site's roster tool does; a name the site masked already is shown as it is."""
+    for given, shown in (("欧阳建国", "欧**国"), ("李雷", "李*"), ("张*三", "张*三"), ("", "")):
+        r = Roster.parse(roster_doc(name=given))
+        assert r.appointments[0].name == shown

@@ -112,11 +112,19 @@ def test_a_roster_for_another_date_is_kept_aside_and_takes_over_on_its_day(tmp_p
     assert again.aside() == []
 
 
-def test_an_old_roster_is_never_used_nor_kept(tmp_path: Path) -> None:
-    store = DocumentStore("roster", tmp_path, today=Day(TODAY))
-    result = store.offer(roster(TODAY - timedelta(days=1)))
-    assert not result.accepted and not result.kept_aside
-    assert store.current is None and not store.path.exists()
+def test_an_old_or_far_roster_is_never_used_nor_kept_and_the_site_is_told(
+    tmp_path: Path,
+) -> None:
+    alerts = Alerts()
+    store = DocumentStore("roster", tmp_path, alert=alerts, today=Day(TODAY))
+    for when in (TODAY - timedelta(days=1), TODAY + timedelta(days=30)):
+        result = store.offer(roster(when))
+        assert not result.accepted and not result.kept_aside
+        assert store.current is None and not store.path.exists() and store.aside() == []
+    assert [a["document"] for a in alerts.got] == ["roster", "roster"]
+    assert f"roster for {TODAY - timedelta(days=1)} is not for today" in alerts.got[0]["fault"]
+    store.offer(roster(TODAY - timedelta(days=1)))  # the same again: no second alert
+    assert len(alerts.got) == 2
 
 
 def test_a_roster_left_from_yesterday_is_not_today_s_after_a_restart(tmp_path: Path) -> None:

@@ -60,8 +60,6 @@ REFUSED: list[Any] = [
     roster(appt(slot_start="0001-01-01T00:00:00", slot_end="0001-01-01T00:00:00")),
     roster(appt(slot_start="0001-01-01T00:00:00+08:00", slot_end="0001-01-01T00:30:00+08:00")),
     roster(appt(slot_end="9999-12-31T23:59:59+08:00")),
-    roster(appt(slot_end="2026-11-23T08:59:00+08:00")),  # ends before it starts
-    roster(appt(slot_end="2026-11-23T09:30:00")),  # one with an offset, one without
     # one id, two appointments (a broken HIS export): one patient would see another's
     roster(appt(0), appt(1), appt(0, queue_no="P999", name="钱*多", token="b" * 32)),
     roster(appt(0), appt(1, id="a20261123-0000", department="皮肤科")),  # case aside
@@ -127,6 +125,8 @@ CASES: list[Any] = [
     roster(appt(slot_start="2026-11-23T25:00:00+08:00")),
     roster(appt(slot_start="tomorrow!!")),
     roster(appt(slot_start="2026-11-23")),
+    roster(appt(slot_end="2026-11-23T09:30:00")),  # naive: the kiosk's local time
+    roster(appt(slot_end="2026-11-23T08:59:00+08:00")),  # an end before the start: the start
     roster(appt(slot_end=...)),
     roster(appt(slot_end=20261123)),
     roster(appt(queue_no="")),
