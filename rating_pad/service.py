@@ -4,11 +4,15 @@ makes every resulting event durable through the uplink, and tells the screen wha
 What the machine needs after a restart (clerk, prompts open or waiting, the reason being
 asked, `cmd/prompt` replies by cid, today's count) is saved to `<data_dir>/pad_state.json`
 after the events are stored and before a command is answered; the outbox is the truth when
-the two disagree (a process killed between them).
+the two disagree (a process killed between them). While the disk refuses the file it is kept
+in memory and tried again (every `SAVE_RETRY_S`, and at once for a new event or command), and
+a command's reply says `stored: false`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -26,7 +30,15 @@ from terminal.core import CoreLoop
 from terminal.documents import DocumentStore
 from terminal.envelope import alert_data
 from terminal.outbox import Outbox, StorageError, StoredEvent
-from terminal.payloads import PayloadError, PromptCommand, StaffCommand, StaffDirectory, parse
+from terminal.payloads import (
+    MAX_STAFF_NO,
+    PayloadError,
+    PromptCommand,
+    StaffCommand,
+    StaffDirectory,
+    parse,
+    staff_number,
+)
 
 log = logging.getLogger("careterm.pad")
 
@@ -38,9 +50,12 @@ LINK_POLL_S = 1.0
 SEND_FIRST_S = 0.25
 """How long a new screen waits for the event of the press to be on its way to the broker: on a
 Pi the screen's CPU would otherwise come first (bench/pi_budget.py, `pad_ui`)."""
+SAVE_RETRY_S = 1.0
+"""How often a state file the disk refused is tried again while nothing new happens."""
+SAVE_REMIND_S = 60.0
+"""How often the log says again that the state file still cannot be saved."""
 MAX_UNSTORED = 1000
 MAX_PHOTO_CHARS = 2_000_000
-MAX_STAFF_NO = 32
 STATE_FILE = "pad_state.json"
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,10 +75,39 @@ class UplinkLike(Protocol):
     def alert(self, kind: str, severity: str, message: str, **details: Any) -> StoredEvent: ...
 
 
-def _staff_number(v: Any) -> str | None:
-    if isinstance(v, str) and 0 < len(v) <= MAX_STAFF_NO and v.isprintable() and v.strip() == v:
-        return v
-    return None
+def write_state_file(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`, atomically and synced. A temporary file the disk cut short
+    is removed: on a full disk it would hold on to the space."""
+    tmp = Path(f"{path}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+_DISK_ERRORS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk full (quota)",
+    errno.EROFS: "read-only",
+    errno.EIO: "I/O error",
+}
+
+
+def disk_error(e: OSError) -> str:
+    """An OSError as a technician reads it: `disk full (...)`, `read-only (...)`, ..."""
+    kind = _DISK_ERRORS.get(e.errno or 0)
+    return f"{kind} ({e})" if kind else str(e)
 
 
 def staff_from(doc: StaffDirectory) -> list[Staff]:
@@ -147,6 +191,7 @@ class PadService:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         link_state: Callable[[], tuple[bool, int]] | None = None,
+        write_state: Callable[[Path, bytes], None] = write_state_file,
     ) -> None:
         self.cfg = cfg
         self.uplink = uplink
@@ -154,6 +199,8 @@ class PadService:
         self.wall = wall
         self.link_state = link_state
         """`() -> (connected, events waiting)` for the clerk's status line."""
+        self.write_state = write_state
+        """`(path, data)` writes the state file (a test makes the disk refuse it)."""
         self.machine = PadMachine(cfg)
         self.state_file = cfg.data_dir / STATE_FILE
         self._wall_offset = wall() - clock()
@@ -164,6 +211,16 @@ class PadService:
         self._unstored: list[Record] = []
         self._retry_at = 0.0
         self._saved: Any = None
+        self._state_saved = True
+        """The state file holds the current snapshot."""
+        self._unsaved_cids: set[str] = set()
+        """`cmd/prompt` cids answered but not saved yet: remembered in memory only."""
+        self._save_error: str | None = None
+        """Why the state file cannot be saved, while it cannot."""
+        self._save_failed_at = 0.0
+        self._save_tries = 0
+        self._save_retry_at = 0.0
+        self._save_remind_at = 0.0
         self._today: tuple[str, int] = (self._date(), 0)
         self._link: tuple[bool, int] = (True, 0)
         self._link_at = 0.0
@@ -238,11 +295,18 @@ class PadService:
         """Record what is pending (a rating waiting for its reason), then stop the core."""
 
         def last_job() -> None:
-            self._apply(self.machine.flush(self.clock()))
+            self._apply(self.machine.flush(self.clock()), save_now=True)
             if self._unstored:
                 log.error(
                     "pad: stopping with %d events the disk refused; they are lost",
                     len(self._unstored),
+                )
+            if not self._state_saved:
+                log.error(
+                    "pad: stopping with %s not saved (%s); a restart forgets what changed "
+                    "since it was last saved",
+                    self.state_file,
+                    self._save_error,
                 )
 
         self.core.stop(last_job)
@@ -348,7 +412,7 @@ class PadService:
             except PayloadError as e:
                 reply(False, None, f"bad staff command: {e}")
                 return
-            staff_no = _staff_number(scmd.staff) if scmd.staff is not None else None
+            staff_no = staff_number(scmd.staff) if scmd.staff is not None else None
             if scmd.staff is not None and staff_no is None:
                 reply(
                     False,
@@ -382,7 +446,7 @@ class PadService:
         if ok:
             result = dict(result)
             result["state"] = self.machine.state.value
-            if records and not stored:
+            if records and not (stored and self._state_saved):
                 result["stored"] = False
             reply(True, result, None)
         else:
@@ -390,27 +454,36 @@ class PadService:
 
     def _prompt_command(self, cmd: PromptCommand, reply: Reply) -> None:
         """`cmd/prompt`, idempotent by cid: a cid seen before gets its first reply again and
-        opens nothing; the reply is sent only once the cid is saved (a redelivery after a
-        restart is recognised too)."""
+        opens nothing. The cid is saved with the state before the reply, so a redelivery after
+        a restart is recognised too. When the disk refuses the state file (or the events),
+        the reply says `stored: false` (so does a repeat while the cid is still unsaved): the
+        cid is then remembered in memory only until the disk takes it, and a restart in that
+        time forgets it."""
         m = self.machine
         first = m.cids.get(cmd.cid)
         if first is not None:
             log.info("pad: prompt cid %s seen before: its first reply again", cmd.cid)
-            reply(bool(first.get("ok")), first.get("result"), first.get("error"))
+            result = first.get("result")
+            if cmd.cid in self._unsaved_cids and isinstance(result, dict):
+                result = {**result, "stored": False}
+            reply(bool(first.get("ok")), result, first.get("error"))
             return
         now = self.clock()
         self._apply(m.tick(now))
         why = m.can_prompt()
         if why:
             m.remember_cid(cmd.cid, {"ok": False, "error": f"cannot prompt: {why}"})
-            self._save_state()
+            self._unsaved_cids.add(cmd.cid)
+            self._state_saved = self._save_state(now=True)
             reply(False, None, f"cannot prompt: {why}")
             return
         records = m.prompt(now, cmd.ticket, cmd.cid)
         assert m.asked is not None
         result = {**m.reply_for(m.asked), "state": m.state.value}
         m.remember_cid(cmd.cid, {"ok": True, "result": result})
-        if not self._apply(records):
+        self._unsaved_cids.add(cmd.cid)
+        stored = self._apply(records, save_now=True)
+        if not stored or cmd.cid in self._unsaved_cids:
             result = {**result, "stored": False}
         reply(True, result, None)
 
@@ -457,9 +530,10 @@ class PadService:
     def _tick(self) -> None:
         self._apply(self.machine.tick(self.clock()))
 
-    def _apply(self, records: list[Record]) -> bool:
+    def _apply(self, records: list[Record], *, save_now: bool = False) -> bool:
         """Store `records` in order, save the state, redraw; False when they (or older ones)
-        wait for the disk."""
+        wait for the disk. A state file the disk refused is tried again at once when there are
+        records or `save_now` (a command), else every `SAVE_RETRY_S`."""
         self._unstored.extend(records)
         if len(self._unstored) > MAX_UNSTORED:
             lost = len(self._unstored) - MAX_UNSTORED
@@ -482,7 +556,7 @@ class PadService:
                     self._count_today()
                 log.info("pad: %s seq %d stored", rec.etype, ev.seq)
                 sent_first = ev.seq
-        self._save_state()
+        self._state_saved = self._save_state(now=save_now or bool(records))
         if sent_first and self._listeners:
             self.uplink.wait_handed(sent_first, SEND_FIRST_S)
         self._render()
@@ -542,24 +616,55 @@ class PadService:
         snap["today"] = {"date": self._today[0], "count": self._today[1]}
         return snap
 
-    def _save_state(self) -> None:
-        """Write the snapshot when it changed: atomically and synced, so a `cmd/prompt` reply
-        is never sent for a cid a restart would forget."""
+    def _save_state(self, now: bool = False) -> bool:
+        """Write the snapshot when it changed, atomically and synced; True when the file holds
+        the current snapshot. After the disk refused it, it is tried again every
+        `SAVE_RETRY_S` (at once when `now`), always with the newest snapshot, so nothing waits
+        in between; the log says so once, then once a `SAVE_REMIND_S`, and once when it works
+        again."""
         snap = self.snapshot()
         if snap == self._saved:
-            return
-        tmp = Path(f"{self.state_file}.tmp")
+            return True
+        t = self.clock()
+        if self._save_error is not None and not now and t < self._save_retry_at:
+            return False
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(snap, f, ensure_ascii=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.state_file)
-            dfd = os.open(self.state_file.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-            self._saved = snap
+            self.write_state(self.state_file, json.dumps(snap, ensure_ascii=False).encode())
         except OSError as e:
-            log.warning("pad: cannot save %s: %s", self.state_file, e)
+            self._save_failed(disk_error(e), t)
+            return False
+        self._saved = snap
+        self._unsaved_cids.clear()
+        if self._save_error is not None:
+            log.warning(
+                "pad: %s saved again, after %.0f s and %d tries that failed",
+                self.state_file,
+                t - self._save_failed_at,
+                self._save_tries,
+            )
+            self._save_error = None
+        return True
+
+    def _save_failed(self, why: str, t: float) -> None:
+        self._save_retry_at = t + SAVE_RETRY_S
+        if self._save_error is None:
+            self._save_failed_at, self._save_tries = t, 0
+            self._save_remind_at = t + SAVE_REMIND_S
+            log.warning(
+                "pad: cannot save %s: %s; the pad goes on, what it holds is kept in memory "
+                "and saved once the disk takes it (tried every %g s)",
+                self.state_file,
+                why,
+                SAVE_RETRY_S,
+            )
+        elif t >= self._save_remind_at:
+            self._save_remind_at = t + SAVE_REMIND_S
+            log.warning(
+                "pad: still cannot save %s: %s (for %.0f s, %d tries)",
+                self.state_file,
+                why,
+                t - self._save_failed_at,
+                self._save_tries + 1,
+            )
+        self._save_error = why
+        self._save_tries += 1

@@ -663,9 +663,22 @@ class Survey(_In):
         return self
 
 
+MAX_STAFF_NO = 32
+"""Longest staff number, in characters."""
+
+
+def staff_number(v: object) -> str | None:
+    """`v` when it is a staff number (1..32 printable characters, no space at either end),
+    else None: the one rule for the staff directory and the pad's `staff` command."""
+    if isinstance(v, str) and 0 < len(v) <= MAX_STAFF_NO and v.isprintable() and v.strip() == v:
+        return v
+    return None
+
+
 class StaffMember(_In):
-    staff: Annotated[StrictStr, Field(min_length=1, max_length=32)]
-    """Staff number as shown on screen (E1024)."""
+    staff: Annotated[StrictStr, Field(min_length=1, max_length=MAX_STAFF_NO)]
+    """Staff number as shown on screen (E1024): 1 to 32 printable characters, no space at
+    either end (as the pad's `staff` command takes it)."""
     name: Annotated[StrictStr, Field(min_length=1, max_length=32)]
     """Name shown on the pad."""
     title: Annotated[StrictStr, Field(max_length=32)] = ""
@@ -675,9 +688,20 @@ class StaffMember(_In):
     photo: StrictStr | None = None
     """Base64 JPEG or null."""
 
+    @field_validator("staff")
+    @classmethod
+    def _staff_number(cls, v: str) -> str:
+        if staff_number(v) is None:
+            raise ValueError(
+                f"not a staff number ({v!r}): 1..{MAX_STAFF_NO} printable characters, "
+                "no space at either end"
+            )
+        return v
+
 
 class StaffDirectory(RootModel[Annotated[list[StaffMember], Field(min_length=1)]]):
-    """`R/S/staff`: the clerks a pad may show; never empty."""
+    """`R/S/staff`: the clerks a pad may show; never empty, no staff number or card token
+    twice."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
@@ -686,6 +710,14 @@ class StaffDirectory(RootModel[Annotated[list[StaffMember], Field(min_length=1)]
         numbers = [m.staff for m in self.root]
         if len(set(numbers)) != len(numbers):
             raise ValueError("staff numbers repeat")
+        owner: dict[str, str] = {}
+        for m in self.root:
+            if m.token is None:
+                continue
+            first = owner.setdefault(m.token, m.staff)
+            if first != m.staff:
+                # one card would sign in whichever clerk comes first: ratings to the wrong one
+                raise ValueError(f"{first} and {m.staff} have the same card token")
         return self
 
 

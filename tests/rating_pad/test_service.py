@@ -233,6 +233,32 @@ def test_bad_staff_directory_never_replaces_the_last_good_one(pad_rig) -> None:
     assert len(rig.events("alert")) == 3
 
 
+def test_a_staff_directory_with_a_shared_card_or_a_bad_staff_number_is_refused(pad_rig) -> None:
+    rig = pad_rig()
+    shared = [  # one card for two clerks: its ratings would go to whichever comes first
+        {"staff": "E1024", "name": "王芳", "token": "c" * 32, "photo": None},
+        {"staff": "E2000", "name": "李雷", "token": "c" * 32, "photo": None},
+    ]
+    rig.sub.publish("careterm/main/staff", shared, retain=True)
+    # a staff number the `staff` command refuses (terminal.payloads.staff_number, one rule)
+    bad_number = "E\n2000\u0007"
+    r = rig.cmd("staff", action="sign_in", staff=bad_number)
+    assert r["ok"] is False and "staff number" in r["error"]
+    bad = [{"staff": bad_number, "name": "李雷", "token": "d" * 32, "photo": None}]
+    rig.sub.publish("careterm/main/staff", bad, retain=True)
+    alerts = rig.wait_events("alert", 2)
+    assert [(a["data"]["kind"], a["data"]["severity"], a["data"]["document"]) for a in alerts] == [
+        ("document", "warning", "staff"),
+        ("document", "warning", "staff"),
+    ]
+    assert "E1024 and E2000 have the same card token" in alerts[0]["data"]["fault"]
+    assert "c" * 32 not in json.dumps(alerts)  # a card token is never sent
+    assert "0.staff: not a staff number" in alerts[1]["data"]["fault"]
+    directory = rig.service.machine.directory  # the last good one stays
+    assert {s: c.token for s, c in directory.items()} == {"E1024": "a" * 32, "E2000": "b" * 32}
+    assert [e["data"]["action"] for e in rig.events("staff")] == ["sign_in"]
+
+
 def test_clerk_and_pause_survive_a_restart(pad_rig) -> None:
     rig = pad_rig()
     assert rig.cmd("pause")["ok"]

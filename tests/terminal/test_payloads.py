@@ -86,3 +86,29 @@ def test_rating_data_refuses_a_score_above_its_scale_and_strings_for_numbers() -
 def test_every_event_type_and_document_has_a_json_schema() -> None:
     for model in [*p.EVENT_DATA.values(), *p.DOCUMENTS.values(), *p.COMMANDS.values()]:
         assert model.model_json_schema()
+
+
+def test_a_staff_directory_refuses_one_card_token_for_two_clerks() -> None:
+    shared = [
+        {"staff": "E1024", "name": "王芳", "token": "a" * 32},
+        {"staff": "E2000", "name": "李雷", "token": "a" * 32},
+    ]
+    with pytest.raises(p.PayloadError, match="E1024 and E2000 have the same card token"):
+        p.parse(p.StaffDirectory, shared)
+    no_cards = [{"staff": "E1024", "name": "王芳"}, {"staff": "E2000", "name": "李雷"}]
+    assert len(p.parse(p.StaffDirectory, no_cards).root) == 2  # clerks without a card: fine
+
+
+@pytest.mark.parametrize(
+    "number", ["E\n2000", "E2000\u0007", "E\t2000", " E2000", "E2000 ", "E\u20282000", "", "E" * 33]
+)
+def test_a_staff_number_the_staff_command_refuses_is_refused_in_the_directory(number) -> None:
+    assert p.staff_number(number) is None  # the rule the pad's `staff` command applies
+    with pytest.raises(p.PayloadError, match=r"^0\.staff: "):
+        p.parse(p.StaffDirectory, [{"staff": number, "name": "李雷"}])
+
+
+@pytest.mark.parametrize("number", ["E2000", "工号 2000", "E" * 32])
+def test_a_staff_number_both_take(number) -> None:
+    assert p.staff_number(number) == number
+    assert p.parse(p.StaffDirectory, [{"staff": number, "name": "李雷"}]).root[0].staff == number
