@@ -190,6 +190,11 @@ def tour(svc: KioskService, ui: Any, visit: Callable[[str], None], lang: str) ->
         ui.pump_until(lambda: ui.root.view.data.problem != "", what="problem")
         settle()
         visit(name)
+    # an input the kiosk failed to handle (kiosk.service._answered): "go to the help desk"
+    svc.call(lambda: svc._run_effects(svc.machine.failed()))
+    ui.pump_until(lambda: ui.root.view.data.problem == "fault", what="the fault screen")
+    settle()
+    visit("fault")
     go("guide")
     visit("guide")
     svc.guide(dept="cardio")
