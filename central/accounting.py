@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -53,6 +53,7 @@ RESEND_BACKOFF_MAX_S = 600.0
 MAX_RESEND_SPAN = 1_000_000  # devices refuse larger `resend` ranges
 CID_RESEND, CID_PING = "site-resend-", "site-ping-"
 RETRIES = 8
+ACK_HEAL_S = 60.0  # how often the acks of recently active devices are published again
 EVENT_COLUMNS = [
     "id",
     "device",
@@ -125,8 +126,12 @@ class Accounting:
         self.duplicates = 0
         self.rejected = 0
         self.retries = 0
-        self.acked_here: dict[StreamKey, int] = {}  # acks published over the current connection
+        # The ack last published per device over the current connection, (epoch, seq): the
+        # retained ack topic holds one, so an ack of another epoch in between replaces it.
+        self.acked_here: dict[str, tuple[str, int]] = {}
         self.republish = True  # publish every current ack again (after a reconnect)
+        self.foreign_from: set[str] = set()  # devices already logged for another's event id
+        self.heal_at = time.time() + ACK_HEAL_S
 
     # -- committing a batch ---------------------------------------------------------------
 
@@ -191,6 +196,7 @@ class Accounting:
             total.acks += out.acks
             total.commands += out.commands
             total.logs += out.logs
+            total.foreign += out.foreign
         return total
 
     def _after_commit(self, out: Outcome) -> None:
@@ -199,19 +205,79 @@ class Accounting:
         self.rejected += out.dropped
         for level, msg in out.logs:
             log.log(level, "collect: %s", msg)
-        for site, dev, epoch, seq in out.acks:
+        for dev, eid, owner in out.foreign:
+            self._refuse_foreign(dev, eid, owner)
+        for site, dev, epoch, seq in self._latest_acks(out.acks):
             self._publish_ack(site, dev, epoch, seq)
         for site, dev, name, body in out.commands:
             self.send(Topics(self.topic_root, site, dev).command(name), body, False)
 
-    def _publish_ack(self, site: str, dev: str, epoch: str, seq: int) -> None:
+    def _refuse_foreign(self, dev: str, eid: str, owner: str) -> None:
+        """An event whose id is stored for another device is not this device's event stored:
+        it is neither stored nor accounted nor acked (the device keeps it). Counted as
+        refused; logged once per device, as every refusal is."""
+        self.rejected += 1
+        if dev in self.foreign_from:
+            log.debug("collect: %s: refused %s, an id stored for %s", dev, eid, owner)
+            return
+        self.foreign_from.add(dev)
+        log.error(
+            "collect: %s sent event %s, but that id is stored here for device %s: refused, "
+            "not acked (later ones from %s are counted, not logged). Was this device's data "
+            "folder copied from %s (a cloned SD card image)? Give it its own data folder "
+            "(docs/site.md, Duplicate event ids)",
+            dev,
+            eid,
+            owner,
+            dev,
+            owner,
+        )
+
+    def _latest_acks(
+        self, acks: list[tuple[str, str, str, int]]
+    ) -> list[tuple[str, str, str, int]]:
+        """The acks a commit calls for, as the database holds them now. Another collector
+        may have committed (and acked) more of the stream since this commit; publishing
+        this commit's lower value after its ack would leave the retained ack behind. An
+        epoch that is no longer current (another collector settled it) is not acked here.
+        Narrows the race to the moment between this read and the publish; `tick` heals
+        what slips through. PostgreSQL only: that is where several collectors share a
+        database (on SQLite a read here would take the write lock, BEGIN IMMEDIATE)."""
+        if not acks or not self.pg:
+            return acks
+        keys = sorted({(dev, epoch) for _, dev, epoch, _ in acks})
+        try:
+            with self.engine.connect() as conn:
+                held = {
+                    (r.device, r.epoch): (r.acked_seq, r.current)
+                    for r in conn.execute(
+                        select(
+                            streams.c.device,
+                            streams.c.epoch,
+                            streams.c.acked_seq,
+                            devices.c.epoch.label("current"),
+                        )
+                        .join(devices, devices.c.device == streams.c.device)
+                        .where(tuple_(streams.c.device, streams.c.epoch).in_(keys))
+                    )
+                }
+        except OperationalError:
+            return acks  # committed: what the commit saw is safe to publish
+        out = []
+        for site, dev, epoch, seq in acks:
+            acked, current = held.get((dev, epoch), (seq, epoch))
+            if current == epoch:
+                out.append((site, dev, epoch, max(seq, acked)))
+        return out
+
+    def _publish_ack(self, site: str, dev: str, epoch: str, seq: int, force: bool = False) -> None:
         body: dict[str, Any] = {"seq": seq}
         if epoch != NO_EPOCH:
             body["epoch"] = epoch
-        if self.acked_here.get((dev, epoch)) == seq:
+        if self.acked_here.get(dev) == (epoch, seq) and not force:
             return
         if self.send(Topics(self.topic_root, site, dev).ack, body, True):
-            self.acked_here[(dev, epoch)] = seq
+            self.acked_here[dev] = (epoch, seq)
         else:
             self.republish = True
 
@@ -222,6 +288,7 @@ class Accounting:
         now = time.time()
         new, moved = self._insert_events(conn, batch.events, now, out)
         dev_rows = self._lock_devices(conn, batch, now)
+        before = {d: row["epoch"] for d, row in dev_rows.items()}
         derived.insert_details(conn, new, dev_rows)
         srows: dict[StreamKey, dict] = {}
         dirty = epochs.record(conn, new, moved, dev_rows, srows, now, out)
@@ -231,6 +298,7 @@ class Accounting:
             if rp.device in dev_rows:
                 dirty |= self._apply_reply(conn, rp, dev_rows[rp.device], srows, now, out)
         epochs.account(conn, sorted(dirty), dev_rows, srows, now, out)
+        epochs.ack_new_current(conn, before, dev_rows, srows, out)
         epochs.write(conn, srows, dev_rows)
         derived.queue_alerts(conn, new, dev_rows, now)
         derived.store_telemetry(conn, batch.telemetry, now)
@@ -251,9 +319,11 @@ class Accounting:
         same order); returns the events that were new, and the repeats that came under
         another (epoch, seq) than the stored copy (carried into a new epoch) and were
         recorded as such for the first time."""
-        unique = {}
+        unique: dict[str, Event] = {}
         for ev in evs:
-            unique.setdefault(ev.id, ev)
+            first = unique.setdefault(ev.id, ev)
+            if first.device != ev.device:  # two devices, one id, in one batch
+                out.foreign.append((ev.device, ev.id, first.device))
         ordered = [unique[k] for k in sorted(unique)]
         if not ordered:
             return [], []
@@ -279,8 +349,10 @@ class Accounting:
         ]
         fresh = insert_new_events(conn, EVENT_COLUMNS, rows)
         new = [ev for ev in ordered if ev.id in fresh]
+        repeats = [ev for ev in ordered if ev.id not in fresh]
+        moved = self._aliases(conn, repeats, now, out) if repeats else []
         out.stored += len(new)
-        out.duplicates += len(evs) - len(new)
+        out.duplicates += len(evs) - len(new) - len(out.foreign)
         for ev in new:
             if ev.data_error:
                 out.logs.append(
@@ -290,25 +362,35 @@ class Accounting:
                         f"{ev.type} ({ev.data_error}); reports leave it out",
                     )
                 )
-        repeats = [ev for ev in ordered if ev.id not in fresh and ev.seq is not None]
-        return new, self._aliases(conn, repeats, now) if repeats else []
+        return new, moved
 
-    def _aliases(self, conn: Connection, repeats: list[Event], now: float) -> list[Event]:
+    def _aliases(
+        self, conn: Connection, repeats: list[Event], now: float, out: Outcome
+    ) -> list[Event]:
         """Repeats whose stored copy has another (epoch, seq): a device that rotated its
-        outbox carries unacked events into the new epoch with new seqs and the same ids."""
+        outbox carries unacked events into the new epoch with new seqs and the same ids.
+        A repeat whose stored copy is another device's is no repeat of this device's event:
+        refused (`out.foreign`), never accounted as stored."""
         stored = {
-            r.id: (r.epoch, r.seq)
+            r.id: r
             for r in conn.execute(
-                select(events.c.id, events.c.epoch, events.c.seq).where(
+                select(events.c.id, events.c.device, events.c.epoch, events.c.seq).where(
                     events.c.id.in_([ev.id for ev in repeats])
                 )
             )
         }
+        own = []
+        for ev in repeats:
+            row = stored.get(ev.id)
+            if row is not None and row.device != ev.device:
+                out.foreign.append((ev.device, ev.id, row.device))
+            elif row is not None and ev.seq is not None:
+                own.append(ev)
         places = sorted(
             (
                 (ev.device, ev.epoch or NO_EPOCH, ev.seq, ev)
-                for ev in repeats
-                if ev.id in stored and stored[ev.id] != (ev.epoch or NO_EPOCH, ev.seq)
+                for ev in own
+                if (stored[ev.id].epoch, stored[ev.id].seq) != (ev.epoch or NO_EPOCH, ev.seq)
             ),
             key=lambda t: t[:3],
         )
@@ -529,13 +611,14 @@ class Accounting:
                         )
                     )
                 ).all()
-                current = []
+                current, heal = [], []
                 if self.republish:
                     self.republish = False
-                    current = conn.execute(
-                        select(
-                            devices.c.site, devices.c.device, devices.c.epoch, devices.c.acked_seq
-                        ).where(and_(devices.c.epoch.is_not(None), devices.c.acked_seq > 0))
+                    current = conn.execute(_current_acks()).all()
+                elif now >= self.heal_at:
+                    self.heal_at = now + ACK_HEAL_S
+                    heal = conn.execute(
+                        _current_acks().where(devices.c.last_event_at >= now - 2 * ACK_HEAL_S)
                     ).all()
         except Exception as e:
             log.error("collect: timers failed: %s", str(e).splitlines()[0])
@@ -555,6 +638,11 @@ class Accounting:
             self._after_commit(out)
         for r in current:
             self._publish_ack(r.site, r.device, r.epoch, r.acked_seq)
+        for r in heal:
+            # Again, even if this collector published it: another collector's lower ack
+            # may have reached the broker after it (several collectors publish unordered).
+            # A device active in the last two periods gets one after it went quiet.
+            self._publish_ack(r.site, r.device, r.epoch, r.acked_seq, force=True)
 
     def _timers(
         self, conn: Connection, resend: dict[str, list[Any]], ping: set[str], now: float
@@ -605,6 +693,13 @@ class Accounting:
                 )
                 conn.execute(update(devices).where(devices.c.device == dev_id).values(ping_at=now))
         return out
+
+
+def _current_acks() -> Any:
+    """Each device's ack of its current epoch, as the database holds it."""
+    return select(devices.c.site, devices.c.device, devices.c.epoch, devices.c.acked_seq).where(
+        and_(devices.c.epoch.is_not(None), devices.c.acked_seq > 0)
+    )
 
 
 def _ranges(v: Any) -> list[ledger.Range]:

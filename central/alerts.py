@@ -1,11 +1,13 @@
 """`site alerts`: every alert stored in the site database -> a webhook (SMS gateway, chat bot).
 
 The collector gives each new alert a row in `alert_deliveries` in the same transaction that
-stores it, numbered per device in storing order. This forwarder keeps its position there:
-it POSTs the undelivered alerts of each device in that order and marks each one delivered
-only after a 2xx, so an alert goes out at least once (the `Idempotency-Key` header, the
-event id, lets the receiver drop a repeat), however long the forwarder or the webhook was
-down. The database is the site's one durable queue: nothing of it lives in a broker session.
+stores it. This forwarder keeps its position there: it POSTs the undelivered alerts of each
+device in the order the device raised them (`seq` within an epoch), each only once every
+earlier `seq` of its epoch is stored (several collectors commit a device's events in any
+order), and marks each one delivered only after a 2xx. So an alert goes out at least once
+(the `Idempotency-Key` header, the event id, lets the receiver drop a repeat), however long
+the forwarder or the webhook was down. The database is the site's one durable queue: nothing
+of it lives in a broker session.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from central.db import alert_deliveries, events
+from central.db import alert_deliveries, devices, events, streams
 from terminal import __version__
 from terminal.backoff import Backoff
 
@@ -33,6 +35,8 @@ log = logging.getLogger("careterm.alerts")
 
 HTTP_TIMEOUT_S = 10.0
 FETCH = 500
+SET_ASIDE = -1.0
+"""`alert_deliveries.next_try` of an alert set aside: the webhook refused it for good."""
 
 
 @dataclass
@@ -41,6 +45,7 @@ class AlertOptions:
     retry_min_s: float = 1.0
     retry_max_s: float = 300.0
     poll_s: float = 0.2
+    max_refusals: int = 8  # 4xx answers (but 408/429) before an alert is set aside
     staff_names: dict[str, str] = field(default_factory=dict)  # staff number -> name
 
 
@@ -84,6 +89,8 @@ class Forwarder:
         self.sent = 0
         self.pause = Backoff(first=opts.retry_min_s, cap=opts.retry_max_s)
         self._db = Backoff(first=0.5, cap=10.0)
+        self.refusals: dict[str, int] = {}  # event id -> 4xx answers in a row, this run
+        self.set_aside = 0
 
     def run(self) -> None:
         log.info("alerts: forwarding from the site database to %s", self.opts.webhook or "stdout")
@@ -105,34 +112,28 @@ class Forwarder:
     def _pass(self) -> tuple[int, float]:
         """Deliver what is due; returns (how many went out, how long to wait if none did)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    alert_deliveries.c.event_id,
-                    alert_deliveries.c.device,
-                    alert_deliveries.c.n,
-                    alert_deliveries.c.attempts,
-                    alert_deliveries.c.next_try,
-                    alert_deliveries.c.stored_at,
-                    events.c.payload,
-                )
-                .join(events, events.c.id == alert_deliveries.c.event_id)
-                .where(alert_deliveries.c.delivered_at.is_(None))
-                .order_by(alert_deliveries.c.device, alert_deliveries.c.n)
-                .limit(FETCH)
-            ).all()
+            rows = conn.execute(_pending_query()).all()
         heads: dict[str, list[Any]] = {}
         for r in rows:
             heads.setdefault(r.device, []).append(r)
         sent = 0
         wait = self.opts.poll_s
         # Oldest device queue first; within a device strictly in order.
-        for dev in sorted(heads, key=lambda d: heads[d][0].stored_at):
+        for dev in sorted(heads, key=lambda d: min(r.stored_at for r in heads[d])):
+            stopped: set[bool] = set()  # lanes (seq is None) held back for this pass
             for r in heads[dev]:
+                lane = r.seq is None
+                if lane in stopped:
+                    continue
                 if self.stop_event.is_set():
                     return sent, 0.0
+                if not _released(r):
+                    stopped.add(lane)  # an earlier alert is still on its way to the site
+                    continue
                 if r.next_try > time.time():
                     wait = min(wait, max(0.05, r.next_try - time.time()))
-                    break  # this device waits; its later alerts wait behind it
+                    stopped.add(lane)  # this device waits; its later alerts wait behind it
+                    continue
                 error, webhook_down = self._deliver(r.event_id, r.payload)
                 if error is None:
                     self._mark(r.event_id, delivered=True)
@@ -140,24 +141,68 @@ class Forwarder:
                     self.sent += 1
                     sent += 1
                     continue
-                delay = Backoff(
-                    first=self.opts.retry_min_s, cap=self.opts.retry_max_s, failures=r.attempts
-                ).next()
-                self._mark(
-                    r.event_id, delivered=False, attempts=r.attempts + 1, delay=delay, error=error
-                )
-                log.warning(
-                    "alerts: webhook failed for %s from %s (attempt %d): %s; retry in %.1f s",
-                    r.event_id,
-                    dev,
-                    r.attempts + 1,
-                    error,
-                    delay,
-                )
                 if webhook_down:  # no point trying the other devices' alerts now
+                    self._failed(r, error)
                     return sent, self.pause.next()
-                break
+                if self._refused(r, error):
+                    continue  # set aside: the device's next alert goes on
+                stopped.add(lane)
         return sent, wait
+
+    def _refused(self, r: Any, error: str) -> bool:
+        """The webhook refused this alert itself (a 4xx but 408/429): retried like any
+        failure, but after `max_refusals` in a row it is set aside (kept, marked, logged
+        with its id), so one alert the receiver can never take does not hold back every
+        later alert of its device. Returns whether it was set aside."""
+        n = self.refusals.get(r.event_id, 0) + 1
+        if n < self.opts.max_refusals:
+            self.refusals[r.event_id] = n
+            self._failed(r, error)
+            return False
+        self.refusals.pop(r.event_id, None)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(alert_deliveries)
+                .where(
+                    and_(
+                        alert_deliveries.c.event_id == r.event_id,
+                        alert_deliveries.c.delivered_at.is_(None),
+                    )
+                )
+                .values(
+                    attempts=r.attempts + 1,
+                    next_try=SET_ASIDE,
+                    last_error=f"set aside: {error}"[:300],
+                )
+            )
+        self.set_aside += 1
+        log.error(
+            "alerts: the webhook refused alert %s from %s %d times (%s): set aside, the "
+            "device's later alerts go on. It stays in alert_deliveries (next_try = -1); fix "
+            "the receiver, then send it again: UPDATE alert_deliveries SET next_try = 0, "
+            "attempts = 0 WHERE event_id = '%s'",
+            r.event_id,
+            r.device,
+            n,
+            error,
+            r.event_id,
+        )
+        return True
+
+    def _failed(self, r: Any, error: str) -> None:
+        """Record a failed POST; the alert is tried again after a back-off."""
+        delay = Backoff(
+            first=self.opts.retry_min_s, cap=self.opts.retry_max_s, failures=r.attempts
+        ).next()
+        self._mark(r.event_id, delivered=False, attempts=r.attempts + 1, delay=delay, error=error)
+        log.warning(
+            "alerts: webhook failed for %s from %s (attempt %d): %s; retry in %.1f s",
+            r.event_id,
+            r.device,
+            r.attempts + 1,
+            error,
+            delay,
+        )
 
     def _mark(
         self,
@@ -219,12 +264,70 @@ class Forwarder:
             return str(getattr(e, "reason", e)), True
 
 
+def _pending_query() -> Any:
+    """The undelivered alerts, each device's in the order it raised them: per epoch in `seq`
+    order (older epochs first, the device's current one last), with the stream's contiguous
+    watermark (`streams.acked_seq`) that says whether every earlier alert is stored. Alerts
+    without `seq` (the non-durable storage alert) come first, in storing order.
+
+    Ordered in SQL, so a pass cut at FETCH rows holds the head of each device's queue."""
+    on_stream = and_(streams.c.device == events.c.device, streams.c.epoch == events.c.epoch)
+    return (
+        select(
+            alert_deliveries.c.event_id,
+            alert_deliveries.c.device,
+            alert_deliveries.c.n,
+            alert_deliveries.c.attempts,
+            alert_deliveries.c.next_try,
+            alert_deliveries.c.stored_at,
+            events.c.epoch,
+            events.c.seq,
+            events.c.payload,
+            streams.c.acked_seq,
+        )
+        .select_from(
+            alert_deliveries.join(events, events.c.id == alert_deliveries.c.event_id)
+            .outerjoin(streams, on_stream)
+            .outerjoin(devices, devices.c.device == alert_deliveries.c.device)
+        )
+        .where(
+            and_(
+                alert_deliveries.c.delivered_at.is_(None),
+                alert_deliveries.c.next_try != SET_ASIDE,
+            )
+        )
+        .order_by(
+            alert_deliveries.c.device,
+            case((events.c.seq.is_(None), 0), else_=1),
+            case((devices.c.epoch == events.c.epoch, 1), else_=0),
+            streams.c.first_seen,
+            events.c.epoch,
+            events.c.seq,
+            alert_deliveries.c.n,
+        )
+        .limit(FETCH)
+    )
+
+
+def _released(r: Any) -> bool:
+    """Whether an alert may go now: every earlier seq of its epoch is stored (or accounted
+    lost). With several collectors a device's alerts commit in any order; one stored ahead of
+    an earlier alert still in flight at another collector waits for it, so it never
+    overtakes it. An alert without `seq` is not in the device's order: it goes as it comes."""
+    return r.seq is None or (r.acked_seq is not None and r.seq <= r.acked_seq)
+
+
 def pending_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.execute(
             select(func.count())
             .select_from(alert_deliveries)
-            .where(alert_deliveries.c.delivered_at.is_(None))
+            .where(
+                and_(
+                    alert_deliveries.c.delivered_at.is_(None),
+                    alert_deliveries.c.next_try != SET_ASIDE,
+                )
+            )
         ).scalar_one()
 
 
@@ -237,5 +340,10 @@ def run_alerts(engine: Engine, opts: AlertOptions) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     f.run()
-    log.info("alerts: stopped; %d delivered, %d waiting", f.sent, pending_count(engine))
+    log.info(
+        "alerts: stopped; %d delivered, %d set aside, %d waiting",
+        f.sent,
+        f.set_aside,
+        pending_count(engine),
+    )
     return 0

@@ -10,7 +10,7 @@ import sys
 from central.alerts import AlertOptions, run_alerts
 from central.collector import CollectOptions, run_collector
 from central.dashboard import cli as dashboard_cli
-from central.db import open_db
+from central.db import FIRST_FILE_WAIT_S, open_db
 from central.mqtt import (
     DEFAULT_SESSION_EXPIRY_S,
     add_broker_args,
@@ -290,7 +290,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _gaps(args: argparse.Namespace) -> int:
 
-    for row in gap_rows(open_db(args.db), args.state):
+    for row in gap_rows(open_db(args.db, must_exist=True), args.state):
         print(json.dumps(row, ensure_ascii=False))
     return 0
 
@@ -307,4 +307,5 @@ def _alerts(args: argparse.Namespace) -> int:
         retry_max_s=args.retry_max,
         staff_names=load_staff_names(args.staff),
     )
-    return run_alerts(open_db(args.db, writer=True), opts)
+    engine = open_db(args.db, writer=True, must_exist=True, wait_s=FIRST_FILE_WAIT_S)
+    return run_alerts(engine, opts)

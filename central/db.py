@@ -8,6 +8,7 @@ events (SPEC 9.3), latest telemetry, and the alert forwarder's delivery state (S
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +36,9 @@ from terminal.cliutil import UsageError
 
 SCHEMA_VERSION = 2
 NO_EPOCH = ""
+FIRST_FILE_WAIT_S = 10.0
+"""How long the long-running readers (`site alerts`, `site dashboard`) wait for a missing
+SQLite file: `site collect`, started at the same moment, creates it."""
 """The `epoch` stored for events of version-1 devices, whose envelopes carry none."""
 
 metadata = MetaData()
@@ -277,9 +281,20 @@ def _sqlite_writer(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def open_db(url: str, create: bool = True, *, writer: bool = False) -> Engine:
+def open_db(
+    url: str,
+    create: bool = True,
+    *,
+    writer: bool = False,
+    must_exist: bool = False,
+    wait_s: float = 0.0,
+) -> Engine:
     """An engine for `url` (a plain path means SQLite), with the schema created if missing.
-    `writer`: the caller writes (collector, alert forwarder), so SQLite locks at BEGIN."""
+    `writer`: the caller writes (collector, alert forwarder), so SQLite locks at BEGIN.
+    `must_exist`: the caller reads what `site collect` stores (alerts, console, gaps), so a
+    missing SQLite file is a wrong path, refused, not a new empty database to wait on
+    forever; `wait_s` gives a `site collect` started at the same moment (a first boot, the
+    demo) that long to create it first."""
     if "://" not in url:
         url = f"sqlite:///{url}"
     try:
@@ -289,6 +304,8 @@ def open_db(url: str, create: bool = True, *, writer: bool = False) -> Engine:
             f"--db {url!r}: {e} (use sqlite:///path.db or postgresql+psycopg://user@host/db)"
         ) from None
     if engine.dialect.name == "sqlite":
+        if must_exist:
+            _sqlite_file_exists(engine, wait_s)
         event.listen(engine, "connect", _sqlite_pragmas)
         if writer:
             _sqlite_writer(engine)
@@ -300,6 +317,25 @@ def open_db(url: str, create: bool = True, *, writer: bool = False) -> Engine:
     if create:
         create_schema(engine)
     return engine
+
+
+def _sqlite_file_exists(engine: Engine, wait_s: float) -> None:
+    """Refuse (UsageError) a SQLite URL whose file does not exist (after `wait_s`): SQLite
+    would create an empty one."""
+    name = engine.url.database or ""
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    deadline = time.monotonic() + wait_s
+    while not path.is_file():
+        if time.monotonic() >= deadline:
+            raise UsageError(
+                f"--db {_where(engine)}: no SQLite database at {path.resolve()}: check the "
+                f"path (a relative one is taken from the current directory, {Path.cwd()}; "
+                "sqlite:////abs/path.db is absolute); `careterm site collect --db ...` "
+                "creates the database"
+            )
+        time.sleep(0.2)
 
 
 def _where(engine: Engine) -> str:

@@ -10,6 +10,7 @@ the batch's transaction, under the lock of the device rows it touches.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class Outcome:
     acks: list[tuple[str, str, str, int]] = field(default_factory=list)  # site, device, epoch, seq
     commands: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     logs: list[tuple[int, str]] = field(default_factory=list)  # logged after the commit
+    # events refused because their id is stored for another device: (device, id, owner)
+    foreign: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def record(
@@ -58,45 +61,34 @@ def record(
     if not seqs:
         return set()
     keys = sorted(seqs)
-    created = {
-        (r.device, r.epoch)
-        for r in conn.execute(
-            insert_ignore(conn, streams).returning(streams.c.device, streams.c.epoch),
-            [
-                {
-                    "device": d,
-                    "epoch": e,
-                    "site": sites[(d, e)],
-                    "max_seq": 0,
-                    "acked_seq": 0,
-                    "ack_published": 0,
-                    "open_gaps": 0,
-                    "first_seen": now,
-                }
-                for d, e in keys
-            ],
-        )
-    }
+    conn.execute(
+        insert_ignore(conn, streams),
+        [
+            {
+                "device": d,
+                "epoch": e,
+                "site": sites[(d, e)],
+                "max_seq": 0,
+                "acked_seq": 0,
+                "ack_published": 0,
+                "open_gaps": 0,
+                "first_seen": now,
+            }
+            for d, e in keys
+        ],
+    )
     rows = {
         (r.device, r.epoch): dict(r._mapping)
         for r in conn.execute(
             select(streams).where(tuple_(streams.c.device, streams.c.epoch).in_(keys))
         )
     }
+    for dev_id in _contested(keys, new, dev_rows):
+        settle_current(conn, dev_id, dev_rows[dev_id], out)
     dirty: set[StreamKey] = set()
     for key in keys:
         s, got = rows[key], sorted(set(seqs[key]))
         dev = dev_rows[key[0]]
-        if key in created and dev["epoch"] != key[1]:
-            if dev["epoch"] is not None:
-                out.logs.append(
-                    (
-                        logging.WARNING,
-                        f"{key[0]}: new outbox epoch {key[1] or '(none)'} after "
-                        f"{dev['epoch'] or '(none)'}: accounted on its own (SPEC 9.2)",
-                    )
-                )
-            dev["epoch"] = key[1]
         s["first_seq"] = got[0] if s["first_seq"] is None else min(s["first_seq"], got[0])
         below = [q for q in got if q <= s["acked_seq"]]
         reused = _reused(conn, key, below) if below else []
@@ -117,6 +109,115 @@ def record(
         else:
             dirty.add(key)
     return dirty
+
+
+def _contested(keys: list[StreamKey], new: list[Event], dev_rows: dict) -> list[str]:
+    """Devices whose current epoch this batch may change: it holds events of an epoch other
+    than the current one, or a storage alert naming the epoch it follows. A device's first
+    epoch simply becomes its current one."""
+    epochs_of: dict[str, set[str]] = defaultdict(set)
+    for dev_id, epoch in keys:
+        epochs_of[dev_id].add(epoch)
+    out = {ev.device for ev in new if _previous_epoch(ev.type, ev.kind, ev.data, ev.epoch)}
+    for dev_id, seen in epochs_of.items():
+        dev = dev_rows[dev_id]
+        if dev["epoch"] is None and len(seen) == 1:
+            dev["epoch"] = next(iter(seen))
+        elif seen != {dev["epoch"]}:
+            out.add(dev_id)
+    return sorted(out)
+
+
+def _previous_epoch(etype: str, kind: str | None, data: Any, epoch: str | None) -> str | None:
+    """The epoch a critical `storage` alert says its own epoch follows (SPEC 9.2: the first
+    event of a new outbox, a rotation, or a wiped data folder names `previous_epoch`)."""
+    if etype != "alert" or kind != "storage" or not isinstance(data, dict):
+        return None
+    prev = data.get("previous_epoch")
+    return prev if isinstance(prev, str) and prev and prev != (epoch or NO_EPOCH) else None
+
+
+def settle_current(conn: Connection, dev_id: str, dev: dict, out: Outcome) -> None:
+    """Decide the device's current epoch from what the device said, not from the order its
+    epochs reached the site (several collectors, a broker session handing over old messages
+    late). An epoch some storage alert names as `previous_epoch` is over. Among the epochs
+    left, without that word from the device, the one whose last event has the newest id
+    (UUIDv7: the device's clock when it made the event) wins, and the device is pinged so
+    its answer (which names its epoch) settles it."""
+    known = [
+        r.epoch for r in conn.execute(select(streams.c.epoch).where(streams.c.device == dev_id))
+    ]
+    if not known:
+        return
+    over = _succeeded(conn, dev_id)
+    heads = [e for e in known if e not in over] or known
+    if len(heads) > 1:
+        dev["ping_at"] = None
+        newest = {e: _newest_id(conn, dev_id, e) for e in heads}
+        heads = [max(heads, key=lambda e: (newest[e], e == dev["epoch"], e))]
+    pick, was = heads[0], dev["epoch"]
+    if pick == was:
+        return
+    if was is not None:
+        out.logs.append(
+            (
+                logging.WARNING,
+                f"{dev_id}: outbox epoch {pick or '(none)'} is now current, after "
+                f"{was or '(none)'}; each is accounted on its own (SPEC 9.2)",
+            )
+        )
+    dev["epoch"] = pick
+
+
+def _succeeded(conn: Connection, dev_id: str) -> set[str]:
+    """Epochs of the device that one of its stored storage alerts names as previous."""
+    over = set()
+    for r in conn.execute(
+        select(events.c.epoch, events.c.payload).where(
+            and_(events.c.device == dev_id, events.c.type == "alert", events.c.kind == "storage")
+        )
+    ):
+        try:
+            data = json.loads(r.payload).get("data")
+        except (ValueError, AttributeError):
+            continue
+        prev = _previous_epoch("alert", "storage", data, r.epoch)
+        if prev is not None:
+            over.add(prev)
+    return over
+
+
+def _newest_id(conn: Connection, dev_id: str, epoch: str) -> str:
+    """The id of the epoch's highest-seq event stored under it ('' when it has none: only
+    events carried over from an earlier epoch, stored there)."""
+    row = conn.execute(
+        select(events.c.id)
+        .where(and_(events.c.device == dev_id, events.c.epoch == epoch, events.c.seq.is_not(None)))
+        .order_by(events.c.seq.desc())
+        .limit(1)
+    ).first()
+    return row.id if row is not None else ""
+
+
+def ack_new_current(
+    conn: Connection, before: dict[str, str | None], dev_rows: dict, srows: dict, out: Outcome
+) -> None:
+    """A device whose current epoch changed in this transaction (a ping answer, a storage
+    alert, a late epoch settled) gets the ack of its current epoch now: the retained ack
+    topic may still hold the other epoch's, which the device ignores."""
+    for dev_id in sorted(dev_rows):
+        dev = dev_rows[dev_id]
+        if dev["epoch"] is None or dev["epoch"] == before.get(dev_id):
+            continue
+        key = (dev_id, dev["epoch"])
+        if key not in srows:
+            row = conn.execute(
+                select(streams).where(and_(streams.c.device == dev_id, streams.c.epoch == key[1]))
+            ).first()
+            if row is None:
+                continue
+            srows[key] = dict(row._mapping)
+        ack_if_current(srows[key], dev, out)
 
 
 def _reused(conn: Connection, key: StreamKey, seqs: list[int]) -> list[int]:

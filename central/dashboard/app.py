@@ -40,6 +40,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from central.dashboard.data import ConsoleData, Snapshot
+from central.dashboard.sessions import LiveSessions, LoginThrottle
 from central.dashboard.texts import LANGS, Words, pct_level, response_level
 from central.dashboard.users import User, UserStore
 
@@ -118,6 +119,11 @@ class Hub:
     def poke(self) -> None:
         self._wake.set()
 
+    def wake_streams(self) -> None:
+        """Open event streams look at their session now (a logout ends its stream at once)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
     async def run(self) -> None:
         while not self.closing:
             with contextlib.suppress(TimeoutError):
@@ -139,9 +145,10 @@ class Hub:
 class RequireLogin:
     """ASGI middleware: no route but the log-in page and static files without a session."""
 
-    def __init__(self, app: ASGIApp, users: UserStore) -> None:
+    def __init__(self, app: ASGIApp, users: UserStore, sessions: LiveSessions) -> None:
         self.app = app
         self.users = users
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -154,7 +161,7 @@ class RequireLogin:
         if path == PUBLIC_PATH or path.startswith(PUBLIC_PREFIX):
             await self.app(scope, receive, send)
             return
-        user = self.users.session_user(scope.get("session") or {})
+        user = session_user(self.users, self.sessions, scope.get("session") or {})
         if user is None:
             if path.startswith(DATA_PREFIXES):
                 resp: Response = JSONResponse({"error": "login required"}, status_code=401)
@@ -204,6 +211,15 @@ class SecurityHeaders:
         await self.app(scope, receive, wrapped)
 
 
+def session_user(users: UserStore, sessions: LiveSessions, session: dict[str, Any]) -> User | None:
+    """The session's user: the user still exists with the same password, and the session
+    was not ended (logout) on this server."""
+    user = users.session_user(session)
+    if user is None or not sessions.alive(session.get("sid"), user.name):
+        return None
+    return user
+
+
 def _safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
@@ -212,6 +228,8 @@ def _safe_next(target: str | None) -> str:
 
 def create_app(settings: Settings) -> Starlette:
     hub = Hub(settings.data, settings.refresh_s)
+    sessions = LiveSessions(settings.session_hours * 3600)
+    throttle = LoginThrottle()
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(["html"]),
@@ -282,24 +300,38 @@ def create_app(settings: Settings) -> Starlette:
         ctx.update(next=_safe_next(request.query_params.get("next")), failed=False, name="")
         return HTMLResponse(env.get_template("login.html").render(ctx))
 
+    def login_page(
+        request: Request, target: str, name: str, status: int, locked: int = 0
+    ) -> HTMLResponse:
+        ctx = context(request, lang_of(request), "login", time.time())
+        ctx.update(next=target, failed=True, name=name, locked=locked)
+        return HTMLResponse(env.get_template("login.html").render(ctx), status_code=status)
+
     async def login(request: Request) -> Response:
         form = await request.form()
         name = str(form.get("user") or "")[:64]
         password = str(form.get("password") or "")
         target = _safe_next(str(form.get("next") or "/"))
-        user = await anyio.to_thread.run_sync(settings.users.check, name, password)
+        addr = _client(request)
+        wait = throttle.admit(name, addr)
+        if wait > 0:
+            log.warning("dashboard: log-in for %r from %s refused: locked out", name, addr)
+            return login_page(request, target, name, 429, locked=max(1, round(wait)))
+        user = None
+        try:
+            user = await anyio.to_thread.run_sync(settings.users.check, name, password)
+        finally:
+            throttle.done(name, addr, ok=user is not None)
         if user is None:
-            log.warning("dashboard: failed log-in for %r from %s", name, _client(request))
+            log.warning("dashboard: failed log-in for %r from %s", name, addr)
             await asyncio.sleep(LOGIN_FAIL_DELAY_S)  # slows password guessing
-            lang = lang_of(request)
-            ctx = context(request, lang, "login", time.time())
-            ctx.update(next=target, failed=True, name=name)
-            return HTMLResponse(env.get_template("login.html").render(ctx), status_code=401)
+            return login_page(request, target, name, 401)
         lang = request.session.get("lang")
         request.session.clear()
         request.session.update(
             user=user.name,
             fp=user.fingerprint,
+            sid=sessions.start(user.name),
             csrf=secrets.token_urlsafe(24),
             lang=lang if lang in LANGS else "zh",
         )
@@ -310,7 +342,9 @@ def create_app(settings: Settings) -> Starlette:
         form = await request.form()
         if not _csrf_ok(request, form.get("csrf")):
             return JSONResponse({"error": "bad or missing CSRF token"}, status_code=403)
+        sessions.end(request.session.get("sid"))
         request.session.clear()
+        hub.wake_streams()
         return RedirectResponse("/login", status_code=303)
 
     async def acknowledge(request: Request) -> Response:
@@ -347,7 +381,7 @@ def create_app(settings: Settings) -> Starlette:
             yield f"retry: {int(max(1.0, settings.refresh_s) * 1000)}\n\n"
             sent, sent_at = "", 0.0
             while not hub.closing:
-                if settings.users.session_user(session) is None:
+                if session_user(settings.users, sessions, session) is None:
                     yield "event: logout\ndata: {}\n\n"
                     return
                 if hub.version != sent or time.monotonic() - sent_at >= RERENDER_S:
@@ -400,7 +434,7 @@ def create_app(settings: Settings) -> Starlette:
                 same_site="strict",
                 https_only=settings.https,
             ),
-            Middleware(RequireLogin, users=settings.users),
+            Middleware(RequireLogin, users=settings.users, sessions=sessions),
         ],
         lifespan=lifespan,
     )

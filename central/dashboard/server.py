@@ -18,7 +18,7 @@ import uvicorn
 from central.dashboard.app import Settings, create_app
 from central.dashboard.data import ConsoleData
 from central.dashboard.users import UserStore
-from central.db import open_db
+from central.db import FIRST_FILE_WAIT_S, open_db
 from central.report import load_staff_names
 from central.report_model import DEFAULT_TIMEZONE
 from terminal.cliutil import UsageError
@@ -131,7 +131,7 @@ def serve(opts: ServeOptions) -> int:
         raise UsageError("--refresh, --alert-days and --session-hours must be positive")
     users = UserStore(opts.users)
     tz = time_zone(opts.timezone)
-    engine = open_db(opts.db)
+    engine = open_db(opts.db, must_exist=True, wait_s=FIRST_FILE_WAIT_S)
     data = ConsoleData(
         engine, tz=tz, staff_names=load_staff_names(opts.staff), alert_days=opts.alert_days
     )

@@ -15,6 +15,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "user": "用户名",
         "password": "密码",
         "bad_login": "用户名或密码不正确",
+        "locked_login": "登录失败次数过多，请 {s} 秒后再试",
         "logout": "退出",
         "wall": "大屏模式",
         "console": "监控台",
@@ -123,6 +124,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "user": "User name",
         "password": "Password",
         "bad_login": "Wrong user name or password",
+        "locked_login": (
+            "Too many failed log-ins for this name or from this computer: try again in {s} s"
+        ),
         "logout": "Log out",
         "wall": "Wall display",
         "console": "Console",

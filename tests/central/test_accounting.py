@@ -19,6 +19,7 @@ from central.db import (
     open_db,
     prompts,
     ratings,
+    seq_aliases,
     streams,
     telemetry,
 )
@@ -52,6 +53,13 @@ def env(
     if epoch is not None:
         e["epoch"] = epoch
     return e
+
+
+def new_epoch_alert(device: str, epoch: str, previous: str | None) -> dict[str, Any]:
+    """The first event of a new outbox (seq 1): a critical storage alert naming the epoch
+    it follows (terminal/outbox.py)."""
+    data = {"kind": "storage", "severity": "critical", "message": "a new outbox started"}
+    return env(device, 1, "alert", {**data, "previous_epoch": previous}, epoch=epoch)
 
 
 def rating(score: int = 4, reason_asked: bool = False, **kw: Any) -> dict[str, Any]:
@@ -90,6 +98,9 @@ class Books:
         self.engine = engine
 
     def store(self, *envs: dict[str, Any], raw: list[tuple[str, Any]] = ()) -> None:
+        self.acct.store_batch(self.batch(*envs, raw=raw))
+
+    def batch(self, *envs: dict[str, Any], raw: list[tuple[str, Any]] = ()) -> Batch:
         b = Batch()
         msgs = [(topic_of(e), e) for e in envs] + list(raw)
         for topic, body in msgs:
@@ -99,7 +110,7 @@ class Books:
             {"Event": b.events, "Status": b.statuses, "Reply": b.replies, "Telemetry": b.telemetry}[
                 kind
             ].append(m)
-        self.acct.store_batch(b)
+        return b
 
     def acks(self, device: str) -> list[dict[str, Any]]:
         return [b for t, b, _ in self.sent if t == f"careterm/main/{device}/ack"]
@@ -162,8 +173,9 @@ def test_arrival_out_of_order_across_batches_is_no_gap_and_no_resend(engine) -> 
 def test_a_new_epoch_is_neither_a_gap_nor_a_duplicate(engine) -> None:
     books = Books(engine, gap_timeout_s=0.0)
     books.store(*[env("pad-a", i, epoch=EPOCH_A) for i in range(1, 11)])
-    # the outbox was damaged: a new epoch starts again at seq 1 (SPEC 9.2)
-    books.store(*[env("pad-a", i, epoch=EPOCH_B) for i in range(1, 4)])
+    # the outbox was damaged: a new epoch starts again at seq 1 with a storage alert (SPEC 9.2)
+    books.store(new_epoch_alert("pad-a", EPOCH_B, EPOCH_A), env("pad-a", 2, epoch=EPOCH_B))
+    books.store(env("pad-a", 3, epoch=EPOCH_B))
     books.acct.tick()
     assert books.acks("pad-a")[-1] == {"seq": 3, "epoch": EPOCH_B}
     assert books.acct.stored == 13 and books.acct.duplicates == 0
@@ -366,3 +378,92 @@ def test_gaps_of_an_epoch_the_device_has_left_are_closed_as_superseded(engine) -
     assert states == [(EPOCH_A, 3, "superseded"), (EPOCH_A, 6, "superseded"), (EPOCH_B, 3, "open")]
     (d,) = books.rows(devices)
     assert d.epoch == EPOCH_B
+
+
+@pytest.mark.parametrize("told", ["storage alert", "event ids"])
+def test_an_older_epoch_seen_first_after_the_current_one_never_takes_over(engine, told) -> None:
+    """Audit #2: another collector (or a broker session) hands over the old epoch's events
+    after the new epoch's. The current epoch follows what the device said (its storage
+    alert naming the previous epoch, else the order it made its events in), not arrival."""
+    books = Books(engine, gap_timeout_s=0.0)
+    old = [env("pad-a", i, epoch=EPOCH_A) for i in (1, 2, 3)]  # made first
+    if told == "storage alert":
+        head = new_epoch_alert("pad-a", EPOCH_B, EPOCH_A)
+    else:
+        head = env("pad-a", 1, epoch=EPOCH_B)
+    books.store(head, env("pad-a", 2, epoch=EPOCH_B))
+    books.store(*old)  # first seen now: older all the same
+    books.store(*[env("pad-a", i, epoch=EPOCH_B) for i in (3, 4)])
+    (d,) = books.rows(devices)
+    assert (d.epoch, d.acked_seq) == (EPOCH_B, 4)
+    assert [a["epoch"] for a in books.acks("pad-a")] == [EPOCH_B, EPOCH_B]
+    assert books.acks("pad-a")[-1] == {"seq": 4, "epoch": EPOCH_B}
+    assert {s.epoch: s.acked_seq for s in books.rows(streams)} == {EPOCH_A: 3, EPOCH_B: 4}
+
+
+def test_a_ping_answer_that_corrects_the_current_epoch_publishes_its_ack(engine) -> None:
+    """Audit #2: the device's answer to `ping` names its epoch; when that corrects the
+    site's idea of the current epoch, the ack of that epoch goes out at once (it was
+    stored and accounted already, so no new event would trigger it)."""
+    books = Books(engine)
+    current = [env("pad-a", i, epoch=EPOCH_B) for i in (1, 2)]  # (ids made before A's)
+    books.store(*current)
+    books.store(*[env("pad-a", i, epoch=EPOCH_A) for i in (1, 2, 3)])  # looks newer
+    (d,) = books.rows(devices)
+    assert d.epoch == EPOCH_A and d.ping_at is None  # unsure: the device is asked
+    books.sent.clear()
+    ping = {"cid": "site-ping-1", "ok": True, "result": {"epoch": EPOCH_B, "last_seq": 2}}
+    books.store(raw=[("careterm/main/pad-a/reply", ping)])
+    assert books.acks("pad-a") == [{"seq": 2, "epoch": EPOCH_B}]
+    (d,) = books.rows(devices)
+    assert (d.epoch, d.acked_seq) == (EPOCH_B, 2)
+
+
+def test_an_event_id_already_stored_for_another_device_is_refused_not_acked(engine, caplog) -> None:
+    """Audit #4: device vb sends the id of va's next event (a cloned outbox, a broken id
+    generator). va's event is not stored, so va must not be acked for it: refused,
+    counted, logged once per device; never recorded as carried into a new epoch."""
+    books = Books(engine)
+    books.store(env("va", 1))
+    va2 = env("va", 2, data=rating(1))
+    books.store(env("vb", 1, eid=va2["id"]))
+    with caplog.at_level("ERROR", logger="careterm.collect"):
+        books.store(va2)
+        books.store(va2)  # the device sends it again: refused again, logged once
+        books.store(env("vc", 1, eid="clash-1"), env("vd", 1, eid="clash-1"))  # one batch
+    assert books.acks("va") == [{"seq": 1, "epoch": EPOCH_A}]
+    assert books.rows(seq_aliases) == []
+    assert {r.device: r.score for r in books.rows(ratings)} == {"va": 4, "vb": 4, "vc": 4}
+    assert books.acct.rejected == 3 and books.acct.duplicates == 0
+    assert caplog.text.count("stored here for device vb") == 1
+    assert caplog.text.count("vd sent event clash-1") == 1
+
+
+def test_an_ack_published_late_by_one_collector_never_goes_below_another_ones(engine) -> None:
+    """Audit #6: collector A commits seq 1-3, collector B commits 4-6 and publishes ack 6,
+    then A publishes: it publishes what the database holds now (6), not its own 3, which
+    would have left the retained ack behind."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("several collectors share a database on PostgreSQL (SPEC 9.5)")
+    col_a, col_b = Books(engine), Books(engine)
+    col_b.sent = col_a.sent  # one broker: the retained ack is the last one published
+    first = col_a.batch(*[env("pad-a", i) for i in (1, 2, 3)])
+    out = col_a.acct._transaction(lambda conn: col_a.acct._store(conn, first))
+    col_b.store(*[env("pad-a", i) for i in (4, 5, 6)])
+    col_a.acct._after_commit(out)  # A's publish reaches the broker only now
+    assert col_a.acks("pad-a")[-1] == {"seq": 6, "epoch": EPOCH_A}
+
+
+def test_timers_publish_recent_acks_again_so_a_stale_retained_ack_heals(engine) -> None:
+    """Audit #6: what slips through anyway (another collector's lower ack reaching the
+    broker last) is healed: the timers publish recently active devices' acks again, even
+    the ones this collector published already."""
+    books = Books(engine)
+    books.store(*[env("pad-a", i) for i in (1, 2, 3)])
+    books.acct.tick()  # the first tick: acks of this connection (none new)
+    books.sent.append(("careterm/main/pad-a/ack", {"seq": 1, "epoch": EPOCH_A}, True))
+    books.acct.tick()
+    assert books.acks("pad-a")[-1] == {"seq": 1, "epoch": EPOCH_A}  # not due yet
+    books.acct.heal_at = 0.0
+    books.acct.tick()
+    assert books.acks("pad-a")[-1] == {"seq": 3, "epoch": EPOCH_A}

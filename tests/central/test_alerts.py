@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from central.alerts import SET_ASIDE, AlertOptions, Forwarder, pending_count
 from central.db import alert_deliveries, open_db
+from tests.central.test_accounting import Books, env
 from tests.central.test_collector_e2e import outbox_empty
-from tests.conftest import careterm_cmd, careterm_env, wait_for
+from tests.conftest import careterm_cmd, careterm_env, run_careterm, wait_for
 
 pytestmark = [pytest.mark.broker]
 
@@ -303,3 +305,79 @@ def test_without_a_webhook_alerts_are_printed_one_json_line_each(
     lines = [json.loads(x) for x in out.splitlines()]
     assert [x["id"] for x in lines] == ["a-1", "a-2"]
     assert lines[0]["kind"] == "storage" and lines[0]["severity"] == "critical"
+
+
+def alert_env(dev: str, seq: int | None, kind: str = "dissatisfied") -> dict[str, Any]:
+    return env(dev, seq, "alert", {"kind": kind, "severity": "warning", "message": kind})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def site_engine(request, tmp_path: Path) -> Iterator[Any]:
+    url = f"sqlite:///{tmp_path}/site.db" if request.param == "sqlite" else None
+    eng = open_db(url or request.getfixturevalue("pg_url"), writer=True)
+    yield eng
+    eng.dispose()
+
+
+def test_alerts_two_collectors_commit_out_of_order_go_out_in_seq_order(
+    site_engine, webhook_factory
+) -> None:
+    """Audit #1: collectors of one group commit a device's alerts in any order. An alert
+    stored ahead of an earlier one still in flight at another collector waits for it; an
+    alert without seq (non-durable storage alert) is in no order and goes at once."""
+    col_a, col_b = Books(site_engine), Books(site_engine)  # two collectors, one database
+    first, second, third, fourth = (alert_env("pad-a", q) for q in (1, 2, 3, 4))
+    storage = alert_env("pad-a", None, "storage")
+    hook = webhook_factory()
+    fwd = Forwarder(site_engine, AlertOptions(webhook=hook.url))
+    col_b.store(third)
+    col_b.store(second, storage)
+    fwd._pass()
+    assert [b["id"] for b in hook.delivered()] == [storage["id"]]  # 2 and 3 wait for 1
+    col_a.store(first)
+    col_b.store(fourth)
+    fwd._pass()
+    seqs = [b["event"]["seq"] for b in hook.delivered()]
+    assert seqs == [None, 1, 2, 3, 4]
+    fwd._pass()
+    assert len(hook.calls) == 5  # each once
+
+
+@pytest.mark.parametrize("tool", [["alerts"], ["gaps"]])
+def test_a_missing_sqlite_database_is_refused_not_created(tmp_path: Path, tool) -> None:
+    """Audit #8: a mistyped --db path made an empty database and forwarded nothing, silently."""
+    typo = tmp_path / "typo.db"
+    r = run_careterm("site", *tool, "--db", f"sqlite:///{typo}")
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"no SQLite database at {typo}" in r.stderr and "site collect" in r.stderr
+    assert not typo.exists()
+
+
+def test_an_alert_the_webhook_refuses_for_good_is_set_aside_and_the_next_ones_go_on(
+    site_engine, webhook_factory, caplog
+) -> None:
+    """Audit #7: one alert the receiver can never take (413, 400) held back every later
+    alert of its device forever. After `max_refusals` 4xx answers it is set aside: kept in
+    the database, marked, logged at ERROR with its id; the next alert goes on."""
+    books = Books(site_engine)
+    bad, after = alert_env("pad-x", 1), alert_env("pad-x", 2)
+    books.store(bad, after)
+    hook = webhook_factory()
+    hook.answer = lambda body: 413 if body["id"] == bad["id"] else 200
+    opts = AlertOptions(webhook=hook.url, retry_min_s=0.0, retry_max_s=0.0, max_refusals=3)
+    fwd = Forwarder(site_engine, opts)
+    with caplog.at_level("ERROR", logger="careterm.alerts"):
+        for _ in range(4):
+            fwd._pass()
+    assert [(code, body["id"]) for code, body, _ in hook.calls] == [
+        (413, bad["id"]),
+        (413, bad["id"]),
+        (413, bad["id"]),
+        (200, after["id"]),
+    ]
+    row = {r.event_id: r for r in books.rows(alert_deliveries)}[bad["id"]]
+    assert (row.delivered_at, row.next_try, row.attempts) == (None, SET_ASIDE, 3)
+    assert row.last_error.startswith("set aside: HTTP 413")
+    assert f"refused alert {bad['id']} from pad-x 3 times" in caplog.text
+    assert pending_count(site_engine) == 0 and fwd.set_aside == 1

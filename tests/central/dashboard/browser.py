@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from central.db import open_db
 from tests.conftest import careterm_cmd, careterm_env, free_port, wait_for
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -115,6 +116,7 @@ class Console:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> Console:
+        open_db(self.args[3]).dispose()  # the site database, as `site collect` makes it
         f = self.log.open("ab")
         self.proc = subprocess.Popen(
             careterm_cmd("-v", *self.args), stdout=f, stderr=f, env=careterm_env()

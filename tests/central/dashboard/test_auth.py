@@ -152,6 +152,52 @@ def test_logout_ends_the_session(app_factory) -> None:
         assert client.get("/api/state").status_code == 401
 
 
+def test_logout_ends_the_session_for_a_copy_of_its_cookie_too(app_factory) -> None:
+    """Audit #3: the signed cookie alone cannot be taken back; the server ends the session."""
+    with TestClient(app_factory()) as client:
+        log_in(client)
+        copy = client.cookies["careterm_console"]
+        token = csrf_of(client)
+        assert client.post("/logout", data={"csrf": token}, follow_redirects=False).status_code
+        client.cookies.set("careterm_console", copy)
+        assert client.get("/api/state").status_code == 401
+        assert client.get("/events").status_code == 401
+        assert client.get("/", follow_redirects=False).status_code == 303
+        client.cookies.clear()
+        log_in(client)  # a new log-in is a new session
+        assert client.get("/api/state").status_code == 200
+
+
+def test_failed_log_ins_lock_the_name_out_even_in_parallel(app_factory) -> None:
+    """Audit #5: the one-second delay per failure did not stop parallel guessing. After
+    five failures a name is locked out, answered at once, even for the right password;
+    guesses sent together get no more tries than one after the other."""
+    import asyncio
+
+    import httpx
+
+    app = app_factory()
+
+    async def guesses() -> list[int]:
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+
+            async def one(pw: str) -> int:
+                r = await c.post("/login", data={"user": "wang", "password": pw})
+                return r.status_code
+
+            return list(await asyncio.gather(*(one(f"guess {i}") for i in range(20))))
+
+    with TestClient(app) as client:
+        codes = asyncio.run(guesses())
+        assert sorted(codes).count(401) <= 5 and codes.count(429) >= 15, codes
+        r = client.post("/login", data={"user": "wang", "password": PASSWORD})
+        assert r.status_code == 429
+        assert "登录失败次数过多" in r.text and "秒后再试" in r.text
+        assert client.get("/api/state").status_code == 401
+        log_in(client, "li", PASSWORD + "2")  # another name from another address: not locked
+
+
 def test_acknowledge_needs_the_csrf_token_and_records_who(app_factory, engine) -> None:
     ids = fill_site(engine)
     eid = ids["paper"]

@@ -73,6 +73,32 @@ def test_events_stream_pushes_changes_to_an_open_page(db_url, console_factory) -
     client.close()
 
 
+def test_logout_ends_an_open_events_stream_and_every_copy_of_the_cookie(
+    tmp_path: Path, console_factory
+) -> None:
+    """Audit #3: a copy of the session cookie (a shared PC, a leak) kept working after
+    logout until it expired, open live streams included."""
+    con = console_factory(f"sqlite:///{tmp_path}/s.db")
+    client = logged_in(con.url)
+    copy = httpx.Client(base_url=con.url, timeout=10, cookies=dict(client.cookies))
+    with copy.stream("GET", "/events?view=console") as r:
+        lines = r.iter_lines()
+        next_state(lines)
+        token = client.get("/").text.split('data-csrf="', 1)[1].split('"', 1)[0]
+        assert client.post("/logout", data={"csrf": token}).status_code == 200
+        rest = []
+        for line in lines:  # ends at once with `logout`, no more data
+            rest.append(line)
+            if line.startswith("data: ") and rest[-2:-1] == ["event: logout"]:
+                break
+        assert "event: state" not in rest and "event: logout" in rest
+    assert copy.get("/api/state").status_code == 401
+    assert copy.get("/events").status_code == 401
+    assert copy.get("/", follow_redirects=False).status_code == 303
+    copy.close()
+    client.close()
+
+
 def test_events_stream_refused_without_a_session(tmp_path: Path, console_factory) -> None:
     con = console_factory(f"sqlite:///{tmp_path}/s.db")
     r = httpx.get(con.url + "/events", timeout=10)
@@ -118,6 +144,7 @@ def test_bad_options_exit_2_with_one_line(tmp_path: Path, users_file: Path, extr
 
 
 def test_a_port_in_use_is_named(tmp_path: Path, users_file: Path) -> None:
+    open_db(f"sqlite:///{tmp_path}/s.db").dispose()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen(1)
@@ -133,3 +160,13 @@ def test_a_port_in_use_is_named(tmp_path: Path, users_file: Path) -> None:
             f"127.0.0.1:{port}",
         )
     assert r.returncode == 2 and f"127.0.0.1:{port}" in r.stderr and "in use" in r.stderr
+
+
+def test_a_missing_sqlite_database_is_refused_not_created(tmp_path: Path, users_file: Path) -> None:
+    """Audit #8: a mistyped --db path made an empty database and a console showing nothing."""
+    typo = tmp_path / "typo.db"
+    r = run_careterm("site", "dashboard", "--users", str(users_file), "--db", f"sqlite:///{typo}")
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"no SQLite database at {typo}" in r.stderr and "site collect" in r.stderr
+    assert not typo.exists()
