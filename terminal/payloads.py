@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -568,21 +569,25 @@ class SameAppointment:
     patient someone else's appointment and make another's first check-in a reprint. Ids are
     compared as the kiosk finds them, without regard to case."""
 
+    FIELDS = (
+        "name",
+        "department_id",
+        "department",
+        "doctor",
+        "room",
+        "slot_start",
+        "slot_end",
+        "queue_no",
+    )
+    """What the rows of one appointment share (all but `id`, `token` and `lookup`)."""
+    _what = staticmethod(attrgetter(*FIELDS))
+
     def __init__(self) -> None:
         self._seen: dict[str, tuple[str, ...]] = {}
 
     def check(self, a: Appointment) -> None:
         """Raise ValueError when `a` has the id of an earlier, different appointment."""
-        what = (
-            a.name,
-            a.department_id,
-            a.department,
-            a.doctor,
-            a.room,
-            a.slot_start,
-            a.slot_end,
-            a.queue_no,
-        )
+        what = self._what(a)
         first = self._seen.setdefault(a.id.upper(), what)
         if first is not what and first != what:
             raise ValueError(
