@@ -536,6 +536,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.start()  # its log: broker/mosquitto.log
             _publish_retained(port, files)
+            _create_site_db(folder / "site.db")
             spawn(
                 "collector",
                 me
@@ -619,6 +620,14 @@ def _start_console(
     return [
         f"console:  http://127.0.0.1:{port}/  (log in as demo / {password}; wall display: /wall)"
     ]
+
+
+def _create_site_db(path: Path) -> None:
+    """The site database made before the collector and the console start together: the
+    console refuses a missing one (a wrong path), and would otherwise race the collector."""
+    from central.db import open_db
+
+    open_db(f"sqlite:///{path}").dispose()
 
 
 def _wait(
