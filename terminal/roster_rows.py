@@ -169,7 +169,7 @@ def _rows(obj: dict[str, Any], path: Path | None) -> payloads.Roster | None:
                 models = _CHECK.validate_python(items[start:end])
                 for a in models:
                     same.check(a)
-            except (ValidationError, ValueError):
+            except ValueError:  # a ValidationError, or one id given two appointments
                 raise _Refused from None
             items[start:end] = [None] * len(models)  # their JSON can go now
             yield [

@@ -43,6 +43,12 @@ class CardRead:
         return out
 
 
+def unreadable(problem: str = "unrecognised") -> CardRead:
+    """A read that gave nothing usable (no rule matched, a line rejected whole, a wrong check
+    digit): no token, only the `problem` the kiosk tells the patient."""
+    return CardRead(kind="unknown", token=None, masked="", valid=False, problem=problem)
+
+
 ReadListener = Callable[[CardRead], None]
 
 

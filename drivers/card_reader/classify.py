@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from drivers.card_reader.base import CardRead
+from drivers.card_reader.base import CardRead, unreadable
 from drivers.card_reader.sam_protocol import IdText
 from terminal import resident_id
 from terminal.privacy import card_token, mask_name, mask_number
@@ -118,7 +118,7 @@ class Classifier:
         read = self.classify(line)
         if read is not None:
             return read
-        return CardRead(kind="unknown", token=None, masked="", valid=False, problem=self._why)
+        return unreadable(self._why)
 
     def classify(self, line: str) -> CardRead | None:
         for text, name in track_candidates(line):

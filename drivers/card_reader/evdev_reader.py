@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import time
 
-from drivers.card_reader.base import CardReader, ReadListener
+from drivers.card_reader.base import CardReader, ReadListener, unreadable
 from drivers.card_reader.classify import Classifier
-from drivers.card_reader.line_reader import check_line, double_sends, is_noise, unreadable
+from drivers.card_reader.line_reader import check_line, double_sends, is_noise
 from drivers.evdev_device import EvdevDevice
 from drivers.input_events import InputEvent, WedgeDecoder
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from drivers.card_reader.base import CardRead, CardReader, ReadListener
+from drivers.card_reader.base import CardReader, ReadListener, unreadable
 from drivers.card_reader.classify import Classifier
 from drivers.repeat import RepeatFilter
 from drivers.serial_port import SerialPort
@@ -38,11 +38,6 @@ def check_line(line: str) -> str | None:
 def is_noise(raw: bytes) -> bool:
     """Bytes no scanner sends for a code: only control characters, spaces and NULs."""
     return all(b <= 0x20 or b == 0x7F for b in raw)
-
-
-def unreadable() -> CardRead:
-    """The read a rejected line gives: the kiosk says "not recognised"."""
-    return CardRead(kind="unknown", token=None, masked="", valid=False, problem="unrecognised")
 
 
 class LineAssembler:
