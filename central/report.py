@@ -61,8 +61,11 @@ def render_report(args: argparse.Namespace) -> str:
         )
     windows = load_windows(args.windows)
     names = load_staff_names(args.staff)
-    engine = open_db(args.db, create=False)
-    create_schema(engine)  # an empty report rather than an error on a new database
+    # A mistyped SQLite path is refused, not made into an empty database whose report
+    # would say "no ratings"; a database `site collect` made but has not filled yet gives an
+    # empty report.
+    engine = open_db(args.db, create=False, must_exist=True)
+    create_schema(engine)
     report = build_report(
         engine,
         by=args.by,

@@ -177,6 +177,16 @@ def test_bad_arguments_exit_2(db: str, tmp_path: Path) -> None:
 
 def test_report_reads_an_empty_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/empty.db"
+    open_db(url).dispose()  # what `site collect` makes before its first event
     assert "(no ratings in this period)" in report(url)
     assert report(url, "--format", "csv").startswith("window,count,score_1")
     create_engine(url).dispose()
+
+
+def test_a_missing_database_file_is_refused_not_created(tmp_path: Path) -> None:
+    """A mistyped --db made an empty database and a report of "no ratings"."""
+    path = tmp_path / "typo.db"
+    r = run_careterm("site", "report", "--db", str(path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"no SQLite database at {path}" in r.stderr and "site collect" in r.stderr
+    assert not path.exists()
