@@ -34,7 +34,9 @@ from terminal.backoff import Backoff
 log = logging.getLogger("careterm.alerts")
 
 HTTP_TIMEOUT_S = 10.0
-FETCH = 500
+PER_DEVICE = 200
+"""Alerts of one device a pass looks at: its queue's head (a pass stops a device at its
+first alert that must wait)."""
 SET_ASIDE = -1.0
 """`alert_deliveries.next_try` of an alert set aside: the webhook refused it for good."""
 
@@ -265,14 +267,24 @@ class Forwarder:
 
 
 def _pending_query() -> Any:
-    """The undelivered alerts, each device's in the order it raised them: per epoch in `seq`
-    order (older epochs first, the device's current one last), with the stream's contiguous
-    watermark (`streams.acked_seq`) that says whether every earlier alert is stored. Alerts
-    without `seq` (the non-durable storage alert) come first, in storing order.
+    """The head of each device's undelivered alerts (at most PER_DEVICE), in the order it
+    raised them: per epoch in `seq` order (older epochs first, the device's current one
+    last), with the stream's contiguous watermark (`streams.acked_seq`) that says whether
+    every earlier alert is stored. Alerts without `seq` (the non-durable storage alert) come
+    first, in storing order.
 
-    Ordered in SQL, so a pass cut at FETCH rows holds the head of each device's queue."""
+    Cut per device (a window in SQL), not for the whole table: a device with hundreds of
+    alerts waiting behind a gap must not hide every other device's alerts from the pass."""
     on_stream = and_(streams.c.device == events.c.device, streams.c.epoch == events.c.epoch)
-    return (
+    in_order = (
+        case((events.c.seq.is_(None), 0), else_=1),
+        case((devices.c.epoch == events.c.epoch, 1), else_=0),
+        streams.c.first_seen,
+        events.c.epoch,
+        events.c.seq,
+        alert_deliveries.c.n,
+    )
+    ranked = (
         select(
             alert_deliveries.c.event_id,
             alert_deliveries.c.device,
@@ -284,6 +296,9 @@ def _pending_query() -> Any:
             events.c.seq,
             events.c.payload,
             streams.c.acked_seq,
+            func.row_number()
+            .over(partition_by=alert_deliveries.c.device, order_by=in_order)
+            .label("place"),
         )
         .select_from(
             alert_deliveries.join(events, events.c.id == alert_deliveries.c.event_id)
@@ -296,16 +311,10 @@ def _pending_query() -> Any:
                 alert_deliveries.c.next_try != SET_ASIDE,
             )
         )
-        .order_by(
-            alert_deliveries.c.device,
-            case((events.c.seq.is_(None), 0), else_=1),
-            case((devices.c.epoch == events.c.epoch, 1), else_=0),
-            streams.c.first_seen,
-            events.c.epoch,
-            events.c.seq,
-            alert_deliveries.c.n,
-        )
-        .limit(FETCH)
+        .subquery()
+    )
+    return (
+        select(ranked).where(ranked.c.place <= PER_DEVICE).order_by(ranked.c.device, ranked.c.place)
     )
 
 

@@ -381,3 +381,24 @@ def test_an_alert_the_webhook_refuses_for_good_is_set_aside_and_the_next_ones_go
     assert row.last_error.startswith("set aside: HTTP 413")
     assert f"refused alert {bad['id']} from pad-x 3 times" in caplog.text
     assert pending_count(site_engine) == 0 and fwd.set_aside == 1
+
+
+def test_a_device_with_many_alerts_waiting_does_not_hide_the_other_devices(
+    site_engine, webhook_factory
+) -> None:
+    """A pass read the first 500 pending alerts of the whole table, by device: one device
+    with more than that waiting behind a gap (its seq 1 still in flight) held back every
+    device after it until the gap was given up."""
+    books = Books(site_engine)
+    books.store(*[alert_env("pad-a", q) for q in range(2, 603)])  # seq 1 not stored yet
+    later = alert_env("pad-b", 1)
+    books.store(later)
+    hook = webhook_factory()
+    fwd = Forwarder(site_engine, AlertOptions(webhook=hook.url))
+    fwd._pass()
+    assert [b["id"] for b in hook.delivered()] == [later["id"]]
+    books.store(alert_env("pad-a", 1))
+    while fwd._pass()[0]:
+        pass
+    seqs = [b["event"]["seq"] for b in hook.delivered() if b["event"]["device"] == "pad-a"]
+    assert seqs == list(range(1, 603)) and pending_count(site_engine) == 0
