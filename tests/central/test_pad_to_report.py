@@ -6,6 +6,8 @@ import csv
 import io
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,12 @@ from tests.conftest import careterm_cmd, careterm_env, run_careterm, wait_for
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-def test_key_presses_on_a_real_pad_process_end_up_in_the_report(
-    config_writer, broker, pty, collector_factory, tmp_path: Path
-) -> None:
+@contextmanager
+def pad_at_the_site(
+    config_writer, broker, pty, collector_factory, tmp_path: Path, rating: str
+) -> Iterator[str]:
+    """A collector into a new SQLite database and a headless pad process (keypad on `pty`,
+    `rating` its [rating] table) that the site sees online; yields the database's URL."""
     db = f"sqlite:///{tmp_path}/site.db"
     col = collector_factory(broker.url, db, "--client-id", "col-a", "--gap-timeout", "1").start()
     wait_for(lambda: "subscribed" in col.output(), 15, what="collector subscribed")
@@ -26,8 +31,7 @@ def test_key_presses_on_a_real_pad_process_end_up_in_the_report(
         broker_url=broker.url,
         extra=f"""
 [rating]
-mode = "free"
-cooldown_s = 0
+{rating}
 debounce_ms = 40
 
 [buttons]
@@ -45,16 +49,30 @@ baudrate = 9600
         )
     try:
         wait_for(lambda: _online(db), 20, what="pad online at the site")
+        yield db
+    finally:
+        pad.terminate()
+        pad.wait(10)
+
+
+def report_row(db: str) -> dict[str, str]:
+    """The one row of `site report --format csv`."""
+    r = run_careterm("site", "report", "--db", db, "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    (row,) = csv.DictReader(io.StringIO(r.stdout))
+    return row
+
+
+def test_key_presses_on_a_real_pad_process_end_up_in_the_report(
+    config_writer, broker, pty, collector_factory, tmp_path: Path
+) -> None:
+    free = 'mode = "free"\ncooldown_s = 0'
+    with pad_at_the_site(config_writer, broker, pty, collector_factory, tmp_path, free) as db:
         for key in b"4433":
             pty.write(bytes([key]))
             time.sleep(0.25)
         wait_for(lambda: db_count(db) == 4, 20, what="four ratings stored")
-    finally:
-        pad.terminate()
-        pad.wait(10)
-    r = run_careterm("site", "report", "--db", db, "--format", "csv")
-    assert r.returncode == 0, r.stderr
-    (row,) = csv.DictReader(io.StringIO(r.stdout))
+    row = report_row(db)
     assert (
         row["window"],
         row["count"],
