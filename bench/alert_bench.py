@@ -44,7 +44,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from sqlalchemy import create_engine, text
 
-from careterm.harness import Pty, careterm_cmd, careterm_env, write_config
+from careterm.harness import Pty, careterm_cmd, careterm_env, subscribed_client, write_config
 from careterm.localbroker import Broker, free_port, wait_for
 
 GOAL_P99_S = 1.0
@@ -148,21 +148,9 @@ class Watcher:
         self.lock = threading.Lock()
         self.alerts: dict[str, float] = {}  # ticket -> arrival (time.time())
         self.replies: dict[str, dict[str, Any]] = {}
-        self.c = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"bench-watch-{os.getpid()}",
-            protocol=mqtt.MQTTv5,
+        self.c = subscribed_client(
+            port, [f"{BASE}/alerts/#", f"{BASE}/reply"], f"bench-watch-{os.getpid()}", self._msg
         )
-        ready = threading.Event()
-        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(
-            [(f"{BASE}/alerts/#", 1), (f"{BASE}/reply", 1)]
-        )
-        self.c.on_subscribe = lambda *a: ready.set()
-        self.c.on_message = self._msg
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        if not ready.wait(10):
-            raise RuntimeError("watcher did not subscribe")
 
     def _msg(self, c: Any, u: Any, m: mqtt.MQTTMessage) -> None:
         now = time.time()
@@ -422,18 +410,9 @@ def bench_raw(broker: Broker, hook: Webhook, n: int, payload_len: int) -> dict[s
         with urllib.request.urlopen(req, timeout=10) as r:
             r.read()
 
-    fwd = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"bench-raw-fwd-{os.getpid()}",
-        protocol=mqtt.MQTTv5,
+    fwd = subscribed_client(
+        broker.port, "bench/raw-alerts/#", f"bench-raw-fwd-{os.getpid()}", forward
     )
-    ready = threading.Event()
-    fwd.on_connect = lambda c, u, f, rc, p: c.subscribe("bench/raw-alerts/#", qos=1)
-    fwd.on_subscribe = lambda *a: ready.set()
-    fwd.on_message = forward
-    fwd.connect("127.0.0.1", broker.port)
-    fwd.loop_start()
-    ready.wait(10)
     pub = client(broker.port, f"bench-raw-pub-{os.getpid()}")
     sent: dict[str, float] = {}
     for i in range(n):

@@ -404,6 +404,8 @@ def collector_main(port: int, ack_every_s: float) -> int:
     """Count what arrives per device and ack it (retained `{"seq": N}`), like the site collector."""
     import paho.mqtt.client as mqtt
 
+    from careterm.harness import subscribed_client
+
     raise_fd_limit()
     lock = threading.Lock()
     seqs: dict[str, set[int]] = {}
@@ -413,7 +415,6 @@ def collector_main(port: int, ack_every_s: float) -> int:
     ids: set[str] = set()
     total = [0, 0, 0]  # messages, duplicates by id, malformed
     latencies: list[float] = []
-    subscribed = threading.Event()
 
     def on_message(c: Any, u: Any, m: mqtt.MQTTMessage) -> None:
         now = time.time()
@@ -442,20 +443,16 @@ def collector_main(port: int, ack_every_s: float) -> int:
                     n += 1
                 contiguous[dev] = n
 
-    c = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-        client_id=f"fleet-collector-{os.getpid()}",
-        protocol=mqtt.MQTTv5,
-    )
-    c.max_inflight_messages_set(1000)
-    c.on_message = on_message
-    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(
-        [(f"{TOPIC_ROOT}/{SITE}/+/events/#", 1), (f"{TOPIC_ROOT}/{SITE}/+/alerts/#", 1)]
-    )
-    c.on_subscribe = lambda *a: subscribed.set()
-    c.connect("127.0.0.1", port, 60)
-    c.loop_start()
-    if not subscribed.wait(15):
+    try:
+        c = subscribed_client(
+            port,
+            [f"{TOPIC_ROOT}/{SITE}/+/events/#", f"{TOPIC_ROOT}/{SITE}/+/alerts/#"],
+            f"fleet-collector-{os.getpid()}",
+            on_message,
+            prepare=lambda cl: cl.max_inflight_messages_set(1000),
+            timeout=15,
+        )
+    except RuntimeError:
         print(json.dumps({"error": "collector could not subscribe"}), flush=True)
         return 1
     print(json.dumps({"ready": True}), flush=True)

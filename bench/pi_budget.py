@@ -51,7 +51,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from careterm.harness import Pty, careterm_cmd, careterm_env, write_config
+from careterm.harness import Pty, careterm_cmd, careterm_env, subscribed_client, write_config
 from careterm.localbroker import Broker, wait_for
 
 BUDGETS: list[tuple[str, float | None]] = [("unconstrained", None), ("pi4", 0.25), ("pi3", 0.10)]
@@ -283,19 +283,7 @@ class Receiver:
     def __init__(self, port: int, topic: str, name: str) -> None:
         self.arrivals: list[tuple[float, dict[str, Any]]] = []
         self.lock = threading.Lock()
-        self.c = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"pibudget-{name}-{os.getpid()}",
-            protocol=mqtt.MQTTv5,
-        )
-        ready = threading.Event()
-        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.c.on_subscribe = lambda *a: ready.set()
-        self.c.on_message = self._msg
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        if not ready.wait(10):
-            raise RuntimeError("subscriber did not subscribe")
+        self.c = subscribed_client(port, topic, f"pibudget-{name}-{os.getpid()}", self._msg)
 
     def _msg(self, c: Any, u: Any, m: mqtt.MQTTMessage) -> None:
         now = time.monotonic()

@@ -29,7 +29,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from careterm.harness import Pty, careterm_cmd, careterm_env, write_config
+from careterm.harness import Pty, careterm_cmd, careterm_env, subscribed_client, write_config
 from careterm.localbroker import Broker, wait_for
 
 BASE = "careterm/main/pad-w03"
@@ -53,18 +53,7 @@ class Receiver:
         self.arrivals: dict[str, float] = {}
         self.count = 0
         self.lock = threading.Lock()
-        self.c = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"bench-rx-{os.getpid()}",
-            protocol=mqtt.MQTTv5,
-        )
-        ready = threading.Event()
-        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.c.on_subscribe = lambda *a: ready.set()
-        self.c.on_message = self._msg
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        ready.wait(10)
+        self.c = subscribed_client(port, topic, f"bench-rx-{os.getpid()}", self._msg)
 
     def _msg(self, c: Any, u: Any, m: mqtt.MQTTMessage) -> None:
         now = time.perf_counter()

@@ -1,5 +1,6 @@
 """Driving careterm from outside, for the tests and the benchmarks: a pseudo-terminal standing in
-for a serial device, a device configuration, and `careterm` as a child process."""
+for a serial device, a device configuration, `careterm` as a child process, and an independent
+MQTT subscriber watching what reaches the broker."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import tty
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
 
 ROOT = Path(__file__).resolve().parent.parent
 """The repository (careterm is installed editable by scripts/bootstrap)."""
@@ -90,3 +96,35 @@ def run_careterm(*args: str, timeout: float = 60, **env: str) -> subprocess.Comp
         timeout=timeout,
         env=careterm_env(**env),
     )
+
+
+def subscribed_client(
+    port: int,
+    topics: str | list[str],
+    client_id: str,
+    on_message: Callable[[mqtt.Client, Any, mqtt.MQTTMessage], None],
+    *,
+    prepare: Callable[[mqtt.Client], None] | None = None,
+    timeout: float = 10.0,
+) -> mqtt.Client:
+    """A paho MQTT v5 client of the broker on 127.0.0.1:`port`, subscribed at QoS 1 to `topics`
+    (again on every reconnect), its network thread running; `prepare` sets it up further
+    before it connects. Raises RuntimeError when no SUBACK came within `timeout`."""
+    c = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+    )
+    wanted = [(t, 1) for t in ([topics] if isinstance(topics, str) else topics)]
+    ready = threading.Event()
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(wanted)
+    c.on_subscribe = lambda *a: ready.set()
+    c.on_message = on_message
+    if prepare is not None:
+        prepare(c)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    if not ready.wait(timeout):
+        c.loop_stop()
+        raise RuntimeError(f"{client_id}: no SUBACK for {topics} within {timeout:.0f} s")
+    return c

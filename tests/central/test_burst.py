@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from careterm.harness import subscribed_client
 from central.db import events, gaps, streams
 from provisioning.broker import MAX_INFLIGHT_MESSAGES, MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES
 from tests.conftest import wait_for
@@ -70,24 +71,20 @@ class Fleet:
         self.acks: dict[str, dict[str, Any]] = {}
         self.resends: list[str] = []
         self.lock = threading.Lock()
-        self.c = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"fleet-{os.getpid()}",
-            protocol=mqtt.MQTTv5,
-        )
-        self.c.max_inflight_messages_set(100)
-        self.c.max_queued_messages_set(0)
         self.puback = 0
-        self.c.on_publish = self._on_publish
-        self.c.on_message = self._on_message
-        ready = threading.Event()
-        self.c.on_subscribe = lambda *a: ready.set()
-        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(
-            [("careterm/main/+/ack", 1), ("careterm/main/+/cmd/resend", 1)]
+
+        def prepare(c: mqtt.Client) -> None:
+            c.max_inflight_messages_set(100)
+            c.max_queued_messages_set(0)
+            c.on_publish = self._on_publish
+
+        self.c = subscribed_client(
+            port,
+            ["careterm/main/+/ack", "careterm/main/+/cmd/resend"],
+            f"fleet-{os.getpid()}",
+            self._on_message,
+            prepare=prepare,
         )
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        assert ready.wait(10)
 
     def _on_publish(self, *a: Any) -> None:
         with self.lock:
