@@ -145,6 +145,10 @@ class MqttLink:
         self.session = 0
         """The durable session counter of the current (or last) connection."""
         self._attempt_sent_connect = True
+        self._status_mid: int | None = None
+        """The `online` status of this connection, published right after SUBSCRIBE: until the
+        broker acknowledges it, the retained `ack` may still be on its way (below)."""
+        self._events_due = 0.0
         self._shutdown_mid: int | None = None
         self._connack_due = 0.0
         self._shutdown_acked = threading.Event()
@@ -348,6 +352,7 @@ class MqttLink:
         self._client = None
         self._inflight.clear()
         self._queued_upto = 0
+        self._status_mid = None
         if self.connected.is_set() and not self._stop.is_set():
             log.warning("mqtt: link lost (%s); events wait in the outbox", why)
         self.connected.clear()
@@ -363,7 +368,8 @@ class MqttLink:
         """One turn: send what waits, then wait for the socket, the wake pipe or a timer."""
         self._flush_sent()
         if self.connected.is_set():
-            self._fill_window(client)
+            if self._status_mid is None or time.monotonic() > self._events_due:
+                self._fill_window(client)
             self._send_outgoing(client)
         sock = client.socket()
         if sock is None:
@@ -470,7 +476,13 @@ class MqttLink:
             flags.session_present,
         )
         client.subscribe([(t, 1) for t in self._subs])
-        client.publish(self.topics.status, self._status("online", None), qos=1, retain=True)
+        info = client.publish(self.topics.status, self._status("online", None), qos=1, retain=True)
+        # No event goes out before the broker acknowledges this status. It handles our packets
+        # in order, so by then it has sent the retained `ack` of the SUBSCRIBE before it: an ack
+        # that starts a new epoch (an outbox restored from an older copy) is applied before
+        # events stored since are published with seq numbers the site already has for others.
+        self._status_mid = info.mid
+        self._events_due = time.monotonic() + self.opts.connect_timeout_s
         self.connected.set()
         if self._on_connected is not None:
             try:
@@ -485,16 +497,21 @@ class MqttLink:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if mid == self._shutdown_mid:
             self._shutdown_acked.set()
+        if mid == self._status_mid:
+            self._status_mid = None
         seq = self._inflight.pop(mid, None)
         if seq is None:
             return
         if reason_code is not None and getattr(reason_code, "is_failure", False):
+            # Not delivered: it stays waiting (never expired) and goes out again after the next
+            # reconnect or a `resend`. Marked sent, expiry would forget it after retain_days.
             log.error(
                 "mqtt: broker refused event seq %d: %s (check the broker's ACL); it stays "
-                "stored for `resend`",
+                "waiting and is published again after the next reconnect",
                 seq,
                 reason_code,
             )
+            return
         self.state.acked += 1
         self._sent.append(seq)
 

@@ -36,6 +36,7 @@ from terminal.outbox_files import (
     move_aside,
     read_marker,
     release_reserve,
+    wal_lost,
     write_marker,
 )
 from terminal.outbox_schema import (
@@ -59,6 +60,8 @@ from terminal.storage import (
     classify,
     classify_any,
     rollback_open,
+    sync_dir,
+    write_durably,
 )
 from terminal.topics import Topics
 
@@ -152,6 +155,8 @@ class Outbox:
         self.topics = Topics(topic_root, site, device)
         self.identity_path = self.path.with_name(self.path.stem + ".identity")
         self.reserve_path = self.path.with_name(self.path.stem + ".reserve")
+        self.wal_lost_path = self.path.with_name(self.path.stem + ".wal-lost")
+        """Says the WAL was lost until the epoch it made unsafe has ended (survives a crash)."""
         self.faults = faults or Faults()
         self.clock: Clock = clock or SystemClock()
         self._max_pages = max_pages
@@ -163,6 +168,7 @@ class Outbox:
         self.epoch = ""
         self.recovered: _Recovery | None = None
         """Why this start began a new epoch although it was not a first boot (None: it did not)."""
+        self._stale_file: str | None = None
         self._kept = 0.0
         self._kept_saved_at = 0.0
         self._last_mono = self.clock.monotonic()
@@ -172,6 +178,7 @@ class Outbox:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open()
+        self._end_unsafe_epoch()
         self._hold_reserve()
 
     # -- opening ---------------------------------------------------------------------------
@@ -198,6 +205,12 @@ class Outbox:
         return db
 
     def _open(self) -> sqlite3.Connection:
+        lost = wal_lost(self.path)
+        if lost is not None:
+            # Noted durably before SQLite resets the evidence: a crash before the new epoch is
+            # committed must not let the next start hand out the lost seq numbers again.
+            log.error("outbox: %s", lost)
+            write_durably(self.wal_lost_path, lost.encode())
         identity = self._read_identity()
         problem: str | None = None
         db: sqlite3.Connection | None = None
@@ -266,26 +279,43 @@ class Outbox:
             raise StorageError(
                 f"{self.path}: cannot open the outbox: {classify(e)[1]}", classify(e)[0]
             ) from e
-        if identity is None or identity.get("epoch") != self.epoch:
+        marked = identity.get("epoch") if identity is not None else None
+        if (
+            isinstance(marked, str)
+            and marked != self.epoch
+            and info.get("foreign_alerted") != marked
+        ):
+            # Not a marker one step behind (a crash between a new epoch's commit and the marker,
+            # which then names the epoch this file ended): the file never had the marker's epoch.
+            # It is an older copy (only the file restored) or another folder's: the site may
+            # already hold its next seq numbers for other events. A new epoch starts in it.
+            self._stale_file = (
+                f"the outbox has epoch {self.epoch} but its marker {self.identity_path} names "
+                f"epoch {marked}, which this file never had (restored from an older copy?)"
+            )
+        elif identity is None or marked != self.epoch:
             if identity is not None:
                 log.warning(
                     "outbox: %s has epoch %s but the marker said %s; using the file",
                     self.path,
                     self.epoch,
-                    identity.get("epoch"),
+                    marked,
                 )
             self._write_identity()
         return db
 
     def _create(self, db: sqlite3.Connection, recovery: _Recovery | None) -> None:
-        """A new outbox and epoch; after a recovery its first event, in the same transaction,
-        is the critical `storage` alert saying what happened (a crash cannot lose it)."""
-        db.executescript(SCHEMA)
+        """A new outbox and epoch; after a recovery its first event, in the same transaction
+        as the tables, is the critical `storage` alert saying what happened (a crash cannot
+        lose it: a file killed before this commit has no tables and is made again)."""
         epoch = new_epoch()
         self._db = db
         self.epoch = epoch
         db.execute("BEGIN IMMEDIATE")
         try:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
             for key in META_KEYS:
                 db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, 0)", (key,))
             db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
@@ -305,6 +335,32 @@ class Outbox:
         self._apply_limit(db)
         self._write_identity()
         self.recovered = recovery
+
+    def _end_unsafe_epoch(self) -> None:
+        """After a lost WAL (noted by `_open`) or in a file older than its marker, `last_seq`
+        may be behind numbers already handed out: unless a new outbox was made anyway, a new
+        epoch starts in this file (events still stored carried over), so no seq is given to two
+        events. A crash before it is committed leaves the note and the marker as they were."""
+        lost: str | None = None
+        try:
+            lost = self.wal_lost_path.read_text(errors="replace").strip() or "WAL lost"
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            lost = f"the outbox's WAL was lost after an unclean stop ({e})"
+        why = "; ".join(w for w in (lost, self._stale_file) if w)
+        if why and self.recovered is None:
+            try:
+                self._rotate(why)
+            except StorageError:
+                self._db.close()
+                raise
+        if lost is not None:
+            try:
+                self.wal_lost_path.unlink()
+                sync_dir(self.path.parent)
+            except OSError as e:
+                log.warning("outbox: cannot remove %s: %s", self.wal_lost_path, e)
 
     def _recovery_alert(self, recovery: _Recovery) -> dict[str, Any]:
         kept = ", ".join(str(p) for p in recovery.kept)
@@ -579,25 +635,25 @@ class Outbox:
         )
         log.error("outbox: %s", message)
 
+        alert = alert_data(
+            "storage",
+            "critical",
+            message,
+            epoch=self.epoch,
+            previous_epoch=epoch,
+            previous_acked_seq=upto,
+        )
+
+        # The note "said once" and the alert saying it commit together: a crash or a full disk
+        # between the two must not leave the note without the alert.
         def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT OR REPLACE INTO info(key, value) VALUES ('foreign_alerted', ?)", (epoch,)
             )
+            self._insert(db, "alert", alert, "storage", None)
 
         try:
             self._write("site_ack", True, work)
-            self.store(
-                "alert",
-                alert_data(
-                    "storage",
-                    "critical",
-                    message,
-                    epoch=self.epoch,
-                    previous_epoch=epoch,
-                    previous_acked_seq=upto,
-                ),
-                alert_kind="storage",
-            )
         except StorageError as e:
             log.error("outbox: could not record that: %s", e)
         return AckResult(False, 0, "another epoch: alerted")
@@ -609,6 +665,8 @@ class Outbox:
         old = self.epoch
         epoch = new_epoch()
 
+        # One transaction with the alert that says so: a crash or a full disk cannot leave a new
+        # epoch the site was never told about.
         def work(db: sqlite3.Connection) -> int:
             rows = db.execute(
                 "SELECT id, type, topic, payload, created, kept_mark FROM events ORDER BY seq"
@@ -629,6 +687,15 @@ class Outbox:
                 "INSERT OR REPLACE INTO info(key, value) VALUES ('foreign_alerted', ?)", (old,)
             )
             self.epoch = epoch
+            alert = alert_data(
+                "storage",
+                "critical",
+                f"{why}; a new epoch {epoch} started; {len(rows)} stored events carried over",
+                epoch=epoch,
+                previous_epoch=old,
+                carried=len(rows),
+            )
+            self._insert(db, "alert", alert, "storage", None)
             return len(rows)
 
         try:
@@ -643,18 +710,6 @@ class Outbox:
             old,
             epoch,
             carried,
-        )
-        self.store(
-            "alert",
-            alert_data(
-                "storage",
-                "critical",
-                f"{why}; a new epoch {epoch} started; {carried} stored events carried over",
-                epoch=epoch,
-                previous_epoch=old,
-                carried=carried,
-            ),
-            alert_kind="storage",
         )
 
     # -- expiry on kept time ------------------------------------------------------------------

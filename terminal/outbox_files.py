@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,46 @@ def move_aside(path: Path) -> list[Path]:
             kept.append(dst)
     sync_dir(path.parent)
     return kept
+
+
+WAL_INDEX_VERSION = 3007000
+"""`iVersion` of SQLite's WAL index header (the `-shm` file), in native byte order."""
+
+
+def wal_lost(path: Path) -> str | None:
+    """Why the outbox at `path` lost committed transactions with its WAL, or None.
+
+    Read before SQLite opens the file (the first connection resets the `-shm`). After an
+    unclean stop (SIGKILL, power cut) the WAL holds commits not yet copied into the database,
+    and the `-shm` index says how many frames (`mxFrame`) and how many are copied
+    (`nBackfill`). A WAL removed or cut short after that (a technician cleaning up, a file
+    system repair) leaves a valid database that ends earlier: its `last_seq` is behind numbers
+    already handed out. SQLite writes and syncs the frames before the index names them, so an
+    index that names more frames than the WAL holds means they were lost."""
+    try:
+        head = Path(f"{path}-shm").read_bytes()[:136]
+    except OSError:
+        return None
+    if len(head) < 136 or head[:48] != head[48:96]:
+        return None  # no index, or one caught mid-update: nothing to go by
+    version, _, _, is_init, _, page, frames = struct.unpack("=IIIBBHI", head[:20])
+    (copied,) = struct.unpack("=I", head[96:100])
+    if version != WAL_INDEX_VERSION or not is_init or frames <= copied:
+        return None
+    page_size = 65536 if page == 1 else page
+    need = 32 + frames * (24 + page_size)
+    wal = Path(f"{path}-wal")
+    try:
+        size = wal.stat().st_size
+    except OSError:
+        size = -1
+    if size >= need:
+        return None
+    state = "missing" if size < 0 else f"cut short ({size} of at least {need} bytes)"
+    return (
+        f"the outbox's WAL {wal} was {state} after an unclean stop: {frames - copied} pages of "
+        "the last stored events were lost with it, and their seq numbers may have been sent"
+    )
 
 
 def read_marker(path: Path) -> dict[str, Any] | None:
