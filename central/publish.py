@@ -21,7 +21,7 @@ MAX_PAYLOAD = MAX_PAYLOAD_BYTES  # what the devices parse at all
 
 
 def site_topic(topic_root: str, site: str, kind: SiteDocument) -> str:
-    if not topics.NAME_RE.match(site):
+    if not topics.NAME_RE.fullmatch(site):
         raise UsageError(f"--site {site!r}: a site is lower-case letters, digits and '-'")
     try:
         return topics.site_document(topic_root, site, kind)

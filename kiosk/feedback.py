@@ -43,7 +43,7 @@ class FeedbackForm:
         """'' when the form can be sent, else the i18n key of what is wrong."""
         if self.category not in CATEGORIES:
             return "fb_category"
-        if self.phone and not PHONE.match(self.phone):
+        if self.phone and not PHONE.fullmatch(self.phone):
             return "fb_phone_bad"
         return ""
 

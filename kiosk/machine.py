@@ -613,7 +613,7 @@ class KioskMachine:
     def _lookup_submit(self) -> list[Effect]:
         d: LookupView = self.data
         if d.method == "phone_birth":
-            if not PHONE.match(d.phone):
+            if not PHONE.fullmatch(d.phone):
                 return self._lookup_error("lk_phone_bad", "phone")
             if d.field == "phone" and not d.birth:
                 self.data = replace(d, field="birth", error="")

@@ -20,7 +20,7 @@ def check_char(first17: str) -> str:
 def is_valid(number: str) -> bool:
     """18 characters whose last one is the right check character (`x` taken as `X`)."""
     number = number.upper()
-    return bool(_SHAPE.match(number)) and check_char(number[:17]) == number[17]
+    return bool(_SHAPE.fullmatch(number)) and check_char(number[:17]) == number[17]
 
 
 def complete(first17: str) -> str:

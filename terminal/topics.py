@@ -59,7 +59,7 @@ class SiteTopic:
 
 
 def _check(value: str, pattern: re.Pattern[str], what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise TopicError(f"{what} {value!r} does not match {pattern.pattern}")
     return value
 

@@ -75,7 +75,7 @@ def fingerprint(phc: str) -> str:
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UsageError(f"user name {name!r}: 1-32 characters, no spaces or ':' (e.g. wang.fang)")
     return name
 
@@ -102,7 +102,7 @@ def read_users(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         name, sep, phc = line.partition(":")
-        if not sep or not NAME_RE.match(name) or not phc.startswith("$scrypt$"):
+        if not sep or not NAME_RE.fullmatch(name) or not phc.startswith("$scrypt$"):
             raise UsageError(
                 f"{path}: line {n}: expected name:$scrypt$... (write it with "
                 "`careterm site users add NAME`)"

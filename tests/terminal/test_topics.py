@@ -75,13 +75,18 @@ def test_a_root_of_several_levels_is_stripped_before_parsing() -> None:
 
 
 def test_builders_refuse_names_that_would_change_the_shape() -> None:
-    for bad in ("a/b", "+", "#", "", "Rating"):
+    for bad in ("a/b", "+", "#", "", "Rating", "rating\n"):
         with pytest.raises(TopicError):
             T.event(bad)
     with pytest.raises(TopicError):
         Topics("careterm", "main", "pad+")
     with pytest.raises(TopicError):
         Topics("care/#", "main", "pad")
+    for site, device in (("main\n", "pad"), ("main", "pad\n")):  # `$` matches before a \n
+        with pytest.raises(TopicError):
+            Topics("careterm", site, device)
+    with pytest.raises(TopicError):
+        Topics("careterm\n", "main", "pad")
 
 
 def test_filters_and_acl_patterns_are_one_level_deep() -> None:

@@ -73,6 +73,7 @@ def test_users_add_reads_stdin_writes_a_private_file_and_changes_passwords(tmp_p
         (("add", "wang"), "short\n", "at least 8 characters"),
         (("add", "has space"), "long enough password\n", "user name"),
         (("add", "a:b"), "long enough password\n", "user name"),
+        (("add", "wang\n"), "long enough password\n", "user name"),  # a line of its own
         (("remove", "nobody"), "", "no user 'nobody'"),
     ],
 )
