@@ -16,6 +16,7 @@ as at a real window: a press counts after a prompt (`cmd/prompt`, or the P key).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib.util
 import json
 import logging
@@ -288,10 +289,17 @@ def plan_demo(args: argparse.Namespace, screen: Screen, stdin_tty: bool) -> Plan
 
 
 def summary(
-    plan: Plan, folder: Path, url: str, port: int, broker: bool, extra: Sequence[str] = ()
+    plan: Plan,
+    folder: Path,
+    url: str,
+    port: int,
+    broker: bool,
+    extra: Sequence[str] = (),
+    no_broker: str = "mosquitto is not installed",
 ) -> str:
     """The lines the demo prints: only what runs, only what works where it runs. `extra`:
-    lines of other things the demo started (the site console)."""
+    lines of other things the demo started (the site console); `no_broker`: why there is
+    no broker, when there is none."""
     base = PAD.base
     lines = ["careterm demo running (Ctrl-C stops it)"]
     if plan.screen.kind == "real" and not plan.headless:
@@ -305,7 +313,7 @@ def summary(
         lines.append(f"  watch:    mosquitto_sub -p {port} -v -t '{ROOT_TOPIC}/#'")
     else:
         lines.append(
-            "  broker:   none (mosquitto is not installed): events wait in each outbox, "
+            f"  broker:   none ({no_broker}): events wait in each outbox, "
             f"see `careterm outbox list --config {folder / 'pad.toml'}`"
         )
     if plan.run_kiosk:
@@ -486,9 +494,63 @@ def _watch(port: int, out: TextIO) -> Any:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def _demo_folder(value: str) -> Path:
+    folder = Path(value).resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(
+            f"--dir {value}: the demo cannot write its files there ({e.strerror}); run it from "
+            "a folder you may write, or give one: careterm demo --dir ~/careterm-demo"
+        ) from None
+    return folder
+
+
+def _lock_folder(folder: Path) -> int:
+    """One demo per folder: a second one would rewrite the first one's configuration and
+    broker files and run a second pad on the same outbox. Released when the process ends."""
+    fd = os.open(folder / ".demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(
+            f"another careterm demo is running in {folder}: stop it (Ctrl-C in its terminal), "
+            "or run this one elsewhere with --dir"
+        ) from None
+    return fd
+
+
+def _start_broker(broker: Broker) -> bool:
+    """Start the demo's mosquitto; False (with what went wrong) when it would not start."""
+    print(f"demo: starting mosquitto on 127.0.0.1:{broker.port} ...", flush=True)
+    try:
+        broker.start()
+    except (RuntimeError, AssertionError, OSError) as e:
+        broker.stop()
+        print(
+            f"demo: mosquitto did not start ({e}); going on without a broker: events wait in "
+            f"each outbox. Its files: {broker.dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return False
+    return True
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    folder = Path(args.dir).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _demo_folder(args.dir)
+    lock = _lock_folder(folder)
+    try:
+        return _run_demo(args, folder)
+    finally:
+        os.close(lock)
+
+
+def _run_demo(args: argparse.Namespace, folder: Path) -> int:
     screen = detect_screen()
     plan = plan_demo(args, screen, os.isatty(sys.stdin.fileno()) if sys.stdin else False)
     if args.only == "kiosk" and plan.headless:
@@ -532,9 +594,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     rc = 0
+    no_broker = "mosquitto is not installed"
     try:
+        if broker is not None and not _start_broker(broker):  # its log: broker/mosquitto.log
+            broker, no_broker = None, "mosquitto did not start, see above"
         if broker is not None:
-            broker.start()  # its log: broker/mosquitto.log
             _publish_retained(port, files)
             _create_site_db(folder / "site.db")
             spawn(
@@ -564,7 +628,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if broker is not None and plan.run_pad:
             threading.Thread(target=_sign_in_when_online, args=(port,), daemon=True).start()
 
-        print(summary(plan, folder, url, port, broker is not None, console), flush=True)
+        print(summary(plan, folder, url, port, broker is not None, console, no_broker), flush=True)
         if feeder is not None and plan.run_pad:
             feeder.start(sys.stdin)
         rc = _wait(children, folder, stop, args.duration)

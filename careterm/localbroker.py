@@ -6,6 +6,7 @@ which is how fault tests take the broker away from a device.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -78,16 +79,25 @@ class Broker:
     def start(self) -> Broker:
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.write_conf()
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        # What mosquitto says before its log file is open (a port in use, a bad option) goes
+        # to its stderr: keep it, so a failed start can say why.
+        with open(self.dir / "mosquitto.out", "wb") as out:
+            self.proc = subprocess.Popen(
+                [exe, "-c", str(self.conf)], stdout=out, stderr=subprocess.STDOUT
+            )
         wait_for(self._accepting, 10, what=f"mosquitto on port {self.port}")
         return self
 
     def _accepting(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            log = self.dir / "mosquitto.log"
-            raise RuntimeError(f"mosquitto exited: {log.read_text() if log.exists() else ''}")
+            said = []
+            for name in ("mosquitto.out", "mosquitto.log"):
+                with contextlib.suppress(OSError):
+                    said += (self.dir / name).read_text(errors="replace").strip().splitlines()
+            why = " | ".join(said[-5:]) if said else "no message"
+            raise RuntimeError(
+                f"mosquitto exited with status {self.proc.returncode} on port {self.port}: {why}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 return True

@@ -197,8 +197,8 @@ def write_broker_dir(
     The configuration names its files by absolute path: `dest` when the folder will be
     copied to that place on the broker host, else where it is written.
     """
+    server = ca.issue_server(hosts, site)  # first: a CA fault leaves no empty folder behind
     out.mkdir(parents=True, exist_ok=True)
-    server = ca.issue_server(hosts, site)
     written = []
 
     def put(name: str, data: bytes, secret: bool = False) -> None:

@@ -9,7 +9,7 @@ import tarfile
 import time
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import tomli_w
@@ -18,8 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from provisioning.certs import common_name
-from terminal.config import DeviceConfig, parse_config
+from provisioning.certs import common_name, write_secret
+from terminal.config import ConfigError, DeviceConfig, parse_config
 
 ETC = "/etc/careterm"
 MEMBERS = ("device.toml", "device.crt", "device.key", "ca.crt", "site.salt")
@@ -125,8 +125,58 @@ def check_fixed(before: dict[str, Any], after: dict[str, Any]) -> None:
 
 
 def validate(data: dict[str, Any]) -> DeviceConfig:
-    """The same check the device makes at start (raises ConfigError naming the key)."""
-    return parse_config(data, "device.toml")
+    """The same check the device makes at start (raises ConfigError naming the key), and
+    that `provision install` could give device.data_dir to the service."""
+    cfg = parse_config(data, "device.toml")
+    problem = data_dir_problem(cfg.device.data_dir)
+    if problem:
+        raise ConfigError("device.toml", "device.data_dir", problem)
+    return cfg
+
+
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/run", "/sbin", "/sys", "/usr")
+"""Install makes device.data_dir the service's (chown careterm, 0750, writable under the
+unit): never one of these or below them."""
+HIDDEN_DIRS = ("/home", "/root", "/tmp", "/var/tmp")
+"""What the unit hides from the service (ProtectHome=, PrivateTmp=)."""
+SHARED_DIRS = (
+    "/opt",
+    "/srv",
+    "/var",
+    "/var/backups",
+    "/var/cache",
+    "/var/lib",
+    "/var/local",
+    "/var/log",
+    "/var/mail",
+    "/var/opt",
+    "/var/spool",
+    "/var/www",
+)
+"""Folders other software shares: a data_dir must be a folder of its own below them."""
+DATA_DIR_FIX = (
+    "give careterm a folder of its own, e.g. /var/lib/careterm (the default) or /srv/careterm"
+)
+
+
+def data_dir_problem(data_dir: str) -> str | None:
+    """Why `data_dir` cannot be given to the service user, with the fix; None when it can."""
+    path = PurePosixPath(data_dir)
+    if ".." in path.parts or "." in data_dir.split("/"):
+        return f"{data_dir!r}: write it without '.' or '..' segments; {DATA_DIR_FIX}"
+    text = str(path)
+    if text == "/" or text in SHARED_DIRS:
+        return f"{text} is shared with the rest of the system; {DATA_DIR_FIX}"
+    for top in SYSTEM_DIRS:
+        if text == top or text.startswith(top + "/"):
+            return (
+                f"{text} is below the system folder {top}, which install would hand to the "
+                f"careterm user; {DATA_DIR_FIX}"
+            )
+    for top in HIDDEN_DIRS:
+        if text == top or text.startswith(top + "/"):
+            return f"{text} is below {top}, which the service cannot see; {DATA_DIR_FIX}"
+    return None
 
 
 HINTS = {
@@ -169,15 +219,7 @@ def write_bundle(out: Path, files: dict[str, bytes]) -> None:
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(data))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, buf.getvalue())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, out)
+    write_secret(out, buf.getvalue())  # 0600 from the first byte; no partial file left
 
 
 @dataclass(frozen=True)
@@ -225,6 +267,9 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise BundleError(f"{p}: device.toml is not valid TOML ({e})") from None
     cfg = parse_config(data, f"{p}:device.toml")
+    problem = data_dir_problem(cfg.device.data_dir)
+    if problem:
+        raise BundleError(f"{p}:device.toml: device.data_dir: {problem}")
     _check_identity(p, files, cfg)
     return Bundle(files, cfg)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,23 +71,53 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 def write_secret(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write a file atomically, owner-only (0600) from the first byte on disk until it is
-    complete and synced; then give it `mode` and move it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    complete and synced; then give it `mode` and move it into place.
+
+    The temporary file has a name of its own (never a fixed `<name>.tmp` another run, or a
+    symlink planted there, could share) and is removed when writing fails (a full disk), so
+    nothing half-written is left behind, under the final name or beside it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if mode != 0o600:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def create_secret(path: Path, data: bytes) -> None:
+    """Create `path` (0600) with `data`, complete and synced, only if nothing is there yet:
+    FileExistsError when another run (the same command started twice) made it first."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)  # atomic, and never replaces an existing file
     finally:
-        os.close(fd)
-    if mode != 0o600:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def write_public(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    os.chmod(path, 0o644)
+    """A public file (certificate, CRL, configuration), 0644, written atomically: a reader
+    (Mosquitto reading crl.pem, the next run reading ca.crt) sees the old file or the new
+    one, never an empty or truncated one."""
+    write_secret(path, data, 0o644)
 
 
 @dataclass(frozen=True)
@@ -106,13 +138,20 @@ class SiteCA:
     @classmethod
     def init(cls, directory: str | os.PathLike[str], name: str = "careterm site CA") -> SiteCA:
         ca = cls(directory)
+        already = CAError(
+            f"{ca.dir}: a CA is already there; a new one would orphan every device it signed "
+            "(use another --dir, or move the old CA away on purpose)"
+        )
         if (ca.dir / CA_KEY).exists() or (ca.dir / CA_CERT).exists():
+            raise already
+        try:
+            ca.dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(ca.dir, 0o700)
+        except OSError as e:
             raise CAError(
-                f"{ca.dir}: a CA is already there; a new one would orphan every device it signed "
-                "(use another --dir, or move the old CA away on purpose)"
-            )
-        ca.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(ca.dir, 0o700)
+                f"{ca.dir}: cannot make the CA folder here ({e.strerror}); give --dir a new "
+                "folder this user may create, e.g. ~/careterm-ca/<site>"
+            ) from None
         key = _new_key()
         subject = x509.Name(
             [
@@ -149,9 +188,25 @@ class SiteCA:
             )
             .sign(key, hashes.SHA256())
         )
-        write_secret(ca.dir / CA_KEY, key_pem(key))
-        write_public(ca.dir / CA_CERT, cert_pem(cert))
-        (ca.dir / ISSUED).mkdir(exist_ok=True)
+        made: list[Path] = []
+        try:
+            create_secret(ca.dir / CA_KEY, key_pem(key))  # a second `ca init` at once loses
+            made.append(ca.dir / CA_KEY)
+            write_public(ca.dir / CA_CERT, cert_pem(cert))
+            made.append(ca.dir / CA_CERT)
+            (ca.dir / ISSUED).mkdir(exist_ok=True)
+        except FileExistsError:
+            raise already from None
+        except OSError as e:
+            # A key without its certificate (a full disk) would block `ca init` and every
+            # `provision device` alike: keep nothing.
+            for path in made:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise CAError(
+                f"{ca.dir}: cannot write the CA ({e.strerror}); nothing was kept: free some "
+                "space (or choose another --dir) and run `careterm provision ca init` again"
+            ) from None
         return ca
 
     # -- loading --------------------------------------------------------------------------
@@ -179,9 +234,13 @@ class SiteCA:
         """The site's card-token salt (64 hex characters), created here on first use."""
         self._load()
         path = self.dir / SALT
-        if not path.exists():
-            write_secret(path, (secrets.token_hex(32) + "\n").encode())
-        data = path.read_bytes()
+        try:
+            if not path.exists():
+                with contextlib.suppress(FileExistsError):  # another run made it first: use it
+                    create_secret(path, (secrets.token_hex(32) + "\n").encode())
+            data = path.read_bytes()
+        except OSError as e:
+            raise CAError(f"{path}: cannot create or read the site salt ({e.strerror})") from None
         if not data.strip():
             raise CAError(f"{path}: empty salt file; restore it from backup (tokens depend on it)")
         return data
@@ -199,6 +258,8 @@ class SiteCA:
         days: int = LEAF_DAYS,
     ) -> Issued:
         ca_key, ca_cert = self._load()
+        if site:
+            self._check_site(site, cn)
         key = _new_key()
         attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "careterm")]
         if site:
@@ -248,10 +309,41 @@ class SiteCA:
             )
         cert = builder.sign(ca_key, hashes.SHA256())
         issued_dir = self.dir / ISSUED
-        issued_dir.mkdir(exist_ok=True)
-        # A public record of every certificate signed: what a revocation list is built from.
-        write_public(issued_dir / f"{cn}-{cert.serial_number:x}.crt", cert_pem(cert))
+        try:
+            issued_dir.mkdir(exist_ok=True)
+            # A public record of every certificate signed: what a revocation list is built from.
+            write_public(issued_dir / f"{cn}-{cert.serial_number:x}.crt", cert_pem(cert))
+        except OSError as e:
+            raise CAError(
+                f"{issued_dir}: cannot record the certificate for {cn} ({e.strerror}); "
+                "nothing was issued: free some space and run the command again"
+            ) from None
         return Issued(cn, cert_pem(cert), key_pem(key))
+
+    def sites(self) -> set[str]:
+        """The sites this CA has issued certificates for (the OU of each issued record)."""
+        found: set[str] = set()
+        for record in (self.dir / ISSUED).glob("*.crt"):
+            try:
+                names = load_cert(record).subject.get_attributes_for_oid(
+                    NameOID.ORGANIZATIONAL_UNIT_NAME
+                )
+            except (OSError, ValueError):
+                continue
+            found.update(str(n.value) for n in names)
+        return found
+
+    def _check_site(self, site: str, cn: str) -> None:
+        """One CA, one site. The broker admits every certificate of its CA and the ACL knows
+        only the certificate's name: a device issued for another site by the same CA would
+        be admitted by this site's broker and could publish as one of its devices."""
+        others = sorted(self.sites() - {site})
+        if others:
+            raise CAError(
+                f"{self.dir} is the CA of site {others[0]!r}; a certificate for {cn!r} at "
+                f"site {site!r} would be admitted by that site's broker too: make a CA for "
+                f"site {site!r} (careterm provision ca init --dir <new folder>) and use it"
+            )
 
     def issue_device(self, device_id: str, site: str, days: int = LEAF_DAYS) -> Issued:
         return self._issue(device_id, client=True, server=False, site=site, days=days)
@@ -292,6 +384,22 @@ class SiteCA:
             for line in path.read_text().splitlines()
             if line.strip() and not line.startswith("#")
         }
+
+    def valid_for(self, name: str) -> list[x509.Certificate]:
+        """Certificates issued to `name` that are neither revoked nor expired."""
+        revoked, now, out = self.revoked_serials(), _now(), []
+        for record in sorted((self.dir / ISSUED).glob(f"{name}-*.crt")):
+            try:
+                cert = load_cert(record)
+            except (OSError, ValueError):
+                continue
+            if (
+                common_name(cert) == name
+                and cert.serial_number not in revoked
+                and cert.not_valid_after_utc > now
+            ):
+                out.append(cert)
+        return out
 
     def revoke(self, name: str) -> list[int]:
         """Revoke every certificate issued so far to `name`; rewrite crl.pem. Returns the

@@ -15,9 +15,10 @@ from provisioning.broker import install_crl, role_files, write_broker_dir
 from provisioning.bundle import BundleError, read_bundle
 from provisioning.certs import CRL, CAError, SiteCA, role_identity
 from provisioning.doctor import run_checks
-from provisioning.install import InstallError, apply, make_plan
+from provisioning.install import InstallError, apply, exclusive, make_plan
 from terminal.cliutil import UsageError, add_config_arg
 from terminal.config import NAME_PATTERN, ConfigError, config_path
+from terminal.topics import ROOT_RE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -128,7 +129,9 @@ def _usage(msg: str) -> Exception:
 
 def _name(kind: str, value: str) -> str:
 
-    if not re.match(NAME_PATTERN, value):
+    # fullmatch: with re.match, `$` also matches before a trailing newline, and a site name
+    # such as "main\n" would split the ACL's and the configuration's lines.
+    if not re.fullmatch(NAME_PATTERN, value):
         raise _usage(
             f"--{kind} {value!r}: use 1-32 lower-case letters, digits and '-', "
             "starting with a letter or digit"
@@ -180,12 +183,24 @@ def cmd_device(args: argparse.Namespace) -> int:
             "`provision broker` accepts only TLS with certificates",
             file=sys.stderr,
         )
+    out = _bundle_path(args.out, device_id)
     ca = SiteCA(args.ca)
     try:
         salt = ca.salt()
+        earlier = ca.valid_for(device_id)
         issued = ca.issue_device(device_id, site, days=args.days)
     except CAError as e:
         raise _usage(str(e)) from None
+    if earlier:
+        since = min(c.not_valid_before_utc for c in earlier).date().isoformat()
+        print(
+            f"careterm: warning: {device_id} already has {len(earlier)} valid certificate(s) "
+            f"from this CA (since {since}). Renewing or replacing that device: fine; to shut "
+            f"the old one out, `careterm provision revoke --ca {args.ca} --id {device_id}` "
+            "before making its new bundle. A different device: use another --id (two devices "
+            "with one id push each other off the broker)",
+            file=sys.stderr,
+        )
     header = (
         f"careterm device {device_id} ({args.role}) at site {site}.\n"
         "Written by `careterm provision device`; check it with `careterm config check`."
@@ -207,13 +222,32 @@ def cmd_device(args: argparse.Namespace) -> int:
         )
     if args.role == "kiosk" and args.window:
         print("careterm: warning: --window is for rating pads; a kiosk ignores it", file=sys.stderr)
-    out = Path(args.out)
-    bundles.write_bundle(out, files)
+    try:
+        bundles.write_bundle(out, files)
+    except OSError as e:
+        raise _usage(
+            f"--out {out}: cannot write the bundle ({e.strerror or e}); nothing was written "
+            "there: free some space or choose another --out, then run the command again"
+        ) from None
     print(
         f"{out}: bundle for {device_id} ({args.role}, site {site}); it holds the device's "
         "private key: copy it to the device, install it, then delete it"
     )
     return 0
+
+
+def _bundle_path(value: str, device_id: str) -> Path:
+    """--out, checked before anything is issued: a file name in a folder this user may write."""
+    out = Path(value)
+    example = out / f"{device_id}.tar.gz"
+    if out.is_dir():
+        raise _usage(f"--out {value}: that is a folder; name the bundle file, e.g. {example}")
+    folder = next((p for p in (out.parent, *out.parent.parents) if p.exists()), Path("."))
+    if not folder.is_dir():
+        raise _usage(f"--out {value}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _usage(f"--out {value}: this user may not write in {folder}; choose another --out")
+    return out
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -229,6 +263,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
     if not 1 <= args.collectors <= 64:
         raise _usage(f"--collectors {args.collectors}: give 1 to 64")
     bind = _bind_address(args.bind)
+    hosts = [_host(h) for h in args.host]
+    root = _topic_root(args.topic_root)
     out = Path(args.out)
     if args.dest and not Path(args.dest).is_absolute():
         raise _usage(f"--dest {args.dest!r}: give an absolute folder, e.g. /etc/mosquitto/careterm")
@@ -238,10 +274,10 @@ def cmd_broker(args: argparse.Namespace) -> int:
             SiteCA(args.ca),
             out,
             site=site,
-            hosts=args.host,
+            hosts=hosts,
             port=args.port,
             bind=bind,
-            topic_root=args.topic_root,
+            topic_root=root,
             collectors=args.collectors,
             dest=dest,
         )
@@ -256,6 +292,32 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host(value: str) -> str:
+    """A --host: a DNS name or an IP address, as devices write it in mqtts://HOST:PORT."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if _HOSTNAME.fullmatch(value):
+        return value
+    raise _usage(
+        f"--host {value!r}: give only a host name or an IP address (e.g. broker.hospital.local "
+        "or 10.20.0.5), without mqtts:// or a port (the port is --port)"
+    )
+
+
+def _topic_root(value: str) -> str:
+    if not re.fullmatch(ROOT_RE.pattern, value):
+        raise _usage(
+            f"--topic-root {value!r}: use letters, digits, '_' and '-', segments separated "
+            "by '/' (no '+', '#', spaces or empty segments); the default is careterm"
+        )
+    return value
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+
+
 def _bind_address(value: str) -> str:
     """An IP address or a host name for Mosquitto's `listener PORT ADDRESS`, or ''."""
 
@@ -265,7 +327,7 @@ def _bind_address(value: str) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         pass
-    if re.fullmatch(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+", value):
+    if _HOSTNAME.fullmatch(value):
         return value
     raise _usage(f"--bind {value!r}: give an IP address (e.g. 10.1.2.3) or a host name")
 
@@ -308,8 +370,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     if root != Path("/"):
         root.mkdir(parents=True, exist_ok=True)
     try:
-        plan = make_plan(bundle, root)
-        apply(plan, root)
+        with exclusive(root):
+            plan = make_plan(bundle, root)
+            apply(plan, root)
     except InstallError as e:
         print(f"careterm: install: {e}", file=sys.stderr)
         return 1

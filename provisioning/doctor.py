@@ -30,7 +30,7 @@ from provisioning.certs import common_name, load_cert
 from provisioning.install import UNITS
 from terminal.certinfo import days_left
 from terminal.clock import clock_synced
-from terminal.config import ConfigError, DeviceConfig, load_config
+from terminal.config import ConfigError, DeviceConfig, file_problems, load_config
 from terminal.privacy import SaltError, load_salt
 
 EXPIRY_WARN_DAYS = 30
@@ -99,9 +99,15 @@ def run_checks(
     yield ok(
         "config", f"{config_file}: {cfg.device.id} ({cfg.device.role}) at site {cfg.device.site}"
     )
+    relative = [(k, why) for k, why in file_problems(cfg) if "a relative path" in why]
+    if relative:
+        key, why = relative[0]
+        more = f" (and {len(relative) - 1} more)" if len(relative) > 1 else ""
+        yield fail("paths", f"{key}: {why}{more}", f"write every path in {config_file} in full")
     service = ServiceUser.lookup(service_user, cfg.device.role, unit_dir)
     yield check_data_dir(cfg, service_user)
     yield check_salt(cfg)
+    yield check_secrets(cfg)
     clock = check_clock()
     yield clock
     yield check_timezone(cfg)
@@ -269,6 +275,42 @@ def _service_can_write(d: Path, user: str) -> str:
     if not who.denied(d, write=True)[0]:
         return ""
     return f"owned by {_user_name(st.st_uid)}, mode {stat.S_IMODE(st.st_mode):04o}"
+
+
+def check_secrets(cfg: DeviceConfig) -> Check:
+    """The device key, the site salt and the broker password are readable by root and the
+    service only (install makes them 0640 root:careterm): a copy made by hand with `cp` or
+    unpacked with `tar` as another user is often world-readable, and anyone logged in could
+    then take the device's identity or match card tokens."""
+    m = cfg.mqtt
+    files = [
+        ("mqtt.key_file", m.key_file if m.tls else ""),
+        ("privacy.salt_file", cfg.privacy.salt_file),
+        ("mqtt.password_file", m.password_file if m.username else ""),
+    ]
+    open_to_all, checked = [], []
+    for key, path in files:
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None  # missing or unreadable: the salt, certificate and tls lines say so
+        if st is None:
+            continue
+        checked.append(path)
+        if st.st_mode & 0o007:
+            open_to_all.append((key, path, stat.filemode(st.st_mode)))
+    if open_to_all:
+        key, path, mode = open_to_all[0]
+        names = " ".join(p for _, p, _ in open_to_all)
+        return fail(
+            "secrets",
+            f"{path} ({key}) is {mode}: other users can read it"
+            + (f" (and {len(open_to_all) - 1} more)" if len(open_to_all) > 1 else ""),
+            f"sudo chown root:careterm {names} && sudo chmod 0640 {names}",
+        )
+    if not checked:
+        return skip("secrets", "no device key, salt or password file to check")
+    return ok("secrets", f"{', '.join(checked)}: closed to other users")
 
 
 def check_salt(cfg: DeviceConfig) -> Check:

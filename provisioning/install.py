@@ -8,6 +8,8 @@ modes, and owners and commands are only recorded in `<root>/careterm-install-pla
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import grp
 import json
 import os
@@ -17,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,6 +265,7 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
     data_dir = str(bundle.config.data_dir)
     extra_rw = data_dir != STATE_DIR and not data_dir.startswith(STATE_DIR + "/")
     if extra_rw:
+        _check_foreign_data_dir(root, data_dir)
         plan.dir(data_dir, 0o750, f"{USER}:{GROUP}")
 
     # Hardware access.
@@ -309,6 +313,35 @@ def make_plan(bundle: Bundle, root: Path, exe: str | None = None) -> Plan:
     return plan
 
 
+def _check_foreign_data_dir(root: Path, data_dir: str) -> None:
+    """Install gives device.data_dir to the service user (chown, 0750, writable under the
+    unit): only a new or empty folder, or one that already holds careterm's outbox."""
+    from provisioning.bundle import DATA_DIR_FIX, data_dir_problem
+    from terminal.outbox import outbox_path
+
+    problem = data_dir_problem(data_dir)
+    if problem:
+        raise InstallError(f"device.data_dir: {problem}; make the bundle again")
+    folder = root / data_dir.lstrip("/")
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InstallError(
+            f"device.data_dir {data_dir}: not a folder (a file or a symlink is there); "
+            f"{DATA_DIR_FIX}, and make the bundle again"
+        )
+    if not folder.is_dir() or (folder / outbox_path("").name).exists():
+        return
+    try:
+        foreign = next(iter(folder.iterdir()), None)
+    except OSError as e:
+        raise InstallError(f"device.data_dir {data_dir}: cannot read it ({e.strerror})") from None
+    if foreign is not None:
+        raise InstallError(
+            f"device.data_dir {data_dir} already holds other files ({foreign.name}, ...) and "
+            f"no careterm outbox: install would give the folder to the careterm user; "
+            f"{DATA_DIR_FIX}, and make the bundle again"
+        )
+
+
 def _set_aside_other_device_state(plan: Plan, bundle: Bundle, root: Path) -> None:
     from terminal.config import ConfigError, load_config
     from terminal.outbox import outbox_path
@@ -331,6 +364,26 @@ def _set_aside_other_device_state(plan: Plan, bundle: Bundle, root: Path) -> Non
         f"{old_dir} held the outbox of {old.device.id} (site {old.device.site}); "
         f"moved to {aside}: send or delete what it holds"
     )
+
+
+@contextlib.contextmanager
+def exclusive(root: Path) -> Iterator[None]:
+    """One `provision install` at a time below `root`: two at once (a second terminal, a
+    double-clicked script) would interleave two bundles' files: one device's key beside the
+    other's certificate. The lock is on the root folder itself, so it needs no file of its
+    own and goes with the process."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InstallError(
+                f"another `careterm provision install` is running on {root}: wait for it to "
+                "finish, then run this one again (check with `ps -ef | grep provision`)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _user_exists(name: str) -> bool:

@@ -509,7 +509,9 @@ def file_problems(cfg: DeviceConfig) -> list[tuple[str, str]]:
         if not value:
             return
         path = Path(value)
-        if not path.exists():
+        if not path.is_absolute():
+            out.append((key, relative_path_problem(cfg, value, what)))
+        elif not path.exists():
             out.append((key, f"{value}: no such file ({what})"))
         elif not path.is_file():
             out.append((key, f"{value}: not a file ({what})"))
@@ -549,9 +551,23 @@ def file_problems(cfg: DeviceConfig) -> list[tuple[str, str]]:
                         "(the kiosk would show tickets on screen only)",
                     )
                 )
+    elif cfg.rating.voice_dir and not Path(cfg.rating.voice_dir).is_absolute():
+        out.append(
+            ("rating.voice_dir", relative_path_problem(cfg, cfg.rating.voice_dir, "voice prompts"))
+        )
     elif cfg.rating.voice_dir and not Path(cfg.rating.voice_dir).is_dir():
         out.append(("rating.voice_dir", f"{cfg.rating.voice_dir}: not a folder"))
     return out
+
+
+def relative_path_problem(cfg: DeviceConfig, value: str, what: str) -> str:
+    """A relative path resolves against the folder a program starts in: here, the shell's;
+    under systemd, `/`. It would pass a check run beside the file and fail in the service."""
+    full = Path(cfg.source).resolve().parent / value
+    return (
+        f"{value}: a relative path ({what}); the service starts in /, not in this folder: "
+        f"write the full path, e.g. {full}"
+    )
 
 
 def config_path(explicit: str | None) -> str:

@@ -226,3 +226,64 @@ def test_only_kiosk_without_a_screen_is_refused_with_what_to_do(tmp_path: Path) 
     r = run_careterm("demo", "--dir", str(tmp_path), "--only", "kiosk", CARETERM_DEMO_SCREEN="none")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "careterm demo --only pad" in r.stderr
+
+
+# -- a newcomer's machine (audit of 2026-12-03) ------------------------------------------------
+
+
+def _fake_mosquitto(tmp_path: Path) -> str:
+    """A `mosquitto` on PATH that cannot start, as when its port is taken."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "mosquitto"
+    exe.write_text('#!/bin/sh\necho "Error: Address already in use" >&2\nexit 1\n')
+    exe.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def test_the_local_broker_says_why_mosquitto_did_not_start(tmp_path: Path, monkeypatch) -> None:
+    from careterm.localbroker import Broker
+
+    monkeypatch.setenv("PATH", _fake_mosquitto(tmp_path))
+    with pytest.raises(RuntimeError, match="Address already in use"):
+        Broker(tmp_path / "broker").start()
+
+
+def test_a_mosquitto_that_does_not_start_leaves_the_demo_running_on_the_outbox(
+    tmp_path: Path,
+) -> None:
+    r = subprocess.run(
+        careterm_cmd(
+            "demo", "--dir", str(tmp_path / "d"), "--headless", "--only", "pad", "--for", "2"
+        ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=careterm_env(PATH=_fake_mosquitto(tmp_path), CARETERM_DEMO_SCREEN="none"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "mosquitto did not start" in r.stderr and "Address already in use" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "broker:   none (mosquitto did not start, see above)" in r.stdout
+    assert "mosquitto_pub" not in r.stdout
+
+
+def test_a_demo_folder_it_cannot_write_is_one_line_with_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    r = run_careterm("demo", "--dir", str(tmp_path / "afile"), "--for", "1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "--dir" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_second_demo_in_the_same_folder_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    fd = os.open(tmp_path / ".demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # the first demo, still running
+        r = run_careterm("demo", "--dir", str(tmp_path), "--headless", "--for", "1")
+    finally:
+        os.close(fd)
+    assert r.returncode == 2 and "another careterm demo is running" in r.stderr, r.stderr
+    assert not (tmp_path / "pad.toml").exists()  # the first one's files untouched

@@ -330,6 +330,7 @@ def test_a_certificate_close_to_expiry_warns_without_failing(site, site_broker, 
     soon = SiteCA(site.ca).issue_device("pad-w03", SITE, days=12)
     (tmp_path / "soon.crt").write_bytes(soon.cert)
     (tmp_path / "soon.key").write_bytes(soon.key)
+    (tmp_path / "soon.key").chmod(0o600)  # as installed: doctor fails a key others can read
     cfg = write_config(
         tmp_path / "pad.toml",
         device_id="pad-w03",
@@ -349,6 +350,7 @@ def test_a_certificate_close_to_expiry_warns_without_failing(site, site_broker, 
 def test_a_plain_mqtt_device_is_checked_without_tls(broker, tmp_path):
     salt = tmp_path / "site.salt"
     salt.write_text("ab" * 32)
+    salt.chmod(0o600)  # as installed: doctor fails a salt others can read
     cfg = tmp_path / "device.toml"
     cfg.write_text(
         f'[device]\nid = "pad-w03"\nrole = "rating_pad"\nsite = "main"\n'
