@@ -42,12 +42,14 @@ class SerialPort(ReopeningPort):
         read_timeout: float = 0.1,
         reopen_every: float = REOPEN_EVERY_S,
         quiet: bool = False,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             name, path, reopen_every=reopen_every, quiet=quiet, thread_name=f"serial-{name}"
         )
         self.baudrate = baudrate
         self._on_bytes = on_bytes
+        self._on_idle = on_idle  # called, on the port's thread, after a read that got nothing
         self._read_timeout = read_timeout
         self._port: serial.Serial | None = None
         self._write_lock = threading.Lock()
@@ -90,3 +92,8 @@ class SerialPort(ReopeningPort):
                 self._on_bytes(data)
             except Exception:
                 log.exception("%s: handling received bytes failed", self.name)
+        elif self._on_idle is not None:
+            try:
+                self._on_idle()
+            except Exception:
+                log.exception("%s: idle check failed", self.name)

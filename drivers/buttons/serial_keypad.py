@@ -29,7 +29,8 @@ REPEAT_GAP_S = 0.5  # bytes of one key closer than this are one held (auto-repea
 
 class SerialKeypad(KeySource):
     """A held key on these keypads repeats its byte; held past `stuck_s` it is reported stuck
-    (state ERROR naming the key) until a pause in its bytes or another key."""
+    (state ERROR naming the key) until a pause in its bytes (noticed while the port is idle,
+    so a released key clears the fault without a further press) or another key."""
 
     def __init__(
         self,
@@ -46,7 +47,10 @@ class SerialKeypad(KeySource):
         self._runs = RepeatFilter(REPEAT_GAP_S, per_key=False)
         self._debouncer = debouncer(debounce_ms)
         self._listener: KeyListener | None = None
-        self._port = SerialPort("buttons port", path, baudrate, self._on_bytes, quiet=True)
+        self._last_key: float | None = None  # when the last byte of a configured key came
+        self._port = SerialPort(
+            "buttons port", path, baudrate, self._on_bytes, quiet=True, on_idle=self._idle
+        )
         self._port.on_state(lambda st, detail: self._set_state(st, detail))
 
     def start(self, on_key: KeyListener) -> None:
@@ -69,7 +73,19 @@ class SerialKeypad(KeySource):
             if self._listener is not None:
                 self._listener(KeyPress(name, now))
 
+    def _idle(self) -> None:
+        """The port read nothing: a stuck key whose bytes have paused was released."""
+        last = self._last_key
+        if (
+            self.state == DeviceState.ERROR
+            and self._port.state == DeviceState.OK
+            and last is not None
+            and time.monotonic() - last > REPEAT_GAP_S
+        ):
+            self._set_state(DeviceState.OK, self._port.path)
+
     def _track_run(self, name: str, now: float) -> None:
+        self._last_key = now
         if not self._runs.fresh(name, now):
             started = self._runs.run_started(name) or now
             if now - started > self.stuck_s and self._port.state == DeviceState.OK:

@@ -89,8 +89,10 @@ class SamSession:
 
     def _incomplete(self) -> CardRead | None:
         """A read that failed midway, reported once until a good read or the card leaves: the
-        patient is asked to place the card again (it is read again when found again)."""
-        if self._failed:
+        patient is asked to place the card again (it is read again when found again). Not
+        reported for a card already read and still in the field (a module that keeps finding
+        it): that patient's read went through."""
+        if self._failed or self._current is not None:
             return None
         self._failed = True
         return CardRead("id_card", None, "", valid=False, problem="incomplete")
@@ -146,12 +148,16 @@ class SamPort(ReopeningPort):
         self._parser.reset()
         port.write(request)
         deadline = time.monotonic() + self.reply_timeout
+        rejected = self._parser.rejected
         last: float | None = None  # when the last byte of this reply came
         while time.monotonic() < deadline and not self.stopping:
             data = port.read(max(1, min(port.in_waiting, 4096)))
             if not data:
-                if last is not None and time.monotonic() - last > REPLY_GAP_S:
-                    return None  # the reply stopped midway: cut short
+                # only a frame that started (and stopped, or was damaged) ends the wait
+                # early; line noise before the reply (a glitch) must not start that clock
+                framed = self._parser.in_frame or self._parser.rejected > rejected
+                if last is not None and framed and time.monotonic() - last > REPLY_GAP_S:
+                    return None  # the reply stopped midway or was damaged: cut short
                 continue
             last = time.monotonic()
             frames = self._parser.feed(data)

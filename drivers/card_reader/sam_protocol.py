@@ -116,6 +116,12 @@ class FrameParser:
     def reset(self) -> None:
         self._buf.clear()
 
+    @property
+    def in_frame(self) -> bool:
+        """Whether the start of a frame (its whole preamble) waits for the rest of its bytes;
+        bytes that are not a frame (line noise) leave this False."""
+        return self._buf.startswith(PREAMBLE)
+
     def feed(self, data: bytes) -> list[Frame]:
         self._buf += data
         out: list[Frame] = []
@@ -180,19 +186,18 @@ class IdText:
 
 
 def decode_text(raw: bytes) -> IdText:
-    """The 256-byte UCS-2LE text block split into its space-padded fields."""
+    """The 256-byte UCS-2LE text block split into its space-padded fields.
+
+    Each field is its own fixed run of 2-byte units, decoded alone: a rare character sent as a
+    UTF-16 surrogate pair (or a broken one, as U+FFFD) in the name or address never shifts
+    the fields after it nor spoils the read (the ID number is checked by its check digit)."""
     if len(raw) != TEXT_LEN:
         raise FrameError(f"text block is {len(raw)} bytes, expected {TEXT_LEN}")
-    try:
-        chars = raw.decode("utf-16-le")
-    except UnicodeDecodeError as e:
-        raise FrameError(f"text block is not UCS-2LE: {e.reason}") from None
-    if len(chars) != TEXT_LEN // 2:
-        raise FrameError("text block has surrogate pairs; UCS-2 has none")
     values: dict[str, str] = {}
     pos = 0
     for field, width in TEXT_FIELDS:
-        values[field] = chars[pos : pos + width].rstrip(" \x00")
+        chunk = raw[pos * 2 : (pos + width) * 2]
+        values[field] = chunk.decode("utf-16-le", "replace").rstrip(" \x00")
         pos += width
     values.pop("reserved")
     return IdText(**values)
@@ -216,13 +221,17 @@ def read_reply(text: bytes, photo: bytes = b"\x00" * PHOTO_LEN, status: bytes = 
 
 
 def split_read_data(data: bytes) -> tuple[bytes, bytes]:
-    """(text, photo) from the data part of a read reply, with the lengths checked."""
+    """(text, photo) from the data part of a read reply, with the lengths checked.
+
+    The text must be whole. The photo (vendor-compressed, never decoded here) may be shorter
+    than its header says or missing, as some modules send it: the frame's checksum already
+    vouches for the bytes, and a card must not become unreadable for a part nobody uses."""
     if len(data) < 4:
         raise FrameError("read reply has no length header")
     tlen = int.from_bytes(data[0:2], "big")
     plen = int.from_bytes(data[2:4], "big")
     if tlen != TEXT_LEN:
         raise FrameError(f"text length {tlen}, expected {TEXT_LEN}")
-    if len(data) != 4 + tlen + plen:
+    if not 4 + tlen <= len(data) <= 4 + tlen + plen:
         raise FrameError(f"read reply carries {len(data) - 4} bytes, header says {tlen + plen}")
     return data[4 : 4 + tlen], data[4 + tlen :]

@@ -20,6 +20,7 @@ import copy
 from dataclasses import dataclass
 
 import qrcode
+import qrcode.exceptions
 from escpos.constants import QR_ECLEVEL_M
 from escpos.escpos import Escpos
 from escpos.printer import Dummy
@@ -47,11 +48,21 @@ class TicketStyle:
         return self.columns * DOTS_PER_COLUMN
 
 
+class TicketError(ValueError):
+    """A document that cannot become a ticket (a QR payload more than a QR code holds); the
+    message says why without the payload."""
+
+
 def qr_modules(data: str) -> int:
     """Modules per side of the QR code python-escpos would draw for `data` (level M)."""
     q = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
     q.add_data(data)
-    q.make(fit=True)
+    try:
+        q.make(fit=True)
+    except (ValueError, qrcode.exceptions.DataOverflowError):  # over version 40
+        raise TicketError(
+            f"QR code: {len(data.encode('utf-8'))} bytes are more than a QR code holds"
+        ) from None
     return q.modules_count
 
 
@@ -102,13 +113,11 @@ def render(doc: Document, style: TicketStyle, p: Escpos) -> None:
         elif isinstance(block, QR):
             p.set(align="center")
             data = safe_payload(block.data) or " "
-            if style.native_qr:
-                size = max(1, min(16, block.size))
-                p.qr(data, ec=QR_ECLEVEL_M, size=size, native=True)
-            else:
-                side = qr_modules(data) + 2 * QR_BORDER
-                size = max(1, min(16, block.size, paper_dots(p, style) // side))
-                p.qr(data, ec=QR_ECLEVEL_M, size=size, native=False)
+            # the module size keeps the code on the paper, native or image: a printer does
+            # not print a native code wider than its print area
+            side = qr_modules(data) + 2 * QR_BORDER
+            size = max(1, min(16, block.size, paper_dots(p, style) // side))
+            p.qr(data, ec=QR_ECLEVEL_M, size=size, native=style.native_qr)
             p._raw(b"\n")
             p.set(align="left")
         elif isinstance(block, Feed):

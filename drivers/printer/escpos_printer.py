@@ -18,7 +18,7 @@ from drivers.base import DeviceState
 from drivers.printer import dle_eot
 from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
 from drivers.printer.document import Document
-from drivers.printer.escpos_build import TicketStyle, build
+from drivers.printer.escpos_build import TicketError, TicketStyle, build
 from drivers.printer.transports import Deadlined, TransportError
 
 log = logging.getLogger("careterm.drivers.printer")
@@ -51,10 +51,21 @@ class EscposPrinter(TicketPrinter):
 
     def print_document(self, doc: Document, timeout: float = 5.0) -> PrintResult:
         deadline = time.monotonic() + timeout
-        data = self.render(doc)
+        try:
+            data = self.render(doc)
+        except Exception as e:  # the caller gets a failed ticket, never an exception
+            why = str(e) if isinstance(e, TicketError) else f"{type(e).__name__} (see the log)"
+            if not isinstance(e, TicketError):
+                log.exception("printer: ticket %r cannot be rendered", doc.title)
+            log.warning("printer: ticket %r not printed: %s", doc.title, why)
+            return PrintResult(False, f"ticket not printable: {why}")
         if not self._io.acquire(timeout=max(0.0, timeout)):
             return PrintResult(False, f"{self.transport.name}: busy (a previous job is stuck)")
         try:
+            if self.transport.can_read:
+                # a printer that takes its time to accept the connection (a dead host's SYNs
+                # unanswered) costs the ticket's deadline, not the transport's own 3 s more
+                self.transport.connect_within(deadline)
             if self.transport.can_read and self._answers is not False:
                 status = self._query_locked(
                     min(STATUS_TIMEOUT_S, max(0.05, deadline - time.monotonic()))

@@ -16,7 +16,7 @@ from drivers.base import DeviceState
 from drivers.printer import dle_eot, preview
 from drivers.printer.base import PrinterStatus, PrintResult, TicketPrinter
 from drivers.printer.document import Document
-from drivers.printer.escpos_build import TicketStyle, build
+from drivers.printer.escpos_build import TicketError, TicketStyle, build
 
 log = logging.getLogger("careterm.drivers.printer.sim")
 
@@ -71,7 +71,11 @@ class SimulatedPrinter(TicketPrinter):
         why = self.status().problem
         if why:
             return PrintResult(False, f"simulated printer: {why}")
-        data = build(doc, self.style)
+        try:
+            data = build(doc, self.style)
+        except TicketError as e:
+            log.warning("printer: ticket %r not printed: %s", doc.title, e)
+            return PrintResult(False, f"ticket not printable: {e}")
         with self._lock:
             n = len(self.tickets) + 1
             stem = self.out_dir / f"{n:04d}-{_slug(doc.title)}"

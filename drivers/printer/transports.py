@@ -10,7 +10,7 @@ pieces they lack:
   holding flow control), status read one byte at a time (the library reads 16 bytes, so each
   status question would wait out its whole timeout).
 - `NetworkPrinter` (`escpos.printer.Network`): socket timeouts from the deadline, a 3 s
-  connect (the library's default is 60 s, IPv4 only).
+  connect, or the ticket's deadline if sooner (the library's default is 60 s, IPv4 only).
 - `FilePrinter` (`escpos.printer.File`): appends (the library opens with "wb", which would
   erase the tickets already there), or one `.bin` per ticket into a folder; cannot read.
 - `DevicePrinter` (`escpos.printer.File`): a character device such as the kernel's usblp
@@ -43,6 +43,7 @@ SYSFS_USBMISC = Path("/sys/class/usbmisc")
 DEV_USB = "/dev/usb"
 DEFAULT_WRITE_S = 5.0
 MIN_WRITE_S = 0.05
+DRAIN_LIMIT = 4096  # bytes dropped before a status question, at most
 
 
 class TransportError(OSError):
@@ -66,6 +67,14 @@ class Deadlined(Escpos):
             self._device = False
             self.open()
 
+    def connect_within(self, deadline: float) -> None:
+        """`connect`, giving up at `deadline` (monotonic) where the transport can wait (TCP)."""
+        self._deadline = deadline
+        try:
+            self.connect()
+        finally:
+            self._deadline = None
+
     def send(self, data: bytes, deadline: float) -> None:
         """Write `data` whole before `deadline` (monotonic) or raise `TransportError`."""
         self._deadline = deadline
@@ -79,19 +88,22 @@ class Deadlined(Escpos):
         """`DLE EOT n` through the library's `query_status`; None when nothing came back."""
         if not self.can_read:
             return None
+        self.connect()  # its own connect timeout, or the deadline of `connect_within` before
         self._deadline = time.monotonic() + timeout
         try:
-            self.connect()
             got = self.query_status(RT_STATUS + bytes([n]))
         finally:
             self._deadline = None
         return got[-1] if got else None
 
-    def drain(self) -> None:
-        """Drop bytes already waiting (a late answer to an earlier question)."""
+    def drain(self, limit: int = DRAIN_LIMIT) -> None:
+        """Drop bytes already waiting (a late answer to an earlier question), at most `limit`:
+        a device that never stops sending (a wrong port, a chatty service on 9100) must not
+        hold the caller here for ever; its next answer then just makes no sense."""
         if self.can_read:
-            while self._read_within(64, 0):
-                pass
+            dropped = 0
+            while dropped < limit and (got := self._read_within(64, 0)):
+                dropped += len(got)
 
     def _read(self) -> bytes:
         return self._read_within(1, self._left(0.0))
@@ -183,7 +195,8 @@ class NetworkPrinter(Deadlined, Network):
 
     def open(self, raise_not_found: bool = True) -> None:
         try:
-            self._device = socket.create_connection((self.host, self.port), self.timeout)
+            timeout = min(self.timeout, self._left())  # a ticket's deadline, if sooner
+            self._device = socket.create_connection((self.host, self.port), timeout)
         except OSError as e:
             self._device = False
             raise TransportError(

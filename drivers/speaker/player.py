@@ -19,6 +19,7 @@ import threading
 import wave
 from array import array
 from pathlib import Path
+from typing import IO
 
 from drivers.base import DeviceState
 from drivers.speaker.base import Speaker
@@ -84,6 +85,9 @@ class PlayerSpeaker(Speaker):
         self._stop_requested = False
         self._closed = False
         self._proc: subprocess.Popen[bytes] | None = None
+        self._clip = ""  # the file name of the clip `_proc` plays
+        self._errors: IO[bytes] | None = None  # what `_proc` says on stderr
+        self._exit_failed = False  # the last clip's player exited with an error
         self._thread: threading.Thread | None = None
         self._cache: tempfile.TemporaryDirectory[str] | None = None
         if self.player:
@@ -136,7 +140,7 @@ class PlayerSpeaker(Speaker):
                     # wake up now and then to reap a player that finished by itself
                     self._cond.wait(1.0)
                     if self._proc is not None and self._proc.poll() is not None:
-                        self._proc = None
+                        self._end_clip()  # finished by itself: how it ended is news
                 request, self._request = self._request, None
                 self._stop_requested = False
                 closed = self._closed
@@ -144,46 +148,98 @@ class PlayerSpeaker(Speaker):
             if closed:
                 return
             if request is not None:
-                self._start(*request)
+                try:
+                    self._start(*request)
+                except Exception:  # the speaker's thread must outlive any one clip
+                    log.exception("speaker: cannot play %s", request[0].name)
 
     def _start(self, path: Path, volume: float) -> None:
         assert self.player
         source = self._at_volume(path, volume)
+        errors: IO[bytes] | None
+        try:
+            errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _end_clip
+        except OSError:  # a full disk: play anyway, without the player's words
+            errors = None
         try:
             self._proc = subprocess.Popen(
                 [*self.player, str(source)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=errors if errors is not None else subprocess.DEVNULL,
             )
         except OSError as e:
+            if errors is not None:
+                errors.close()
             log.warning("speaker: cannot run %s: %s", self.player[0], e)
             self._set_state(DeviceState.ERROR, f"{self.player[0]}: {e.strerror or e}")
             return
-        if self.state != DeviceState.OK:
+        self._clip, self._errors = path.name, errors
+        if self.state != DeviceState.OK and not self._exit_failed:
+            # it runs again; a player that exited with an error is ok once a clip plays through
             self._set_state(DeviceState.OK, self.player[0])
 
     def _end_clip(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
+        errors, self._errors = self._errors, None
         try:
-            proc.wait(1.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(1.0)
+            if proc is None:
+                return
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(1.0)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(1.0)
+                return  # stopped by us: says nothing about the player
+            self._ended(proc.returncode, errors)
+        finally:
+            if errors is not None:
+                errors.close()
+
+    def _ended(self, code: int, errors: IO[bytes] | None) -> None:
+        """A clip's player exited by itself: 0 means the speaker works; anything else (no
+        audio device, device busy, a clip it cannot play) is a fault a technician can read."""
+        assert self.player
+        if code == 0:
+            self._exit_failed = False
+            if self.state == DeviceState.ERROR:
+                self._set_state(DeviceState.OK, self.player[0])
+            return
+        self._exit_failed = True
+        said = ""
+        if errors is not None:
+            try:
+                errors.seek(0)
+                said = errors.read(4096).decode("utf-8", "replace").strip().splitlines()[0]
+            except (OSError, IndexError):
+                said = ""
+        why = f"{self.player[0]} exited with {code} playing {self._clip}" + (
+            f": {said[:200]}" if said else ""
+        )
+        log.warning(
+            "speaker: %s (no audio device, or it is busy? `aplay -l` lists the devices; "
+            "$%s names another player)",
+            why,
+            PLAYER_ENV,
+        )
+        self._set_state(DeviceState.ERROR, why)
 
     def _at_volume(self, path: Path, volume: float) -> Path:
         """The clip as it should sound: itself at full volume, else a scaled copy (cached)."""
         if volume >= 1.0:
             return path
-        if self._cache is None:
-            self._cache = tempfile.TemporaryDirectory(prefix="careterm-speaker-")
         level = round(volume * 100)
-        key = f"{level:03d}-{abs(hash((str(path.resolve()), path.stat().st_mtime_ns))):x}"
-        scaled = Path(self._cache.name) / key / path.name
-        if scaled.is_file() or scale_wav(path, level / 100, scaled):
-            return scaled
+        try:
+            if self._cache is None:
+                self._cache = tempfile.TemporaryDirectory(prefix="careterm-speaker-")
+            key = f"{level:03d}-{abs(hash((str(path.resolve()), path.stat().st_mtime_ns))):x}"
+            scaled = Path(self._cache.name) / key / path.name
+            if scaled.is_file() or scale_wav(path, level / 100, scaled):
+                return scaled
+        except OSError as e:  # the clip went away, or the cache cannot be written (disk full)
+            log.warning("speaker: %s not scaled to the volume: %s", path.name, e.strerror or e)
+            return path
         log.info("speaker: %s is not 8/16-bit PCM WAV; played at its own volume", path.name)
         return path

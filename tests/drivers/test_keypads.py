@@ -165,22 +165,49 @@ def test_syn_dropped_forgets_held_keys() -> None:
     assert presses(d, key_event_bytes(6.0, "KEY_1", PRESS)) == ["KEY_1"]
 
 
+def hold_until_stuck(pty, pad: SerialKeypad, key: bytes, timeout: float = 10.0) -> list[str]:
+    """Repeat `key` every 0.1 s, as a jammed key does, until the keypad has reported it stuck;
+    returns the state history (`on_state`), so a fault already cleared again is still seen."""
+    seen: list[str] = []
+    pad.on_state(lambda st, detail: seen.append(f"{st.value} {detail}"))
+    end = time.monotonic() + timeout
+    while not any(x.startswith("error") for x in seen):
+        assert time.monotonic() < end, f"stuck key not noticed: {seen}"
+        pty.write(key)
+        time.sleep(0.1)
+    return seen
+
+
 def test_serial_keypad_reports_a_key_that_keeps_repeating(pty) -> None:
     got = []
     pad = SerialKeypad(pty.path, 9600, {"1", "4"}, 80, stuck_s=0.5)
     pad.start(got.append)
     try:
         wait_for(lambda: pad.state == DeviceState.OK, 5)
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:  # a jammed key repeating its byte
-            pty.write(b"4")
-            time.sleep(0.1)
-        wait_for(lambda: pad.state == DeviceState.ERROR, 5, what="stuck key noticed")
-        assert "'4' stuck" in pad.detail
-        time.sleep(0.6)
+        seen = hold_until_stuck(pty, pad, b"4")
+        assert any("'4' stuck" in x for x in seen), seen
+        pty.write(b"1")  # another key: the fault ends (or has, at the pause before it)
+        wait_for(lambda: got[-1].key == "1", 5, what="the next key")
+        wait_for(lambda: pad.state == DeviceState.OK, 5, what="fault cleared")
+    finally:
+        pad.stop()
+
+
+def test_serial_keypad_stuck_fault_clears_when_the_key_is_released(pty) -> None:
+    """A jammed key freed: its bytes stop. The fault (and the site's keypad alert) must end
+    then, not wait for the next patient to press something."""
+    got = []
+    pad = SerialKeypad(pty.path, 9600, {"1", "4"}, 80, stuck_s=0.5)
+    pad.start(got.append)
+    try:
+        wait_for(lambda: pad.state == DeviceState.OK, 5)
+        hold_until_stuck(pty, pad, b"4")
+        # released: no more bytes at all
+        wait_for(lambda: pad.state == DeviceState.OK, 5, what="fault cleared by the pause")
+        assert pad.detail == pty.path and {k.key for k in got} == {"4"}
         pty.write(b"1")
-        wait_for(lambda: pad.state == DeviceState.OK, 5, what="cleared by the next key")
-        assert got[-1].key == "1"
+        wait_for(lambda: got[-1].key == "1", 5, what="the next press")
+        assert pad.state == DeviceState.OK
     finally:
         pad.stop()
 

@@ -86,21 +86,38 @@ def test_text_fields_are_ucs2le_space_padded_in_card_order() -> None:
     assert (t.valid_from, t.valid_to) == ("20150101", "长期")
 
 
-def test_decode_text_rejects_wrong_size_and_surrogates() -> None:
+def test_decode_text_rejects_a_wrong_size_and_keeps_fields_in_place_around_odd_characters() -> None:
     with pytest.raises(sam.FrameError):
         sam.decode_text(b"\x00" * 254)
-    bad = bytearray(sam.encode_text(_id_fields()))
-    bad[0:4] = "𠀀".encode("utf-16-le")  # a surrogate pair: not UCS-2
-    with pytest.raises(sam.FrameError):
-        sam.decode_text(bytes(bad))
+    fields = _id_fields()
+    # a rare character sent as a surrogate pair: the name keeps it, later fields stay in place
+    pair = bytearray(sam.encode_text(fields))
+    pair[0:4] = "𠀀".encode("utf-16-le")
+    t = sam.decode_text(bytes(pair))
+    assert t.name == "𠀀丰" and t.number == fields["number"] and t.valid_to == "长期"
+    # a broken one (a lone surrogate) becomes U+FFFD: never a string UTF-8 cannot carry
+    lone = bytearray(sam.encode_text(fields))
+    lone[2:4] = b"\x00\xd8"
+    t = sam.decode_text(bytes(lone))
+    assert t.name == "张\ufffd丰" and t.number == fields["number"]
+    t.name.encode("utf-8")
+    # padding with NULs or trailing spaces is not part of a field
+    nul = bytearray(sam.encode_text(fields))
+    nul[6:30] = b"\x00" * 24
+    assert sam.decode_text(bytes(nul)).name == "张三丰"
 
 
 def test_split_read_data_checks_the_length_header() -> None:
     text = sam.encode_text(_id_fields())
     with pytest.raises(sam.FrameError):
-        sam.split_read_data(b"\x01\x00\x04\x00" + text + b"\x00" * 1000)  # photo cut short
+        sam.split_read_data(b"\x00\x80\x04\x00" + text[:128] + b"\x00" * 1024)  # text 128
     with pytest.raises(sam.FrameError):
-        sam.split_read_data(b"\x00\x80\x04\x00" + text[:128] + b"\x00" * 1024)
+        sam.split_read_data(b"\x01\x00\x04\x00" + text[:200])  # text cut short
+    with pytest.raises(sam.FrameError):
+        sam.split_read_data(b"\x01\x00\x04\x00" + text + b"\x00" * 1025)  # more than said
+    # the photo (never decoded) may be short or missing, as some modules send it
+    assert sam.split_read_data(b"\x01\x00\x04\x00" + text + b"\x00" * 1000)[0] == text
+    assert sam.split_read_data(b"\x01\x00\x04\x00" + text) == (text, b"")
 
 
 def test_stream_parser_resyncs_over_garbage_and_split_reads() -> None:

@@ -192,3 +192,74 @@ def test_factory_picks_the_speaker(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError):
         open_speaker("bogus")
     assert os.environ["CARETERM_AUDIO_PLAYER"] == "true"
+
+
+# A player that fails as aplay does without a sound card, while its "broken" file exists.
+FAILING_PLAYER = """
+import os, sys
+broken, log, clip = sys.argv[1:4]
+if os.path.exists(broken):
+    sys.stderr.write("aplay: main:831: audio open error: No such file or directory\\n")
+    sys.exit(1)
+open(log, "a").write("played " + os.path.basename(clip) + "\\n")
+"""
+
+
+def test_a_player_that_cannot_reach_the_audio_device_is_a_speaker_fault(
+    tmp_path: Path, caplog
+) -> None:
+    script = tmp_path / "player.py"
+    script.write_text(FAILING_PLAYER)
+    broken, log = tmp_path / "no-sound-card", tmp_path / "played.log"
+    broken.touch()
+    clip = write_wav(tmp_path / "home.wav", [0] * 8)
+    s = PlayerSpeaker([sys.executable, str(script), str(broken), str(log)])
+    try:
+        assert s.state == DeviceState.OK
+        assert s.play(clip)
+        wait_for(lambda: s.state == DeviceState.ERROR, 10, what="the failed clip noticed")
+        assert "exited with 1 playing home.wav" in s.detail
+        assert "audio open error" in s.detail  # the player's own words for the technician
+        assert "aplay -l" in caplog.text
+        broken.unlink()  # the sound card is back
+        assert s.play(clip)
+        wait_for(lambda: s.state == DeviceState.OK, 10, what="a clip played through")
+        assert log.read_text() == "played home.wav\n"
+    finally:
+        s.close()
+
+
+# A player that ignores SIGTERM: stopping it takes the speaker's thread a while.
+STUBBORN_PLAYER = """
+import os, signal, sys, time
+log, clip = sys.argv[1:3]
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open(log, "a").write("start " + os.path.basename(clip) + "\\n")
+time.sleep(60)
+"""
+
+
+def test_a_clip_that_vanishes_before_it_plays_does_not_silence_the_speaker(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "player.py"
+    script.write_text(STUBBORN_PLAYER)
+    log = tmp_path / "played.log"
+    clips = [write_wav(tmp_path / f"{n}.wav", [1000, -1000] * 8) for n in ("a", "b", "c")]
+    s = PlayerSpeaker([sys.executable, str(script), str(log)], volume=0.5)
+
+    def started() -> list[str]:
+        return log.read_text().splitlines() if log.exists() else []
+
+    try:
+        assert s.play(clips[0])
+        wait_for(lambda: "start a.wav" in started(), 10, what="the first clip")
+        # the thread now spends a second or more stopping "a" before it gets to "b"
+        assert s.play(clips[1])
+        clips[1].unlink()  # an update replaced the voice files meanwhile
+        wait_for(lambda: s._request is None, 10, what="the thread taking clip b")
+        assert s.play(clips[2])
+        wait_for(lambda: "start c.wav" in started(), 15, what="the next clip after the lost one")
+        assert s._thread is not None and s._thread.is_alive()
+    finally:
+        s.close()
