@@ -16,6 +16,7 @@ from central.report_text import (
     pct,
     plural,
     reasons_text,
+    shown,
 )
 
 SCORE_COLOURS = {1: "#d64545", 2: "#f0a04b", 3: "#c9d45c", 4: "#6cc070", 5: "#2e8b57"}
@@ -186,7 +187,8 @@ def _columns_by_hour(by_hour: list[Group]) -> str:
 
 
 def _bars_reasons(total: Group) -> str:
-    items = sorted(total.reasons.items(), key=lambda x: (-x[1], x[0]))[:8]
+    items = [(shown(r), n) for r, n in sorted(total.reasons.items(), key=lambda x: (-x[1], x[0]))]
+    items = items[:8]
     if not items:
         return "<p>No reasons given.</p>"
     top = items[0][1]

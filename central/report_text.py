@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
 from collections import Counter
 from typing import Any
@@ -29,20 +30,39 @@ CSV_COLUMNS = [
 ]
 
 
+# Device-sent text (window and staff ids, reasons) is printed as text: control characters
+# (a terminal takes ESC sequences, CR and LF as commands) and bidi controls (which reverse
+# what follows them on the line) are shown as U+FFFD instead.
+UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A spreadsheet takes a cell that starts with one of these as a formula (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def shown(s: str) -> str:
+    return UNSHOWN.sub("\ufffd", s)
+
+
+def cell(v: Any) -> Any:
+    """A CSV cell: text that a spreadsheet would run as a formula starts with `'` instead."""
+    if isinstance(v, str) and v.startswith(FORMULA_START):
+        return "'" + v
+    return v
+
+
 def plural(n: int, one: str, many: str = "") -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 def reasons_text(c: Counter[str]) -> str:
-    return "; ".join(f"{r}:{n}" for r, n in sorted(c.items(), key=lambda x: (-x[1], x[0])))
+    return "; ".join(f"{shown(r)}:{n}" for r, n in sorted(c.items(), key=lambda x: (-x[1], x[0])))
 
 
 def group_label(by: str, g: Group, names: dict[str, str]) -> str:
     if by == "hour":
         return "?" if g.key == NO_HOUR else f"{g.key:02d}:00"
     if by == "staff" and names.get(str(g.key)):
-        return f"{g.key} {names[str(g.key)]}"
-    return str(g.key)
+        return shown(f"{g.key} {names[str(g.key)]}")
+    return shown(str(g.key))
 
 
 def pct(v: float | None) -> str:
@@ -149,7 +169,7 @@ def to_csv(report: Report) -> str:
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for g in report.groups:
-        w.writerow(group_record(by, g, report.names))
+        w.writerow({k: cell(v) for k, v in group_record(by, g, report.names).items()})
     return buf.getvalue()
 
 
@@ -178,7 +198,8 @@ def to_table(report: Report) -> str:
         if g is report.total:
             row = ["TOTAL"] + ([""] if by == "staff" else [])
         else:
-            row = [group_label(by, g, {})] + ([names.get(str(g.key), "")] if by == "staff" else [])
+            name = shown(names.get(str(g.key), ""))
+            row = [group_label(by, g, {})] + ([name] if by == "staff" else [])
         row += [str(g.count)] + [str(g.scores[i]) for i in range(1, 6)]
         few = "*" if g is not report.total and g.rated and g.few else ""
         row += [

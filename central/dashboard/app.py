@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -20,10 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import anyio.to_thread
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -51,6 +53,11 @@ PUBLIC_PATH, PUBLIC_PREFIX = "/login", "/static/"  # all else needs a session
 DATA_PREFIXES = ("/api/", "/events", "/alerts/")  # answered with 401 instead of a redirect
 RERENDER_S = 30.0  # pages get fresh "3 min ago" texts at least this often
 LOGIN_FAIL_DELAY_S = 1.0
+MAX_BODY = 64 * 1024  # a log-in, logout or acknowledge form is a few hundred bytes
+STREAMS_PER_SESSION = 8  # open /events streams per log-in (a console, a wall, a few tabs)
+# Device-sent text is shown as text: no control characters, and no bidi controls that would
+# reverse what follows them on the line ("printer ok" drawn over "printer error").
+UNSHOWN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 FRAGMENTS = {
     "console": {
@@ -186,12 +193,14 @@ class SecurityHeaders:
         (
             b"content-security-policy",
             b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-            b"frame-ancestors 'none'; form-action 'self'",
+            b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         ),
     ]
+    HSTS = (b"strict-transport-security", b"max-age=31536000")
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, https: bool = False) -> None:
         self.app = app
+        self.headers = self.HEADERS + ([self.HSTS] if https else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -202,13 +211,78 @@ class SecurityHeaders:
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += self.HEADERS
+                headers += self.headers
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, wrapped)
+
+
+class SameOriginPosts:
+    """ASGI middleware for every request that changes something (all but GET and HEAD):
+    refused when the browser says it comes from another site (`Sec-Fetch-Site`) or names
+    another origin (`Origin`), which stops a page elsewhere from logging a browser in to
+    an account of its choosing (log-in needs no session, so no CSRF token can guard it);
+    and its body is limited to MAX_BODY, read or not (an unauthenticated client cannot make
+    the server hold a huge log-in form in memory)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if not _same_origin(headers):
+            resp = JSONResponse({"error": "cross-site request refused"}, status_code=403)
+            await resp(scope, receive, send)
+            return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY:
+            await _too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await _too_large(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    resp = JSONResponse({"error": "request body too large"}, status_code=413)
+    resp.headers["connection"] = "close"
+    await resp(scope, receive, send)
+
+
+def _same_origin(headers: dict[str, str]) -> bool:
+    """What the browser says about where the request comes from: `Sec-Fetch-Site` (every
+    current browser; right behind a proxy too), else `Origin` against `Host`. A request
+    with neither is not from a browser's form or script (the CSRF token still applies)."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    host = headers.get("host", "").lower()
+    return bool(host) and urlsplit(origin.lower()).netloc == host
 
 
 def session_user(users: UserStore, sessions: LiveSessions, session: dict[str, Any]) -> User | None:
@@ -235,8 +309,14 @@ def create_app(settings: Settings) -> Starlette:
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.globals.update(pct_level=pct_level, response_level=response_level)
+    env.filters.update(segment=_segment, css=_css)
+    # The fragments are cached for every session; each page gets its own token put in place
+    # of this mark, which device text cannot contain (it is random, made at start).
+    csrf_mark = f"csrf-{secrets.token_hex(16)}"
+    streams: dict[str, int] = {}  # session id -> open /events streams
     fragment_cache: dict[tuple[str, str], tuple[str, float, dict[str, str]]] = {}
 
     def lang_of(request: Request) -> str:
@@ -273,14 +353,14 @@ def create_app(settings: Settings) -> Starlette:
         if cached and cached[0] == hub.version and now - cached[1] < RERENDER_S:
             return cached[2]
         ctx = context(request, lang, view, now)
-        ctx["csrf"] = "__CSRF__"  # per-session value filled in below; the cache is shared
+        ctx["csrf"] = csrf_mark  # per-session value filled in below; the cache is shared
         out = {fid: env.get_template(name).render(ctx) for fid, name in FRAGMENTS[view].items()}
         fragment_cache[key] = (hub.version, now, out)
         return out
 
     def with_csrf(parts: dict[str, str], request: Request) -> dict[str, str]:
         token = str(request.session.get("csrf", ""))
-        return {k: v.replace("__CSRF__", token) for k, v in parts.items()}
+        return {k: v.replace(csrf_mark, token) for k, v in parts.items()}
 
     def page(request: Request, template: str, view: str) -> HTMLResponse:
         lang = lang_of(request)
@@ -376,6 +456,14 @@ def create_app(settings: Settings) -> Starlette:
         if view not in FRAGMENTS:
             view = "console"
         session = dict(request.session)
+        sid = str(session.get("sid"))
+        if streams.get(sid, 0) >= STREAMS_PER_SESSION:
+            log.warning(
+                "dashboard: %s has %d live streams open in one session: one more refused",
+                request.state.user.name,
+                STREAMS_PER_SESSION,
+            )
+            return JSONResponse({"error": "too many open live streams"}, status_code=429)
 
         async def events() -> AsyncIterator[str]:
             yield f"retry: {int(max(1.0, settings.refresh_s) * 1000)}\n\n"
@@ -393,7 +481,9 @@ def create_app(settings: Settings) -> Starlette:
                     yield f"event: state\ndata: {json.dumps(body, ensure_ascii=False)}\n\n"
                 await hub.wait_change(min(RERENDER_S, 15.0))
 
-        return StreamingResponse(
+        return _CountedStream(
+            streams,
+            sid,
             events(),
             media_type="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
@@ -425,7 +515,8 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, https=settings.https),
+            Middleware(SameOriginPosts),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret,
@@ -445,6 +536,40 @@ def create_app(settings: Settings) -> Starlette:
 def _csrf_ok(request: Request, token: Any) -> bool:
     want = request.session.get("csrf")
     return isinstance(token, str) and isinstance(want, str) and secrets.compare_digest(token, want)
+
+
+class _CountedStream(StreamingResponse):
+    """A stream counted in `counts[key]` from now until it ends, however it ends."""
+
+    def __init__(self, counts: dict[str, int], key: str, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.counts, self.key = counts, key
+        counts[key] = counts.get(key, 0) + 1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            left = self.counts.pop(self.key, 1) - 1
+            if left > 0:
+                self.counts[self.key] = left
+
+
+def _shown(value: Any) -> Any:
+    """Every `{{ value }}` of the templates: text without the characters UNSHOWN names."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return UNSHOWN.sub("\ufffd", value)
+    return value
+
+
+def _segment(value: object) -> str:
+    """One URL path segment: `/` too is escaped, so an id like `../x` stays this alert's id."""
+    return quote(str(value), safe="")
+
+
+def _css(value: object) -> str:
+    """A class-name part from data: one word of letters, digits, `_` and `-`."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(value))[:32]
 
 
 def _utc_offset_min(tz: tzinfo | None, now: float) -> int:

@@ -190,3 +190,54 @@ def test_a_missing_database_file_is_refused_not_created(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"no SQLite database at {path}" in r.stderr and "site collect" in r.stderr
     assert not path.exists()
+
+
+@pytest.fixture
+def hostile_db(tmp_path: Path) -> str:
+    """A compromised pad's ratings: formulas, terminal escapes and a bidi override as ids."""
+    url = f"sqlite:///{tmp_path}/hostile.db"
+    engine = open_db(url)
+    store(
+        engine,
+        [
+            envelope(
+                "pad-evil",
+                i + 1,
+                f"{DAY}T09:0{i}:00+08:00",
+                rating(window, staff, 1, reason=reason),
+            )
+            for i, (window, staff, reason) in enumerate(
+                [
+                    ('=HYPERLINK("http://evil.example/","x")', "+1+1", "-2+3"),
+                    ("@SUM(A1)", "E\x1b]0;pwned\x07\x1b[2J", "等候\r\n时间长"),
+                    ("W\u202e10", "E1001", "\u2066ok\u2069"),
+                ]
+            )
+        ],
+    )
+    engine.dispose()
+    return url
+
+
+def test_csv_cells_from_devices_never_start_a_formula(hostile_db: str) -> None:
+    for by in ("window", "staff"):
+        out = report(hostile_db, "--from", DAY, "--to", DAY, "--by", by, "--format", "csv")
+        for row in rows(out):
+            for col, value in row.items():
+                assert not value.startswith(("=", "+", "-", "@")), (by, col, value)
+        keys = {r[by] for r in rows(out)}
+        if by == "window":  # the text is kept, marked as text for the spreadsheet
+            assert '\'=HYPERLINK("http://evil.example/","x")' in keys and "'@SUM(A1)" in keys
+
+
+def test_table_and_html_show_no_control_or_bidi_characters(hostile_db: str) -> None:
+    for by in ("window", "staff"):
+        table = report(hostile_db, "--from", DAY, "--to", DAY, "--by", by)
+        html = report(hostile_db, "--from", DAY, "--to", DAY, "--by", by, "--format", "html")
+        for out in (table, html):
+            for bad in ("\x1b", "\x07", "\r", "\u202e", "\u2066"):
+                assert bad not in out, (by, repr(bad))
+        # one line per group: a CR or LF in a reason does not break the table's rows
+        lines = table.splitlines()
+        head = next(i for i, line in enumerate(lines) if line.startswith(by))
+        assert lines[head + 4].startswith("-" * 10), lines[head : head + 5]
