@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +113,18 @@ def create_secret(path: Path, data: bytes) -> None:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder` (flock on the folder itself), waited for; released when
+    the block ends or the process does."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def write_public(path: Path, data: bytes) -> None:
@@ -412,13 +426,18 @@ class SiteCA:
                 serials.append(cert.serial_number)
         if not serials:
             raise CAError(f"{self.dir}: no certificate was issued to {name!r} by this CA")
-        already = self.revoked_serials()
-        new = [s for s in serials if s not in already]
-        if new:
-            with open(self.dir / REVOKED, "a", encoding="utf-8") as f:
-                for serial in new:
-                    f.write(f"{serial:x} {name} {_now().isoformat(timespec='seconds')}\n")
-        self.write_crl(ca_key, ca_cert)
+        # One revocation at a time: two at once could each write crl.pem from the list as it
+        # stood before the other's line, and the last one written would leave a device out.
+        with _locked(self.dir):
+            already = self.revoked_serials()
+            new = [s for s in serials if s not in already]
+            if new:
+                with open(self.dir / REVOKED, "a", encoding="utf-8") as f:
+                    for serial in new:
+                        f.write(f"{serial:x} {name} {_now().isoformat(timespec='seconds')}\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            self.write_crl(ca_key, ca_cert)
         return new
 
     def write_crl(

@@ -374,3 +374,30 @@ def test_doctor_piped_into_a_reader_that_stops_early_prints_no_error(tmp_path):
         os.close(write)
     assert res.returncode == 1
     assert "BrokenPipe" not in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_revocations_wait_for_each_other_so_the_crl_misses_none(ca, tmp_path):
+    """Two `provision revoke` at once could each write crl.pem from the list as it stood
+    before the other's line: the last one written left a lost device out. A revocation now
+    waits for the CA folder's lock (held here by the test) and then lists both."""
+    import threading
+
+    from cryptography import x509
+
+    provision(ca, tmp_path / "a.tar.gz", device_id="pad-a")
+    provision(ca, tmp_path / "b.tar.gz", device_id="pad-b")
+    site_ca = SiteCA(ca)
+    site_ca.revoke("pad-a")
+    fd = os.open(ca, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (SiteCA(ca).revoke("pad-b"), done.set()))
+        worker.start()
+        assert not done.wait(0.5), "revoke did not wait for the CA folder's lock"
+    finally:
+        os.close(fd)
+    worker.join(30)
+    assert done.is_set()
+    crl = x509.load_pem_x509_crl((ca / certs.CRL).read_bytes())
+    assert len(list(crl)) == 2
