@@ -71,6 +71,25 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _synced_temp(path: Path, data: bytes) -> str:
+    """A new file beside `path`, of a name of its own, owner-only (mkstemp makes it 0600),
+    holding `data` written whole and synced; removed again when that fails."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
 def write_secret(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write a file atomically, owner-only (0600) from the first byte on disk until it is
     complete and synced; then give it `mode` and move it into place.
@@ -78,16 +97,8 @@ def write_secret(path: Path, data: bytes, mode: int = 0o600) -> None:
     The temporary file has a name of its own (never a fixed `<name>.tmp` another run, or a
     symlink planted there, could share) and is removed when writing fails (a full disk), so
     nothing half-written is left behind, under the final name or beside it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _synced_temp(path, data)
     try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         if mode != 0o600:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -100,15 +111,8 @@ def write_secret(path: Path, data: bytes, mode: int = 0o600) -> None:
 def create_secret(path: Path, data: bytes) -> None:
     """Create `path` (0600) with `data`, complete and synced, only if nothing is there yet:
     FileExistsError when another run (the same command started twice) made it first."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _synced_temp(path, data)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.link(tmp, path)  # atomic, and never replaces an existing file
     finally:
         with contextlib.suppress(OSError):

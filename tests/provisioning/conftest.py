@@ -288,3 +288,10 @@ def peers(site: Site, site_broker: SiteBroker) -> Iterator[Any]:
             p.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> Path:
+    """A new site CA made by `careterm provision ca init` (its folder)."""
+    assert run_careterm("provision", "ca", "init", "--dir", str(tmp_path / "ca")).returncode == 0
+    return tmp_path / "ca"

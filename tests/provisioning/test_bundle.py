@@ -27,15 +27,15 @@ def member(bundle: Path, name: str) -> bytes:
         return f.read()
 
 
-@pytest.fixture
-def ca(tmp_path: Path) -> Path:
-    assert run_careterm("provision", "ca", "init", "--dir", str(tmp_path / "ca")).returncode == 0
-    return tmp_path / "ca"
-
-
 def provision(
-    ca: Path, out: Path, *args: str, device_id: str = "pad-w03", role: str = "rating_pad"
+    ca: Path,
+    out: Path,
+    *args: str,
+    device_id: str = "pad-w03",
+    role: str = "rating_pad",
+    site: str = "main",
 ):
+    """`careterm provision device` with the CA `ca`, the bundle written to `out`."""
     return run_careterm(
         "provision",
         "device",
@@ -46,7 +46,7 @@ def provision(
         "--role",
         role,
         "--site",
-        "main",
+        site,
         "--broker",
         "mqtts://broker.hospital.local:8883",
         "--out",

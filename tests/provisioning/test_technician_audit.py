@@ -19,34 +19,11 @@ from provisioning import certs
 from provisioning.bundle import MEMBERS, write_bundle
 from provisioning.certs import CAError, SiteCA
 from tests.conftest import careterm_cmd, careterm_env, run_careterm
+from tests.provisioning.test_bundle import provision as provision_device
 
 
 def provision(ca: Path, out: Path, *args: str, device_id: str = "pad-w03", site: str = "main"):
-    return run_careterm(
-        "provision",
-        "device",
-        "--ca",
-        str(ca),
-        "--id",
-        device_id,
-        "--role",
-        "rating_pad",
-        "--site",
-        site,
-        "--broker",
-        "mqtts://broker:8883",
-        "--window",
-        "W03",
-        "--out",
-        str(out),
-        *args,
-    )
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> Path:
-    assert run_careterm("provision", "ca", "init", "--dir", str(tmp_path / "ca")).returncode == 0
-    return tmp_path / "ca"
+    return provision_device(ca, out, "--window", "W03", *args, device_id=device_id, site=site)
 
 
 def one_line(res) -> str:  # type: ignore[no-untyped-def]
