@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -125,3 +126,33 @@ def sam_server() -> Iterator[Callable[[int], SamServer]]:
     yield make
     for s in made:
         s.stop()
+
+
+class LocalTcpServer:
+    """A TCP server on a free local port standing in for a network device; each connection
+    accepted goes to `serve` (on the accepting thread: one connection at a time, unless
+    `serve` starts a thread of its own)."""
+
+    def __init__(self) -> None:
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        self.srv.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.serve(conn)
+
+    def serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop.set()
+        self.srv.close()

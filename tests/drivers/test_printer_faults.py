@@ -18,6 +18,7 @@ from drivers.printer.escpos_decode import decode
 from drivers.printer.escpos_printer import EscposPrinter
 from drivers.printer.sim import SimulatedPrinter
 from drivers.printer.transports import FilePrinter, NetworkPrinter
+from tests.drivers.conftest import LocalTcpServer
 
 STYLE = TicketStyle(columns=32)  # 58 mm: 384 dots
 HANG_MARGIN_S = 5.0
@@ -60,26 +61,12 @@ def test_a_native_qr_code_is_kept_within_the_paper() -> None:
     assert b"\x1d(k\x03\x001C\x06" in small
 
 
-class ChattyHost:
+class ChattyHost(LocalTcpServer):
     """Something on port 9100 that sends without pause and never reads (a wrong service, a
     device in a debug mode)."""
 
-    def __init__(self) -> None:
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self.stop = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        self.srv.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.srv.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+    def serve(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
 
     def _talk(self, conn: socket.socket) -> None:
         conn.settimeout(0.5)
@@ -91,10 +78,6 @@ class ChattyHost:
                     continue
                 except OSError:
                     return
-
-    def close(self) -> None:
-        self.stop.set()
-        self.srv.close()
 
 
 def test_a_device_that_never_stops_sending_cannot_hold_a_ticket() -> None:

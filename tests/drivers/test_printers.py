@@ -31,6 +31,7 @@ from drivers.printer.transports import (
     find_usblp,
 )
 from tests.conftest import wait_for
+from tests.drivers.conftest import LocalTcpServer
 
 STYLE = TicketStyle(columns=32)
 # The promise under test is "returns, with a failure, instead of hanging" (a hung write or
@@ -159,42 +160,27 @@ def test_printer_that_never_answers_status_is_unknown_but_prints(pty) -> None:
         stop.set()
 
 
-class TcpPrinter:
+class TcpPrinter(LocalTcpServer):
     """A network printer on a local port, one connection at a time."""
 
     def __init__(self) -> None:
         self.device = PrinterDevice()
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        self.stop = threading.Event()
-        threading.Thread(target=self._run, daemon=True).start()
+        super().__init__()
 
-    def _run(self) -> None:
-        self.srv.settimeout(0.1)
-        while not self.stop.is_set():
+    def serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.05)
+
+        def read() -> bytes:
             try:
-                conn, _ = self.srv.accept()
+                data = conn.recv(65536)
             except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(0.05)
+                return b""
+            if not data:
+                raise OSError("closed")
+            return data
 
-            def read(c=conn) -> bytes:
-                try:
-                    data = c.recv(65536)
-                except TimeoutError:
-                    return b""
-                if not data:
-                    raise OSError("closed")
-                return data
-
-            self.device.serve(read, conn.sendall, self.stop)
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.srv.close()
+        self.device.serve(read, conn.sendall, self.stop)
+        conn.close()
 
 
 def test_network_printer_status_and_ticket() -> None:
