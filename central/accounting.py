@@ -289,7 +289,11 @@ class Accounting:
         new, moved = self._insert_events(conn, batch.events, now, out)
         dev_rows = self._lock_devices(conn, batch, now)
         before = {d: row["epoch"] for d, row in dev_rows.items()}
-        derived.insert_details(conn, new, dev_rows)
+        kiosks = derived.pad_events_of_kiosks(new, dev_rows)
+        if kiosks:
+            self._not_counted(conn, kiosks, out)
+        out_ids = {ev.id for ev in kiosks}
+        derived.insert_details(conn, [ev for ev in new if ev.id not in out_ids], dev_rows)
         srows: dict[StreamKey, dict] = {}
         dirty = epochs.record(conn, new, moved, dev_rows, srows, now, out)
         for st in batch.statuses:
@@ -409,6 +413,23 @@ class Accounting:
             )
         }
         return [ev for d, e, q, ev in places if (d, e, q) in inserted]
+
+    def _not_counted(self, conn: Connection, evs: list[Event], out: Outcome) -> None:
+        """Events a device's role does not make: stored as received, `valid` false."""
+        conn.execute(
+            update(events).where(events.c.id == bindparam("k_id")).values(valid=False),
+            [{"k_id": ev.id} for ev in sorted(evs, key=lambda e: e.id)],
+        )
+        for ev in evs:
+            out.logs.append(
+                (
+                    logging.WARNING,
+                    f"{ev.device}: {ev.type} {ev.id} stored, but its device's status says it "
+                    "is a kiosk, and only rating pads make ratings, reasons and prompts: "
+                    "reports leave it out (check the device's role and configuration, "
+                    "careterm doctor on the device)",
+                )
+            )
 
     def _lock_devices(self, conn: Connection, batch: Batch, now: float) -> dict[str, dict]:
         """The device rows this batch touches, created if new and locked (sorted)."""

@@ -445,15 +445,15 @@ def insert_new_events(conn: Connection, cols: list[str], rows: list[tuple]) -> s
     assert cols[0] == "id"
     names = _cols(conn, cols)
     if conn.dialect.name == "postgresql":
-        info = conn.connection.info
-        if not info.get(_COPY_IN):
-            conn.exec_driver_sql(
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            # In every transaction, not once per connection: a temporary table created by a
+            # transaction that then rolled back (a value the database refuses, a deadlock)
+            # is gone, and a flag saying it exists made every later batch fail for good.
+            cur.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_COPY_IN} (LIKE events INCLUDING DEFAULTS) "
                 "ON COMMIT DELETE ROWS"
             )
-            info[_COPY_IN] = True
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur:
             with cur.copy(f"COPY {_COPY_IN} ({names}) FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)

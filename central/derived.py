@@ -24,6 +24,22 @@ from central.db import (
 from central.messages import Event, Telemetry, clean, envelope_text, rating_of
 from terminal import payloads
 
+PAD_TYPES = ("rating", "reason", "prompt")
+"""Events only a rating pad makes (SPEC 4.1, 9.3)."""
+
+
+def pad_events_of_kiosks(new: list[Event], dev_rows: dict) -> list[Event]:
+    """Ratings, reasons and prompts of a device whose own status says it is a kiosk: a
+    misconfigured device, or one speaking for windows it does not serve. Stored, counted in
+    no report."""
+    return [
+        ev
+        for ev in new
+        if ev.type in PAD_TYPES
+        and ev.model is not None
+        and dev_rows.get(ev.device, {}).get("role") == "kiosk"
+    ]
+
 
 def insert_details(conn: Connection, new: list[Event], dev_rows: dict) -> None:
     rating_rows, reason_rows, prompt_rows = [], [], []

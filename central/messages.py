@@ -12,8 +12,9 @@ acks for good.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -50,6 +51,53 @@ def envelope_text(env: dict[str, Any]) -> str:
     except UnicodeEncodeError:
         text = json.dumps(env)  # escapes keep a lone surrogate as valid JSON text
     return text.replace("\x00", "")
+
+
+INT32_MAX = 2**31 - 1
+"""Largest value of an `Integer` column (PostgreSQL `integer`): `ratings.response_ms`,
+`sessions.session`, `devices.session`, `telemetry.cert_days_left`."""
+INT64_MAX = 2**63 - 1
+"""Largest value of a `BigInteger` column (and of any SQLite integer)."""
+FUTURE_TS_S = 86400.0
+"""How far ahead of the collector's clock an event time may be and still count: more than
+any UTC offset mistake (a clock set to local time in a UTC zone is 8 h ahead)."""
+EARLIEST_YEAR = 2000
+"""Event times before this year count on no day (a clock that never was set)."""
+COUNTED_TYPES = ("rating", "reason", "prompt")
+"""Event types whose rows reports count (central.derived), by the day of their `ts`."""
+CLOCK_FIX = ": check the device's clock and time zone (careterm doctor on the device)"
+
+
+def ts_fault(ts: str, now: float) -> str | None:
+    """Why `ts` cannot place an event on a day of the reports, or None. A time the device
+    could not yet have reached (more than a day ahead of the collector) or before
+    EARLIEST_YEAR would put ratings into next year's or a long-closed report; a time no
+    time zone conversion can take (year 1 at +14:00) would break any report that reads it.
+    No ISO time at all has no day and is left as it is; one without an offset is taken as
+    UTC here (the day of margin covers every zone)."""
+    try:
+        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    try:
+        utc = t.astimezone(UTC)
+        (utc - timedelta(days=2), utc + timedelta(days=2))  # every zone's view of it exists
+    except (OverflowError, ValueError):
+        return f"ts {ts!r} is out of range{CLOCK_FIX}"
+    if t.year < EARLIEST_YEAR:
+        return f"ts {ts!r} is before {EARLIEST_YEAR}{CLOCK_FIX}"
+    if utc.timestamp() > now + FUTURE_TS_S:
+        return f"ts {ts!r} is more than a day ahead of the site's clock{CLOCK_FIX}"
+    return None
+
+
+def data_fault(etype: str, model: BaseModel | None) -> str | None:
+    """A value of valid-looking data that no column of its row can hold."""
+    if isinstance(model, payloads.RatingData) and (model.response_ms or 0) > INT32_MAX:
+        return f"response_ms: {model.response_ms} is out of range"
+    return None
 
 
 def local_day_hour(ts: Any) -> tuple[str | None, int | None]:
@@ -112,7 +160,9 @@ def _lenient(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
     return model.model_validate(known)
 
 
-def parse_event(topic: str, payload: bytes, root: str = "careterm") -> Event:
+def parse_event(
+    topic: str, payload: bytes, root: str = "careterm", now: float | None = None
+) -> Event:
     t = parse_topic(topic, root)
     if t.leaf not in ("events", "alerts"):
         raise Refused("topic", t.device, f"{topic}: not an event topic")
@@ -148,6 +198,12 @@ def parse_event(topic: str, payload: bytes, root: str = "careterm") -> Event:
         except ValidationError as e:
             error = payloads.describe(e)
     ts = clean(env.ts)
+    if model is not None:
+        error = data_fault(env.type, model)
+        if error is None and env.type in COUNTED_TYPES:
+            error = ts_fault(ts, time.time() if now is None else now)
+        if error is not None:
+            model = None  # stored as received, acked, counted in no report
     day, hour = local_day_hour(ts)
     return Event(
         env.id,
@@ -193,6 +249,8 @@ def parse_status(topic: str, payload: bytes, root: str = "careterm") -> Status:
         st = payloads.parse(payloads.Status, payload)
     except PayloadError as e:
         raise Refused("payload", t.device, f"{topic}: {e}") from None
+    if st.session > INT32_MAX:
+        raise Refused("payload", t.device, f"{topic}: session {st.session} is out of range")
     return Status(
         t.device,
         t.site,
@@ -222,6 +280,8 @@ def parse_telemetry(topic: str, payload: bytes, root: str = "careterm") -> Telem
         body = payloads.parse(payloads.Telemetry, raw)
     except PayloadError as e:
         raise Refused("payload", t.device, f"{topic}: {e}") from None
+    if body.outbox_depth > INT64_MAX or abs(body.cert_days_left or 0) > INT32_MAX:
+        raise Refused("payload", t.device, f"{topic}: a count is out of range")
     return Telemetry(t.device, t.site, body, raw)
 
 
