@@ -388,7 +388,10 @@ class _Clock:
         t = _parse_ts(ts)
         if t is None:
             return (None, None, None, None, False)
-        here = t.astimezone(self.zone)
+        try:
+            here = t.astimezone(self.zone)
+        except (OverflowError, ValueError):  # year 1 at +14:00: no day in this zone
+            return (None, None, None, None, False)
         offset = here.utcoffset()
         bad = t.utcoffset() != offset
         return (

@@ -241,3 +241,28 @@ def test_table_and_html_show_no_control_or_bidi_characters(hostile_db: str) -> N
         lines = table.splitlines()
         head = next(i for i, line in enumerate(lines) if line.startswith(by))
         assert lines[head + 4].startswith("-" * 10), lines[head : head + 5]
+
+
+def test_a_stored_time_no_zone_can_convert_leaves_the_report_standing(db: str) -> None:
+    """Rows stored before the collector refused such times (year 1 at +14:00, year 9999 at
+    -14:00) made `site report` without dates crash: they now count on no day."""
+    from sqlalchemy import update
+
+    from central.db import ratings
+
+    engine = open_db(db)
+    with engine.begin() as conn:
+        first, second = [r.event_id for r in conn.execute(ratings.select().limit(2))]
+        conn.execute(
+            update(ratings)
+            .where(ratings.c.event_id == first)
+            .values(ts="0001-01-01T00:00:00+14:00")
+        )
+        conn.execute(
+            update(ratings)
+            .where(ratings.c.event_id == second)
+            .values(ts="9999-12-31T23:59:59-14:00")
+        )
+    engine.dispose()
+    for zone in ("Asia/Shanghai", "Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        assert "TOTAL" in report(db, "--timezone", zone)
