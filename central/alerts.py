@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -239,7 +240,7 @@ class Forwarder:
             body = alert_body(json.loads(payload), self.opts.staff_names)
         except ValueError:
             body = {"id": eid, "text": "alert (its stored payload is not JSON)"}
-        data = json.dumps(body, ensure_ascii=False)
+        data = json.dumps(_finite(body), ensure_ascii=False, allow_nan=False)
         if not self.opts.webhook:
             sys.stdout.write(data + "\n")
             sys.stdout.flush()
@@ -264,6 +265,18 @@ class Forwarder:
             return f"HTTP {e.code} {e.reason}", down
         except (urllib.error.URLError, OSError, ValueError) as e:
             return str(getattr(e, "reason", e)), True
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN or infinity (which Python's JSON reader takes from a device's
+    payload) as null: the webhook gets strict JSON, which has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _pending_query() -> Any:

@@ -25,6 +25,10 @@ from tests.conftest import careterm_cmd, careterm_env, run_careterm, wait_for
 pytestmark = [pytest.mark.broker]
 
 
+def strict_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 class Webhook:
     """A local HTTP endpoint. `answer(body) -> status` decides each reply (200 by default)."""
 
@@ -37,7 +41,8 @@ class Webhook:
 
         class H(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.loads(raw, parse_constant=strict_json)  # as a strict receiver
                 with hook.lock:
                     code = 500 if len(hook.calls) < hook.fail else 200
                     if hook.answer is not None:
@@ -402,3 +407,20 @@ def test_a_device_with_many_alerts_waiting_does_not_hide_the_other_devices(
         pass
     seqs = [b["event"]["seq"] for b in hook.delivered() if b["event"]["device"] == "pad-a"]
     assert seqs == list(range(1, 603)) and pending_count(site_engine) == 0
+
+
+def test_the_webhook_gets_strict_json_even_from_an_alert_carrying_nan(
+    site_engine, webhook_factory
+) -> None:
+    """Python's JSON reader takes NaN and Infinity from a device's payload; written back as
+    they were, the webhook's body was not JSON a strict receiver parses."""
+    books = Books(site_engine)
+    odd = alert_env("pad-x", 1)
+    odd["data"]["level"] = float("nan")
+    odd["data"]["extra"] = [float("inf"), 1.5]
+    books.store(odd)
+    hook = webhook_factory()
+    Forwarder(site_engine, AlertOptions(webhook=hook.url))._pass()
+    assert len(hook.calls) == 1
+    (_, body, _) = hook.calls[0]
+    assert body["event"]["data"]["level"] is None and body["event"]["data"]["extra"] == [None, 1.5]
