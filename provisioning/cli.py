@@ -247,6 +247,12 @@ def _bundle_path(value: str, device_id: str) -> Path:
         raise _usage(f"--out {value}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise _usage(f"--out {value}: this user may not write in {folder}; choose another --out")
+    if out.exists():
+        print(
+            f"careterm: warning: --out {value} exists and is replaced; if it is another "
+            "device's bundle not installed yet, make that one again (its key is gone with it)",
+            file=sys.stderr,
+        )
     return out
 
 

@@ -378,3 +378,10 @@ def test_revocations_wait_for_each_other_so_the_crl_misses_none(ca, tmp_path):
     assert done.is_set()
     crl = x509.load_pem_x509_crl((ca / certs.CRL).read_bytes())
     assert len(list(crl)) == 2
+
+
+def test_a_bundle_written_over_an_existing_one_says_so(ca, tmp_path):
+    out = tmp_path / "p.tar.gz"
+    assert "replaced" not in provision(ca, out).stderr
+    again = provision(ca, out, device_id="pad-w04")
+    assert again.returncode == 0 and f"--out {out} exists and is replaced" in again.stderr
