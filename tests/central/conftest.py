@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 
+from central.db import open_db
 from terminal.config import load_config
 from terminal.mqtt_link import LinkOptions
 from terminal.uplink import Uplink
@@ -145,4 +147,13 @@ def pg_url() -> Iterator[str]:
     yield url.rsplit("/", 1)[0] + "/" + name
     with eng.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request, tmp_path: Path) -> Iterator[Engine]:
+    """A new site database, on SQLite and on PostgreSQL, opened as a collector opens it."""
+    url = f"sqlite:///{tmp_path}/site.db" if request.param == "sqlite" else None
+    eng = open_db(url or request.getfixturevalue("pg_url"), writer=True)
+    yield eng
     eng.dispose()

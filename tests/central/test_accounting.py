@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from central.db import (
     alert_deliveries,
     devices,
     gaps,
-    open_db,
     prompts,
     ratings,
     seq_aliases,
@@ -121,17 +119,6 @@ class Books:
     def rows(self, table: Any, *where: Any) -> list[Any]:
         with self.engine.connect() as c:
             return c.execute(select(table).where(*where)).all()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/site.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    eng = open_db(url, writer=True)
-    yield eng
-    eng.dispose()
 
 
 def test_in_order_events_are_acked_with_their_epoch(engine) -> None:

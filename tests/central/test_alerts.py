@@ -316,25 +316,17 @@ def alert_env(dev: str, seq: int | None, kind: str = "dissatisfied") -> dict[str
     return env(dev, seq, "alert", {"kind": kind, "severity": "warning", "message": kind})
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def site_engine(request, tmp_path: Path) -> Iterator[Any]:
-    url = f"sqlite:///{tmp_path}/site.db" if request.param == "sqlite" else None
-    eng = open_db(url or request.getfixturevalue("pg_url"), writer=True)
-    yield eng
-    eng.dispose()
-
-
 def test_alerts_two_collectors_commit_out_of_order_go_out_in_seq_order(
-    site_engine, webhook_factory
+    engine, webhook_factory
 ) -> None:
     """Audit #1: collectors of one group commit a device's alerts in any order. An alert
     stored ahead of an earlier one still in flight at another collector waits for it; an
     alert without seq (non-durable storage alert) is in no order and goes at once."""
-    col_a, col_b = Books(site_engine), Books(site_engine)  # two collectors, one database
+    col_a, col_b = Books(engine), Books(engine)  # two collectors, one database
     first, second, third, fourth = (alert_env("pad-a", q) for q in (1, 2, 3, 4))
     storage = alert_env("pad-a", None, "storage")
     hook = webhook_factory()
-    fwd = Forwarder(site_engine, AlertOptions(webhook=hook.url))
+    fwd = Forwarder(engine, AlertOptions(webhook=hook.url))
     col_b.store(third)
     col_b.store(second, storage)
     fwd._pass()
@@ -360,18 +352,18 @@ def test_a_missing_sqlite_database_is_refused_not_created(tmp_path: Path, tool) 
 
 
 def test_an_alert_the_webhook_refuses_for_good_is_set_aside_and_the_next_ones_go_on(
-    site_engine, webhook_factory, caplog
+    engine, webhook_factory, caplog
 ) -> None:
     """Audit #7: one alert the receiver can never take (413, 400) held back every later
     alert of its device forever. After `max_refusals` 4xx answers it is set aside: kept in
     the database, marked, logged at ERROR with its id; the next alert goes on."""
-    books = Books(site_engine)
+    books = Books(engine)
     bad, after = alert_env("pad-x", 1), alert_env("pad-x", 2)
     books.store(bad, after)
     hook = webhook_factory()
     hook.answer = lambda body: 413 if body["id"] == bad["id"] else 200
     opts = AlertOptions(webhook=hook.url, retry_min_s=0.0, retry_max_s=0.0, max_refusals=3)
-    fwd = Forwarder(site_engine, opts)
+    fwd = Forwarder(engine, opts)
     with caplog.at_level("ERROR", logger="careterm.alerts"):
         for _ in range(4):
             fwd._pass()
@@ -385,42 +377,42 @@ def test_an_alert_the_webhook_refuses_for_good_is_set_aside_and_the_next_ones_go
     assert (row.delivered_at, row.next_try, row.attempts) == (None, SET_ASIDE, 3)
     assert row.last_error.startswith("set aside: HTTP 413")
     assert f"refused alert {bad['id']} from pad-x 3 times" in caplog.text
-    assert pending_count(site_engine) == 0 and fwd.set_aside == 1
+    assert pending_count(engine) == 0 and fwd.set_aside == 1
 
 
 def test_a_device_with_many_alerts_waiting_does_not_hide_the_other_devices(
-    site_engine, webhook_factory
+    engine, webhook_factory
 ) -> None:
     """A pass read the first 500 pending alerts of the whole table, by device: one device
     with more than that waiting behind a gap (its seq 1 still in flight) held back every
     device after it until the gap was given up."""
-    books = Books(site_engine)
+    books = Books(engine)
     books.store(*[alert_env("pad-a", q) for q in range(2, 603)])  # seq 1 not stored yet
     later = alert_env("pad-b", 1)
     books.store(later)
     hook = webhook_factory()
-    fwd = Forwarder(site_engine, AlertOptions(webhook=hook.url))
+    fwd = Forwarder(engine, AlertOptions(webhook=hook.url))
     fwd._pass()
     assert [b["id"] for b in hook.delivered()] == [later["id"]]
     books.store(alert_env("pad-a", 1))
     while fwd._pass()[0]:
         pass
     seqs = [b["event"]["seq"] for b in hook.delivered() if b["event"]["device"] == "pad-a"]
-    assert seqs == list(range(1, 603)) and pending_count(site_engine) == 0
+    assert seqs == list(range(1, 603)) and pending_count(engine) == 0
 
 
 def test_the_webhook_gets_strict_json_even_from_an_alert_carrying_nan(
-    site_engine, webhook_factory
+    engine, webhook_factory
 ) -> None:
     """Python's JSON reader takes NaN and Infinity from a device's payload; written back as
     they were, the webhook's body was not JSON a strict receiver parses."""
-    books = Books(site_engine)
+    books = Books(engine)
     odd = alert_env("pad-x", 1)
     odd["data"]["level"] = float("nan")
     odd["data"]["extra"] = [float("inf"), 1.5]
     books.store(odd)
     hook = webhook_factory()
-    Forwarder(site_engine, AlertOptions(webhook=hook.url))._pass()
+    Forwarder(engine, AlertOptions(webhook=hook.url))._pass()
     assert len(hook.calls) == 1
     (_, body, _) = hook.calls[0]
     assert body["event"]["data"]["level"] is None and body["event"]["data"]["extra"] == [None, 1.5]

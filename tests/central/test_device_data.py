@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,17 +18,6 @@ from central.messages import Refused, parse_message
 from tests.central.test_accounting import EPOCH_A, Books, env, rating
 
 CST = timezone(timedelta(hours=8))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request, tmp_path: Path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/site.db"
-    else:
-        url = request.getfixturevalue("pg_url")
-    eng = open_db(url, writer=True)
-    yield eng
-    eng.dispose()
 
 
 def _stored(books: Books) -> dict[str, bool]:
