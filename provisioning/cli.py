@@ -298,14 +298,19 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _host(value: str) -> str:
-    """A --host: a DNS name or an IP address, as devices write it in mqtts://HOST:PORT."""
+def _host_name(value: str) -> str | None:
+    """`value` as an IP address (normalised) or a DNS host name; None when it is neither."""
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
-        pass
-    if _HOSTNAME.fullmatch(value):
-        return value
+        return value if _HOSTNAME.fullmatch(value) else None
+
+
+def _host(value: str) -> str:
+    """A --host: a DNS name or an IP address, as devices write it in mqtts://HOST:PORT."""
+    host = _host_name(value)
+    if host is not None:
+        return host
     raise _usage(
         f"--host {value!r}: give only a host name or an IP address (e.g. broker.hospital.local "
         "or 10.20.0.5), without mqtts:// or a port (the port is --port)"
@@ -313,7 +318,7 @@ def _host(value: str) -> str:
 
 
 def _topic_root(value: str) -> str:
-    if not re.fullmatch(ROOT_RE.pattern, value):
+    if not ROOT_RE.fullmatch(value):
         raise _usage(
             f"--topic-root {value!r}: use letters, digits, '_' and '-', segments separated "
             "by '/' (no '+', '#', spaces or empty segments); the default is careterm"
@@ -329,12 +334,9 @@ def _bind_address(value: str) -> str:
 
     if not value:
         return ""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    if _HOSTNAME.fullmatch(value):
-        return value
+    host = _host_name(value)
+    if host is not None:
+        return host
     raise _usage(f"--bind {value!r}: give an IP address (e.g. 10.1.2.3) or a host name")
 
 
