@@ -16,6 +16,10 @@ inside a cgroup CPU quota, each measured against the same scenario unconstrained
             not built: the morning boot of a kiosk whose roster came overnight)
   pad_ui_gpu, kiosk_gpu
             the same with Mesa's llvmpipe threads moved out of the quota (a Pi's GPU draws)
+  kivy_bare the memory baseline of the screens: a bare Kivy app (the same Python, Kivy, CJK
+            font and window as the pad's screen; a label and four buttons, no careterm code):
+            start -> first frame and VmRSS, so the pad's and the kiosk's memory read as what
+            they add to the floor any Kivy screen pays here (llvmpipe included)
 
 Every measured process is put into the cgroup by a `sh` wrapper before it execs, so start-up
 runs inside the quota; the broker, Xvfb and the measuring subscribers stay outside (the site's
@@ -637,6 +641,72 @@ def bench_raw(run: Run) -> dict[str, Any]:
         rx.close()
 
 
+KIVY_BARE = """
+import os, sys, time
+os.environ.setdefault("KIVY_NO_ARGS", "1")
+from kivy.config import Config
+w, h = sys.argv[2].split("x")
+Config.set("graphics", "width", w); Config.set("graphics", "height", h)
+Config.set("graphics", "resizable", "0")
+from kivy.app import App
+from kivy.core.text import LabelBase
+from kivy.core.window import Window
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.button import Button
+from kivy.uix.label import Label
+if sys.argv[3]:
+    LabelBase.register("CJK", sys.argv[3])
+font = "CJK" if sys.argv[3] else "Roboto"
+
+def flipped(*_):
+    Window.unbind(on_flip=flipped)
+    with open(sys.argv[1], "a") as f:
+        f.write(f"{time.monotonic():.6f} frame bare\\n")
+
+class Bare(App):
+    def load_kv(self, filename=None):
+        return False  # no .kv file (and `-c` has no source file to look beside)
+
+    def build(self):
+        Window.bind(on_flip=flipped)
+        root = BoxLayout(orientation="vertical", padding=20, spacing=20)
+        root.add_widget(Label(text="请为本次服务评价", font_name=font, font_size=48))
+        keys = BoxLayout(spacing=20)
+        for text in ("不满意", "基本满意", "满意", "非常满意"):
+            keys.add_widget(Button(text=text, font_name=font, font_size=36))
+        root.add_widget(keys)
+        return root
+
+Bare().run()
+"""
+
+
+def bench_kivy_bare(run: Run) -> dict[str, Any]:
+    """The floor of a Kivy screen on this machine: a bare app with the pad's window size and
+    CJK font (a label, four buttons), no careterm module. Start -> first frame; VmRSS."""
+    from terminal.fonts import find_cjk_font
+
+    assert run.display is not None
+    name = f"bare-{run.budget}"
+    marks = Marks(run.tmp / f"{name}.marks")
+    env = careterm_env(DISPLAY=run.display, KIVY_NO_ARGS="1")
+    script = [sys.executable, "-c", KIVY_BARE, str(marks.path), "800x480", find_cjk_font() or ""]
+    log = run.tmp / f"{name}.log"
+    out: dict[str, Any] = {"window": "800x480"}
+    t0 = time.monotonic()
+    with process(run.cg.wrap(script), log, env) as proc:
+        wait_for(lambda: marks.first("frame bare") or proc.poll() is not None, 180, what="a frame")
+        first = marks.first("frame bare")
+        if first is None:
+            raise RuntimeError(f"exited {proc.returncode} before a frame; log: {tail(log)}")
+        out["start_to_first_frame_s"] = round(first - t0, 3)
+        out["cpu_s_at_first_frame"] = cpu_s(proc.pid)
+        time.sleep(1.0)  # a few idle frames, as the pad's figure is taken after its presses
+        final_tally(out, proc.pid, None)
+    out["throttled"] = run.cg.throttled()
+    return out
+
+
 def kiosk_files(run: Run, name: str, pty: Pty, n_reads: int) -> tuple[Path, Path, list[str], int]:
     """A kiosk configuration with the demo roster of 20,000 patients (and the 4 demo ones) plus
     one appointment per card to read; returns the roster's length last."""
@@ -812,8 +882,9 @@ SCENARIOS: dict[str, Callable[[Run], dict[str, Any]]] = {
     # the same with Mesa's rendering threads outside the quota, as a Pi's GPU (GpuThreads)
     "pad_ui_gpu": lambda run: bench_pad(run, ui=True),
     "kiosk_gpu": bench_kiosk,
+    "kivy_bare": bench_kivy_bare,
 }
-UI_SCENARIOS = {"pad_ui", "kiosk", "pad_ui_gpu", "kiosk_gpu"}
+UI_SCENARIOS = {"pad_ui", "kiosk", "pad_ui_gpu", "kiosk_gpu", "kivy_bare"}
 
 
 def guarded(what: str, fn: Callable[[Run], dict[str, Any]], run: Run) -> dict[str, Any]:
@@ -937,7 +1008,34 @@ MEASURES = [
         None,
     ),
     ("pad UI: of which Mesa/LLVM/GL libraries (MB)", "pad_ui.memory.gl_mb", None),
+    ("raw paho publisher: VmRSS (MB)", "raw.memory.rss_mb", None),
+    (
+        "bare Kivy app (800x480, CJK font): start -> first frame (s)",
+        "kivy_bare.start_to_first_frame_s",
+        None,
+    ),
+    ("bare Kivy app: VmRSS (MB)", "kivy_bare.memory.rss_mb", None),
+    ("bare Kivy app: of which Mesa/LLVM/GL libraries (MB)", "kivy_bare.memory.gl_mb", None),
+    ("pad UI: VmRSS over the bare Kivy app (MB)", "floor.pad_ui_over_bare_mb", None),
+    ("kiosk: VmRSS over the bare Kivy app (MB)", "floor.kiosk_over_bare_mb", None),
+    ("pad headless: VmRSS over the raw paho publisher (MB)", "floor.pad_over_raw_mb", None),
 ]
+
+
+def floors(out: dict[str, Any]) -> dict[str, float]:
+    """What each app adds to its floor in one budget: the pad's screen and the kiosk over the
+    bare Kivy app, the headless pad over the raw paho publisher (VmRSS, MB)."""
+    pairs = {
+        "pad_ui_over_bare_mb": ("pad_ui.memory.rss_mb", "kivy_bare.memory.rss_mb"),
+        "kiosk_over_bare_mb": ("kiosk.memory.rss_mb", "kivy_bare.memory.rss_mb"),
+        "pad_over_raw_mb": ("pad.memory.rss_mb", "raw.memory.rss_mb"),
+    }
+    res = {}
+    for key, (app, floor) in pairs.items():
+        a, f = get(out, app), get(out, floor)
+        if a is not None and f is not None:
+            res[key] = round(a - f, 1)
+    return res
 
 
 def verdicts(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -1010,7 +1108,7 @@ def main() -> int:
     )
     ap.add_argument(
         "--only",
-        help="comma-separated subset of: sysbench,pad,raw,pad_ui,kiosk,pad_ui_gpu,kiosk_gpu",
+        help="comma-separated subset of: " + ",".join(SCENARIOS),
     )
     ap.add_argument("--budgets", help="comma-separated subset of: unconstrained,pi4,pi3")
     args = ap.parse_args()
@@ -1087,6 +1185,7 @@ def main() -> int:
                         run.cg.remove()
                         if run.gpu is not None:
                             run.gpu.remove()
+                    out["floor"] = floors(out)
                     result["budgets"][name] = out
         finally:
             broker.stop()

@@ -185,3 +185,15 @@ def test_presses_one_at_a_time_wait_the_gap_after_each_event(pb):
     sent = pb.one_at_a_time(3, rx, trigger, gap_s=0.3)
     assert len(sent) == 3 and sent == sorted(sent)
     assert all(b - a >= 0.3 for a, b in zip(calls, calls[1:], strict=False))
+
+
+def test_floors_are_what_each_app_adds_to_its_bare_baseline(pb: ModuleType) -> None:
+    out = {
+        "pad": {"memory": {"rss_mb": 41.7}},
+        "raw": {"memory": {"rss_mb": 22.3}},
+        "pad_ui": {"memory": {"rss_mb": 179.0}},
+        "kivy_bare": {"memory": {"rss_mb": 147.4}},
+        "kiosk": {"error": "RuntimeError: no home frame"},
+    }
+    # The kiosk failed: no figure for it, rather than one against a missing value.
+    assert pb.floors(out) == {"pad_ui_over_bare_mb": 31.6, "pad_over_raw_mb": 19.4}
