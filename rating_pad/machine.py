@@ -152,6 +152,8 @@ class Prompt:
     opened: float | None = None
     """Monotonic time the patient was first asked; None while deferred."""
     until: float | None = None
+    asked: float | None = None
+    """Monotonic time the prompt came (a deferred one waits from here)."""
 
 
 @dataclass
@@ -196,6 +198,17 @@ class PadView:
         if self.state == PadState.PROMPTED:
             return True
         return self.mode == "free" and self.state in (PadState.IDLE, PadState.THANKS)
+
+
+def next_patient(before: PadView, now: PadView) -> bool:
+    """Whether `now` is a screen for another patient than `before` (the language button's
+    choice then goes back to the default): the pad went back to idle, closed or paused, or a
+    new prompt opened over the last patient's screens (a prompt during the thank-you screen,
+    one deferred behind a reason, one superseding another). A prompt opening over the idle
+    screen is for the patient already at the window, who may have chosen a language there."""
+    if now.state != before.state and now.state in (PadState.IDLE, PadState.CLOSED, PadState.PAUSED):
+        return True
+    return now.prompt is not None and now.prompt != before.prompt and before.state != PadState.IDLE
 
 
 def english(zh: list[str], en: list[str], table: dict[str, str]) -> list[str]:
@@ -274,7 +287,14 @@ class PadMachine:
         """A rating button on the touchscreen; on the reason screen use `choose_reason`."""
         if self._is_repeat(f"touch:{score}", t, TOUCH_REPEAT_S):
             return self.tick(t)
-        return self.score(score, t)
+        out = self.tick(t)
+        if self.state == PadState.REASON:
+            # The reason screen has no rating buttons: this touch was made on the rating
+            # screen (two fingers, a palm, a second tap before the screen changed). It never
+            # picks a reason the patient has not seen.
+            log.info("pad: a rating button touched after the score: not a reason, ignored")
+            return out
+        return out + self.score(score, t)
 
     def _is_repeat(self, source: str, t: float, window: float = REPEAT_S) -> bool:
         """Auto-repeat is the same key again and again with nothing between: a press of the
@@ -396,7 +416,7 @@ class PadMachine:
         if why:
             log.info("pad: prompt ignored (%s)", why)
             return out
-        p = Prompt(id=uuid7(), ticket=ticket, cid=cid)
+        p = Prompt(id=uuid7(), ticket=ticket, cid=cid, asked=t)
         self.asked = p
         if self.open is not None:
             out.append(self._closed(self.open, "superseded"))
@@ -541,6 +561,7 @@ class PadMachine:
                 "cid": p.cid,
                 "opened": None if p.opened is None else round(p.opened + wall_offset, 3),
                 "until": None if p.until is None else round(p.until + wall_offset, 3),
+                "asked": None if p.asked is None else round(p.asked + wall_offset, 3),
             }
 
         pending = self._pending
@@ -616,10 +637,19 @@ class PadMachine:
             p = _prompt_from(snap.get(key))
             if p is None or p.id in closed_prompts:
                 continue
+            age = None if p.asked is None else wall - p.asked  # the snapshot's are wall times
+            p.asked = None if age is None else t - age
             if self.state not in (PadState.IDLE, PadState.PROMPTED):
                 out.append(self._closed(p, "expired"))
                 continue
             if key == "deferred" and self.open is None:
+                r = self.cfg.rating
+                # Waiting, it would have opened within reason_timeout_s + thanks_s of being
+                # asked: after a longer stop (a power cut) its patient has long gone.
+                latest = r.reason_timeout_s + r.thanks_s + r.prompt_window_s
+                if age is not None and not 0 <= age <= latest:
+                    out.append(self._closed(p, "expired"))
+                    continue
                 p.opened = p.until = None
                 self._open_prompt(p, t)  # its window never started: a full one now
                 continue
@@ -811,4 +841,5 @@ def _prompt_from(raw: Any) -> Prompt | None:
         cid=cid if isinstance(cid, str) else None,
         opened=num(raw.get("opened")),
         until=num(raw.get("until")),
+        asked=num(raw.get("asked")),
     )

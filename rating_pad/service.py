@@ -136,6 +136,8 @@ class StoredTruth:
     reasons_done: set[str] = field(default_factory=set)
     unanswered: list[tuple[str, str | None]] = field(default_factory=list)
     unalerted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    last_staff: tuple[str, dict[str, Any]] | None = None
+    """The newest `staff` event (event id, data): who is on duty, paused or closed."""
 
 
 def as_model(model: type[M], body: dict[str, Any] | BaseModel) -> M:
@@ -147,19 +149,53 @@ def as_model(model: type[M], body: dict[str, Any] | BaseModel) -> M:
     return parse(model, body)
 
 
+STAFF_ACTIONS = ("sign_in", "sign_out", "pause", "resume")
+
+
+def on_duty_from(snap: dict[str, Any], last_staff: tuple[str, dict[str, Any]] | None) -> None:
+    """Correct `snap` (in place) by the newest stored `staff` event when the state file has not
+    seen it (`snap["staff_event"]` names the newest one it has): the process died between
+    storing a sign-in, sign-out or pause and saving the state file, and the clerk on duty is
+    the one the outbox says, never the one who signed out."""
+    if last_staff is None or last_staff[0] == snap.get("staff_event"):
+        return
+    ev_id, data = last_staff
+    action, who = data.get("action"), data.get("staff")
+    before = snap.get("staff")
+    was = before.get("staff") if isinstance(before, dict) else None
+    if action == "sign_out" or not isinstance(who, str) or not who:
+        who = None
+    now = (who, action == "pause", action == "sign_out")
+    if now != (was, bool(snap.get("paused")), bool(snap.get("closed"))):
+        log.warning(
+            "pad: the state file missed the last %s (event %s) before the stop: %s on duty, "
+            "as the outbox says",
+            action,
+            ev_id,
+            who or "nobody",
+        )
+    if who != was:
+        snap["staff"] = None if who is None else {"staff": who}
+    snap["paused"], snap["closed"] = now[1], now[2]
+    snap["staff_event"] = ev_id
+
+
 def scan_outbox(outbox: Outbox, alert_at_or_below: int) -> StoredTruth:
     truth = StoredTruth()
     asked: dict[str, str | None] = {}
     low: dict[str, dict[str, Any]] = {}
     alerted: set[str] = set()
     for ev in outbox.iter_all("all"):
-        if ev.type not in ("rating", "reason", "prompt", "alert"):
+        if ev.type not in ("rating", "reason", "prompt", "alert", "staff"):
             continue
         try:
             data = json.loads(ev.payload)["data"]
         except (ValueError, KeyError, TypeError):
             continue
-        if ev.type == "rating":
+        if ev.type == "staff":
+            if isinstance(data, dict) and data.get("action") in STAFF_ACTIONS:
+                truth.last_staff = (ev.id, data)
+        elif ev.type == "rating":
             counted = not data.get("misuse")
             if data.get("prompt") and counted:
                 truth.closed_prompts.add(data["prompt"])
@@ -226,6 +262,8 @@ class PadService:
         self._link_at = 0.0
         self.last_view: PadView | None = None
         self._devices_down: set[str] = set()
+        self._staff_event: str | None = None
+        """The event id of the newest `staff` event stored (saved with the state)."""
 
     @property
     def heartbeat(self) -> float:
@@ -278,6 +316,9 @@ class PadService:
         if isinstance(today, dict) and isinstance(today.get("count"), int):
             self._today = (str(today.get("date")), today["count"])
         truth = scan_outbox(self.uplink.outbox, self.cfg.rating.alert_at_or_below)
+        on_duty_from(snap, truth.last_staff)
+        mark = snap.get("staff_event")
+        self._staff_event = mark if isinstance(mark, str) else None
         records = self.machine.restore(
             snap,
             self.clock(),
@@ -552,6 +593,8 @@ class PadService:
                     break
                 rec.event_id = ev.id
                 self._unstored.pop(0)
+                if rec.etype == "staff":
+                    self._staff_event = ev.id
                 if rec.etype == "rating" and not rec.data.get("misuse"):
                     self._count_today()
                 log.info("pad: %s seq %d stored", rec.etype, ev.seq)
@@ -614,6 +657,7 @@ class PadService:
     def snapshot(self) -> dict[str, Any]:
         snap = self.machine.snapshot(self._wall_offset)
         snap["today"] = {"date": self._today[0], "count": self._today[1]}
+        snap["staff_event"] = self._staff_event
         return snap
 
     def _save_state(self, now: bool = False) -> bool:

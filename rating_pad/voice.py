@@ -17,7 +17,7 @@ from pathlib import Path
 from drivers.speaker.base import Speaker
 from drivers.speaker.factory import open_speaker
 from drivers.speaker.player import PLAYERS, PlayerSpeaker
-from rating_pad.machine import PadState, PadView
+from rating_pad.machine import PadState, PadView, next_patient
 
 log = logging.getLogger("careterm.pad")
 
@@ -58,7 +58,7 @@ class Voice:
                 PlayerSpeaker(player, level) if player is not None else open_speaker(volume=level)
             )
         self.speaker: Speaker | None = speaker
-        self._last: tuple[PadState, str | None] | None = None
+        self._last: PadView | None = None
         if not self.dir.is_dir():
             log.warning("voice: %s is not a folder; voice prompts are off", self.dir)
         elif isinstance(self.speaker, PlayerSpeaker) and not self.speaker.player:
@@ -77,15 +77,21 @@ class Voice:
         self.language = lang
 
     def on_view(self, view: PadView) -> None:
-        now = (view.state, view.fault)
-        if now == self._last:
+        before = self._last
+        if before is not None and (before.state, before.fault, before.prompt) == (
+            view.state,
+            view.fault,
+            view.prompt,
+        ):
             return
-        before, self._last = self._last, now
-        if view.state in (PadState.IDLE, PadState.CLOSED, PadState.PAUSED):
+        self._last = view
+        if before is not None and next_patient(before, view):
             self.language = self.default_language  # the next patient starts in the default
-        if view.fault and (before is None or before[1] != view.fault):
+        if view.fault and (before is None or before.fault != view.fault):
             self.play(FAULT)
-        elif not view.fault and (before is None or before[0] != view.state):
+        elif not view.fault and (
+            before is None or before.state != view.state or before.prompt != view.prompt
+        ):
             name = NAMES.get(view.state)
             if name:
                 self.play(name)

@@ -30,7 +30,7 @@ from kivy.uix.image import Image
 from kivy.uix.label import Label
 from kivy.uix.widget import Widget
 
-from rating_pad.machine import PadState, PadView, Staff
+from rating_pad.machine import PadState, PadView, Staff, next_patient
 from rating_pad.texts import text
 from rating_pad.ui.fonts import FONT
 
@@ -128,6 +128,30 @@ def fit_box(txt: str, size: float, width: float, height: float, bold: bool = Tru
     return size
 
 
+CJK_BREAK_AFTER = " ,，、;；/:：)）"
+TWO_LINES_GAIN = 1.15
+"""A CJK reason is set on two lines when that makes its text at least this much larger."""
+
+
+def two_lines(cap: str) -> str:
+    """A CJK caption of six or more characters as two balanced lines (Kivy wraps only at
+    spaces, so a long reason would otherwise shrink to fit one line of a small key): broken
+    after a space or punctuation near the middle, else at the middle."""
+    if cap.isascii() or "\n" in cap or len(cap) < 6:
+        return cap
+    mid = (len(cap) + 1) // 2
+    cut = next(
+        (
+            k
+            for d in range(3)
+            for k in (mid + d, mid - d)
+            if 0 < k < len(cap) and cap[k - 1] in CJK_BREAK_AFTER
+        ),
+        mid,
+    )
+    return cap[:cut].rstrip() + "\n" + cap[cut:].lstrip()
+
+
 class Face(Widget):
     """A line-drawn face: mood -1 (frown) .. 1 (smile)."""
 
@@ -206,6 +230,7 @@ class ReasonButton(ButtonBehavior, BoxLayout):
         u: float,
         font: float,
         hint_font: float,
+        shown: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(orientation="vertical", padding=8 * u, spacing=4 * u, **kw)
@@ -213,15 +238,17 @@ class ReasonButton(ButtonBehavior, BoxLayout):
         self.caption = caption
         _paint(self, color, 18 * u)
         self.add_widget(label(key_hint, hint_font, color=MUTED, size_hint=(1, 0.3)))
-        self.add_widget(label(caption, font, bold=True, size_hint=(1, 0.7)))
+        self.add_widget(label(shown or caption, font, bold=True, size_hint=(1, 0.7)))
 
 
 class PlainReason(ButtonBehavior, Label):
     """A reason only a touch can pick (no key for it, or no keypad)."""
 
-    def __init__(self, index: int, caption: str, font: float, **kw: Any) -> None:
+    def __init__(
+        self, index: int, caption: str, font: float, shown: str | None = None, **kw: Any
+    ) -> None:
         super().__init__(
-            text=caption,
+            text=shown or caption,
             font_name=FONT,
             font_size=font,
             bold=True,
@@ -338,11 +365,7 @@ class PadRoot(BoxLayout):
     def show(self, view: PadView) -> None:
         before = self.view
         self.view = view
-        if (
-            before is not None
-            and view.state != before.state
-            and view.state in (PadState.IDLE, PadState.CLOSED, PadState.PAUSED)
-        ):
+        if before is not None and next_patient(before, view):
             self.lang = self.default_language  # the next patient starts in the default language
         self._refresh()
 
@@ -682,7 +705,7 @@ class PadRoot(BoxLayout):
         if keyed:
             row = BoxLayout(spacing=12 * u, size_hint=(1, 0.6 if extra else 0.73))
             inner = (self.width - 40 * u - (scale - 1) * 12 * u) / scale - 12 * u
-            font = self._fits([reasons[i] for i in range(keyed)], 30 * f, inner)
+            shown, font = self._lines([reasons[i] for i in range(keyed)], 30 * f, inner)
             labels = v.labels if self.lang == "zh" else v.labels_en
             # hint and reason must fit their share of a tile (measured, wrapped as drawn)
             tile_h = (self._body_h(v) - 16 * u - 40 * u) * (0.6 if extra else 0.73) - 20 * u
@@ -697,7 +720,7 @@ class PadRoot(BoxLayout):
                 )
                 for i in range(keyed)
             )
-            font = min(fit_box(reasons[i], font, text_w, tile_h * 0.7 - 2) for i in range(keyed))
+            font = min(fit_box(shown[i], font, text_w, tile_h * 0.7 - 2) for i in range(keyed))
             colours = key_colours(v.moods)
             for score in range(scale, 0, -1):  # as the rating keys: best on the left
                 i = score - 1
@@ -705,7 +728,7 @@ class PadRoot(BoxLayout):
                     row.add_widget(Widget())  # a key with no reason: its place stays empty
                     continue
                 hint = text(self.lang, "reason_key", name=labels[i])
-                b = ReasonButton(i, reasons[i], hint, colours[i], u, font, hint_font)
+                b = ReasonButton(i, reasons[i], hint, colours[i], u, font, hint_font, shown[i])
                 b.bind(on_press=lambda w: self.on_reason(w.reason_index))
                 self.reason_buttons.append(b)
                 row.add_widget(b)
@@ -716,9 +739,13 @@ class PadRoot(BoxLayout):
                 cols = min(len(extra), 4)
             grid = GridLayout(cols=cols, spacing=10 * u, size_hint=(1, 0.18 if keyed else 0.73))
             width = (self.width - 40 * u) / cols - 20 * u
-            font = self._fits([reasons[i] for i in extra], (26 if keyed else 34) * f, width)
-            for i in extra:
-                b = PlainReason(i, reasons[i], font)
+            rows = -(-len(extra) // cols)
+            cell_h = (self._body_h(v) - 16 * u - 40 * u) * (0.18 if keyed else 0.73) / rows
+            texts, font = self._lines(
+                [reasons[i] for i in extra], (26 if keyed else 34) * f, width, cell_h - 10 * u
+            )
+            for i, shown_text in zip(extra, texts, strict=True):
+                b = PlainReason(i, reasons[i], font, shown_text)
                 b.bind(on_press=lambda w: self.on_reason(w.reason_index))
                 self.reason_buttons.append(b)
                 grid.add_widget(b)
@@ -735,15 +762,31 @@ class PadRoot(BoxLayout):
     @staticmethod
     def _fits(captions: list[str], font: float, width: float) -> float:
         """One font size for a row of captions: each fits in two lines of `width`, and no
-        word is broken."""
+        word is broken. A CJK caption keeps the lines it has (Kivy does not wrap it)."""
         for cap in captions:
-            font = min(
-                [font, fit(cap, font, width * (1.0 if cap.isascii() else 0.98) * 1.9)]
-                + [fit(word, font, width * 0.95) for word in cap.split()]
-            )
-            if not cap.isascii():  # CJK text does not wrap at spaces: keep it on one line
-                font = min(font, fit(cap, font, width * 0.95))
+            for line in cap.split("\n"):
+                font = min(
+                    [font, fit(line, font, width * (1.0 if line.isascii() else 0.98) * 1.9)]
+                    + [fit(word, font, width * 0.95) for word in line.split()]
+                )
+                if not line.isascii():  # CJK text does not wrap at spaces: one line each
+                    font = min(font, fit(line, font, width * 0.95))
         return font
+
+    def _lines(
+        self, captions: list[str], font: float, width: float, height: float | None = None
+    ) -> tuple[list[str], float]:
+        """The captions as shown and their font: long CJK reasons on two lines when that sets
+        them clearly larger than one line would (a 480x320 pad, elderly patients), as long
+        as two lines fit `height`."""
+        one = self._fits(captions, font, width)
+        split = [two_lines(c) for c in captions]
+        if split == captions:
+            return captions, one
+        two = self._fits(split, font, width)
+        if height is not None:
+            two = min(two, height / 2.6)
+        return (split, two) if two >= one * TWO_LINES_GAIN else (captions, one)
 
     def _message(
         self, title: str, sub: str, color: tuple[float, ...], staff: Staff | None = None

@@ -238,6 +238,18 @@ def test_same_key_at_once_on_the_reason_screen_is_a_double_press() -> None:
     assert r.data["reason"] == "服务态度差"
 
 
+def test_a_second_rating_button_touched_with_a_low_score_picks_no_reason() -> None:
+    """Two fingers (or a palm) on 不满意 and 满意: the low score counts, and the other touch,
+    made on the rating screen, is not taken as a reason the patient never saw."""
+    m = on_duty()
+    m.prompt(0.0)
+    assert types(m.touch(1, 1.0)) == ["rating", "alert"]
+    for later in (0.02, 0.7, 3.0):  # the same touch, however late the core thread sees it
+        assert m.touch(3, 1.0 + later) == [] and m.state == PadState.REASON
+    (r,) = stored(m.choose_reason(1, 4.5))  # the patient's own choice on the reason screen
+    assert r.data["reason"] == "服务态度差"
+
+
 def test_reason_by_touch_and_grace_after_the_score() -> None:
     m = on_duty()
     m.prompt(0.0)
@@ -462,7 +474,7 @@ def test_a_reason_asked_at_a_restart_is_recorded_as_not_answered() -> None:
     snap = m.snapshot()
     assert snap["reason_for"] == {"rating": rating.event_id, "staff": "E1024"}
     m2 = machine()
-    (ev,) = stored(m2.restore(snap, 0.0, 50.0))
+    (ev,) = stored(m2.restore(snap, 0.0, 20.0))
     assert ev.data == {
         "rating": rating.event_id,
         "window": "W03",
@@ -471,10 +483,35 @@ def test_a_reason_asked_at_a_restart_is_recorded_as_not_answered() -> None:
     }
     assert m2.state == PadState.PROMPTED and m2.prompt_id == deferred  # a full window now
     m3 = machine()  # the outbox shows the reason stored before the kill
-    assert types(m3.restore(snap, 0.0, 50.0, reasons_done={rating.event_id})) == []
+    assert types(m3.restore(snap, 0.0, 20.0, reasons_done={rating.event_id})) == []
     m4 = machine()  # killed before the snapshot was saved: the outbox names the rating
     out = stored(m4.restore({}, 0.0, 50.0, unanswered=[("ev-x", "E1024")]))
     assert [(r.etype, r.data["rating"]) for r in out] == [("reason", "ev-x")]
+
+
+def test_a_prompt_waiting_behind_a_reason_expires_when_the_pad_was_down_too_long() -> None:
+    """A power cut during the reason question with the next ticket waiting: back after it
+    could ever have been answered (reason_timeout_s + thanks_s + prompt_window_s), the waiting
+    prompt is recorded expired, not opened for whoever stands at the window now."""
+    m = on_duty()  # reason_timeout_s 10, thanks_s 3, prompt_window_s 15: 28 s at most
+    m.prompt(0.0)
+    stored(m.key("1", 1.0))
+    m.prompt(2.0, ticket="A2")
+    waiting = m.deferred.id if m.deferred else None
+    snap = m.snapshot(wall_offset=1.9e9)
+    m2 = machine()
+    out = stored(m2.restore(snap, 5.0, 1.9e9 + 2.0 + 7200))  # two hours later
+    assert [(r.etype, r.data.get("outcome")) for r in out] == [
+        ("reason", None),
+        ("prompt", "expired"),
+    ]
+    assert out[1].data["prompt"] == waiting and out[1].data["ticket"] == "A2"
+    assert m2.state == PadState.IDLE and m2.open is None
+    m3 = machine()  # back within the bound: it opens, and its wait survives the next restart
+    stored(m3.restore(snap, 5.0, 1.9e9 + 2.0 + 20))
+    assert m3.prompt_id == waiting
+    again = m3.snapshot(wall_offset=1.9e9 + 17.0)  # t 5.0 is wall 1.9e9 + 22
+    assert again["open"]["asked"] == 1.9e9 + 2.0
 
 
 # -- labels and faces ------------------------------------------------------------------------

@@ -235,6 +235,22 @@ class PadWorld(RuleBasedStateMachine):
         else:
             assert all(r["data"]["prompt"] is None for r in new), "no open prompt: no id"
 
+    @rule(score=st.sampled_from([1, 3, 4]), after=st.sampled_from([0.02, 1.0]))
+    def touch_rating(self, score: int, after: float) -> None:
+        """A rating button on the screen: a patient's tap, or a second finger right after.
+        On the reason screen there are no rating buttons: a touch that arrives then was made
+        on the rating screen and must not become a reason (or a rating)."""
+        self.world += after
+        self._step(lambda s: None)
+        state = self.svc.machine.state
+        before = len(self.events())
+        self._step(lambda s: s.touch(score))
+        new = self.events()[before:]
+        if state in (PadState.REASON, PadState.PAUSED, PadState.CLOSED):
+            assert [e["type"] for e in new if e["type"] in ("rating", "reason")] == [], (
+                f"a rating button touched in {state}"
+            )
+
     @rule(index=st.integers(0, 3))
     def touch_reason(self, index: int) -> None:
         self.world += 0.7
@@ -334,6 +350,29 @@ class PadWorld(RuleBasedStateMachine):
                 assert m.deferred.id == self.latest and m.deferred.id not in closes
 
     @invariant()
+    def every_rating_carries_the_clerk_on_duty(self) -> None:
+        """The clerk on duty is the one the last `staff` event put there (kills between a
+        staff event and the state file included): a rating, its reason and a pause carry
+        that clerk, never the one who signed out."""
+        on_duty: str | None = None
+        rated_by: dict[str, str | None] = {}
+        for e in self.events():
+            d = e["data"]
+            if e["type"] == "staff":
+                if d["action"] == "sign_in":
+                    on_duty = d["staff"]
+                elif d["action"] == "sign_out":
+                    assert d["staff"] == on_duty, "signed out a clerk who was not on duty"
+                    on_duty = None
+                else:
+                    assert d["staff"] == on_duty, f"{d['action']} by a clerk not on duty"
+            elif e["type"] == "rating":
+                assert d["staff"] == on_duty, f"rating for {d['staff']}, on duty {on_duty}"
+                rated_by[e["id"]] = d["staff"]
+            elif e["type"] == "reason" and d["rating"] in rated_by:
+                assert d["staff"] == rated_by[d["rating"]], "a reason names another clerk"
+
+    @invariant()
     def a_counted_rating_carries_the_latest_prompt(self) -> None:
         # checked incrementally: the newest counted prompted rating names the newest prompt
         # that existed when it was pressed (older prompts were closed before)
@@ -402,3 +441,71 @@ FreePadWorld.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestFreePadWorld = FreePadWorld.TestCase
+
+
+# -- interleavings the random runs reach rarely, pinned ------------------------------------------
+
+
+def _pinned_world(*steps: Any) -> PadWorld:
+    """A prompted pad: `steps` run in order (each `(rule name, *args)`); checks every invariant."""
+    w = PadWorld()
+    try:
+        for name, *args in steps:
+            getattr(w, name)(*args)
+            w.everything_holds()
+            w.every_rating_carries_the_clerk_on_duty()
+    except BaseException:
+        w.teardown()
+        raise
+    return w
+
+
+def test_a_kill_right_after_a_sign_in_keeps_the_clerk_on_duty() -> None:
+    w = _pinned_world(("kill_after_next", "staff"), ("clerk", 0), ("patient_rates", "4"))
+    try:
+        assert w.svc.machine.staff is not None and w.svc.machine.staff.staff == "E1"
+        assert w.svc.machine.staff.name == "王芳"  # from the directory
+    finally:
+        w.teardown()
+
+
+def test_a_kill_right_after_a_sign_out_or_a_clerk_change_never_rates_the_clerk_who_left() -> None:
+    w = _pinned_world(
+        ("clerk", 0),
+        ("kill_after_next", "staff"),
+        ("clerk", 1),  # E1 out (stored, then the kill), E2 in never happened
+        ("prompt", "A1"),
+        ("patient_rates", "1"),
+    )
+    try:
+        assert w.svc.machine.state == PadState.CLOSED and w.svc.machine.staff is None
+        w.clerk(1)
+        w.prompt("B2")
+        w.patient_rates("3")
+        w.every_rating_carries_the_clerk_on_duty()
+        assert [e["data"]["staff"] for e in w.events() if e["type"] == "rating"] == ["E2"]
+    finally:
+        w.teardown()
+
+
+def test_a_kill_right_after_a_pause_keeps_the_window_paused() -> None:
+    w = _pinned_world(("clerk", 0), ("kill_after_next", "staff"), ("pause_key",))
+    try:
+        assert w.svc.machine.state == PadState.PAUSED
+        w.prompt("A1")
+        assert w.svc.machine.state == PadState.PAUSED, "a paused window opens no prompt"
+        w.restart(False, 3.0)  # the state file now says paused itself
+        assert w.svc.machine.state == PadState.PAUSED
+    finally:
+        w.teardown()
+
+
+def test_a_rating_button_touched_on_the_reason_screen_is_no_reason() -> None:
+    w = _pinned_world(("clerk", 0), ("prompt", "A1"), ("patient_rates", "1"))
+    try:
+        assert w.svc.machine.state == PadState.REASON
+        w.touch_rating(3, 0.02)  # a second finger
+        w.touch_rating(4, 1.0)  # a tap the core thread sees late
+        w.everything_holds()
+    finally:
+        w.teardown()

@@ -82,6 +82,37 @@ def test_voice_plays_each_screen_in_the_patients_language(tmp_path: Path) -> Non
     assert lines() == ["prompt.zh.wav", "reason.en.wav", "thanks.en.wav", "fault.zh.wav"]
 
 
+def test_the_next_patients_prompt_is_spoken_in_the_default_language(tmp_path: Path) -> None:
+    """The queue calls the next ticket while the last patient (who chose English) still sees
+    "thank you", or a new prompt supersedes one nobody answered: the pad never passes idle,
+    yet the new patient hears Chinese. The patient at the window when a prompt opens over
+    the idle screen keeps the language chosen there."""
+    player, played = recorder(tmp_path)
+    m = machine()
+    v = Voice(player=player, volume=100)
+
+    def lines() -> list[str]:
+        return played.read_text().split() if played.exists() else []
+
+    v.on_view(m.view(0.0))
+    v.set_language("en")  # chosen on the idle screen by the patient being served
+    m.prompt(1.0)
+    v.on_view(m.view(1.0))
+    wait_for(lambda: lines() == ["prompt.en.wav"], 10, what="prompt.en.wav")
+    m.key("4", 3.0)
+    v.on_view(m.view(3.0))
+    wait_for(lambda: lines()[-1:] == ["thanks.en.wav"], 10, what="thanks.en.wav")
+    m.prompt(4.0)  # the next ticket, during the thank-you screen
+    v.on_view(m.view(4.0))
+    wait_for(lambda: lines()[-1:] == ["prompt.zh.wav"], 10, what="prompt.zh.wav")
+    v.set_language("en")
+    m.prompt(6.0)  # superseded: yet another patient
+    v.on_view(m.view(6.0))
+    wait_for(lambda: len(lines()) == 4, 10, what="a fourth sound")
+    v.close()
+    assert lines() == ["prompt.en.wav", "thanks.en.wav", "prompt.zh.wav", "prompt.zh.wav"]
+
+
 def test_a_sites_own_recordings_replace_the_shipped_ones(tmp_path: Path) -> None:
     player, played = recorder(tmp_path)
     own = tmp_path / "own"

@@ -285,3 +285,97 @@ def _grab(image_grab: Any, display: str) -> Any:
         return image_grab.grab(xdisplay=display).convert("RGB")
     except OSError:
         return None
+
+
+def test_the_next_patient_starts_in_the_default_language_without_passing_idle(window) -> None:
+    """A prompt during the thank-you screen (or one superseding an unanswered prompt) is the
+    next patient: English chosen by the last one does not carry over. A prompt opening over the
+    idle screen keeps what the patient being served chose there."""
+    from rating_pad.machine import PadMachine, Staff
+    from rating_pad.ui.screens import PadRoot
+    from terminal.config import parse_config
+
+    m = PadMachine(parse_config({"device": {"id": "p", "role": "rating_pad", "site": "main"}}))
+    m.sign_in(Staff(staff="E1024", name="王芳"), 0.0)
+    root = PadRoot(on_score=lambda s: None, on_reason=lambda i: None, keypad=True)
+    window.add_widget(root)
+    root.size = window.size
+    try:
+        root.show(m.view(0.0))
+        root.toggle_language()  # on the idle screen, by the patient at the window
+        m.prompt(1.0)
+        root.show(m.view(1.0))
+        assert root.lang == "en" and root.rate_buttons[0].caption == "Very satisfied"
+        m.key("4", 3.0)
+        root.show(m.view(3.0))
+        assert root.screen == "thanks" and root.lang == "en"
+        m.prompt(4.0)  # the queue calls the next ticket during the thank-you screen
+        root.show(m.view(4.0))
+        assert root.screen == "prompt" and root.lang == "zh"
+        assert root.rate_buttons[0].caption == "非常满意"
+        root.toggle_language()
+        m.prompt(9.0)  # nobody rated: the next ticket supersedes it
+        root.show(m.view(9.0))
+        assert root.lang == "zh"
+        root.toggle_language()
+        m.key("1", 11.0)
+        root.show(m.view(11.0))
+        assert root.screen == "reason" and root.lang == "en"  # the same patient
+        m.prompt(12.0)  # deferred behind the reason question
+        m.choose_reason(0, 13.0)
+        root.show(m.view(13.0))
+        assert root.screen == "thanks" and root.lang == "en"
+        m.tick(16.5)
+        root.show(m.view(16.5))  # the thank-you ends and the deferred prompt opens
+        assert root.screen == "prompt" and root.lang == "zh"
+    finally:
+        window.remove_widget(root)
+
+
+def test_long_chinese_reasons_stay_readable_on_a_480x320_pad(window) -> None:
+    """Reasons of nine or ten characters on a three-key 480x320 pad: set on two lines at the
+    reason screen's normal size instead of shrunk to one small line; nothing clipped."""
+    from kivy.uix.label import Label
+
+    from rating_pad.machine import PadMachine, Staff
+    from rating_pad.ui.screens import FONT_FLOOR, PadRoot
+    from rating_pad.ui.shots import overflows
+    from terminal.config import parse_config
+
+    reasons = ["排队等候时间太长了", "工作人员服务态度不好", "收费项目解释不清楚", "其他原因"]
+    cfg = parse_config(
+        {
+            "device": {"id": "p", "role": "rating_pad", "site": "main"},
+            "rating": {"labels": ["不满意", "满意", "非常满意"], "reasons": reasons},
+            "buttons": {"keys": {"1": 1, "2": 2, "3": 3}},
+        }
+    )
+    m = PadMachine(cfg)
+    m.sign_in(Staff(staff="E1024", name="王芳"), 0.0)
+    m.prompt(0.0)
+    m.key("1", 2.0)
+    root = PadRoot(
+        on_score=lambda s: None,
+        on_reason=lambda i: None,
+        keypad=True,
+        size=(480, 320),
+        size_hint=(None, None),
+    )
+    window.add_widget(root)
+    try:
+        view = m.view(2.5)
+        view.today, view.link = 12, "online"
+        root.show(view)
+        frames(0.1)
+        assert root.screen == "reason"
+        assert [b.caption for b in root.reason_buttons] == [reasons[2], reasons[1], reasons[0]] + [
+            reasons[3]
+        ]
+        nominal = 30 * FONT_FLOOR  # the reason font of a 480x320 panel before any fitting
+        for b in root.reason_buttons[:3]:
+            (caption,) = [w for w in b.walk(restrict=True) if isinstance(w, Label) and w.bold]
+            assert caption.text.replace("\n", "") == b.caption
+            assert caption.font_size >= 0.95 * nominal, (b.caption, caption.font_size)
+        assert overflows(root) == []
+    finally:
+        window.remove_widget(root)
