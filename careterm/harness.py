@@ -53,6 +53,7 @@ def write_config(
     data_dir: Path,
     broker_url: str = "mqtt://127.0.0.1:1",
     extra: str = "",
+    window_id: str = "W03",
 ) -> Path:
     path.write_text(
         f"""
@@ -67,7 +68,7 @@ url = "{broker_url}"
 keepalive_s = 5
 
 [window]
-id = "W03"
+id = "{window_id}"
 name = "收费处 3号窗口"
 {extra}
 """,

@@ -180,6 +180,19 @@ def on_duty_from(snap: dict[str, Any], last_staff: tuple[str, dict[str, Any]] | 
     snap["staff_event"] = ev_id
 
 
+def other_window(snap: dict[str, Any], truth: StoredTruth, window: str) -> bool:
+    """Whether what the last run left says another window than `window` (the technician gave
+    the pad a new `[window].id`): the saved state's window, or, for a state file written before
+    it was saved there, the window of the newest `staff` event. The clerk who was on duty at the
+    other window is not on duty at this one."""
+    saved = snap.get("window")
+    if isinstance(saved, str):
+        return saved != window
+    if truth.last_staff is not None:
+        return truth.last_staff[1].get("window") not in (None, window)
+    return False
+
+
 def scan_outbox(outbox: Outbox, alert_at_or_below: int) -> StoredTruth:
     truth = StoredTruth()
     asked: dict[str, str | None] = {}
@@ -316,6 +329,16 @@ class PadService:
         if isinstance(today, dict) and isinstance(today.get("count"), int):
             self._today = (str(today.get("date")), today["count"])
         truth = scan_outbox(self.uplink.outbox, self.cfg.rating.alert_at_or_below)
+        if other_window(snap, truth, self.cfg.window.id):
+            log.warning(
+                "pad: %s is of window %s and this pad is now window %s: starting with no "
+                "clerk signed in (what the old window left open is closed)",
+                self.state_file,
+                snap.get("window") or truth.last_staff and truth.last_staff[1].get("window"),
+                self.cfg.window.id,
+            )
+            snap["staff"], snap["paused"], snap["closed"] = None, False, False
+            truth.last_staff = None
         on_duty_from(snap, truth.last_staff)
         mark = snap.get("staff_event")
         self._staff_event = mark if isinstance(mark, str) else None
@@ -658,6 +681,7 @@ class PadService:
         snap = self.machine.snapshot(self._wall_offset)
         snap["today"] = {"date": self._today[0], "count": self._today[1]}
         snap["staff_event"] = self._staff_event
+        snap["window"] = self.cfg.window.id
         return snap
 
     def _save_state(self, now: bool = False) -> bool:

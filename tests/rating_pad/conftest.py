@@ -108,13 +108,14 @@ def pad_rig(
         extra: str = "",
         staff: list[dict[str, Any]] | None = None,
         sign_in: str | None = "E1024",
+        window: str = "W03",
     ) -> PadRig:
         if "min_response_ms" not in rating:
             rating = f"min_response_ms = 0\n{rating}"  # tests press at once after a prompt
         if "voice" not in rating:
             rating = f"voice = false\n{rating}"  # no sound card here: no player processes
         toml = f'[buttons]\ndriver = "serial"\ndevice = "{pty.path}"\n[rating]\n{rating}\n{extra}'
-        path = config_writer(broker_url=broker.url, extra=toml)
+        path = config_writer(broker_url=broker.url, extra=toml, window_id=window)
         sub = subscriber_factory(broker.port, [f"{BASE}/#"])
         sub.publish("careterm/main/staff", STAFF if staff is None else staff, retain=True)
         pad = Pad(load_config(path), str(path))

@@ -270,6 +270,33 @@ def test_clerk_and_pause_survive_a_restart(pad_rig) -> None:
     assert rig2.service.machine.staff.name == "王芳"
 
 
+def test_a_pad_moved_to_another_window_starts_with_no_clerk(pad_rig) -> None:
+    rig = pad_rig()
+    rig.pad.stop()
+    rig2 = pad_rig(sign_in=None, window="W05")
+    assert rig2.service.machine.staff is None
+    assert rig2.cmd("prompt", ticket="B024")["ok"]
+    rig2.keys(b"3", handled=1)
+    rating = rig2.wait_events("rating", 1)[-1]["data"]
+    # Rated at W05 for nobody: the clerk of W03 is not credited with a window they never served.
+    assert rating["window"] == "W05" and rating["staff"] is None
+
+
+def test_a_pad_moved_by_a_state_file_older_than_the_window_field_starts_with_no_clerk(
+    pad_rig,
+) -> None:
+    rig = pad_rig()
+    rig.pad.stop()
+    path = rig.pad.cfg.data_dir / "pad_state.json"
+    state = json.loads(path.read_text())
+    del state["window"]  # as an earlier version saved it: the outbox's staff event tells
+    path.write_text(json.dumps(state))
+    rig2 = pad_rig(sign_in=None, window="W05")
+    assert rig2.service.machine.staff is None
+    rig3 = pad_rig(sign_in=None, window="W05")  # and the same window again: nothing changes
+    assert rig3.service.machine.staff is None
+
+
 def test_keypad_unplugged_raises_one_buttons_alert(pad_rig) -> None:
     rig = pad_rig()
     rig.pty.close()  # the USB-serial keypad is pulled out
