@@ -46,7 +46,7 @@ from careterm.localbroker import Broker, free_port
 from drivers.speaker.factory import SPEAKER_ENV
 from terminal.cliutil import UsageError
 from terminal.config import DEFAULT_REASONS
-from terminal.topics import Topics, site_document
+from terminal.topics import TopicError, Topics, device_filter, parse_device, site_document
 
 log = logging.getLogger("careterm.demo")
 
@@ -434,9 +434,12 @@ def describe_message(topic: str, payload: bytes) -> str | None:
         body = json.loads(payload)
     except ValueError:
         return None
-    parts = topic.split("/")
-    device = parts[2] if len(parts) > 2 else "?"
-    if parts[-1] == "reply":
+    try:
+        t = parse_device(topic, ROOT_TOPIC)  # SPEC 9.1: topics are parsed in one module
+    except TopicError:
+        return None
+    device = t.device
+    if t.leaf == "reply":
         if str(body.get("cid", "")).startswith("site-"):
             return None  # the collector's own probes
         if body.get("ok"):
@@ -484,7 +487,7 @@ def _watch(port: int, out: TextIO) -> Any:
 
     c.on_message = on_message
     c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(
-        [(f"{ROOT_TOPIC}/{SITE}/+/{leaf}", 1) for leaf in ("events/+", "alerts/+", "reply")]
+        [(device_filter(ROOT_TOPIC, leaf, site=SITE), 1) for leaf in ("events", "alerts", "reply")]
     )
     c.connect("127.0.0.1", port)
     c.loop_start()

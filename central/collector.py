@@ -59,6 +59,24 @@ class CollectOptions:
     receive_maximum: int = RECEIVE_MAXIMUM
 
 
+def subscriptions(opts: CollectOptions) -> list[tuple[str, int]]:
+    """What a collector subscribes to (topic filter, QoS); docs/reference/topics.md shows it."""
+    root, site = opts.topic_root, opts.site
+    share = f"$share/{opts.group}/"
+    # `events/#` and `alerts/#` rather than `/+`: a topic of another shape that a broker
+    # lets through is then seen, counted and logged, instead of passing unnoticed.
+    base = f"{root}/{site}/+"
+    return [
+        (f"{share}{base}/events/#", 1),
+        (f"{share}{base}/alerts/#", 1),
+        (f"{share}{topics.device_filter(root, 'reply', site=site)}", 1),
+        (f"{share}{topics.device_filter(root, 'telemetry', site=site)}", 1),
+        # Status is small and retained; shared subscriptions get no retained messages,
+        # so every collector reads it directly (applying it twice is harmless).
+        (topics.device_filter(root, "status", site=site), 1),
+    ]
+
+
 class Collector:
     def __init__(self, engine: Engine, broker: BrokerOptions, opts: CollectOptions) -> None:
         self.engine = engine
@@ -87,20 +105,7 @@ class Collector:
     # -- topics ---------------------------------------------------------------------------
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        root, site = self.opts.topic_root, self.opts.site
-        share = f"$share/{self.opts.group}/"
-        # `events/#` and `alerts/#` rather than `/+`: a topic of another shape that a broker
-        # lets through is then seen, counted and logged, instead of passing unnoticed.
-        base = f"{root}/{site}/+"
-        return [
-            (f"{share}{base}/events/#", 1),
-            (f"{share}{base}/alerts/#", 1),
-            (f"{share}{topics.device_filter(root, 'reply', site=site)}", 1),
-            (f"{share}{topics.device_filter(root, 'telemetry', site=site)}", 1),
-            # Status is small and retained; shared subscriptions get no retained messages,
-            # so every collector reads it directly (applying it twice is harmless).
-            (topics.device_filter(root, "status", site=site), 1),
-        ]
+        return subscriptions(self.opts)
 
     # -- main loop ------------------------------------------------------------------------
 

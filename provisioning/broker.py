@@ -79,9 +79,9 @@ def roles(root: str, site: str) -> dict[str, Role]:
         ),
         "queue": Role(
             reads=(dev("reply"), dev("events", "rating"), dev("events", "prompt")),
-            writes=(dev("cmd", "prompt"), dev("cmd", "staff")),
-            why="the queue-calling system: sends prompt and staff commands, reads their "
-            "replies and the ratings and closed prompts they lead to",
+            writes=tuple(dev("cmd", c) for c in ("prompt", "staff", "pause", "resume")),
+            why="the queue-calling system: sends prompt, staff, pause and resume commands, "
+            "reads their replies and the ratings and closed prompts they lead to",
         ),
     }
 

@@ -186,12 +186,21 @@ HINTS = {
 }
 
 
+HEX_KEYS = {"printer": ("usb_vendor", "usb_product")}
+"""Integers written in hex, as `careterm hw list` and `lsusb` show them (`0416:5011`) and as
+SPEC 3 writes them: a decimal 1046 beside a `hw list` line saying 0416 invites a wrong edit."""
+
+
 def render_toml(data: dict[str, Any], header: str = "") -> str:
     """device.toml text: `header` as comments, then each section (tomli-w writes the values),
     with a hint under the sections whose device name a technician usually edits."""
     parts = ["\n".join(f"# {line}" if line else "#" for line in header.splitlines())]
     for section, values in data.items():
         text = tomli_w.dumps({section: values})
+        for key in HEX_KEYS.get(section, ()):
+            value = values.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                text = text.replace(f"\n{key} = {value}\n", f"\n{key} = 0x{value:04x}\n", 1)
         if section in HINTS and values.get("driver") not in (None, "none"):
             head, _, rest = text.partition("\n")
             text = f"{head}\n{HINTS[section]}\n{rest}"

@@ -42,6 +42,11 @@ DEFAULT_REASONS = ["等候时间长", "服务态度差", "业务不熟练", "其
 DEFAULT_KEYS: dict[str, int | str] = {"1": 1, "2": 2, "3": 3, "4": 4, "P": "prompt", "S": "pause"}
 
 Name = Annotated[StrictStr, Field(pattern=NAME_PATTERN)]
+LABEL_MAX = 64
+"""Longest `[rating] labels` entry: the rating event's `label` holds this much (the site
+refuses to count a rating whose label is longer)."""
+REASON_MAX = 200
+"""Longest `[rating] reasons` entry: the `reason` event's `reason` holds this much."""
 PosInt = Annotated[StrictInt, Field(gt=0)]
 
 
@@ -114,7 +119,8 @@ class MqttSection(_Section):
     """File holding the MQTT password (its content, surrounding white space removed); used
     only with `username`."""
     ca_file: StrictStr = ""
-    """mqtts: CA certificate(s) the broker's certificate must chain to."""
+    """mqtts: CA certificate(s) the broker's certificate must chain to; required with `mqtts://`
+    (the system's trust store is not used)."""
     cert_file: StrictStr = ""
     """mqtts: this device's client certificate (PEM); goes with `key_file`."""
     key_file: StrictStr = ""
@@ -172,9 +178,10 @@ class WindowSection(_Section):
 class RatingSection(_Section):
     """What a rating pad asks, and when a press counts."""
 
-    labels: Annotated[list[StrictStr], Field(min_length=3, max_length=5)] = Field(
-        default_factory=lambda: list(DEFAULT_LABELS)
-    )
+    labels: Annotated[
+        list[Annotated[StrictStr, Field(min_length=1, max_length=LABEL_MAX)]],
+        Field(min_length=3, max_length=5),
+    ] = Field(default_factory=lambda: list(DEFAULT_LABELS))
     """Worst first; score = index + 1."""
     mode: Literal["prompted", "free"] = "prompted"
     """`prompted`: a press counts only within `prompt_window_s` after a prompt (`cmd/prompt` or the
@@ -187,9 +194,10 @@ class RatingSection(_Section):
     key)."""
     debounce_ms: Annotated[StrictInt, Field(ge=0, le=2000)] = 80
     """Repeats of the same key within this time are one press (contact bounce)."""
-    reasons: Annotated[list[StrictStr], Field(min_length=1, max_length=9)] = Field(
-        default_factory=lambda: list(DEFAULT_REASONS)
-    )
+    reasons: Annotated[
+        list[Annotated[StrictStr, Field(min_length=1, max_length=REASON_MAX)]],
+        Field(min_length=1, max_length=9),
+    ] = Field(default_factory=lambda: list(DEFAULT_REASONS))
     """Reasons offered after a low score, numbered from 1; on a keypad, the key that gives score N
     picks reason N."""
     reason_timeout_s: Annotated[StrictInt, Field(ge=1, le=600)] = 10
@@ -423,6 +431,10 @@ class DeviceConfig(_Section):
                     "buttons.keys",
                     'is empty: no key could rate (map key names to scores, or driver = "touch")',
                 )
+            for name in self.buttons.keys:
+                problem = _key_name_problem(self.buttons.driver, name)
+                if problem:
+                    raise _KeyedError(f"buttons.keys.{name}", problem)
         if self.mqtt.tls and bool(self.mqtt.cert_file) != bool(self.mqtt.key_file):
             raise _KeyedError("mqtt.key_file", "cert_file and key_file go together")
         if self.mqtt.tls and not self.mqtt.ca_file:
@@ -439,6 +451,27 @@ class DeviceConfig(_Section):
     @property
     def data_dir(self) -> Path:
         return Path(self.device.data_dir)
+
+
+EVDEV_KEY_NAME = re.compile(r"(KEY|BTN)_[A-Z0-9_]+")
+"""A Linux input key name (`KEY_KP4`, `BTN_0`), as an evdev keypad reports it."""
+
+
+def _key_name_problem(driver: str, name: str) -> str | None:
+    """Why no key of a `driver` keypad could ever be `name` (SPEC 6.1), or None: a serial
+    keypad sends one ASCII byte per key, an evdev keypad a key code (`KEY_KP4`, or the
+    character of one, `4`). A name it cannot send is a typo that would leave a key dead."""
+    if driver == "serial" and not (len(name) == 1 and name.isascii()):
+        return (
+            f"{name!r} is not one ASCII character: a serial keypad sends one byte per key, "
+            'and the key\'s name is that character (e.g. "4"; KEY_... names are for driver = "evdev")'
+        )
+    if driver == "evdev" and not (len(name) == 1 or EVDEV_KEY_NAME.fullmatch(name)):
+        return (
+            f"{name!r} is not an input key name: an evdev keypad's keys are named like "
+            'KEY_1, KEY_KP4 (or by their character, "4")'
+        )
+    return None
 
 
 class _KeyedError(ValueError):

@@ -46,6 +46,11 @@ ShortText = Annotated[StrictStr, Field(max_length=64)]
 Token = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{32}$")]
 """SPEC 6.4: the first 32 lower-case hex characters of the HMAC."""
 Cid = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+MAX_READ_CID = 512
+"""Longest `cid` read from a command that is not valid, so that its sender still gets the one
+`ok: false` reply (SPEC 9.4) saying what is wrong; a valid command's `cid` is 1 to 128
+characters (`Cid`)."""
+ReplyCid = Annotated[StrictStr, Field(min_length=1, max_length=MAX_READ_CID)]
 Seq = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 Epoch = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{16,64}$")]
 """An outbox epoch (SPEC 9.2): random lower-case hex made when the outbox is created."""
@@ -140,8 +145,9 @@ def read_cid(payload: bytes) -> str | None:
     """The command's `cid` when one can be read at all, so that even a malformed command
     gets its one `ok:false` reply (SPEC 9.4). A payload that does not parse (not JSON, not
     UTF-8, bytes after the object, nested too deep, too large) is searched for a `"cid":"..."`
-    member in its first 4 KiB. A cid that is not a string of 1..128 characters is not read:
-    the reply must carry the command's cid as it was sent."""
+    member in its first 4 KiB. A cid that is not a string of 1..MAX_READ_CID characters is
+    not read: the reply must carry the command's cid as it was sent. One over 128 characters
+    is read, and the command is refused for it, with that cid (SPEC 9.4)."""
     if len(payload) <= MAX_PAYLOAD_BYTES:
         try:
             obj = json.loads(payload.decode("utf-8-sig"))
@@ -161,7 +167,7 @@ def read_cid(payload: bytes) -> str | None:
 
 
 def _is_cid(cid: object) -> bool:
-    return isinstance(cid, str) and 0 < len(cid) <= 128
+    return isinstance(cid, str) and 0 < len(cid) <= MAX_READ_CID
 
 
 CID_SEARCH_BYTES = 4096
@@ -245,13 +251,20 @@ class Telemetry(_In):
     """Whether the system clock is NTP-synchronised."""
     cert_days_left: StrictInt | None = None
     """Days until the device certificate expires; null without TLS."""
+    epoch: ShortText | None = None
+    """The device's outbox epoch (SPEC 9.2), as in its events."""
+    pad_state: ShortText | None = None
+    """Rating pad: `closed`, `idle`, `prompted`, `reason`, `thanks` or `paused`."""
+    screen: ShortText | None = None
+    """Kiosk: the screen on show."""
 
 
 class Reply(_Out):
     """`R/S/D/reply`: exactly one per command whose `cid` could be read."""
 
-    cid: Cid
-    """The command's `cid`."""
+    cid: ReplyCid
+    """The command's `cid`, as sent (a command whose `cid` is over 128 characters is refused
+    with `ok: false`)."""
     ok: StrictBool
     """Whether the command was carried out."""
     result: dict[str, Any] | None = None

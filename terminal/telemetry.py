@@ -1,4 +1,5 @@
-"""Telemetry (SPEC 4, every 60 s at QoS 0) and the `outbox_backlog` watch (SPEC 5)."""
+"""Telemetry (SPEC 4, every 60 s at QoS 0), the `outbox_backlog` watch (SPEC 5) and the `clock`
+watch (SPEC 4.1)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,45 @@ class BacklogWatch:
             "waiting": st.waiting,
             "oldest_s": int(age),
         }
+
+
+CLOCK_ALERT_AFTER_S = 600.0
+"""A clock not NTP-synchronised for this long raises one `clock` warning. NTP normally syncs a
+few seconds to a minute after boot; a Pi has no real-time clock, so until then (or for good,
+when it cannot reach the hospital's NTP server) every event's time may be wrong."""
+
+
+class ClockWatch:
+    """Raises one `clock` warning per spell without NTP sync, and an `info` when it ends."""
+
+    def __init__(
+        self,
+        started: float,
+        after_s: float = CLOCK_ALERT_AFTER_S,
+        synced: Callable[[], bool] = clock_synced,
+    ) -> None:
+        self.after_s = after_s
+        self._synced = synced
+        self._unsynced_since: float | None = started
+        self._alerted = False
+
+    def check(self, now: float) -> tuple[str, str, dict[str, Any]] | None:
+        """(severity, message, details) of the `clock` alert due at monotonic `now`, or None."""
+        if self._synced():
+            self._unsynced_since = None
+            if self._alerted:
+                self._alerted = False
+                return "info", "the system clock is NTP-synchronised again", {"synced": True}
+            return None
+        if self._unsynced_since is None:
+            self._unsynced_since = now
+        waited = now - self._unsynced_since
+        if self._alerted or waited < self.after_s:
+            return None
+        self._alerted = True
+        message = (
+            f"the system clock has not been NTP-synchronised for {int(waited)} s: event times "
+            "may be wrong (a Pi has no real-time clock); check that the device reaches the "
+            "hospital's NTP server (`timedatectl`, `careterm doctor`)"
+        )
+        return "warning", message, {"synced": False, "unsynced_s": int(waited)}

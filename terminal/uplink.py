@@ -19,11 +19,12 @@ from terminal.envelope import alert_data, build_envelope, dumps, uuid7
 from terminal.mqtt_link import LinkOptions, MessageHandler, MqttLink
 from terminal.outbox import Faults, Outbox, StorageError, StoredEvent, outbox_path
 from terminal.payloads import COMMANDS, Ack, PayloadError, parse
-from terminal.telemetry import AppStatus, BacklogWatch, telemetry_payload
+from terminal.telemetry import AppStatus, BacklogWatch, ClockWatch, telemetry_payload
 
 log = logging.getLogger("careterm.uplink")
 
 STORAGE_ALERT_EVERY_S = 60.0
+CLOCK_CHECK_EVERY_S = 10.0
 EXPIRE_EVERY_S = 600.0
 LINK_COMMANDS = ("ping", "resend")
 
@@ -81,6 +82,8 @@ class Uplink:
             session=lambda: self.link.session,
         )
         self.backlog = BacklogWatch(self.outbox)
+        self.clock_watch = ClockWatch(self._started)
+        self._next_clock = 0.0
         self._storage_lock = threading.Lock()
         self._storage_failed = 0
         self._storage_alert_at = 0.0
@@ -161,11 +164,26 @@ class Uplink:
                     )
             except StorageError as e:
                 log.error("outbox: expiry failed: %s", e)
+        if now >= self._next_clock:
+            self._next_clock = now + CLOCK_CHECK_EVERY_S
+            self._check_clock(now)
         if now >= self._next_telemetry:
             self._next_telemetry = now + self.opts.telemetry_interval_s
             if self.link.connected.is_set():
                 body = telemetry_payload(self.cfg, self.outbox, self._started, self._telemetry)
                 self.link.publish(self.topics.telemetry, dumps(body), qos=0)
+
+    def _check_clock(self, now: float) -> None:
+        """SPEC 4.1: `clock` is an alert kind; raised when NTP has not synced the clock."""
+        due = self.clock_watch.check(now)
+        if due is None:
+            return
+        severity, message, details = due
+        log.log(logging.INFO if severity == "info" else logging.WARNING, "clock: %s", message)
+        try:
+            self.alert("clock", severity, message, **details)
+        except StorageError as e:
+            log.error("clock alert not stored: %s", e)
 
     def telemetry_payload(self) -> dict[str, Any]:
         return telemetry_payload(self.cfg, self.outbox, self._started, self._telemetry)

@@ -47,7 +47,9 @@ def generate() -> tuple[dict[str, str], list[str]]:
     files = {
         "cli.md": _stamp("careterm/cli.py (argparse)") + cli_doc.render(parser),
         "config.md": _stamp("terminal/config.py (DeviceConfig)") + config_md,
-        "topics.md": _stamp("terminal/topics.py, terminal/payloads.py and careterm/reference")
+        "topics.md": _stamp(
+            "terminal/topics.py, terminal/payloads.py, central/collector.py and careterm/reference"
+        )
         + topics_doc.render(),
     }
     for path, text in schemas.render().items():

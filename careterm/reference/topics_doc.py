@@ -12,6 +12,7 @@ import typing
 from dataclasses import dataclass
 
 from careterm.reference.docstrings import one_line
+from central import collector
 from terminal import payloads, topics
 
 
@@ -213,11 +214,17 @@ def render() -> str:
             f"| {link.replace('<', '&lt;').replace('>', '&gt;') if '<' in schema else link} "
             f"| {one_line(r.what)} |\n"
         )
+    filters = collector.subscriptions(collector.CollectOptions(topic_root="R", group="<group>"))
+    shared = ", ".join(f"`{f}`" for f, _ in filters if f.startswith("$share/"))
+    direct = ", ".join(f"`{f}`" for f, _ in filters if not f.startswith("$share/"))
     out.append(
         "\nDevices connect with client id = device id, clean start off and a session expiry of "
         "one day, so commands sent while a device is away reach it when it returns. Site tools "
-        "subscribe with their own client ids; several collectors share the load with a shared "
-        "subscription (`$share/<group>/R/+/+/events/+`).\n"
+        "subscribe with their own client ids. `careterm site collect` subscribes to "
+        f"{shared} (shared subscriptions: several collectors in one group share the load; "
+        "`events/#` and `alerts/#` so that a topic of another shape is seen, counted and "
+        f"refused rather than missed) and to {direct} directly (a shared subscription gets no "
+        "retained messages).\n"
     )
     out.append("\n## Event types (`R/S/D/events/<type>`)\n\n")
     out.append("| type | sent by | what it records | whole event | `data` only |\n")

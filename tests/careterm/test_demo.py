@@ -76,6 +76,23 @@ def test_headless_on_a_pipe_reads_keys_from_standard_input() -> None:
     assert "keys:     on the demo's standard input" in text
 
 
+def test_the_demo_watcher_shows_only_topics_of_the_contracts_shapes() -> None:
+    """SPEC 9.1: topics are parsed by terminal.topics; the watcher split them itself and
+    showed an event sent one level below `events/rating` as pad-w03's rating."""
+    event = json.dumps(
+        {"type": "rating", "seq": 3, "data": {"score": 4, "scale": 4, "label": "非常满意"}}
+    ).encode()
+    base = "careterm/demo/pad-w03"
+    assert demo.describe_message(f"{base}/events/rating", event) == (
+        "pad-w03: rating 4/4 非常满意 (prompt None) [seq 3]"
+    )
+    for topic in (f"{base}/events/rating/x", f"{base}/x/events/rating", "other/demo/pad/reply"):
+        assert demo.describe_message(topic, event) is None, topic
+    reply = b'{"cid": "c1", "ok": true, "result": {}}'
+    assert demo.describe_message(f"{base}/reply", reply) == "pad-w03: reply to c1: ok"
+    assert demo.describe_message(f"{base}/reply/x", reply) is None
+
+
 def test_only_prints_only_what_runs() -> None:
     pad_only = _summary(REAL, only="pad")
     assert not names_kiosk(pad_only) and "tickets" not in pad_only

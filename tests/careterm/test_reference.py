@@ -39,6 +39,55 @@ def test_every_topic_event_and_command_has_a_row() -> None:
     topics_doc.check_complete()
 
 
+def test_the_topics_page_names_the_filters_the_collector_subscribes_to() -> None:
+    """Integrators size broker ACLs and bridges from topics.md: it said the collector shares
+    `.../events/+` while it subscribes to `.../events/#` (to see and refuse other shapes)."""
+    from central.collector import CollectOptions, subscriptions
+
+    page = (DOCS / "topics.md").read_text(encoding="utf-8")
+    for topic_filter, _ in subscriptions(CollectOptions(topic_root="R", group="<group>")):
+        assert f"`{topic_filter}`" in page, topic_filter
+    assert "events/+`)" not in page
+
+
+def test_the_telemetry_schema_names_every_field_a_device_sends(tmp_path: Path) -> None:
+    """telemetry.schema.json lacked `epoch` (every device), `pad_state` and `screen`."""
+    import time
+    from types import SimpleNamespace
+
+    from kiosk.service import KioskService
+    from rating_pad.machine import PadState
+    from rating_pad.runner import Pad
+    from terminal.config import parse_config
+    from terminal.outbox import Outbox
+    from terminal.telemetry import telemetry_payload
+
+    cfg = parse_config(
+        {
+            "device": {"id": "pad-w03", "role": "rating_pad", "site": "main"},
+            "mqtt": {"cert_file": str(tmp_path / "device.crt")},
+        }
+    )
+    outbox = Outbox(tmp_path / "outbox.sqlite", device="pad-w03", site="main")
+    pad = SimpleNamespace(
+        keypad=None,
+        card_reader=None,
+        service=SimpleNamespace(machine=SimpleNamespace(state=PadState.IDLE)),
+    )
+    kiosk = SimpleNamespace(
+        _printer_state_name=lambda: "ok", card_reader=None, _view=SimpleNamespace(screen="home")
+    )
+    try:
+        for app in (lambda: Pad._telemetry(pad), lambda: KioskService.telemetry(kiosk)):  # type: ignore[arg-type]
+            body = telemetry_payload(cfg, outbox, time.monotonic(), app)
+            payloads.parse(payloads.Telemetry, body)
+            assert set(body) <= set(payloads.Telemetry.model_fields), set(body) - set(
+                payloads.Telemetry.model_fields
+            )
+    finally:
+        outbox.close()
+
+
 def test_config_reference_states_units_types_and_defaults() -> None:
     text = (DOCS / "config.md").read_text(encoding="utf-8")
     row = next(line for line in text.splitlines() if line.startswith("| `prompt_window_s` |"))

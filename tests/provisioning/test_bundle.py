@@ -91,6 +91,17 @@ def test_kiosk_bundle_has_kiosk_sections_and_the_sites_salt(ca, tmp_path):
     assert stat.S_IMODE((ca / "site.salt").stat().st_mode) == 0o600
 
 
+def test_kiosk_bundle_writes_the_printers_usb_ids_in_hex_as_hw_list_shows_them(ca, tmp_path):
+    """SPEC 3 writes `usb_vendor = 0x0416`, and `careterm hw list` shows 0416:5011; the bundle
+    wrote 1046 and 20497, which a technician comparing the two would edit wrongly."""
+    res = provision(ca, tmp_path / "k.tar.gz", "--set", "printer.usb_product=0x5743", role="kiosk")
+    assert res.returncode == 0, res.stderr
+    text = member(tmp_path / "k.tar.gz", "device.toml").decode()
+    assert "\nusb_vendor = 0x0416\n" in text and "\nusb_product = 0x5743\n" in text, text
+    cfg = parse_config(tomllib.loads(text))
+    assert (cfg.printer.usb_vendor, cfg.printer.usb_product) == (0x0416, 0x5743)
+
+
 def test_set_overrides_any_key_and_is_validated(ca, tmp_path):
     res = provision(
         ca,

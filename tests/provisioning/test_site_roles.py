@@ -132,12 +132,16 @@ def test_the_queue_system_prompts_and_reads_ratings_and_replies_only(peers):
     q = peers("queue")
     got = _deliveries(peers, q, [f"{BASE}/#"])
     assert sorted(got) == [f"{BASE}/kiosk-01/events/rating", f"{BASE}/kiosk-01/reply"]
-    for t in (f"{BASE}/pad-w03/cmd/prompt", f"{BASE}/pad-w03/cmd/staff"):
+    # SPEC 4: the window's commands (prompt, staff, pause, resume); before, no certificate
+    # `provision broker` issued could send pause or resume at all
+    for name in ("prompt", "staff", "pause", "resume"):
+        t = f"{BASE}/pad-w03/cmd/{name}"
         assert not q.publish(t, b'{"cid": "q"}').is_failure, t
     for t in (
         f"{BASE}/roster",
         f"{BASE}/pad-w03/ack",
         f"{BASE}/pad-w03/cmd/resend",
+        f"{BASE}/pad-w03/cmd/print_test",
         f"{BASE}/pad-w03/events/rating",
     ):
         assert q.publish(t, b"{}").is_failure, t

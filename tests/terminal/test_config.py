@@ -181,6 +181,71 @@ def test_wrong_values_of_version_2_name_their_key(
     assert words in e.value.problem
 
 
+@pytest.mark.parametrize(
+    ("driver", "name", "words"),
+    [
+        ("serial", "KEY_KP4", "one ASCII character"),
+        ("serial", "PP", "one ASCII character"),
+        ("serial", "四", "one ASCII character"),
+        ("evdev", "KP4", "input key name"),
+        ("evdev", "key_1", "input key name"),
+    ],
+)
+def test_a_key_name_the_keypad_can_never_send_is_refused(
+    tmp_path: Path, driver: str, name: str, words: str
+) -> None:
+    """SPEC 6.1: a serial key's name is the one character it sends; an evdev key's is a key
+    code. Any other name would be a dead key in the field, so config check refuses it."""
+    text = PAD + f'[buttons]\ndriver = "{driver}"\nkeys = {{ "1" = 1, "{name}" = 4 }}\n'
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text))
+    assert e.value.key == f"buttons.keys.{name}", e.value
+    assert words in e.value.problem
+
+
+@pytest.mark.parametrize(
+    ("driver", "keys"),
+    [
+        ("serial", '{ "1" = 1, "4" = 4, "P" = "prompt", "*" = "pause" }'),
+        ("evdev", '{ "KEY_KP1" = 1, "KEY_4" = 4, "BTN_0" = "prompt", "P" = "pause" }'),
+        ("touch", '{ "any name" = 1 }'),
+    ],
+)
+def test_key_names_a_keypad_sends_are_accepted(tmp_path: Path, driver: str, keys: str) -> None:
+    text = PAD + f'[buttons]\ndriver = "{driver}"\nkeys = {keys}\n'
+    assert load_config(write(tmp_path, text)).buttons.driver == driver
+
+
+def test_labels_and_reasons_longer_than_their_events_hold_are_refused(tmp_path: Path) -> None:
+    """A label or reason the rating / reason event cannot carry made every such rating
+    uncountable at the site (stored, not counted); config check now names it instead."""
+    from terminal.payloads import RatingData, ReasonData
+
+    label_max, reason_max = 64, 200  # what RatingData.label and ReasonData.reason hold
+    for key, value in (("labels", "好" * (label_max + 1)), ("reasons", "久" * (reason_max + 1))):
+        default = '["差", "中", "好"]' if key == "labels" else '["慢"]'
+        text = PAD + f'[rating]\n{key} = {default[:-1]}, "{value}"]\n'
+        with pytest.raises(ConfigError) as e:
+            load_config(write(tmp_path, text))
+        assert e.value.key.startswith(f"rating.{key}."), e.value
+    rating = {"labels": ["差", "中", "好", "优" * label_max], "reasons": ["久" * reason_max]}
+    cfg = parse_config(
+        {"device": {"id": "p", "role": "rating_pad", "site": "main"}, "rating": rating}
+    )
+    label, reason = cfg.rating.labels[3], cfg.rating.reasons[0]
+    RatingData(
+        window="W01",
+        staff=None,
+        score=4,
+        scale=4,
+        label=label,
+        prompt=None,
+        misuse=False,
+        response_ms=None,
+    )
+    ReasonData(rating="r", window="W01", staff=None, reason=reason)
+
+
 def test_new_keys_have_their_defaults(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
     assert cfg.device.timezone == "Asia/Shanghai"

@@ -157,7 +157,8 @@ def test_exactly_one_reply_for_every_command_with_a_readable_cid(
         ("ping", b'"just a string"'),
         ("ping", b"\xff\xfe"),
         ("ping", b'{"cid":7}'),  # a reply carries the cid as sent: a string
-        ("ping", b'{"cid":"' + b"c" * 129 + b'"}'),
+        ("ping", b'{"cid":"' + b"c" * 129 + b'"}'),  # readable: refused for its length
+        ("ping", b'{"cid":"' + b"c" * 513 + b'"}'),  # over MAX_READ_CID: not read
     ]
     for name, body in cases:
         ctl.publish(f"{BASE}/cmd/{name}", body)
@@ -179,6 +180,7 @@ def test_exactly_one_reply_for_every_command_with_a_readable_cid(
         "trailing": False,
         "not-first": False,
         "too-big": False,
+        "c" * 129: False,
     }
     wait_for(lambda: len(ctl.payloads("/reply")) >= len(expect), what="replies")
     time.sleep(0.5)
@@ -195,6 +197,7 @@ def test_exactly_one_reply_for_every_command_with_a_readable_cid(
     assert "internal error" in by["app-bug"]["error"]
     assert "JSON" in by["cut-short"]["error"] and "UTF-8" in by["gbk-ticket"]["error"]
     assert "is over" in by["too-big"]["error"]
+    assert "128 characters" in by["c" * 129]["error"]
     assert answered == ["prompt", "pause"]
     assert up.link.is_alive()
     up.stop()

@@ -60,7 +60,10 @@ def test_a_cid_is_read_from_any_command_that_has_one() -> None:
     assert p.read_cid(b'{"cid":"t3"}\x00') == "t3"
     assert p.read_cid(b'{"ticket":"\xb2","cid" : "t4"}') == "t4"
     assert p.read_cid(b'{"cid":"t5","x":"' + b"a" * p.MAX_PAYLOAD_BYTES + b'"}') == "t5"
-    assert p.read_cid(b'{"cid":"c' + b"c" * 128 + b'"') is None  # over 128 characters
+    # over 128 characters: read, so that the command is refused with its cid (SPEC 9.4)
+    assert p.read_cid(b'{"cid":"' + b"c" * 200 + b'"}') == "c" * 200
+    assert p.read_cid(b'{"cid":"c' + b"c" * 200 + b'"') == "c" * 201
+    assert p.read_cid(b'{"cid":"' + b"c" * (p.MAX_READ_CID + 1) + b'"}') is None
     assert p.read_cid(b'{"cid":"\xff\xfe", "x":') is None  # the cid itself not UTF-8
     assert p.read_cid(b'{"x": "' + b"a" * 5000 + b'", "cid": "far"') is None  # past 4 KiB
 
