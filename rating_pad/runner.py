@@ -8,7 +8,7 @@ from typing import Any
 from drivers.buttons.factory import open_keypad
 from drivers.card_reader.base import CardRead, CardReader
 from drivers.card_reader.factory import open_card_reader
-from rating_pad.service import PadService
+from rating_pad.service import PAD_COMMANDS, PadService
 from rating_pad.voice import Voice
 from terminal import startup_gc
 from terminal.cliutil import UsageError
@@ -40,6 +40,7 @@ class Pad:
             cfg,
             subscriptions={staff_topic: lambda t, p: self.service.on_staff_directory(t, p)},
             on_command=lambda n, b, r: self.service.on_command(n, b, r),
+            app_commands=PAD_COMMANDS,
             telemetry=self._telemetry,
         )
         self.service = PadService(cfg, self.uplink, link_state=self._link_state)

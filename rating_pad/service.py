@@ -57,6 +57,9 @@ SAVE_REMIND_S = 60.0
 MAX_UNSTORED = 1000
 MAX_PHOTO_CHARS = 2_000_000
 STATE_FILE = "pad_state.json"
+PAD_COMMANDS = ("prompt", "staff", "pause", "resume")
+"""The commands a pad takes besides the link's `ping` and `resend`: a kiosk's `print_test` is
+answered "not supported by this device"."""
 
 M = TypeVar("M", bound=BaseModel)
 ViewListener = Callable[[PadView], None]
@@ -496,8 +499,7 @@ class PadService:
             reply(
                 False,
                 None,
-                f"unknown command {name!r} (a pad takes prompt, staff, pause, "
-                "resume, ping, resend)",
+                f"unknown command {name!r} (a pad takes {', '.join(PAD_COMMANDS)}, ping, resend)",
             )
             return
         self.core.put(lambda: self._command(run, reply))

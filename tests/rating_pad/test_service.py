@@ -196,6 +196,12 @@ def test_malformed_and_unknown_commands_change_nothing(pad_rig) -> None:
     for name, body in cases:
         r = send_command(rig.sub, name, body)
         assert r["ok"] is False and r["error"], (name, body, r)
+    # What the refusals say a pad takes is what it takes: not the kiosk's print_test.
+    unknown = send_command(rig.sub, "explode", {})["error"]
+    assert "print_test" not in unknown and "prompt" in unknown, unknown
+    assert send_command(rig.sub, "print_test", {})["error"] == (
+        "command 'print_test' is not supported by this device"
+    )
     assert not rig.cmd("resend", **{"from": "a"})["ok"]
     assert rig.cmd("ping")["ok"]
     # No cid can be read: nothing to answer to (SPEC 9.4, terminal.payloads.Reply); ignored.
