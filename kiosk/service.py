@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -105,7 +106,7 @@ class KioskService:
         self.now = now or (lambda: datetime.now().astimezone())
         self.on_exit = on_exit
         self.data_dir = cfg.data_dir
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.data_dir)
         self.documents = {
             name: DocumentStore(
                 name, self.data_dir, alert=self._alert, today=lambda: self.now().date()
@@ -670,6 +671,22 @@ class KioskService:
             ("mt_directory", f"{len(m.directory.departments)} departments"),
             ("mt_survey", m.survey.id if m.survey else "none"),
         )
+
+
+DATA_DIR_MODE = 0o750
+"""data_dir holds the outbox (callback phone numbers, card tokens), today's roster and the
+check-ins: closed to other users of the device, whatever the umask the kiosk started with (the
+systemd unit's UMask=0027 does the same for the files; a kiosk started by hand has 0022)."""
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+        if mode & 0o007:
+            os.chmod(path, mode & ~0o007)
+    except OSError as e:  # not ours (a folder a technician made): say so, run anyway
+        log.warning("data_dir %s stays open to other users: %s", path, e)
 
 
 def _mtime(path: Path) -> float | None:

@@ -23,8 +23,10 @@ the link thread.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +36,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from terminal.payloads import DOCUMENTS, PayloadError, Roster, parse
+from terminal.payloads import DOCUMENTS, PayloadError, Roster, loads, parse
+from terminal.privacy import MAX_ROSTER_NAME, shown_roster_name
 from terminal.roster_index import RosterIndex, prune
 from terminal.roster_rows import parse_roster
 from terminal.storage import write_durably
@@ -48,6 +51,49 @@ INDEX_FOLDER = "roster-index"
 (terminal.roster_index), off the kiosk's heap."""
 KEEP_ASIDE_DAYS = 7
 """Rosters further ahead than this are not kept aside (a typo in the date, most likely)."""
+FOLDER_MODE = 0o750
+"""The documents folder: a roster holds patients' card tokens, masked names and appointments,
+so other users of the device never read it, whatever the umask it was started with."""
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+_NAME = re.compile(rb'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def masked_roster(payload: bytes) -> bytes:
+    """The roster payload as it is kept on disk: itself when every name is masked (the site's
+    `site roster build` masks them), else a copy with the names masked as a kiosk shows them
+    (a HIS publishing SPEC 6.5 itself may send full names: they never reach the disk)."""
+    if all(not m[1] or b"*" in m[1] for m in _NAME.finditer(payload)):
+        return payload
+    try:
+        doc = loads(payload)  # (size, nesting and encoding guarded as validation does)
+    except PayloadError:
+        return payload  # not a roster: validation says why
+    rows = doc.get("appointments") if isinstance(doc, dict) else None
+    if not isinstance(rows, list):
+        return payload
+    for a in rows:
+        name = a.get("name") if isinstance(a, dict) else None
+        # (one too long stays as it is: it is refused as it always was)
+        if isinstance(name, str) and len(name) <= MAX_ROSTER_NAME:
+            a["name"] = shown_roster_name(name)
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def _has_unmasked_name(rows: Any) -> bool:
+    if isinstance(rows, RosterIndex):
+        return rows.has_unmasked_name()
+    return any("*" not in a.name and a.name.strip() for a in rows)
+
+
+def safe_fault(fault: str) -> str:
+    """A validation fault as it is logged, alerted (MQTT, site database) and shown: every quoted
+    value left out. A validator may quote the field it refused (`not an ISO 8601 time ('...')`),
+    and a HIS export whose columns slipped puts an ID number or a full name in that field."""
+    return _QUOTED.sub("<value not shown>", fault)
+
 
 AlertFn = Callable[..., object]
 """`alert(kind, severity, message, **details)`, e.g. `Uplink.alert`."""
@@ -102,6 +148,9 @@ class DocumentStore:
         ~0.3 s of CPU on a desktop, seconds on a Pi-class kiosk) nor writing it again."""
         self._aside: dict[date, tuple[Roster, bytes]] = {}
         self._alerted: set[str] = set()
+        self.full_names = False
+        """The last roster parsed had full names (a HIS publishing SPEC 6.5 itself, or a copy an
+        older version kept): its index was made from a masked copy (`masked_roster`)."""
         self._preparing = 0
         self._prepared: list[Path] = []
         """Index files of rosters prepared and not yet offered: kept by `_prune`."""
@@ -132,14 +181,20 @@ class DocumentStore:
             self._current, raw, digest = self._read_with_bytes(self.path)
             if self._current is not None:
                 self._source = (self._current, digest, True)
+                if self.full_names:
+                    self._save(self.path, raw)  # kept with full names by an older version
             if self.name == "roster":
                 for p in sorted(self.folder.glob("roster-*.json")):
                     doc, aside_raw, _ = self._read_with_bytes(p)
                     if isinstance(doc, Roster):
                         self._aside[doc.date] = (doc, aside_raw)
+                        if self.full_names:
+                            self._save(p, aside_raw)
                 if isinstance(self._current, Roster) and self._current.date != self._today():
-                    # Yesterday's roster is not today's: keep it aside (it may be for tomorrow).
-                    self._aside.setdefault(self._current.date, (self._current, b""))
+                    if self._current.date < self._today():
+                        self._drop_past(self._current)
+                    else:  # a clock behind (a Pi without RTC): keep it for its day
+                        self._aside.setdefault(self._current.date, (self._current, b""))
                     self._current = None
                 self._roll_over()
                 # Only what a killed process left half written: the file of a roster that is
@@ -183,10 +238,34 @@ class DocumentStore:
                 self._preparing -= 1
 
     def _parse(self, payload: bytes, digest: str) -> BaseModel:
-        """Validated with its model (PayloadError); a roster kept small (terminal.roster_rows)."""
-        if self.model is Roster:
-            return parse_roster(payload, self.index_dir, digest=digest)
-        return parse(self.model, payload)
+        """Validated with its model (PayloadError, its values left out: `safe_fault`); a roster
+        kept small (terminal.roster_rows)."""
+        try:
+            if self.model is not Roster:
+                return parse(self.model, payload)
+            self._private_folder()
+            doc = parse_roster(payload, self.index_dir, digest=digest)
+            rows = doc.appointments
+            self.full_names = _has_unmasked_name(rows)
+            if not self.full_names:
+                return doc
+            # A HIS's full names: the rows are made again from a masked copy, and the index
+            # file keeps the name of the payload received (an unchanged one is known).
+            if isinstance(rows, RosterIndex):
+                rows.close()
+                self._unlink(rows.path)
+            return parse_roster(masked_roster(payload), self.index_dir, digest=digest)
+        except PayloadError as e:
+            raise PayloadError(safe_fault(str(e))) from None
+
+    def _private_folder(self) -> None:
+        """The documents folder, closed to other users (FOLDER_MODE)."""
+        try:
+            self.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+            if self.folder.stat().st_mode & 0o007:
+                os.chmod(self.folder, FOLDER_MODE)
+        except OSError as e:
+            log.warning("%s: cannot close %s to other users: %s", self.name, self.folder, e)
 
     # -- offering ----------------------------------------------------------------------------
 
@@ -287,6 +366,8 @@ class DocumentStore:
             return
         if cur is not None:
             self._current = None
+            if isinstance(cur, Roster) and cur.date < today:
+                self._drop_past(cur)
         aside = len(self._aside)
         hit = self._aside.pop(today, None)
         for d in [d for d in self._aside if d < today]:
@@ -302,6 +383,20 @@ class DocumentStore:
             log.info("roster for %s (kept aside) is now in use", today)
         if cur is not None or len(self._aside) != aside:
             self._prune()
+
+    def _drop_past(self, doc: Roster) -> None:
+        """Called with the lock held: a past day's roster is never used again (check-in takes
+        today's only), so its patients' tokens, names and appointments leave the disk now, not
+        whenever the next roster comes (a weekend, a site that stopped publishing)."""
+        known = self._source
+        if known is not None and known[0] is doc:
+            self._source = None
+            if known[2]:
+                self._unlink(self.path)
+        rows = doc.appointments
+        if isinstance(rows, RosterIndex) and rows.path not in self._prepared:
+            self._unlink(rows.path)  # (still readable through a handle held until let go)
+        log.info("roster of %s is past: removed from this device", doc.date)
 
     def _prune(self, *, temporary_only: bool = False) -> None:
         """Called with the lock held: remove the index files of rosters no longer in use nor
@@ -359,7 +454,9 @@ class DocumentStore:
         try:
             doc = parse(self.model, raw)
         except PayloadError as e:
-            log.error("%s: %s is not usable (%s); renamed .unusable", self.name, old, e)
+            log.error(
+                "%s: %s is not usable (%s); renamed .unusable", self.name, old, safe_fault(str(e))
+            )
             try:
                 old.rename(old.with_name(old.name + ".unusable"))
             except OSError as err:
@@ -372,7 +469,7 @@ class DocumentStore:
             log.info("%s: %s left from an older version; %s is newer", self.name, old, dest)
         else:
             try:
-                write_durably(dest, raw)
+                write_durably(dest, masked_roster(raw) if self.model is Roster else raw)
             except OSError as e:
                 log.error("%s: cannot move %s to %s: %s", self.name, old, dest, e)
                 return
@@ -380,6 +477,11 @@ class DocumentStore:
         self._unlink(old)
 
     def _save(self, path: Path, payload: bytes) -> None:
+        self._private_folder()
+        if self.model is Roster:
+            # (the index of a payload received before may be the masked one already: the
+            # payload itself says whether it has full names)
+            payload = masked_roster(payload)
         try:
             write_durably(path, payload)
         except OSError as e:

@@ -42,6 +42,9 @@ CACHE_KIB = 256
 """SQLite's page cache per open roster: a lookup reads a handful of pages."""
 BATCH = 512
 """Rows fetched at a time when the whole roster is walked."""
+FILE_MODE = 0o640
+"""Patients' tokens, names and appointments: never readable by other users of the device,
+whatever the umask the kiosk was started with."""
 
 
 class AppointmentRow(NamedTuple):
@@ -173,6 +176,7 @@ class RosterIndex(Sequence[AppointmentRow]):
             conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
             conn.execute("COMMIT")
             conn.close()
+            os.chmod(tmp, FILE_MODE)
             fd = os.open(tmp, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -284,6 +288,15 @@ class RosterIndex(Sequence[AppointmentRow]):
             f"SELECT {_COLUMNS} FROM appointment WHERE digits = ? ORDER BY n LIMIT 1", (digits,)
         )
         return found[0] if found else None
+
+    def has_unmasked_name(self) -> bool:
+        """Whether a name is not masked (no `*`): a HIS publishing SPEC 6.5 itself may send
+        full names (terminal.documents then indexes a masked copy instead)."""
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT 1 FROM appointment WHERE instr(name, '*') = 0 AND trim(name) != '' LIMIT 1"
+            ).fetchone()
+        return found is not None
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[AppointmentRow]:
         with self._lock:

@@ -7,6 +7,7 @@ reader and the simulator both drive it, so the simulator exercises the real prot
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -42,7 +43,9 @@ class SamSession:
     def __init__(self, transact: Transact, classifier: Classifier) -> None:
         self._transact = transact
         self._classifier = classifier
-        self._current: bytes | None = None  # a hash of the card on the reader, never the number
+        self._current: bytes | None = None
+        """The card on the reader: a keyed hash (the site salt), never the number nor a plain
+        hash of it (an ID number's few billion values are guessed back from a SHA-256)."""
         self._failed = False  # an incomplete read of the card in the field was reported
         self.bad_reads = 0
 
@@ -78,7 +81,9 @@ class SamSession:
             log.info("idcard: unreadable card data: %s", e)
             return self._incomplete()
         self._failed = False
-        seen = hashlib.sha256(text.number.encode("utf-8", "replace")).digest()
+        seen = hmac.new(
+            self._classifier.salt, text.number.encode("utf-8", "replace"), hashlib.sha256
+        ).digest()
         if seen == self._current:
             return None
         self._current = seen
