@@ -363,6 +363,8 @@ def build_roster(
         row = {f: (values[i].strip() if i < len(values) else "") for f, i in index.items()}
         bad = len(problems)
 
+        # A problem names its row and column, never the cell: a row whose columns slipped puts
+        # a patient's name, ID number or phone in any column, and this goes to a journal.
         def err(f: str, what: str, rowno: int = rowno) -> None:
             problems.append(f"{path}: row {rowno}, column {cols.get(f, f)}: {what}")
 
@@ -370,15 +372,15 @@ def build_roster(
             if row["department"] in department_ids:
                 row["department_id"] = department_ids[row["department"]]
             else:
-                err("department", f"{row['department']!r} is not a department of --directory")
+                err("department", "is not a department of --directory (value not shown)")
         for f in REQUIRED:
             if not row.get(f) and f in cols:
                 err(f, "empty")
         aid = row.get("appointment_id", "")
         if aid and not APPOINTMENT_RE.fullmatch(aid):
-            err("appointment_id", f"{aid!r} must be 4-40 letters, digits or '-'")
+            err("appointment_id", "must be 4-40 letters, digits or '-' (value not shown)")
         if row.get("department_id") and not DEPT_RE.fullmatch(row["department_id"]):
-            err("department_id", f"{row['department_id']!r} must be letters, digits, '-' or '_'")
+            err("department_id", "must be letters, digits, '-' or '_' (value not shown)")
         if len(row.get("queue_no", "")) > 16:
             err("queue_no", "longer than 16 characters")
         for f in ("department", "doctor", "room"):
@@ -389,7 +391,7 @@ def build_roster(
             try:
                 visit = parse_date(row["visit_date"])
             except ValueError:
-                err("visit_date", f"{row['visit_date']!r} is not a date (use 2026-11-23)")
+                err("visit_date", "is not a date (use 2026-11-23; value not shown)")
         slots: dict[str, datetime] = {}
         undated = False
         for f in ("slot_start", "slot_end"):
@@ -398,7 +400,7 @@ def build_roster(
             try:
                 v = parse_slot(row[f], tz)
             except ValueError:
-                err(f, f"{row[f]!r} is not a time ({SLOT_HINT})")
+                err(f, f"is not a time ({SLOT_HINT}; value not shown)")
                 continue
             if isinstance(v, time):
                 undated = undated or visit is None
@@ -428,7 +430,7 @@ def build_roster(
             if kind not in CARD_KINDS:
                 err(
                     "card_kind",
-                    f"{kind_text!r} must be one of {', '.join(CARD_KINDS)} (or 医保卡/就诊卡/身份证)",
+                    f"must be one of {', '.join(CARD_KINDS)} (or 医保卡/就诊卡/身份证; value not shown)",
                 )
             elif kind == "medical_card" and not MEDICAL_RE.fullmatch(card):
                 err("card_number", "a medical card number is 8-19 digits (value not shown)")

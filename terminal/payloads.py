@@ -542,11 +542,13 @@ class Appointment(_In):
         try:
             t = datetime.fromisoformat(v)
         except ValueError:
-            raise ValueError(f"not an ISO 8601 time ({v!r})") from None
+            # (the value is not quoted: a HIS export whose columns slipped puts an ID number or
+            # a name here, and the message reaches logs, alerts and the site's database)
+            raise ValueError("not an ISO 8601 time (value not shown)") from None
         if not SLOT_YEARS[0] <= t.year <= SLOT_YEARS[1]:
             # 0001-01-01 is many exports' "no date": the kiosk could not compute with it (a
             # naive time is the kiosk's local time, an end before the start is the start)
-            raise ValueError(f"not a time of {SLOT_YEARS[0]}-{SLOT_YEARS[1]} ({v!r})")
+            raise ValueError(f"not a time of {SLOT_YEARS[0]}-{SLOT_YEARS[1]}")
         return v
 
 

@@ -141,10 +141,54 @@ def test_bad_rows_are_reported_by_file_row_and_column_without_the_number(
     assert r.stdout == ""
     err = r.stderr
     assert f"{p}: row 2, column id_number: check character is wrong" in err
-    assert f"{p}: row 3, column slot_start: '9点' is not a time" in err
+    assert f"{p}: row 3, column slot_start: is not a time" in err and "9点" not in err
     assert f"{p}: row 4, column slot_end: is not after slot_start" in err
     assert f"{p}: row 4, column id_number: no card" in err
     assert bad_id not in err and "Traceback" not in err
+
+
+def test_a_row_whose_columns_slipped_is_reported_without_any_cell(
+    tmp_path: Path, salt: Path
+) -> None:
+    # A HIS export with one column too few in a row: name, ID number and phone land in the
+    # department, time and date columns. The problem names row and column; no cell is printed
+    # (stderr goes to the journal of the timer that builds the roster).
+    rows = [f"A20261123-0042,,,,欧阳明月,cardio,{ID_B},13812345678,305,{ID_B} 欧阳明月,09:30,B023"]
+    p = his_csv(tmp_path, rows)
+    r = run_careterm(
+        "site", "roster", "build", "--csv", str(p), "--salt-file", str(salt), "--date", D0
+    )
+    assert r.returncode == 2 and f"{p}: row 2, column slot_start: is not a time" in r.stderr
+    for secret in (ID_B, "13812345678", "欧阳明月"):
+        assert secret not in r.stderr
+
+
+def test_a_roster_with_a_patient_in_a_time_field_is_refused_without_quoting_it(
+    tmp_path: Path,
+) -> None:
+    roster = {
+        "v": 1,
+        "date": D0,
+        "appointments": [
+            {
+                "id": "A20261123-0042",
+                "token": "0" * 32,
+                "name": "欧*月",
+                "department_id": "cardio",
+                "department": "心内科",
+                "doctor": "李明",
+                "room": "305",
+                "slot_start": f"欧阳明月 {ID_B}",
+                "slot_end": f"{D0}T09:30:00+08:00",
+                "queue_no": "B023",
+            }
+        ],
+    }
+    p = tmp_path / "roster.json"
+    p.write_text(json.dumps(roster, ensure_ascii=False), encoding="utf-8")
+    r = run_careterm("site", "publish", "roster", str(p), "--broker", "mqtt://127.0.0.1:1")
+    assert r.returncode == 2 and "slot_start: not an ISO 8601 time" in r.stderr, r.stderr
+    assert ID_B not in r.stderr and "欧阳明月" not in r.stderr
 
 
 def test_missing_columns_and_salt_are_named(tmp_path: Path, salt: Path) -> None:

@@ -295,7 +295,8 @@ def test_chinese_card_kinds(tmp_path: Path) -> None:
     at_ten = datetime.combine(TODAY, time(10), CST)  # the library's clock, fixed
     with pytest.raises(UsageError) as e:
         build_roster(text, "his.csv", SALT, TODAY, CST, now=at_ten)
-    assert "row 4, column 卡类型: '护照' must be one of medical_card, id_card" in str(e.value)
+    assert "row 4, column 卡类型: must be one of medical_card, id_card" in str(e.value)
+    assert "护照" not in str(e.value)
     roster, _ = build_roster(text.rsplit("A003", 1)[0], "his.csv", SALT, TODAY, CST, now=at_ten)
     tokens = [a["token"] for a in roster["appointments"]]
     assert card_token(SALT, "medical_card", "6222020200112233") in tokens
