@@ -86,6 +86,11 @@ def roles(root: str, site: str) -> dict[str, Role]:
     }
 
 
+ROSTER_BLIND = ("collector", "queue")
+"""Site roles with topics of their own that must still not read the retained roster (the roles
+with no topic at all are denied everything)."""
+
+
 def render_acl(root: str, site: str, collectors: int = 1) -> str:
     lines = [
         f"# careterm broker ACL for site {site!r} (topic root {root!r}).",
@@ -110,6 +115,10 @@ def render_acl(root: str, site: str, collectors: int = 1) -> str:
                 continue
             lines += [f"topic read {t}" for t in role.reads]
             lines += [f"topic write {t}" for t in role.writes]
+            if name in ROSTER_BLIND:
+                # The `pattern read` lines above are for every user: the day's roster (card
+                # tokens, masked names, who sees which specialty when) is for kiosks only.
+                lines.append(f"topic deny {site_document(root, site, 'roster')}")
     return "\n".join(lines) + "\n"
 
 

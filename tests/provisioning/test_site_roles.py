@@ -145,3 +145,18 @@ def test_the_queue_system_prompts_and_reads_ratings_and_replies_only(peers):
         f"{BASE}/pad-w03/events/rating",
     ):
         assert q.publish(t, b"{}").is_failure, t
+
+
+def test_the_retained_roster_reaches_a_kiosk_and_no_site_role_but_the_publisher(peers):
+    """The roster's pattern line is for every user: the collector and the queue system, which
+    have topics of their own, are denied it by name."""
+    assert not peers("roster").publish(f"{BASE}/roster", b'{"v": 1}', retain=True).is_failure
+    kiosk = peers("kiosk-01")
+    kiosk.subscribe(f"{BASE}/roster")
+    wait_for(lambda: kiosk.received(f"{BASE}/roster"), 5, what="the kiosk's roster")
+    for role in ("collector", "queue"):
+        p = peers(role)
+        p.subscribe(f"{BASE}/roster")
+        p.subscribe(f"{BASE}/#")
+        time.sleep(QUIET_S)
+        assert p.received(f"{BASE}/roster") == [], role
