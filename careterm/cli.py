@@ -17,6 +17,7 @@ from rating_pad import cli as rating_pad_cli
 from terminal import __version__, startup_gc
 from terminal.cliutil import UsageError
 from terminal.config import ConfigError
+from terminal.lifecycle import forbid_core_dumps
 from terminal.logs import setup_logging
 
 log = logging.getLogger("careterm")
@@ -65,6 +66,7 @@ def build_parser(only: ModuleType | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     device = device_run(sys.argv[1:] if argv is None else argv)
     if device is not None:
+        forbid_core_dumps()
         startup_gc.pause()  # until the device is up (terminal.startup_gc)
     try:
         return _run(build_parser(device), argv)

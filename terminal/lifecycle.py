@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import threading
 from collections.abc import Callable
 
 log = logging.getLogger("careterm.lifecycle")
+
+
+def forbid_core_dumps() -> None:
+    """A device process writes no core file: its memory holds the patient on screen and the
+    day's roster rows, and a crash dump (systemd-coredump, `ulimit -c unlimited` in a shell a
+    technician started it from) would keep them on disk. The units set `LimitCORE=0` too."""
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (OSError, ValueError) as e:
+        log.warning("core dumps stay allowed: %s", e)
 
 
 def sd_notify(state: str) -> bool:

@@ -90,6 +90,7 @@ def test_unit_keys(role):
         ("PrivateDevices", "no"),
         ("DevicePolicy", "closed"),
         ("CapabilityBoundingSet", ""),
+        ("LimitCORE", "0"),  # the process's memory holds patients: never a core file
     ):
         assert one(key) == want, key
     # ProtectClock would forbid adjtimex(2), which clock_synced() needs to read NTP state

@@ -3,6 +3,8 @@ kill -9 in the middle, every event checked against terminal/payloads.py."""
 
 from __future__ import annotations
 
+import re
+import resource
 import signal
 import sys
 import time
@@ -96,8 +98,17 @@ def test_the_issue_sequence_gives_each_rating_the_id_its_reply_returned(pad_proc
     """Prompt T2, score 1, prompt T3 during the reason (deferred), reason 2, prompt T4 during
     the thank-you, score 4: each rating carries its own reply's id, T3 is recorded as
     superseded, and no phantom prompt opens afterwards."""
-    pad = pad_process("min_response_ms = 300\nthanks_s = 3\nprompt_window_s = 4")
+    # A device process never writes a core file (its memory holds patients), whatever the
+    # limit it was started with: started here with core files allowed.
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    try:
+        pad = pad_process("min_response_ms = 300\nthanks_s = 3\nprompt_window_s = 4")
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
     sub = pad.sub
+    limits = Path(f"/proc/{pad.proc.pid}/limits").read_text()
+    assert re.search(r"^Max core file size\s+0\s+0\s", limits, re.M), limits
     t2 = pad.cmd("prompt", ticket="T2")["result"]
     time.sleep(0.5)
     pad.key(b"1")
