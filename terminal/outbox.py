@@ -165,6 +165,8 @@ class Outbox:
         self._reserve_news = False
         self._reserve_retry_at = 0.0
         self._lock = threading.Lock()
+        self.scrub_due = False
+        """Events were deleted since the last `scrub`."""
         self.epoch = ""
         self.recovered: _Recovery | None = None
         """Why this start began a new epoch although it was not a first boot (None: it did not)."""
@@ -191,6 +193,10 @@ class Outbox:
         db.execute("PRAGMA synchronous=FULL")
         db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         db.execute(f"PRAGMA wal_autocheckpoint={WAL_LIMIT_BYTES // 4096}")
+        # A deleted event (acked, expired) is overwritten with zeros, not left in a free page
+        # of the file: a feedback's callback phone leaves the disk with the event (`scrub`
+        # then clears the WAL's older copies of those pages).
+        db.execute("PRAGMA secure_delete=ON")
         return db
 
     def _open_readonly(self) -> sqlite3.Connection:
@@ -617,7 +623,24 @@ class Outbox:
             db.execute("INSERT OR REPLACE INTO info(key, value) VALUES ('own_ack_seen', '1')")
             return cur.rowcount
 
-        return AckResult(True, self._write("site_ack", False, work))
+        dropped = self._write("site_ack", False, work)
+        if dropped:
+            self.scrub_due = True
+        return AckResult(True, dropped)
+
+    def scrub(self) -> bool:
+        """Copy the WAL into the file and empty it, so the WAL's older copies of pages that
+        held deleted events (secure_delete zeroes them in the file) leave the disk too. Best
+        effort (a reader may hold the WAL: the next scrub finishes it); True when done."""
+        with self._lock:
+            try:
+                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as e:
+                log.warning("outbox: WAL checkpoint failed: %s", classify(e)[1])
+                return False
+        if not busy:
+            self.scrub_due = False
+        return not busy
 
     def _foreign_ack(self, upto: int, epoch: str | None) -> AckResult:
         if epoch is None:
@@ -750,7 +773,10 @@ class Outbox:
             )
             return cur.rowcount
 
-        return self._write("expire", False, work)
+        dropped = self._write("expire", False, work)
+        if dropped:
+            self.scrub_due = True
+        return dropped
 
     def next_session(self) -> int:
         """Advance and return the connection-session counter (durable)."""

@@ -26,6 +26,8 @@ log = logging.getLogger("careterm.uplink")
 STORAGE_ALERT_EVERY_S = 60.0
 CLOCK_CHECK_EVERY_S = 10.0
 EXPIRE_EVERY_S = 600.0
+SCRUB_EVERY_S = 60.0
+"""At most this often, the WAL is emptied after events were deleted (Outbox.scrub)."""
 LINK_COMMANDS = ("ping", "resend")
 
 
@@ -88,6 +90,7 @@ class Uplink:
         self._storage_failed = 0
         self._storage_alert_at = 0.0
         self._next_expire = 0.0
+        self._next_scrub = 0.0
         self._next_telemetry = time.monotonic() + min(5.0, self.opts.telemetry_interval_s)
 
     def start(self) -> None:
@@ -164,6 +167,9 @@ class Uplink:
                     )
             except StorageError as e:
                 log.error("outbox: expiry failed: %s", e)
+        if self.outbox.scrub_due and now >= self._next_scrub:
+            self._next_scrub = now + SCRUB_EVERY_S
+            self.outbox.scrub()
         if now >= self._next_clock:
             self._next_clock = now + CLOCK_CHECK_EVERY_S
             self._check_clock(now)

@@ -194,3 +194,25 @@ def test_the_data_folder_holds_the_outbox_its_marker_and_the_reserve(tmp_path: P
     assert {"outbox.sqlite", "outbox.identity", "outbox.reserve"} <= names
     assert json.loads((tmp_path / "outbox.identity").read_text())["epoch"] == ob.epoch
     assert (tmp_path / "outbox.reserve").stat().st_size == 256 * 1024
+
+
+def test_an_acked_event_leaves_the_disk_file_and_wal_after_a_scrub(tmp_path: Path) -> None:
+    """A feedback's callback phone is kept until the site has it, then leaves the disk: the
+    deleted row is zeroed in the file (secure_delete, which Debian's SQLite also has on by
+    default) and the WAL's older copies of its page emptied by the scrub."""
+    ob = make(tmp_path)
+    phone = "13812345678"
+    ob.store("feedback", {"callback_phone": phone, "text": "请回电"})
+    ob.store("rating", {"score": 4})
+    ob.mark_sent([1, 2])
+    files = [tmp_path / "outbox.sqlite", tmp_path / "outbox.sqlite-wal"]
+
+    def on_disk() -> bool:
+        return any(p.exists() and phone.encode() in p.read_bytes() for p in files)
+
+    assert on_disk()
+    assert not ob.scrub_due
+    assert ob.site_ack(1, ob.epoch).dropped == 1
+    assert ob.scrub_due and ob.scrub() and not ob.scrub_due
+    assert not on_disk()
+    assert [e.seq for e in ob.iter_all("all")] == [2]  # the rest is kept
