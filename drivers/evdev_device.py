@@ -1,8 +1,10 @@
 """An input device (`/dev/input/by-id/...`) read as raw `struct input_event` bytes, grabbed, reopened after an unplug.
 
 Kept thin on purpose: the bytes go to `drivers.input_events`, which is pure and tested. The
-grab (EVIOCGRAB) keeps a wedge reader's keystrokes away from the kiosk window; a path that
-is not an input device (a pipe in tests) cannot be grabbed, which is logged, not fatal.
+grab (EVIOCGRAB) keeps a wedge reader's keystrokes away from the kiosk window: a device node
+that cannot be grabbed (another program holds it, or it is not an input device) is an error
+and is not read, since an ID number it types would also land in whatever field the screen has;
+a path that is no device node at all (a pipe in tests) cannot be grabbed, which is logged.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import fcntl
 import logging
 import os
 import select
+import stat
 from collections.abc import Callable
 
 from drivers.input_events import EventStream, InputEvent
-from drivers.reopening import REOPEN_EVERY_S, DeviceGone, ReopeningPort
+from drivers.reopening import REOPEN_EVERY_S, DeviceGone, DeviceUnusable, ReopeningPort
 
 log = logging.getLogger("careterm.drivers.evdev")
 
@@ -59,8 +62,15 @@ class EvdevDevice(ReopeningPort):
                 fcntl.ioctl(fd, EVIOCGRAB, 1)
                 self.grabbed = True
             except OSError as e:
+                if _is_device_node(fd):
+                    os.close(fd)
+                    raise DeviceUnusable(
+                        f"cannot grab it ({e.strerror}): another program holds it, or it is "
+                        "not an input device; not read, as its keys would also reach the screen"
+                    ) from None
                 log.warning(
-                    "%s: cannot grab %s (%s): keystrokes may also reach the screen",
+                    "%s: cannot grab %s (%s, not a device node): keystrokes may also reach "
+                    "the screen",
                     self.name,
                     real,
                     e.strerror,
@@ -106,3 +116,10 @@ class EvdevDevice(ReopeningPort):
                 self._on_idle()
             except Exception:
                 log.exception("%s: idle check failed", self.name)
+
+
+def _is_device_node(fd: int) -> bool:
+    try:
+        return stat.S_ISCHR(os.fstat(fd).st_mode)
+    except OSError:
+        return False

@@ -26,6 +26,11 @@ class DeviceGone(Exception):
     """The device cannot be opened or went away; the message says why (without the path)."""
 
 
+class DeviceUnusable(Exception):
+    """The device is there but must not be used as it is (an input device another program
+    holds); the state turns `error` with the reason, and it is tried again later."""
+
+
 class ReopeningPort(Watchable, ABC):
     """Subclasses open (`_open`), serve one step at a time (`_serve`) and close (`_close`).
 
@@ -108,6 +113,10 @@ class ReopeningPort(Watchable, ABC):
                     self._open(real)
                 except DeviceGone as e:
                     self._set_state(DeviceState.ABSENT, f"{self.path}: {e}")
+                    self._retry_later()
+                    continue
+                except DeviceUnusable as e:
+                    self._set_state(DeviceState.ERROR, f"{self.path}: {e}")
                     self._retry_later()
                     continue
                 self.is_open = True

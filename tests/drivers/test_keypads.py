@@ -217,3 +217,16 @@ def test_serial_key_bytes_byte_for_byte() -> None:
 
     assert decode_key_bytes(b"4\x00P\xff1z\r\n", {"1", "4", "P"}) == ["4", "P", "1"]
     assert decode_key_bytes(b"\xe4\xb8\xad", {"中"}) == []  # not ASCII: never a key
+
+
+def test_an_evdev_device_node_that_cannot_be_grabbed_is_an_error_and_not_read() -> None:
+    """A device node the keypad cannot grab (here /dev/null: not an input device; on a kiosk,
+    one another program holds) is not read: its keys would also reach the screen."""
+    pad = EvdevKeypad("/dev/null", {"KEY_KP1"}, 80, reopen_every=0.05)
+    pad.start(lambda _: None)
+    try:
+        wait_for(lambda: pad.state == DeviceState.ERROR, 5, what="the grab refused")
+        assert "cannot grab it" in pad.detail and "/dev/null" in pad.detail
+        assert not pad.device.grabbed
+    finally:
+        pad.stop()
