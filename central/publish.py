@@ -15,6 +15,7 @@ from terminal import topics
 from terminal.cliutil import UsageError
 from terminal.envelope import dumps
 from terminal.payloads import DOCUMENTS, MAX_PAYLOAD_BYTES
+from terminal.privacy import shown_roster_name
 from terminal.topics import SiteDocument
 
 MAX_PAYLOAD = MAX_PAYLOAD_BYTES  # what the devices parse at all
@@ -76,6 +77,19 @@ def _summary(kind: str, doc: Any) -> str:
     return f"survey {d.get('id')} ({len(d.get('questions', []))} questions)"
 
 
+def _mask_names(doc: dict[str, Any]) -> int:
+    """Mask, in place, every appointment's name that is not masked (no `*`): a roster goes to
+    every kiosk and the broker keeps it on disk, so a full name from a HIS export that skipped
+    `site roster build` never leaves the site tools. Returns how many were masked."""
+    n = 0
+    for a in doc.get("appointments", []):
+        name = a.get("name")
+        if isinstance(name, str) and shown_roster_name(name) != name:
+            a["name"] = shown_roster_name(name)
+            n += 1
+    return n
+
+
 def load_publishable(kind: str, path: str) -> tuple[bytes, str]:
     """The compact JSON to publish and a one-line summary; UsageError naming every problem."""
     try:
@@ -97,6 +111,13 @@ def load_publishable(kind: str, path: str) -> tuple[bytes, str]:
         shown = "\n".join(problems[:20])
         raise UsageError(f"{shown}\n{path}: {len(problems)} problem(s); nothing published")
     summary = _summary(kind, doc)
+    if kind == "roster":
+        masked = _mask_names(doc)
+        if masked:
+            summary += (
+                f"; {masked} full name(s) masked before publishing (a roster carries names "
+                "masked as 张*三, SPEC 6.5: check the export that made it)"
+            )
     payload = dumps(doc)
     if len(payload) > MAX_PAYLOAD:
         raise UsageError(f"{path}: {len(payload)} bytes is too large to publish")

@@ -392,3 +392,33 @@ def test_bad_documents_are_refused_before_publishing(tmp_path: Path) -> None:
         "Main Site",
     )
     assert r.returncode == 2 and "--site 'Main Site': a site is lower-case" in r.stderr
+
+
+def test_a_roster_with_full_names_is_published_with_them_masked(tmp_path: Path) -> None:
+    from central.publish import load_publishable
+
+    def appointment(n: int, name: str) -> dict[str, str]:
+        return {
+            "id": f"A20261123-00{n}",
+            "token": f"{n:032x}",
+            "name": name,
+            "department_id": "cardio",
+            "department": "心内科",
+            "doctor": "李明",
+            "room": "305",
+            "slot_start": f"{D0}T09:00:00+08:00",
+            "slot_end": f"{D0}T09:30:00+08:00",
+            "queue_no": f"B{n}",
+        }
+
+    doc = {
+        "v": 1,
+        "date": D0,
+        "appointments": [appointment(41, "张*三"), appointment(42, "欧阳明月")],
+    }
+    p = tmp_path / "roster.json"
+    p.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    payload, summary = load_publishable("roster", str(p))
+    names = [a["name"] for a in json.loads(payload)["appointments"]]
+    assert names == ["张*三", "欧**月"] and "欧阳明月" not in payload.decode()
+    assert "1 full name(s) masked" in summary and "欧阳明月" not in summary
