@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import tarfile
-
 import pytest
 
-from tests.provisioning.conftest import SITE, Peer, SiteBroker, careterm_ok
+from tests.provisioning.conftest import SITE, Peer, SiteBroker, careterm_ok, unpack
 
 pytestmark = pytest.mark.broker
 
@@ -59,8 +57,7 @@ def test_a_revoked_device_is_refused_and_a_new_bundle_for_it_works(site, tmp_pat
             "--out",
             str(tmp_path / "new.tar.gz"),
         )
-        with tarfile.open(tmp_path / "new.tar.gz") as tar:
-            tar.extractall(tmp_path / "new", filter="data")
+        unpack(tmp_path / "new.tar.gz", tmp_path / "new")
         assert connects(site, tmp_path / "new/device.crt", tmp_path / "new/device.key", "pad-w03")
     finally:
         broker.stop()

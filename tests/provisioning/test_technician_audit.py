@@ -19,6 +19,7 @@ from provisioning import certs
 from provisioning.bundle import MEMBERS, write_bundle
 from provisioning.certs import CAError, SiteCA
 from tests.conftest import careterm_cmd, careterm_env, run_careterm
+from tests.provisioning.conftest import unpack
 from tests.provisioning.test_bundle import provision as provision_device
 
 
@@ -277,8 +278,7 @@ def test_doctor_fails_a_device_key_or_salt_other_users_can_read(ca, tmp_path):
 
     assert provision(ca, tmp_path / "p.tar.gz").returncode == 0
     ident = tmp_path / "ident"
-    with tarfile.open(tmp_path / "p.tar.gz") as tar:
-        tar.extractall(ident, filter="data")
+    unpack(tmp_path / "p.tar.gz", ident)
     cfg = td.write_config(
         tmp_path / "pad.toml",
         device_id="pad-w03",
@@ -307,8 +307,7 @@ def test_relative_paths_are_refused_by_config_check_and_doctor(ca, tmp_path):
     # service, started by systemd in /, found nothing.
     assert provision(ca, tmp_path / "p.tar.gz").returncode == 0
     etc = tmp_path / "etc"
-    with tarfile.open(tmp_path / "p.tar.gz") as tar:
-        tar.extractall(etc, filter="data")
+    unpack(tmp_path / "p.tar.gz", etc)
     text = (etc / "device.toml").read_text().replace("/etc/careterm/", "")
     text = text.replace('"/var/lib/careterm"', f'"{tmp_path / "data"}"')
     (etc / "device.toml").write_text(text)

@@ -13,7 +13,9 @@ from tests.conftest import ROOT, Broker, careterm_cmd, wait_for
 from tests.rating_pad.conftest import BASE, STAFF, send_command, wait_subscribed
 
 BOOTSTRAP = ROOT / "scripts" / "bootstrap"
-DEV_ONLY = ("xvfb", "xauth", "mosquitto")
+DEV_ONLY = ("xvfb", "xauth", "mosquitto", "mosquitto-clients")
+# What pip needs to build evdev, which PyPI ships as source only: a fresh Debian has none of it.
+EVDEV_BUILD = ("gcc", "python3-dev", "linux-libc-dev")
 
 
 def dry_run(*args: str) -> dict[str, str]:
@@ -38,9 +40,20 @@ def test_a_device_gets_no_dev_extras_no_virtual_display_and_no_broker(role: str)
 
 
 def test_a_developer_gets_the_broker_the_virtual_display_and_dev_extras() -> None:
+    """mosquitto-clients too: `scripts/demo` prints mosquitto_pub and mosquitto_sub lines."""
     plan = dry_run()
     assert set(DEV_ONLY) <= set(plan["debian packages"].split())
     assert plan["pip install"] == "-e .[dev]"
+
+
+@pytest.mark.parametrize("role", [None, "kiosk", "pad", "pad-headless"])
+def test_every_role_gets_what_pip_needs_to_build_evdev(role: str | None) -> None:
+    """evdev (a dependency on Linux) has no wheel on PyPI: without a compiler, Python's headers
+    and linux/input.h, `pip install` stops on a fresh Debian with "Failed building wheel"."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("evdev") for d in deps)
+    plan = dry_run(*(["--device", role] if role else []))
+    assert set(EVDEV_BUILD) <= set(plan["debian packages"].split())
 
 
 def test_an_unknown_role_is_refused() -> None:
@@ -48,6 +61,31 @@ def test_an_unknown_role_is_refused() -> None:
         [str(BOOTSTRAP), "--device", "printer", "--dry-run"], capture_output=True, text=True
     )
     assert r.returncode == 2 and "kiosk, pad or pad-headless" in r.stderr
+
+
+def test_the_venv_is_made_from_debians_python_not_the_first_on_path(tmp_path: Path) -> None:
+    """A pyenv `python3` first on PATH (3.11.7 here) hid that Debian 12's 3.11.2 has no
+    `tarfile` `filter=`: the venv comes from /usr/bin/python3 unless PYTHON says otherwise."""
+    shim = tmp_path / "python3"
+    shim.write_text("#!/bin/sh\nexit 1\n")
+    shim.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    r = subprocess.run(
+        [str(BOOTSTRAP), "--dry-run"], capture_output=True, text=True, timeout=30, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    assert "venv python: /usr/bin/python3" in r.stdout.splitlines()
+    env["PYTHON"] = str(shim)
+    r = subprocess.run(
+        [str(BOOTSTRAP), "--dry-run"], capture_output=True, text=True, timeout=30, env=env
+    )
+    assert f"venv python: {shim}" in r.stdout.splitlines()
+
+
+def test_help_is_the_header_and_nothing_of_the_code() -> None:
+    r = subprocess.run([str(BOOTSTRAP), "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "--device pad-headless" in r.stdout
+    assert "set -euo" not in r.stdout and "cd " not in r.stdout and "#" not in r.stdout
 
 
 def test_what_a_device_installs_holds_no_developer_tools() -> None:
