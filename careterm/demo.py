@@ -219,6 +219,19 @@ def _sign_in_when_online(port: int, timeout: float = 30.0) -> None:
 # -- where the demo runs ---------------------------------------------------------------------
 
 
+def typed_careterm() -> str:
+    """How to type careterm in the commands the demo prints: the virtual environment's script
+    (`scripts/bootstrap` puts it in `.venv/bin`, not on PATH), relative to the current folder
+    when it is below it; `careterm` when it is the one PATH finds."""
+    script = Path(sys.executable).parent / "careterm"
+    if not script.exists() or shutil.which("careterm") == str(script):
+        return "careterm"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 @dataclass(frozen=True)
 class Screen:
     """Whether someone can see and touch the demo's windows here."""
@@ -357,7 +370,9 @@ def summary(
     lines += [f"  {line}" for line in extra]
     lines.append(f"  logs:     {folder}/*.log")
     if broker:
-        lines.append(f"  report:   careterm site report --db sqlite:///{folder / 'site.db'}")
+        lines.append(
+            f"  report:   {typed_careterm()} site report --db sqlite:///{folder / 'site.db'}"
+        )
     return "\n".join(lines)
 
 
@@ -507,7 +522,7 @@ def _demo_folder(value: str) -> Path:
     except OSError as e:
         raise UsageError(
             f"--dir {value}: the demo cannot write its files there ({e.strerror}); run it from "
-            "a folder you may write, or give one: careterm demo --dir ~/careterm-demo"
+            f"a folder you may write, or give one: {typed_careterm()} demo --dir ~/careterm-demo"
         ) from None
     return folder
 
@@ -560,7 +575,7 @@ def _run_demo(args: argparse.Namespace, folder: Path) -> int:
         why = "--headless" if args.headless else screen.detail
         raise UsageError(
             f"the kiosk is a touchscreen app and needs a screen someone sees ({why}); "
-            "run `careterm demo --only pad` here, or the demo on a desktop"
+            f"run `{typed_careterm()} demo --only pad` here, or the demo on a desktop"
         )
     if plan.run_kiosk and importlib.util.find_spec("kivy") is None:  # a device install without UI
         plan = Plan(screen, plan.headless, plan.run_pad, False, plan.keys_from)

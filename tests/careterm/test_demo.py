@@ -243,6 +243,8 @@ def test_only_kiosk_without_a_screen_is_refused_with_what_to_do(tmp_path: Path) 
     r = run_careterm("demo", "--dir", str(tmp_path), "--only", "kiosk", CARETERM_DEMO_SCREEN="none")
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "careterm demo --only pad" in r.stderr
+    # careterm is not on PATH after scripts/bootstrap: the command shown is the venv's script
+    assert "bin/careterm demo --only pad" in r.stderr
 
 
 # -- a newcomer's machine (audit of 2026-12-03) ------------------------------------------------
