@@ -85,7 +85,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "appt_checkin": ("签到", "Check in"),
     "appt_reprint": ("已签到 · 补打凭条", "Checked in · reprint"),
     "appt_too_early": ("未到签到时间: 请于 {hhmm} 后再来", "Too early: come back at {hhmm}"),
-    "appt_too_late": ("已过签到时间: 请到人工窗口办理", "Too late: go to the window"),
+    "appt_too_late": ("已过签到时间: 请到{desk}办理", "Too late: go to {desk}"),
     "appt_queue": ("排队号", "Queue no."),
     "appt_doctor": ("医生", "Doctor"),
     "appt_room": ("诊室", "Room"),

@@ -210,6 +210,9 @@ class KioskMachine:
         self._last_input = mono()
         self._auto_home_at: float | None = None
         self._help_at: float | None = None
+        self._before_help: tuple[Screen, Any, float | None] | None = None
+        """The screen "call staff" covered, its data and the seconds it had left: Back on the
+        help screen returns to it (a ticket shown on screen, a half-typed number)."""
         self._pin_fails = 0
         self._pin_locked_until = 0.0
         self._reader_test = False
@@ -259,6 +262,8 @@ class KioskMachine:
         return self.cfg.kiosk.idle_timeout_s * self._factor()
 
     def _show(self, screen: Screen, data: Any, home_after: float | None = None) -> None:
+        if screen != Screen.HELP:
+            self._before_help = None
         self.screen = screen
         self.data = data
         self._content += 1
@@ -364,6 +369,10 @@ class KioskMachine:
         """Escape / the Back button: one step back; home keeps the language and care mode."""
         self._touch()
         s, d = self.screen, self.data
+        if s == Screen.HELP and self._before_help is not None:
+            screen, data, left = self._before_help
+            self._show(screen, data, None if left is None else max(left, DONE_HOME_S))
+            return []
         if s == Screen.SURVEY and self._survey_run is not None and self._survey_run.back():
             self._show_question()
             return []
@@ -426,6 +435,11 @@ class KioskMachine:
                     {"location": self.site.location, "screen": str(self.screen)},
                 )
             )
+        if self.screen != Screen.HELP:
+            left = None
+            if self._auto_home_at is not None:
+                left = (self._auto_home_at - t) / self._factor()
+            self._before_help = (self.screen, self.data, left)
         self._show(Screen.HELP, HelpView(self.site.location, repeated), DONE_HOME_S * 3)
         return out + self._speak("help")
 

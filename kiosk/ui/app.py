@@ -66,6 +66,14 @@ KEY_TAB, KEY_ENTER, KEY_KP_ENTER, KEY_ESC, KEY_BACKSPACE = 9, 13, 271, 27, 8
 KEY_UP, KEY_DOWN, KEY_RIGHT, KEY_LEFT = 273, 274, 275, 276
 HIDDEN_TAPS = 5
 HIDDEN_WINDOW_S = 3.0
+TAP_GUARD_S = 0.5
+"""A touch this soon after a new page appeared is the second tap of the double tap (or the
+tremor) that opened it, not a choice: ignored. It answered the survey's next question unseen
+and chose whatever appointment lay under "查询" on the list a lookup opened."""
+ENTER_OPENS_S = 1.0
+"""A page that appears this soon after an Enter was opened by it: a second Enter within
+TAP_GUARD_S of it, with no other key between, is ignored as well (a card read's list still
+takes Enter at once, SPEC 5)."""
 
 
 def page_key(v: View) -> tuple[str, ...]:
@@ -103,11 +111,20 @@ class KioskRoot(FloatLayout):
         self.rendered: list[Callable[[View], None]] = []
         """Called after a view is on screen (tests and the benchmark)."""
         self._taps: list[float] = []
+        self.page_at = 0.0
+        """When the page on screen appeared (time.monotonic): TAP_GUARD_S."""
+        self._page_pending = 0
+        """The new page's first frame and the collection after it are still to come."""
+        self._enter_at = -1e9
+        self._page_by_enter = False
         self._overlay: FloatLayout | None = None
         self._busy: Panel | None = None
         self._busy_panels: dict[tuple[str, int], Panel] = {}  # built once per language and size
         self._collect_old = Clock.create_trigger(self._collect_old_screens, 0)
         """On the loop's next turn, after the frame that shows the new screen."""
+        self._follow: tuple[ScrollView, Any] | None = None
+        """The list and the focused widget kept in its view while the screen is laid out."""
+        self._follow_trigger = Clock.create_trigger(self._scroll_now, -1)  # before the frame
         self.frame = BoxLayout(orientation="vertical")
         self.add_widget(self.frame)
         self.screen_area = RelativeLayout()
@@ -116,6 +133,7 @@ class KioskRoot(FloatLayout):
         both screens before a second without the old one)."""
         self._layout_chrome()
         Window.bind(on_key_down=self._on_key, size=self._on_resize, on_flip=self._drawn)
+        Window.bind(on_flip=self._page_drawn)
         Clock.schedule_interval(self._clock, 1.0)
         service.on_view(lambda v: Clock.schedule_once(lambda dt: self.apply(v), 0))
 
@@ -177,6 +195,14 @@ class KioskRoot(FloatLayout):
         if self.demo_cards and self._present is not None:
             self.frame.add_widget(self._demo_strip())
         self._clock(0)
+
+    def _page_drawn(self, *_: object) -> None:
+        """A new page's first frame is on the screen (a list of long names takes a software
+        renderer some tenths of a second), and the old page is collected: the tap guard counts
+        from the later of the two (touches made meanwhile are dispatched only after them)."""
+        if self._page_pending:
+            self._page_pending -= 1
+            self.page_at = time.monotonic()
 
     def _drawn(self, *_: object) -> None:
         """The first frame is on the screen: the fonts are warmed on the next turn of the loop
@@ -266,7 +292,8 @@ class KioskRoot(FloatLayout):
         if not status:
             self.status.height = 0
         if old is None or old.content != view.content or old.lang != view.lang:
-            if old is None or page_key(old) != page_key(view):
+            new_page = old is None or page_key(old) != page_key(view)
+            if new_page:
                 self.key_focus = None
                 if old is None or old.screen != view.screen:
                     self.local.clear()
@@ -274,6 +301,12 @@ class KioskRoot(FloatLayout):
                 self.key_focus = self.focus_index
             self._hide_busy()
             self.rebuild()
+            if new_page:  # and again once drawn: a touch queued meanwhile is guarded too
+                self.page_at = time.monotonic()
+                self._page_pending = 2
+                # Opened by Enter (the core answers in milliseconds; a print takes longer, but
+                # the busy panel takes keys meanwhile), not by a card: Enter is guarded too.
+                self._page_by_enter = self.page_at - self._enter_at < ENTER_OPENS_S
         self._update_live(view)
         for fn in list(self.rendered):
             fn(view)
@@ -304,6 +337,7 @@ class KioskRoot(FloatLayout):
         (the heap frozen at start-up is not walked: terminal.startup_gc); left to Python, the
         kiosk grew by ~9 MB a card read, to ~40 MB more (BENCHMARKS.md)."""
         gc.collect()
+        self._page_drawn()
 
     def keep_focus_and_rebuild(self) -> None:
         """A UI-only change (the PIN being typed): redraw, the focus where it was."""
@@ -369,23 +403,54 @@ class KioskRoot(FloatLayout):
         if not items:
             return
         self.focus_index = None if index is None else index % len(items)
+        self._follow = None
         for i, b in enumerate(items):
             b.focused = i == self.focus_index
         if self.focus_index is not None:
             self._scroll_to(items[self.focus_index])
 
     def _scroll_to(self, w: Any) -> None:
+        """Bring the focused widget into its list's view. A screen just built is not laid out
+        yet (its list's height comes from its texts, over several layout passes): the scroll is
+        made again, before the frame is drawn, whenever the list's height changes, until the
+        patient touches the screen or the focus moves (the first appointment that can be
+        checked in was left below a "too late" one, out of sight, in care mode and at 800x480)."""
         p = w.parent
         for _ in range(12):  # the window is its own parent: never walk up forever
             if p is None or isinstance(p, ScrollView):
                 break
             p = p.parent
-        # Scrolling content that fits would push it to the bottom of the view.
-        if isinstance(p, ScrollView) and p.children and p.children[0].height > p.height:
-            try:
-                p.scroll_to(w, padding=10, animate=False)
-            except Exception:
-                pass
+        if not isinstance(p, ScrollView) or not p.children:
+            self._follow = None
+            return
+        self._follow = (p, w)
+        if not getattr(p, "_follows_focus", False):
+            p._follows_focus = True
+            p.bind(height=self._follow_trigger)
+            p.children[0].bind(height=self._follow_trigger)
+        self._scroll_now()
+
+    def _scroll_now(self, *_: object) -> None:
+        if self._follow is None:
+            return
+        p, w = self._follow
+        if not p.children:
+            return
+        content = p.children[0]
+        layout = getattr(content, "_trigger_layout", None)
+        if layout is not None and layout.is_triggered:
+            # Kivy's scroll_to would put itself off to the next frame, after this check, and
+            # then scroll content that fits down to the bottom: once the layout is done.
+            self._follow_trigger()
+            return
+        if content.height <= p.height:
+            # Content that fits stays at the top (an earlier layout pass, taller, scrolled it).
+            p.scroll_y = 1
+            return
+        try:
+            p.scroll_to(w, padding=10, animate=False)
+        except Exception:
+            pass
 
     @property
     def focused(self) -> FocusButton | None:
@@ -398,6 +463,8 @@ class KioskRoot(FloatLayout):
         self.service.activity()
         if self._overlay is not None or self._busy is not None:
             return True  # the key only wakes the kiosk up, or a check-in is under way
+        if key not in (KEY_ENTER, KEY_KP_ENTER):
+            self._page_by_enter = False  # an Enter after moving the focus is meant
         b = self.built
         cur = self.focus_index
         if key in (KEY_UP, KEY_LEFT) or (key == KEY_TAB and "shift" in modifiers):
@@ -405,6 +472,9 @@ class KioskRoot(FloatLayout):
         elif key in (KEY_DOWN, KEY_RIGHT, KEY_TAB):
             self.set_focus(0 if cur is None else cur + 1)
         elif key in (KEY_ENTER, KEY_KP_ENTER):
+            if self._page_by_enter and time.monotonic() - self.page_at < TAP_GUARD_S:
+                return True  # a double Enter: "查询" then checking in what the list focused
+            self._enter_at = time.monotonic()
             f = self.focused
             if f is not None:
                 f.on_release()
@@ -422,6 +492,9 @@ class KioskRoot(FloatLayout):
         self.service.activity()
         if self._overlay is not None or self._busy is not None:
             return True  # a touch dismisses the countdown and does nothing else
+        if time.monotonic() - self.page_at < TAP_GUARD_S:
+            return True  # the rest of the tap that opened this page
+        self._follow = None  # the patient may scroll the list now
         if self.title_label.collide_point(*touch.pos):
             self._hidden_tap()
         return super().on_touch_down(touch)
@@ -436,6 +509,7 @@ class KioskRoot(FloatLayout):
 
     def detach(self) -> None:
         Window.unbind(on_key_down=self._on_key, size=self._on_resize, on_flip=self._drawn)
+        Window.unbind(on_flip=self._page_drawn)
         Clock.unschedule(self._clock)
 
 

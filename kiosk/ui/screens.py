@@ -131,7 +131,7 @@ class Screens:
         sv.add_widget(inner)
         return sv
 
-    def scroll_text(self, *labels: WrapLabel) -> ScrollView:
+    def scroll_text(self, *labels: Widget) -> ScrollView:
         """Body text that scrolls when a long hospital text would not fit (never clips)."""
         box = BoxLayout(orientation="vertical", spacing=self.s.gap)
         for lbl in labels:
@@ -236,17 +236,24 @@ class Screens:
     def screen_home(self, v: View) -> Built:
         s, L = self.s, v.lang
         col = self.column(spacing=s.gap * 2)
-        col.add_widget(Widget(size_hint_y=0.1))
         prompt = round(s.title * (1.15 if not s.care else 1.0))
-        col.add_widget(
+        # The prompt shares the height with the buttons: under a status line of two or three
+        # faults on a short screen it shrinks (the buttons keep a button's height), and it never
+        # runs up under the status line (800x480 in English: 48 px buttons before).
+        texts = FitStack(spacing=s.gap, floor=s.floor, size_hint_y=0.55 if s.care else 0.5)
+        texts.add_line(
             WrapLabel(
                 tr("home_prompt", L), font_size=prompt, bold=True, color=PRIMARY, halign="center"
-            )
+            ),
+            key=True,
         )
-        col.add_widget(self.text(tr("home_hint", L), color=MUTED, halign="center"))
-        col.add_widget(Widget(size_hint_y=0.1))
+        texts.add_line(self.text(tr("home_hint", L), color=MUTED, halign="center"))
+        col.add_widget(texts)
         cols = (1 if s.portrait else 4) if s.care else 2
         grid = GridLayout(cols=cols, spacing=s.gap * 2, size_hint_y=1.4 if cols == 1 else 0.9)
+        rows = 4 // cols
+        # never shorter than a button of any other screen
+        grid.size_hint_min_y = rows * s.button + (rows - 1) * grid.spacing[1]
         big = round(s.title * 1.05)
         specs = [
             ("btn_checkin", "checkin", PRIMARY),
@@ -454,7 +461,7 @@ class Screens:
             v,
             tr("help_title", L),
             body,
-            [self.back_button(L, lambda: self.svc.go("home"))],
+            [self.back_button(L)],  # to the screen the patient called from
             color=GOOD,
         )
 
@@ -799,7 +806,17 @@ class Screens:
         col.add_widget(self.title(tr("fb_done_title", L), color=GOOD))
         parts = [
             self.text(tr("fb_done_no", L), color=MUTED, halign="center"),
-            WrapLabel(d.tracking_no, font_size=s.title, bold=True, color=PRIMARY, halign="center"),
+            # one line, shrunk to fit: wrapped, "F-20261203-kiosk-01-00 / 03" misread as two
+            FitLabel(
+                d.tracking_no,
+                floor=s.floor,
+                font_size=s.title,
+                bold=True,
+                color=PRIMARY,
+                halign="center",
+                size_hint_y=None,
+                height=round(s.title * 1.4),
+            ),
         ]
         if d.phone:
             parts.append(self.text(tr("fb_done_reply", L, phone=d.phone, **kw)))

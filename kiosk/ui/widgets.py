@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import re
 from collections.abc import Callable
 
 from kivy.core.image import Image as CoreImage
@@ -27,7 +28,7 @@ MUTED = (0.32, 0.38, 0.45, 1)
 PRIMARY = (0.0, 0.42, 0.62, 1)
 PRIMARY_DARK = (0.0, 0.30, 0.46, 1)
 SECONDARY = (0.86, 0.90, 0.94, 1)
-GOOD = (0.10, 0.52, 0.28, 1)
+GOOD = (0.08, 0.48, 0.26, 1)  # white on it 5.4:1, on the page 5.0:1
 GOOD_INK, GOOD_TINT = (0.05, 0.38, 0.18, 1), (0.85, 0.93, 0.87, 1)  # 6.2:1
 BAD_TINT = (0.98, 0.88, 0.88, 1)  # BAD on it: 5.2:1
 WARN = (0.70, 0.30, 0.0, 1)  # white on it: 5.3:1
@@ -151,22 +152,31 @@ def shrunk(size: float, factor: float) -> int:
     return min(int(size) - 1, whole_px(size * factor))
 
 
+WORD = re.compile(r"[0-9A-Za-z][0-9A-Za-z'’.,:;!?()/-]*")
+"""A run of Latin letters and digits: Kivy breaks one wider than the line anywhere."""
+
+
 def fits(text: str, font_size: float, box: tuple[float, float], bold: bool = False) -> bool:
-    """Whether `text` wrapped to the box's width fits in its height and width."""
+    """Whether `text` wrapped to the box's width fits in its height and width, every English
+    word (or number) whole on its line: care mode's "Delete" and "Submit" keys read
+    "Delet / e" and "Sub / mit" at 1280x800 before (Chinese may wrap between any characters)."""
     w, h = box
     if w <= 0 or h <= 0:
         return False
-    tw, th = _wrapped_size(text, round(font_size, 2), round(w, 1), bold)
-    return th <= h and tw <= w + 1
+    size = round(font_size, 2)
+    tw, th = _wrapped_size(text, size, round(w, 1), bold)
+    if th > h or tw > w + 1:
+        return False
+    return all(_wrapped_size(word, size, 0.0, bold)[0] <= w + 1 for word in WORD.findall(text))
 
 
 @functools.lru_cache(maxsize=1024)
 def _wrapped_size(text: str, font_size: float, width: float, bold: bool) -> tuple[int, int]:
-    """The size of `text` drawn wrapped to `width` (the same buttons are fitted at every visit
-    of a screen and at every layout pass: measured once, not each time)."""
+    """The size of `text` drawn wrapped to `width` (0: on one line) (the same buttons are fitted
+    at every visit of a screen and at every layout pass: measured once, not each time)."""
     from kivy.core.text import Label as CoreLabel
 
-    lbl = CoreLabel(text=text, font_size=font_size, bold=bold, text_size=(width, None))
+    lbl = CoreLabel(text=text, font_size=font_size, bold=bold, text_size=(width or None, None))
     lbl.refresh()
     return tuple(lbl.texture.size) if lbl.texture else (0, 0)  # type: ignore[return-value]
 
@@ -236,6 +246,11 @@ class WrapLabel(Label):
             width=lambda *_: setattr(self, "text_size", (self.width, None)),
             texture_size=lambda *_: setattr(self, "height", self.texture_size[1]),
         )
+        if not text and "height" not in kw:
+            # No texture yet, so no texture_size event: without this an empty line (the
+            # "back to the start in N s" of a screen that has no countdown) kept Kivy's default
+            # 100 px, a third of an 800x480 screen's area, and squeezed the message above it.
+            self.height = 0
 
 
 class Panel(WrapLabel):

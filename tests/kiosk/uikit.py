@@ -98,7 +98,18 @@ class UI:
             self.loop.idle()
 
     def tap(self, widget: Any) -> None:
-        """A real touch down/up at the widget's centre, through the window's dispatch."""
+        """A real touch down/up at the widget's centre, through the window's dispatch, as a
+        patient taps: once the page has been on the screen for a moment (a touch sooner is
+        ignored as the end of the tap that opened it: kiosk.ui.app.TAP_GUARD_S)."""
+        from kiosk.ui.app import TAP_GUARD_S
+
+        self.pump_until(
+            lambda: time.monotonic() - self.root.page_at >= TAP_GUARD_S, what="tap guard"
+        )
+        self.touch(widget)
+
+    def touch(self, widget: Any) -> None:
+        """A touch down/up at the widget's centre now, whatever the page's age."""
         from kivy.tests.common import UnitTestTouch
 
         x, y = widget.to_window(*widget.center)
