@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from terminal.payloads import DOCUMENTS, PayloadError, Roster, loads, parse
-from terminal.privacy import MAX_ROSTER_NAME, shown_roster_name
+from terminal.privacy import MAX_ROSTER_NAME, is_masked, shown_roster_name
 from terminal.roster_index import RosterIndex, prune
 from terminal.roster_rows import parse_roster
 from terminal.storage import write_durably
@@ -65,7 +65,7 @@ def masked_roster(payload: bytes) -> bytes:
     """The roster payload as it is kept on disk: itself when every name is masked (the site's
     `site roster build` masks them), else a copy with the names masked as a kiosk shows them
     (a HIS publishing SPEC 6.5 itself may send full names: they never reach the disk)."""
-    if all(not m[1] or b"*" in m[1] for m in _NAME.finditer(payload)):
+    if all(is_masked(_json_text(m[1])) for m in _NAME.finditer(payload)):
         return payload
     try:
         doc = loads(payload)  # (size, nesting and encoding guarded as validation does)
@@ -85,7 +85,16 @@ def masked_roster(payload: bytes) -> bytes:
 def _has_unmasked_name(rows: Any) -> bool:
     if isinstance(rows, RosterIndex):
         return rows.has_unmasked_name()
-    return any("*" not in a.name and a.name.strip() for a in rows)
+    return any(not is_masked(a.name) for a in rows)
+
+
+def _json_text(raw: bytes) -> str:
+    """A JSON string's content (escapes included) as text; "" when it is not one."""
+    try:
+        text = json.loads(b'"' + raw + b'"')
+    except ValueError:
+        return ""
+    return text if isinstance(text, str) else ""
 
 
 def safe_fault(fault: str) -> str:

@@ -68,10 +68,21 @@ def mask_roster_name(name: str) -> str:
     return name[0] + "*" * min(len(name) - 2, MAX_ROSTER_NAME - 2) + name[-1]
 
 
+MAX_SHOWN_OF_MASKED = 3
+"""A masked name shows at most this many characters (张*三 2, a compound surname's 欧阳**锋 3)."""
+
+
+def is_masked(name: str) -> bool:
+    """Whether a roster name is masked: it has a `*` and shows at most MAX_SHOWN_OF_MASKED
+    characters (`Zhang*San Feng` has a `*` and shows nearly all of it). An empty one is too."""
+    shown = sum(1 for c in name if c != "*" and not c.isspace())
+    return shown == 0 or ("*" in name and shown <= MAX_SHOWN_OF_MASKED)
+
+
 def shown_roster_name(name: str) -> str:
-    """A roster name as a kiosk shows and prints it: masked by the site already (it has a `*`),
-    or masked here (a HIS that publishes full names must not put them on screen or paper)."""
-    return name if "*" in name or not name.strip() else mask_roster_name(name)
+    """A roster name as a kiosk shows and prints it: as the site masked it (`is_masked`), or
+    masked here (a HIS that publishes full names must not put them on screen or paper)."""
+    return name if is_masked(name) else mask_roster_name(name)
 
 
 def mask_name(name: str) -> str | None:

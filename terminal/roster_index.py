@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
+from terminal.privacy import is_masked
 from terminal.storage import sync_dir
 
 log = logging.getLogger("careterm.documents")
@@ -290,13 +291,11 @@ class RosterIndex(Sequence[AppointmentRow]):
         return found[0] if found else None
 
     def has_unmasked_name(self) -> bool:
-        """Whether a name is not masked (no `*`): a HIS publishing SPEC 6.5 itself may send
-        full names (terminal.documents then indexes a masked copy instead)."""
+        """Whether a name is not masked (`terminal.privacy.is_masked`): a HIS publishing SPEC 6.5
+        itself may send full names (terminal.documents then indexes a masked copy instead)."""
         with self._lock:
-            found = self._conn.execute(
-                "SELECT 1 FROM appointment WHERE instr(name, '*') = 0 AND trim(name) != '' LIMIT 1"
-            ).fetchone()
-        return found is not None
+            names = self._conn.execute("SELECT name FROM appointment WHERE trim(name) != ''")
+            return any(not is_masked(name) for (name,) in names)
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[AppointmentRow]:
         with self._lock:

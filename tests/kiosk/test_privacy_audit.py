@@ -188,6 +188,23 @@ def test_a_roster_with_full_names_never_puts_them_on_the_kiosk_s_disk(
         up2.stop()
 
 
+def test_a_name_with_a_star_that_still_shows_most_of_it_is_masked_again(
+    kiosk: tuple[KioskService, Uplink, Wall], tmp_path: Path
+) -> None:
+    """A `*` alone does not make a name masked: `欧阳明*月` (or `Zhang*San Feng`) shows almost
+    all of it, and is masked as a full name is, on screen and on disk."""
+    svc, _, _ = kiosk
+    half = "欧阳明*月"
+    doc = roster(NOW)
+    for a in doc["appointments"]:
+        a["name"] = half
+    offer(svc, doc)
+    svc.card_read(CardRead("id_card", TOKEN, "1101**********002X", "欧*"))
+    assert svc.call(lambda: svc.view.data.patient) == "欧***月"
+    for path in [svc.documents["roster"].path, *index_files(tmp_path)]:
+        assert "欧阳明".encode() not in path.read_bytes(), path
+
+
 def test_full_names_an_older_version_kept_on_disk_are_masked_at_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
