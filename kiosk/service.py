@@ -322,8 +322,9 @@ class KioskService:
 
     def telemetry(self) -> dict[str, Any]:
         return {
-            "printer": self._printer_state_name(),
-            "card_reader": self.card_reader.state.value if self.card_reader else "disabled",
+            # SPEC 4: null where there is none (the maintenance screen says "disabled")
+            "printer": self.printer.state.value if self.printer is not None else None,
+            "card_reader": self.card_reader.state.value if self.card_reader else None,
             "buttons": None,
             "screen": str(self._view.screen),
         }

@@ -14,6 +14,7 @@ from drivers.card_reader.sim import SamModule, SimCard
 from drivers.printer.document import QR, Text
 from kiosk import service as kiosk_service
 from terminal.config import DEFAULT_CLASSIFY
+from terminal.payloads import Telemetry
 from terminal.privacy import card_token
 
 from ..conftest import now_clear_of_midnight, wait_for
@@ -82,6 +83,12 @@ def test_refused_appointments_explain_and_record_nothing(harness):
     svc.choose(v.data.items[0].id)
     assert harness.wait_view("refused").data.reason == "too_late"
     assert harness.events() == []
+
+
+def test_telemetry_says_null_for_a_printer_or_reader_the_kiosk_has_not(harness):
+    harness.start(printer=None, card_reader=None)
+    t = Telemetry.model_validate(harness.uplink.telemetry_payload())
+    assert (t.printer, t.card_reader, t.buttons, t.screen) == (None, None, None, "home")
 
 
 def test_printer_fault_never_blocks_checkin(harness):
