@@ -135,6 +135,20 @@ class Harness:
         return out
 
 
+NOW = datetime(2026, 11, 23, 9, 0).astimezone()
+"""A fixed morning for the service tests that set the kiosk's clock (`Wall`)."""
+
+
+class Wall:
+    """The kiosk's wall clock (`KioskService(now=...)`), moved by setting `t`."""
+
+    def __init__(self) -> None:
+        self.t = NOW
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
 @pytest.fixture
 def kiosk_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []

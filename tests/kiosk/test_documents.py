@@ -16,17 +16,7 @@ from kiosk.service import KioskService
 from terminal.config import parse_config
 from terminal.uplink import Uplink
 
-from .conftest import TOKEN, card, patient_roster
-
-NOW = datetime(2026, 11, 23, 9, 0).astimezone()
-
-
-class Wall:
-    def __init__(self) -> None:
-        self.t = NOW
-
-    def __call__(self) -> datetime:
-        return self.t
+from .conftest import NOW, TOKEN, Wall, card, patient_roster
 
 
 def write(path: Path, doc: Any) -> None:

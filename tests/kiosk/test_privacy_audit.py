@@ -28,22 +28,13 @@ from terminal.config import parse_config
 from terminal.privacy import lookup_token
 from terminal.uplink import Uplink
 
-from .conftest import TOKEN, patient_roster
+from .conftest import NOW, TOKEN, Wall, patient_roster
 
 ID_NUMBER = "11010519491231002X"
 FULL_NAME = "欧阳明月"
 PHONE = "13812345678"
 BIRTH = "19491231"
 SALT = b"audit-salt"
-NOW = datetime(2026, 11, 23, 9, 0).astimezone()
-
-
-class Wall:
-    def __init__(self) -> None:
-        self.t = NOW
-
-    def __call__(self) -> datetime:
-        return self.t
 
 
 def _config(tmp_path: Path) -> Any:
