@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime
 
 from central.alerts import AlertOptions, run_alerts
 from central.collector import CollectOptions, run_collector
@@ -18,7 +19,7 @@ from central.mqtt import (
     default_client_id,
     publish_retained,
 )
-from central.publish import load_publishable, site_topic
+from central.publish import load_publishable, retained_expiry_s, site_topic
 from central.report import load_staff_names, render_report
 from central.report_model import gap_rows
 from central.roster import build_roster_file
@@ -258,8 +259,10 @@ def _publish(args: argparse.Namespace) -> int:
         )
     payload, summary = load_publishable(args.kind, args.file)
     topic = site_topic(args.topic_root, args.site, args.kind)
-    publish_retained(broker_options(args), topic, payload)
-    print(f"published {summary} to {topic} (retained)")
+    expiry = retained_expiry_s(args.kind, payload, datetime.now().astimezone())
+    publish_retained(broker_options(args), topic, payload, expiry_s=expiry)
+    kept = "" if expiry is None else f", kept by the broker {expiry // 3600} h"
+    print(f"published {summary} to {topic} (retained{kept})")
     return 0
 
 

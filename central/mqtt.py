@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from terminal.cliutil import UsageError
 
@@ -117,9 +119,14 @@ def default_client_id(group: str) -> str:
 
 
 def publish_retained(
-    opts: BrokerOptions, topic: str, payload: bytes, timeout: float = 10.0
+    opts: BrokerOptions,
+    topic: str,
+    payload: bytes,
+    timeout: float = 10.0,
+    expiry_s: int | None = None,
 ) -> None:
-    """Publish one retained QoS 1 message and wait for the broker's PUBACK."""
+    """Publish one retained QoS 1 message and wait for the broker's PUBACK; with `expiry_s`,
+    the broker drops it (and no longer keeps it) that many seconds later (MQTT 5)."""
 
     client = new_client(opts, f"careterm-publish-{os.getpid()}")
     up = threading.Event()
@@ -141,7 +148,11 @@ def publish_retained(
             raise RuntimeError(f"the broker {opts.url} did not answer the connection")
         if refused:
             raise RuntimeError(f"the broker {opts.url} refused the connection: {refused[0]}")
-        info = client.publish(topic, payload, qos=1, retain=True)
+        props = None
+        if expiry_s is not None:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = expiry_s
+        info = client.publish(topic, payload, qos=1, retain=True, properties=props)
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise RuntimeError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,22 @@ def _mask_names(doc: dict[str, Any]) -> int:
             a["name"] = shown_roster_name(name)
             n += 1
     return n
+
+
+ROSTER_KEPT_AFTER_ITS_DAY = timedelta(hours=6)
+"""A retained roster expires at the broker this long after its day ends (the site's time)."""
+ROSTER_KEPT_AT_LEAST = timedelta(hours=1)
+
+
+def retained_expiry_s(kind: str, payload: bytes, now: datetime) -> int | None:
+    """How long the broker keeps a retained document: a roster until a while after its day
+    (`now`'s time zone is the site's): it names patients' appointments, and a kiosk keeps its
+    own copy; every other document until it is replaced (None)."""
+    if kind != "roster":
+        return None
+    day = date.fromisoformat(json.loads(payload)["date"])
+    end = datetime.combine(day + timedelta(days=1), time(0), now.tzinfo)
+    return int(max(end + ROSTER_KEPT_AFTER_ITS_DAY - now, ROSTER_KEPT_AT_LEAST).total_seconds())
 
 
 def load_publishable(kind: str, path: str) -> tuple[bytes, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -332,6 +332,12 @@ def test_roster_and_documents_are_published_retained(
     wait_for(lambda: len(sub.messages) == 4, 10, what="four retained documents")
     by_topic = {m.topic: (json.loads(m.payload), m.retain) for m in sub.messages}
     assert by_topic["careterm/main/roster"][0] == json.loads(roster.read_text())
+    # The roster (patients' appointments) leaves the broker 6 h after its day; the others stay.
+    expiry = {m.topic: getattr(m.properties, "MessageExpiryInterval", None) for m in sub.messages}
+    end = datetime.combine(site_today() + timedelta(days=1), time(0)).astimezone()
+    left = (end + timedelta(hours=6) - datetime.now().astimezone()).total_seconds()
+    assert left - 60 < expiry["careterm/main/roster"] <= left + 1
+    assert expiry["careterm/main/staff"] is None and expiry["careterm/main/survey"] is None
     assert by_topic["careterm/main/staff"][0][0]["name"] == "王芳"
     assert all(retained for _, retained in by_topic.values())
 
