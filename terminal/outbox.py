@@ -82,6 +82,8 @@ DEFAULT_RESERVE_BYTES = 256 * 1024
 """Given back to the file system when the disk is full, so that a patient's rating still fits."""
 RESERVE_RETRY_S = 60.0
 WAL_LIMIT_BYTES = 1024 * 1024
+BUSY_TIMEOUT_MS = 10_000
+"""How long a write waits for another connection's lock (SQLite's busy timeout)."""
 """The WAL is cut back to this size after each checkpoint (`journal_size_limit`)."""
 KEPT_SAVE_EVERY_S = 600.0
 
@@ -187,7 +189,10 @@ class Outbox:
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0
+            str(self.path),
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
         )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
@@ -631,10 +636,16 @@ class Outbox:
     def scrub(self) -> bool:
         """Copy the WAL into the file and empty it, so the WAL's older copies of pages that
         held deleted events (secure_delete zeroes them in the file) leave the disk too. Best
-        effort (a reader may hold the WAL: the next scrub finishes it); True when done."""
+        effort, and never waiting: a reader holding the WAL (`careterm outbox list` run by a
+        technician) would otherwise hold the link thread for the busy timeout; the next scrub
+        finishes it. True when done."""
         with self._lock:
             try:
-                busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                self._db.execute("PRAGMA busy_timeout=0")
+                try:
+                    busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             except sqlite3.Error as e:
                 log.warning("outbox: WAL checkpoint failed: %s", classify(e)[1])
                 return False

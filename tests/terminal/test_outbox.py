@@ -216,3 +216,24 @@ def test_an_acked_event_leaves_the_disk_file_and_wal_after_a_scrub(tmp_path: Pat
     assert ob.scrub_due and ob.scrub() and not ob.scrub_due
     assert not on_disk()
     assert [e.seq for e in ob.iter_all("all")] == [2]  # the rest is kept
+
+
+def test_a_scrub_never_waits_for_a_reader_and_finishes_after_it(tmp_path: Path) -> None:
+    """A technician's `outbox list` holding a read transaction must not hold the link thread
+    (which runs the scrub) for SQLite's busy timeout: the scrub says not done, at once."""
+    import sqlite3
+    import time
+
+    ob = make(tmp_path)
+    ob.store("feedback", {"callback_phone": "13812345678"})
+    ob.mark_sent([1])
+    ob.site_ack(1, ob.epoch)
+    reader = sqlite3.connect(f"file:{tmp_path / 'outbox.sqlite'}?mode=ro", uri=True)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM events").fetchone()
+    t = time.monotonic()
+    assert ob.scrub() is False and ob.scrub_due
+    assert time.monotonic() - t < 1.0
+    reader.rollback()
+    reader.close()
+    assert ob.scrub() is True and not ob.scrub_due
