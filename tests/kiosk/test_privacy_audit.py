@@ -51,6 +51,14 @@ def _config(tmp_path: Path) -> Any:
     )
 
 
+def named_roster(name: str) -> dict[str, Any]:
+    """Today's test roster with every patient's name set to `name` (as a HIS might send it)."""
+    doc = roster(NOW)
+    for a in doc["appointments"]:
+        a["name"] = name
+    return doc
+
+
 @pytest.fixture
 def kiosk(tmp_path: Path) -> Iterator[tuple[KioskService, Uplink, Wall]]:
     wall = Wall()
@@ -149,9 +157,7 @@ def test_a_roster_with_full_names_never_puts_them_on_the_kiosk_s_disk(
     shows only 欧**月), and keeps only the masked names on disk, in its copy of the roster and
     in the roster's index; a kiosk restarted from that copy still checks the patient in."""
     svc, up, wall = kiosk
-    doc = roster(NOW)
-    for a in doc["appointments"]:
-        a["name"] = FULL_NAME
+    doc = named_roster(FULL_NAME)
     offer(svc, doc)
     svc.card_read(CardRead("id_card", TOKEN, "1101**********002X", "欧*"))
     assert svc.call(lambda: svc.view.data.patient) == "欧**月"
@@ -186,9 +192,7 @@ def test_a_name_with_a_star_that_still_shows_most_of_it_is_masked_again(
     all of it, and is masked as a full name is, on screen and on disk."""
     svc, _, _ = kiosk
     half = "欧阳明*月"
-    doc = roster(NOW)
-    for a in doc["appointments"]:
-        a["name"] = half
+    doc = named_roster(half)
     offer(svc, doc)
     svc.card_read(CardRead("id_card", TOKEN, "1101**********002X", "欧*"))
     assert svc.call(lambda: svc.view.data.patient) == "欧***月"
@@ -206,9 +210,7 @@ def test_full_names_an_older_version_kept_on_disk_are_masked_at_start(
     from terminal import roster_index
     from terminal.roster_rows import parse_roster
 
-    doc = roster(NOW)
-    for a in doc["appointments"]:
-        a["name"] = FULL_NAME
+    doc = named_roster(FULL_NAME)
     payload = json.dumps(doc, ensure_ascii=False).encode()
     documents = tmp_path / "data" / "documents"
     documents.mkdir(parents=True)
