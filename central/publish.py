@@ -85,8 +85,9 @@ def _mask_names(doc: dict[str, Any]) -> int:
     n = 0
     for a in doc.get("appointments", []):
         name = a.get("name")
-        if isinstance(name, str) and shown_roster_name(name) != name:
-            a["name"] = shown_roster_name(name)
+        shown = shown_roster_name(name) if isinstance(name, str) else name
+        if shown != name:
+            a["name"] = shown
             n += 1
     return n
 
